@@ -1,0 +1,599 @@
+//! Who is in the mesh, as this node sees it: the Hello exchange, heartbeats, RTT and
+//! failure detection.
+//!
+//! Sans-IO like the engine: time comes in as an argument ([`Micros`], because loopback
+//! round trips are well under a millisecond), messages come in as bytes, and everything
+//! this module wants done comes out of [`Membership::poll_output`]. The drivers (native
+//! and wasm) feed it transport events and carry out its outputs; both therefore detect
+//! departures in exactly the same way.
+//!
+//! A peer is gone on whichever comes first:
+//! - the signaling server's `peer_left` ([`LeftReason::Signaling`]): fastest in practice,
+//!   the server sees a killed process's WebSocket close within ~100 ms;
+//! - the data channel closing ([`LeftReason::ChannelClosed`]): fires when the other side
+//!   closes its connection cleanly (e.g. on `pagehide`);
+//! - no message of any kind for [`MembershipConfig::dead_after_ms`]
+//!   ([`LeftReason::Heartbeat`]): works even when the signaling server is down.
+//!
+//! Run-loop rule: after every `handle_*` call, drain `poll_output()` until `None`, then
+//! call `handle_timeout` no later than `poll_timeout()`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use crate::signal::{PeerId, PeerInfo, PeerKind};
+use crate::wire::{self, WireMsg};
+
+/// A point in time in microseconds, from a clock of the driver's choosing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Micros(pub u64);
+
+impl Micros {
+    pub fn from_ms(ms: u64) -> Self {
+        Micros(ms.saturating_mul(1000))
+    }
+    pub fn saturating_sub(self, other: Micros) -> Micros {
+        Micros(self.0.saturating_sub(other.0))
+    }
+    pub fn as_ms_f64(self) -> f64 {
+        self.0 as f64 / 1000.0
+    }
+    fn plus_ms(self, ms: u64) -> Micros {
+        Micros(self.0.saturating_add(ms.saturating_mul(1000)))
+    }
+}
+
+/// Timing of the Hello/heartbeat protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipConfig {
+    /// How often a Ping goes to each connected peer.
+    pub heartbeat_ms: u64,
+    /// Silence after which a peer is declared dead. Several heartbeats long, so that one
+    /// lost or late message does not evict a live peer.
+    pub dead_after_ms: u64,
+    /// Most peers tracked at once; announcements beyond it are dropped and counted.
+    pub peers_max: usize,
+}
+
+impl Default for MembershipConfig {
+    fn default() -> Self {
+        MembershipConfig {
+            heartbeat_ms: 250,
+            dead_after_ms: 1500,
+            peers_max: 256,
+        }
+    }
+}
+
+/// How a departure was noticed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LeftReason {
+    Signaling,
+    ChannelClosed,
+    Heartbeat,
+}
+
+impl LeftReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeftReason::Signaling => "signaling",
+            LeftReason::ChannelClosed => "channel_closed",
+            LeftReason::Heartbeat => "heartbeat",
+        }
+    }
+}
+
+impl fmt::Display for LeftReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a peer is in its life cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    /// Announced by the signaling server; WebRTC negotiation under way.
+    Connecting,
+    /// Data channel open, our Hello sent, theirs not yet received.
+    ChannelOpen,
+    /// Hello received: a member of the mesh.
+    Connected,
+}
+
+impl PeerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Connecting => "connecting",
+            PeerState::ChannelOpen => "channel_open",
+            PeerState::Connected => "connected",
+        }
+    }
+}
+
+/// What this node knows about one peer.
+#[derive(Clone, Debug)]
+pub struct PeerView {
+    pub info: PeerInfo,
+    pub state: PeerState,
+    /// Cores the peer offered in its Hello.
+    pub cores: u16,
+    /// Last round-trip time measured, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// When the peer was announced, to report how long connecting took.
+    pub announced_at: Micros,
+    /// When anything was last heard from the peer (or it was announced).
+    last_heard: Micros,
+    /// When the next Ping is due.
+    next_ping: Micros,
+    /// The outstanding Ping: its sequence number and when it was sent.
+    ping_out: Option<(u32, Micros)>,
+}
+
+/// Something for the UI, the log or the engine.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MeshEvent {
+    /// The peer's Hello arrived: it is a member now.
+    PeerConnected {
+        peer: PeerInfo,
+        cores: u16,
+        /// From announcement to Hello.
+        connect_ms: f64,
+    },
+    /// The peer is gone.
+    PeerLeft {
+        peer: PeerInfo,
+        reason: LeftReason,
+        /// Time from the last message heard from the peer to the moment its departure was
+        /// noticed: an upper bound on how long detection took.
+        detect_ms: f64,
+        /// Whether it had completed the Hello exchange.
+        was_connected: bool,
+    },
+    /// A round trip was measured.
+    Rtt { peer: PeerId, ms: f64 },
+    /// A message from a peer was dropped (undecodable or against the protocol).
+    Dropped { peer: PeerId, why: String },
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MeshOutput {
+    /// Send this message on the peer's data channel.
+    Send { to: PeerId, msg: WireMsg },
+    /// Tear down the peer's connection (it was declared dead).
+    Close { peer: PeerId },
+    Event(MeshEvent),
+}
+
+/// Counters, for logs and the UI.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MeshStats {
+    pub messages_in: u64,
+    pub dropped_undecodable: u64,
+    pub dropped_protocol: u64,
+    pub dropped_unknown_peer: u64,
+    pub dropped_over_capacity: u64,
+}
+
+/// This node's view of the mesh.
+#[derive(Debug)]
+pub struct Membership {
+    me: PeerInfo,
+    cores: u16,
+    config: MembershipConfig,
+    peers: BTreeMap<PeerId, PeerView>,
+    out: VecDeque<MeshOutput>,
+    next_seq: u32,
+    stats: MeshStats,
+}
+
+impl Membership {
+    pub fn new(me: PeerInfo, cores: u16, config: MembershipConfig) -> Self {
+        Membership {
+            me,
+            cores,
+            config,
+            peers: BTreeMap::new(),
+            out: VecDeque::new(),
+            next_seq: 0,
+            stats: MeshStats::default(),
+        }
+    }
+
+    // ---- getters ----
+
+    pub fn me(&self) -> &PeerInfo {
+        &self.me
+    }
+
+    pub fn peers(&self) -> impl Iterator<Item = &PeerView> {
+        self.peers.values()
+    }
+
+    pub fn peer(&self, id: &PeerId) -> Option<&PeerView> {
+        self.peers.get(id)
+    }
+
+    /// Peers that completed the Hello exchange.
+    pub fn connected(&self) -> impl Iterator<Item = &PeerView> {
+        self.peers
+            .values()
+            .filter(|p| p.state == PeerState::Connected)
+    }
+
+    pub fn stats(&self) -> &MeshStats {
+        &self.stats
+    }
+
+    // ---- input ----
+
+    /// The signaling server announced a peer (in the welcome or a peer-joined).
+    pub fn handle_announced(&mut self, now: Micros, info: PeerInfo) {
+        if info.id == self.me.id || self.peers.contains_key(&info.id) {
+            return;
+        }
+        if self.peers.len() >= self.config.peers_max {
+            self.stats.dropped_over_capacity += 1;
+            return;
+        }
+        self.peers.insert(
+            info.id.clone(),
+            PeerView {
+                info,
+                state: PeerState::Connecting,
+                cores: 0,
+                rtt_ms: None,
+                announced_at: now,
+                last_heard: now,
+                next_ping: now,
+                ping_out: None,
+            },
+        );
+    }
+
+    /// The data channel to `peer` opened: say Hello and start heartbeats.
+    pub fn handle_channel_open(&mut self, now: Micros, peer: &PeerId) {
+        let Some(view) = self.peers.get_mut(peer) else {
+            self.stats.dropped_unknown_peer += 1;
+            return;
+        };
+        if view.state != PeerState::Connecting {
+            return;
+        }
+        view.state = PeerState::ChannelOpen;
+        view.last_heard = now;
+        view.next_ping = now.plus_ms(self.config.heartbeat_ms);
+        self.out.push_back(MeshOutput::Send {
+            to: peer.clone(),
+            msg: WireMsg::Hello {
+                id: self.me.id.clone(),
+                kind: self.me.kind,
+                name: self.me.name.clone(),
+                cores: self.cores,
+            },
+        });
+    }
+
+    /// Bytes arrived from `peer`'s data channel.
+    pub fn handle_message(&mut self, now: Micros, peer: &PeerId, bytes: &[u8]) {
+        let msg = match wire::decode(bytes) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.stats.dropped_undecodable += 1;
+                self.out.push_back(MeshOutput::Event(MeshEvent::Dropped {
+                    peer: peer.clone(),
+                    why: e.to_string(),
+                }));
+                return;
+            }
+        };
+        self.handle_wire(now, peer, msg);
+    }
+
+    /// A decoded message arrived from `peer`.
+    pub fn handle_wire(&mut self, now: Micros, peer: &PeerId, msg: WireMsg) {
+        let Some(view) = self.peers.get_mut(peer) else {
+            self.stats.dropped_unknown_peer += 1;
+            return;
+        };
+        self.stats.messages_in += 1;
+        view.last_heard = now;
+        let protocol_error = |stats: &mut MeshStats, out: &mut VecDeque<MeshOutput>, why: &str| {
+            stats.dropped_protocol += 1;
+            out.push_back(MeshOutput::Event(MeshEvent::Dropped {
+                peer: peer.clone(),
+                why: why.to_string(),
+            }));
+        };
+        match msg {
+            WireMsg::Hello {
+                id,
+                kind,
+                name,
+                cores,
+            } => {
+                if id != *peer {
+                    // The signaling server vouches for ids; a Hello naming someone else
+                    // is a lie or a bug, and must not rename the peer.
+                    protocol_error(&mut self.stats, &mut self.out, "hello with a foreign id");
+                    return;
+                }
+                if view.state == PeerState::Connected {
+                    protocol_error(&mut self.stats, &mut self.out, "second hello");
+                    return;
+                }
+                view.state = PeerState::Connected;
+                view.info.kind = kind;
+                view.info.name = crate::signal::clean_display_name(&name);
+                view.cores = cores;
+                self.out
+                    .push_back(MeshOutput::Event(MeshEvent::PeerConnected {
+                        peer: view.info.clone(),
+                        cores,
+                        connect_ms: now.saturating_sub(view.announced_at).as_ms_f64(),
+                    }));
+            }
+            WireMsg::Ping { seq } => {
+                self.out.push_back(MeshOutput::Send {
+                    to: peer.clone(),
+                    msg: WireMsg::Pong { seq },
+                });
+            }
+            WireMsg::Pong { seq } => {
+                if let Some((out_seq, sent)) = view.ping_out
+                    && out_seq == seq
+                {
+                    let ms = now.saturating_sub(sent).as_ms_f64();
+                    view.rtt_ms = Some(ms);
+                    view.ping_out = None;
+                    self.out.push_back(MeshOutput::Event(MeshEvent::Rtt {
+                        peer: peer.clone(),
+                        ms,
+                    }));
+                }
+            }
+            // Bulk traffic is the benchmark's business; it still counts as a sign of life.
+            WireMsg::Bulk { .. } | WireMsg::BulkEnd { .. } | WireMsg::BulkAck { .. } => {}
+        }
+    }
+
+    /// The signaling server said the peer left.
+    pub fn handle_signal_left(&mut self, now: Micros, peer: &PeerId) {
+        self.remove(now, peer, LeftReason::Signaling);
+    }
+
+    /// The peer's data channel or connection closed.
+    pub fn handle_channel_closed(&mut self, now: Micros, peer: &PeerId) {
+        self.remove(now, peer, LeftReason::ChannelClosed);
+    }
+
+    /// Time passed: send due Pings, declare silent peers dead.
+    pub fn handle_timeout(&mut self, now: Micros) {
+        let mut dead = Vec::new();
+        for (id, view) in &mut self.peers {
+            if view.state == PeerState::Connecting {
+                continue;
+            }
+            if now.saturating_sub(view.last_heard) >= Micros::from_ms(self.config.dead_after_ms) {
+                dead.push(id.clone());
+                continue;
+            }
+            if now >= view.next_ping {
+                self.next_seq = self.next_seq.wrapping_add(1);
+                view.ping_out = Some((self.next_seq, now));
+                view.next_ping = now.plus_ms(self.config.heartbeat_ms);
+                self.out.push_back(MeshOutput::Send {
+                    to: id.clone(),
+                    msg: WireMsg::Ping { seq: self.next_seq },
+                });
+            }
+        }
+        for id in dead {
+            self.remove(now, &id, LeftReason::Heartbeat);
+            self.out.push_back(MeshOutput::Close { peer: id });
+        }
+    }
+
+    // ---- output ----
+
+    pub fn poll_output(&mut self) -> Option<MeshOutput> {
+        self.out.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Micros> {
+        self.peers
+            .values()
+            .filter(|v| v.state != PeerState::Connecting)
+            .map(|v| {
+                v.next_ping
+                    .min(v.last_heard.plus_ms(self.config.dead_after_ms))
+            })
+            .min()
+    }
+
+    fn remove(&mut self, now: Micros, peer: &PeerId, reason: LeftReason) {
+        if let Some(view) = self.peers.remove(peer) {
+            self.out.push_back(MeshOutput::Event(MeshEvent::PeerLeft {
+                peer: view.info,
+                reason,
+                detect_ms: now.saturating_sub(view.last_heard).as_ms_f64(),
+                was_connected: view.state == PeerState::Connected,
+            }));
+        }
+    }
+}
+
+/// A default display name for a node without one: its kind and the id's first characters.
+pub fn default_name(kind: PeerKind, id: &PeerId) -> String {
+    let short: String = id.0.chars().take(4).collect();
+    format!("{kind}-{short}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str, kind: PeerKind) -> PeerInfo {
+        PeerInfo {
+            id: PeerId(id.into()),
+            kind,
+            name: id.into(),
+        }
+    }
+
+    fn drain(m: &mut Membership) -> Vec<MeshOutput> {
+        std::iter::from_fn(|| m.poll_output()).collect()
+    }
+
+    fn hello(id: &str) -> WireMsg {
+        WireMsg::Hello {
+            id: PeerId(id.into()),
+            kind: PeerKind::Browser,
+            name: "tab".into(),
+            cores: 4,
+        }
+    }
+
+    fn connected_pair() -> (Membership, PeerId) {
+        let mut m = Membership::new(info("me", PeerKind::Native), 2, MembershipConfig::default());
+        let b = PeerId("b".into());
+        m.handle_announced(Micros(0), info("b", PeerKind::Browser));
+        m.handle_channel_open(Micros::from_ms(100), &b);
+        let out = drain(&mut m);
+        assert!(
+            matches!(&out[..], [MeshOutput::Send { msg: WireMsg::Hello { id, cores: 2, .. }, .. }] if id.0 == "me"),
+            "{out:?}"
+        );
+        m.handle_wire(Micros::from_ms(120), &b, hello("b"));
+        let out = drain(&mut m);
+        assert!(
+            matches!(&out[..], [MeshOutput::Event(MeshEvent::PeerConnected { cores: 4, connect_ms, .. })] if *connect_ms == 120.0),
+            "{out:?}"
+        );
+        (m, b)
+    }
+
+    #[test]
+    fn hello_makes_a_member_and_pings_measure_rtt() {
+        let (mut m, b) = connected_pair();
+        assert_eq!(m.connected().count(), 1);
+        assert_eq!(m.poll_timeout(), Some(Micros::from_ms(350)));
+        m.handle_timeout(Micros::from_ms(350));
+        let out = drain(&mut m);
+        let seq = match &out[..] {
+            [MeshOutput::Send { msg: WireMsg::Ping { seq }, .. }] => *seq,
+            other => panic!("expected one ping, got {other:?}"),
+        };
+        m.handle_wire(Micros(350_400), &b, WireMsg::Pong { seq });
+        let out = drain(&mut m);
+        assert_eq!(
+            out,
+            vec![MeshOutput::Event(MeshEvent::Rtt {
+                peer: b.clone(),
+                ms: 0.4
+            })]
+        );
+        assert_eq!(m.peer(&b).unwrap().rtt_ms, Some(0.4));
+        // A stale or repeated pong measures nothing.
+        m.handle_wire(Micros(351_000), &b, WireMsg::Pong { seq });
+        assert!(drain(&mut m).is_empty());
+    }
+
+    #[test]
+    fn pings_are_answered() {
+        let (mut m, b) = connected_pair();
+        m.handle_wire(Micros::from_ms(200), &b, WireMsg::Ping { seq: 9 });
+        assert_eq!(
+            drain(&mut m),
+            vec![MeshOutput::Send {
+                to: b,
+                msg: WireMsg::Pong { seq: 9 }
+            }]
+        );
+    }
+
+    #[test]
+    fn silence_is_death_after_the_configured_time() {
+        let (mut m, b) = connected_pair();
+        // Last heard at 120 ms; pings go out but nothing comes back.
+        let mut left = None;
+        for _ in 0..100 {
+            let now = m.poll_timeout().expect("a deadline while a peer is tracked");
+            m.handle_timeout(now);
+            for o in drain(&mut m) {
+                if let MeshOutput::Event(MeshEvent::PeerLeft { reason, detect_ms, .. }) = o {
+                    left = Some((reason, detect_ms, now));
+                }
+            }
+            if left.is_some() {
+                break;
+            }
+        }
+        let (reason, detect_ms, at) = left.expect("peer declared dead");
+        assert_eq!(reason, LeftReason::Heartbeat);
+        assert_eq!(at, Micros::from_ms(120 + 1500));
+        assert_eq!(detect_ms, 1500.0);
+        assert!(m.peer(&b).is_none());
+        assert_eq!(m.poll_timeout(), None);
+    }
+
+    #[test]
+    fn any_message_keeps_a_peer_alive() {
+        let (mut m, b) = connected_pair();
+        for t in (200..5000).step_by(200) {
+            m.handle_wire(Micros::from_ms(t), &b, WireMsg::Ping { seq: 1 });
+            m.handle_timeout(Micros::from_ms(t + 1));
+        }
+        assert!(
+            !drain(&mut m)
+                .iter()
+                .any(|o| matches!(o, MeshOutput::Event(MeshEvent::PeerLeft { .. })))
+        );
+        assert_eq!(m.connected().count(), 1);
+    }
+
+    #[test]
+    fn signaling_and_channel_close_remove_once() {
+        let (mut m, b) = connected_pair();
+        m.handle_signal_left(Micros::from_ms(300), &b);
+        m.handle_channel_closed(Micros::from_ms(301), &b);
+        let out = drain(&mut m);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(matches!(
+            &out[0],
+            MeshOutput::Event(MeshEvent::PeerLeft { reason: LeftReason::Signaling, detect_ms, was_connected: true, .. })
+                if *detect_ms == 180.0
+        ));
+    }
+
+    #[test]
+    fn protocol_violations_are_dropped_and_counted() {
+        let (mut m, b) = connected_pair();
+        m.handle_message(Micros::from_ms(200), &b, &[1, 255, 255]);
+        m.handle_wire(Micros::from_ms(201), &b, hello("someone-else"));
+        m.handle_wire(Micros::from_ms(202), &b, hello("b"));
+        m.handle_message(Micros::from_ms(203), &PeerId("stranger".into()), &wire::encode(&WireMsg::Ping { seq: 1 }));
+        let out = drain(&mut m);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!(out.iter().all(|o| matches!(o, MeshOutput::Event(MeshEvent::Dropped { .. }))));
+        let s = m.stats();
+        assert_eq!((s.dropped_undecodable, s.dropped_protocol, s.dropped_unknown_peer), (1, 2, 1));
+        assert_eq!(m.peer(&b).unwrap().info.name, "tab");
+    }
+
+    #[test]
+    fn announcements_are_bounded_and_self_is_ignored() {
+        let config = MembershipConfig {
+            peers_max: 2,
+            ..MembershipConfig::default()
+        };
+        let mut m = Membership::new(info("me", PeerKind::Native), 1, config);
+        m.handle_announced(Micros(0), info("me", PeerKind::Native));
+        for id in ["a", "b", "c"] {
+            m.handle_announced(Micros(0), info(id, PeerKind::Native));
+        }
+        assert_eq!(m.peers().count(), 2);
+        assert_eq!(m.stats().dropped_over_capacity, 1);
+    }
+}

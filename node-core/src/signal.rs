@@ -1,0 +1,364 @@
+//! The signaling protocol: JSON frames over the WebSocket at `/ws`.
+//!
+//! JSON (not binary) so that a person can read it in the browser's devtools. Every frame
+//! carries the protocol version `v`; a frame with another version is answered with an
+//! [`ErrorCode::BadVersion`] error. This module is plain data shared by `signaling/`
+//! (the server) and the node transports (the clients); it does no IO.
+//!
+//! Flow: a client sends [`ClientMsg::Join`]; the server answers [`ServerMsg::Welcome`]
+//! with the id it chose for the client (a client can neither choose nor spoof its id),
+//! the peers already in the room and the ICE servers to use. Everyone in the room then
+//! gets [`ServerMsg::PeerJoined`] / [`ServerMsg::PeerLeft`]. Offers, answers and ICE
+//! candidates travel as [`ClientMsg::Signal`] → [`ServerMsg::Signal`], only between
+//! peers of the same room.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The version every frame carries in its `v` field.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest room name accepted.
+pub const ROOM_NAME_LEN_MAX: usize = 64;
+/// Longest display name accepted; longer names are cut, not refused.
+pub const DISPLAY_NAME_LEN_MAX: usize = 48;
+
+/// A peer id, assigned by the signaling server.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PeerId(pub String);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PeerId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What kind of node a peer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerKind {
+    /// A browser tab running the web UI.
+    Browser,
+    /// A `meshwork node` process.
+    Native,
+}
+
+impl PeerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerKind::Browser => "browser",
+            PeerKind::Native => "native",
+        }
+    }
+}
+
+impl fmt::Display for PeerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A member of a room as the server describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub id: PeerId,
+    pub kind: PeerKind,
+    /// Display name, for people; not unique.
+    pub name: String,
+}
+
+/// One ICE server (STUN or TURN), handed out by the signaling server's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The WebRTC negotiation payload relayed between two peers. The server never looks
+/// inside beyond checking that it is well-formed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SignalData {
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        sdp: String,
+    },
+    Ice {
+        candidate: String,
+        #[serde(default)]
+        sdp_mid: Option<String>,
+        #[serde(default)]
+        sdp_mline_index: Option<u16>,
+    },
+}
+
+/// Frames a client sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Enter a room. Allowed once per connection.
+    Join {
+        room: String,
+        kind: PeerKind,
+        #[serde(default)]
+        name: String,
+    },
+    /// Relay `data` to peer `to` of the same room.
+    Signal { to: PeerId, data: SignalData },
+}
+
+impl ClientMsg {
+    /// The `type` tags this version understands, to tell an unknown type from a
+    /// malformed known one.
+    pub const TYPES: &'static [&'static str] = &["join", "signal"];
+}
+
+/// Frames the server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Welcome {
+        id: PeerId,
+        room: String,
+        peers: Vec<PeerInfo>,
+        ice_servers: Vec<IceServer>,
+    },
+    PeerJoined {
+        peer: PeerInfo,
+    },
+    PeerLeft {
+        id: PeerId,
+    },
+    Signal {
+        from: PeerId,
+        data: SignalData,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Why the server refused a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Not JSON, or a known type with missing or ill-typed fields.
+    BadJson,
+    UnknownType,
+    BadVersion,
+    BadRoom,
+    TooBig,
+    /// The target of a signal is not in the sender's room.
+    NoSuchPeer,
+    NotJoined,
+    AlreadyJoined,
+    RoomFull,
+    TooManyRooms,
+    RateLimited,
+    /// A binary frame; the protocol is text only.
+    Binary,
+}
+
+/// A frame on the wire: the version plus the message, flattened into one JSON object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame<M> {
+    pub v: u32,
+    #[serde(flatten)]
+    pub msg: M,
+}
+
+impl<M: Serialize> Frame<M> {
+    pub fn new(msg: M) -> Self {
+        Frame {
+            v: PROTOCOL_VERSION,
+            msg,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising these plain types cannot fail: no maps with non-string keys.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Serialises a server message as a versioned frame.
+pub fn encode_server(msg: ServerMsg) -> String {
+    Frame::new(msg).to_json()
+}
+
+/// Serialises a client message as a versioned frame.
+pub fn encode_client(msg: ClientMsg) -> String {
+    Frame::new(msg).to_json()
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct DecodeError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    v: Option<serde_json::Value>,
+    #[serde(rename = "type")]
+    ty: Option<serde_json::Value>,
+}
+
+fn decode<M: serde::de::DeserializeOwned>(text: &str, types: &[&str]) -> Result<M, DecodeError> {
+    let err = |code, message: String| DecodeError { code, message };
+    let env: Envelope = serde_json::from_str(text)
+        .map_err(|e| err(ErrorCode::BadJson, format!("not a JSON object: {e}")))?;
+    match env.v {
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(PROTOCOL_VERSION)) => {}
+        Some(other) => {
+            return Err(err(
+                ErrorCode::BadVersion,
+                format!("protocol version {other} is not supported; this server speaks v{PROTOCOL_VERSION}"),
+            ));
+        }
+        None => {
+            return Err(err(
+                ErrorCode::BadVersion,
+                format!("missing protocol version field \"v\" (expected {PROTOCOL_VERSION})"),
+            ));
+        }
+    }
+    match env.ty {
+        Some(serde_json::Value::String(t)) if types.contains(&t.as_str()) => {}
+        Some(serde_json::Value::String(t)) => {
+            let t: String = t.chars().take(32).collect();
+            return Err(err(ErrorCode::UnknownType, format!("unknown message type {t:?}")));
+        }
+        _ => return Err(err(ErrorCode::BadJson, "missing string field \"type\"".into())),
+    }
+    let frame: Frame<M> = serde_json::from_str(text)
+        .map_err(|e| err(ErrorCode::BadJson, format!("malformed message: {e}")))?;
+    Ok(frame.msg)
+}
+
+/// Decodes a client frame, telling apart bad JSON, a wrong version and an unknown type.
+pub fn decode_client(text: &str) -> Result<ClientMsg, DecodeError> {
+    decode(text, ClientMsg::TYPES)
+}
+
+/// Decodes a server frame.
+pub fn decode_server(text: &str) -> Result<ServerMsg, DecodeError> {
+    decode(
+        text,
+        &["welcome", "peer_joined", "peer_left", "signal", "error"],
+    )
+}
+
+/// Whether `room` is an acceptable room name: 1 to [`ROOM_NAME_LEN_MAX`] characters of
+/// ASCII letters, digits, `-` and `_`. Keeps names safe in URLs, logs and file names.
+pub fn valid_room_name(room: &str) -> bool {
+    !room.is_empty()
+        && room.len() <= ROOM_NAME_LEN_MAX
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A display name made safe to show: control characters dropped, length capped.
+pub fn clean_display_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .take(DISPLAY_NAME_LEN_MAX)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_round_trip_with_version() {
+        let msg = ClientMsg::Join {
+            room: "demo".into(),
+            kind: PeerKind::Browser,
+            name: "tab".into(),
+        };
+        let text = encode_client(msg.clone());
+        assert!(text.contains("\"v\":1"), "{text}");
+        assert!(text.contains("\"type\":\"join\""), "{text}");
+        assert_eq!(decode_client(&text).unwrap(), msg);
+
+        let sig = ClientMsg::Signal {
+            to: PeerId("abc".into()),
+            data: SignalData::Ice {
+                candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+                sdp_mid: None,
+                sdp_mline_index: Some(0),
+            },
+        };
+        assert_eq!(decode_client(&encode_client(sig.clone())).unwrap(), sig);
+    }
+
+    #[test]
+    fn server_frames_round_trip() {
+        let msg = ServerMsg::Welcome {
+            id: PeerId("p1".into()),
+            room: "r".into(),
+            peers: vec![PeerInfo {
+                id: PeerId("p0".into()),
+                kind: PeerKind::Native,
+                name: "n".into(),
+            }],
+            ice_servers: vec![IceServer {
+                urls: vec!["stun:127.0.0.1:3478".into()],
+                username: None,
+                credential: None,
+            }],
+        };
+        assert_eq!(decode_server(&encode_server(msg.clone())).unwrap(), msg);
+    }
+
+    #[test]
+    fn decode_errors_are_classified() {
+        let code = |t: &str| decode_client(t).unwrap_err().code;
+        assert_eq!(code("not json"), ErrorCode::BadJson);
+        assert_eq!(code("[1,2]"), ErrorCode::BadJson);
+        assert_eq!(code(r#"{"type":"join","room":"a","kind":"native"}"#), ErrorCode::BadVersion);
+        assert_eq!(code(r#"{"v":2,"type":"join","room":"a","kind":"native"}"#), ErrorCode::BadVersion);
+        assert_eq!(code(r#"{"v":"1","type":"join"}"#), ErrorCode::BadVersion);
+        assert_eq!(code(r#"{"v":1,"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"v":1}"#), ErrorCode::BadJson);
+        assert_eq!(code(r#"{"v":1,"type":"join","room":"a","kind":"robot"}"#), ErrorCode::BadJson);
+        assert_eq!(code(r#"{"v":1,"type":"signal","to":"x"}"#), ErrorCode::BadJson);
+    }
+
+    #[test]
+    fn room_names() {
+        assert!(valid_room_name("demo"));
+        assert!(valid_room_name("Class_2-b"));
+        assert!(!valid_room_name(""));
+        assert!(!valid_room_name("a b"));
+        assert!(!valid_room_name("../etc"));
+        assert!(!valid_room_name(&"x".repeat(ROOM_NAME_LEN_MAX + 1)));
+    }
+
+    #[test]
+    fn display_names_are_cleaned() {
+        assert_eq!(clean_display_name("  ann\u{7}ie "), "annie");
+        assert_eq!(clean_display_name(&"y".repeat(100)).len(), DISPLAY_NAME_LEN_MAX);
+    }
+}

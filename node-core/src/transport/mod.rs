@@ -1,0 +1,68 @@
+//! The WebRTC mesh behind one trait.
+//!
+//! A transport joins a room on the signaling server, opens one data channel to every
+//! other member (the newcomer sends the offers; ICE candidates trickle), and reports what
+//! happens as [`TransportEvent`]s. It knows nothing of the protocol spoken on the
+//! channels: it carries opaque byte messages, and [`crate::membership`] gives them
+//! meaning. Two implementations, chosen by target: [`web`] (web-sys) in the browser and
+//! [`native`] (webrtc-rs over tokio) elsewhere.
+
+use crate::signal::{ErrorCode, PeerId, PeerInfo};
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+/// Something that happened on the signaling socket or a data channel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TransportEvent {
+    /// The server welcomed us: our id and the members already in the room, to whom this
+    /// transport is now sending offers.
+    Joined { me: PeerInfo, peers: Vec<PeerInfo> },
+    /// Someone joined the room after us; they will send us an offer.
+    PeerJoined(PeerInfo),
+    /// The signaling server saw the peer's socket close.
+    PeerLeft(PeerId),
+    /// The data channel to the peer is open and can carry messages.
+    ChannelOpen(PeerId),
+    /// The data channel or the whole connection to the peer closed or failed.
+    ChannelClosed(PeerId),
+    /// One message arrived on the peer's data channel.
+    Message(PeerId, Vec<u8>),
+    /// The signaling server refused one of our frames.
+    SignalingError { code: ErrorCode, message: String },
+    /// The signaling socket closed. Established data channels keep working.
+    SignalingClosed,
+}
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    #[error("no open data channel to peer {0}")]
+    NoChannel(PeerId),
+    #[error("message of {0} bytes is over the channel limit")]
+    TooBig(usize),
+    #[error("data channel send failed: {0}")]
+    Channel(String),
+}
+
+/// A WebRTC mesh endpoint. Futures need not be `Send`: in the browser everything runs on
+/// one thread.
+#[allow(async_fn_in_trait)]
+pub trait Transport {
+    /// The next event, or `None` once the transport has shut down.
+    async fn next_event(&mut self) -> Option<TransportEvent>;
+
+    /// Sends one message to `to`, waiting while the channel's send buffer is over its
+    /// bound (back-pressure instead of an unbounded queue).
+    async fn send(&self, to: &PeerId, bytes: Vec<u8>) -> Result<(), SendError>;
+
+    /// Closes the connection to one peer (e.g. it was declared dead).
+    fn close_peer(&self, peer: &PeerId);
+
+    /// Closes every peer connection and the signaling socket, so that the others notice
+    /// at once instead of waiting for a timeout.
+    async fn shutdown(&self);
+}

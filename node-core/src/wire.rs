@@ -1,0 +1,161 @@
+//! Every message that crosses a data channel.
+//!
+//! A data-channel message is one byte of [`WIRE_VERSION`] followed by a postcard-encoded
+//! [`WireMsg`]. Binary and compact because payloads (result tiles, bulk data) ride the
+//! same channel as heartbeats. Decoding is total: any byte string gives either a message
+//! or a [`WireError`], never a panic, so a peer cannot crash a node with garbage.
+
+use serde::{Deserialize, Serialize};
+
+use crate::signal::{PeerId, PeerKind};
+
+/// The version byte that starts every data-channel message.
+pub const WIRE_VERSION: u8 = 1;
+
+/// Largest message a node sends or accepts on a data channel, in bytes. 16 KiB is what
+/// every browser delivers unfragmented; larger payloads are chunked by the sender.
+pub const MESSAGE_LEN_MAX: usize = 16 * 1024;
+
+/// Longest name accepted in a [`WireMsg::Hello`].
+pub const HELLO_NAME_LEN_MAX: usize = 64;
+
+/// A data-channel message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireMsg {
+    /// The first message on a channel, in both directions: who I am. A peer is a member
+    /// only after its Hello has arrived.
+    Hello {
+        id: PeerId,
+        kind: PeerKind,
+        name: String,
+        /// Cores this node offers for compute.
+        cores: u16,
+    },
+    /// Heartbeat; the receiver answers with a [`WireMsg::Pong`] echoing `seq`.
+    Ping { seq: u32 },
+    /// Answer to a [`WireMsg::Ping`].
+    Pong { seq: u32 },
+    /// Bulk bytes, used to measure channel throughput (`cargo xtask bench mesh`).
+    Bulk { data: Vec<u8> },
+    /// End of a bulk transfer; the receiver answers with [`WireMsg::BulkAck`].
+    BulkEnd { seq: u32 },
+    /// How many bulk payload bytes arrived since the last ack.
+    BulkAck { seq: u32, bytes: u64 },
+}
+
+/// Why bytes from a peer were not a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    #[error("empty message")]
+    Empty,
+    #[error("wire version {0} is not supported (expected {WIRE_VERSION})")]
+    Version(u8),
+    #[error("message of {0} bytes is over the {MESSAGE_LEN_MAX}-byte limit")]
+    TooBig(usize),
+    #[error("undecodable message: {0}")]
+    Decode(String),
+    #[error("hello name of {0} bytes is over the limit")]
+    NameTooLong(usize),
+}
+
+/// Encodes a message with its version byte.
+pub fn encode(msg: &WireMsg) -> Vec<u8> {
+    let mut out = vec![WIRE_VERSION];
+    // postcard serialisation of these types into a Vec cannot fail.
+    out.extend(postcard::to_allocvec(msg).unwrap_or_default());
+    out
+}
+
+/// Decodes and checks a message from a peer.
+pub fn decode(bytes: &[u8]) -> Result<WireMsg, WireError> {
+    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+    if version != WIRE_VERSION {
+        return Err(WireError::Version(version));
+    }
+    if bytes.len() > MESSAGE_LEN_MAX {
+        return Err(WireError::TooBig(bytes.len()));
+    }
+    let (msg, rest) =
+        postcard::take_from_bytes::<WireMsg>(body).map_err(|e| WireError::Decode(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError::Decode(format!("{} trailing bytes", rest.len())));
+    }
+    if let WireMsg::Hello { name, id, .. } = &msg
+        && (name.len() > HELLO_NAME_LEN_MAX || id.0.len() > HELLO_NAME_LEN_MAX)
+    {
+        return Err(WireError::NameTooLong(name.len().max(id.0.len())));
+    }
+    Ok(msg)
+}
+
+/// The largest `Bulk` payload that still fits in one message.
+pub const BULK_PAYLOAD_MAX: usize = MESSAGE_LEN_MAX - 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_kinds() -> Vec<WireMsg> {
+        vec![
+            WireMsg::Hello {
+                id: PeerId("abcd".into()),
+                kind: PeerKind::Native,
+                name: "n1".into(),
+                cores: 2,
+            },
+            WireMsg::Ping { seq: 7 },
+            WireMsg::Pong { seq: u32::MAX },
+            WireMsg::Bulk {
+                data: vec![9; BULK_PAYLOAD_MAX],
+            },
+            WireMsg::BulkEnd { seq: 1 },
+            WireMsg::BulkAck { seq: 1, bytes: 1 << 40 },
+        ]
+    }
+
+    #[test]
+    fn round_trip_every_message() {
+        for msg in all_kinds() {
+            let bytes = encode(&msg);
+            assert_eq!(bytes[0], WIRE_VERSION);
+            assert!(bytes.len() <= MESSAGE_LEN_MAX, "{msg:?} is {} bytes", bytes.len());
+            assert_eq!(decode(&bytes).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert_eq!(decode(&[]), Err(WireError::Empty));
+        assert_eq!(decode(&[2, 0]), Err(WireError::Version(2)));
+        assert!(matches!(decode(&[1]), Err(WireError::Decode(_))));
+        assert!(matches!(decode(&[1, 200, 200, 200]), Err(WireError::Decode(_))));
+        let mut trailing = encode(&WireMsg::Ping { seq: 1 });
+        trailing.push(0);
+        assert!(matches!(decode(&trailing), Err(WireError::Decode(_))));
+        let big = vec![1u8; MESSAGE_LEN_MAX + 1];
+        assert_eq!(decode(&big), Err(WireError::TooBig(MESSAGE_LEN_MAX + 1)));
+        let long = encode(&WireMsg::Hello {
+            id: PeerId("x".into()),
+            kind: PeerKind::Browser,
+            name: "n".repeat(HELLO_NAME_LEN_MAX + 1),
+            cores: 1,
+        });
+        assert!(matches!(decode(&long), Err(WireError::NameTooLong(_))));
+    }
+
+    #[test]
+    fn every_prefix_and_byte_flip_decodes_without_panic() {
+        for msg in all_kinds() {
+            let bytes = encode(&msg);
+            for cut in 0..bytes.len().min(64) {
+                let _ = decode(&bytes[..cut]);
+            }
+            for i in 0..bytes.len().min(64) {
+                let mut b = bytes.clone();
+                b[i] ^= 0xff;
+                let _ = decode(&b);
+            }
+        }
+    }
+}
