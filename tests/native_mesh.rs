@@ -1,0 +1,106 @@
+//! Native mesh over real WebRTC on loopback: a signaling server and four
+//! `meshwork node` processes form a full mesh; one is killed with SIGKILL and every
+//! survivor reports its departure within 2 s.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{node, server, wait_connected};
+
+#[test]
+fn four_native_nodes_form_a_full_mesh_and_notice_a_kill() {
+    let (_server, addr) = server(&[]);
+    let room = "native-mesh";
+    let mut nodes: Vec<_> = (0..4)
+        .map(|i| node(&addr, room, &format!("n{i}"), &[]))
+        .collect();
+    let ids: Vec<String> = nodes
+        .iter_mut()
+        .map(|n| n.wait_event(Duration::from_secs(20), "joined")["id"].as_str().unwrap().to_string())
+        .collect();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        let mut peers = wait_connected(n, 3, Duration::from_secs(60));
+        peers.sort();
+        let mut want: Vec<String> = ids.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, id)| id.clone()).collect();
+        want.sort();
+        assert_eq!(peers, want, "{} is connected to exactly the other three", n.name);
+        let connected = n.wait_event(Duration::from_secs(1), "peer_connected");
+        assert_eq!(connected["kind"], "native");
+    }
+    // Heartbeats measure a round trip to every peer.
+    for n in nodes.iter_mut() {
+        let rtt = n.wait_event(Duration::from_secs(10), "rtt");
+        assert!(rtt["ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{rtt}");
+    }
+
+    let mut victim = nodes.remove(0);
+    let victim_id = ids[0].clone();
+    let killed_at = Instant::now();
+    victim.kill();
+    for n in nodes.iter_mut() {
+        let left_by = killed_at + Duration::from_secs(2);
+        let ev = n
+            .wait_for(left_by.saturating_duration_since(Instant::now()), |v| {
+                v["event"] == "peer_left" && v["peer"] == victim_id.as_str()
+            })
+            .unwrap_or_else(|| panic!("{} did not report peer_left for {victim_id} within 2 s; saw {:?}", n.name, n.seen));
+        let reason = ev["reason"].as_str().unwrap_or_default();
+        assert!(["signaling", "channel_closed", "heartbeat"].contains(&reason), "{ev}");
+        assert!(ev["detect_ms"].as_f64().is_some(), "{ev}");
+        assert_eq!(ev["was_connected"], true);
+    }
+    // The survivors still form a full mesh among themselves.
+    for n in nodes.iter_mut() {
+        assert_eq!(common::connected_peers(n).len(), 2, "{}: {:?}", n.name, n.seen);
+    }
+}
+
+#[test]
+fn a_node_started_after_its_peers_connects_and_shutdown_is_noticed_at_once() {
+    let (_server, addr) = server(&[]);
+    let room = "late-joiner";
+    let mut a = node(&addr, room, "a", &[]);
+    a.wait_event(Duration::from_secs(20), "joined");
+    let mut b = node(&addr, room, "b", &[]);
+    let b_id = b.wait_event(Duration::from_secs(20), "joined")["id"].as_str().unwrap().to_string();
+    wait_connected(&mut a, 1, Duration::from_secs(60));
+    wait_connected(&mut b, 1, Duration::from_secs(60));
+    // SIGTERM: the node closes its connections before exiting.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &b.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let ev = a
+        .wait_for(Duration::from_secs(2), |v| v["event"] == "peer_left" && v["peer"] == b_id.as_str())
+        .unwrap_or_else(|| panic!("a did not see b leave; saw {:?}", a.seen));
+    assert!(ev["reason"] == "signaling" || ev["reason"] == "channel_closed", "{ev}");
+}
+
+#[test]
+fn bad_arguments_are_refused_with_a_clear_message() {
+    let out = common::meshwork()
+        .args(["node", "--server", "127.0.0.1:1", "--room", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a scheme"), "{out:?}");
+    let out = common::meshwork()
+        .args(["node", "--server", "http://127.0.0.1:1", "--room", "no spaces"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid"), "{out:?}");
+    let out = common::meshwork()
+        .args(["node", "--server", "http://127.0.0.1:1", "--ice-bind", "nowhere"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad ICE bind"), "{out:?}");
+    let out = common::meshwork().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "node", "demo"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}

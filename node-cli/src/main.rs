@@ -1,1 +1,456 @@
-fn main() {}
+//! `meshwork`: run the signaling server, join a mesh as a native node, or start a demo.
+//!
+//! A thin shell: the server is `signaling`, the node is `node_core`'s transport and
+//! driver. This file parses arguments, prints events and handles Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use node_core::driver::{MeshNode, NodeEvent, RunOptions, run_native};
+use node_core::membership::{MeshEvent, MembershipConfig};
+use node_core::signal::{IceServer, PeerKind, valid_room_name};
+use node_core::transport::native::{NativeConfig, NativeTransport};
+use serde_json::json;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "meshwork",
+    version,
+    about = "A distributed-compute mesh you can watch: browser tabs and native nodes over WebRTC",
+    long_about = "A distributed-compute mesh you can watch: browser tabs and native nodes join a \
+room through a signaling server and connect to each other over WebRTC data channels.\n\n\
+Quick start:\n  meshwork demo                 serve the UI and start 2 native nodes in room `demo`\n  \
+meshwork serve                signaling server + web UI only\n  \
+meshwork node --server http://HOST:8080 --room demo   add this machine as a node"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the signaling server and serve the web UI.
+    Serve(ServeArgs),
+    /// Join a room as a native node and stay in the mesh until Ctrl-C.
+    Node(NodeArgs),
+    /// Serve the UI and start native nodes in room `demo`; prints the URL to open.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    /// Address to listen on (use 0.0.0.0:8080 to let other machines join).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    #[command(flatten)]
+    server: ServerOptions,
+    /// Print one JSON object per line on stdout (the first is {"event":"listening",...}).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Settings shared by `serve` and `demo`.
+#[derive(Args, Debug, Clone)]
+struct ServerOptions {
+    /// Directory of the built web UI (made by Trunk: `cargo xtask demo` builds it).
+    #[arg(long, default_value = "dist")]
+    dist: PathBuf,
+    /// Directory served as-is under /static.
+    #[arg(long, default_value = "static")]
+    static_dir: PathBuf,
+    /// ICE server handed to every peer (stun:HOST:PORT or turn:HOST:PORT); repeatable.
+    /// None by default: peers on one LAN or machine need none.
+    #[arg(long = "ice-server", value_name = "URL")]
+    ice_servers: Vec<String>,
+    /// Largest signaling frame accepted, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    message_bytes_max: usize,
+    /// Most peers in one room.
+    #[arg(long, default_value_t = 64)]
+    peers_per_room_max: usize,
+    /// Most rooms at once.
+    #[arg(long, default_value_t = 1024)]
+    rooms_max: usize,
+    /// Most signaling frames per second from one connection.
+    #[arg(long, default_value_t = 50)]
+    messages_per_second_max: u32,
+}
+
+#[derive(Args, Debug)]
+struct NodeArgs {
+    /// The signaling server: http://HOST:PORT, ws://HOST:PORT or a full ws://…/ws URL.
+    #[arg(long)]
+    server: String,
+    /// Room to join (letters, digits, '-' and '_').
+    #[arg(long, default_value = "demo")]
+    room: String,
+    #[command(flatten)]
+    node: NodeOptions,
+    /// Print one JSON object per line on stdout for every event; logs go to stderr.
+    #[arg(long)]
+    json: bool,
+    /// Benchmark: send this many bytes to the first peer that connects and report the
+    /// throughput.
+    #[arg(long, hide = true)]
+    bench_bulk_bytes: Option<u64>,
+}
+
+/// Settings of a native node, shared by `node` and `demo`.
+#[derive(Args, Debug, Clone)]
+struct NodeOptions {
+    /// Display name shown to other peers (default: derived from the id).
+    #[arg(long, default_value = "")]
+    name: String,
+    /// Local address for WebRTC (ICE) sockets; repeatable. Default: every interface,
+    /// which is what a node on a LAN needs. Tests pass 127.0.0.1.
+    #[arg(long = "ice-bind", value_name = "ADDR", default_value = "0.0.0.0")]
+    ice_bind: Vec<String>,
+    /// Cores this node offers for compute (default: all).
+    #[arg(long)]
+    cores: Option<u16>,
+    /// Heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    heartbeat_ms: u64,
+    /// A peer silent this long is declared dead, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    dead_after_ms: u64,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Address to listen on. The default accepts other machines on the LAN.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    bind: SocketAddr,
+    /// Native nodes to start.
+    #[arg(long, default_value_t = 2)]
+    nodes: usize,
+    #[command(flatten)]
+    server: ServerOptions,
+    #[command(flatten)]
+    node: NodeOptions,
+}
+
+/// Default log filter: our own crates at info; webrtc-rs only when something is wrong
+/// (it warns about ordinary steps of ICE negotiation).
+const QUIET_LOGS: &str = "warn,node_cli=info,node_core=info,signaling=info,\
+webrtc=error,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,rtc_datachannel=error";
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| QUIET_LOGS.into()),
+        )
+        .init();
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => serve(a).await,
+            Command::Node(a) => node(a).await,
+            Command::Demo(a) => demo(a).await,
+        }
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn server_config(o: &ServerOptions) -> Result<signaling::Config> {
+    for url in &o.ice_servers {
+        if !(url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:")) {
+            bail!("--ice-server {url:?} must start with stun:, turn: or turns:");
+        }
+    }
+    Ok(signaling::Config {
+        dist_dir: o.dist.clone(),
+        static_dir: o.static_dir.clone(),
+        ice_servers: o
+            .ice_servers
+            .iter()
+            .map(|u| IceServer {
+                urls: vec![u.clone()],
+                username: None,
+                credential: None,
+            })
+            .collect(),
+        message_bytes_max: o.message_bytes_max,
+        peers_per_room_max: o.peers_per_room_max,
+        rooms_max: o.rooms_max,
+        messages_per_second_max: o.messages_per_second_max,
+        ..signaling::Config::default()
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (is another server using the port? try --bind 127.0.0.1:0)"))
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    let config = server_config(&a.server)?;
+    if !config.dist_dir.join("index.html").exists() {
+        tracing::warn!(
+            "no web UI at {}: run `cargo xtask demo` (or `trunk build`) to build it; signaling works without it",
+            config.dist_dir.display()
+        );
+    }
+    let listener = bind(a.bind).await?;
+    let addr = listener.local_addr()?;
+    if a.json {
+        println!("{}", json!({"event": "listening", "addr": addr.to_string()}));
+    } else {
+        println!("meshwork signaling listening on http://{addr}");
+    }
+    signaling::serve(listener, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Accepts http://, https://, ws:// and wss:// server URLs, with or without the /ws path.
+fn ws_url(server: &str) -> Result<String> {
+    let s = server.trim().trim_end_matches('/');
+    let (scheme, rest) = s
+        .split_once("://")
+        .with_context(|| format!("--server {server:?} needs a scheme, e.g. http://127.0.0.1:8080"))?;
+    let scheme = match scheme {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        other => bail!("--server scheme {other:?} is not http, https, ws or wss"),
+    };
+    if rest.is_empty() {
+        bail!("--server {server:?} has no host");
+    }
+    let path = if rest.contains('/') { "" } else { "/ws" };
+    Ok(format!("{scheme}://{rest}{path}"))
+}
+
+fn native_config(url: String, room: &str, o: &NodeOptions) -> Result<NativeConfig> {
+    if !valid_room_name(room) {
+        bail!("room {room:?} is not valid: use 1-64 letters, digits, '-' or '_'");
+    }
+    Ok(NativeConfig {
+        server_url: url,
+        room: room.to_string(),
+        name: o.name.clone(),
+        ice_bind: o.ice_bind.clone(),
+        ..NativeConfig::default()
+    })
+}
+
+fn mesh_node(o: &NodeOptions) -> Result<MeshNode> {
+    if o.heartbeat_ms == 0 || o.dead_after_ms <= o.heartbeat_ms {
+        bail!("--dead-after-ms must be larger than --heartbeat-ms, and both above 0");
+    }
+    let cores = o.cores.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as u16)
+            .unwrap_or(1)
+    });
+    Ok(MeshNode::new(
+        MembershipConfig {
+            heartbeat_ms: o.heartbeat_ms,
+            dead_after_ms: o.dead_after_ms,
+            ..MembershipConfig::default()
+        },
+        o.name.clone(),
+        cores,
+    ))
+}
+
+/// Turns node events into output lines, JSON or human.
+struct Reporter {
+    json: bool,
+    /// When the bulk benchmark started (the first peer connected).
+    bulk_started: Option<Instant>,
+    bulk_armed: bool,
+    /// Last RTT line per peer, to print at most one a second.
+    rtt_printed: std::collections::HashMap<String, Instant>,
+}
+
+impl Reporter {
+    fn report(&mut self, e: &NodeEvent) {
+        let line = match e {
+            NodeEvent::Joined { me } => {
+                json!({"event": "joined", "id": me.id, "name": me.name})
+            }
+            NodeEvent::Mesh(MeshEvent::PeerConnected {
+                peer,
+                cores,
+                connect_ms,
+            }) => {
+                if self.bulk_armed && self.bulk_started.is_none() {
+                    self.bulk_started = Some(Instant::now());
+                }
+                json!({"event": "peer_connected", "peer": peer.id, "kind": peer.kind,
+                       "name": peer.name, "cores": cores, "connect_ms": round(*connect_ms)})
+            }
+            NodeEvent::Mesh(MeshEvent::PeerLeft {
+                peer,
+                reason,
+                detect_ms,
+                was_connected,
+            }) => json!({"event": "peer_left", "peer": peer.id, "kind": peer.kind,
+                         "reason": reason.as_str(), "detect_ms": round(*detect_ms),
+                         "was_connected": was_connected}),
+            NodeEvent::Mesh(MeshEvent::Rtt { peer, ms }) => {
+                let now = Instant::now();
+                let last = self.rtt_printed.get(&peer.0);
+                if last.is_some_and(|t| now.duration_since(*t).as_millis() < 1000) {
+                    return;
+                }
+                self.rtt_printed.insert(peer.0.clone(), now);
+                json!({"event": "rtt", "peer": peer, "ms": round(*ms)})
+            }
+            NodeEvent::Mesh(MeshEvent::Dropped { peer, why }) => {
+                json!({"event": "dropped", "peer": peer, "why": why})
+            }
+            NodeEvent::Mesh(MeshEvent::BulkAcked { peer, bytes, .. }) => {
+                let secs = self
+                    .bulk_started
+                    .map(|t| t.elapsed().as_secs_f64())
+                    .unwrap_or(f64::NAN);
+                json!({"event": "bulk", "peer": peer, "bytes": bytes, "ms": round(secs * 1000.0),
+                       "mib_per_s": round(*bytes as f64 / 1048576.0 / secs)})
+            }
+            NodeEvent::SignalingError { code, message } => {
+                json!({"event": "signaling_error", "code": code, "message": message})
+            }
+            NodeEvent::SignalingClosed => json!({"event": "signaling_closed"}),
+        };
+        if self.json {
+            println!("{line}");
+        } else {
+            tracing::info!("{line}");
+        }
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+async fn node(a: NodeArgs) -> Result<()> {
+    let url = ws_url(&a.server)?;
+    let config = native_config(url, &a.room, &a.node)?;
+    let node = mesh_node(&a.node)?;
+    let transport = NativeTransport::connect(config, PeerKind::Native).await?;
+    let mut reporter = Reporter {
+        json: a.json,
+        bulk_started: None,
+        bulk_armed: a.bench_bulk_bytes.is_some(),
+        rtt_printed: Default::default(),
+    };
+    let options = RunOptions {
+        bulk_bytes: a.bench_bulk_bytes,
+    };
+    run_native(transport, node, options, |e| reporter.report(e), shutdown_signal()).await;
+    Ok(())
+}
+
+async fn demo(a: DemoArgs) -> Result<()> {
+    let config = server_config(&a.server)?;
+    if !config.dist_dir.join("index.html").exists() {
+        bail!(
+            "no web UI at {}: run `cargo xtask demo`, which builds it first",
+            config.dist_dir.display()
+        );
+    }
+    let listener = bind(a.bind).await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(signaling::serve(listener, config, async move {
+            let _ = rx.changed().await;
+        }))
+    };
+    let local = SocketAddr::new(
+        if addr.ip().is_unspecified() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            addr.ip()
+        },
+        addr.port(),
+    );
+    let mut nodes = Vec::new();
+    for i in 0..a.nodes {
+        let mut o = a.node.clone();
+        if o.name.is_empty() {
+            o.name = format!("native-{}", i + 1);
+        }
+        let config = native_config(format!("ws://{local}/ws"), "demo", &o)?;
+        let node = mesh_node(&o)?;
+        let transport = NativeTransport::connect(config, PeerKind::Native).await?;
+        let mut rx = stop_rx.clone();
+        let mut reporter = Reporter {
+            json: false,
+            bulk_started: None,
+            bulk_armed: false,
+            rtt_printed: Default::default(),
+        };
+        nodes.push(tokio::spawn(async move {
+            run_native(transport, node, RunOptions::default(), move |e| {
+                if !matches!(e, NodeEvent::Mesh(MeshEvent::Rtt { .. })) {
+                    reporter.report(e)
+                }
+            }, async move {
+                let _ = rx.changed().await;
+            })
+            .await
+        }));
+    }
+    println!();
+    println!("  Meshwork demo: signaling server and {} native node(s) in room `demo`.", a.nodes);
+    println!("  Open  http://{local}/?room=demo  in a browser tab to join the mesh.");
+    if addr.ip().is_unspecified() {
+        println!("  From another machine: http://<this machine's address>:{}/?room=demo", addr.port());
+    }
+    println!("  Add a node from a terminal: meshwork node --server http://{local} --room demo");
+    println!("  Ctrl-C stops everything.");
+    println!();
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    for n in nodes {
+        let _ = n.await;
+    }
+    server.await??;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ws_url;
+
+    #[test]
+    fn server_urls() {
+        assert_eq!(ws_url("http://127.0.0.1:8080").unwrap(), "ws://127.0.0.1:8080/ws");
+        assert_eq!(ws_url("ws://h:1/").unwrap(), "ws://h:1/ws");
+        assert_eq!(ws_url("https://example.org").unwrap(), "wss://example.org/ws");
+        assert_eq!(ws_url("ws://h:1/ws").unwrap(), "ws://h:1/ws");
+        assert!(ws_url("127.0.0.1:8080").is_err());
+        assert!(ws_url("ftp://h").is_err());
+        assert!(ws_url("http://").is_err());
+    }
+}

@@ -127,6 +127,8 @@ pub struct PeerView {
     next_ping: Micros,
     /// The outstanding Ping: its sequence number and when it was sent.
     ping_out: Option<(u32, Micros)>,
+    /// Bulk payload bytes received since the last BulkEnd.
+    bulk_rx_bytes: u64,
 }
 
 /// Something for the UI, the log or the engine.
@@ -153,6 +155,8 @@ pub enum MeshEvent {
     Rtt { peer: PeerId, ms: f64 },
     /// A message from a peer was dropped (undecodable or against the protocol).
     Dropped { peer: PeerId, why: String },
+    /// The peer acknowledged a bulk transfer (`cargo xtask bench mesh`).
+    BulkAcked { peer: PeerId, seq: u32, bytes: u64 },
 }
 
 /// What the driver must do.
@@ -247,6 +251,7 @@ impl Membership {
                 last_heard: now,
                 next_ping: now,
                 ping_out: None,
+                bulk_rx_bytes: 0,
             },
         );
     }
@@ -352,8 +357,23 @@ impl Membership {
                     }));
                 }
             }
-            // Bulk traffic is the benchmark's business; it still counts as a sign of life.
-            WireMsg::Bulk { .. } | WireMsg::BulkEnd { .. } | WireMsg::BulkAck { .. } => {}
+            WireMsg::Bulk { data } => {
+                view.bulk_rx_bytes = view.bulk_rx_bytes.saturating_add(data.len() as u64);
+            }
+            WireMsg::BulkEnd { seq } => {
+                let bytes = std::mem::take(&mut view.bulk_rx_bytes);
+                self.out.push_back(MeshOutput::Send {
+                    to: peer.clone(),
+                    msg: WireMsg::BulkAck { seq, bytes },
+                });
+            }
+            WireMsg::BulkAck { seq, bytes } => {
+                self.out.push_back(MeshOutput::Event(MeshEvent::BulkAcked {
+                    peer: peer.clone(),
+                    seq,
+                    bytes,
+                }));
+            }
         }
     }
 
@@ -498,6 +518,23 @@ mod tests {
         // A stale or repeated pong measures nothing.
         m.handle_wire(Micros(351_000), &b, WireMsg::Pong { seq });
         assert!(drain(&mut m).is_empty());
+    }
+
+    #[test]
+    fn bulk_bytes_are_counted_and_acknowledged() {
+        let (mut m, b) = connected_pair();
+        for _ in 0..3 {
+            m.handle_wire(Micros::from_ms(200), &b, WireMsg::Bulk { data: vec![0; 1000] });
+        }
+        m.handle_wire(Micros::from_ms(201), &b, WireMsg::BulkEnd { seq: 4 });
+        m.handle_wire(Micros::from_ms(202), &b, WireMsg::BulkAck { seq: 5, bytes: 77 });
+        assert_eq!(
+            drain(&mut m),
+            vec![
+                MeshOutput::Send { to: b.clone(), msg: WireMsg::BulkAck { seq: 4, bytes: 3000 } },
+                MeshOutput::Event(MeshEvent::BulkAcked { peer: b, seq: 5, bytes: 77 }),
+            ]
+        );
     }
 
     #[test]

@@ -1,1 +1,274 @@
-fn main() {}
+//! `cargo xtask`: the one way to set up, build, test, demo and benchmark Meshwork.
+//!
+//! - `setup`: installs what a fresh machine lacks, idempotently (checks versions first).
+//! - `demo`:  setup, build the web UI, run `meshwork demo`.
+//! - `test`:  setup, build the web UI, then every test layer; ends with `N passed, N failed`.
+//! - `bench mesh`: the mesh benchmark (see `bench.rs`).
+//!
+//! CI (`.ci/run`) calls `cargo xtask test`, the same command a person runs.
+
+mod bench;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+const WASM_BINDGEN_VERSION: &str = "0.2.130";
+const TRUNK_VERSION: &str = "0.21.14";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = args.split_first().map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
+    match cmd {
+        "setup" => setup(),
+        "build-ui" => build_ui(),
+        "demo" => {
+            setup()?;
+            build_ui()?;
+            demo(rest)
+        }
+        "test" => {
+            setup()?;
+            build_ui()?;
+            test()
+        }
+        "bench" => {
+            setup()?;
+            build_ui()?;
+            bench::run(&root(), rest)
+        }
+        "help" | "--help" | "-h" => {
+            println!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown xtask command {other:?}\n\n{HELP}"),
+    }
+}
+
+const HELP: &str = "cargo xtask <command>
+
+  setup        install what this machine lacks (wasm target, wasm-bindgen-cli, Trunk,
+               npm packages, Chromium); skips what is already there
+  demo [ARGS]  build everything and run `meshwork demo ARGS` (try --help)
+  test         build everything and run every test layer
+  bench mesh   mesh benchmark: time to full mesh, throughput, RTT, departure detection
+  build-ui     build the web UI into dist/ with Trunk";
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Runs a command in the workspace root, failing with its name if it fails.
+fn run(mut cmd: Command) -> Result<()> {
+    cmd.current_dir(root());
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: {shown}");
+    let status = cmd.status().with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The first line a command prints, if it runs at all.
+fn version_of(program: &str, arg: &str) -> Option<String> {
+    let out = Command::new(program).arg(arg).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn setup() -> Result<()> {
+    // The wasm target.
+    let targets = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !targets.lines().any(|t| t.trim() == "wasm32-unknown-unknown") {
+        let mut c = Command::new("rustup");
+        c.args(["target", "add", "wasm32-unknown-unknown"]);
+        run(c).context("run `rustup target add wasm32-unknown-unknown`")?;
+    }
+    // wasm-bindgen-cli, exactly the version wasm-bindgen is pinned to, or Trunk tries to
+    // download one. Not --locked: its lockfile wants a crate version the registry lacks.
+    if !version_of("wasm-bindgen", "--version").is_some_and(|v| v.ends_with(WASM_BINDGEN_VERSION)) {
+        let mut c = cargo();
+        c.args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION, "--force"]);
+        run(c).with_context(|| {
+            format!("run `cargo install wasm-bindgen-cli --version {WASM_BINDGEN_VERSION}`")
+        })?;
+    }
+    if !version_of("trunk", "--version").is_some_and(|v| v.ends_with(TRUNK_VERSION)) {
+        let mut c = cargo();
+        c.args(["install", "trunk", "--version", TRUNK_VERSION, "--locked", "--force"]);
+        run(c).with_context(|| format!("run `cargo install trunk --version {TRUNK_VERSION} --locked`"))?;
+    }
+    // npm packages from the committed lockfile: wasm-opt for Trunk, playwright-core for
+    // the browser tests. `npm ci` only when the installed tree is not the locked one.
+    let root = root();
+    let installed = root.join("node_modules/.package-lock.json");
+    let fresh = std::fs::read(&installed).ok().is_some_and(|inst| {
+        let lock = std::fs::read(root.join("package-lock.json")).unwrap_or_default();
+        lock_packages(&inst) == lock_packages(&lock)
+    });
+    if !fresh {
+        if version_of("npm", "--version").is_none() {
+            bail!("npm is missing: install Node.js 20 and npm (Debian: apt-get install -y nodejs npm)");
+        }
+        let mut c = Command::new("npm");
+        c.args(["ci", "--no-audit", "--no-fund"]);
+        run(c).context("run `npm ci` in the workspace root")?;
+    }
+    // Chromium for the end-to-end tests.
+    if !Path::new("/usr/bin/chromium").exists() || !Path::new("/usr/bin/chromedriver").exists() {
+        let apt = Path::new("/usr/bin/apt-get").exists();
+        if apt && is_root() {
+            let mut c = Command::new("apt-get");
+            c.arg("update");
+            run(c)?;
+            let mut c = Command::new("apt-get");
+            c.args(["install", "-y", "chromium", "chromium-driver"])
+                .env("DEBIAN_FRONTEND", "noninteractive");
+            run(c)?;
+        } else {
+            eprintln!(
+                "xtask: Chromium is missing; the browser tests need it. Install it with:\n  \
+                 sudo apt-get update && sudo apt-get install -y chromium chromium-driver"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The `packages` entry of an npm lockfile, for comparing an installed tree to the lock.
+fn lock_packages(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    // Compare names and versions only: the two files differ in their headers.
+    text.lines()
+        .filter(|l| l.contains("\"node_modules/") || l.trim_start().starts_with("\"version\""))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// PATH with the npm tools (wasm-opt) first.
+fn path_with_node_bin() -> std::ffi::OsString {
+    let mut paths = vec![root().join("node_modules/.bin")];
+    if let Some(p) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
+fn build_ui() -> Result<()> {
+    let mut c = Command::new("trunk");
+    c.args(["build", "--release"])
+        .env("PATH", path_with_node_bin())
+        .env("TRUNK_SKIP_VERSION_CHECK", "true");
+    run(c).context("building the web UI with Trunk (run `cargo xtask setup` first)")
+}
+
+fn demo(args: &[String]) -> Result<()> {
+    let mut c = cargo();
+    c.args(["run", "--release", "--quiet", "-p", "node-cli", "--", "demo"])
+        .args(args);
+    run(c)
+}
+
+/// Totals of `test result:` lines.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Tally {
+    fn read(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else { return };
+        for part in rest.split(['.', ';']) {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(what)) = (words.next(), words.next()) else { continue };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs `cargo test …`, echoing its output and counting its results.
+fn cargo_test(args: &[&str], env: &[(&str, std::ffi::OsString)], tally: &mut Tally) -> Result<bool> {
+    let mut c = cargo();
+    c.arg("test").args(args).current_dir(root()).stdout(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    eprintln!("xtask: cargo test {}", args.join(" "));
+    let mut child = c.spawn().context("cannot start cargo test")?;
+    let stdout = child.stdout.take().context("piped stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        tally.read(&line);
+    }
+    Ok(child.wait()?.success())
+}
+
+fn test() -> Result<()> {
+    let mut ok = true;
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--check"]);
+    if let Err(e) = run(c) {
+        eprintln!("xtask: {e:#}: run `cargo fmt --all`");
+        ok = false;
+    }
+    let mut c = cargo();
+    c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    if let Err(e) = run(c) {
+        eprintln!("xtask: {e:#}");
+        ok = false;
+    }
+    let mut tally = Tally::default();
+    // Native: unit tests, signaling over sockets, the native mesh, the browser end to end.
+    ok &= cargo_test(&["--workspace"], &[], &mut tally)?;
+    // node-core on wasm32, in Node through wasm-bindgen-test-runner.
+    ok &= cargo_test(
+        &["-p", "node-core", "--target", "wasm32-unknown-unknown"],
+        &[],
+        &mut tally,
+    )?;
+    println!();
+    println!("total: {} passed, {} failed", tally.passed, tally.failed);
+    if tally.ignored > 0 {
+        println!("total ignored: {}", tally.ignored);
+    }
+    if !ok || tally.failed > 0 {
+        bail!("some checks failed (see above)");
+    }
+    if tally.passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
