@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 use crate::membership::{
-    MeshEvent, MeshOutput, Membership, MembershipConfig, Micros, default_name,
+    Membership, MembershipConfig, MeshEvent, MeshOutput, Micros, default_name,
 };
 use crate::signal::{ErrorCode, PeerInfo};
 use crate::transport::TransportEvent;
@@ -30,8 +30,13 @@ pub enum NodeEvent {
 /// What the run loop must do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Send { to: crate::signal::PeerId, bytes: Vec<u8> },
-    Close { peer: crate::signal::PeerId },
+    Send {
+        to: crate::signal::PeerId,
+        bytes: Vec<u8>,
+    },
+    Close {
+        peer: crate::signal::PeerId,
+    },
     Event(NodeEvent),
 }
 
@@ -76,7 +81,8 @@ impl MeshNode {
                     m.handle_announced(now, p);
                 }
                 self.membership = Some(m);
-                self.actions.push_back(Action::Event(NodeEvent::Joined { me }));
+                self.actions
+                    .push_back(Action::Event(NodeEvent::Joined { me }));
             }
             TransportEvent::PeerJoined(p) => {
                 if let Some(m) = &mut self.membership {
@@ -208,7 +214,9 @@ mod native {
                 } else {
                     let n = b.remaining.min(payload.len() as u64) as usize;
                     b.remaining -= n as u64;
-                    WireMsg::Bulk { data: payload[..n].to_vec() }
+                    WireMsg::Bulk {
+                        data: payload[..n].to_vec(),
+                    }
                 };
                 let done = matches!(msg, WireMsg::BulkEnd { .. });
                 if let Err(e) = transport.send(&b.to, wire::encode(&msg)).await {
@@ -382,7 +390,10 @@ mod tests {
             panic!("{out:?}")
         };
         assert_eq!(to, &p1);
-        assert!(matches!(wire::decode(bytes), Ok(WireMsg::Hello { cores: 3, .. })));
+        assert!(matches!(
+            wire::decode(bytes),
+            Ok(WireMsg::Hello { cores: 3, .. })
+        ));
         let hello = wire::encode(&WireMsg::Hello {
             id: p1.clone(),
             kind: PeerKind::Browser,
@@ -392,7 +403,10 @@ mod tests {
         n.handle_transport(Micros(20), TransportEvent::Message(p1.clone(), hello));
         assert!(matches!(
             &drain(&mut n)[..],
-            [Action::Event(NodeEvent::Mesh(MeshEvent::PeerConnected { cores: 8, .. }))]
+            [Action::Event(NodeEvent::Mesh(MeshEvent::PeerConnected {
+                cores: 8,
+                ..
+            }))]
         ));
         n.handle_transport(Micros(30), TransportEvent::PeerLeft(p1));
         assert!(matches!(
@@ -405,7 +419,10 @@ mod tests {
     fn events_before_the_welcome_are_ignored() {
         let mut n = MeshNode::new(MembershipConfig::default(), "x".into(), 1);
         n.handle_transport(Micros(0), TransportEvent::ChannelOpen(PeerId("p".into())));
-        n.handle_transport(Micros(0), TransportEvent::Message(PeerId("p".into()), vec![1, 2]));
+        n.handle_transport(
+            Micros(0),
+            TransportEvent::Message(PeerId("p".into()), vec![1, 2]),
+        );
         assert!(drain(&mut n).is_empty());
         assert_eq!(n.poll_timeout(), None);
     }

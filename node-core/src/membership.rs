@@ -163,9 +163,14 @@ pub enum MeshEvent {
 #[derive(Clone, Debug, PartialEq)]
 pub enum MeshOutput {
     /// Send this message on the peer's data channel.
-    Send { to: PeerId, msg: WireMsg },
+    Send {
+        to: PeerId,
+        msg: WireMsg,
+    },
     /// Tear down the peer's connection (it was declared dead).
-    Close { peer: PeerId },
+    Close {
+        peer: PeerId,
+    },
     Event(MeshEvent),
 }
 
@@ -502,7 +507,12 @@ mod tests {
         m.handle_timeout(Micros::from_ms(350));
         let out = drain(&mut m);
         let seq = match &out[..] {
-            [MeshOutput::Send { msg: WireMsg::Ping { seq }, .. }] => *seq,
+            [
+                MeshOutput::Send {
+                    msg: WireMsg::Ping { seq },
+                    ..
+                },
+            ] => *seq,
             other => panic!("expected one ping, got {other:?}"),
         };
         m.handle_wire(Micros(350_400), &b, WireMsg::Pong { seq });
@@ -524,15 +534,35 @@ mod tests {
     fn bulk_bytes_are_counted_and_acknowledged() {
         let (mut m, b) = connected_pair();
         for _ in 0..3 {
-            m.handle_wire(Micros::from_ms(200), &b, WireMsg::Bulk { data: vec![0; 1000] });
+            m.handle_wire(
+                Micros::from_ms(200),
+                &b,
+                WireMsg::Bulk {
+                    data: vec![0; 1000],
+                },
+            );
         }
         m.handle_wire(Micros::from_ms(201), &b, WireMsg::BulkEnd { seq: 4 });
-        m.handle_wire(Micros::from_ms(202), &b, WireMsg::BulkAck { seq: 5, bytes: 77 });
+        m.handle_wire(
+            Micros::from_ms(202),
+            &b,
+            WireMsg::BulkAck { seq: 5, bytes: 77 },
+        );
         assert_eq!(
             drain(&mut m),
             vec![
-                MeshOutput::Send { to: b.clone(), msg: WireMsg::BulkAck { seq: 4, bytes: 3000 } },
-                MeshOutput::Event(MeshEvent::BulkAcked { peer: b, seq: 5, bytes: 77 }),
+                MeshOutput::Send {
+                    to: b.clone(),
+                    msg: WireMsg::BulkAck {
+                        seq: 4,
+                        bytes: 3000
+                    }
+                },
+                MeshOutput::Event(MeshEvent::BulkAcked {
+                    peer: b,
+                    seq: 5,
+                    bytes: 77
+                }),
             ]
         );
     }
@@ -556,10 +586,15 @@ mod tests {
         // Last heard at 120 ms; pings go out but nothing comes back.
         let mut left = None;
         for _ in 0..100 {
-            let now = m.poll_timeout().expect("a deadline while a peer is tracked");
+            let now = m
+                .poll_timeout()
+                .expect("a deadline while a peer is tracked");
             m.handle_timeout(now);
             for o in drain(&mut m) {
-                if let MeshOutput::Event(MeshEvent::PeerLeft { reason, detect_ms, .. }) = o {
+                if let MeshOutput::Event(MeshEvent::PeerLeft {
+                    reason, detect_ms, ..
+                }) = o
+                {
                     left = Some((reason, detect_ms, now));
                 }
             }
@@ -610,12 +645,26 @@ mod tests {
         m.handle_message(Micros::from_ms(200), &b, &[1, 255, 255]);
         m.handle_wire(Micros::from_ms(201), &b, hello("someone-else"));
         m.handle_wire(Micros::from_ms(202), &b, hello("b"));
-        m.handle_message(Micros::from_ms(203), &PeerId("stranger".into()), &wire::encode(&WireMsg::Ping { seq: 1 }));
+        m.handle_message(
+            Micros::from_ms(203),
+            &PeerId("stranger".into()),
+            &wire::encode(&WireMsg::Ping { seq: 1 }),
+        );
         let out = drain(&mut m);
         assert_eq!(out.len(), 3, "{out:?}");
-        assert!(out.iter().all(|o| matches!(o, MeshOutput::Event(MeshEvent::Dropped { .. }))));
+        assert!(
+            out.iter()
+                .all(|o| matches!(o, MeshOutput::Event(MeshEvent::Dropped { .. })))
+        );
         let s = m.stats();
-        assert_eq!((s.dropped_undecodable, s.dropped_protocol, s.dropped_unknown_peer), (1, 2, 1));
+        assert_eq!(
+            (
+                s.dropped_undecodable,
+                s.dropped_protocol,
+                s.dropped_unknown_peer
+            ),
+            (1, 2, 1)
+        );
         assert_eq!(m.peer(&b).unwrap().info.name, "tab");
     }
 

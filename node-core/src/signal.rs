@@ -36,6 +36,7 @@ impl fmt::Display for PeerId {
 }
 
 impl PeerId {
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -52,6 +53,7 @@ pub enum PeerKind {
 }
 
 impl PeerKind {
+    /// The kind as the protocol spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             PeerKind::Browser => "browser",
@@ -152,6 +154,12 @@ pub enum ServerMsg {
     },
 }
 
+impl ServerMsg {
+    /// The `type` tags this version understands.
+    pub const TYPES: &'static [&'static str] =
+        &["welcome", "peer_joined", "peer_left", "signal", "error"];
+}
+
 /// Why the server refused a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -172,6 +180,9 @@ pub enum ErrorCode {
     RateLimited,
     /// A binary frame; the protocol is text only.
     Binary,
+    /// A code this version does not know (sent by a newer server): still an error.
+    #[serde(other)]
+    Unknown,
 }
 
 /// A frame on the wire: the version plus the message, flattened into one JSON object.
@@ -230,7 +241,9 @@ fn decode<M: serde::de::DeserializeOwned>(text: &str, types: &[&str]) -> Result<
         Some(other) => {
             return Err(err(
                 ErrorCode::BadVersion,
-                format!("protocol version {other} is not supported; this server speaks v{PROTOCOL_VERSION}"),
+                format!(
+                    "protocol version {other} is not supported; this server speaks v{PROTOCOL_VERSION}"
+                ),
             ));
         }
         None => {
@@ -244,9 +257,17 @@ fn decode<M: serde::de::DeserializeOwned>(text: &str, types: &[&str]) -> Result<
         Some(serde_json::Value::String(t)) if types.contains(&t.as_str()) => {}
         Some(serde_json::Value::String(t)) => {
             let t: String = t.chars().take(32).collect();
-            return Err(err(ErrorCode::UnknownType, format!("unknown message type {t:?}")));
+            return Err(err(
+                ErrorCode::UnknownType,
+                format!("unknown message type {t:?}"),
+            ));
         }
-        _ => return Err(err(ErrorCode::BadJson, "missing string field \"type\"".into())),
+        _ => {
+            return Err(err(
+                ErrorCode::BadJson,
+                "missing string field \"type\"".into(),
+            ));
+        }
     }
     let frame: Frame<M> = serde_json::from_str(text)
         .map_err(|e| err(ErrorCode::BadJson, format!("malformed message: {e}")))?;
@@ -260,10 +281,7 @@ pub fn decode_client(text: &str) -> Result<ClientMsg, DecodeError> {
 
 /// Decodes a server frame.
 pub fn decode_server(text: &str) -> Result<ServerMsg, DecodeError> {
-    decode(
-        text,
-        &["welcome", "peer_joined", "peer_left", "signal", "error"],
-    )
+    decode(text, ServerMsg::TYPES)
 }
 
 /// Whether `room` is an acceptable room name: 1 to [`ROOM_NAME_LEN_MAX`] characters of
@@ -276,10 +294,11 @@ pub fn valid_room_name(room: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// A display name made safe to show: control characters dropped, length capped.
+/// A display name made safe to show: control characters and bidirectional-text
+/// overrides (which can make a name read as something else) dropped, length capped.
 pub fn clean_display_name(name: &str) -> String {
     name.chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}'))
         .take(DISPLAY_NAME_LEN_MAX)
         .collect::<String>()
         .trim()
@@ -337,13 +356,38 @@ mod tests {
         let code = |t: &str| decode_client(t).unwrap_err().code;
         assert_eq!(code("not json"), ErrorCode::BadJson);
         assert_eq!(code("[1,2]"), ErrorCode::BadJson);
-        assert_eq!(code(r#"{"type":"join","room":"a","kind":"native"}"#), ErrorCode::BadVersion);
-        assert_eq!(code(r#"{"v":2,"type":"join","room":"a","kind":"native"}"#), ErrorCode::BadVersion);
+        assert_eq!(
+            code(r#"{"type":"join","room":"a","kind":"native"}"#),
+            ErrorCode::BadVersion
+        );
+        assert_eq!(
+            code(r#"{"v":2,"type":"join","room":"a","kind":"native"}"#),
+            ErrorCode::BadVersion
+        );
         assert_eq!(code(r#"{"v":"1","type":"join"}"#), ErrorCode::BadVersion);
         assert_eq!(code(r#"{"v":1,"type":"dance"}"#), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"v":1}"#), ErrorCode::BadJson);
-        assert_eq!(code(r#"{"v":1,"type":"join","room":"a","kind":"robot"}"#), ErrorCode::BadJson);
-        assert_eq!(code(r#"{"v":1,"type":"signal","to":"x"}"#), ErrorCode::BadJson);
+        assert_eq!(
+            code(r#"{"v":1,"type":"join","room":"a","kind":"robot"}"#),
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            code(r#"{"v":1,"type":"signal","to":"x"}"#),
+            ErrorCode::BadJson
+        );
+    }
+
+    #[test]
+    fn an_unknown_error_code_still_decodes() {
+        let msg =
+            decode_server(r#"{"v":1,"type":"error","code":"brand_new","message":"m"}"#).unwrap();
+        assert_eq!(
+            msg,
+            ServerMsg::Error {
+                code: ErrorCode::Unknown,
+                message: "m".into()
+            }
+        );
     }
 
     #[test]
@@ -359,6 +403,10 @@ mod tests {
     #[test]
     fn display_names_are_cleaned() {
         assert_eq!(clean_display_name("  ann\u{7}ie "), "annie");
-        assert_eq!(clean_display_name(&"y".repeat(100)).len(), DISPLAY_NAME_LEN_MAX);
+        assert_eq!(clean_display_name("evil\u{202e}gnp.exe"), "evilgnp.exe");
+        assert_eq!(
+            clean_display_name(&"y".repeat(100)).len(),
+            DISPLAY_NAME_LEN_MAX
+        );
     }
 }

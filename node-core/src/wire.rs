@@ -110,7 +110,10 @@ mod tests {
                 data: vec![9; BULK_PAYLOAD_MAX],
             },
             WireMsg::BulkEnd { seq: 1 },
-            WireMsg::BulkAck { seq: 1, bytes: 1 << 40 },
+            WireMsg::BulkAck {
+                seq: 1,
+                bytes: 1 << 40,
+            },
         ]
     }
 
@@ -119,7 +122,11 @@ mod tests {
         for msg in all_kinds() {
             let bytes = encode(&msg);
             assert_eq!(bytes[0], WIRE_VERSION);
-            assert!(bytes.len() <= MESSAGE_LEN_MAX, "{msg:?} is {} bytes", bytes.len());
+            assert!(
+                bytes.len() <= MESSAGE_LEN_MAX,
+                "{msg:?} is {} bytes",
+                bytes.len()
+            );
             assert_eq!(decode(&bytes).unwrap(), msg);
         }
     }
@@ -129,7 +136,10 @@ mod tests {
         assert_eq!(decode(&[]), Err(WireError::Empty));
         assert_eq!(decode(&[2, 0]), Err(WireError::Version(2)));
         assert!(matches!(decode(&[1]), Err(WireError::Decode(_))));
-        assert!(matches!(decode(&[1, 200, 200, 200]), Err(WireError::Decode(_))));
+        assert!(matches!(
+            decode(&[1, 200, 200, 200]),
+            Err(WireError::Decode(_))
+        ));
         let mut trailing = encode(&WireMsg::Ping { seq: 1 });
         trailing.push(0);
         assert!(matches!(decode(&trailing), Err(WireError::Decode(_))));

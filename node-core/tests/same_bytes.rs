@@ -7,7 +7,7 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use node_core::membership::{
-    LeftReason, MeshEvent, MeshOutput, Membership, MembershipConfig, Micros,
+    LeftReason, Membership, MembershipConfig, MeshEvent, MeshOutput, Micros,
 };
 use node_core::signal::{self, ClientMsg, PeerId, PeerInfo, PeerKind};
 use node_core::wire::{self, WireMsg};
@@ -22,7 +22,9 @@ fn wire_encoding_is_identical_on_every_target() {
     };
     assert_eq!(
         wire::encode(&hello),
-        [1, 0, 4, b'a', b'b', b'1', b'2', 0, 3, b't', b'a', b'b', 172, 2]
+        [
+            1, 0, 4, b'a', b'b', b'1', b'2', 0, 3, b't', b'a', b'b', 172, 2
+        ]
     );
     assert_eq!(wire::encode(&WireMsg::Ping { seq: 128 }), [1, 1, 128, 1]);
     assert_eq!(

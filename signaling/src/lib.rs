@@ -1,1 +1,203 @@
-//! placeholder
+//! Meshwork's signaling server.
+//!
+//! It owns rooms and the WebSocket at `/ws` over which peers of one room find each other
+//! and exchange WebRTC offers, answers and ICE candidates (the protocol is
+//! [`node_core::signal`]). It gives every connection a random peer id, tells a room who
+//! joined and who left, and serves the built web UI, `static/`, `/healthz`,
+//! `/api/rooms` (who is where) and `/api/stats` (counters for operators).
+//!
+//! It holds no job state and sees none of the mesh's traffic: once peers are connected
+//! they talk over data channels, so a running mesh survives a restart of this server and
+//! its peers rejoin when it returns.
+//!
+//! Everything it holds is bounded by [`Config`]: connections, rooms, peers per room,
+//! frame size, frame rate, and each connection's outbound queue.
+//!
+//! It never relays between rooms, never lets a client pick or claim a peer id, and never
+//! interprets the SDP and ICE payloads it relays (it only checks that they are
+//! well-formed).
+//!
+//! Modules, bottom-up: `limit` (a token bucket), `outbox` (a connection's bounded
+//! queue), `rooms` (the registry; no sockets), `conn` (one WebSocket), `http` (routes).
+
+mod conn;
+mod http;
+mod limit;
+mod outbox;
+mod rooms;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use node_core::signal::IceServer;
+use tokio::sync::{Semaphore, watch};
+
+pub use crate::conn::ERRORS_IN_A_ROW_MAX;
+use crate::rooms::{Limits, Registry};
+
+/// How long [`serve`] waits, after shutdown begins, for open WebSockets to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the server serves and the bounds on what it holds. The listening address is the
+/// caller's: [`serve`] takes a bound listener.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The built web UI (Trunk's output), served at `/` with `index.html` for directories.
+    pub dist_dir: PathBuf,
+    /// Assets served as-is under `/static`.
+    pub static_dir: PathBuf,
+    /// STUN/TURN servers handed to every peer in its `welcome`; none by default, which
+    /// suits peers on one host or one LAN.
+    pub ice_servers: Vec<IceServer>,
+    /// Largest text frame answered normally; a larger one gets `too_big`. Frames past
+    /// about four times this close the connection (the WebSocket layer's hard cap).
+    pub message_bytes_max: usize,
+    /// Members per room.
+    pub peers_per_room_max: usize,
+    /// Rooms at once.
+    pub rooms_max: usize,
+    /// Sustained inbound frames per second per connection; more get `rate_limited`.
+    pub messages_per_second_max: u32,
+    /// Frames a connection may send at once after a quiet spell (the token bucket's size).
+    pub messages_burst_max: u32,
+    /// Open WebSockets at once; further upgrades are refused with 503.
+    pub connections_max: usize,
+    /// Frames queued for one client; a client that lets its queue fill is dropped.
+    pub outbox_messages_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            dist_dir: PathBuf::from("dist"),
+            static_dir: PathBuf::from("static"),
+            ice_servers: Vec::new(),
+            message_bytes_max: 64 * 1024,
+            peers_per_room_max: 64,
+            rooms_max: 1024,
+            messages_per_second_max: 50,
+            messages_burst_max: 100,
+            connections_max: 4096,
+            outbox_messages_max: 256,
+        }
+    }
+}
+
+/// Counters since start, shown at `/api/stats`.
+#[derive(Debug, Default)]
+struct Stats {
+    /// Upgrades refused because `connections_max` were open.
+    connections_refused: AtomicU64,
+    /// Clients dropped by their own connection for not reading its replies; the
+    /// registry counts those dropped while relaying to them.
+    slow_dropped: AtomicU64,
+    /// Frames answered with an error (or dropped, past the consecutive-error limit).
+    frames_refused: AtomicU64,
+    /// Connections opened, also used to number them in logs.
+    connections_opened: AtomicU64,
+}
+
+/// What every request and connection shares.
+struct Shared {
+    /// The configuration the server was built with.
+    config: Config,
+    /// Every room and its members. A plain mutex: no critical section awaits.
+    rooms: Mutex<Registry>,
+    /// One permit per open WebSocket, so the cap holds under any load; [`serve`] also
+    /// takes them all back to know that every connection has closed.
+    connection_slots: Arc<Semaphore>,
+    /// How many permits `connection_slots` started with.
+    connection_slots_total: u32,
+    /// Becomes `true` once, when shutdown begins; each connection watches it.
+    shutdown: watch::Sender<bool>,
+    /// Counters for operators.
+    stats: Stats,
+}
+
+impl Shared {
+    fn new(config: Config) -> Arc<Self> {
+        let slots = config
+            .connections_max
+            .min(Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize);
+        let limits = Limits {
+            peers_per_room_max: config.peers_per_room_max,
+            rooms_max: config.rooms_max,
+        };
+        Arc::new(Shared {
+            rooms: Mutex::new(Registry::new(limits)),
+            connection_slots: Arc::new(Semaphore::new(slots)),
+            connection_slots_total: u32::try_from(slots).unwrap_or(u32::MAX),
+            shutdown: watch::channel(false).0,
+            stats: Stats::default(),
+            config,
+        })
+    }
+
+    /// The registry, even if a panic elsewhere poisoned its lock: its methods never
+    /// leave it half-updated at a point that can panic, and refusing every client from
+    /// then on would be worse.
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn next_conn_number(&self) -> u64 {
+        self.stats
+            .connections_opened
+            .fetch_add(1, Ordering::Relaxed)
+            + 1
+    }
+
+    /// Closes every WebSocket, now and any that opens later.
+    fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// The server's routes, for embedding in another server or a test. Its WebSockets close
+/// only when their clients leave; [`serve`] is the way to run it with a shutdown.
+pub fn router(config: Config) -> axum::Router {
+    http::router(Shared::new(config))
+}
+
+/// Serves on `listener` until `shutdown` resolves, then stops accepting, closes every
+/// WebSocket with "going away" and returns once they are closed (or after a few seconds'
+/// grace) and in-flight HTTP requests are done.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let shared = Shared::new(config);
+    if let Ok(addr) = listener.local_addr() {
+        let dist_dir = shared.config.dist_dir.display();
+        tracing::info!(%addr, %dist_dir, "signaling server listening");
+    }
+    let app = http::router(shared.clone());
+    let signal = {
+        let shared = shared.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("signaling server shutting down");
+            shared.begin_shutdown();
+        }
+    };
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await;
+    shared.begin_shutdown();
+
+    // axum's graceful shutdown does not wait for upgraded connections: they run in
+    // tasks of their own. Each holds a slot until it has closed, so taking every slot
+    // back means they are all gone.
+    let all = shared
+        .connection_slots
+        .acquire_many(shared.connection_slots_total);
+    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+        tracing::warn!("some websockets had not closed {SHUTDOWN_GRACE:?} after shutdown");
+    }
+    served
+}

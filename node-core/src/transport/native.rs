@@ -179,7 +179,10 @@ impl NativeTransport {
                 let _ = inner.events.send(TransportEvent::SignalingClosed).await;
             }
         });
-        Ok(NativeTransport { inner, events: ev_rx })
+        Ok(NativeTransport {
+            inner,
+            events: ev_rx,
+        })
     }
 }
 
@@ -254,7 +257,10 @@ impl Inner {
         }
     }
 
-    async fn new_pc(self: &Arc<Self>, peer: &PeerId) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+    async fn new_pc(
+        self: &Arc<Self>,
+        peer: &PeerId,
+    ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
         let setting_engine = SettingEngineBuilder::new()
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .with_include_loopback_candidate(true)
@@ -309,7 +315,11 @@ impl Inner {
         Ok(())
     }
 
-    async fn on_signal(self: &Arc<Self>, from: &PeerId, data: SignalData) -> webrtc::error::Result<()> {
+    async fn on_signal(
+        self: &Arc<Self>,
+        from: &PeerId,
+        data: SignalData,
+    ) -> webrtc::error::Result<()> {
         match data {
             SignalData::Offer { sdp } => {
                 let pc = self.new_pc(from).await?;
@@ -328,7 +338,8 @@ impl Inner {
                 let answer = pc.create_answer(None).await?;
                 pc.set_local_description(answer).await?;
                 if let Some(desc) = pc.local_description().await {
-                    self.signal(from, SignalData::Answer { sdp: desc.sdp }).await;
+                    self.signal(from, SignalData::Answer { sdp: desc.sdp })
+                        .await;
                 }
             }
             SignalData::Answer { sdp } => {
@@ -442,7 +453,9 @@ struct Handler {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        let Some(inner) = self.inner.upgrade() else { return };
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
         if let Ok(init) = event.candidate.to_json() {
             // webrtc-rs fills sdpMid with ""; browsers want null plus the m-line index.
             inner
@@ -579,7 +592,10 @@ mod tests {
     #[test]
     fn bind_addresses() {
         assert_eq!(normalize_bind("127.0.0.1").as_deref(), Some("127.0.0.1:0"));
-        assert_eq!(normalize_bind("0.0.0.0:5000").as_deref(), Some("0.0.0.0:5000"));
+        assert_eq!(
+            normalize_bind("0.0.0.0:5000").as_deref(),
+            Some("0.0.0.0:5000")
+        );
         assert_eq!(normalize_bind("::1").as_deref(), Some("[::1]:0"));
         assert_eq!(normalize_bind("localhost"), None);
         assert_eq!(normalize_bind("1.2.3.4:99999"), None);

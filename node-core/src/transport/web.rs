@@ -24,7 +24,9 @@ use web_sys::{
 };
 
 use super::{SendError, Transport, TransportEvent};
-use crate::signal::{self, ClientMsg, IceServer, PeerId, PeerInfo, PeerKind, ServerMsg, SignalData};
+use crate::signal::{
+    self, ClientMsg, IceServer, PeerId, PeerInfo, PeerKind, ServerMsg, SignalData,
+};
 use crate::wire::MESSAGE_LEN_MAX;
 
 /// Bytes queued in a data channel above which `send` waits for `bufferedamountlow`.
@@ -132,7 +134,9 @@ impl WebTransport {
                 };
                 match signal::decode_server(&text) {
                     Ok(msg) => inner.on_server_msg(msg),
-                    Err(e) => web_sys::console::warn_1(&format!("signaling frame dropped: {e}").into()),
+                    Err(e) => {
+                        web_sys::console::warn_1(&format!("signaling frame dropped: {e}").into())
+                    }
                 }
             })
         };

@@ -1,0 +1,341 @@
+//! One WebSocket connection: reads a client's frames, answers them, and hangs up.
+//!
+//! Two tasks per connection. The reader (this module's [`run`]) decodes and checks each
+//! frame and acts on the [`Registry`](crate::rooms::Registry); it never waits on the
+//! network to send. The writer drains the connection's [`Outbox`] into the socket, so a
+//! client that stops reading blocks only its own writer, and its queue overflowing gets
+//! it dropped.
+//!
+//! Bad input is answered with an `error` frame and the connection stays open; only a
+//! client that keeps sending nothing but bad frames is hung up on. Nothing a client
+//! sends can panic this task or reach another room.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use node_core::signal::{
+    ClientMsg, ErrorCode, PeerId, ROOM_NAME_LEN_MAX, ServerMsg, clean_display_name, decode_client,
+    encode_server, valid_room_name,
+};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use crate::Shared;
+use crate::limit::TokenBucket;
+use crate::outbox::{Outbox, Undeliverable};
+use crate::rooms::{JoinError, RelayError};
+
+/// Refused frames in a row after which the server stops answering and hangs up, so a
+/// broken or hostile client cannot keep it busy writing error frames.
+pub const ERRORS_IN_A_ROW_MAX: u32 = 100;
+
+/// How long a closing connection's writer may take to flush its last frames (the close
+/// frame, on shutdown) before the socket is dropped regardless.
+const FLUSH_GRACE: Duration = Duration::from_secs(2);
+
+/// Why the reader stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// The client closed the socket, or it broke (including a frame past the hard cap).
+    Gone,
+    /// The registry dropped this client for not reading; its queue is full.
+    Kicked,
+    /// Too many refused frames in a row.
+    TooManyErrors,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Whether to keep reading after a frame.
+enum Flow {
+    Continue,
+    Stop(Exit),
+}
+
+/// This connection's membership, once `join` has succeeded.
+#[derive(Debug)]
+struct Joined {
+    /// The id the registry gave this client.
+    id: PeerId,
+    /// The room it joined, to name when refusing a second join.
+    room: String,
+}
+
+/// The reader's state.
+struct Connection {
+    /// Configuration, the registry and the shutdown signal, shared by all connections.
+    shared: Arc<Shared>,
+    /// A number for log lines before the client has a peer id.
+    conn: u64,
+    /// This connection's own queue: replies travel the same FIFO as relayed frames.
+    outbox: Outbox,
+    /// Set once `join` succeeds; a connection joins at most once.
+    joined: Option<Joined>,
+    /// Paces inbound frames.
+    bucket: TokenBucket,
+    /// Frames refused since the last accepted one.
+    errors_in_a_row: u32,
+    /// Whether bad input from this connection has been logged at warn level already.
+    warned: bool,
+}
+
+/// Serves one upgraded socket until it closes, is dropped, or the server shuts down.
+/// `_slot` is this connection's place under the connection cap, held until the end.
+pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, _slot: OwnedSemaphorePermit) {
+    let conn = shared.next_conn_number();
+    let (sink, stream) = socket.split();
+    let (outbox, rx) = Outbox::new(shared.config.outbox_messages_max);
+    let mut writer = tokio::spawn(write_loop(sink, rx));
+    tracing::debug!(conn, "websocket open");
+
+    let config = &shared.config;
+    let bucket = TokenBucket::new(
+        config.messages_per_second_max,
+        config.messages_burst_max,
+        Instant::now(),
+    );
+    let mut connection = Connection {
+        shared: shared.clone(),
+        conn,
+        outbox,
+        joined: None,
+        bucket,
+        errors_in_a_row: 0,
+        warned: false,
+    };
+    let exit = connection.read_loop(stream).await;
+    connection.leave();
+
+    let close = match exit {
+        Exit::Shutdown => Some((close_code::AWAY, "server shutting down")),
+        Exit::TooManyErrors => Some((close_code::POLICY, "too many bad frames")),
+        Exit::Gone | Exit::Kicked => None,
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        // A full queue means the client is not reading; it will not read this either.
+        let _ = connection.outbox.push(Message::Close(Some(frame)));
+    }
+    // Dropping the last sender lets the writer finish once it has flushed the queue;
+    // a kicked client is not reading, so there is nothing worth waiting for.
+    drop(connection);
+    let flush_grace = if exit == Exit::Kicked {
+        Duration::ZERO
+    } else {
+        FLUSH_GRACE
+    };
+    if tokio::time::timeout(flush_grace, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    tracing::debug!(conn, ?exit, "websocket closed");
+}
+
+/// Sends queued frames until the queue's senders are all gone or the socket fails.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: tokio::sync::mpsc::Receiver<Message>,
+) {
+    while let Some(msg) = rx.recv().await {
+        let closing = matches!(msg, Message::Close(_));
+        if sink.send(msg).await.is_err() || closing {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+impl Connection {
+    async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) -> Exit {
+        let mut shutdown = self.shared.shutdown.subscribe();
+        loop {
+            let frame = tokio::select! {
+                // `wait_for` looks at the current value first, so a connection that
+                // opens after shutdown began leaves at once.
+                _ = shutdown.wait_for(|down| *down) => return Exit::Shutdown,
+                _ = self.outbox.kicked() => return Exit::Kicked,
+                frame = stream.next() => frame,
+            };
+            let msg = match frame {
+                Some(Ok(msg)) => msg,
+                Some(Err(e)) => {
+                    tracing::debug!(conn = self.conn, error = %e, "websocket read failed");
+                    return Exit::Gone;
+                }
+                None => return Exit::Gone,
+            };
+            if let Flow::Stop(exit) = self.on_frame(msg) {
+                return exit;
+            }
+        }
+    }
+
+    fn on_frame(&mut self, msg: Message) -> Flow {
+        let text = match msg {
+            Message::Text(text) => Some(text),
+            Message::Binary(_) => None,
+            // tungstenite answers pings and the closing handshake by itself.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Flow::Continue,
+        };
+        if !self.bucket.take(Instant::now()) {
+            return self.refuse(
+                ErrorCode::RateLimited,
+                "too many frames; this one was dropped".into(),
+            );
+        }
+        let Some(text) = text else {
+            return self.refuse(
+                ErrorCode::Binary,
+                "binary frames are not part of this protocol; send JSON text".into(),
+            );
+        };
+        let max = self.shared.config.message_bytes_max;
+        if text.len() > max {
+            return self.refuse(
+                ErrorCode::TooBig,
+                format!(
+                    "frame of {} bytes is over the limit of {max} bytes",
+                    text.len()
+                ),
+            );
+        }
+        match decode_client(&text) {
+            Ok(msg) => self.on_message(msg),
+            Err(e) => self.refuse(e.code, e.message),
+        }
+    }
+
+    fn on_message(&mut self, msg: ClientMsg) -> Flow {
+        match msg {
+            ClientMsg::Join { room, kind, name } => {
+                if let Some(joined) = &self.joined {
+                    let message = format!("already joined room {:?}", joined.room);
+                    return self.refuse(ErrorCode::AlreadyJoined, message);
+                }
+                if !valid_room_name(&room) {
+                    return self.refuse(
+                        ErrorCode::BadRoom,
+                        format!(
+                            "room names are 1 to {ROOM_NAME_LEN_MAX} ASCII letters, digits, \
+                             '-' or '_'"
+                        ),
+                    );
+                }
+                let name = clean_display_name(&name);
+                let shared = self.shared.clone();
+                let result = shared.registry().join(
+                    &room,
+                    kind,
+                    name.clone(),
+                    self.outbox.clone(),
+                    &shared.config.ice_servers,
+                );
+                match result {
+                    Ok(id) => {
+                        tracing::info!(conn = self.conn, %room, %id, %kind, %name, "peer joined");
+                        self.joined = Some(Joined { id, room });
+                        self.accepted()
+                    }
+                    Err(JoinError::RoomFull) => self.refuse(
+                        ErrorCode::RoomFull,
+                        format!(
+                            "room {room:?} already has {} peers",
+                            shared.config.peers_per_room_max
+                        ),
+                    ),
+                    Err(JoinError::TooManyRooms) => self.refuse(
+                        ErrorCode::TooManyRooms,
+                        "the server has as many rooms as it can hold; join an existing room".into(),
+                    ),
+                }
+            }
+            ClientMsg::Signal { to, data } => {
+                let Some(joined) = &self.joined else {
+                    return self
+                        .refuse(ErrorCode::NotJoined, "join a room before signaling".into());
+                };
+                let result = self.shared.registry().relay(&joined.id, &to, data);
+                match result {
+                    Ok(()) => self.accepted(),
+                    // One message whether the id is elsewhere or nowhere: a client learns
+                    // nothing about other rooms.
+                    Err(RelayError::NoSuchPeer) => {
+                        self.refuse(ErrorCode::NoSuchPeer, "no such peer in this room".into())
+                    }
+                    // This client was just dropped; the kick ends the connection.
+                    Err(RelayError::SenderGone) => Flow::Continue,
+                }
+            }
+        }
+    }
+
+    fn accepted(&mut self) -> Flow {
+        self.errors_in_a_row = 0;
+        Flow::Continue
+    }
+
+    /// Answers a refused frame with an `error` frame, or hangs up on a client that sends
+    /// nothing else.
+    fn refuse(&mut self, code: ErrorCode, message: String) -> Flow {
+        self.errors_in_a_row += 1;
+        self.shared
+            .stats
+            .frames_refused
+            .fetch_add(1, Ordering::Relaxed);
+        let id = self.joined.as_ref().map(|j| j.id.as_str());
+        if !self.warned {
+            self.warned = true;
+            tracing::warn!(
+                conn = self.conn,
+                ?id,
+                ?code,
+                ?message,
+                "refused a frame (later ones from this connection are logged at debug)"
+            );
+        } else {
+            tracing::debug!(conn = self.conn, ?id, ?code, ?message, "refused a frame");
+        }
+        if self.errors_in_a_row >= ERRORS_IN_A_ROW_MAX {
+            tracing::warn!(
+                conn = self.conn,
+                ?id,
+                "hanging up after {ERRORS_IN_A_ROW_MAX} bad frames in a row"
+            );
+            return Flow::Stop(Exit::TooManyErrors);
+        }
+        let frame = encode_server(ServerMsg::Error { code, message });
+        match self.outbox.push_text(frame.into()) {
+            Ok(()) => Flow::Continue,
+            Err(Undeliverable::Full) => {
+                self.shared
+                    .stats
+                    .slow_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    conn = self.conn,
+                    ?id,
+                    "dropping a client that does not read its socket fast enough"
+                );
+                Flow::Stop(Exit::Kicked)
+            }
+            Err(Undeliverable::Closed) => Flow::Stop(Exit::Gone),
+        }
+    }
+
+    /// Leaves the room, if any, telling the others at once: their fastest sign that
+    /// this peer is gone.
+    fn leave(&mut self) {
+        if let Some(joined) = self.joined.take() {
+            self.shared.registry().leave(&joined.id);
+        }
+    }
+}

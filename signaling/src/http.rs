@@ -1,0 +1,152 @@
+//! Routes: the WebSocket upgrade, the web UI and static files, health and room listings.
+//!
+//! Handlers here only read shared state or hand a socket to `conn`; they never change
+//! a room.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use tower_http::services::ServeDir;
+
+use crate::Shared;
+use crate::rooms::RoomView;
+
+/// Room for the WebSocket framing and a JSON envelope around an oversized payload, so
+/// that a frame somewhat over `message_bytes_max` still reaches us and can be answered
+/// with `too_big` rather than a dropped connection.
+const HARD_CAP_SLACK_BYTES: usize = 16 * 1024;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let static_files = ServeDir::new(&shared.config.static_dir);
+    Router::new()
+        .route("/ws", get(upgrade))
+        .route("/healthz", get(healthz))
+        .route("/api/rooms", get(rooms))
+        .route("/api/stats", get(stats))
+        .nest_service("/static", static_files)
+        .fallback(web_ui)
+        .with_state(shared)
+}
+
+async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    let Ok(slot) = shared.connection_slots.clone().try_acquire_owned() else {
+        shared
+            .stats
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            connections_max = shared.config.connections_max,
+            "refusing a websocket: too many open"
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections; try again later\n",
+        )
+            .into_response();
+    };
+    let hard_cap = shared
+        .config
+        .message_bytes_max
+        .saturating_mul(4)
+        .saturating_add(HARD_CAP_SLACK_BYTES);
+    ws.max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| crate::conn::run(socket, shared, slot))
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The body of `/api/rooms`.
+#[derive(Serialize)]
+struct RoomsBody {
+    /// Every room with its members, by room name.
+    rooms: Vec<RoomView>,
+}
+
+async fn rooms(State(shared): State<Arc<Shared>>) -> Json<RoomsBody> {
+    let rooms = shared.registry().rooms();
+    Json(RoomsBody { rooms })
+}
+
+/// The body of `/api/stats`: counters since the server started.
+#[derive(Serialize)]
+struct StatsBody {
+    /// WebSockets open now.
+    connections_open: u64,
+    /// WebSockets opened since start.
+    connections_opened: u64,
+    /// Upgrades refused because too many WebSockets were open.
+    connections_refused: u64,
+    /// Clients dropped because their outbound queue filled up.
+    slow_clients_dropped: u64,
+    /// Frames refused with an error.
+    frames_refused: u64,
+    /// Rooms now.
+    rooms: usize,
+    /// Peers in all rooms now.
+    peers: usize,
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Json<StatsBody> {
+    let (rooms, peers, registry_slow) = {
+        let registry = shared.registry();
+        let rooms = registry.rooms();
+        let peers = rooms.iter().map(|r| r.peers.len()).sum();
+        (rooms.len(), peers, registry.slow_dropped())
+    };
+    let s = &shared.stats;
+    let free = shared.connection_slots.available_permits() as u64;
+    Json(StatsBody {
+        connections_open: u64::from(shared.connection_slots_total).saturating_sub(free),
+        connections_opened: s.connections_opened.load(Ordering::Relaxed),
+        connections_refused: s.connections_refused.load(Ordering::Relaxed),
+        slow_clients_dropped: registry_slow + s.slow_dropped.load(Ordering::Relaxed),
+        frames_refused: s.frames_refused.load(Ordering::Relaxed),
+        rooms,
+        peers,
+    })
+}
+
+/// Everything else is the web UI, or, when it has not been built, a note saying how to
+/// build it. Looked up per request, so building the UI needs no restart.
+async fn web_ui(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let dist = &shared.config.dist_dir;
+    let built = tokio::fs::metadata(dist)
+        .await
+        .is_ok_and(|meta| meta.is_dir());
+    if !built {
+        let text = format!(
+            "The Meshwork web UI is not built: {} does not exist.\n\
+             Run `cargo xtask demo` to build it and serve it.\n",
+            dist.display()
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response();
+    }
+    match ServeDir::new(dist).try_call(req).await {
+        Ok(response) => response.map(Body::new),
+        Err(e) => {
+            tracing::warn!(error = %e, "serving the web UI failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not read the web UI\n",
+            )
+                .into_response()
+        }
+    }
+}

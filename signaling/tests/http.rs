@@ -1,0 +1,172 @@
+//! The plain HTTP side over real sockets: health, room listing, the UI and static files.
+
+mod support;
+
+use std::path::PathBuf;
+
+use node_core::signal::{PeerKind, ServerMsg};
+use signaling::Config;
+use support::Server;
+
+/// A fresh directory under Cargo's per-target scratch space.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("signaling-http")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+#[tokio::test]
+async fn healthz_says_ok() {
+    let server = Server::default().await;
+    let res = server.get("/healthz").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body, "ok");
+}
+
+#[tokio::test]
+async fn api_rooms_lists_rooms_and_their_peers() {
+    let server = Server::default().await;
+    let res = server.get("/api/rooms").await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.headers
+            .iter()
+            .any(|h| h.starts_with("content-type: application/json")),
+        "{:?}",
+        res.headers
+    );
+    let json: serde_json::Value = serde_json::from_str(&res.body).unwrap();
+    assert_eq!(json, serde_json::json!({ "rooms": [] }));
+
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let mut c = server.client().await;
+    let wa = a.join_as("zeta", PeerKind::Browser, "tab").await;
+    let wb = b.join_as("alpha", PeerKind::Native, "cli").await;
+    let wc = c.join_as("zeta", PeerKind::Native, "").await;
+
+    let json: serde_json::Value =
+        serde_json::from_str(&server.get("/api/rooms").await.body).unwrap();
+    let expected = serde_json::json!({ "rooms": [
+        { "name": "alpha", "peers": [
+            { "id": wb.id.as_str(), "kind": "native", "name": "cli" },
+        ]},
+        { "name": "zeta", "peers": [
+            { "id": wa.id.as_str(), "kind": "browser", "name": "tab" },
+            { "id": wc.id.as_str(), "kind": "native", "name": "" },
+        ]},
+    ]});
+    assert_eq!(json, expected);
+
+    // A member that left is no longer listed; a's peer_left says the server is done.
+    drop(c);
+    assert!(matches!(a.recv().await, ServerMsg::PeerJoined { .. }));
+    assert_eq!(a.recv().await, ServerMsg::PeerLeft { id: wc.id });
+    let json: serde_json::Value =
+        serde_json::from_str(&server.get("/api/rooms").await.body).unwrap();
+    assert_eq!(json["rooms"][1]["peers"].as_array().unwrap().len(), 1);
+
+    // When a room's last member goes, so does the room. Nobody is left to be told, so
+    // poll the listing (bounded) instead of awaiting a frame.
+    drop(b);
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    loop {
+        let json: serde_json::Value =
+            serde_json::from_str(&server.get("/api/rooms").await.body).unwrap();
+        let names: Vec<&str> = json["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        if names == ["zeta"] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "rooms: {names:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn without_a_built_ui_the_root_says_how_to_build_it() {
+    let server = Server::start(Config {
+        dist_dir: scratch_dir("missing").join("dist"),
+        ..Config::default()
+    })
+    .await;
+    for path in ["/", "/index.html", "/some/page"] {
+        let res = server.get(path).await;
+        assert_eq!(res.status, 503, "{path}");
+        assert!(res.body.contains("not built"), "{}", res.body);
+        assert!(res.body.contains("cargo xtask demo"), "{}", res.body);
+    }
+    // The rest of the server works without it.
+    assert_eq!(server.get("/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn serves_the_built_ui_and_static_files() {
+    let root = scratch_dir("served");
+    let dist = root.join("dist");
+    let statics = root.join("static");
+    std::fs::create_dir_all(dist.join("assets")).unwrap();
+    std::fs::create_dir_all(&statics).unwrap();
+    std::fs::write(
+        dist.join("index.html"),
+        "<!doctype html><title>Meshwork</title>",
+    )
+    .unwrap();
+    std::fs::write(dist.join("assets/app.js"), "console.log(1)").unwrap();
+    std::fs::write(statics.join("style.css"), "body{}").unwrap();
+
+    let server = Server::start(Config {
+        dist_dir: dist,
+        static_dir: statics,
+        ..Config::default()
+    })
+    .await;
+
+    let index = server.get("/").await;
+    assert_eq!(index.status, 200);
+    assert!(index.body.contains("<title>Meshwork</title>"));
+    assert!(
+        index
+            .headers
+            .iter()
+            .any(|h| h.starts_with("content-type: text/html"))
+    );
+    let js = server.get("/assets/app.js").await;
+    assert_eq!(js.status, 200);
+    assert_eq!(js.body, "console.log(1)");
+    let css = server.get("/static/style.css").await;
+    assert_eq!(css.status, 200);
+    assert_eq!(css.body, "body{}");
+
+    assert_eq!(server.get("/nope.js").await.status, 404);
+    assert_eq!(server.get("/static/nope.css").await.status, 404);
+    assert_eq!(server.get("/static/../dist/index.html").await.status, 404);
+}
+
+#[tokio::test]
+async fn a_plain_get_on_the_websocket_path_is_refused_politely() {
+    let server = Server::default().await;
+    let res = server.get("/ws").await;
+    assert!((400..500).contains(&res.status), "{}", res.status);
+}
+
+#[tokio::test]
+async fn stats_count_connections() {
+    let server = Server::default().await;
+    let mut a = server.client().await;
+    a.join("r").await;
+    let stats = server.stats().await;
+    assert_eq!(stats["connections_open"], 1);
+    assert_eq!(stats["rooms"], 1);
+    assert_eq!(stats["peers"], 1);
+    a.send_text("nonsense").await;
+    a.recv_error().await;
+    assert_eq!(server.stats().await["frames_refused"], 1);
+}

@@ -1,0 +1,652 @@
+//! The signaling protocol over real sockets: joining, relaying, isolation, bad input,
+//! limits, leaving and shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use node_core::signal::{
+    ClientMsg, ErrorCode, IceServer, PeerId, PeerKind, ServerMsg, SignalData, encode_client,
+};
+use signaling::Config;
+use support::{Client, Server, WAIT, offer};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+fn is_peer_id(id: &PeerId) -> bool {
+    id.as_str().len() == 16
+        && id
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[tokio::test]
+async fn join_gets_welcome_with_id_peers_and_ice_servers() {
+    let ice = vec![IceServer {
+        urls: vec!["stun:127.0.0.1:3478".into()],
+        username: Some("u".into()),
+        credential: Some("p".into()),
+    }];
+    let server = Server::start(Config {
+        ice_servers: ice.clone(),
+        ..Config::default()
+    })
+    .await;
+
+    let mut a = server.client().await;
+    let wa = a.join_as("demo", PeerKind::Browser, "tab one").await;
+    assert!(is_peer_id(&wa.id), "{}", wa.id);
+    assert!(wa.peers.is_empty());
+    assert_eq!(wa.ice_servers, ice);
+
+    let mut b = server.client().await;
+    let wb = b.join_as("demo", PeerKind::Native, "cli").await;
+    assert!(is_peer_id(&wb.id));
+    assert_ne!(wa.id, wb.id);
+    assert_eq!(wb.peers.len(), 1, "the newcomer is not listed");
+    assert_eq!(wb.peers[0].id, wa.id);
+    assert_eq!(wb.peers[0].kind, PeerKind::Browser);
+    assert_eq!(wb.peers[0].name, "tab one");
+    assert_eq!(wb.ice_servers, ice);
+}
+
+#[tokio::test]
+async fn ice_servers_are_empty_by_default() {
+    let server = Server::default().await;
+    let mut a = server.client().await;
+    assert!(a.join("r").await.ice_servers.is_empty());
+}
+
+#[tokio::test]
+async fn joining_is_announced_to_everyone_else() {
+    let server = Server::default().await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let wa = a.join("r").await;
+    let wb = b.join("r").await;
+    let mut c = server.client().await;
+    let wc = c.join_as("r", PeerKind::Browser, "see").await;
+    let listed: Vec<PeerId> = wc.peers.iter().map(|p| p.id.clone()).collect();
+    assert_eq!(listed, vec![wa.id.clone(), wb.id.clone()], "in join order");
+
+    match a.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.id, wb.id),
+        other => panic!("{other:?}"),
+    }
+    for client in [&mut a, &mut b] {
+        match client.recv().await {
+            ServerMsg::PeerJoined { peer } => {
+                assert_eq!(peer.id, wc.id);
+                assert_eq!(peer.kind, PeerKind::Browser);
+                assert_eq!(peer.name, "see");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The newcomer is not told about itself: the next thing c hears is a's signal.
+    a.signal(&wc.id, offer("probe")).await;
+    assert_eq!(
+        c.recv().await,
+        ServerMsg::Signal {
+            from: wa.id,
+            data: offer("probe")
+        }
+    );
+}
+
+#[tokio::test]
+async fn relays_offer_answer_and_ice_with_the_true_sender() {
+    let server = Server::default().await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let wa = a.join("r").await;
+    let wb = b.join("r").await;
+    a.recv().await; // peer_joined(b)
+
+    let answer = SignalData::Answer {
+        sdp: "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\n".into(),
+    };
+    let ice = SignalData::Ice {
+        candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+    };
+
+    a.signal(&wb.id, offer("v=0\r\n")).await;
+    assert_eq!(
+        b.recv().await,
+        ServerMsg::Signal {
+            from: wa.id.clone(),
+            data: offer("v=0\r\n")
+        }
+    );
+    b.signal(&wa.id, answer.clone()).await;
+    assert_eq!(
+        a.recv().await,
+        ServerMsg::Signal {
+            from: wb.id.clone(),
+            data: answer
+        }
+    );
+    a.signal(&wb.id, ice.clone()).await;
+    b.signal(&wa.id, ice.clone()).await;
+    assert_eq!(
+        b.recv().await,
+        ServerMsg::Signal {
+            from: wa.id.clone(),
+            data: ice.clone()
+        }
+    );
+    assert_eq!(
+        a.recv().await,
+        ServerMsg::Signal {
+            from: wb.id.clone(),
+            data: ice
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_client_cannot_choose_or_spoof_an_id() {
+    let server = Server::default().await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let mut c = server.client().await;
+    a.send_text(r#"{"v":1,"type":"join","room":"r","kind":"native","id":"0000000000000000"}"#)
+        .await;
+    let wa = match a.recv().await {
+        ServerMsg::Welcome { id, .. } => id,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(wa.as_str(), "0000000000000000");
+    let wb = b.join("r").await.id;
+    let wc = c.join("r").await.id;
+    a.recv().await;
+    a.recv().await;
+    b.recv().await;
+
+    // a claims to be c in the frame; the server says who really sent it.
+    let frame = format!(
+        r#"{{"v":1,"type":"signal","from":"{wc}","to":"{wb}","data":{{"kind":"offer","sdp":"x"}}}}"#
+    );
+    a.send_text(frame).await;
+    assert_eq!(
+        b.recv().await,
+        ServerMsg::Signal {
+            from: wa,
+            data: offer("x")
+        }
+    );
+}
+
+#[tokio::test]
+async fn rooms_are_isolated() {
+    let server = Server::default().await;
+    let (mut a1, mut a2) = (server.client().await, server.client().await);
+    let (mut b1, mut b2) = (server.client().await, server.client().await);
+    let a1_id = a1.join("a").await.id;
+    let wb1 = b1.join("b").await;
+    assert!(wb1.peers.is_empty(), "b1 must not see room a");
+    let wa2 = a2.join("a").await;
+    assert_eq!(wa2.peers.len(), 1, "a2 sees only a1: {:?}", wa2.peers);
+    let wb2 = b2.join("b").await;
+    assert_eq!(wb2.peers.len(), 1);
+    assert_eq!(wb2.peers[0].id, wb1.id);
+
+    // a1 hears of a2 and nobody from b.
+    match a1.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.id, wa2.id),
+        other => panic!("{other:?}"),
+    }
+
+    // a1 cannot reach b1, and gets the same answer as for an id that exists nowhere.
+    a1.signal(&wb1.id, offer("leak")).await;
+    let other_room = a1.expect_error(ErrorCode::NoSuchPeer).await;
+    a1.signal(&PeerId("ffffffffffffffff".into()), offer("leak"))
+        .await;
+    let nowhere = a1.expect_error(ErrorCode::NoSuchPeer).await;
+    assert_eq!(other_room, nowhere, "the error must not tell the two apart");
+
+    // a2 leaving is told to a1 only.
+    drop(a2);
+    assert_eq!(a1.recv().await, ServerMsg::PeerLeft { id: wa2.id });
+
+    // Probe: b1's queue is FIFO, so b2's signal arriving first proves nothing from room
+    // a (a2's join, a1's attempt, a2's leaving) ever reached b1.
+    match b1.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.id, wb2.id),
+        other => panic!("{other:?}"),
+    }
+    b2.signal(&wb1.id, offer("probe")).await;
+    assert_eq!(
+        b1.recv().await,
+        ServerMsg::Signal {
+            from: wb2.id.clone(),
+            data: offer("probe")
+        }
+    );
+
+    // And b leaving is not told to a.
+    drop(b2);
+    assert_eq!(b1.recv().await, ServerMsg::PeerLeft { id: wb2.id });
+    let mut a3 = server.client().await;
+    let wa3 = a3.join("a").await;
+    match a1.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.id, wa3.id),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(wa3.peers.len(), 1);
+    assert_eq!(wa3.peers[0].id, a1_id);
+}
+
+#[tokio::test]
+async fn bad_input_gets_an_error_and_the_connection_survives() {
+    let server = Server::default().await;
+    let mut c = server.client().await;
+
+    let before_join: &[(&str, ErrorCode)] = &[
+        ("not json at all", ErrorCode::BadJson),
+        ("[1,2,3]", ErrorCode::BadJson),
+        (r#"{"v":1}"#, ErrorCode::BadJson),
+        (r#"{"v":1,"type":"join","room":"r"}"#, ErrorCode::BadJson),
+        (
+            r#"{"v":1,"type":"join","room":"r","kind":"toaster"}"#,
+            ErrorCode::BadJson,
+        ),
+        (r#"{"v":1,"type":"dance"}"#, ErrorCode::UnknownType),
+        (
+            r#"{"v":2,"type":"join","room":"r","kind":"native"}"#,
+            ErrorCode::BadVersion,
+        ),
+        (
+            r#"{"type":"join","room":"r","kind":"native"}"#,
+            ErrorCode::BadVersion,
+        ),
+        (
+            r#"{"v":1,"type":"join","room":"no spaces","kind":"native"}"#,
+            ErrorCode::BadRoom,
+        ),
+        (
+            r#"{"v":1,"type":"join","room":"../etc","kind":"native"}"#,
+            ErrorCode::BadRoom,
+        ),
+        (
+            r#"{"v":1,"type":"join","room":"","kind":"native"}"#,
+            ErrorCode::BadRoom,
+        ),
+        (
+            r#"{"v":1,"type":"signal","to":"abc","data":{"kind":"offer","sdp":"x"}}"#,
+            ErrorCode::NotJoined,
+        ),
+    ];
+    for (frame, code) in before_join {
+        c.send_text(*frame).await;
+        let (got, message) = c.recv_error().await;
+        assert_eq!(got, *code, "frame {frame} got {message}");
+        assert!(!message.is_empty());
+    }
+    c.send_raw(Message::binary(vec![0u8, 1, 2])).await;
+    c.expect_error(ErrorCode::Binary).await;
+
+    // The error frame itself is a versioned protocol frame.
+    c.send_text("{").await;
+    let raw = tokio::time::timeout(WAIT, c.ws.next()).await.unwrap();
+    let Some(Ok(Message::Text(text))) = raw else {
+        panic!("{raw:?}")
+    };
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["v"], 1);
+    assert_eq!(json["type"], "error");
+    assert_eq!(json["code"], "bad_json");
+    assert!(json["message"].is_string());
+
+    // Still usable: join, then the errors that need a joined connection.
+    let me = c.join("r").await.id;
+    c.send(ClientMsg::Join {
+        room: "other".into(),
+        kind: PeerKind::Native,
+        name: String::new(),
+    })
+    .await;
+    c.expect_error(ErrorCode::AlreadyJoined).await;
+    c.signal(&PeerId("0123456789abcdef".into()), offer("x"))
+        .await;
+    c.expect_error(ErrorCode::NoSuchPeer).await;
+
+    let mut d = server.client().await;
+    let wd = d.join("r").await;
+    assert_eq!(
+        wd.peers.len(),
+        1,
+        "the first join stuck, the second did not"
+    );
+    assert_eq!(wd.peers[0].id, me);
+    c.recv().await; // peer_joined(d)
+    c.signal(&wd.id, offer("ok")).await;
+    assert_eq!(
+        d.recv().await,
+        ServerMsg::Signal {
+            from: me,
+            data: offer("ok")
+        }
+    );
+}
+
+#[tokio::test]
+async fn display_names_are_cleaned() {
+    let server = Server::default().await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    a.join_as("r", PeerKind::Browser, "  ann\u{7}\u{1b}ie  ")
+        .await;
+    let wb = b.join("r").await;
+    assert_eq!(wb.peers[0].name, "annie");
+}
+
+#[tokio::test]
+async fn an_oversized_frame_gets_too_big_and_one_past_the_hard_cap_closes() {
+    let server = Server::start(Config {
+        message_bytes_max: 1024,
+        ..Config::default()
+    })
+    .await;
+    let mut c = server.client().await;
+    let mut d = server.client().await;
+    let wc = c.join("r").await;
+    let wd = d.join("r").await;
+    c.recv().await;
+
+    // Just under the limit is relayed, just over is refused.
+    let fits = encode_client(ClientMsg::Signal {
+        to: wd.id.clone(),
+        data: offer(""),
+    });
+    let pad = 1024 - fits.len();
+    c.signal(&wd.id, offer(&"a".repeat(pad))).await;
+    match d.recv().await {
+        ServerMsg::Signal { from, .. } => assert_eq!(from, wc.id),
+        other => panic!("{other:?}"),
+    }
+    c.signal(&wd.id, offer(&"a".repeat(pad + 1))).await;
+    c.expect_error(ErrorCode::TooBig).await;
+    c.send_text("x".repeat(5000)).await;
+    c.expect_error(ErrorCode::TooBig).await;
+
+    // Still works.
+    c.signal(&wd.id, offer("small")).await;
+    assert_eq!(
+        d.recv().await,
+        ServerMsg::Signal {
+            from: wc.id.clone(),
+            data: offer("small")
+        }
+    );
+
+    // Far past the limit the server may hang up; the room hears of it.
+    let _ = c.ws.send(Message::text("x".repeat(1 << 20))).await;
+    c.expect_closed().await;
+    assert_eq!(d.recv().await, ServerMsg::PeerLeft { id: wc.id });
+}
+
+#[tokio::test]
+async fn a_full_room_and_too_many_rooms_are_refused() {
+    let server = Server::start(Config {
+        peers_per_room_max: 2,
+        rooms_max: 2,
+        ..Config::default()
+    })
+    .await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let mut c = server.client().await;
+    let wa = a.join("one").await;
+    b.join("one").await;
+    a.recv().await;
+
+    c.send(ClientMsg::Join {
+        room: "one".into(),
+        kind: PeerKind::Native,
+        name: String::new(),
+    })
+    .await;
+    c.expect_error(ErrorCode::RoomFull).await;
+
+    let mut d = server.client().await;
+    d.join("two").await;
+    c.send(ClientMsg::Join {
+        room: "three".into(),
+        kind: PeerKind::Native,
+        name: String::new(),
+    })
+    .await;
+    c.expect_error(ErrorCode::TooManyRooms).await;
+
+    // A refused client can still join once there is room, and the members saw nothing.
+    drop(b);
+    match a.recv().await {
+        ServerMsg::PeerLeft { .. } => {}
+        other => panic!("{other:?}"),
+    }
+    let wc = c.join("one").await;
+    assert_eq!(wc.peers.len(), 1);
+    assert_eq!(wc.peers[0].id, wa.id);
+}
+
+#[tokio::test]
+async fn frames_over_the_rate_are_dropped_then_the_rate_recovers() {
+    let server = Server::start(Config {
+        messages_per_second_max: 1,
+        messages_burst_max: 3,
+        ..Config::default()
+    })
+    .await;
+    let mut c = server.client().await;
+    let not_joined = encode_client(ClientMsg::Signal {
+        to: PeerId("x".into()),
+        data: offer("x"),
+    });
+    for _ in 0..6 {
+        c.send_text(not_joined.clone()).await;
+    }
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(c.recv_error().await.0);
+    }
+    assert_eq!(&codes[..3], &[ErrorCode::NotJoined; 3], "the burst passes");
+    assert!(codes[3..].contains(&ErrorCode::RateLimited), "{codes:?}");
+    let accepted = codes.iter().filter(|c| **c == ErrorCode::NotJoined).count();
+    assert!(
+        accepted <= 4,
+        "at most one token refills meanwhile: {codes:?}"
+    );
+
+    // Rate-limited frames are dropped, not queued: once a token refills (one per second
+    // here) a join goes through.
+    let join = encode_client(ClientMsg::Join {
+        room: "r".into(),
+        kind: PeerKind::Native,
+        name: String::new(),
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        c.send_text(join.clone()).await;
+        match c.recv().await {
+            ServerMsg::Welcome { .. } => break,
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rate never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn peer_left_is_sent_when_a_socket_drops_or_closes() {
+    let server = Server::default().await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let mut c = server.client().await;
+    a.join("r").await;
+    let wb = b.join("r").await;
+    let wc = c.join("r").await;
+    for _ in 0..2 {
+        a.recv().await;
+    }
+    b.recv().await;
+
+    // Dropped without a closing handshake, like a killed tab.
+    drop(b);
+    assert_eq!(a.recv().await, ServerMsg::PeerLeft { id: wb.id.clone() });
+    assert_eq!(c.recv().await, ServerMsg::PeerLeft { id: wb.id });
+
+    // Closed politely.
+    c.ws.close(None).await.unwrap();
+    assert_eq!(a.recv().await, ServerMsg::PeerLeft { id: wc.id });
+}
+
+#[tokio::test]
+async fn a_client_sending_only_bad_frames_is_hung_up_on() {
+    let server = Server::start(Config {
+        messages_per_second_max: 10_000,
+        messages_burst_max: 10_000,
+        ..Config::default()
+    })
+    .await;
+    let mut c = server.client().await;
+    let mut watcher = server.client().await;
+    let wc = c.join("r").await;
+    watcher.join("r").await;
+
+    // A good frame in between resets the count.
+    for _ in 0..60 {
+        c.send_text("bad").await;
+    }
+    c.send(ClientMsg::Signal {
+        to: wc.id.clone(),
+        data: offer("self"),
+    })
+    .await;
+    for _ in 0..signaling::ERRORS_IN_A_ROW_MAX {
+        c.send_text("bad").await;
+    }
+    let mut errors = 0;
+    let code = loop {
+        let next = tokio::time::timeout(WAIT, c.ws.next()).await.unwrap();
+        match next {
+            Some(Ok(Message::Text(t))) if t.contains("bad_json") => errors += 1,
+            Some(Ok(Message::Text(_))) => {} // peer_joined, the signal to itself
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(errors, 60 + signaling::ERRORS_IN_A_ROW_MAX - 1);
+    assert_eq!(code, Some(1008), "policy violation");
+    assert_eq!(watcher.recv().await, ServerMsg::PeerLeft { id: wc.id });
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_refused_with_503() {
+    let server = Server::start(Config {
+        connections_max: 1,
+        ..Config::default()
+    })
+    .await;
+    let mut first = server.client().await;
+    first.join("r").await;
+    match tokio_tungstenite::connect_async(server.ws_url()).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("expected 503, got {other:?}"),
+    }
+    assert_eq!(server.stats().await["connections_refused"], 1);
+
+    // The slot comes back when the first connection has closed.
+    first.ws.close(None).await.unwrap();
+    first.expect_closed().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut second = loop {
+        match tokio_tungstenite::connect_async(server.ws_url()).await {
+            Ok((ws, _)) => break Client { ws },
+            Err(tungstenite::Error::Http(r)) if r.status() == 503 => {
+                assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    second.join("r").await;
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_dropped_and_counted() {
+    let server = Server::start(Config {
+        outbox_messages_max: 4,
+        messages_per_second_max: 100_000,
+        messages_burst_max: 100_000,
+        ..Config::default()
+    })
+    .await;
+    let mut slow = server.client().await;
+    let mut fast = server.client().await;
+    let ws = slow.join("r").await;
+    let wf = fast.join("r").await;
+
+    // Flood the slow client with large signals it never reads, until the kernel's
+    // buffers and then its queue are full. After each one, fast signals itself and
+    // waits for the echo: its queue is FIFO, so a peer_left caused by the big frame
+    // arrives before the echo, and fast stops before sending to a peer that is gone.
+    let big = offer(&"s".repeat(60_000));
+    let mut sent = 0;
+    let left = loop {
+        assert!(sent < 5_000, "the slow client was never dropped");
+        fast.signal(&ws.id, big.clone()).await;
+        fast.signal(&wf.id, offer("tick")).await;
+        sent += 1;
+        match fast.recv().await {
+            ServerMsg::Signal { from, .. } if from == wf.id => {}
+            ServerMsg::PeerLeft { id } => break id,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(left, ws.id);
+    assert_eq!(server.stats().await["slow_clients_dropped"], 1);
+
+    // Its socket is closed: after whatever the kernel still buffered, the stream ends.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(_)) = slow.ws.next().await {}
+    })
+    .await
+    .expect("the slow client's socket stayed open");
+}
+
+#[tokio::test]
+async fn shutdown_returns_while_clients_are_connected() {
+    let mut server = Server::default().await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    a.join("r").await;
+    b.join("r").await;
+    // b stays silent and unread: shutdown must not wait on it forever.
+
+    server.shut_down();
+    let result = tokio::time::timeout(Duration::from_secs(10), &mut server.task)
+        .await
+        .expect("serve did not return after shutdown")
+        .expect("serve panicked");
+    assert!(result.is_ok(), "{result:?}");
+
+    // a is told the server is going away (after the peer_joined still queued for it).
+    assert_eq!(a.expect_closed().await, Some(1001));
+    // New connections are refused now.
+    assert!(
+        tokio_tungstenite::connect_async(server.ws_url())
+            .await
+            .is_err()
+    );
+}
