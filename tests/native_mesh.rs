@@ -17,14 +17,28 @@ fn four_native_nodes_form_a_full_mesh_and_notice_a_kill() {
         .collect();
     let ids: Vec<String> = nodes
         .iter_mut()
-        .map(|n| n.wait_event(Duration::from_secs(20), "joined")["id"].as_str().unwrap().to_string())
+        .map(|n| {
+            n.wait_event(Duration::from_secs(20), "joined")["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     for (i, n) in nodes.iter_mut().enumerate() {
         let mut peers = wait_connected(n, 3, Duration::from_secs(60));
         peers.sort();
-        let mut want: Vec<String> = ids.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, id)| id.clone()).collect();
+        let mut want: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, id)| id.clone())
+            .collect();
         want.sort();
-        assert_eq!(peers, want, "{} is connected to exactly the other three", n.name);
+        assert_eq!(
+            peers, want,
+            "{} is connected to exactly the other three",
+            n.name
+        );
         let connected = n.wait_event(Duration::from_secs(1), "peer_connected");
         assert_eq!(connected["kind"], "native");
     }
@@ -44,15 +58,29 @@ fn four_native_nodes_form_a_full_mesh_and_notice_a_kill() {
             .wait_for(left_by.saturating_duration_since(Instant::now()), |v| {
                 v["event"] == "peer_left" && v["peer"] == victim_id.as_str()
             })
-            .unwrap_or_else(|| panic!("{} did not report peer_left for {victim_id} within 2 s; saw {:?}", n.name, n.seen));
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} did not report peer_left for {victim_id} within 2 s; saw {:?}",
+                    n.name, n.seen
+                )
+            });
         let reason = ev["reason"].as_str().unwrap_or_default();
-        assert!(["signaling", "channel_closed", "heartbeat"].contains(&reason), "{ev}");
+        assert!(
+            ["signaling", "channel_closed", "heartbeat"].contains(&reason),
+            "{ev}"
+        );
         assert!(ev["detect_ms"].as_f64().is_some(), "{ev}");
         assert_eq!(ev["was_connected"], true);
     }
     // The survivors still form a full mesh among themselves.
     for n in nodes.iter_mut() {
-        assert_eq!(common::connected_peers(n).len(), 2, "{}: {:?}", n.name, n.seen);
+        assert_eq!(
+            common::connected_peers(n).len(),
+            2,
+            "{}: {:?}",
+            n.name,
+            n.seen
+        );
     }
 }
 
@@ -63,7 +91,10 @@ fn a_node_started_after_its_peers_connects_and_shutdown_is_noticed_at_once() {
     let mut a = node(&addr, room, "a", &[]);
     a.wait_event(Duration::from_secs(20), "joined");
     let mut b = node(&addr, room, "b", &[]);
-    let b_id = b.wait_event(Duration::from_secs(20), "joined")["id"].as_str().unwrap().to_string();
+    let b_id = b.wait_event(Duration::from_secs(20), "joined")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     wait_connected(&mut a, 1, Duration::from_secs(60));
     wait_connected(&mut b, 1, Duration::from_secs(60));
     // SIGTERM: the node closes its connections before exiting.
@@ -73,9 +104,14 @@ fn a_node_started_after_its_peers_connects_and_shutdown_is_noticed_at_once() {
         .expect("kill");
     assert!(status.success());
     let ev = a
-        .wait_for(Duration::from_secs(2), |v| v["event"] == "peer_left" && v["peer"] == b_id.as_str())
+        .wait_for(Duration::from_secs(2), |v| {
+            v["event"] == "peer_left" && v["peer"] == b_id.as_str()
+        })
         .unwrap_or_else(|| panic!("a did not see b leave; saw {:?}", a.seen));
-    assert!(ev["reason"] == "signaling" || ev["reason"] == "channel_closed", "{ev}");
+    assert!(
+        ev["reason"] == "signaling" || ev["reason"] == "channel_closed",
+        "{ev}"
+    );
 }
 
 #[test]
@@ -85,19 +121,40 @@ fn bad_arguments_are_refused_with_a_clear_message() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a scheme"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs a scheme"),
+        "{out:?}"
+    );
     let out = common::meshwork()
-        .args(["node", "--server", "http://127.0.0.1:1", "--room", "no spaces"])
+        .args([
+            "node",
+            "--server",
+            "http://127.0.0.1:1",
+            "--room",
+            "no spaces",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not valid"),
+        "{out:?}"
+    );
     let out = common::meshwork()
-        .args(["node", "--server", "http://127.0.0.1:1", "--ice-bind", "nowhere"])
+        .args([
+            "node",
+            "--server",
+            "http://127.0.0.1:1",
+            "--ice-bind",
+            "nowhere",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("bad ICE bind"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad ICE bind"),
+        "{out:?}"
+    );
     let out = common::meshwork().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for cmd in ["serve", "node", "demo"] {

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use node_core::driver::{MeshNode, NodeEvent, RunOptions, run_native};
-use node_core::membership::{MeshEvent, MembershipConfig};
+use node_core::membership::{MembershipConfig, MeshEvent};
 use node_core::signal::{IceServer, PeerKind, valid_room_name};
 use node_core::transport::native::{NativeConfig, NativeTransport};
 use serde_json::json;
@@ -204,9 +204,11 @@ fn server_config(o: &ServerOptions) -> Result<signaling::Config> {
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (is another server using the port? try --bind 127.0.0.1:0)"))
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr} (is another server using the port? try --bind 127.0.0.1:0)"
+        )
+    })
 }
 
 async fn serve(a: ServeArgs) -> Result<()> {
@@ -220,7 +222,10 @@ async fn serve(a: ServeArgs) -> Result<()> {
     let listener = bind(a.bind).await?;
     let addr = listener.local_addr()?;
     if a.json {
-        println!("{}", json!({"event": "listening", "addr": addr.to_string()}));
+        println!(
+            "{}",
+            json!({"event": "listening", "addr": addr.to_string()})
+        );
     } else {
         println!("meshwork signaling listening on http://{addr}");
     }
@@ -231,9 +236,9 @@ async fn serve(a: ServeArgs) -> Result<()> {
 /// Accepts http://, https://, ws:// and wss:// server URLs, with or without the /ws path.
 fn ws_url(server: &str) -> Result<String> {
     let s = server.trim().trim_end_matches('/');
-    let (scheme, rest) = s
-        .split_once("://")
-        .with_context(|| format!("--server {server:?} needs a scheme, e.g. http://127.0.0.1:8080"))?;
+    let (scheme, rest) = s.split_once("://").with_context(|| {
+        format!("--server {server:?} needs a scheme, e.g. http://127.0.0.1:8080")
+    })?;
     let scheme = match scheme {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",
@@ -365,7 +370,14 @@ async fn node(a: NodeArgs) -> Result<()> {
     let options = RunOptions {
         bulk_bytes: a.bench_bulk_bytes,
     };
-    run_native(transport, node, options, |e| reporter.report(e), shutdown_signal()).await;
+    run_native(
+        transport,
+        node,
+        options,
+        |e| reporter.report(e),
+        shutdown_signal(),
+    )
+    .await;
     Ok(())
 }
 
@@ -411,21 +423,33 @@ async fn demo(a: DemoArgs) -> Result<()> {
             rtt_printed: Default::default(),
         };
         nodes.push(tokio::spawn(async move {
-            run_native(transport, node, RunOptions::default(), move |e| {
-                if !matches!(e, NodeEvent::Mesh(MeshEvent::Rtt { .. })) {
-                    reporter.report(e)
-                }
-            }, async move {
-                let _ = rx.changed().await;
-            })
+            run_native(
+                transport,
+                node,
+                RunOptions::default(),
+                move |e| {
+                    if !matches!(e, NodeEvent::Mesh(MeshEvent::Rtt { .. })) {
+                        reporter.report(e)
+                    }
+                },
+                async move {
+                    let _ = rx.changed().await;
+                },
+            )
             .await
         }));
     }
     println!();
-    println!("  Meshwork demo: signaling server and {} native node(s) in room `demo`.", a.nodes);
+    println!(
+        "  Meshwork demo: signaling server and {} native node(s) in room `demo`.",
+        a.nodes
+    );
     println!("  Open  http://{local}/?room=demo  in a browser tab to join the mesh.");
     if addr.ip().is_unspecified() {
-        println!("  From another machine: http://<this machine's address>:{}/?room=demo", addr.port());
+        println!(
+            "  From another machine: http://<this machine's address>:{}/?room=demo",
+            addr.port()
+        );
     }
     println!("  Add a node from a terminal: meshwork node --server http://{local} --room demo");
     println!("  Ctrl-C stops everything.");
@@ -445,9 +469,15 @@ mod tests {
 
     #[test]
     fn server_urls() {
-        assert_eq!(ws_url("http://127.0.0.1:8080").unwrap(), "ws://127.0.0.1:8080/ws");
+        assert_eq!(
+            ws_url("http://127.0.0.1:8080").unwrap(),
+            "ws://127.0.0.1:8080/ws"
+        );
         assert_eq!(ws_url("ws://h:1/").unwrap(), "ws://h:1/ws");
-        assert_eq!(ws_url("https://example.org").unwrap(), "wss://example.org/ws");
+        assert_eq!(
+            ws_url("https://example.org").unwrap(),
+            "wss://example.org/ws"
+        );
         assert_eq!(ws_url("ws://h:1/ws").unwrap(), "ws://h:1/ws");
         assert!(ws_url("127.0.0.1:8080").is_err());
         assert!(ws_url("ftp://h").is_err());

@@ -7,8 +7,9 @@
 //! `/api/rooms` (who is where) and `/api/stats` (counters for operators).
 //!
 //! It holds no job state and sees none of the mesh's traffic: once peers are connected
-//! they talk over data channels, so a running mesh survives a restart of this server and
-//! its peers rejoin when it returns.
+//! they talk over data channels, so an established mesh keeps working while this server
+//! is down (rejoining a restarted server is not implemented yet: it would need a resume
+//! token so that a peer keeps its id).
 //!
 //! Everything it holds is bounded by [`Config`]: connections, rooms, peers per room,
 //! frame size, frame rate, and each connection's outbound queue.

@@ -84,7 +84,12 @@ impl Proc {
     /// Waits for the event `{"event": name, ...}`.
     pub fn wait_event(&mut self, timeout: Duration, name: &str) -> Value {
         self.wait_for(timeout, |v| v["event"] == name)
-            .unwrap_or_else(|| panic!("{}: no {name:?} event within {timeout:?}; saw {:?}", self.name, self.seen))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: no {name:?} event within {timeout:?}; saw {:?}",
+                    self.name, self.seen
+                )
+            })
     }
 
     /// Ends the process with SIGKILL and reaps it.
@@ -103,7 +108,8 @@ impl Drop for Proc {
 /// Starts `meshwork serve` on a free loopback port; returns it and its address.
 pub fn server(extra: &[&str]) -> (Proc, String) {
     let mut cmd = meshwork();
-    cmd.args(["serve", "--bind", "127.0.0.1:0", "--json"]).args(extra);
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--json"])
+        .args(extra);
     let mut p = Proc::spawn("server", cmd);
     let ev = p.wait_event(Duration::from_secs(20), "listening");
     let addr = ev["addr"].as_str().expect("addr").to_string();
@@ -138,8 +144,17 @@ pub fn wait_connected(p: &mut Proc, n: usize, timeout: Duration) -> Vec<String> 
             return peers;
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        if p.wait_for(left, |v| v["event"] == "peer_connected" && !peers.iter().any(|x| v["peer"] == x.as_str())).is_none() {
-            panic!("{}: {} of {n} peers connected within {timeout:?}; saw {:?}", p.name, peers.len(), p.seen);
+        if p.wait_for(left, |v| {
+            v["event"] == "peer_connected" && !peers.iter().any(|x| v["peer"] == x.as_str())
+        })
+        .is_none()
+        {
+            panic!(
+                "{}: {} of {n} peers connected within {timeout:?}; saw {:?}",
+                p.name,
+                peers.len(),
+                p.seen
+            );
         }
     }
 }
@@ -148,7 +163,9 @@ pub fn wait_connected(p: &mut Proc, n: usize, timeout: Duration) -> Vec<String> 
 pub fn connected_peers(p: &Proc) -> Vec<String> {
     let mut peers: Vec<String> = Vec::new();
     for v in &p.seen {
-        let Some(id) = v["peer"].as_str() else { continue };
+        let Some(id) = v["peer"].as_str() else {
+            continue;
+        };
         if v["event"] == "peer_connected" && !peers.iter().any(|x| x == id) {
             peers.push(id.to_string());
         } else if v["event"] == "peer_left" {

@@ -58,12 +58,19 @@ impl Proc {
     }
 
     /// The first event matching `pred`, with when it was read.
-    fn wait(&mut self, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> Option<(Instant, serde_json::Value)> {
+    fn wait(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<(Instant, serde_json::Value)> {
         if let Some(hit) = self.seen.iter().find(|(_, v)| pred(v)) {
             return Some(hit.clone());
         }
         let deadline = Instant::now() + timeout;
-        while let Ok(hit) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(hit) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             self.seen.push(hit.clone());
             if pred(&hit.1) {
                 return Some(hit);
@@ -73,7 +80,10 @@ impl Proc {
     }
 
     fn count(&self, event: &str) -> usize {
-        self.seen.iter().filter(|(_, v)| v["event"] == event).count()
+        self.seen
+            .iter()
+            .filter(|(_, v)| v["event"] == event)
+            .count()
     }
 }
 
@@ -92,11 +102,23 @@ fn build_release(root: &Path) -> Result<PathBuf> {
     if !status.success() {
         bail!("building meshwork failed");
     }
-    Ok(root.join("target/release/meshwork"))
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target.join("release/meshwork"))
 }
 
 fn server(bin: &Path) -> Result<(Proc, String)> {
-    let mut p = Proc::spawn(bin, &["serve", "--bind", "127.0.0.1:0", "--json", "--messages-per-second-max", "1000"])?;
+    let mut p = Proc::spawn(
+        bin,
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--json",
+            "--messages-per-second-max",
+            "1000",
+        ],
+    )?;
     let (_, ev) = p
         .wait(Duration::from_secs(20), |v| v["event"] == "listening")
         .context("server did not start")?;
@@ -105,7 +127,16 @@ fn server(bin: &Path) -> Result<(Proc, String)> {
 
 fn node(bin: &Path, addr: &str, room: &str, extra: &[&str]) -> Result<Proc> {
     let server = format!("http://{addr}");
-    let mut args = vec!["node", "--server", &server, "--room", room, "--ice-bind", "127.0.0.1", "--json"];
+    let mut args = vec![
+        "node",
+        "--server",
+        &server,
+        "--room",
+        room,
+        "--ice-bind",
+        "127.0.0.1",
+        "--json",
+    ];
     args.extend_from_slice(extra);
     Proc::spawn(bin, &args)
 }
@@ -123,7 +154,12 @@ fn full_mesh(bin: &Path, addr: &str, room: &str, n: usize) -> Result<(Vec<Proc>,
         .collect::<Result<Vec<_>>>()?;
     for p in nodes.iter_mut() {
         while p.count("peer_connected") < n - 1 {
-            if p.wait(Duration::from_secs(60).saturating_sub(start.elapsed()), |_| true).is_none() {
+            if p.wait(
+                Duration::from_secs(60).saturating_sub(start.elapsed()),
+                |_| true,
+            )
+            .is_none()
+            {
                 bail!("no full mesh of {n} within 60 s");
             }
         }
@@ -139,13 +175,18 @@ fn mesh(root: &Path) -> Result<()> {
     for n in [2, 4, 8] {
         let (_nodes, took) = full_mesh(&bin, &addr, &format!("bench-mesh-{n}"), n)?;
         let goal = if n == 8 { "≤ 2000 ms" } else { "" };
-        rows.push((format!("full mesh, {n} native nodes"), format!("{:.0} ms", took.as_secs_f64() * 1000.0), goal));
+        rows.push((
+            format!("full mesh, {n} native nodes"),
+            format!("{:.0} ms", took.as_secs_f64() * 1000.0),
+            goal,
+        ));
     }
 
     // Throughput: one node sends 20 MiB of the largest messages to the other.
     {
         let mut rx = node(&bin, &addr, "bench-bulk", &[])?;
-        rx.wait(Duration::from_secs(20), |v| v["event"] == "joined").context("receiver join")?;
+        rx.wait(Duration::from_secs(20), |v| v["event"] == "joined")
+            .context("receiver join")?;
         let bytes = BULK_BYTES.to_string();
         let mut tx = node(&bin, &addr, "bench-bulk", &["--bench-bulk-bytes", &bytes])?;
         let (_, ev) = tx
@@ -169,9 +210,18 @@ fn mesh(root: &Path) -> Result<()> {
         // per peer per second).
         let mut rtts = Vec::new();
         for (i, p) in nodes.iter_mut().enumerate() {
-            let window = if i == 0 { Duration::from_secs(3) } else { Duration::from_millis(50) };
+            let window = if i == 0 {
+                Duration::from_secs(3)
+            } else {
+                Duration::from_millis(50)
+            };
             let _ = p.wait(window, |_| false);
-            rtts.extend(p.seen.iter().filter(|(_, v)| v["event"] == "rtt").filter_map(|(_, v)| v["ms"].as_f64()));
+            rtts.extend(
+                p.seen
+                    .iter()
+                    .filter(|(_, v)| v["event"] == "rtt")
+                    .filter_map(|(_, v)| v["ms"].as_f64()),
+            );
         }
         rows.push((
             format!("median RTT native↔native ({} samples)", rtts.len()),
@@ -189,7 +239,9 @@ fn mesh(root: &Path) -> Result<()> {
         let mut reasons = Vec::new();
         for p in nodes.iter_mut() {
             let (at, v) = p
-                .wait(Duration::from_secs(10), |v| v["event"] == "peer_left" && v["peer"] == victim_id.as_str())
+                .wait(Duration::from_secs(10), |v| {
+                    v["event"] == "peer_left" && v["peer"] == victim_id.as_str()
+                })
                 .context("a survivor never noticed the kill")?;
             worst = worst.max(at.duration_since(killed));
             reasons.push(v["reason"].as_str().unwrap_or("?").to_string());
@@ -214,21 +266,37 @@ fn mesh(root: &Path) -> Result<()> {
 
 /// Chromium rows: run the browser controller in bench mode inside a namespace.
 fn browser_rows(root: &Path, bin: &Path) -> Vec<(String, String, &'static str)> {
-    let skip = |why: &str| vec![("Chromium rows".to_string(), "skipped".to_string(), "")]
-        .into_iter()
-        .inspect(|_| eprintln!("bench: Chromium rows skipped: {why}"))
-        .collect::<Vec<_>>();
+    let skip = |why: &str| {
+        vec![("Chromium rows".to_string(), "skipped".to_string(), "")]
+            .into_iter()
+            .inspect(|_| eprintln!("bench: Chromium rows skipped: {why}"))
+            .collect::<Vec<_>>()
+    };
     let script = root.join("tests/e2e/bench.mjs");
-    if !script.exists() || !root.join("dist/index.html").exists() || !Path::new("/usr/bin/chromium").exists() {
+    if !script.exists()
+        || !root.join("dist/index.html").exists()
+        || !Path::new("/usr/bin/chromium").exists()
+    {
         return skip("needs tests/e2e/bench.mjs, dist/ and /usr/bin/chromium (cargo xtask setup)");
     }
     let ns = format!("meshwork-bench-{}", std::process::id());
-    let made = Command::new("ip").args(["netns", "add", &ns]).status().is_ok_and(|s| s.success());
+    let made = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .is_ok_and(|s| s.success());
     if !made {
         return skip("cannot create a network namespace (run as root)");
     }
     let out = Command::new("ip")
-        .args(["netns", "exec", &ns, "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\"", "node"])
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+            "node",
+        ])
         .arg(&script)
         .env("MESHWORK_BIN", bin)
         .env("MESHWORK_DIST", root.join("dist"))
@@ -241,7 +309,11 @@ fn browser_rows(root: &Path, bin: &Path) -> Vec<(String, String, &'static str)> 
         return skip("cannot run node");
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    let Some(summary) = text.lines().rev().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) else {
+    let Some(summary) = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    else {
         return skip("the browser controller printed no summary");
     };
     let fmt = |key: &str, unit: &str| {
@@ -250,8 +322,20 @@ fn browser_rows(root: &Path, bin: &Path) -> Vec<(String, String, &'static str)> 
             .map_or("n/a".to_string(), |x| format!("{x:.1} {unit}"))
     };
     vec![
-        ("native→Chromium, 20 MiB in 16 KiB messages".into(), fmt("native_to_chromium_mib_s", "MiB/s"), ""),
-        ("median RTT Chromium↔native".into(), fmt("rtt_chromium_native_ms", "ms"), ""),
-        ("killed tab (renderer SIGKILL) noticed by natives".into(), fmt("killed_tab_detect_ms", "ms"), "≤ 1500 ms"),
+        (
+            "native→Chromium, 20 MiB in 16 KiB messages".into(),
+            fmt("native_to_chromium_mib_s", "MiB/s"),
+            "",
+        ),
+        (
+            "median RTT Chromium↔native".into(),
+            fmt("rtt_chromium_native_ms", "ms"),
+            "",
+        ),
+        (
+            "killed tab (renderer SIGKILL) noticed by natives".into(),
+            fmt("killed_tab_detect_ms", "ms"),
+            "≤ 1500 ms",
+        ),
     ]
 }

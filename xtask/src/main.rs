@@ -20,7 +20,9 @@ const TRUNK_VERSION: &str = "0.21.14";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (cmd, rest) = args.split_first().map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
+    let (cmd, rest) = args
+        .split_first()
+        .map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
     match cmd {
         "setup" => setup(),
         "build-ui" => build_ui(),
@@ -73,7 +75,9 @@ fn run(mut cmd: Command) -> Result<()> {
     cmd.current_dir(root());
     let shown = format!("{cmd:?}");
     eprintln!("xtask: {shown}");
-    let status = cmd.status().with_context(|| format!("cannot start {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
         bail!("{shown} failed ({status})");
     }
@@ -83,9 +87,13 @@ fn run(mut cmd: Command) -> Result<()> {
 /// The first line a command prints, if it runs at all.
 fn version_of(program: &str, arg: &str) -> Option<String> {
     let out = Command::new(program).arg(arg).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string())
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    })
 }
 
 fn is_root() -> bool {
@@ -102,7 +110,10 @@ fn setup() -> Result<()> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    if !targets.lines().any(|t| t.trim() == "wasm32-unknown-unknown") {
+    if !targets
+        .lines()
+        .any(|t| t.trim() == "wasm32-unknown-unknown")
+    {
         let mut c = Command::new("rustup");
         c.args(["target", "add", "wasm32-unknown-unknown"]);
         run(c).context("run `rustup target add wasm32-unknown-unknown`")?;
@@ -111,15 +122,30 @@ fn setup() -> Result<()> {
     // download one. Not --locked: its lockfile wants a crate version the registry lacks.
     if !version_of("wasm-bindgen", "--version").is_some_and(|v| v.ends_with(WASM_BINDGEN_VERSION)) {
         let mut c = cargo();
-        c.args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION, "--force"]);
+        c.args([
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            WASM_BINDGEN_VERSION,
+            "--force",
+        ]);
         run(c).with_context(|| {
             format!("run `cargo install wasm-bindgen-cli --version {WASM_BINDGEN_VERSION}`")
         })?;
     }
     if !version_of("trunk", "--version").is_some_and(|v| v.ends_with(TRUNK_VERSION)) {
         let mut c = cargo();
-        c.args(["install", "trunk", "--version", TRUNK_VERSION, "--locked", "--force"]);
-        run(c).with_context(|| format!("run `cargo install trunk --version {TRUNK_VERSION} --locked`"))?;
+        c.args([
+            "install",
+            "trunk",
+            "--version",
+            TRUNK_VERSION,
+            "--locked",
+            "--force",
+        ]);
+        run(c).with_context(|| {
+            format!("run `cargo install trunk --version {TRUNK_VERSION} --locked`")
+        })?;
     }
     // npm packages from the committed lockfile: wasm-opt for Trunk, playwright-core for
     // the browser tests. `npm ci` only when the installed tree is not the locked one.
@@ -131,7 +157,9 @@ fn setup() -> Result<()> {
     });
     if !fresh {
         if version_of("npm", "--version").is_none() {
-            bail!("npm is missing: install Node.js 20 and npm (Debian: apt-get install -y nodejs npm)");
+            bail!(
+                "npm is missing: install Node.js 20 and npm (Debian: apt-get install -y nodejs npm)"
+            );
         }
         let mut c = Command::new("npm");
         c.args(["ci", "--no-audit", "--no-fund"]);
@@ -187,9 +215,18 @@ fn build_ui() -> Result<()> {
 }
 
 fn demo(args: &[String]) -> Result<()> {
+    let args = args.strip_prefix(&["--".to_string()]).unwrap_or(args);
     let mut c = cargo();
-    c.args(["run", "--release", "--quiet", "-p", "node-cli", "--", "demo"])
-        .args(args);
+    c.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "node-cli",
+        "--",
+        "demo",
+    ])
+    .args(args);
     run(c)
 }
 
@@ -203,10 +240,14 @@ struct Tally {
 
 impl Tally {
     fn read(&mut self, line: &str) {
-        let Some(rest) = line.trim().strip_prefix("test result: ") else { return };
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
         for part in rest.split(['.', ';']) {
             let mut words = part.split_whitespace();
-            let (Some(n), Some(what)) = (words.next(), words.next()) else { continue };
+            let (Some(n), Some(what)) = (words.next(), words.next()) else {
+                continue;
+            };
             let Ok(n) = n.parse::<u64>() else { continue };
             match what {
                 "passed" => self.passed += n,
@@ -219,9 +260,16 @@ impl Tally {
 }
 
 /// Runs `cargo test …`, echoing its output and counting its results.
-fn cargo_test(args: &[&str], env: &[(&str, std::ffi::OsString)], tally: &mut Tally) -> Result<bool> {
+fn cargo_test(
+    args: &[&str],
+    env: &[(&str, std::ffi::OsString)],
+    tally: &mut Tally,
+) -> Result<bool> {
     let mut c = cargo();
-    c.arg("test").args(args).current_dir(root()).stdout(Stdio::piped());
+    c.arg("test")
+        .args(args)
+        .current_dir(root())
+        .stdout(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -245,7 +293,14 @@ fn test() -> Result<()> {
         ok = false;
     }
     let mut c = cargo();
-    c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     if let Err(e) = run(c) {
         eprintln!("xtask: {e:#}");
         ok = false;
