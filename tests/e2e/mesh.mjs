@@ -1,0 +1,581 @@
+// End-to-end controller for the browser mesh test (driven by tests/browser_mesh.rs).
+//
+// Runs INSIDE a network namespace that has only `lo`: every address used here is
+// 127.0.0.1. It starts a `meshwork serve`, two Chromium browsers (separate processes,
+// separate profiles) each showing the web UI, and two `meshwork node` processes, all in
+// one room; waits for the full mesh (every member connected to the other three);
+// screenshots both tabs; closes tab A and checks every survivor notices within 2 s;
+// SIGKILLs tab B's renderer and checks both natives notice within 2 s.
+//
+// Input: a JSON object as argv[2] (or env MESHWORK_E2E_CONFIG):
+//   { "meshwork": "/path/to/meshwork", "dist": "/path/to/dist", "outdir": "/path/out",
+//     "cwd": "/workspace/root" (optional), "timeout_ms": 150000 (optional),
+//     "mesh_timeout_ms": 60000, "depart_ms": 2000, "chromium": "/usr/bin/chromium",
+//     "profiles_dir": "/tmp" (where the browsers' temporary --user-data-dir go) }
+// Output: progress on stderr; the LAST stdout line is the JSON summary
+//   {"ok", "checks":[{name, ok, detail}], "latencies", "console_errors", "screenshots", ...}.
+// Exit status 0 only if every check passed. Every process started here is killed on
+// exit (with its whole process tree), also on errors, signals and the hard timeout.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const T_START = Date.now();
+const cfg = {
+  chromium: '/usr/bin/chromium',
+  timeout_ms: 150_000,
+  mesh_timeout_ms: 60_000,
+  depart_ms: 2_000,
+  // How long to keep watching after the 2 s limit, so a late detection is measured
+  // (and reported) instead of just missing.
+  grace_ms: 8_000,
+  ...JSON.parse(process.argv[2] || process.env.MESHWORK_E2E_CONFIG || '{}'),
+};
+for (const k of ['meshwork', 'dist', 'outdir']) {
+  if (!cfg[k]) {
+    console.error(`mesh.mjs: missing config field ${k}`);
+    process.exit(2);
+  }
+}
+fs.mkdirSync(cfg.outdir, { recursive: true });
+
+const CHROMIUM_FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--no-default-browser-check',
+  '--disable-quic', '--allow-loopback-in-peer-connection', '--use-fake-ui-for-media-stream',
+  '--remote-debugging-port=0',
+];
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const since = () => Date.now() - T_START;
+function say(...a) {
+  console.error(`[e2e +${String(since()).padStart(6)}ms]`, ...a);
+}
+
+// ---------------------------------------------------------------- results
+
+const checks = [];
+const latencies = {};
+const consoleErrors = [];
+const consoleOther = [];
+const screenshots = [];
+const info = {};
+
+function check(name, ok, detail) {
+  checks.push({ name, ok: !!ok, detail: detail ?? null });
+  say(ok ? 'PASS' : 'FAIL', name, typeof detail === 'string' ? detail : JSON.stringify(detail ?? null));
+  return !!ok;
+}
+
+// ---------------------------------------------------------------- processes
+
+/** Every child started here: { name, proc }. */
+const children = [];
+const tempDirs = [];
+
+/** Pids of every descendant of `root`, from /proc (children before grandchildren). */
+function descendants(root) {
+  const parent = new Map();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      // The command name may hold spaces and parentheses: fields resume after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(d), Number(fields[1]));
+    } catch {
+      // The process exited meanwhile.
+    }
+  }
+  const out = [];
+  const queue = [root];
+  while (queue.length) {
+    const p = queue.shift();
+    for (const [pid, ppid] of parent) {
+      if (ppid === p && !out.includes(pid)) {
+        out.push(pid);
+        queue.push(pid);
+      }
+    }
+  }
+  return out;
+}
+
+/** Whether `pid` has exited (or is a zombie waiting to be reaped). */
+function dead(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** Starts a child; its stderr goes to OUTDIR/NAME.stderr.log (and to `onStderr`). */
+function start(name, cmd, args, { onStdoutLine, onStderrLine, cwd } = {}) {
+  // NO_COLOR: plain text in the log files (tracing colours its output even into a pipe).
+  const proc = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  children.push({ name, proc });
+  const log = fs.createWriteStream(path.join(cfg.outdir, `${name}.stderr.log`));
+  readline.createInterface({ input: proc.stderr }).on('line', (l) => {
+    log.write(l + '\n');
+    onStderrLine?.(l);
+  });
+  const out = fs.createWriteStream(path.join(cfg.outdir, `${name}.stdout.log`));
+  readline.createInterface({ input: proc.stdout }).on('line', (l) => {
+    out.write(l + '\n');
+    onStdoutLine?.(l);
+  });
+  proc.on('error', (e) => say(name, 'spawn error:', e.message));
+  proc.on('exit', (code, sig) => say(name, `(pid ${proc.pid}) exited`, code ?? sig));
+  say('started', name, 'pid', proc.pid);
+  return proc;
+}
+
+let cleanedUp = false;
+async function cleanup() {
+  if (cleanedUp) return;
+  cleanedUp = true;
+  for (const b of browsers) {
+    // Only drops the CDP connection (or asks the browser to close): the kill below is
+    // what guarantees it is gone.
+    try {
+      await Promise.race([b.browser?.close(), sleep(1000)]);
+    } catch {
+      // Already gone.
+    }
+  }
+  for (const { name, proc } of children.slice().reverse()) {
+    if (proc.pid === undefined) continue;
+    // Collect the tree first: once the root dies its children are re-parented.
+    const tree = [proc.pid, ...descendants(proc.pid)];
+    for (const pid of tree) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already exited.
+      }
+    }
+    if (tree.length > 1) say('killed', name, 'tree', tree.join(','));
+  }
+  const until = Date.now() + 3000;
+  while (Date.now() < until && children.some(({ proc }) => proc.exitCode === null && proc.signalCode === null)) {
+    await sleep(50);
+  }
+  for (const d of tempDirs) {
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch (e) {
+      say('cannot remove', d, e.message);
+    }
+  }
+}
+
+let finished = false;
+async function finish(reason) {
+  if (finished) return;
+  finished = true;
+  clearTimeout(hardStop);
+  if (reason) check(reason.name, false, reason.detail);
+  await cleanup();
+  const ok = checks.length > 0 && checks.every((c) => c.ok);
+  const summary = {
+    ok,
+    checks,
+    latencies,
+    console_errors: consoleErrors,
+    console_other: consoleOther,
+    screenshots,
+    info,
+    elapsed_ms: since(),
+  };
+  say(ok ? 'ALL CHECKS PASSED' : `FAILED: ${checks.filter((c) => !c.ok).map((c) => c.name).join(', ')}`);
+  process.stdout.write(JSON.stringify(summary) + '\n', () => process.exit(ok ? 0 : 1));
+}
+
+const hardStop = setTimeout(() => {
+  say(`HARD TIMEOUT after ${cfg.timeout_ms} ms: killing everything`);
+  finish({ name: 'overall_timeout', detail: `the run took longer than ${cfg.timeout_ms} ms` }).then(() => process.exit(3));
+}, cfg.timeout_ms);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => finish({ name: 'interrupted', detail: `controller got ${sig}` }));
+}
+
+// ---------------------------------------------------------------- native nodes
+
+/** A `meshwork` process printing one JSON event per line; each event gets `t`, when it was read. */
+class JsonProc {
+  constructor(name, args) {
+    this.name = name;
+    this.events = [];
+    this.waiters = [];
+    this.proc = start(name, cfg.meshwork, args, {
+      cwd: cfg.cwd,
+      onStdoutLine: (l) => {
+        let ev;
+        try {
+          ev = JSON.parse(l);
+        } catch {
+          say(name, 'non-JSON stdout:', l);
+          return;
+        }
+        ev.t = Date.now();
+        this.events.push(ev);
+        if (ev.event !== 'rtt') say(name, JSON.stringify(ev));
+        for (const w of this.waiters.slice()) {
+          if (w.pred(ev)) {
+            this.waiters.splice(this.waiters.indexOf(w), 1);
+            w.resolve(ev);
+          }
+        }
+      },
+    });
+  }
+
+  /** The first event matching `pred` (already seen or arriving before `deadline`), or null. */
+  waitFor(pred, deadline) {
+    const hit = this.events.find(pred);
+    if (hit) return Promise.resolve(hit);
+    return new Promise((resolve) => {
+      const w = { pred, resolve };
+      this.waiters.push(w);
+      setTimeout(() => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) {
+          this.waiters.splice(i, 1);
+          resolve(null);
+        }
+      }, Math.max(0, deadline - Date.now()));
+    });
+  }
+
+  /** Peers reported connected and not since left: id -> kind. */
+  connected() {
+    const m = new Map();
+    for (const ev of this.events) {
+      if (ev.event === 'peer_connected') m.set(ev.peer, ev.kind);
+      else if (ev.event === 'peer_left') m.delete(ev.peer);
+    }
+    return m;
+  }
+
+  get id() {
+    return this.events.find((e) => e.event === 'joined')?.id ?? null;
+  }
+}
+
+// ---------------------------------------------------------------- browsers
+
+/** { name, proc, browser, page, crashed } */
+const browsers = [];
+
+async function launchBrowser(name) {
+  const profiles = cfg.profiles_dir ?? os.tmpdir();
+  fs.mkdirSync(profiles, { recursive: true });
+  const udd = fs.mkdtempSync(path.join(profiles, `meshwork-e2e-${name}-`));
+  tempDirs.push(udd);
+  let resolveWs;
+  const wsLine = new Promise((r) => (resolveWs = r));
+  const proc = start(name, cfg.chromium, [...CHROMIUM_FLAGS, `--user-data-dir=${udd}`, 'about:blank'], {
+    onStderrLine: (l) => {
+      const m = l.match(/DevTools listening on (ws:\/\/\S+)/);
+      if (m) resolveWs(m[1]);
+    },
+  });
+  proc.on('exit', () => resolveWs(null));
+  const endpoint = await Promise.race([wsLine, sleep(30_000).then(() => null)]);
+  if (!endpoint) {
+    throw new Error(`${name}: Chromium exited or printed no "DevTools listening on" line within 30 s (see ${name}.stderr.log)`);
+  }
+  const browser = await chromium.connectOverCDP(endpoint);
+  const b = { name, proc, browser, page: null, crashed: null };
+  browsers.push(b);
+  say(name, 'Chromium', browser.version(), 'pid', proc.pid, 'at', endpoint);
+  return b;
+}
+
+async function openPage(b, origin, url) {
+  const ctx = b.browser.contexts()[0];
+  // Belt and braces with --use-fake-ui-for-media-stream: Chromium offers a loopback ICE
+  // candidate only with a media permission.
+  await ctx.grantPermissions(['camera', 'microphone'], { origin });
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  b.page = page;
+  // Collected from before the first navigation, nothing ignored.
+  page.on('console', (msg) => {
+    const entry = { page: b.name, type: msg.type(), text: msg.text(), location: msg.location(), t_ms: since() };
+    if (msg.type() === 'error') {
+      consoleErrors.push(entry);
+      say(b.name, 'console.error:', msg.text());
+    } else if (msg.type() === 'warning') {
+      consoleOther.push(entry);
+      say(b.name, 'console.warn:', msg.text());
+    }
+  });
+  page.on('pageerror', (e) => {
+    consoleErrors.push({ page: b.name, type: 'pageerror', text: String(e?.stack || e), t_ms: since() });
+    say(b.name, 'pageerror:', String(e));
+  });
+  page.on('crash', () => {
+    b.crashed = Date.now();
+    say(b.name, 'page crashed (renderer gone)');
+  });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto(url, { waitUntil: 'load', timeout: 30_000 });
+  return page;
+}
+
+/** What a tab shows: its own id, the peer count and every peer row. */
+function readTab(page) {
+  return page.evaluate(() => {
+    const q = (s) => document.querySelector(s);
+    return {
+      me: q('[data-testid=me-id]')?.textContent?.trim() ?? null,
+      status: q('[data-testid=status]')?.textContent?.trim() ?? null,
+      count: q('[data-testid=peer-count]')?.textContent?.trim() ?? null,
+      rows: [...document.querySelectorAll('[data-testid=peer-row]')].map((r) => ({
+        id: r.getAttribute('data-peer-id'),
+        kind: r.getAttribute('data-kind'),
+        state: r.getAttribute('data-state'),
+      })),
+    };
+  });
+}
+
+const validId = (s) => typeof s === 'string' && /^[\w-]+$/.test(s);
+
+// ---------------------------------------------------------------- the scenario
+
+async function main() {
+  const room = `e2e-${Math.random().toString(16).slice(2, 10)}`;
+  info.room = room;
+  say('room', room, 'config', JSON.stringify(cfg));
+
+  // 1. Signaling server and web UI.
+  const server = new JsonProc('server', ['serve', '--bind', '127.0.0.1:0', '--json', '--dist', cfg.dist]);
+  const listening = await server.waitFor((e) => e.event === 'listening', Date.now() + 20_000);
+  if (!check('server_listening', listening && /^127\.0\.0\.1:\d+$/.test(listening.addr), listening)) return;
+  const origin = `http://${listening.addr}`;
+  const url = `${origin}/?room=${room}`;
+  info.url = url;
+
+  // 2. Two browsers, two natives, two tabs.
+  const [ba, bb] = await Promise.all([launchBrowser('tab-a'), launchBrowser('tab-b')]);
+  const natives = [1, 2].map(
+    (i) =>
+      new JsonProc(`native-${i}`, [
+        'node', '--server', origin, '--room', room, '--name', `native-${i}`, '--ice-bind', '127.0.0.1', '--json',
+      ]),
+  );
+  const tMeshStart = Date.now();
+  await Promise.all([openPage(ba, origin, url), openPage(bb, origin, url)]);
+  const tabs = [ba, bb];
+
+  // 3. The full mesh: every member connected to exactly the other three.
+  const meshDeadline = tMeshStart + cfg.mesh_timeout_ms;
+  let state;
+  for (;;) {
+    state = { tabs: {}, natives: {} };
+    for (const b of tabs) state.tabs[b.name] = await readTab(b.page).catch((e) => ({ error: String(e) }));
+    for (const n of natives) state.natives[n.name] = { me: n.id, connected: Object.fromEntries(n.connected()) };
+    const kinds = {};
+    for (const b of tabs) if (validId(state.tabs[b.name].me)) kinds[state.tabs[b.name].me] = 'browser';
+    for (const n of natives) if (validId(n.id)) kinds[n.id] = 'native';
+    state.expected = kinds;
+    const full = Object.keys(kinds).length === 4;
+    const want = (me) => Object.keys(kinds).filter((id) => id !== me).sort();
+    const tabOk = (t) =>
+      full &&
+      t.rows &&
+      JSON.stringify(t.rows.filter((r) => r.state === 'connected').map((r) => r.id).sort()) === JSON.stringify(want(t.me)) &&
+      t.rows.every((r) => r.state !== 'connected' || r.kind === kinds[r.id]) &&
+      t.count === '3';
+    const nativeOk = (n) => {
+      const c = n.connected();
+      return full && JSON.stringify([...c.keys()].sort()) === JSON.stringify(want(n.id)) && [...c].every(([id, k]) => kinds[id] === k);
+    };
+    state.ok = {};
+    for (const b of tabs) state.ok[b.name] = tabOk(state.tabs[b.name]);
+    for (const n of natives) state.ok[n.name] = nativeOk(n);
+    if (Object.values(state.ok).every(Boolean) || Date.now() > meshDeadline) break;
+    await sleep(200);
+  }
+  latencies.mesh_ms = Date.now() - tMeshStart;
+  info.mesh = state;
+  const ids = state.expected;
+  check('all_members_joined', Object.keys(ids).length === 4, ids);
+  for (const b of tabs) {
+    const t = state.tabs[b.name];
+    check(`mesh:${b.name}`, state.ok[b.name], { me: t.me, status: t.status, peer_count: t.count, rows: t.rows });
+  }
+  for (const n of natives) {
+    const c = [...n.connected().values()];
+    const kindsOk = c.filter((k) => k === 'browser').length === 2 && c.filter((k) => k === 'native').length === 1;
+    check(`mesh:${n.name}`, state.ok[n.name] && kindsOk, state.natives[n.name]);
+  }
+  if (!Object.values(state.ok).every(Boolean)) {
+    // Still take the screenshots below: they show what the tabs saw.
+    say('the mesh did not form within', cfg.mesh_timeout_ms, 'ms');
+  } else {
+    say('full mesh after', latencies.mesh_ms, 'ms');
+  }
+  latencies.connect_ms = Object.fromEntries(
+    natives.map((n) => [n.name, Object.fromEntries(n.events.filter((e) => e.event === 'peer_connected').map((e) => [e.peer, e.connect_ms]))]),
+  );
+
+  // 4. Screenshots: each whole page, and each peer list.
+  for (const b of tabs) {
+    for (const [file, take] of [
+      [`${b.name}.png`, (p) => b.page.screenshot({ path: p, fullPage: true })],
+      [`peer-list-${b.name.slice(4)}.png`, (p) => b.page.locator('[data-testid=peer-list]').screenshot({ path: p, timeout: 5000 })],
+    ]) {
+      const p = path.join(cfg.outdir, file);
+      try {
+        await take(p);
+        screenshots.push(p);
+        check(`screenshot:${file}`, fs.statSync(p).size > 0, p);
+      } catch (e) {
+        check(`screenshot:${file}`, false, String(e));
+      }
+    }
+  }
+  if (!Object.values(state.ok).every(Boolean)) return;
+
+  const idOf = (b) => state.tabs[b.name].me;
+  const aId = idOf(ba);
+  const bId = idOf(bb);
+  info.ids = { 'tab-a': aId, 'tab-b': bId, 'native-1': natives[0].id, 'native-2': natives[1].id };
+
+  // Nobody left (or flapped) while the mesh formed and settled.
+  await sleep(500);
+  const earlyLeft = {};
+  for (const n of natives) earlyLeft[n.name] = n.events.filter((e) => e.event === 'peer_left');
+  for (const b of tabs) {
+    earlyLeft[b.name] = await b.page
+      .$$eval('li[data-testid=log-entry][data-event=left]', (els) => els.map((e) => e.textContent))
+      .catch((e) => [String(e)]);
+  }
+  check('stable_before_departures', Object.values(earlyLeft).every((l) => l.length === 0), earlyLeft);
+
+  // 5. Tab A closes (pagehide closes its connections). Every survivor must notice in 2 s.
+  const leftSel = `li[data-testid=log-entry][data-event=left][data-peer="${aId}"]`;
+  // In tab B, a MutationObserver notes (wall clock, same machine as ours) when the
+  // entry appears: more exact than when Playwright's polling sees it.
+  await bb.page.evaluate((sel) => {
+    window.__e2eLeftAt = new Promise((resolve) => {
+      const seen = () => document.querySelector(sel) && (resolve(performance.timeOrigin + performance.now()), true);
+      if (!seen()) {
+        const obs = new MutationObserver(() => seen() && obs.disconnect());
+        obs.observe(document.body, { subtree: true, childList: true, attributes: true });
+      }
+    });
+  }, leftSel);
+  const t0 = Date.now();
+  await ba.page.close({ runBeforeUnload: false });
+  say('closed tab A', aId, `(close() took ${Date.now() - t0} ms)`);
+  const watchUntil0 = t0 + cfg.depart_ms + cfg.grace_ms;
+  const [tabSaw, ...nativeSaw] = await Promise.all([
+    bb.page
+      .waitForSelector(leftSel, { state: 'attached', timeout: watchUntil0 - Date.now() })
+      .then(async (el) => {
+        const observed = Date.now();
+        const at = await bb.page.evaluate(() => window.__e2eLeftAt);
+        return {
+          t: Math.round(at),
+          observed_ms: observed - t0,
+          reason: await el.getAttribute('data-reason'),
+          detect_ms: Number(await el.getAttribute('data-ms')),
+        };
+      })
+      .catch(() => null),
+    ...natives.map((n) => n.waitFor((e) => e.event === 'peer_left' && e.peer === aId && e.t >= t0, watchUntil0)),
+  ]);
+  latencies.tab_close = {};
+  const record = (bucket, who, ev, t) => {
+    const ms = ev ? ev.t - t : null;
+    bucket[who] = ev ? { ms, reason: ev.reason, detect_ms: ev.detect_ms } : { ms: null };
+    return ms;
+  };
+  {
+    const ms = record(latencies.tab_close, 'tab-b', tabSaw, t0);
+    check('tab_close:tab-b', ms !== null && ms <= cfg.depart_ms, tabSaw ? { ms, ...tabSaw } : `no "left" log entry for ${aId} within ${watchUntil0 - t0} ms`);
+  }
+  natives.forEach((n, i) => {
+    const ev = nativeSaw[i];
+    const ms = record(latencies.tab_close, n.name, ev, t0);
+    check(
+      `tab_close:${n.name}`,
+      ms !== null && ms <= cfg.depart_ms && ev.kind === 'browser' && ev.was_connected === true,
+      ev ? { ms, reason: ev.reason, detect_ms: ev.detect_ms, kind: ev.kind, was_connected: ev.was_connected } : `no peer_left for ${aId} within ${watchUntil0 - t0} ms`,
+    );
+  });
+  // Tab B's list drops A and keeps the two natives connected.
+  {
+    let t;
+    const until = Date.now() + 2000;
+    do {
+      t = await readTab(bb.page).catch((e) => ({ error: String(e) }));
+      if (t.rows && !t.rows.some((r) => r.id === aId) && t.rows.filter((r) => r.state === 'connected').length === 2) break;
+      await sleep(100);
+    } while (Date.now() < until);
+    check('tab_close:tab-b_list_updated', t.rows && !t.rows.some((r) => r.id === aId) && t.count === '2', t);
+  }
+
+  // 6. Tab B's renderer is SIGKILLed (no pagehide). Both natives must notice in 2 s.
+  const cdp = await bb.browser.newBrowserCDPSession();
+  const procInfo = await cdp.send('SystemInfo.getProcessInfo');
+  const tree = descendants(bb.proc.pid);
+  const renderers = procInfo.processInfo.filter((p) => p.type === 'renderer').map((p) => p.id);
+  const victims = renderers.filter((pid) => tree.includes(pid));
+  info.renderer_kill = { browser_pid: bb.proc.pid, renderers, killed: victims, processes: procInfo.processInfo.map((p) => `${p.type}:${p.id}`) };
+  if (!check('renderer_kill:found', victims.length > 0 && victims.length === renderers.length, info.renderer_kill)) return;
+  await cdp.detach().catch(() => {});
+  await sleep(300);
+  const t1 = Date.now();
+  for (const pid of victims) process.kill(pid, 'SIGKILL');
+  say('SIGKILLed renderer(s)', victims.join(','), 'of tab B', bId);
+  const watchUntil1 = t1 + cfg.depart_ms + cfg.grace_ms;
+  const killedSaw = await Promise.all(natives.map((n) => n.waitFor((e) => e.event === 'peer_left' && e.peer === bId && e.t >= t1, watchUntil1)));
+  latencies.renderer_kill = {};
+  natives.forEach((n, i) => {
+    const ev = killedSaw[i];
+    const ms = record(latencies.renderer_kill, n.name, ev, t1);
+    check(
+      `renderer_kill:${n.name}`,
+      ms !== null && ms <= cfg.depart_ms && ev.kind === 'browser' && ev.was_connected === true,
+      ev ? { ms, reason: ev.reason, detect_ms: ev.detect_ms, kind: ev.kind, was_connected: ev.was_connected } : `no peer_left for ${bId} within ${watchUntil1 - t1} ms`,
+    );
+  });
+  // Evidence that the tab really died: Playwright's crash event, or every killed pid
+  // gone (a zombie counts: its parent has not reaped it yet).
+  const goneBy = Date.now() + 3000;
+  while (bb.crashed === null && !victims.every(dead) && Date.now() < goneBy) await sleep(50);
+  check('renderer_kill:renderer_gone', bb.crashed !== null || victims.every(dead), {
+    crash_event_ms: bb.crashed === null ? null : bb.crashed - t1,
+    pids_dead: victims.every(dead),
+  });
+
+  // 7. The two natives are still connected to each other, and nothing else.
+  await sleep(300);
+  natives.forEach((n, i) => {
+    const other = natives[1 - i].id;
+    const c = [...n.connected().keys()];
+    check(`survivors:${n.name}`, c.length === 1 && c[0] === other, { connected: c, want: [other] });
+  });
+}
+
+try {
+  await main();
+} catch (e) {
+  check('controller_error', false, String(e?.stack || e));
+}
+check(
+  'no_console_errors',
+  consoleErrors.length === 0,
+  `${consoleErrors.length} console error(s)/page error(s): see console_errors`,
+);
+await finish();
