@@ -13,6 +13,9 @@
 
 #[cfg(feature = "transport")]
 pub mod driver;
+pub mod engine;
+pub mod job;
+pub mod kernels;
 pub mod membership;
 pub mod signal;
 #[cfg(feature = "transport")]

@@ -372,6 +372,8 @@ impl Membership {
                     msg: WireMsg::BulkAck { seq, bytes },
                 });
             }
+            // The driver hands engine messages to the engine before they get here.
+            WireMsg::Engine(_) => {}
             WireMsg::BulkAck { seq, bytes } => {
                 self.out.push_back(MeshOutput::Event(MeshEvent::BulkAcked {
                     peer: peer.clone(),

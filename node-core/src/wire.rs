@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::job::{JobId, JobSpec, TaskId};
 use crate::signal::{PeerId, PeerKind};
 
 /// The version byte that starts every data-channel message.
@@ -20,7 +21,7 @@ pub const MESSAGE_LEN_MAX: usize = 16 * 1024;
 pub const HELLO_NAME_LEN_MAX: usize = 64;
 
 /// A data-channel message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum WireMsg {
     /// The first message on a channel, in both directions: who I am. A peer is a member
     /// only after its Hello has arrived.
@@ -41,6 +42,66 @@ pub enum WireMsg {
     BulkEnd { seq: u32 },
     /// How many bulk payload bytes arrived since the last ack.
     BulkAck { seq: u32, bytes: u64 },
+    /// A message of the compute engine.
+    Engine(EngineMsg),
+}
+
+/// One fact about a task, authored by the node that sends it. Facts are only accepted
+/// from their author (the data channel vouches for the sender), so a lying node cannot
+/// speak for another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Fact {
+    /// "I am computing this task."
+    Claim,
+    /// "My result for this task hashes to this."
+    Report(u64),
+    /// "I hold the bytes of a result with this hash."
+    Holding(u64),
+}
+
+/// A fact and the task it is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskFact {
+    pub task: TaskId,
+    pub fact: Fact,
+}
+
+/// Messages between compute engines.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum EngineMsg {
+    /// A job's spec. Relayed by anyone: its id is its hash, so it cannot be altered.
+    Job { spec: JobSpec },
+    /// New facts of the sender's about one job.
+    Facts { job: JobId, facts: Vec<TaskFact> },
+    /// How many facts the sender has authored for a job; a receiver that knows fewer
+    /// asks for them again ([`EngineMsg::Resend`]). Repairs lost messages.
+    Digest { job: JobId, facts: u64 },
+    /// "Send me all your facts about this job."
+    Resend { job: JobId },
+    /// A result's bytes for a holder to keep.
+    Store {
+        job: JobId,
+        task: TaskId,
+        hash: u64,
+        payload: Vec<u8>,
+    },
+    /// "Send me the bytes of this result."
+    Fetch { job: JobId, task: TaskId, hash: u64 },
+    /// The answer to a [`EngineMsg::Fetch`].
+    Payload {
+        job: JobId,
+        task: TaskId,
+        hash: u64,
+        payload: Vec<u8>,
+    },
+    /// "In my view this task still needs your result": sent by a node that cannot see
+    /// a quorum others may have seen (e.g. a report from a node that died before it
+    /// arrived). The receiver computes the task if it has not reported it yet.
+    Help { job: JobId, task: TaskId },
+    /// The submitter cancelled the job.
+    Cancel { job: JobId },
+    /// Someone changed the job's pacing delay (a presenter's slow motion).
+    Pacing { job: JobId, pacing_ms: u32 },
 }
 
 /// Why bytes from a peer were not a message.

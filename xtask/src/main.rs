@@ -36,11 +36,15 @@ fn main() -> Result<()> {
             build_ui()?;
             test()
         }
-        "bench" => {
-            setup()?;
-            build_ui()?;
-            bench::run(&root(), rest)
-        }
+        "bench" => match rest.first().map(String::as_str) {
+            Some("engine") => bench_engine(),
+            _ => {
+                setup()?;
+                build_ui()?;
+                bench::run(&root(), rest)
+            }
+        },
+        "soak" => soak(rest),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
@@ -56,6 +60,8 @@ const HELP: &str = "cargo xtask <command>
   demo [ARGS]  build everything and run `meshwork demo ARGS` (try --help)
   test         build everything and run every test layer
   bench mesh   mesh benchmark: time to full mesh, throughput, RTT, departure detection
+  bench engine engine cost per task, r and q overheads, kernel throughput
+  soak [N]     run the simulator over N seeds (default 100000) in a release build
   build-ui     build the web UI into dist/ with Trunk";
 
 /// The workspace root.
@@ -228,6 +234,41 @@ fn demo(args: &[String]) -> Result<()> {
     ])
     .args(args);
     run(c)
+}
+
+fn bench_engine() -> Result<()> {
+    let mut c = cargo();
+    c.args(["bench", "-p", "node-core", "--bench", "engine"]);
+    run(c)
+}
+
+fn soak(args: &[String]) -> Result<()> {
+    let seeds: u64 = match args.first() {
+        Some(n) => n
+            .parse()
+            .with_context(|| format!("soak: {n:?} is not a number of seeds"))?,
+        None => 100_000,
+    };
+    let start = std::time::Instant::now();
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--release",
+        "-p",
+        "node-core",
+        "--test",
+        "sim",
+        "simulated_meshes_stay_safe_and_live",
+        "--",
+        "--nocapture",
+    ])
+    .env("SIM_SEEDS", seeds.to_string());
+    run(c)?;
+    println!(
+        "soak: {seeds} seeds without a violation in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Totals of `test result:` lines.

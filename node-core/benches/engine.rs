@@ -1,0 +1,142 @@
+//! `cargo xtask bench engine` (= `cargo bench -p node-core --bench engine`): what the
+//! engine costs and how fast the kernels run. Prints a table; asserts nothing.
+//!
+//! Engine cost per task is the wall time spent inside `handle_input` and `poll_output`
+//! across all simulated nodes, divided by the job's tasks. The simulator's own work
+//! (network, checkers) is not counted.
+
+#[path = "../tests/simulator/mod.rs"]
+mod simulator;
+
+use std::time::Instant;
+
+use node_core::kernels::{Kernel, mandelbrot, monte_carlo, primes};
+use simulator::{Rng, Scenario, Sim};
+
+struct Run {
+    engine_us_per_task: f64,
+    sim_s: f64,
+    wall_s: f64,
+    tasks_run: u64,
+}
+
+fn run(nodes: usize, tasks: u32, replication: u8, quorum: u8) -> Run {
+    let sc = Scenario {
+        nodes,
+        kernel: Kernel::MonteCarloPi(monte_carlo::Params {
+            samples_per_task: 8,
+            tasks,
+            seed: 1,
+        }),
+        replication,
+        quorum,
+        liars: 0,
+        loss: 0.0,
+        dup: 0.0,
+        latency_ms: (1, 5),
+        faults: Vec::new(),
+        task_ms: (5, 15),
+        stragglers: 0,
+        // Once the mesh has formed (handshakes take at most 300 ms in the simulator).
+        submit_at_ms: Some(400),
+    };
+    let mut sim = Sim::with(1, Rng(1), sc);
+    let wall = Instant::now();
+    sim.run();
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        eprintln!("{nodes} nodes r={replication} q={quorum}: {:?}", sim.counts);
+    }
+    Run {
+        engine_us_per_task: sim.engine_ns as f64 / 1000.0 / f64::from(tasks),
+        sim_s: sim.now as f64 / 1000.0,
+        wall_s: wall.elapsed().as_secs_f64(),
+        tasks_run: sim.tasks_run(),
+    }
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t = Instant::now();
+    let out = f();
+    (out, t.elapsed().as_secs_f64())
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is accepted.
+    println!("engine benchmark (release build, one thread)");
+    println!("{}", "-".repeat(86));
+    for nodes in [8, 64] {
+        let r = run(nodes, 10_000, 1, 1);
+        println!(
+            "{nodes:>2} nodes, 10,000 tasks, r=1 q=1: engine {:.1} µs/task over all nodes = {:.2} µs per task per node (goal ≤ 5); \
+             simulated {:.1} s, wall {:.2} s, {} computations",
+            r.engine_us_per_task,
+            r.engine_us_per_task / nodes as f64,
+            r.sim_s,
+            r.wall_s,
+            r.tasks_run
+        );
+    }
+    let base = run(8, 10_000, 1, 1);
+    let r2 = run(8, 10_000, 2, 1);
+    let q2 = run(8, 10_000, 1, 2);
+    let ratio = |a: f64, b: f64| a / b;
+    println!(
+        "r=2 vs r=1 (8 nodes): tasks computed {} vs {} ({:.3}x, goal ≤ 1.05: copies, not recomputation); engine time {:.2}x",
+        r2.tasks_run,
+        base.tasks_run,
+        ratio(r2.tasks_run as f64, base.tasks_run as f64),
+        ratio(r2.engine_us_per_task, base.engine_us_per_task)
+    );
+    println!(
+        "q=2 vs q=1 (8 nodes): tasks computed {} vs {} ({:.2}x, about 2x by design); engine time {:.2}x",
+        q2.tasks_run,
+        base.tasks_run,
+        ratio(q2.tasks_run as f64, base.tasks_run as f64),
+        ratio(q2.engine_us_per_task, base.engine_us_per_task)
+    );
+
+    println!();
+    println!("kernels (native, one core)");
+    println!("{}", "-".repeat(86));
+    let m = Kernel::Mandelbrot(mandelbrot::Params {
+        x_min: -2.0,
+        x_max: 1.0,
+        y_min: -1.5,
+        y_max: 1.5,
+        width: 1024,
+        height: 1024,
+        max_iter: 1000,
+        tiles_x: 1,
+        tiles_y: 1,
+    });
+    let (_, first) = time(|| m.run_all());
+    let (_, warm) = time(|| m.run_all());
+    println!(
+        "mandelbrot 1024x1024, 1000 iter: {:.0} ms ({:.1} Mpixel/s), first call {:.0} ms",
+        warm * 1000.0,
+        1024.0 * 1024.0 / warm / 1e6,
+        first * 1000.0
+    );
+    for (n, reference_ms) in [(100_000_000u64, 13.0), (1_000_000_000, 117.0)] {
+        let k = Kernel::Primes(primes::Params { n, ranges: 1 });
+        let (out, s) = time(|| k.run_all());
+        println!(
+            "primes π({n}) = {:?}: {:.0} ms, {:.0} M numbers/s ({:.2}x primesieve's {reference_ms} ms, goal ≤ 2)",
+            out.map(|o| format!("{o:?}")).unwrap_or_default(),
+            s * 1000.0,
+            n as f64 / s / 1e6,
+            s * 1000.0 / reference_ms
+        );
+    }
+    let mc = Kernel::MonteCarloPi(monte_carlo::Params {
+        samples_per_task: 10_000_000,
+        tasks: 1,
+        seed: 7,
+    });
+    let (_, s) = time(|| mc.run_all());
+    println!(
+        "monte carlo π, 10 M samples: {:.0} ms ({:.0} M samples/s)",
+        s * 1000.0,
+        10.0 / s
+    );
+}

@@ -1,0 +1,122 @@
+//! Rendezvous (highest-random-weight) placement.
+//!
+//! The owner of a task is the member with the highest `score(job, task, node)`; its
+//! result holders are the top `r`. Every node ranks from its own view of the members, so
+//! no leader is needed, and when a member leaves only the tasks it ranked high for move.
+//!
+//! [`Ranking`] caches the top `k` members of every task so that a lookup is a slice; a
+//! join costs one score per task, a departure rescores only the tasks it was ranked in.
+
+use crate::job::{JobId, NodeId, TaskId};
+
+/// splitmix64's finaliser: a fast, well-mixed, platform-independent 64-bit hash.
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The rendezvous weight of `node` for a task.
+pub fn score(job: JobId, task: TaskId, node: NodeId) -> u64 {
+    mix64(job.0 ^ mix64(u64::from(task.0) ^ mix64(node.0 ^ 0x9e37_79b9_7f4a_7c15)))
+}
+
+/// The top `k` members of every task of one job, highest score first.
+#[derive(Clone, Debug)]
+pub struct Ranking {
+    job: JobId,
+    k: usize,
+    /// `k` entries per task (fewer while there are fewer members), flattened.
+    top: Vec<Vec<(u64, NodeId)>>,
+}
+
+impl Ranking {
+    pub fn new(job: JobId, tasks: u32, k: usize, members: &[NodeId]) -> Ranking {
+        let mut r = Ranking {
+            job,
+            k: k.max(1),
+            top: vec![Vec::new(); tasks as usize],
+        };
+        for t in 0..tasks {
+            r.rebuild(TaskId(t), members);
+        }
+        r
+    }
+
+    fn rebuild(&mut self, t: TaskId, members: &[NodeId]) {
+        let mut all: Vec<(u64, NodeId)> = members
+            .iter()
+            .map(|n| (score(self.job, t, *n), *n))
+            .collect();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        all.truncate(self.k);
+        self.top[t.0 as usize] = all;
+    }
+
+    /// The top members of task `t`, best first.
+    pub fn top(&self, t: TaskId) -> impl Iterator<Item = NodeId> + '_ {
+        self.top[t.0 as usize].iter().map(|(_, n)| *n)
+    }
+
+    /// A member joined.
+    pub fn add(&mut self, node: NodeId) {
+        for (t, top) in self.top.iter_mut().enumerate() {
+            if top.iter().any(|(_, n)| *n == node) {
+                continue;
+            }
+            let s = score(self.job, TaskId(t as u32), node);
+            if top.len() < self.k || top.last().is_some_and(|(low, _)| s > *low) {
+                let i = top.partition_point(|(x, _)| *x > s);
+                top.insert(i, (s, node));
+                top.truncate(self.k);
+            }
+        }
+    }
+
+    /// A member left; `members` is the membership without it.
+    pub fn remove(&mut self, node: NodeId, members: &[NodeId]) {
+        for t in 0..self.top.len() {
+            if self.top[t].iter().any(|(_, n)| *n == node) {
+                self.rebuild(TaskId(t as u32), members);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incremental_updates_match_a_rebuild() {
+        let job = JobId(42);
+        let all: Vec<NodeId> = (1..=20).map(NodeId).collect();
+        let mut r = Ranking::new(job, 50, 4, &all[..5]);
+        for n in &all[5..] {
+            r.add(*n);
+        }
+        r.remove(
+            NodeId(3),
+            &all.iter().copied().filter(|n| n.0 != 3).collect::<Vec<_>>(),
+        );
+        let members: Vec<NodeId> = all.iter().copied().filter(|n| n.0 != 3).collect();
+        let fresh = Ranking::new(job, 50, 4, &members);
+        for t in 0..50 {
+            let a: Vec<_> = r.top(TaskId(t)).collect();
+            let b: Vec<_> = fresh.top(TaskId(t)).collect();
+            assert_eq!(a, b, "task {t}");
+            assert_eq!(a.len(), 4);
+        }
+    }
+
+    #[test]
+    fn placement_spreads_tasks() {
+        let members: Vec<NodeId> = (0..8).map(NodeId).collect();
+        let r = Ranking::new(JobId(7), 8000, 1, &members);
+        let mut per = [0usize; 8];
+        for t in 0..8000 {
+            per[r.top(TaskId(t)).next().unwrap().0 as usize] += 1;
+        }
+        assert!(per.iter().all(|c| (800..1200).contains(c)), "{per:?}");
+    }
+}

@@ -1,0 +1,200 @@
+//! The deterministic simulator's tests: many engines in one thread on virtual time, a
+//! seeded network that loses, duplicates, delays and reorders messages, partitions that
+//! heal, crashes, restarts, joins mid-job and lying nodes, with invariants checked after
+//! every step (see `simulator/mod.rs`).
+//!
+//! `cargo test` runs `SIM_SEEDS` seeds (default 500); a failure prints its seed, and
+//! `SIM_SEED=<n> cargo test -p node-core --test sim -- --nocapture` replays it exactly
+//! with a trace. `cargo xtask soak` runs 100,000.
+
+mod simulator;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use node_core::engine::{Command, Engine, EngineConfig, Event, Input, Millis, Output};
+use node_core::job::{NodeId, TaskId};
+use node_core::kernels::{Kernel, monte_carlo};
+use node_core::wire::EngineMsg;
+use simulator::Sim;
+
+fn run_seed(seed: u64) -> Sim {
+    let mut sim = Sim::new(seed);
+    if sim.trace {
+        println!("seed {seed}: {:?}", sim.sc);
+    }
+    sim.run();
+    sim
+}
+
+fn seeds() -> Vec<u64> {
+    if let Ok(s) = std::env::var("SIM_SEED") {
+        return vec![s.trim().parse().expect("SIM_SEED is a number")];
+    }
+    let n: u64 = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    let base: u64 = std::env::var("SIM_SEED_BASE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (base..base + n).collect()
+}
+
+#[test]
+fn simulated_meshes_stay_safe_and_live() {
+    let seeds = seeds();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(seeds.len().max(1));
+    let chunks: Vec<Vec<u64>> = (0..threads)
+        .map(|t| seeds.iter().copied().skip(t).step_by(threads).collect())
+        .collect();
+    let results: Vec<(u64, u64, u64, BTreeMap<&'static str, u64>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                s.spawn(move || {
+                    let (mut sim_ms, mut steps) = (0, 0);
+                    let mut counts = BTreeMap::new();
+                    for seed in &chunk {
+                        let sim = run_seed(*seed);
+                        sim_ms += sim.now;
+                        steps += sim.steps;
+                        for (k, v) in sim.counts {
+                            *counts.entry(k).or_insert(0) += v;
+                        }
+                    }
+                    (chunk.len() as u64, sim_ms, steps, counts)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let runs: u64 = results.iter().map(|r| r.0).sum();
+    let sim_ms: u64 = results.iter().map(|r| r.1).sum();
+    let steps: u64 = results.iter().map(|r| r.2).sum();
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for r in &results {
+        for (k, v) in &r.3 {
+            *counts.entry(k).or_insert(0) += v;
+        }
+    }
+    println!(
+        "simulator: {runs} seeds, {steps} steps, {:.0} s of simulated time",
+        sim_ms as f64 / 1000.0
+    );
+    println!("simulator paths: {counts:?}");
+    assert_eq!(runs, seeds.len() as u64);
+    if seeds.len() >= 500 {
+        // The scenarios must reach every recovery path, or the invariants prove little.
+        for path in [
+            "assigned",
+            "stolen",
+            "speculative",
+            "recomputed",
+            "mismatch",
+            "liar marked",
+            "replicated",
+            "holder lost",
+        ] {
+            assert!(
+                counts.get(path).is_some_and(|n| *n > 0),
+                "no seed exercised {path:?}: {counts:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn membership_disagreement_is_safe() {
+    // Two nodes that never hear of each other still validate consistently through a
+    // third: checked by the invariants in every seed; here a direct small case.
+    let kernel = Kernel::MonteCarloPi(monte_carlo::Params {
+        samples_per_task: 100,
+        tasks: 8,
+        seed: 3,
+    });
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let mut engines: Vec<Engine> = ids
+        .iter()
+        .map(|id| Engine::new(*id, EngineConfig::default(), id.0, Millis(0)))
+        .collect();
+    // 1 knows 2 and 3; 2 and 3 know only 1.
+    engines[0].handle_input(Millis(0), Input::PeerUp(ids[1]));
+    engines[0].handle_input(Millis(0), Input::PeerUp(ids[2]));
+    engines[1].handle_input(Millis(0), Input::PeerUp(ids[0]));
+    engines[2].handle_input(Millis(0), Input::PeerUp(ids[0]));
+    engines[0].handle_input(
+        Millis(0),
+        Input::Command(Command::Submit {
+            kernel: kernel.clone(),
+            replication: 2,
+            quorum: 2,
+            pacing_ms: 0,
+            nonce: 1,
+        }),
+    );
+    let mut now = 0;
+    let mut inbox: Vec<(usize, NodeId, EngineMsg)> = Vec::new();
+    let mut done = false;
+    let mut validated: BTreeMap<TaskId, BTreeSet<u64>> = BTreeMap::new();
+    for _ in 0..10_000 {
+        for i in 0..3 {
+            while let Some(out) = engines[i].poll_output() {
+                match out {
+                    Output::Send { to, msg } => {
+                        let t = ids.iter().position(|x| *x == to).expect("known");
+                        inbox.push((t, ids[i], msg));
+                    }
+                    Output::Broadcast { msg } => {
+                        for p in engines[i].peers().collect::<Vec<_>>() {
+                            let t = ids.iter().position(|x| *x == p).expect("known");
+                            inbox.push((t, ids[i], msg.clone()));
+                        }
+                    }
+                    Output::RunTask { job, task, kernel } => {
+                        let mut out = Vec::new();
+                        kernel.run_task(task.0, &mut out).expect("valid");
+                        engines[i].handle_input(
+                            Millis(now),
+                            Input::ComputeFinished {
+                                job,
+                                task,
+                                output: out,
+                            },
+                        );
+                    }
+                    Output::Event(Event::TaskValidated { task, hash, .. }) => {
+                        validated.entry(task).or_default().insert(hash);
+                    }
+                    Output::Event(Event::JobDone { output, .. }) => {
+                        assert_eq!(output, kernel.run_all().expect("valid"));
+                        done = true;
+                    }
+                    Output::Event(_) => {}
+                }
+            }
+        }
+        if done {
+            break;
+        }
+        now += 5;
+        for (t, from, msg) in std::mem::take(&mut inbox) {
+            engines[t].handle_input(Millis(now), Input::Message { from, msg });
+        }
+        for e in engines.iter_mut() {
+            if e.poll_timeout().is_some_and(|t| t.0 <= now) {
+                e.handle_input(Millis(now), Input::Timeout);
+            }
+        }
+    }
+    assert!(done, "the job completes");
+    assert!(
+        validated.values().all(|h| h.len() == 1),
+        "one hash per task everywhere"
+    );
+}

@@ -1,0 +1,749 @@
+//! The deterministic simulator's machinery (the tests are in `sim.rs`, the benchmark in
+//! `benches/engine.rs`): many engines in one thread on virtual time, a seeded
+//! network that loses, duplicates, delays and reorders messages, partitions that heal,
+//! nodes that crash, restart and join mid-job, and nodes that lie about results.
+//!
+//! It always advances the earliest deadline (a delivery, a finished computation, an
+//! engine timeout or a scheduled fault) and checks invariants after every step:
+//! - safety: a task is validated only with `q` matching reports from distinct nodes;
+//!   every node that validates a task agrees on its hash; with at most `q - 1` liars the
+//!   hash is the true one;
+//! - the assembled output equals the job computed by one process alone;
+//! - liveness: once faults stop (at least `q` honest nodes remain), the job completes
+//!   within `LIVENESS_BOUND_MS` of simulated time;
+//! - memory: board facts and stored result bytes stay within their bounds.
+//!
+//! `cargo test` runs `SIM_SEEDS` seeds (default 500); a failure prints its seed, and
+//! `SIM_SEED=<n> cargo test -p node-core --test sim -- --nocapture` replays it exactly
+//! with a trace. `cargo xtask soak` runs 100,000.
+
+#![allow(dead_code)]
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use node_core::engine::{Command, Engine, EngineConfig, Event, Input, Millis, Output, Why};
+use node_core::job::{JobId, NodeId, TaskId};
+use node_core::kernels::{JobOutput, Kernel, hash64, mandelbrot, monte_carlo, primes};
+use node_core::wire::EngineMsg;
+
+/// After the last fault, the job must be done within this much simulated time.
+pub const LIVENESS_BOUND_MS: u64 = 120_000;
+/// Hard stop for a run, in simulated time.
+const RUN_LIMIT_MS: u64 = 1_000_000;
+
+/// A small, fast, seedable generator (splitmix64), so a seed replays exactly.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
+    }
+}
+
+/// What can go wrong, and when.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    Crash(usize),
+    Restart(usize),
+    Join,
+    Partition(Vec<usize>),
+    Heal,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub nodes: usize,
+    pub kernel: Kernel,
+    pub replication: u8,
+    pub quorum: u8,
+    pub liars: usize,
+    pub loss: f64,
+    pub dup: f64,
+    pub latency_ms: (u64, u64),
+    pub faults: Vec<(u64, Fault)>,
+    pub task_ms: (u64, u64),
+    /// When node 0 submits the job (random in the first 400 ms if None).
+    pub submit_at_ms: Option<u64>,
+    /// Nodes that compute ten times slower.
+    pub stragglers: usize,
+}
+
+pub fn scenario(rng: &mut Rng) -> Scenario {
+    let big = rng.chance(0.05);
+    let nodes = if big {
+        rng.range(16, 64) as usize
+    } else {
+        rng.range(2, 10) as usize
+    };
+    let kernel = match rng.below(3) {
+        0 => Kernel::Mandelbrot(mandelbrot::Params {
+            x_min: -2.0,
+            x_max: 1.0,
+            y_min: -1.5,
+            y_max: 1.5,
+            width: 32,
+            height: 24,
+            max_iter: 40,
+            tiles_x: rng.range(1, 8) as u32,
+            tiles_y: rng.range(1, 6) as u32,
+        }),
+        1 => Kernel::Primes(primes::Params {
+            n: rng.range(1_000, 200_000),
+            ranges: rng.range(1, 32) as u32,
+        }),
+        _ => Kernel::MonteCarloPi(monte_carlo::Params {
+            samples_per_task: 200,
+            tasks: rng.range(1, 32) as u32,
+            seed: rng.next(),
+        }),
+    };
+    let quorum = rng.range(1, 3.min(nodes as u64)) as u8;
+    let replication = rng.range(1, 3) as u8;
+    // At most q-1 liars, and at least q honest nodes besides them.
+    let liars =
+        (rng.below(u64::from(quorum)) as usize).min(nodes.saturating_sub(usize::from(quorum)));
+    let calm = rng.chance(0.2);
+    let mut faults = Vec::new();
+    if !calm {
+        for _ in 0..rng.range(0, 4) {
+            let at = rng.range(0, 3_000);
+            let victim = rng.range(1, nodes as u64 - 1) as usize;
+            match rng.below(4) {
+                0 => {
+                    faults.push((at, Fault::Crash(victim)));
+                    if rng.chance(0.5) {
+                        faults.push((at + rng.range(100, 3_000), Fault::Restart(victim)));
+                    }
+                }
+                1 => faults.push((at, Fault::Join)),
+                2 => {
+                    let side: Vec<usize> = (0..nodes).filter(|_| rng.chance(0.5)).collect();
+                    faults.push((at, Fault::Partition(side)));
+                    faults.push((at + rng.range(200, 5_000), Fault::Heal));
+                }
+                _ => faults.push((at, Fault::Crash(victim))),
+            }
+        }
+    }
+    faults.sort_by_key(|(t, _)| *t);
+    // Liveness needs q honest nodes at the end: spare some crash victims if needed.
+    while honest_survivors(nodes, liars, &faults) < usize::from(quorum) {
+        let Some(i) = faults
+            .iter()
+            .rposition(|(_, f)| matches!(f, Fault::Crash(_)))
+        else {
+            break;
+        };
+        faults.remove(i);
+    }
+    Scenario {
+        nodes,
+        kernel,
+        replication,
+        quorum,
+        liars,
+        loss: if calm {
+            0.0
+        } else {
+            [0.0, 0.01, 0.05, 0.2][rng.below(4) as usize]
+        },
+        dup: if calm {
+            0.0
+        } else {
+            [0.0, 0.01, 0.1][rng.below(3) as usize]
+        },
+        latency_ms: if rng.chance(0.5) { (0, 5) } else { (1, 80) },
+        faults,
+        task_ms: (5, rng.range(10, 200)),
+        stragglers: rng.below(3) as usize,
+        submit_at_ms: None,
+    }
+}
+
+/// Honest nodes alive once every fault has happened.
+pub fn honest_survivors(nodes: usize, liars: usize, faults: &[(u64, Fault)]) -> usize {
+    // (liar, alive) per node slot, as the simulator numbers them.
+    let mut slots: Vec<(bool, bool)> = (0..nodes).map(|i| (i >= 1 && i <= liars, true)).collect();
+    for (_, f) in faults {
+        match f {
+            Fault::Crash(i) if *i > 0 && *i < slots.len() => slots[*i].1 = false,
+            Fault::Restart(i) if *i < slots.len() && !slots[*i].1 => slots.push((false, true)),
+            Fault::Join => slots.push((false, true)),
+            _ => {}
+        }
+    }
+    slots.iter().filter(|(liar, alive)| !liar && *alive).count()
+}
+
+pub struct Node {
+    id: NodeId,
+    engine: Engine,
+    alive: bool,
+    liar: bool,
+    slow: bool,
+    /// Partition side; nodes talk only within a side.
+    side: u8,
+}
+
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    Msg {
+        to: NodeId,
+        from: NodeId,
+        msg: EngineMsg,
+    },
+    Up {
+        at: NodeId,
+        peer: NodeId,
+    },
+    Down {
+        at: NodeId,
+        peer: NodeId,
+    },
+    Computed {
+        at: NodeId,
+        job: JobId,
+        task: TaskId,
+        output: Vec<u8>,
+    },
+}
+
+pub struct Sim {
+    pub seed: u64,
+    pub rng: Rng,
+    pub sc: Scenario,
+    pub now: u64,
+    pub nodes: Vec<Node>,
+    pub queue: BinaryHeap<Reverse<(u64, u64)>>,
+    pub pending: HashMap<u64, Delivery>,
+    pub seq: u64,
+    pub next_id: u64,
+    /// True task outputs, computed once.
+    pub truth: HashMap<TaskId, Vec<u8>>,
+    pub reference: JobOutput,
+    pub job: Option<JobId>,
+    /// The first validated hash of each task, across all nodes.
+    pub agreed: BTreeMap<TaskId, u64>,
+    pub done_at: Option<u64>,
+    pub trace: bool,
+    pub steps: u64,
+    /// Wall time spent inside engine calls (`handle_input`, `poll_output`).
+    pub engine_ns: u128,
+    /// How often each interesting path ran (steals, recomputes, liars caught…), so the
+    /// tests can check that the scenarios exercise them.
+    pub counts: BTreeMap<&'static str, u64>,
+}
+
+fn fail(seed: u64, what: String) -> ! {
+    panic!(
+        "simulator seed {seed} violated an invariant: {what}\n  replay: SIM_SEED={seed} cargo test -p node-core --test sim -- --nocapture"
+    );
+}
+
+impl Sim {
+    pub fn new(seed: u64) -> Sim {
+        let mut rng = Rng(seed);
+        let sc = scenario(&mut rng);
+        Sim::with(seed, rng, sc)
+    }
+
+    pub fn with(seed: u64, rng: Rng, sc: Scenario) -> Sim {
+        let reference = sc.kernel.run_all().expect("scenario kernels are valid");
+        let mut sim = Sim {
+            seed,
+            rng,
+            now: 0,
+            nodes: Vec::new(),
+            queue: BinaryHeap::new(),
+            pending: HashMap::new(),
+            seq: 0,
+            next_id: 1,
+            truth: HashMap::new(),
+            reference,
+            job: None,
+            agreed: BTreeMap::new(),
+            done_at: None,
+            trace: std::env::var("SIM_SEED").is_ok(),
+            steps: 0,
+            engine_ns: 0,
+            counts: BTreeMap::new(),
+            sc,
+        };
+        let stragglers = sim.sc.stragglers;
+        for i in 0..sim.sc.nodes {
+            let liar = i >= 1 && i <= sim.sc.liars;
+            let slow = !liar && i > sim.sc.nodes.saturating_sub(stragglers) && i > 0;
+            sim.add_node(liar, slow);
+        }
+        sim
+    }
+
+    fn add_node(&mut self, liar: bool, slow: bool) -> usize {
+        let id = NodeId(self.next_id);
+        self.next_id += 1;
+        let config = EngineConfig {
+            slots: 1 + (self.rng.below(2) as usize),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(id, config, self.rng.next(), Millis(self.now));
+        self.nodes.push(Node {
+            id,
+            engine,
+            alive: true,
+            liar,
+            slow,
+            side: 0,
+        });
+        let i = self.nodes.len() - 1;
+        // Connect to every live node on the same side.
+        for j in 0..i {
+            if self.nodes[j].alive && self.nodes[j].side == self.nodes[i].side {
+                self.link_up(i, j);
+            }
+        }
+        i
+    }
+
+    fn push(&mut self, at: u64, d: Delivery) {
+        self.seq += 1;
+        self.pending.insert(self.seq, d);
+        self.queue.push(Reverse((at, self.seq)));
+    }
+
+    fn index(&self, id: NodeId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
+    }
+
+    fn connected(&self, a: usize, b: usize) -> bool {
+        self.nodes[a].alive && self.nodes[b].alive && self.nodes[a].side == self.nodes[b].side
+    }
+
+    /// Both ends learn of each other after a handshake delay.
+    fn link_up(&mut self, a: usize, b: usize) {
+        let (ia, ib) = (self.nodes[a].id, self.nodes[b].id);
+        let d1 = self.now + self.rng.range(20, 300);
+        let d2 = self.now + self.rng.range(20, 300);
+        self.push(d1, Delivery::Up { at: ia, peer: ib });
+        self.push(d2, Delivery::Up { at: ib, peer: ia });
+    }
+
+    /// Survivors notice a departure after a detection delay (signaling or heartbeat).
+    fn link_down(&mut self, survivor: usize, gone: usize) {
+        let d = self.now + self.rng.range(5, 1_500);
+        let (s, g) = (self.nodes[survivor].id, self.nodes[gone].id);
+        self.push(d, Delivery::Down { at: s, peer: g });
+    }
+
+    fn apply_fault(&mut self, f: Fault) {
+        if self.trace {
+            println!("[{:>7}] fault {f:?}", self.now);
+        }
+        match f {
+            Fault::Crash(i) => {
+                if i >= self.nodes.len() || !self.nodes[i].alive || i == 0 {
+                    return;
+                }
+                for j in 0..self.nodes.len() {
+                    if j != i && self.connected(i, j) {
+                        self.link_down(j, i);
+                    }
+                }
+                self.nodes[i].alive = false;
+            }
+            Fault::Restart(i) => {
+                if i >= self.nodes.len() || self.nodes[i].alive {
+                    return;
+                }
+                // A restarted process is a new node with empty state and a new id (as a
+                // reloaded tab is). It comes back honest: a lying node under a new id would
+                // be one more liar, and the fault model allows at most q - 1.
+                let slow = self.nodes[i].slow;
+                self.add_node(false, slow);
+            }
+            Fault::Join => {
+                self.add_node(false, false);
+            }
+            Fault::Partition(side) => {
+                for &i in &side {
+                    if i < self.nodes.len() && i != 0 {
+                        self.set_side(i, 1);
+                    }
+                }
+            }
+            Fault::Heal => {
+                for i in 0..self.nodes.len() {
+                    if self.nodes[i].side != 0 {
+                        self.set_side(i, 0);
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_side(&mut self, i: usize, side: u8) {
+        let before: Vec<usize> = (0..self.nodes.len())
+            .filter(|&j| j != i && self.connected(i, j))
+            .collect();
+        self.nodes[i].side = side;
+        let after: Vec<usize> = (0..self.nodes.len())
+            .filter(|&j| j != i && self.connected(i, j))
+            .collect();
+        for &j in &before {
+            if !after.contains(&j) {
+                self.link_down(i, j);
+                self.link_down(j, i);
+            }
+        }
+        for &j in &after {
+            if !before.contains(&j) {
+                self.link_up(i, j);
+            }
+        }
+    }
+
+    fn output_for(&mut self, task: TaskId, liar: bool) -> Vec<u8> {
+        let kernel = &self.sc.kernel;
+        let out = self
+            .truth
+            .entry(task)
+            .or_insert_with(|| {
+                let mut out = Vec::new();
+                kernel.run_task(task.0, &mut out).expect("valid task");
+                out
+            })
+            .clone();
+        if liar {
+            // Liars collude: all produce the same wrong bytes, the hardest case for q.
+            let mut bad = out;
+            bad[0] ^= 0xff;
+            bad
+        } else {
+            out
+        }
+    }
+
+    fn step_engine(&mut self, i: usize, input: Input) {
+        let now = Millis(self.now);
+        let t0 = std::time::Instant::now();
+        self.nodes[i].engine.handle_input(now, input);
+        self.engine_ns += t0.elapsed().as_nanos();
+        self.drain(i);
+    }
+
+    fn drain(&mut self, i: usize) {
+        let me = self.nodes[i].id;
+        loop {
+            let t0 = std::time::Instant::now();
+            let out = self.nodes[i].engine.poll_output();
+            self.engine_ns += t0.elapsed().as_nanos();
+            let Some(out) = out else { break };
+            match out {
+                Output::Send { to, msg } => self.transmit(i, to, msg),
+                Output::Broadcast { msg } => {
+                    let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
+                    for to in peers {
+                        self.transmit(i, to, msg.clone());
+                    }
+                }
+                Output::RunTask { job, task, kernel } => {
+                    assert_eq!(kernel, self.sc.kernel);
+                    let liar = self.nodes[i].liar;
+                    let output = self.output_for(task, liar);
+                    let (lo, hi) = self.sc.task_ms;
+                    let mut ms = self.rng.range(lo, hi);
+                    if self.nodes[i].slow {
+                        ms *= 10;
+                    }
+                    let at = self.now + ms;
+                    self.push(
+                        at,
+                        Delivery::Computed {
+                            at: me,
+                            job,
+                            task,
+                            output,
+                        },
+                    );
+                }
+                Output::Event(e) => self.check_event(i, e),
+            }
+        }
+        self.check_memory(i);
+    }
+
+    fn transmit(&mut self, from: usize, to: NodeId, msg: EngineMsg) {
+        if self.trace && !matches!(msg, EngineMsg::Facts { .. } | EngineMsg::Digest { .. }) {
+            let what = format!("{msg:?}");
+            println!(
+                "[{:>7}] {} -> {to}: {}",
+                self.now,
+                self.nodes[from].id,
+                &what[..what.len().min(90)]
+            );
+        }
+        let Some(t) = self.index(to) else { return };
+        if !self.connected(from, t) || self.rng.chance(self.sc.loss) {
+            return;
+        }
+        let copies = if self.rng.chance(self.sc.dup) { 2 } else { 1 };
+        let fid = self.nodes[from].id;
+        for _ in 0..copies {
+            let (lo, hi) = self.sc.latency_ms;
+            let at = self.now + self.rng.range(lo, hi);
+            self.push(
+                at,
+                Delivery::Msg {
+                    to,
+                    from: fid,
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    fn check_event(&mut self, i: usize, e: Event) {
+        let seed = self.seed;
+        if self.trace {
+            println!("[{:>7}] {} {e}", self.now, self.nodes[i].id);
+        }
+        let path = match &e {
+            Event::TaskStarted { why, .. } => Some(match why {
+                Why::Assigned => "assigned",
+                Why::Stolen => "stolen",
+                Why::Speculative => "speculative",
+                Why::Recompute => "recomputed",
+            }),
+            Event::TaskMismatch { .. } => Some("mismatch"),
+            Event::LiarMarked { .. } => Some("liar marked"),
+            Event::ResultReplicated { .. } => Some("replicated"),
+            Event::HolderLost { .. } => Some("holder lost"),
+            _ => None,
+        };
+        if let Some(p) = path {
+            *self.counts.entry(p).or_insert(0) += 1;
+        }
+        match e {
+            Event::TaskValidated { job, task, hash } => {
+                let q = usize::from(self.sc.quorum);
+                let n = self.nodes[i].engine.reporters(job, task, hash);
+                if n < q {
+                    fail(
+                        seed,
+                        format!("{task} validated with {n} < q = {q} reporters"),
+                    );
+                }
+                if let Some(h) = self.agreed.get(&task) {
+                    if *h != hash {
+                        fail(
+                            seed,
+                            format!("nodes disagree on {task}: {h:016x} vs {hash:016x}"),
+                        );
+                    }
+                } else {
+                    self.agreed.insert(task, hash);
+                }
+                let truth = self.output_for(task, false);
+                if hash != hash64(&truth) && self.sc.liars < q {
+                    fail(
+                        seed,
+                        format!(
+                            "wrong result accepted for {task} with {} liars, q = {q}",
+                            self.sc.liars
+                        ),
+                    );
+                }
+            }
+            Event::LiarMarked { node, .. } => {
+                if let Some(j) = self.index(node)
+                    && !self.nodes[j].liar
+                {
+                    fail(seed, format!("honest node {node} was marked a liar"));
+                }
+            }
+            Event::JobDone { job, output, .. } if Some(job) == self.job && i == 0 => {
+                if output != self.reference {
+                    fail(
+                        seed,
+                        "the assembled output differs from the one-process output".into(),
+                    );
+                }
+                self.done_at = Some(self.now);
+            }
+            _ => {}
+        }
+    }
+
+    fn check_memory(&self, i: usize) {
+        let (facts, bytes) = self.nodes[i].engine.footprint();
+        let tasks = u64::from(self.sc.kernel.task_count());
+        let authors = self.next_id; // every node that ever existed
+        let facts_max = tasks * authors * 5;
+        let bytes_max = tasks as usize * self.sc.kernel.task_output_len_max();
+        if facts > facts_max || bytes > bytes_max {
+            fail(
+                self.seed,
+                format!(
+                    "memory over bound: {facts} facts (max {facts_max}), {bytes} bytes (max {bytes_max})"
+                ),
+            );
+        }
+    }
+
+    /// Tasks computed by all nodes.
+    pub fn tasks_run(&self) -> u64 {
+        self.nodes.iter().map(|n| n.engine.stats().tasks_run).sum()
+    }
+
+    pub fn run(&mut self) {
+        // Node 0 (never crashed, never lying) submits and assembles.
+        let submit = Command::Submit {
+            kernel: self.sc.kernel.clone(),
+            replication: self.sc.replication,
+            quorum: self.sc.quorum,
+            pacing_ms: 0,
+            nonce: self.seed,
+        };
+        // Submit at a random moment while the mesh forms, unless the scenario says when.
+        let start = self
+            .sc
+            .submit_at_ms
+            .unwrap_or_else(|| self.rng.range(0, 400));
+        let mut faults: Vec<(u64, Fault)> = self
+            .sc
+            .faults
+            .iter()
+            .map(|(t, f)| (t + start, f.clone()))
+            .collect();
+        faults.reverse();
+        let faults_end = faults.first().map_or(start, |(t, _)| *t);
+        let mut submitted = false;
+        loop {
+            self.steps += 1;
+            // The earliest deadline: a delivery, a fault, the submission or a timeout.
+            let mut next = u64::MAX;
+            if let Some(Reverse((t, _))) = self.queue.peek() {
+                next = next.min(*t);
+            }
+            if let Some((t, _)) = faults.last() {
+                next = next.min(*t);
+            }
+            if !submitted {
+                next = next.min(start);
+            }
+            let mut timer = None;
+            for (i, n) in self.nodes.iter().enumerate() {
+                if n.alive
+                    && let Some(Millis(t)) = n.engine.poll_timeout()
+                    && t < next
+                {
+                    next = t;
+                    timer = Some(i);
+                }
+            }
+            if self.done_at.is_some() {
+                break;
+            }
+            if next > RUN_LIMIT_MS || next > faults_end + LIVENESS_BOUND_MS {
+                let job = self.job.expect("submitted");
+                let (v, t) = self.nodes[0].engine.progress(job).unwrap_or((0, 0));
+                if self.trace {
+                    for task in (0..t).map(TaskId) {
+                        let e = self.nodes[0].engine.task_entry(job, task);
+                        if e.is_some_and(|e| e.validated.is_none()) {
+                            println!("stuck at node 0: {task} {:?}", e);
+                        }
+                    }
+                    let alive: Vec<(NodeId, bool)> = self
+                        .nodes
+                        .iter()
+                        .filter(|n| n.alive)
+                        .map(|n| (n.id, n.liar))
+                        .collect();
+                    println!("alive (id, liar): {alive:?}");
+                }
+                fail(
+                    self.seed,
+                    format!(
+                        "liveness: job not done {} ms after the last fault ({v}/{t} tasks validated at node 0)",
+                        LIVENESS_BOUND_MS
+                    ),
+                );
+            }
+            self.now = self.now.max(next);
+            if !submitted && start <= next {
+                submitted = true;
+                self.step_engine(0, Input::Command(submit.clone()));
+                self.job = self.nodes[0].engine.job_ids().next();
+                continue;
+            }
+            if let Some(i) = timer {
+                self.step_engine(i, Input::Timeout);
+                continue;
+            }
+            if faults.last().is_some_and(|(t, _)| *t <= next) {
+                let (_, f) = faults.pop().expect("checked");
+                self.apply_fault(f);
+                continue;
+            }
+            let Some(Reverse((_, seq))) = self.queue.pop() else {
+                continue;
+            };
+            let Some(d) = self.pending.remove(&seq) else {
+                continue;
+            };
+            match d {
+                Delivery::Msg { to, from, msg } => {
+                    // As on a data channel: nothing arrives from a peer before its Hello
+                    // (PeerUp) or after it was declared gone.
+                    if let (Some(t), Some(f)) = (self.index(to), self.index(from))
+                        && self.connected(t, f)
+                        && self.nodes[t].engine.peers().any(|p| p == from)
+                    {
+                        self.step_engine(t, Input::Message { from, msg });
+                    }
+                }
+                Delivery::Up { at, peer } => {
+                    if let (Some(a), Some(p)) = (self.index(at), self.index(peer))
+                        && self.connected(a, p)
+                    {
+                        self.step_engine(a, Input::PeerUp(peer));
+                    }
+                }
+                Delivery::Down { at, peer } => {
+                    if let (Some(a), Some(p)) = (self.index(at), self.index(peer))
+                        && self.nodes[a].alive
+                        && !self.connected(a, p)
+                    {
+                        self.step_engine(a, Input::PeerDown(peer));
+                    }
+                }
+                Delivery::Computed {
+                    at,
+                    job,
+                    task,
+                    output,
+                } => {
+                    if let Some(a) = self.index(at)
+                        && self.nodes[a].alive
+                    {
+                        self.step_engine(a, Input::ComputeFinished { job, task, output });
+                    }
+                }
+            }
+        }
+    }
+}
