@@ -198,3 +198,36 @@ fn membership_disagreement_is_safe() {
         "one hash per task everywhere"
     );
 }
+
+/// The prime-count job through a simulated mesh of five nodes with loss and a crash
+/// reproduces the published values of π(10^k), which nobody here computed.
+#[test]
+fn prime_count_jobs_reproduce_published_values() {
+    use node_core::kernels::{JobOutput, primes};
+    use simulator::{Fault, Rng, Scenario};
+    // π(10^k), k = 1..=7 (OEIS A006880).
+    let published = [4u64, 25, 168, 1_229, 9_592, 78_498, 664_579];
+    for (k, want) in published.iter().enumerate() {
+        let n = 10u64.pow(k as u32 + 1);
+        let sc = Scenario {
+            nodes: 5,
+            kernel: Kernel::Primes(primes::Params { n, ranges: 7 }),
+            replication: 2,
+            quorum: 2,
+            liars: 1,
+            loss: 0.05,
+            dup: 0.05,
+            latency_ms: (1, 20),
+            faults: vec![(300, Fault::Crash(3))],
+            task_ms: (5, 50),
+            stragglers: 0,
+            submit_at_ms: Some(400),
+        };
+        let mut sim = Sim::with(k as u64, Rng(k as u64), sc);
+        sim.run();
+        let Some(JobOutput::Count { count, .. }) = sim.assembled.clone() else {
+            panic!("π(10^{}) job produced {:?}", k + 1, sim.assembled);
+        };
+        assert_eq!(count, *want, "π(10^{})", k + 1);
+    }
+}

@@ -239,6 +239,8 @@ pub struct Sim {
     /// The first validated hash of each task, across all nodes.
     pub agreed: BTreeMap<TaskId, u64>,
     pub done_at: Option<u64>,
+    /// The output node 0 assembled.
+    pub assembled: Option<JobOutput>,
     pub trace: bool,
     pub steps: u64,
     /// Wall time spent inside engine calls (`handle_input`, `poll_output`).
@@ -277,6 +279,7 @@ impl Sim {
             job: None,
             agreed: BTreeMap::new(),
             done_at: None,
+            assembled: None,
             trace: std::env::var("SIM_SEED").is_ok(),
             steps: 0,
             engine_ns: 0,
@@ -582,6 +585,7 @@ impl Sim {
                     );
                 }
                 self.done_at = Some(self.now);
+                self.assembled = Some(output);
             }
             _ => {}
         }
