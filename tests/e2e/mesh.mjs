@@ -16,13 +16,11 @@
 //   {"ok", "checks":[{name, ok, detail}], "latencies", "console_errors", "screenshots", ...}.
 // Exit status 0 only if every check passed. Every process started here is killed on
 // exit (with its whole process tree), also on errors, signals and the hard timeout.
+// Process, browser and page handling is shared with bench.mjs in harness.mjs.
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
-import { chromium } from 'playwright-core';
+import { Harness, dead, readTab, sleep, validId } from './harness.mjs';
 
 const T_START = Date.now();
 const cfg = {
@@ -43,25 +41,26 @@ for (const k of ['meshwork', 'dist', 'outdir']) {
 }
 fs.mkdirSync(cfg.outdir, { recursive: true });
 
-const CHROMIUM_FLAGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--no-default-browser-check',
-  '--disable-quic', '--allow-loopback-in-peer-connection', '--use-fake-ui-for-media-stream',
-  '--remote-debugging-port=0',
-];
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const since = () => Date.now() - T_START;
-function say(...a) {
-  console.error(`[e2e +${String(since()).padStart(6)}ms]`, ...a);
-}
+// Processes, browsers, pages and logs: see harness.mjs. Everything started through `h`
+// is killed (whole process trees) by h.cleanup().
+const h = new Harness({
+  tag: 'e2e',
+  outdir: cfg.outdir,
+  meshwork: cfg.meshwork,
+  cwd: cfg.cwd,
+  chromium: cfg.chromium,
+  profilesDir: cfg.profiles_dir,
+  t0: T_START,
+});
+const since = () => h.since();
+const say = (...a) => h.say(...a);
 
 // ---------------------------------------------------------------- results
 
 const checks = [];
 const latencies = {};
-const consoleErrors = [];
-const consoleOther = [];
+const consoleErrors = h.consoleErrors;
+const consoleOther = h.consoleOther;
 const screenshots = [];
 const info = {};
 
@@ -71,117 +70,13 @@ function check(name, ok, detail) {
   return !!ok;
 }
 
-// ---------------------------------------------------------------- processes
-
-/** Every child started here: { name, proc }. */
-const children = [];
-const tempDirs = [];
-
-/** Pids of every descendant of `root`, from /proc (children before grandchildren). */
-function descendants(root) {
-  const parent = new Map();
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      // The command name may hold spaces and parentheses: fields resume after the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parent.set(Number(d), Number(fields[1]));
-    } catch {
-      // The process exited meanwhile.
-    }
-  }
-  const out = [];
-  const queue = [root];
-  while (queue.length) {
-    const p = queue.shift();
-    for (const [pid, ppid] of parent) {
-      if (ppid === p && !out.includes(pid)) {
-        out.push(pid);
-        queue.push(pid);
-      }
-    }
-  }
-  return out;
-}
-
-/** Whether `pid` has exited (or is a zombie waiting to be reaped). */
-function dead(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
-
-/** Starts a child; its stderr goes to OUTDIR/NAME.stderr.log (and to `onStderr`). */
-function start(name, cmd, args, { onStdoutLine, onStderrLine, cwd } = {}) {
-  // NO_COLOR: plain text in the log files (tracing colours its output even into a pipe).
-  const proc = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-  children.push({ name, proc });
-  const log = fs.createWriteStream(path.join(cfg.outdir, `${name}.stderr.log`));
-  readline.createInterface({ input: proc.stderr }).on('line', (l) => {
-    log.write(l + '\n');
-    onStderrLine?.(l);
-  });
-  const out = fs.createWriteStream(path.join(cfg.outdir, `${name}.stdout.log`));
-  readline.createInterface({ input: proc.stdout }).on('line', (l) => {
-    out.write(l + '\n');
-    onStdoutLine?.(l);
-  });
-  proc.on('error', (e) => say(name, 'spawn error:', e.message));
-  proc.on('exit', (code, sig) => say(name, `(pid ${proc.pid}) exited`, code ?? sig));
-  say('started', name, 'pid', proc.pid);
-  return proc;
-}
-
-let cleanedUp = false;
-async function cleanup() {
-  if (cleanedUp) return;
-  cleanedUp = true;
-  for (const b of browsers) {
-    // Only drops the CDP connection (or asks the browser to close): the kill below is
-    // what guarantees it is gone.
-    try {
-      await Promise.race([b.browser?.close(), sleep(1000)]);
-    } catch {
-      // Already gone.
-    }
-  }
-  for (const { name, proc } of children.slice().reverse()) {
-    if (proc.pid === undefined) continue;
-    // Collect the tree first: once the root dies its children are re-parented.
-    const tree = [proc.pid, ...descendants(proc.pid)];
-    for (const pid of tree) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already exited.
-      }
-    }
-    if (tree.length > 1) say('killed', name, 'tree', tree.join(','));
-  }
-  const until = Date.now() + 3000;
-  while (Date.now() < until && children.some(({ proc }) => proc.exitCode === null && proc.signalCode === null)) {
-    await sleep(50);
-  }
-  for (const d of tempDirs) {
-    try {
-      fs.rmSync(d, { recursive: true, force: true });
-    } catch (e) {
-      say('cannot remove', d, e.message);
-    }
-  }
-}
-
 let finished = false;
 async function finish(reason) {
   if (finished) return;
   finished = true;
   clearTimeout(hardStop);
   if (reason) check(reason.name, false, reason.detail);
-  await cleanup();
+  await h.cleanup();
   const ok = checks.length > 0 && checks.every((c) => c.ok);
   const summary = {
     ok,
@@ -205,149 +100,6 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => finish({ name: 'interrupted', detail: `controller got ${sig}` }));
 }
 
-// ---------------------------------------------------------------- native nodes
-
-/** A `meshwork` process printing one JSON event per line; each event gets `t`, when it was read. */
-class JsonProc {
-  constructor(name, args) {
-    this.name = name;
-    this.events = [];
-    this.waiters = [];
-    this.proc = start(name, cfg.meshwork, args, {
-      cwd: cfg.cwd,
-      onStdoutLine: (l) => {
-        let ev;
-        try {
-          ev = JSON.parse(l);
-        } catch {
-          say(name, 'non-JSON stdout:', l);
-          return;
-        }
-        ev.t = Date.now();
-        this.events.push(ev);
-        if (ev.event !== 'rtt') say(name, JSON.stringify(ev));
-        for (const w of this.waiters.slice()) {
-          if (w.pred(ev)) {
-            this.waiters.splice(this.waiters.indexOf(w), 1);
-            w.resolve(ev);
-          }
-        }
-      },
-    });
-  }
-
-  /** The first event matching `pred` (already seen or arriving before `deadline`), or null. */
-  waitFor(pred, deadline) {
-    const hit = this.events.find(pred);
-    if (hit) return Promise.resolve(hit);
-    return new Promise((resolve) => {
-      const w = { pred, resolve };
-      this.waiters.push(w);
-      setTimeout(() => {
-        const i = this.waiters.indexOf(w);
-        if (i >= 0) {
-          this.waiters.splice(i, 1);
-          resolve(null);
-        }
-      }, Math.max(0, deadline - Date.now()));
-    });
-  }
-
-  /** Peers reported connected and not since left: id -> kind. */
-  connected() {
-    const m = new Map();
-    for (const ev of this.events) {
-      if (ev.event === 'peer_connected') m.set(ev.peer, ev.kind);
-      else if (ev.event === 'peer_left') m.delete(ev.peer);
-    }
-    return m;
-  }
-
-  get id() {
-    return this.events.find((e) => e.event === 'joined')?.id ?? null;
-  }
-}
-
-// ---------------------------------------------------------------- browsers
-
-/** { name, proc, browser, page, crashed } */
-const browsers = [];
-
-async function launchBrowser(name) {
-  const profiles = cfg.profiles_dir ?? os.tmpdir();
-  fs.mkdirSync(profiles, { recursive: true });
-  const udd = fs.mkdtempSync(path.join(profiles, `meshwork-e2e-${name}-`));
-  tempDirs.push(udd);
-  let resolveWs;
-  const wsLine = new Promise((r) => (resolveWs = r));
-  const proc = start(name, cfg.chromium, [...CHROMIUM_FLAGS, `--user-data-dir=${udd}`, 'about:blank'], {
-    onStderrLine: (l) => {
-      const m = l.match(/DevTools listening on (ws:\/\/\S+)/);
-      if (m) resolveWs(m[1]);
-    },
-  });
-  proc.on('exit', () => resolveWs(null));
-  const endpoint = await Promise.race([wsLine, sleep(30_000).then(() => null)]);
-  if (!endpoint) {
-    throw new Error(`${name}: Chromium exited or printed no "DevTools listening on" line within 30 s (see ${name}.stderr.log)`);
-  }
-  const browser = await chromium.connectOverCDP(endpoint);
-  const b = { name, proc, browser, page: null, crashed: null };
-  browsers.push(b);
-  say(name, 'Chromium', browser.version(), 'pid', proc.pid, 'at', endpoint);
-  return b;
-}
-
-async function openPage(b, origin, url) {
-  const ctx = b.browser.contexts()[0];
-  // Belt and braces with --use-fake-ui-for-media-stream: Chromium offers a loopback ICE
-  // candidate only with a media permission.
-  await ctx.grantPermissions(['camera', 'microphone'], { origin });
-  const page = ctx.pages()[0] ?? (await ctx.newPage());
-  b.page = page;
-  // Collected from before the first navigation, nothing ignored.
-  page.on('console', (msg) => {
-    const entry = { page: b.name, type: msg.type(), text: msg.text(), location: msg.location(), t_ms: since() };
-    if (msg.type() === 'error') {
-      consoleErrors.push(entry);
-      say(b.name, 'console.error:', msg.text());
-    } else if (msg.type() === 'warning') {
-      consoleOther.push(entry);
-      say(b.name, 'console.warn:', msg.text());
-    }
-  });
-  page.on('pageerror', (e) => {
-    consoleErrors.push({ page: b.name, type: 'pageerror', text: String(e?.stack || e), t_ms: since() });
-    say(b.name, 'pageerror:', String(e));
-  });
-  page.on('crash', () => {
-    b.crashed = Date.now();
-    say(b.name, 'page crashed (renderer gone)');
-  });
-  await page.setViewportSize({ width: 1280, height: 900 });
-  await page.goto(url, { waitUntil: 'load', timeout: 30_000 });
-  return page;
-}
-
-/** What a tab shows: its own id, the peer count and every peer row. */
-function readTab(page) {
-  return page.evaluate(() => {
-    const q = (s) => document.querySelector(s);
-    return {
-      me: q('[data-testid=me-id]')?.textContent?.trim() ?? null,
-      status: q('[data-testid=status]')?.textContent?.trim() ?? null,
-      count: q('[data-testid=peer-count]')?.textContent?.trim() ?? null,
-      rows: [...document.querySelectorAll('[data-testid=peer-row]')].map((r) => ({
-        id: r.getAttribute('data-peer-id'),
-        kind: r.getAttribute('data-kind'),
-        state: r.getAttribute('data-state'),
-      })),
-    };
-  });
-}
-
-const validId = (s) => typeof s === 'string' && /^[\w-]+$/.test(s);
-
 // ---------------------------------------------------------------- the scenario
 
 async function main() {
@@ -356,23 +108,17 @@ async function main() {
   say('room', room, 'config', JSON.stringify(cfg));
 
   // 1. Signaling server and web UI.
-  const server = new JsonProc('server', ['serve', '--bind', '127.0.0.1:0', '--json', '--dist', cfg.dist]);
-  const listening = await server.waitFor((e) => e.event === 'listening', Date.now() + 20_000);
+  const { listening } = await h.startServer(cfg.dist, { timeoutMs: 20_000 });
   if (!check('server_listening', listening && /^127\.0\.0\.1:\d+$/.test(listening.addr), listening)) return;
   const origin = `http://${listening.addr}`;
   const url = `${origin}/?room=${room}`;
   info.url = url;
 
   // 2. Two browsers, two natives, two tabs.
-  const [ba, bb] = await Promise.all([launchBrowser('tab-a'), launchBrowser('tab-b')]);
-  const natives = [1, 2].map(
-    (i) =>
-      new JsonProc(`native-${i}`, [
-        'node', '--server', origin, '--room', room, '--name', `native-${i}`, '--ice-bind', '127.0.0.1', '--json',
-      ]),
-  );
+  const [ba, bb] = await Promise.all([h.launchBrowser('tab-a'), h.launchBrowser('tab-b')]);
+  const natives = [1, 2].map((i) => h.startNode(`native-${i}`, origin, room));
   const tMeshStart = Date.now();
-  await Promise.all([openPage(ba, origin, url), openPage(bb, origin, url)]);
+  await Promise.all([h.openPage(ba, origin, url), h.openPage(bb, origin, url)]);
   const tabs = [ba, bb];
 
   // 3. The full mesh: every member connected to exactly the other three.
@@ -526,14 +272,9 @@ async function main() {
   }
 
   // 6. Tab B's renderer is SIGKILLed (no pagehide). Both natives must notice in 2 s.
-  const cdp = await bb.browser.newBrowserCDPSession();
-  const procInfo = await cdp.send('SystemInfo.getProcessInfo');
-  const tree = descendants(bb.proc.pid);
-  const renderers = procInfo.processInfo.filter((p) => p.type === 'renderer').map((p) => p.id);
-  const victims = renderers.filter((pid) => tree.includes(pid));
-  info.renderer_kill = { browser_pid: bb.proc.pid, renderers, killed: victims, processes: procInfo.processInfo.map((p) => `${p.type}:${p.id}`) };
+  info.renderer_kill = await h.renderers(bb);
+  const { renderers, killed: victims } = info.renderer_kill;
   if (!check('renderer_kill:found', victims.length > 0 && victims.length === renderers.length, info.renderer_kill)) return;
-  await cdp.detach().catch(() => {});
   await sleep(300);
   const t1 = Date.now();
   for (const pid of victims) process.kill(pid, 'SIGKILL');

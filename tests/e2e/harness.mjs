@@ -1,0 +1,387 @@
+// Shared pieces of the end-to-end controllers (`mesh.mjs`, `bench.mjs`).
+//
+// Both run INSIDE a network namespace that has only `lo` (see /work/shared/TOOLCHAIN.md,
+// "WebRTC on loopback"): every address used here is 127.0.0.1. A `Harness` owns every
+// process it starts (meshwork servers and nodes, Chromium browsers) and every temporary
+// directory it makes; `cleanup()` SIGKILLs each started process with its whole process
+// tree, by pid, and removes the directories.
+//
+// Logs: progress goes to stderr as `[TAG +   123ms] ...`; each child's stdout and
+// stderr go to OUTDIR/NAME.stdout.log and OUTDIR/NAME.stderr.log.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM_FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--no-default-browser-check',
+  '--disable-quic', '--allow-loopback-in-peer-connection', '--use-fake-ui-for-media-stream',
+  '--remote-debugging-port=0',
+];
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export const validId = (s) => typeof s === 'string' && /^[\w-]+$/.test(s);
+
+/** The median of the finite numbers in `xs`, or null when there are none. */
+export function median(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+/**
+ * Calls `fn` every `intervalMs` until it returns a truthy value or `deadline` (a
+ * Date.now() value) passes; returns the last value (a throw counts as null).
+ */
+export async function pollUntil(fn, deadline, intervalMs = 100) {
+  for (;;) {
+    let v = null;
+    try {
+      v = await fn();
+    } catch {
+      v = null;
+    }
+    if (v || Date.now() >= deadline) return v;
+    await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
+  }
+}
+
+// ---------------------------------------------------------------- process trees
+
+/** Pids of every descendant of `root`, from /proc (children before grandchildren). */
+export function descendants(root) {
+  const parent = new Map();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      // The command name may hold spaces and parentheses: fields resume after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(d), Number(fields[1]));
+    } catch {
+      // The process exited meanwhile.
+    }
+  }
+  const out = [];
+  const queue = [root];
+  while (queue.length) {
+    const p = queue.shift();
+    for (const [pid, ppid] of parent) {
+      if (ppid === p && !out.includes(pid)) {
+        out.push(pid);
+        queue.push(pid);
+      }
+    }
+  }
+  return out;
+}
+
+/** Whether `pid` has exited (or is a zombie waiting to be reaped). */
+export function dead(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+// ---------------------------------------------------------------- web UI
+
+/** What a tab shows: its own id, the peer count and every peer row. */
+export function readTab(page) {
+  return page.evaluate(() => {
+    const q = (s) => document.querySelector(s);
+    return {
+      me: q('[data-testid=me-id]')?.textContent?.trim() ?? null,
+      status: q('[data-testid=status]')?.textContent?.trim() ?? null,
+      count: q('[data-testid=peer-count]')?.textContent?.trim() ?? null,
+      rows: [...document.querySelectorAll('[data-testid=peer-row]')].map((r) => ({
+        id: r.getAttribute('data-peer-id'),
+        kind: r.getAttribute('data-kind'),
+        state: r.getAttribute('data-state'),
+      })),
+    };
+  });
+}
+
+/** The RTT cell of every peer row, in ms: { peerId: number|null } ("0.4 ms" -> 0.4, "–" -> null). */
+export function readPeerRtts(page) {
+  return page.evaluate(() =>
+    Object.fromEntries(
+      [...document.querySelectorAll('[data-testid=peer-row]')].map((r) => {
+        const m = (r.querySelector('[data-testid=peer-rtt]')?.textContent ?? '').match(/([\d.]+)\s*ms/);
+        return [r.getAttribute('data-peer-id'), m ? Number(m[1]) : null];
+      }),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------- the harness
+
+export class Harness {
+  /**
+   * tag: log prefix; outdir: where child logs go (created); meshwork: the binary;
+   * cwd: working directory for meshwork processes; chromium: the browser binary;
+   * profilesDir: where the browsers' temporary --user-data-dir go (default: os.tmpdir()).
+   */
+  constructor({ tag = 'e2e', outdir, meshwork, cwd, chromium: chromiumPath = '/usr/bin/chromium', profilesDir, t0 = Date.now() }) {
+    this.tag = tag;
+    this.outdir = outdir;
+    this.meshworkBin = meshwork;
+    this.cwd = cwd;
+    this.chromiumPath = chromiumPath;
+    this.profilesDir = profilesDir;
+    this.t0 = t0;
+    /** Every child started here: { name, proc }. */
+    this.children = [];
+    /** Removed by cleanup(). */
+    this.tempDirs = [];
+    /** { name, proc, browser, page, crashed } */
+    this.browsers = [];
+    /** Console errors / page errors, and warnings, of every page opened with openPage(). */
+    this.consoleErrors = [];
+    this.consoleOther = [];
+    this.cleanedUp = false;
+    fs.mkdirSync(outdir, { recursive: true });
+  }
+
+  since() {
+    return Date.now() - this.t0;
+  }
+
+  say(...a) {
+    console.error(`[${this.tag} +${String(this.since()).padStart(6)}ms]`, ...a);
+  }
+
+  /** Starts a child; its stderr goes to OUTDIR/NAME.stderr.log (and to `onStderrLine`). */
+  start(name, cmd, args, { onStdoutLine, onStderrLine, cwd } = {}) {
+    // NO_COLOR: plain text in the log files (tracing colours its output even into a pipe).
+    const proc = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    this.children.push({ name, proc });
+    const log = fs.createWriteStream(path.join(this.outdir, `${name}.stderr.log`));
+    readline.createInterface({ input: proc.stderr }).on('line', (l) => {
+      log.write(l + '\n');
+      onStderrLine?.(l);
+    });
+    const out = fs.createWriteStream(path.join(this.outdir, `${name}.stdout.log`));
+    readline.createInterface({ input: proc.stdout }).on('line', (l) => {
+      out.write(l + '\n');
+      onStdoutLine?.(l);
+    });
+    proc.on('error', (e) => this.say(name, 'spawn error:', e.message));
+    proc.on('exit', (code, sig) => this.say(name, `(pid ${proc.pid}) exited`, code ?? sig));
+    this.say('started', name, 'pid', proc.pid);
+    return proc;
+  }
+
+  /** Kills every child (whole trees, SIGKILL, by pid) and removes the temporary dirs. Idempotent. */
+  async cleanup() {
+    if (this.cleanedUp) return;
+    this.cleanedUp = true;
+    for (const b of this.browsers) {
+      // Only drops the CDP connection (or asks the browser to close): the kill below is
+      // what guarantees it is gone.
+      try {
+        await Promise.race([b.browser?.close(), sleep(1000)]);
+      } catch {
+        // Already gone.
+      }
+    }
+    for (const { name, proc } of this.children.slice().reverse()) {
+      if (proc.pid === undefined) continue;
+      // Collect the tree first: once the root dies its children are re-parented.
+      const tree = [proc.pid, ...descendants(proc.pid)];
+      for (const pid of tree) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already exited.
+        }
+      }
+      if (tree.length > 1) this.say('killed', name, 'tree', tree.join(','));
+    }
+    const until = Date.now() + 3000;
+    while (Date.now() < until && this.children.some(({ proc }) => proc.exitCode === null && proc.signalCode === null)) {
+      await sleep(50);
+    }
+    for (const d of this.tempDirs) {
+      try {
+        fs.rmSync(d, { recursive: true, force: true });
+      } catch (e) {
+        this.say('cannot remove', d, e.message);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ meshwork processes
+
+  /** Starts `meshwork ARGS` (which must print JSON lines) as a JsonProc. */
+  meshwork(name, args) {
+    return new JsonProc(this, name, this.meshworkBin, args, { cwd: this.cwd });
+  }
+
+  /**
+   * Starts `meshwork serve` on 127.0.0.1, port 0, serving `dist`; waits up to
+   * `timeoutMs` for its `listening` event (less if the server exits first). Returns
+   * { server, listening } (listening is null on failure) and, once listening,
+   * origin = http://ADDR.
+   */
+  async startServer(dist, { timeoutMs = 20_000 } = {}) {
+    const server = this.meshwork('server', ['serve', '--bind', '127.0.0.1:0', '--json', '--dist', dist]);
+    const isListening = (e) => e.event === 'listening';
+    // 'close' comes after the last stdout line was read (also after a spawn error).
+    const closed = new Promise((r) => server.proc.once('close', () => r(server.events.find(isListening) ?? null)));
+    const listening = await Promise.race([server.waitFor(isListening, Date.now() + timeoutMs), closed]);
+    const origin = listening?.addr ? `http://${listening.addr}` : null;
+    return { server, listening, origin };
+  }
+
+  /** Starts a `meshwork node --json` in `room`, ICE bound to 127.0.0.1. */
+  startNode(name, origin, room, extra = []) {
+    return this.meshwork(name, ['node', '--server', origin, '--room', room, '--name', name, '--ice-bind', '127.0.0.1', '--json', ...extra]);
+  }
+
+  // ------------------------------------------------------------ browsers
+
+  /** A Chromium process with its own profile, connected over CDP. */
+  async launchBrowser(name) {
+    const profiles = this.profilesDir ?? os.tmpdir();
+    fs.mkdirSync(profiles, { recursive: true });
+    const udd = fs.mkdtempSync(path.join(profiles, `meshwork-${this.tag}-${name}-`));
+    this.tempDirs.push(udd);
+    let resolveWs;
+    const wsLine = new Promise((r) => (resolveWs = r));
+    const proc = this.start(name, this.chromiumPath, [...CHROMIUM_FLAGS, `--user-data-dir=${udd}`, 'about:blank'], {
+      onStderrLine: (l) => {
+        const m = l.match(/DevTools listening on (ws:\/\/\S+)/);
+        if (m) resolveWs(m[1]);
+      },
+    });
+    proc.on('exit', () => resolveWs(null));
+    const endpoint = await Promise.race([wsLine, sleep(30_000).then(() => null)]);
+    if (!endpoint) {
+      throw new Error(`${name}: Chromium exited or printed no "DevTools listening on" line within 30 s (see ${name}.stderr.log)`);
+    }
+    const browser = await chromium.connectOverCDP(endpoint);
+    const b = { name, proc, browser, page: null, crashed: null };
+    this.browsers.push(b);
+    this.say(name, 'Chromium', browser.version(), 'pid', proc.pid, 'at', endpoint);
+    return b;
+  }
+
+  /** Grants media permissions for `origin`, wires console/crash listeners, loads `url`. */
+  async openPage(b, origin, url) {
+    const ctx = b.browser.contexts()[0];
+    // Belt and braces with --use-fake-ui-for-media-stream: Chromium offers a loopback ICE
+    // candidate only with a media permission.
+    await ctx.grantPermissions(['camera', 'microphone'], { origin });
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    b.page = page;
+    // Collected from before the first navigation, nothing ignored.
+    page.on('console', (msg) => {
+      const entry = { page: b.name, type: msg.type(), text: msg.text(), location: msg.location(), t_ms: this.since() };
+      if (msg.type() === 'error') {
+        this.consoleErrors.push(entry);
+        this.say(b.name, 'console.error:', msg.text());
+      } else if (msg.type() === 'warning') {
+        this.consoleOther.push(entry);
+        this.say(b.name, 'console.warn:', msg.text());
+      }
+    });
+    page.on('pageerror', (e) => {
+      this.consoleErrors.push({ page: b.name, type: 'pageerror', text: String(e?.stack || e), t_ms: this.since() });
+      this.say(b.name, 'pageerror:', String(e));
+    });
+    page.on('crash', () => {
+      b.crashed = Date.now();
+      this.say(b.name, 'page crashed (renderer gone)');
+    });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(url, { waitUntil: 'load', timeout: 30_000 });
+    return page;
+  }
+
+  /**
+   * The renderer processes of browser `b` (from CDP SystemInfo), and which of them are
+   * in the tree of the Chromium process started here (the ones that may be killed).
+   */
+  async renderers(b) {
+    const cdp = await b.browser.newBrowserCDPSession();
+    const procInfo = await cdp.send('SystemInfo.getProcessInfo');
+    const tree = descendants(b.proc.pid);
+    const renderers = procInfo.processInfo.filter((p) => p.type === 'renderer').map((p) => p.id);
+    const victims = renderers.filter((pid) => tree.includes(pid));
+    await cdp.detach().catch(() => {});
+    return { browser_pid: b.proc.pid, renderers, killed: victims, processes: procInfo.processInfo.map((p) => `${p.type}:${p.id}`) };
+  }
+}
+
+// ---------------------------------------------------------------- native nodes
+
+/** A process printing one JSON event per line; each event gets `t`, when it was read. */
+export class JsonProc {
+  constructor(h, name, cmd, args, { cwd } = {}) {
+    this.name = name;
+    this.events = [];
+    this.waiters = [];
+    this.proc = h.start(name, cmd, args, {
+      cwd,
+      onStdoutLine: (l) => {
+        let ev;
+        try {
+          ev = JSON.parse(l);
+        } catch {
+          h.say(name, 'non-JSON stdout:', l);
+          return;
+        }
+        ev.t = Date.now();
+        this.events.push(ev);
+        if (ev.event !== 'rtt') h.say(name, JSON.stringify(ev));
+        for (const w of this.waiters.slice()) {
+          if (w.pred(ev)) {
+            this.waiters.splice(this.waiters.indexOf(w), 1);
+            w.resolve(ev);
+          }
+        }
+      },
+    });
+  }
+
+  /** The first event matching `pred` (already seen or arriving before `deadline`), or null. */
+  waitFor(pred, deadline) {
+    const hit = this.events.find(pred);
+    if (hit) return Promise.resolve(hit);
+    return new Promise((resolve) => {
+      const w = { pred, resolve };
+      this.waiters.push(w);
+      setTimeout(() => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) {
+          this.waiters.splice(i, 1);
+          resolve(null);
+        }
+      }, Math.max(0, deadline - Date.now()));
+    });
+  }
+
+  /** Peers reported connected and not since left: id -> kind. */
+  connected() {
+    const m = new Map();
+    for (const ev of this.events) {
+      if (ev.event === 'peer_connected') m.set(ev.peer, ev.kind);
+      else if (ev.event === 'peer_left') m.delete(ev.peer);
+    }
+    return m;
+  }
+
+  get id() {
+    return this.events.find((e) => e.event === 'joined')?.id ?? null;
+  }
+}
