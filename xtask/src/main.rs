@@ -346,6 +346,27 @@ fn test() -> Result<()> {
         eprintln!("xtask: {e:#}");
         ok = false;
     }
+    // The browser half: node-core's web transport and the page.
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "-p",
+        "node-core",
+        "-p",
+        "web-ui",
+        "--features",
+        "node-core/transport",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    if let Err(e) = run(c) {
+        eprintln!("xtask: {e:#}");
+        ok = false;
+    }
     let mut tally = Tally::default();
     // Native: unit tests, signaling over sockets, the native mesh, the browser end to end.
     ok &= cargo_test(&["--workspace"], &[], &mut tally)?;
