@@ -302,6 +302,15 @@ impl Membership {
 
     /// A decoded message arrived from `peer`.
     pub fn handle_wire(&mut self, now: Micros, peer: &PeerId, msg: WireMsg) {
+        // A message proves the channel is open even if its open event was missed (a
+        // browser may hand over an answerer's channel already open): say Hello first.
+        if self
+            .peers
+            .get(peer)
+            .is_some_and(|v| v.state == PeerState::Connecting)
+        {
+            self.handle_channel_open(now, peer);
+        }
         let Some(view) = self.peers.get_mut(peer) else {
             self.stats.dropped_unknown_peer += 1;
             return;
@@ -567,6 +576,32 @@ mod tests {
                 }),
             ]
         );
+    }
+
+    #[test]
+    fn a_message_before_the_open_event_opens_the_channel() {
+        let mut m = Membership::new(info("me", PeerKind::Native), 2, MembershipConfig::default());
+        let b = PeerId("b".into());
+        m.handle_announced(Micros(0), info("b", PeerKind::Browser));
+        m.handle_wire(Micros::from_ms(5), &b, hello("b"));
+        let out = drain(&mut m);
+        assert!(
+            matches!(
+                &out[0],
+                MeshOutput::Send {
+                    msg: WireMsg::Hello { .. },
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        assert!(
+            matches!(&out[1], MeshOutput::Event(MeshEvent::PeerConnected { .. })),
+            "{out:?}"
+        );
+        // The late open event changes nothing.
+        m.handle_channel_open(Micros::from_ms(6), &b);
+        assert!(drain(&mut m).is_empty());
     }
 
     #[test]

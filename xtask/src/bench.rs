@@ -79,6 +79,17 @@ impl Proc {
         None
     }
 
+    /// Reads the next line, if one comes within `timeout`.
+    fn read(&mut self, timeout: Duration) -> bool {
+        match self.lines.recv_timeout(timeout) {
+            Ok(hit) => {
+                self.seen.push(hit);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn count(&self, event: &str) -> usize {
         self.seen
             .iter()
@@ -154,12 +165,7 @@ fn full_mesh(bin: &Path, addr: &str, room: &str, n: usize) -> Result<(Vec<Proc>,
         .collect::<Result<Vec<_>>>()?;
     for p in nodes.iter_mut() {
         while p.count("peer_connected") < n - 1 {
-            if p.wait(
-                Duration::from_secs(60).saturating_sub(start.elapsed()),
-                |_| true,
-            )
-            .is_none()
-            {
+            if !p.read(Duration::from_secs(60).saturating_sub(start.elapsed())) {
                 bail!("no full mesh of {n} within 60 s");
             }
         }
@@ -209,13 +215,9 @@ fn mesh(root: &Path) -> Result<()> {
         // A three-second window of heartbeat round trips (each node prints at most one
         // per peer per second).
         let mut rtts = Vec::new();
-        for (i, p) in nodes.iter_mut().enumerate() {
-            let window = if i == 0 {
-                Duration::from_secs(3)
-            } else {
-                Duration::from_millis(50)
-            };
-            let _ = p.wait(window, |_| false);
+        let window_end = Instant::now() + Duration::from_secs(3);
+        for p in nodes.iter_mut() {
+            while p.read(window_end.saturating_duration_since(Instant::now())) {}
             rtts.extend(
                 p.seen
                     .iter()

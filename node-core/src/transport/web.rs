@@ -350,10 +350,17 @@ impl Inner {
         dc.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         dc.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         dc.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        let mut peers = self.peers.borrow_mut();
-        let entry = peers.entry(peer.clone()).or_insert_with(Peer::empty);
-        entry.dc = Some(dc);
-        entry.callbacks.extend([on_open, on_message, on_close]);
+        let open = dc.ready_state() == web_sys::RtcDataChannelState::Open;
+        {
+            let mut peers = self.peers.borrow_mut();
+            let entry = peers.entry(peer.clone()).or_insert_with(Peer::empty);
+            entry.dc = Some(dc);
+            entry.callbacks.extend([on_open, on_message, on_close]);
+        }
+        // An answerer's channel can arrive already open; its open event then never fires.
+        if open {
+            self.emit(TransportEvent::ChannelOpen(peer.clone()));
+        }
     }
 
     async fn offer(self: &Rc<Self>, peer: &PeerId) -> Result<(), JsValue> {
