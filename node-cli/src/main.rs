@@ -136,7 +136,7 @@ struct DemoArgs {
 
 /// Default log filter: our own crates at info; webrtc-rs only when something is wrong
 /// (it warns about ordinary steps of ICE negotiation).
-const QUIET_LOGS: &str = "warn,node_cli=info,node_core=info,signaling=info,\
+const QUIET_LOGS: &str = "warn,meshwork=info,node_core=info,signaling=info,\
 webrtc=error,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,rtc_datachannel=error";
 
 fn main() -> Result<()> {

@@ -144,8 +144,14 @@ impl Board {
         }
     }
 
+    /// The entry of a task the caller knows to be in range (engine-internal).
     pub fn task(&self, t: TaskId) -> &TaskEntry {
         &self.tasks[t.0 as usize]
+    }
+
+    /// The entry of any task, if in range.
+    pub fn get(&self, t: TaskId) -> Option<&TaskEntry> {
+        self.tasks.get(t.0 as usize)
     }
 
     pub fn len(&self) -> u32 {

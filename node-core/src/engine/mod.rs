@@ -29,6 +29,8 @@
 
 pub mod board;
 pub mod placement;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -236,6 +238,12 @@ pub enum Event {
         validated: u32,
         tasks: u32,
     },
+    /// The assembling node has the bytes of `fetched` of `tasks` results.
+    AssemblyProgress {
+        job: JobId,
+        fetched: u32,
+        tasks: u32,
+    },
     JobDone {
         job: JobId,
         output: JobOutput,
@@ -280,6 +288,14 @@ impl std::fmt::Display for Event {
                 validated,
                 tasks,
             } => write!(f, "{job}: {validated}/{tasks} tasks validated"),
+            AssemblyProgress {
+                job,
+                fetched,
+                tasks,
+            } => write!(
+                f,
+                "{job}: {fetched}/{tasks} results gathered for the output"
+            ),
             JobDone { job, timings, .. } => write!(
                 f,
                 "{job} done: validated at {} ms, assembled at {} ms, {} tasks computed here",
@@ -459,22 +475,18 @@ impl Engine {
 
     /// The validated hash of a task, if any, in this node's view.
     pub fn validated(&self, job: JobId, task: TaskId) -> Option<u64> {
-        self.jobs
-            .get(&job)
-            .and_then(|j| j.board.task(task).validated)
+        self.task_entry(job, task).and_then(|e| e.validated)
     }
 
     /// Distinct authors that reported `hash` for a task.
     pub fn reporters(&self, job: JobId, task: TaskId, hash: u64) -> usize {
-        self.jobs
-            .get(&job)
-            .map_or(0, |j| j.board.task(task).reporters_of(hash))
+        self.task_entry(job, task)
+            .map_or(0, |e| e.reporters_of(hash))
     }
 
     /// Everything this node knows about a task (for debugging and the simulator).
     pub fn task_entry(&self, job: JobId, task: TaskId) -> Option<&board::TaskEntry> {
-        let j = self.jobs.get(&job)?;
-        (task.0 < j.tasks).then(|| j.board.task(task))
+        self.jobs.get(&job)?.board.get(task)
     }
 
     /// Tasks of a job and how many are validated.
@@ -925,9 +937,19 @@ impl Engine {
                 {
                     return self.drop_msg(from, "payload that does not match the validated hash");
                 }
-                let j = self.jobs.get_mut(&job).expect("checked above");
+                let Some(j) = self.jobs.get_mut(&job) else {
+                    return;
+                };
                 j.fetches.remove(&task);
                 j.keep(task, hash, payload);
+                let (fetched, tasks) = (j.payloads.len() as u32, j.tasks);
+                if j.assembler && !j.assembled {
+                    self.event(Event::AssemblyProgress {
+                        job,
+                        fetched,
+                        tasks,
+                    });
+                }
                 self.try_assemble(job);
                 self.fetch_job(job);
             }

@@ -1,0 +1,246 @@
+//! Unit tests of the engine's edges: bad input, cancellation, pacing. The simulator
+//! (`node-core/tests/sim.rs`) covers the distributed behaviour.
+
+use super::*;
+use crate::kernels::monte_carlo;
+
+fn kernel(tasks: u32) -> Kernel {
+    Kernel::MonteCarloPi(monte_carlo::Params {
+        samples_per_task: 10,
+        tasks,
+        seed: 1,
+    })
+}
+
+fn drain(e: &mut Engine) -> Vec<Output> {
+    std::iter::from_fn(|| e.poll_output()).collect()
+}
+
+fn submit(e: &mut Engine, tasks: u32, pacing_ms: u32) -> JobId {
+    e.handle_input(
+        Millis(0),
+        Input::Command(Command::Submit {
+            kernel: kernel(tasks),
+            replication: 1,
+            quorum: 1,
+            pacing_ms,
+            nonce: 7,
+        }),
+    );
+    e.job_ids().next().expect("job accepted")
+}
+
+#[test]
+fn a_lone_node_computes_and_assembles_its_job() {
+    let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    let job = submit(&mut e, 4, 0);
+    let mut now = 0;
+    let mut done = None;
+    for _ in 0..100 {
+        for out in drain(&mut e) {
+            match out {
+                Output::RunTask { job, task, kernel } => {
+                    let mut bytes = Vec::new();
+                    kernel.run_task(task.0, &mut bytes).expect("valid");
+                    e.handle_input(
+                        Millis(now),
+                        Input::ComputeFinished {
+                            job,
+                            task,
+                            output: bytes,
+                        },
+                    );
+                }
+                Output::Event(Event::JobDone {
+                    output, timings, ..
+                }) => done = Some((output, timings)),
+                _ => {}
+            }
+        }
+        if done.is_some() {
+            break;
+        }
+        now += 10;
+        e.handle_input(Millis(now), Input::Timeout);
+    }
+    let (output, timings) = done.expect("job done");
+    assert_eq!(output, kernel(4).run_all().expect("valid"));
+    assert_eq!(timings.computed_here, 4);
+    assert!(e.is_assembled(job));
+}
+
+#[test]
+fn bad_messages_are_dropped_and_counted_never_trusted() {
+    let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
+    let job = submit(&mut e, 4, 0);
+    drain(&mut e);
+    let from = NodeId(2);
+    let msgs = vec![
+        // A task out of range.
+        EngineMsg::Facts {
+            job,
+            facts: vec![TaskFact {
+                task: TaskId(99),
+                fact: Fact::Claim,
+            }],
+        },
+        // Bytes that do not match their hash.
+        EngineMsg::Store {
+            job,
+            task: TaskId(0),
+            hash: 1,
+            payload: vec![1, 2, 3],
+        },
+        EngineMsg::Store {
+            job,
+            task: TaskId(99),
+            hash: 1,
+            payload: vec![],
+        },
+        // A payload nobody validated.
+        EngineMsg::Payload {
+            job,
+            task: TaskId(0),
+            hash: 5,
+            payload: vec![0],
+        },
+        EngineMsg::Payload {
+            job,
+            task: TaskId(77),
+            hash: 5,
+            payload: vec![0],
+        },
+        // Cancel from a node that did not submit.
+        EngineMsg::Cancel { job },
+        EngineMsg::Help {
+            job,
+            task: TaskId(1_000),
+        },
+        EngineMsg::Fetch {
+            job,
+            task: TaskId(1_000),
+            hash: 0,
+        },
+    ];
+    for msg in msgs {
+        e.handle_input(Millis(1), Input::Message { from, msg });
+    }
+    assert!(e.stats().dropped >= 6, "{:?}", e.stats());
+    assert!(e.job_ids().any(|j| j == job), "a stranger cannot cancel");
+    assert_eq!(e.validated(job, TaskId(0)), None);
+    assert_eq!(e.validated(job, TaskId(99)), None);
+    // An invalid spec from the network is refused.
+    let bad = JobSpec {
+        kernel: kernel(0),
+        replication: 1,
+        quorum: 1,
+        pacing_ms: 0,
+        submitter: from,
+        nonce: 0,
+    };
+    e.handle_input(
+        Millis(2),
+        Input::Message {
+            from,
+            msg: EngineMsg::Job { spec: bad },
+        },
+    );
+    assert!(
+        drain(&mut e)
+            .iter()
+            .any(|o| matches!(o, Output::Event(Event::JobRefused { .. })))
+    );
+}
+
+#[test]
+fn the_submitter_cancels_everywhere_and_late_specs_do_not_revive() {
+    let mut a = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    let mut b = Engine::new(NodeId(2), EngineConfig::default(), 2, Millis(0));
+    a.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
+    let job = submit(&mut a, 8, 0);
+    let spec = drain(&mut a)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Broadcast {
+                msg: m @ EngineMsg::Job { .. },
+            } => Some(m),
+            _ => None,
+        })
+        .expect("spec broadcast");
+    b.handle_input(
+        Millis(1),
+        Input::Message {
+            from: NodeId(1),
+            msg: spec.clone(),
+        },
+    );
+    assert!(b.job_ids().any(|j| j == job));
+    a.handle_input(Millis(2), Input::Command(Command::Cancel { job }));
+    let cancel = drain(&mut a)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Broadcast {
+                msg: m @ EngineMsg::Cancel { .. },
+            } => Some(m),
+            _ => None,
+        })
+        .expect("cancel broadcast");
+    b.handle_input(
+        Millis(3),
+        Input::Message {
+            from: NodeId(1),
+            msg: cancel,
+        },
+    );
+    assert_eq!(b.job_ids().count(), 0);
+    b.handle_input(
+        Millis(4),
+        Input::Message {
+            from: NodeId(1),
+            msg: spec,
+        },
+    );
+    assert_eq!(
+        b.job_ids().count(),
+        0,
+        "a late copy of the spec does not bring it back"
+    );
+}
+
+#[test]
+fn pacing_spaces_out_tasks() {
+    let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    let _job = submit(&mut e, 3, 1_000);
+    let started = |out: &[Output]| {
+        out.iter()
+            .filter(|o| matches!(o, Output::RunTask { .. }))
+            .count()
+    };
+    let out = drain(&mut e);
+    assert_eq!(started(&out), 1);
+    let Some(Output::RunTask { job, task, kernel }) = out
+        .into_iter()
+        .find(|o| matches!(o, Output::RunTask { .. }))
+    else {
+        unreachable!()
+    };
+    let mut bytes = Vec::new();
+    kernel.run_task(task.0, &mut bytes).expect("valid");
+    e.handle_input(
+        Millis(10),
+        Input::ComputeFinished {
+            job,
+            task,
+            output: bytes,
+        },
+    );
+    assert_eq!(started(&drain(&mut e)), 0, "paced: nothing starts at once");
+    assert!(e.poll_timeout().is_some_and(|t| t <= Millis(1_010)));
+    e.handle_input(Millis(1_010), Input::Timeout);
+    assert_eq!(
+        started(&drain(&mut e)),
+        1,
+        "the next task starts after the pacing delay"
+    );
+}
