@@ -11,6 +11,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::kernels::{Kernel, KernelError, hash64};
 
+/// The hash that names results and job specs: the first 8 bytes of SHA-256.
+///
+/// Not the kernels' fast `hash64`: once a quorum validated a hash, result bytes are
+/// accepted on that hash alone, so it must resist a liar crafting other bytes with the
+/// same value (XXH64 does not; a second preimage of a 64-bit SHA-256 prefix costs about
+/// 2^64 work). The same bytes give the same value on every target.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(bytes);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
+}
+
 /// A node of the compute mesh. In a live mesh it is derived from the signaling peer id
 /// ([`NodeId::from_peer`]); the simulator numbers its nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -93,7 +107,7 @@ impl JobSpec {
     pub fn id(&self) -> JobId {
         // postcard of these plain types cannot fail.
         let bytes = postcard::to_allocvec(self).unwrap_or_default();
-        JobId(hash64(&bytes))
+        JobId(content_hash(&bytes))
     }
 
     /// Number of tasks.

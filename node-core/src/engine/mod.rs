@@ -34,8 +34,8 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::job::{JobId, JobSpec, NodeId, PACING_MS_MAX, TaskId};
-use crate::kernels::{JobOutput, Kernel, hash64};
+use crate::job::{JobId, JobSpec, NodeId, PACING_MS_MAX, TaskId, content_hash};
+use crate::kernels::{JobOutput, Kernel};
 use crate::wire::{EngineMsg, Fact, TaskFact};
 use board::{Added, Board};
 use placement::{Ranking, mix64};
@@ -374,6 +374,12 @@ struct Job {
     steal_open: bool,
     /// No task starts before this (pacing).
     paced_until: Millis,
+    /// The current pacing delay. Starts as the spec's; changes by [`EngineMsg::Pacing`]
+    /// from the submitter. Kept apart so the spec (and so the job's id) never changes.
+    pacing_ms: u32,
+    /// When each peer last had all our facts resent, to answer `Resend` at most once a
+    /// sync interval (it costs O(tasks)).
+    resent_to: BTreeMap<NodeId, Millis>,
     started: Millis,
     validated_at: Option<Millis>,
     computed_here: u32,
@@ -415,7 +421,8 @@ pub struct Engine {
     peers: BTreeSet<NodeId>,
     liars: BTreeSet<NodeId>,
     jobs: BTreeMap<JobId, Job>,
-    /// Jobs cancelled recently, so that a late spec does not bring them back. Bounded.
+    /// Jobs cancelled or dropped recently, so that a late spec does not bring them back.
+    /// Bounded by `CANCELLED_MAX`.
     cancelled: VecDeque<JobId>,
     running: BTreeSet<(JobId, TaskId)>,
     /// Unknown jobs whose spec was asked for, and when (bounded by `CANCELLED_MAX`).
@@ -699,7 +706,7 @@ impl Engine {
             Command::SetPacing { job, pacing_ms } => {
                 let pacing_ms = pacing_ms.min(PACING_MS_MAX);
                 if let Some(j) = self.jobs.get_mut(&job) {
-                    j.spec.pacing_ms = pacing_ms;
+                    j.pacing_ms = pacing_ms;
                     self.out.push_back(Output::Broadcast {
                         msg: EngineMsg::Pacing { job, pacing_ms },
                     });
@@ -721,17 +728,20 @@ impl Engine {
             return false;
         }
         if self.jobs.len() >= self.config.jobs_max {
-            // Make room by dropping the oldest finished job, if any.
+            // Make room by dropping the oldest finished job, if any. An output this
+            // node still has to assemble is not finished. A dropped job is remembered
+            // like a cancelled one, so a peer's digest does not bring it back.
             let done = self
                 .jobs
                 .values()
-                .filter(|j| j.validated == j.tasks)
+                .filter(|j| j.validated == j.tasks && (!j.assembler || j.assembled))
                 .map(|j| (j.started, j.id))
                 .min();
             match done {
                 Some((_, old)) => {
                     self.jobs.remove(&old);
                     self.running.retain(|(j, _)| *j != old);
+                    self.remember_retired(old);
                 }
                 None => {
                     self.event(Event::JobRefused {
@@ -774,6 +784,8 @@ impl Engine {
             idle: false,
             steal_open: false,
             paced_until: self.now,
+            pacing_ms: spec.pacing_ms,
+            resent_to: BTreeMap::new(),
             started: self.now,
             validated_at: None,
             computed_here: 0,
@@ -794,12 +806,17 @@ impl Engine {
     fn cancel(&mut self, job: JobId) {
         if self.jobs.remove(&job).is_some() {
             self.running.retain(|(j, _)| *j != job);
-            if self.cancelled.len() >= CANCELLED_MAX {
-                self.cancelled.pop_front();
-            }
-            self.cancelled.push_back(job);
+            self.remember_retired(job);
             self.event(Event::JobCancelled { job });
         }
+    }
+
+    /// Remembers a job that was cancelled or dropped, so it is not taken up again.
+    fn remember_retired(&mut self, job: JobId) {
+        if self.cancelled.len() >= CANCELLED_MAX {
+            self.cancelled.pop_front();
+        }
+        self.cancelled.push_back(job);
     }
 
     /// A peer speaks of a job we do not know (its spec was lost, or we joined late):
@@ -881,8 +898,17 @@ impl Engine {
             }
             EngineMsg::Resend { job } => {
                 let me = self.me;
+                let now = self.now;
+                let sync = self.config.sync_ms;
                 let chunk = self.config.facts_per_msg_max;
-                let Some(j) = self.jobs.get(&job) else { return };
+                let Some(j) = self.jobs.get_mut(&job) else {
+                    return;
+                };
+                if j.resent_to.get(&from).is_some_and(|t| now.since(*t) < sync) {
+                    return self.drop_msg(from, "resend asked again within a sync interval");
+                }
+                j.resent_to.insert(from, now);
+                let j = &*j;
                 let spec = EngineMsg::Job {
                     spec: j.spec.clone(),
                 };
@@ -931,9 +957,15 @@ impl Engine {
                 payload,
             } => {
                 let Some(j) = self.jobs.get(&job) else { return };
+                // Only answers to our own fetches: unsolicited bytes could move the fetch
+                // window or fill memory.
+                if !j.fetches.contains_key(&task) {
+                    return self.drop_msg(from, "payload nobody asked for");
+                }
                 if task.0 >= j.tasks
+                    || payload.len() > j.spec.kernel.task_output_len_max()
                     || j.board.task(task).validated != Some(hash)
-                    || hash64(&payload) != hash
+                    || content_hash(&payload) != hash
                 {
                     return self.drop_msg(from, "payload that does not match the validated hash");
                 }
@@ -941,9 +973,10 @@ impl Engine {
                     return;
                 };
                 j.fetches.remove(&task);
+                let new = !j.payloads.contains_key(&task);
                 j.keep(task, hash, payload);
                 let (fetched, tasks) = (j.payloads.len() as u32, j.tasks);
-                if j.assembler && !j.assembled {
+                if new && j.assembler && !j.assembled {
                     self.event(Event::AssemblyProgress {
                         job,
                         fetched,
@@ -951,14 +984,19 @@ impl Engine {
                     });
                 }
                 self.try_assemble(job);
-                self.fetch_job(job);
+                self.fetch_missing();
             }
             EngineMsg::Help { job, task } => {
                 let Some(j) = self.jobs.get_mut(&job) else {
                     return self.ask_for_job(from, job);
                 };
-                if task.0 < j.tasks {
-                    j.helps.insert(task);
+                let reported = j
+                    .board
+                    .get(task)
+                    .and_then(|e| e.facts_of(self.me))
+                    .is_some_and(|f| !f.reports.is_empty());
+                // Wake the scheduler only for news: a repeated or moot request costs nothing.
+                if task.0 < j.tasks && !reported && j.helps.insert(task) {
                     j.idle = false;
                 }
             }
@@ -974,8 +1012,17 @@ impl Engine {
                 }
             }
             EngineMsg::Pacing { job, pacing_ms } => {
-                if let Some(j) = self.jobs.get_mut(&job) {
-                    j.spec.pacing_ms = pacing_ms.min(PACING_MS_MAX);
+                let now = self.now;
+                match self.jobs.get_mut(&job) {
+                    Some(j) if j.spec.submitter == from => {
+                        j.pacing_ms = pacing_ms.min(PACING_MS_MAX);
+                        // A shorter delay takes effect at once.
+                        j.paced_until = j.paced_until.min(now.plus(u64::from(j.pacing_ms)));
+                    }
+                    Some(_) => {
+                        self.drop_msg(from, "pacing from a node that did not submit the job")
+                    }
+                    None => {}
                 }
             }
         }
@@ -1097,9 +1144,9 @@ impl Engine {
         if output.len() > j.spec.kernel.task_output_len_max() {
             return self.drop_msg(self.me, "own task output over its bound");
         }
-        let hash = hash64(&output);
+        let hash = content_hash(&output);
         j.computed_here += 1;
-        j.paced_until = now.plus(u64::from(j.spec.pacing_ms));
+        j.paced_until = now.plus(u64::from(j.pacing_ms));
         if j.board.task(task).validated.is_none() {
             j.reported_open.insert(task);
         }
@@ -1231,7 +1278,7 @@ impl Engine {
         };
         if task.0 >= j.tasks
             || payload.len() > j.spec.kernel.task_output_len_max()
-            || hash64(&payload) != hash
+            || content_hash(&payload) != hash
         {
             return self.drop_msg(from, "store whose bytes do not match its hash");
         }

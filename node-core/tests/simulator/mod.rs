@@ -23,8 +23,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use node_core::engine::{Command, Engine, EngineConfig, Event, Input, Millis, Output, Why};
-use node_core::job::{JobId, NodeId, TaskId};
-use node_core::kernels::{JobOutput, Kernel, hash64, mandelbrot, monte_carlo, primes};
+use node_core::job::{JobId, NodeId, TaskId, content_hash};
+use node_core::kernels::{JobOutput, Kernel, mandelbrot, monte_carlo, primes};
 use node_core::wire::EngineMsg;
 
 /// After the last fault, the job must be done within this much simulated time.
@@ -560,7 +560,7 @@ impl Sim {
                     self.agreed.insert(task, hash);
                 }
                 let truth = self.output_for(task, false);
-                if hash != hash64(&truth) && self.sc.liars < q {
+                if hash != content_hash(&truth) && self.sc.liars < q {
                     fail(
                         seed,
                         format!(
