@@ -1068,11 +1068,18 @@ impl Engine {
                     }
                 } else {
                     self.check_quorum(job, f.task);
+                    // A report short of the quorum ends that author's claim without
+                    // finishing the task: with q > 1 another computation may now be due.
+                    if let Some(j) = self.jobs.get_mut(&job)
+                        && j.board.task(f.task).validated.is_none()
+                        && j.spec.quorum > 1
+                    {
+                        j.idle = false;
+                    }
                 }
             }
-            Fact::Holding(h) => {
+            Fact::Holding(_) => {
                 j.stores.remove(&(f.task, author));
-                let _ = h;
             }
         }
     }
