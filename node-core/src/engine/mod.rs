@@ -349,7 +349,7 @@ struct Job {
     /// Peers whose digest said we miss facts, since when.
     behind_since: BTreeMap<NodeId, Millis>,
     /// Stores sent and not yet confirmed by a Holding fact.
-    stores: BTreeMap<(TaskId, NodeId), Millis>,
+    stores: BTreeMap<(TaskId, NodeId), (Millis, u32)>,
     /// Fetches in flight: holder asked and when, and how many tries.
     fetches: BTreeMap<TaskId, (NodeId, Millis, u32)>,
     /// Where the next new fetch starts.
@@ -435,6 +435,8 @@ pub struct Engine {
 }
 
 const CANCELLED_MAX: usize = 64;
+/// Times a stored copy is sent again before its holder is given up on.
+const STORE_TRIES_MAX: u32 = 10;
 /// How many steal candidates a thief chooses among.
 const STEAL_CHOICES: usize = 8;
 
@@ -1233,7 +1235,7 @@ impl Engine {
         for to in missing {
             self.stats.stores_sent += 1;
             if let Some(j) = self.jobs.get_mut(&job) {
-                j.stores.insert((task, to), now);
+                j.stores.insert((task, to), (now, 0));
             }
             self.send(
                 to,
@@ -1288,6 +1290,11 @@ impl Engine {
             || content_hash(&payload) != hash
         {
             return self.drop_msg(from, "store whose bytes do not match its hash");
+        }
+        // Only a node among the task's top ranked keeps bytes sent to it (with slack
+        // for views that differ): anyone else would let a peer fill its memory.
+        if !j.ranking.top(task).any(|n| n == me) {
+            return self.drop_msg(from, "store for a task this node does not hold");
         }
         if j.board.task(task).validated.is_some_and(|v| v != hash) {
             return self.drop_msg(from, "store of a result that lost validation");
@@ -1491,10 +1498,11 @@ impl Engine {
                 job: j.id,
                 facts: j.board.count(me),
             });
-            for ((task, to), at) in j.stores.iter_mut() {
+            for ((task, to), (at, tries)) in j.stores.iter_mut() {
                 if now.since(*at) >= retry {
                     *at = now;
-                    resend.push((j.id, *task, *to));
+                    *tries += 1;
+                    resend.push((j.id, *task, *to, *tries));
                 }
             }
         }
@@ -1513,11 +1521,16 @@ impl Engine {
         for msg in digests {
             self.out.push_back(Output::Broadcast { msg });
         }
-        for (job, task, to) in resend {
+        for (job, task, to, tries) in resend {
             let Some(j) = self.jobs.get(&job) else {
                 continue;
             };
-            if !self.is_live(to) {
+            // Stop retrying a node that is no longer a holder (the ranking moved) or that
+            // never confirms (it may be lying): re-replication picks the next holder.
+            if !self.holders(j, task).contains(&to) || tries > STORE_TRIES_MAX {
+                if let Some(j) = self.jobs.get_mut(&job) {
+                    j.stores.remove(&(task, to));
+                }
                 continue;
             }
             if let Some((hash, bytes)) = j.payloads.get(&task) {
