@@ -116,45 +116,28 @@ fn a_node_started_after_its_peers_connects_and_shutdown_is_noticed_at_once() {
 
 #[test]
 fn bad_arguments_are_refused_with_a_clear_message() {
-    let out = common::meshwork()
-        .args(["node", "--server", "127.0.0.1:1", "--room", "x"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("needs a scheme"),
-        "{out:?}"
-    );
-    let out = common::meshwork()
-        .args([
-            "node",
-            "--server",
-            "http://127.0.0.1:1",
-            "--room",
-            "no spaces",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not valid"),
-        "{out:?}"
-    );
-    let out = common::meshwork()
-        .args([
-            "node",
-            "--server",
-            "http://127.0.0.1:1",
-            "--ice-bind",
-            "nowhere",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("bad ICE bind"),
-        "{out:?}"
-    );
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--server", "127.0.0.1:1", "--room", "x"],
+            "needs a scheme",
+        ),
+        (
+            &["--server", "http://127.0.0.1:1", "--room", "no spaces"],
+            "not valid",
+        ),
+        (
+            &["--server", "http://127.0.0.1:1", "--ice-bind", "nowhere"],
+            "bad ICE bind",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = common::meshwork().arg("node").args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{args:?}: {out:?}"
+        );
+    }
     let out = common::meshwork().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for cmd in ["serve", "node", "demo"] {

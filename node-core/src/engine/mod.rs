@@ -1030,6 +1030,12 @@ impl Engine {
         }
     }
 
+    /// Records a fact of this node's own (it goes out with the next flush).
+    fn say(&mut self, job: JobId, task: TaskId, fact: Fact) {
+        let me = self.me;
+        self.fact(job, me, TaskFact { task, fact });
+    }
+
     /// Records a fact by `author` and reacts to it.
     fn fact(&mut self, job: JobId, author: NodeId, f: TaskFact) {
         let now = self.now;
@@ -1172,28 +1178,13 @@ impl Engine {
         }
         self.stats.tasks_run += 1;
         self.event(Event::TaskComputed { job, task, hash });
-        let me = self.me;
-        self.fact(
-            job,
-            me,
-            TaskFact {
-                task,
-                fact: Fact::Report(hash),
-            },
-        );
+        self.say(job, task, Fact::Report(hash));
         if self
             .jobs
             .get(&job)
             .is_some_and(|j| j.payloads.get(&task).is_some_and(|(h, _)| *h == hash))
         {
-            self.fact(
-                job,
-                me,
-                TaskFact {
-                    task,
-                    fact: Fact::Holding(hash),
-                },
-            );
+            self.say(job, task, Fact::Holding(hash));
             self.replicate(job, task);
         }
         self.try_assemble(job);
@@ -1302,26 +1293,12 @@ impl Engine {
         if j.payloads.contains_key(&task) {
             // Already holding (maybe another hash awaiting validation): keep the first.
             if j.payloads.get(&task).is_some_and(|(h, _)| *h == hash) {
-                self.fact(
-                    job,
-                    me,
-                    TaskFact {
-                        task,
-                        fact: Fact::Holding(hash),
-                    },
-                );
+                self.say(job, task, Fact::Holding(hash));
             }
             return;
         }
         j.keep(task, hash, payload);
-        self.fact(
-            job,
-            me,
-            TaskFact {
-                task,
-                fact: Fact::Holding(hash),
-            },
-        );
+        self.say(job, task, Fact::Holding(hash));
         self.try_assemble(job);
     }
 
@@ -1758,15 +1735,7 @@ impl Engine {
         if let Some(j) = self.jobs.get_mut(&id) {
             j.helps.remove(&task);
         }
-        let me = self.me;
-        self.fact(
-            id,
-            me,
-            TaskFact {
-                task,
-                fact: Fact::Claim,
-            },
-        );
+        self.say(id, task, Fact::Claim);
         let Some(j) = self.jobs.get(&id) else { return };
         let kernel = j.spec.kernel.clone();
         self.event(Event::TaskStarted { job: id, task, why });
