@@ -325,48 +325,56 @@ fn cargo_test(
     Ok(child.wait()?.success())
 }
 
+/// Runs `cargo ARGS` as one check of `cargo xtask test`; a failure is reported and
+/// remembered, and the other checks still run.
+fn check(args: &[&str], hint: &str, ok: &mut bool) {
+    let mut c = cargo();
+    c.args(args);
+    if let Err(e) = run(c) {
+        eprintln!("xtask: {e:#}{hint}");
+        *ok = false;
+    }
+}
+
 fn test() -> Result<()> {
     let mut ok = true;
-    let mut c = cargo();
-    c.args(["fmt", "--all", "--check"]);
-    if let Err(e) = run(c) {
-        eprintln!("xtask: {e:#}: run `cargo fmt --all`");
-        ok = false;
-    }
-    let mut c = cargo();
-    c.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    if let Err(e) = run(c) {
-        eprintln!("xtask: {e:#}");
-        ok = false;
-    }
+    check(
+        &["fmt", "--all", "--check"],
+        ": run `cargo fmt --all`",
+        &mut ok,
+    );
+    check(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        "",
+        &mut ok,
+    );
     // The browser half: node-core's web transport and the page.
-    let mut c = cargo();
-    c.args([
-        "clippy",
-        "-p",
-        "node-core",
-        "-p",
-        "web-ui",
-        "--features",
-        "node-core/transport",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    if let Err(e) = run(c) {
-        eprintln!("xtask: {e:#}");
-        ok = false;
-    }
+    check(
+        &[
+            "clippy",
+            "-p",
+            "node-core",
+            "-p",
+            "web-ui",
+            "--features",
+            "node-core/transport",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        "",
+        &mut ok,
+    );
     let mut tally = Tally::default();
     // Native: unit tests, signaling over sockets, the native mesh, the browser end to end.
     ok &= cargo_test(&["--workspace"], &[], &mut tally)?;
