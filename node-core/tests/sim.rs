@@ -93,6 +93,7 @@ fn simulated_meshes_stay_safe_and_live() {
         // The scenarios must reach every recovery path, or the invariants prove little.
         for path in [
             "assigned",
+            "helped",
             "stolen",
             "speculative",
             "recomputed",

@@ -22,6 +22,7 @@ pub const HASHES_PER_AUTHOR: usize = 2;
 /// What one author said about one task.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuthorFacts {
+    /// Whether the author said it is computing the task.
     pub claimed: bool,
     /// Reported result hashes, ascending, at most [`HASHES_PER_AUTHOR`].
     pub reports: Vec<u64>,
@@ -35,10 +36,11 @@ pub struct TaskEntry {
     /// By author, ascending.
     pub authors: Vec<(NodeId, AuthorFacts)>,
     /// The first hash that reached the quorum in this node's view; never changes after.
-    pub validated: Option<u64>,
+    pub validated_hash: Option<u64>,
 }
 
 impl TaskEntry {
+    /// What `node` said about this task, if anything.
     pub fn facts_of(&self, node: NodeId) -> Option<&AuthorFacts> {
         self.authors
             .binary_search_by_key(&node, |(n, _)| *n)
@@ -94,7 +96,9 @@ impl TaskEntry {
 /// What adding a fact did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Added {
+    /// The fact is new.
     New,
+    /// The fact was known.
     Duplicate,
     /// Over a bound (too many authors, or a third hash from one author).
     Refused,
@@ -135,6 +139,7 @@ fn insert_sorted(v: &mut Vec<u64>, h: u64) -> Added {
 }
 
 impl Board {
+    /// An empty board for a job of `tasks` tasks.
     pub fn new(tasks: u32, authors_max: usize) -> Board {
         Board {
             tasks: vec![TaskEntry::default(); tasks as usize],
@@ -154,10 +159,12 @@ impl Board {
         self.tasks.get(t.0 as usize)
     }
 
+    /// Tasks on the board.
     pub fn len(&self) -> u32 {
         self.tasks.len() as u32
     }
 
+    /// Whether the board has no task.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
@@ -211,7 +218,7 @@ impl Board {
     /// yet, validates it and returns the hash.
     pub fn check_quorum(&mut self, t: TaskId, quorum: usize) -> Option<u64> {
         let entry = self.tasks.get_mut(t.0 as usize)?;
-        if entry.validated.is_some() {
+        if entry.validated_hash.is_some() {
             return None;
         }
         // Candidates in ascending order, so that the choice is the same everywhere if
@@ -226,7 +233,7 @@ impl Board {
         let hit = hashes
             .into_iter()
             .find(|h| entry.reporters_of(*h) >= quorum)?;
-        entry.validated = Some(hit);
+        entry.validated_hash = Some(hit);
         Some(hit)
     }
 
@@ -305,7 +312,7 @@ mod tests {
         b.add(NodeId(3), f(0, Fact::Report(5)));
         assert_eq!(b.check_quorum(TaskId(0), 2), Some(5));
         assert_eq!(b.check_quorum(TaskId(0), 2), None, "validated once");
-        assert_eq!(b.task(TaskId(0)).validated, Some(5));
+        assert_eq!(b.task(TaskId(0)).validated_hash, Some(5));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub struct Ranking {
 }
 
 impl Ranking {
+    /// Ranks every task of `job` over `members`, keeping the top `k` of each.
     pub fn new(job: JobId, tasks: u32, k: usize, members: &[NodeId]) -> Ranking {
         let mut r = Ranking {
             job,

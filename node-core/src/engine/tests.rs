@@ -2,7 +2,9 @@
 //! (`node-core/tests/sim.rs`) covers the distributed behaviour.
 
 use super::*;
+use crate::job::JobSpec;
 use crate::kernels::monte_carlo;
+use crate::wire::{Fact, TaskFact};
 
 fn kernel(tasks: u32) -> Kernel {
     Kernel::MonteCarloPi(monte_carlo::Params {
@@ -152,8 +154,8 @@ fn bad_messages_are_dropped_and_counted_never_trusted() {
         assert!(dropped.contains(&why), "{why:?} not in {dropped:?}");
     }
     assert!(e.job_ids().any(|j| j == job), "a stranger cannot cancel");
-    assert_eq!(e.validated(job, TaskId(0)), None);
-    assert_eq!(e.validated(job, TaskId(99)), None);
+    assert_eq!(e.validated_hash(job, TaskId(0)), None);
+    assert_eq!(e.validated_hash(job, TaskId(99)), None);
     // An invalid spec from the network is refused.
     let bad = JobSpec {
         kernel: kernel(0),

@@ -526,6 +526,7 @@ impl Sim {
         let path = match &e {
             Event::TaskStarted { why, .. } => Some(match why {
                 Why::Assigned => "assigned",
+                Why::Helped => "helped",
                 Why::Stolen => "stolen",
                 Why::Speculative => "speculative",
                 Why::Recompute => "recomputed",
@@ -667,7 +668,7 @@ impl Sim {
                 if self.trace {
                     for task in (0..t).map(TaskId) {
                         let e = self.nodes[0].engine.task_entry(job, task);
-                        if e.is_some_and(|e| e.validated.is_none()) {
+                        if e.is_some_and(|e| e.validated_hash.is_none()) {
                             println!("stuck at node 0: {task} {:?}", e);
                         }
                     }
@@ -695,6 +696,11 @@ impl Sim {
                 continue;
             }
             if let Some(i) = timer {
+                if self.trace
+                    && let Some((why, _)) = self.nodes[i].engine.next_timer()
+                {
+                    println!("[{:>7}] {} wakes: {why:?}", self.now, self.nodes[i].id);
+                }
                 self.step_engine(i, Input::Timeout);
                 continue;
             }

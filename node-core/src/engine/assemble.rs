@@ -1,0 +1,236 @@
+//! Assembly: the assembling node (the submitter, or any node told to) fetches every
+//! validated result from a live holder through a bounded window of fetches, retrying
+//! another holder on timeout, and merges the bytes into the job's output.
+//!
+//! Accepts bytes only in answer to its own fetches and only when they match the
+//! validated hash; keeps at most `fetches_max` fetches in flight per job.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Engine, Event, JobTimings, Millis};
+use crate::job::{JobId, NodeId, TaskId, content_hash};
+use crate::wire::EngineMsg;
+
+/// Per-job assembly state.
+#[derive(Debug)]
+pub(super) struct Assembly {
+    /// Whether this node assembles the output.
+    pub(super) assembler: bool,
+    /// Whether the output was assembled.
+    pub(super) assembled: bool,
+    /// Fetches in flight: holder asked, when, and how many tries.
+    pub(super) fetches: BTreeMap<TaskId, (NodeId, Millis, u32)>,
+    /// Where the next new fetch starts.
+    pub(super) fetch_cursor: u32,
+    /// Validated results no live node holds (to be computed again, then fetched).
+    pub(super) unfetchable: BTreeSet<TaskId>,
+}
+
+impl Assembly {
+    pub(super) fn new(assembler: bool) -> Assembly {
+        Assembly {
+            assembler,
+            assembled: false,
+            fetches: BTreeMap::new(),
+            fetch_cursor: 0,
+            unfetchable: BTreeSet::new(),
+        }
+    }
+}
+
+impl Engine {
+    /// A peer left: a fetch from it will not be answered, so it is due for a retry now.
+    pub(super) fn retarget_fetches(&mut self, gone: NodeId) {
+        for j in self.jobs.values_mut() {
+            for f in j.assembly.fetches.values_mut() {
+                if f.0 == gone {
+                    f.1 = Millis(0);
+                }
+            }
+        }
+    }
+
+    /// Asks holders for the results an assembling node lacks.
+    pub(super) fn fetch_missing(&mut self) {
+        let ids: Vec<JobId> = self
+            .jobs
+            .values()
+            .filter(|j| j.assembly.assembler && !j.assembly.assembled && j.all_validated())
+            .map(|j| j.id)
+            .collect();
+        for id in ids {
+            self.fetch_job(id);
+        }
+    }
+
+    /// Keeps up to `fetches_max` fetches in flight for one job: retries timed-out ones
+    /// with another holder, then walks a cursor over the tasks, so the work per call is
+    /// bounded by the window, not the job.
+    fn fetch_job(&mut self, id: JobId) {
+        let now = self.now;
+        let Some(j) = self.jobs.get(&id) else { return };
+        let a = &j.assembly;
+        let mut candidates: Vec<(TaskId, u32)> = a
+            .fetches
+            .iter()
+            .filter(|(_, (_, at, _))| now.since(*at) >= self.config.fetch_timeout_ms)
+            .map(|(t, (_, _, tries))| (*t, tries + 1))
+            .collect();
+        candidates.extend(a.unfetchable.iter().map(|t| (*t, 0)));
+        let mut cursor = a.fetch_cursor;
+        let mut window = self.config.fetches_max.saturating_sub(a.fetches.len());
+        while window > 0 && cursor < j.tasks {
+            let task = TaskId(cursor);
+            cursor += 1;
+            if !j.held.payloads.contains_key(&task) && !a.fetches.contains_key(&task) {
+                candidates.push((task, 0));
+                window -= 1;
+            }
+        }
+        let mut sends = Vec::new();
+        let mut lost = Vec::new();
+        for (task, tries) in candidates {
+            if j.held.payloads.contains_key(&task) {
+                continue;
+            }
+            let entry = j.board.task(task);
+            let Some(hash) = entry.validated_hash else {
+                continue;
+            };
+            let holders: Vec<NodeId> = entry
+                .holders_of(hash)
+                .filter(|n| *n != self.me && self.is_live(*n) && !self.liars.contains(n))
+                .collect();
+            if holders.is_empty() {
+                lost.push(task);
+            } else {
+                sends.push((task, hash, holders[tries as usize % holders.len()], tries));
+            }
+        }
+        let Some(j) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        j.assembly.fetch_cursor = cursor;
+        for (task, ..) in &sends {
+            j.assembly.unfetchable.remove(task);
+        }
+        if !lost.is_empty() {
+            // No live holder: the task will be computed again; look again later.
+            j.sched.idle = false;
+            for task in lost {
+                j.assembly.fetches.remove(&task);
+                j.assembly.unfetchable.insert(task);
+            }
+        }
+        for (task, hash, to, tries) in sends {
+            self.stats.fetches_sent += 1;
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.assembly.fetches.insert(task, (to, now, tries));
+            }
+            self.send(
+                to,
+                EngineMsg::Fetch {
+                    job: id,
+                    task,
+                    hash,
+                },
+            );
+        }
+    }
+
+    /// A peer's [`EngineMsg::Fetch`]: answer with the bytes if they are held here.
+    pub(super) fn on_fetch(&mut self, from: NodeId, job: JobId, task: TaskId, hash: u64) {
+        let Some(j) = self.jobs.get(&job) else { return };
+        if let Some((h, bytes)) = j.held.payloads.get(&task)
+            && *h == hash
+        {
+            let payload = bytes.clone();
+            self.send(
+                from,
+                EngineMsg::Payload {
+                    job,
+                    task,
+                    hash,
+                    payload,
+                },
+            );
+        }
+    }
+
+    /// A peer's [`EngineMsg::Payload`], the answer to one of our fetches.
+    pub(super) fn on_payload(
+        &mut self,
+        from: NodeId,
+        job: JobId,
+        task: TaskId,
+        hash: u64,
+        payload: Vec<u8>,
+    ) {
+        let Some(j) = self.jobs.get(&job) else { return };
+        // Only answers to our own fetches: unsolicited bytes could move the fetch
+        // window or fill memory.
+        if !j.assembly.fetches.contains_key(&task) {
+            return self.drop_msg(from, "payload nobody asked for");
+        }
+        if task.0 >= j.tasks
+            || payload.len() > j.spec.kernel.task_output_len_max()
+            || j.board.task(task).validated_hash != Some(hash)
+            || content_hash(&payload) != hash
+        {
+            return self.drop_msg(from, "payload that does not match the validated hash");
+        }
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        j.assembly.fetches.remove(&task);
+        let new = !j.held.payloads.contains_key(&task);
+        j.held.keep(task, hash, payload);
+        let (fetched, tasks) = (j.held.payloads.len() as u32, j.tasks);
+        if new && j.assembly.assembler && !j.assembly.assembled {
+            self.event(Event::AssemblyProgress {
+                job,
+                fetched,
+                tasks,
+            });
+        }
+        self.try_assemble(job);
+        self.fetch_missing();
+    }
+
+    /// Merges the output once every result's bytes are here.
+    pub(super) fn try_assemble(&mut self, job: JobId) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if !j.assembly.assembler
+            || j.assembly.assembled
+            || !j.all_validated()
+            || j.held.payloads.len() < j.tasks as usize
+        {
+            return;
+        }
+        let outputs: Vec<&[u8]> = (0..j.tasks)
+            .map(|t| j.held.payloads[&TaskId(t)].1.as_slice())
+            .collect();
+        match j.spec.kernel.assemble(&outputs) {
+            Ok(output) => {
+                j.assembly.assembled = true;
+                let timings = JobTimings {
+                    started_at: j.started_at,
+                    validated_at: j.validated_at.unwrap_or(self.now),
+                    assembled_at: self.now,
+                    computed_here: j.computed_here,
+                };
+                self.event(Event::JobDone {
+                    job,
+                    output,
+                    timings,
+                });
+            }
+            Err(_) => {
+                // Validated bytes that do not assemble would be a kernel bug.
+                self.stats.dropped += 1;
+            }
+        }
+    }
+}

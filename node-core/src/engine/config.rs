@@ -1,0 +1,55 @@
+//! The engine's tunables and its fixed bounds.
+
+/// Tunables. Defaults suit a LAN mesh of up to a few dozen nodes.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Tasks computed at once (the cores given to the mesh).
+    pub slots: usize,
+    /// New facts are batched this long before they are broadcast.
+    pub flush_ms: u64,
+    /// Digests, store and fetch retries and backups are looked at this often.
+    pub sync_ms: u64,
+    /// A task claimed this long ago without a result may get a speculative backup.
+    pub straggler_ms: u64,
+    /// An idle node steals only once a job is this old here, so that owners' claims
+    /// have had time to arrive (otherwise every idle node grabs the same first tasks).
+    pub steal_after_ms: u64,
+    /// A fetch unanswered this long is asked of another holder.
+    pub fetch_timeout_ms: u64,
+    /// A stored copy not confirmed this long is sent again.
+    pub store_retry_ms: u64,
+    /// Jobs kept at once; finished jobs are dropped first to make room.
+    pub jobs_max: usize,
+    /// Distinct authors of facts per job.
+    pub authors_max: usize,
+    /// Facts per message.
+    pub facts_per_msg_max: usize,
+    /// Fetches in flight per job.
+    pub fetches_max: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            slots: 1,
+            flush_ms: 5,
+            sync_ms: 500,
+            straggler_ms: 2_000,
+            steal_after_ms: 200,
+            fetch_timeout_ms: 1_000,
+            store_retry_ms: 1_000,
+            jobs_max: 16,
+            authors_max: 256,
+            facts_per_msg_max: 512,
+            fetches_max: 64,
+        }
+    }
+}
+
+/// Retired (cancelled or evicted) job ids remembered, and unknown job ids whose spec
+/// was asked for, each at most this many.
+pub(super) const RETIRED_MAX: usize = 64;
+/// Times a stored copy is sent again before its holder is given up on.
+pub(super) const STORE_TRIES_MAX: u32 = 10;
+/// How many steal candidates a thief chooses among.
+pub(super) const STEAL_CHOICES: usize = 8;

@@ -1,0 +1,226 @@
+//! What the engine tells a person or a program: [`Event`]s with plain-words `Display`,
+//! why a task runs ([`Why`]), a job's timings and the engine's counters.
+
+use super::Millis;
+use crate::job::{JobId, NodeId, TaskId};
+use crate::kernels::JobOutput;
+
+/// How long a job took, from this node's point of view.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobTimings {
+    /// When this node accepted the job.
+    pub started_at: Millis,
+    /// When this node saw the last task validated.
+    pub validated_at: Millis,
+    /// When this node assembled the output.
+    pub assembled_at: Millis,
+    /// Tasks this node computed.
+    pub computed_here: u32,
+}
+
+/// Why a task runs here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// Placement chose this node.
+    Assigned,
+    /// Another node asked for this node's result ([`crate::wire::EngineMsg::Help`]).
+    Helped,
+    /// Nobody live had started it and this node was idle.
+    Stolen,
+    /// Backup copy of a straggling task.
+    Speculative,
+    /// Its validated result was lost with every holder.
+    Recompute,
+}
+
+/// Something worth showing a person, in plain words via `Display`.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// This node took up a job.
+    JobAccepted {
+        /// The job.
+        job: JobId,
+        /// Its number of tasks.
+        tasks: u32,
+        /// The node that submitted it.
+        submitter: NodeId,
+    },
+    /// This node did not take up a job.
+    JobRefused {
+        /// The job.
+        job: JobId,
+        /// Why, in plain words.
+        why: String,
+    },
+    /// This node started computing a task.
+    TaskStarted {
+        /// The job.
+        job: JobId,
+        /// The task.
+        task: TaskId,
+        /// Why this node runs it.
+        why: Why,
+    },
+    /// This node finished computing a task.
+    TaskComputed {
+        /// The job.
+        job: JobId,
+        /// The task.
+        task: TaskId,
+        /// The content hash of its output.
+        hash: u64,
+    },
+    /// A task reached its quorum in this node's view.
+    TaskValidated {
+        /// The job.
+        job: JobId,
+        /// The task.
+        task: TaskId,
+        /// The hash that reached the quorum.
+        hash: u64,
+    },
+    /// Nodes reported different results for a task.
+    TaskMismatch {
+        /// The job.
+        job: JobId,
+        /// The task.
+        task: TaskId,
+    },
+    /// A node reported a result other than the validated one and is no longer placed.
+    LiarMarked {
+        /// The node.
+        node: NodeId,
+        /// The job where it was caught.
+        job: JobId,
+        /// The task where it was caught.
+        task: TaskId,
+    },
+    /// This node sent a copy of a result to a holder.
+    ResultReplicated {
+        /// The job.
+        job: JobId,
+        /// The task.
+        task: TaskId,
+        /// The holder the copy went to.
+        to: NodeId,
+    },
+    /// A node that held a validated result left.
+    HolderLost {
+        /// The job.
+        job: JobId,
+        /// The task.
+        task: TaskId,
+        /// The node that left.
+        holder: NodeId,
+    },
+    /// A peer left the mesh.
+    PeerDead {
+        /// The peer.
+        node: NodeId,
+    },
+    /// Validation progress of a job in this node's view.
+    JobProgress {
+        /// The job.
+        job: JobId,
+        /// Tasks validated so far.
+        tasks_validated: u32,
+        /// Tasks in the job.
+        tasks: u32,
+    },
+    /// The assembling node has the bytes of `fetched` of `tasks` results.
+    AssemblyProgress {
+        /// The job.
+        job: JobId,
+        /// Results whose bytes are here.
+        fetched: u32,
+        /// Tasks in the job.
+        tasks: u32,
+    },
+    /// The job's output is assembled here.
+    JobDone {
+        /// The job.
+        job: JobId,
+        /// The kernel's merged output.
+        output: JobOutput,
+        /// How long it took.
+        timings: JobTimings,
+    },
+    /// The submitter cancelled a job.
+    JobCancelled {
+        /// The job.
+        job: JobId,
+    },
+    /// A message was refused (malformed, unknown job, over a bound).
+    Dropped {
+        /// The peer that sent it.
+        from: NodeId,
+        /// Why, in plain words.
+        why: &'static str,
+    },
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use Event::*;
+        match self {
+            JobAccepted {
+                job,
+                tasks,
+                submitter,
+            } => write!(f, "job {job} from {submitter}: {tasks} tasks"),
+            JobRefused { job, why } => write!(f, "job {job} refused: {why}"),
+            TaskStarted { job, task, why } => write!(f, "{job} {task} started ({why:?})"),
+            TaskComputed { job, task, hash } => {
+                write!(f, "{job} {task} computed, hash {hash:016x}")
+            }
+            TaskValidated { job, task, hash } => {
+                write!(f, "{job} {task} validated, hash {hash:016x}")
+            }
+            TaskMismatch { job, task } => write!(f, "{job} {task}: nodes disagree on the result"),
+            LiarMarked { node, job, task } => {
+                write!(f, "{node} reported a wrong result for {job} {task}")
+            }
+            ResultReplicated { job, task, to } => write!(f, "{job} {task} result copied to {to}"),
+            HolderLost { job, task, holder } => write!(f, "{job} {task}: holder {holder} left"),
+            PeerDead { node } => write!(f, "{node} left the mesh"),
+            JobProgress {
+                job,
+                tasks_validated,
+                tasks,
+            } => write!(f, "{job}: {tasks_validated}/{tasks} tasks validated"),
+            AssemblyProgress {
+                job,
+                fetched,
+                tasks,
+            } => write!(
+                f,
+                "{job}: {fetched}/{tasks} results gathered for the output"
+            ),
+            JobDone { job, timings, .. } => write!(
+                f,
+                "{job} done: validated at {} ms, assembled at {} ms, {} tasks computed here",
+                timings.validated_at.since(timings.started_at),
+                timings.assembled_at.since(timings.started_at),
+                timings.computed_here
+            ),
+            JobCancelled { job } => write!(f, "{job} cancelled"),
+            Dropped { from, why } => write!(f, "message from {from} dropped: {why}"),
+        }
+    }
+}
+
+/// Counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Computations this node finished.
+    pub tasks_run: u64,
+    /// Messages received from peers.
+    pub messages_in: u64,
+    /// Messages (or own outputs) refused.
+    pub dropped: u64,
+    /// Result copies sent to holders.
+    pub stores_sent: u64,
+    /// Fetches sent to holders.
+    pub fetches_sent: u64,
+}

@@ -1,0 +1,92 @@
+//! Help requests: a node that reported a task, sees no quorum and nobody computing it
+//! (a report was lost with its dead author) asks the next node that has not reported it
+//! to compute it, even if that node sees the task as done.
+//!
+//! Asks only when it has nothing else to run for the job, at most once per
+//! `straggler_ms` a task; a request wakes the receiver's scheduler only when it is news.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Engine, Millis};
+use crate::job::{JobId, NodeId, TaskId};
+use crate::wire::EngineMsg;
+
+/// Per-job help state.
+#[derive(Debug, Default)]
+pub(super) struct Help {
+    /// Tasks other nodes asked this one to compute ([`EngineMsg::Help`]).
+    pub(super) requests: BTreeSet<TaskId>,
+    /// When this node last asked for help with a task.
+    pub(super) asked_at: BTreeMap<TaskId, Millis>,
+    /// Tasks this node reported that are not validated yet (where help may be needed).
+    pub(super) reported_open: BTreeSet<TaskId>,
+}
+
+impl Engine {
+    /// Every sync, for idle jobs: ask for help with tasks this node cannot advance.
+    pub(super) fn ask_for_help(&mut self) {
+        let now = self.now;
+        let mut asks = Vec::new();
+        for j in self.jobs.values() {
+            if !j.sched.idle || j.all_validated() {
+                continue;
+            }
+            for &task in &j.help.reported_open {
+                let entry = j.board.task(task);
+                if entry.validated_hash.is_some()
+                    || self.running.contains(&(j.id, task))
+                    || j.help
+                        .asked_at
+                        .get(&task)
+                        .is_some_and(|at| now.since(*at) < self.config.straggler_ms)
+                    || self.runnable(j, task, true).is_some()
+                {
+                    continue;
+                }
+                let in_flight = entry.authors.iter().any(|(n, f)| {
+                    f.claimed && f.reports.is_empty() && self.is_live(*n) && *n != self.me
+                });
+                if in_flight {
+                    continue;
+                }
+                let fresh = |n: &NodeId| {
+                    *n != self.me
+                        && !self.liars.contains(n)
+                        && entry.facts_of(*n).is_none_or(|f| f.reports.is_empty())
+                };
+                let helper = j
+                    .ranking
+                    .top(task)
+                    .filter(|n| self.is_live(*n))
+                    .find(fresh)
+                    .or_else(|| self.peers.iter().copied().find(fresh));
+                if let Some(to) = helper {
+                    asks.push((j.id, task, to));
+                }
+            }
+        }
+        for (job, task, to) in asks {
+            if let Some(j) = self.jobs.get_mut(&job) {
+                j.help.asked_at.insert(task, now);
+            }
+            self.send(to, EngineMsg::Help { job, task });
+        }
+    }
+
+    /// A peer's [`EngineMsg::Help`].
+    pub(super) fn on_help(&mut self, from: NodeId, job: JobId, task: TaskId) {
+        let me = self.me;
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return self.ask_for_job(from, job);
+        };
+        let reported = j
+            .board
+            .get(task)
+            .and_then(|e| e.facts_of(me))
+            .is_some_and(|f| !f.reports.is_empty());
+        // Wake the scheduler only for news: a repeated or moot request costs nothing.
+        if task.0 < j.tasks && !reported && j.help.requests.insert(task) {
+            j.sched.idle = false;
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Result bytes: kept by the node that computed them and copied to the task's top `r`
+//! ranked live members; after a departure the first live holder copies them to the new
+//! top `r` (copies, never recomputation while a live holder exists).
+//!
+//! Keeps bytes only when they match their hash, only for tasks this node ranks among
+//! the top of, and never bytes of a hash that lost validation.
+
+use std::collections::BTreeMap;
+
+use super::config::STORE_TRIES_MAX;
+use super::job::Job;
+use super::{Engine, Event, Millis};
+use crate::job::{JobId, NodeId, TaskId, content_hash};
+use crate::wire::{EngineMsg, Fact};
+
+/// Result bytes held here, and copies sent to holders.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    /// Result bytes held here, by task, with their hash. Change only through
+    /// [`Held::keep`] and [`Held::forget`], which keep `payload_bytes` true.
+    pub(super) payloads: BTreeMap<TaskId, (u64, Vec<u8>)>,
+    /// Sum of the lengths in `payloads`.
+    pub(super) payload_bytes: usize,
+    /// Copies sent and not yet confirmed by a Holding fact: when last sent, and tries.
+    pub(super) stores: BTreeMap<(TaskId, NodeId), (Millis, u32)>,
+}
+
+impl Held {
+    /// Keeps result bytes for a task unless some are kept already.
+    pub(super) fn keep(&mut self, task: TaskId, hash: u64, bytes: Vec<u8>) {
+        if let std::collections::btree_map::Entry::Vacant(e) = self.payloads.entry(task) {
+            self.payload_bytes += bytes.len();
+            e.insert((hash, bytes));
+        }
+    }
+
+    /// Drops the bytes kept for a task.
+    pub(super) fn forget(&mut self, task: TaskId) {
+        if let Some((_, bytes)) = self.payloads.remove(&task) {
+            self.payload_bytes -= bytes.len();
+        }
+    }
+}
+
+impl Engine {
+    /// Where a task's bytes should be: its live, honest top `r`.
+    pub(super) fn target_holders(&self, j: &Job, task: TaskId) -> Vec<NodeId> {
+        j.ranking
+            .top(task)
+            .filter(|n| self.is_live(*n) && !self.liars.contains(n))
+            .take(usize::from(j.spec.replication))
+            .collect()
+    }
+
+    /// A holder confirmed a copy.
+    pub(super) fn on_holding(&mut self, job: JobId, task: TaskId, author: NodeId) {
+        if let Some(j) = self.jobs.get_mut(&job) {
+            j.held.stores.remove(&(task, author));
+        }
+    }
+
+    /// Sends the bytes this node holds for `task` to target holders that lack them.
+    pub(super) fn replicate(&mut self, job: JobId, task: TaskId) {
+        let Some(j) = self.jobs.get(&job) else { return };
+        let Some((hash, bytes)) = j.held.payloads.get(&task) else {
+            return;
+        };
+        let hash = *hash;
+        let entry = j.board.task(task);
+        let missing: Vec<NodeId> = self
+            .target_holders(j, task)
+            .into_iter()
+            .filter(|n| {
+                *n != self.me
+                    && !entry
+                        .facts_of(*n)
+                        .is_some_and(|f| f.holding.contains(&hash))
+            })
+            .filter(|n| !j.held.stores.contains_key(&(task, *n)))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let bytes = bytes.clone();
+        let now = self.now;
+        for to in missing {
+            self.stats.stores_sent += 1;
+            if let Some(j) = self.jobs.get_mut(&job) {
+                j.held.stores.insert((task, to), (now, 0));
+            }
+            self.send(
+                to,
+                EngineMsg::Store {
+                    job,
+                    task,
+                    hash,
+                    payload: bytes.clone(),
+                },
+            );
+            self.event(Event::ResultReplicated { job, task, to });
+        }
+    }
+
+    /// A peer left: say which validated results it held (for the UI, and so that
+    /// re-replication looks at once), and stop sending it copies.
+    pub(super) fn note_holder_lost(&mut self, gone: NodeId) {
+        let mut events = Vec::new();
+        for j in self.jobs.values_mut() {
+            j.held.stores.retain(|(_, to), _| *to != gone);
+            for t in 0..j.tasks {
+                let entry = j.board.task(TaskId(t));
+                if let Some(h) = entry.validated_hash
+                    && entry.facts_of(gone).is_some_and(|f| f.holding.contains(&h))
+                {
+                    events.push(Event::HolderLost {
+                        job: j.id,
+                        task: TaskId(t),
+                        holder: gone,
+                    });
+                }
+            }
+        }
+        for e in events {
+            self.event(e);
+        }
+    }
+
+    /// After a departure: restore `r` copies of every validated result this node holds,
+    /// if it is the first live holder in ranking order (so one node sends, not all).
+    pub(super) fn rereplicate(&mut self) {
+        let mut todo = Vec::new();
+        for j in self.jobs.values() {
+            for (task, (hash, _)) in &j.held.payloads {
+                let entry = j.board.task(*task);
+                if entry.validated_hash != Some(*hash) {
+                    continue;
+                }
+                let live_holders: Vec<NodeId> = entry
+                    .holders_of(*hash)
+                    .filter(|n| self.is_live(*n))
+                    .collect();
+                let first = j
+                    .ranking
+                    .top(*task)
+                    .find(|n| live_holders.contains(n))
+                    .or_else(|| live_holders.iter().min().copied());
+                if first == Some(self.me) {
+                    todo.push((j.id, *task));
+                }
+            }
+        }
+        for (job, task) in todo {
+            self.replicate(job, task);
+        }
+    }
+
+    /// Every sync: send unconfirmed copies again, and give up on holders that are no
+    /// longer targets or never confirm.
+    pub(super) fn retry_stores(&mut self) {
+        let now = self.now;
+        let retry = self.config.store_retry_ms;
+        let mut resend = Vec::new();
+        for j in self.jobs.values_mut() {
+            for ((task, to), (at, tries)) in j.held.stores.iter_mut() {
+                if now.since(*at) >= retry {
+                    *at = now;
+                    *tries += 1;
+                    resend.push((j.id, *task, *to, *tries));
+                }
+            }
+        }
+        for (job, task, to, tries) in resend {
+            let Some(j) = self.jobs.get(&job) else {
+                continue;
+            };
+            // Stop retrying a node that is no longer a holder (the ranking moved) or that
+            // never confirms (it may be lying): re-replication picks the next holder.
+            if !self.target_holders(j, task).contains(&to) || tries > STORE_TRIES_MAX {
+                if let Some(j) = self.jobs.get_mut(&job) {
+                    j.held.stores.remove(&(task, to));
+                }
+                continue;
+            }
+            if let Some((hash, bytes)) = j.held.payloads.get(&task) {
+                let msg = EngineMsg::Store {
+                    job,
+                    task,
+                    hash: *hash,
+                    payload: bytes.clone(),
+                };
+                self.stats.stores_sent += 1;
+                self.send(to, msg);
+            }
+        }
+    }
+
+    /// A peer's [`EngineMsg::Store`]: keep the bytes if they match their hash and this
+    /// node is among the task's top ranked.
+    pub(super) fn on_store(
+        &mut self,
+        from: NodeId,
+        job: JobId,
+        task: TaskId,
+        hash: u64,
+        payload: Vec<u8>,
+    ) {
+        let me = self.me;
+        let Some(j) = self.jobs.get_mut(&job) else {
+            self.ask_for_job(from, job);
+            return self.drop_msg(from, "store for an unknown job");
+        };
+        if task.0 >= j.tasks
+            || payload.len() > j.spec.kernel.task_output_len_max()
+            || content_hash(&payload) != hash
+        {
+            return self.drop_msg(from, "store whose bytes do not match its hash");
+        }
+        // Only a node among the task's top ranked keeps bytes sent to it (with slack
+        // for views that differ): anyone else would let a peer fill its memory.
+        if !j.ranking.top(task).any(|n| n == me) {
+            return self.drop_msg(from, "store for a task this node does not hold");
+        }
+        if j.board.task(task).validated_hash.is_some_and(|v| v != hash) {
+            return self.drop_msg(from, "store of a result that lost validation");
+        }
+        if j.held.payloads.contains_key(&task) {
+            // Already holding (maybe another hash awaiting validation): keep the first.
+            if j.held.payloads.get(&task).is_some_and(|(h, _)| *h == hash) {
+                self.say(job, task, Fact::Holding(hash));
+            }
+            return;
+        }
+        j.held.keep(task, hash, payload);
+        self.say(job, task, Fact::Holding(hash));
+        self.try_assemble(job);
+    }
+}

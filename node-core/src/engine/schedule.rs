@@ -1,0 +1,321 @@
+//! What this node computes next: its own queue (tasks it ranks in the top `q` of), then
+//! a task to steal (nobody live has claimed it), then a speculative backup of a
+//! straggler; and what happens when a computation finishes.
+//!
+//! Never starts more than `slots` computations, never a task this node reported
+//! already (unless asked for help), and never before the job's pacing delay.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::board::AuthorFacts;
+use super::config::STEAL_CHOICES;
+use super::job::Job;
+use super::placement::{Ranking, mix64};
+use super::timer::Timer;
+use super::{Engine, Event, Millis, Output, Why};
+use crate::job::{JobId, NodeId, TaskId, content_hash};
+use crate::wire::Fact;
+
+/// Per-job scheduling state.
+#[derive(Debug)]
+pub(super) struct Schedule {
+    /// Tasks this node ranks in the top `q` of, in order: its own queue.
+    pub(super) owned: Vec<TaskId>,
+    /// How far through `owned` the scheduler is.
+    pub(super) owned_pos: usize,
+    /// Where the next scan for a task to steal resumes.
+    pub(super) steal_cursor: u32,
+    /// The last full scan found nothing to run; scan again only after a change.
+    pub(super) idle: bool,
+    /// Whether `steal_after_ms` has passed (stealing allowed).
+    pub(super) steal_open: bool,
+    /// When a claim by someone else was first seen, by task (for backups).
+    pub(super) claim_seen: BTreeMap<TaskId, Millis>,
+    /// Tasks run here as backups.
+    pub(super) backups: BTreeSet<TaskId>,
+}
+
+impl Schedule {
+    pub(super) fn new(steal_cursor: u32) -> Schedule {
+        Schedule {
+            owned: Vec::new(),
+            owned_pos: 0,
+            steal_cursor,
+            idle: false,
+            steal_open: false,
+            claim_seen: BTreeMap::new(),
+            backups: BTreeSet::new(),
+        }
+    }
+
+    /// Recomputes this node's queue after the ranking changed.
+    pub(super) fn rebuild_owned(&mut self, ranking: &Ranking, quorum: u8, tasks: u32, me: NodeId) {
+        let q = usize::from(quorum);
+        self.owned = (0..tasks)
+            .map(TaskId)
+            .filter(|t| ranking.top(*t).take(q).any(|n| n == me))
+            .collect();
+        self.owned_pos = 0;
+        self.idle = false;
+    }
+}
+
+impl Job {
+    /// Recomputes this node's queue after the ranking changed.
+    pub(super) fn rebuild_owned(&mut self, me: NodeId) {
+        self.sched
+            .rebuild_owned(&self.ranking, self.spec.quorum, self.tasks, me);
+    }
+}
+
+impl Engine {
+    /// Another node claimed a task: remember when, for backups.
+    pub(super) fn on_claim(&mut self, job: JobId, task: TaskId, author: NodeId) {
+        let now = self.now;
+        if author != self.me
+            && let Some(j) = self.jobs.get_mut(&job)
+        {
+            j.sched.claim_seen.entry(task).or_insert(now);
+        }
+    }
+
+    /// A computation this engine asked for finished.
+    pub(super) fn on_compute_finished(&mut self, job: JobId, task: TaskId, output: Vec<u8>) {
+        if !self.running.remove(&(job, task)) {
+            return;
+        }
+        let now = self.now;
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if output.len() > j.spec.kernel.task_output_len_max() {
+            return self.drop_msg(self.me, "own task output over its bound");
+        }
+        let hash = content_hash(&output);
+        j.computed_here += 1;
+        j.paced_until = now.plus(u64::from(j.pacing_ms));
+        if j.paced_until > now {
+            self.timers.set(Timer::Paced(job), j.paced_until);
+        }
+        if j.board.task(task).validated_hash.is_none() {
+            j.help.reported_open.insert(task);
+        }
+        match j.board.task(task).validated_hash {
+            Some(v) if v != hash => {}
+            _ => {
+                // Own bytes win over stored ones: a report must imply holding the bytes
+                // (see `TaskEntry::holders_of`).
+                if j.held.payloads.get(&task).is_some_and(|(h, _)| *h != hash) {
+                    j.held.forget(task);
+                }
+                j.held.keep(task, hash, output);
+            }
+        }
+        self.stats.tasks_run += 1;
+        self.event(Event::TaskComputed { job, task, hash });
+        self.say(job, task, Fact::Report(hash));
+        if self
+            .jobs
+            .get(&job)
+            .is_some_and(|j| j.held.payloads.get(&task).is_some_and(|(h, _)| *h == hash))
+        {
+            self.say(job, task, Fact::Holding(hash));
+            self.replicate(job, task);
+        }
+        self.try_assemble(job);
+    }
+
+    /// Whether this node should compute `task` now, and why.
+    pub(super) fn runnable(&self, j: &Job, task: TaskId, allow_steal: bool) -> Option<Why> {
+        if self.running.contains(&(j.id, task)) {
+            return None;
+        }
+        let entry = j.board.task(task);
+        let mine = entry.facts_of(self.me);
+        // Asked by a node whose view lacks the quorum ours may have: our report helps it
+        // even if the task looks validated here.
+        if j.help.requests.contains(&task) && mine.is_none_or(|f| f.reports.is_empty()) {
+            return Some(Why::Helped);
+        }
+        if let Some(h) = entry.validated_hash {
+            // Done, unless every holder of the bytes is gone.
+            if j.held.payloads.get(&task).is_some_and(|(x, _)| *x == h) {
+                return None;
+            }
+            if entry
+                .holders_of(h)
+                .any(|n| self.is_live(n) && !self.liars.contains(&n))
+            {
+                return None;
+            }
+            let first = j.ranking.top(task).find(|n| self.is_live(*n));
+            return (first == Some(self.me) || allow_steal).then_some(Why::Recompute);
+        }
+        if mine.is_some_and(|f| !f.reports.is_empty()) {
+            return None;
+        }
+        let busy = |n: NodeId, f: &AuthorFacts| {
+            f.claimed && f.reports.is_empty() && self.is_live(n) && !self.liars.contains(&n)
+        };
+        let in_flight = entry
+            .authors
+            .iter()
+            .filter(|(n, f)| *n != self.me && busy(*n, f))
+            .count();
+        let needed = usize::from(j.spec.quorum).saturating_sub(entry.best_agreement() + in_flight);
+        if needed == 0 {
+            return None;
+        }
+        // The first `needed` ranked nodes that have neither reported nor claimed it.
+        let mut eligible = j.ranking.top(task).filter(|n| {
+            *n == self.me
+                || entry
+                    .facts_of(*n)
+                    .is_none_or(|f| !f.claimed && f.reports.is_empty())
+        });
+        if eligible.by_ref().take(needed).any(|n| n == self.me) {
+            return Some(Why::Assigned);
+        }
+        // Ranking exhausted (many disagreeing reporters): any node may help.
+        let ranked = j.ranking.top(task).count();
+        let exhausted = j.ranking.top(task).all(|n| {
+            n != self.me
+                && entry
+                    .facts_of(n)
+                    .is_some_and(|f| f.claimed || !f.reports.is_empty())
+        }) && ranked > 0;
+        let may_steal = allow_steal && j.sched.steal_open;
+        if (may_steal && in_flight == 0) || exhausted {
+            return Some(Why::Stolen);
+        }
+        None
+    }
+
+    /// Straggler backup: claimed long ago by a live node, no result yet.
+    pub(super) fn backup_candidate(&self, j: &Job, task: TaskId) -> bool {
+        let entry = j.board.task(task);
+        if entry.validated_hash.is_some()
+            || j.sched.backups.contains(&task)
+            || self.running.contains(&(j.id, task))
+        {
+            return false;
+        }
+        if entry
+            .facts_of(self.me)
+            .is_some_and(|f| f.claimed || !f.reports.is_empty())
+        {
+            return false;
+        }
+        let claimers = entry.authors.iter().filter(|(_, f)| f.claimed).count();
+        claimers <= usize::from(j.spec.quorum)
+            && j.sched
+                .claim_seen
+                .get(&task)
+                .is_some_and(|t| self.now.since(*t) >= self.config.straggler_ms)
+    }
+
+    /// A straggler is work no event announces: on every sync, wake idle jobs that have
+    /// a backup to run.
+    pub(super) fn wake_for_backups(&mut self) {
+        let wake: Vec<JobId> = self
+            .jobs
+            .values()
+            .filter(|j| {
+                j.sched.idle
+                    && j.sched
+                        .claim_seen
+                        .keys()
+                        .any(|t| self.backup_candidate(j, *t))
+            })
+            .map(|j| j.id)
+            .collect();
+        for id in wake {
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.sched.idle = false;
+            }
+        }
+    }
+
+    /// Starts tasks while slots are free.
+    pub(super) fn schedule(&mut self) {
+        let ids: Vec<JobId> = self.jobs.keys().copied().collect();
+        for id in ids {
+            while self.running.len() < self.config.slots {
+                let Some((task, why)) = self.pick(id) else {
+                    break;
+                };
+                self.start(id, task, why);
+            }
+        }
+    }
+
+    /// The next task to start for a job: from this node's own queue first, then one to
+    /// steal (a scan that resumes where the last one stopped, so a sweep over the job
+    /// costs O(tasks) however many steals it yields), then a straggler's backup.
+    fn pick(&mut self, id: JobId) -> Option<(TaskId, Why)> {
+        let j = self.jobs.get(&id)?;
+        if j.sched.idle || j.paced_until > self.now {
+            return None;
+        }
+        let mut pos = j.sched.owned_pos;
+        while let Some(&task) = j.sched.owned.get(pos) {
+            if let Some(why) = self.runnable(j, task, false) {
+                self.jobs.get_mut(&id)?.sched.owned_pos = pos;
+                return Some((task, why));
+            }
+            pos += 1;
+        }
+        // Owners work through their queues in ascending order, so a thief scans
+        // descending: it takes what owners would reach last.
+        // Among the first few candidates, a random one: idle thieves that see the same
+        // few unclaimed tasks would otherwise all take the same one.
+        let n = j.tasks;
+        let mut candidates = (0..n)
+            .map(|i| TaskId((j.sched.steal_cursor + n - i) % n))
+            .filter_map(|t| self.runnable(j, t, true).map(|why| (t, why)))
+            .take(STEAL_CHOICES);
+        let first = candidates.next();
+        let found = first.map(|f| {
+            let rest: Vec<(TaskId, Why)> = candidates.collect();
+            let pick = (mix64(self.rng ^ u64::from(f.0.0)) % (rest.len() as u64 + 1)) as usize;
+            if pick == 0 { f } else { rest[pick - 1] }
+        });
+        let backup = match found {
+            Some(_) => None,
+            None => j
+                .sched
+                .claim_seen
+                .keys()
+                .copied()
+                .find(|t| self.backup_candidate(j, *t)),
+        };
+        let j = self.jobs.get_mut(&id)?;
+        j.sched.owned_pos = pos;
+        if let Some((task, why)) = found {
+            j.sched.steal_cursor = task.0;
+            return Some((task, why));
+        }
+        if let Some(task) = backup {
+            j.sched.backups.insert(task);
+            return Some((task, Why::Speculative));
+        }
+        j.sched.idle = true;
+        None
+    }
+
+    fn start(&mut self, id: JobId, task: TaskId, why: Why) {
+        self.running.insert((id, task));
+        if let Some(j) = self.jobs.get_mut(&id) {
+            j.help.requests.remove(&task);
+        }
+        self.say(id, task, Fact::Claim);
+        let Some(j) = self.jobs.get(&id) else { return };
+        let kernel = j.spec.kernel.clone();
+        self.event(Event::TaskStarted { job: id, task, why });
+        self.out.push_back(Output::RunTask {
+            job: id,
+            task,
+            kernel,
+        });
+    }
+}
