@@ -51,5 +51,5 @@ impl Default for EngineConfig {
 pub(super) const RETIRED_MAX: usize = 64;
 /// Times a stored copy is sent again before its holder is given up on.
 pub(super) const STORE_TRIES_MAX: u32 = 10;
-/// How many steal candidates a thief chooses among.
-pub(super) const STEAL_CHOICES: usize = 8;
+/// Steal candidates a thief chooses among while they are plenty.
+pub(super) const STEAL_CHOICES: usize = 32;

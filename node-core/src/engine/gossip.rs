@@ -17,8 +17,9 @@ use crate::wire::{EngineMsg, Fact, TaskFact};
 pub(super) struct Gossip {
     /// Own facts not yet broadcast.
     pub(super) outbox: Vec<TaskFact>,
-    /// Peers whose digest said we miss facts, since when.
-    pub(super) behind_since: BTreeMap<NodeId, Millis>,
+    /// Peers whose digest said we miss facts: when, and how many facts that digest
+    /// claimed. Facts sent before that digest have had a sync interval to arrive.
+    pub(super) behind_since: BTreeMap<NodeId, (Millis, u64)>,
     /// When each peer last had all our facts resent, to answer `Resend` at most once a
     /// sync interval (it costs O(tasks)).
     pub(super) resent_to: BTreeMap<NodeId, Millis>,
@@ -89,8 +90,12 @@ impl Engine {
         self.jobs.values().any(|j| !j.gossip.outbox.is_empty())
     }
 
-    /// Every sync: how many facts this node authored, per job.
+    /// Every sync: how many facts this node authored, per job. Facts still waiting for
+    /// a flush go out first, so the digest never counts facts not yet sent.
     pub(super) fn broadcast_digests(&mut self) {
+        if self.has_unflushed() {
+            self.flush();
+        }
         let me = self.me;
         let digests: Vec<EngineMsg> = self
             .jobs
@@ -105,27 +110,29 @@ impl Engine {
         }
     }
 
-    /// A peer's [`EngineMsg::Digest`]: if we still miss some of its facts a sync later,
-    /// ask for them again.
+    /// A peer's [`EngineMsg::Digest`]: if, a sync interval after an earlier digest, we
+    /// still have fewer of its facts than that digest claimed, some were lost: ask for
+    /// them again. Comparing with the earlier claim, not the latest, keeps facts that
+    /// are merely in flight (a busy author always has some) from causing resends.
     pub(super) fn on_digest(&mut self, from: NodeId, job: JobId, facts: u64) {
         let now = self.now;
         let sync = self.config.sync_ms;
         let Some(j) = self.jobs.get_mut(&job) else {
             return self.ask_for_job(from, job);
         };
-        if j.board.count(from) >= facts {
+        let have = j.board.count(from);
+        if have >= facts {
             j.gossip.behind_since.remove(&from);
             return;
         }
-        // Facts may still be in flight: ask only if still behind a sync later.
-        match j.gossip.behind_since.get(&from) {
-            Some(since) if now.since(*since) >= sync => {
-                j.gossip.behind_since.insert(from, now);
+        match j.gossip.behind_since.get(&from).copied() {
+            Some((since, _)) if now.since(since) < sync => {}
+            Some((_, claimed)) if have < claimed => {
+                j.gossip.behind_since.insert(from, (now, facts));
                 self.send(from, EngineMsg::Resend { job });
             }
-            Some(_) => {}
-            None => {
-                j.gossip.behind_since.insert(from, now);
+            _ => {
+                j.gossip.behind_since.insert(from, (now, facts));
             }
         }
     }

@@ -346,8 +346,11 @@ impl Engine {
             }
             Input::Timeout => self.on_timeout(),
         }
-        self.schedule();
-        if !self.timers.is_set(Timer::Flush) && self.has_unflushed() {
+        if self.schedule() {
+            // A claim goes out at once: a thief or owner that has not heard of it may
+            // start the same task.
+            self.flush();
+        } else if !self.timers.is_set(Timer::Flush) && self.has_unflushed() {
             self.timers
                 .set(Timer::Flush, self.now.plus(self.config.flush_ms));
         }
@@ -437,6 +440,11 @@ impl Engine {
                 Timer::StealOpen(job) => {
                     if let Some(j) = self.jobs.get_mut(&job) {
                         j.sched.steal_open = true;
+                        j.sched.idle = false;
+                    }
+                }
+                Timer::StealRetry(job) => {
+                    if let Some(j) = self.jobs.get_mut(&job) {
                         j.sched.idle = false;
                     }
                 }

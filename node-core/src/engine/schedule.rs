@@ -10,11 +10,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::board::AuthorFacts;
 use super::config::STEAL_CHOICES;
 use super::job::Job;
-use super::placement::{Ranking, mix64};
+use super::placement::{self, Ranking};
 use super::timer::Timer;
 use super::{Engine, Event, Millis, Output, Why};
 use crate::job::{JobId, NodeId, TaskId, content_hash};
 use crate::wire::Fact;
+
+/// What a thief's scan found.
+enum Steal {
+    /// A task to start now.
+    Take(TaskId, Why),
+    /// Only tasks that fall to other thieves; the first of them.
+    Deferred(TaskId),
+    /// Nothing to steal.
+    Nothing,
+}
 
 /// Per-job scheduling state.
 #[derive(Debug)]
@@ -33,6 +43,9 @@ pub(super) struct Schedule {
     pub(super) claim_seen: BTreeMap<TaskId, Millis>,
     /// Tasks run here as backups.
     pub(super) backups: BTreeSet<TaskId>,
+    /// Since when the only tasks left to steal fell to other thieves (see
+    /// [`Engine::steal_falls_to_me`]); `steal_after_ms` later this node takes one anyway.
+    pub(super) deferred_since: Option<Millis>,
 }
 
 impl Schedule {
@@ -45,6 +58,7 @@ impl Schedule {
             steal_open: false,
             claim_seen: BTreeMap::new(),
             backups: BTreeSet::new(),
+            deferred_since: None,
         }
     }
 
@@ -77,6 +91,72 @@ impl Engine {
         {
             j.sched.claim_seen.entry(task).or_insert(now);
         }
+    }
+
+    /// A task to take from others' queues. While tasks to steal are plenty (at least
+    /// one per member, up to [`STEAL_CHOICES`]), this node's favourite among them by
+    /// rendezvous score: thieves rarely meet.
+    /// Once they are scarce, every idle thief would race for the same few, so each is
+    /// taken only by the member it falls to ([`Engine::steal_falls_to_me`]); the rest
+    /// are left to their owners. Recomputations, help and exhausted rankings are taken
+    /// as found.
+    fn find_steal(&self, j: &Job) -> Steal {
+        let n = j.tasks;
+        let members = self.members();
+        let plenty = members.len().min(STEAL_CHOICES);
+        let mut steals = Vec::new();
+        for t in (0..n).map(|i| TaskId((j.sched.steal_cursor + n - i) % n)) {
+            match self.runnable(j, t, true) {
+                Some(Why::Stolen) => {
+                    steals.push(t);
+                    if steals.len() >= plenty {
+                        break;
+                    }
+                }
+                Some(why) => return Steal::Take(t, why),
+                None => {}
+            }
+        }
+        if steals.len() >= plenty {
+            // This thief's own preference among them: two thieves rarely share it.
+            let best = steals
+                .iter()
+                .max_by_key(|t| placement::score(j.id, **t, self.me));
+            return best.map_or(Steal::Nothing, |t| Steal::Take(*t, Why::Stolen));
+        }
+        match steals
+            .iter()
+            .find(|t| self.steal_falls_to_me(j, **t, &members))
+        {
+            Some(t) => Steal::Take(*t, Why::Stolen),
+            None => steals
+                .first()
+                .map_or(Steal::Nothing, |t| Steal::Deferred(*t)),
+        }
+    }
+
+    /// Whether a scarce task to steal falls to this node: the highest rendezvous score
+    /// among the members that do not own it (the next in its ranking). Thieves that see
+    /// the same members pick different tasks, instead of racing for the same few at the
+    /// end of a job while their claims are still in flight.
+    fn steal_falls_to_me(&self, j: &Job, task: TaskId, members: &[NodeId]) -> bool {
+        let owners: Vec<NodeId> = j
+            .ranking
+            .top(task)
+            .take(usize::from(j.spec.quorum))
+            .collect();
+        let entry = j.board.task(task);
+        members
+            .iter()
+            .filter(|n| {
+                **n == self.me
+                    || (!owners.contains(n)
+                        && entry
+                            .facts_of(**n)
+                            .is_none_or(|f| !f.claimed && f.reports.is_empty()))
+            })
+            .max_by_key(|n| placement::score(j.id, task, **n))
+            .is_none_or(|n| *n == self.me)
     }
 
     /// A computation this engine asked for finished.
@@ -236,8 +316,9 @@ impl Engine {
         }
     }
 
-    /// Starts tasks while slots are free.
-    pub(super) fn schedule(&mut self) {
+    /// Starts tasks while slots are free. Returns whether any started.
+    pub(super) fn schedule(&mut self) -> bool {
+        let mut started = false;
         let ids: Vec<JobId> = self.jobs.keys().copied().collect();
         for id in ids {
             while self.running.len() < self.config.slots {
@@ -245,8 +326,10 @@ impl Engine {
                     break;
                 };
                 self.start(id, task, why);
+                started = true;
             }
         }
+        started
     }
 
     /// The next task to start for a job: from this node's own queue first, then one to
@@ -266,20 +349,28 @@ impl Engine {
             pos += 1;
         }
         // Owners work through their queues in ascending order, so a thief scans
-        // descending: it takes what owners would reach last.
-        // Among the first few candidates, a random one: idle thieves that see the same
-        // few unclaimed tasks would otherwise all take the same one.
-        let n = j.tasks;
-        let mut candidates = (0..n)
-            .map(|i| TaskId((j.sched.steal_cursor + n - i) % n))
-            .filter_map(|t| self.runnable(j, t, true).map(|why| (t, why)))
-            .take(STEAL_CHOICES);
-        let first = candidates.next();
-        let found = first.map(|f| {
-            let rest: Vec<(TaskId, Why)> = candidates.collect();
-            let pick = (mix64(self.rng ^ u64::from(f.0.0)) % (rest.len() as u64 + 1)) as usize;
-            if pick == 0 { f } else { rest[pick - 1] }
-        });
+        // descending: it takes what owners would reach last. A plain steal is taken
+        // only if it falls to this node among the idle members.
+        let now = self.now;
+        let found = match self.find_steal(j) {
+            Steal::Take(t, why) => Some((t, why)),
+            Steal::Deferred(t) => match j.sched.deferred_since {
+                // Left to another thief for long enough: it may be busy or gone.
+                Some(since) if now.since(since) >= self.config.steal_after_ms => {
+                    Some((t, Why::Stolen))
+                }
+                since => {
+                    let since = since.unwrap_or(now);
+                    let at = since.plus(self.config.steal_after_ms);
+                    let j = self.jobs.get_mut(&id)?;
+                    j.sched.deferred_since = Some(since);
+                    self.timers.set(Timer::StealRetry(id), at);
+                    None
+                }
+            },
+            Steal::Nothing => None,
+        };
+        let j = self.jobs.get(&id)?;
         let backup = match found {
             Some(_) => None,
             None => j
@@ -293,6 +384,7 @@ impl Engine {
         j.sched.owned_pos = pos;
         if let Some((task, why)) = found {
             j.sched.steal_cursor = task.0;
+            j.sched.deferred_since = None;
             return Some((task, why));
         }
         if let Some(task) = backup {

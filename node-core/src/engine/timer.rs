@@ -3,7 +3,7 @@
 //! [`Engine::poll_timeout`](super::Engine::poll_timeout) is the earliest entry; on
 //! `Input::Timeout` every entry that is due is taken out of the table (in the enum's
 //! order) and handled, so a trace can say which timer woke a node. The table holds two
-//! global timers and at most two per job, so a linear scan is cheap.
+//! global timers and at most three per job, so a linear scan is cheap.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +17,8 @@ pub enum Timer {
     StealOpen(JobId),
     /// A job's pacing delay ends: its next task may start.
     Paced(JobId),
+    /// Tasks left to other thieves have waited `steal_after_ms`: look again.
+    StealRetry(JobId),
     /// Own facts batched since the last flush go out.
     Flush,
     /// Periodic work: digests, store and fetch retries, backups, help requests.
@@ -26,7 +28,7 @@ pub enum Timer {
 impl Timer {
     fn job(self) -> Option<JobId> {
         match self {
-            Timer::StealOpen(j) | Timer::Paced(j) => Some(j),
+            Timer::StealOpen(j) | Timer::Paced(j) | Timer::StealRetry(j) => Some(j),
             Timer::Flush | Timer::Sync => None,
         }
     }
