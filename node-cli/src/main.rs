@@ -1,7 +1,8 @@
 //! `meshwork`: run the signaling server, join a mesh as a native node, or start a demo.
 //!
-//! A thin shell: the server is `signaling`, the node is `node_core`'s transport and
-//! driver. This file parses arguments, prints events and handles Ctrl-C.
+//! A thin shell: the server is `signaling`, the node is `node_core`'s `MeshNode` run by
+//! its native transport and run loop. This file parses arguments, prints events and
+//! handles Ctrl-C and SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,8 +10,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use node_core::driver::{MeshNode, NodeEvent, RunOptions, run_native};
+use node_core::driver::{RunOptions, run_native};
 use node_core::membership::{MembershipConfig, MeshEvent};
+use node_core::node::{MeshNode, NodeEvent};
 use node_core::signal::{IceServer, PeerKind, valid_room_name};
 use node_core::transport::native::{NativeConfig, NativeTransport};
 use serde_json::json;
@@ -159,19 +161,25 @@ fn main() -> Result<()> {
     })
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves on Ctrl-C or SIGTERM. If the SIGTERM handler cannot be installed, Ctrl-C
+/// still works (and a warning says SIGTERM is not handled).
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "SIGTERM is not handled (cannot install its handler: {e}); Ctrl-C still stops"
+                );
+                let _ = ctrl_c.await;
+            }
         }
     }
     #[cfg(not(unix))]

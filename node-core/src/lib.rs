@@ -3,21 +3,35 @@
 //! What it owns:
 //! - [`signal`] and [`wire`]: every message that crosses a wire, as plain data.
 //! - [`membership`]: the sans-IO view of the mesh (Hello, heartbeats, RTT, departures).
-//! - [`transport`]: the WebRTC mesh behind one trait, `web` in the browser and `native`
-//!   elsewhere; the only platform-specific code in this crate.
-//! - [`driver`]: runs [`membership`] over a transport and a clock.
+//! - [`node`]: [`node::MeshNode`], the platform-free glue that turns transport events
+//!   into membership inputs and membership outputs into actions for a run loop.
+//! - [`transport`]: the WebRTC mesh behind one trait ([`transport::Transport`],
+//!   [`transport::TransportEvent`]) and [`transport::negotiation`], the sans-IO policy of
+//!   who offers, early ICE candidates, failures and closes, shared by both
+//!   implementations: `transport::web` in the browser and `transport::native` elsewhere.
+//! - `driver`: the run loops, `run_native` (tokio) and `run_web` (browser timers), which
+//!   run a [`node::MeshNode`] over a transport and a clock.
+//! - [`engine`]: the sans-IO compute engine (placement, scheduling, the task board,
+//!   validation, assembly); it runs in the simulator, not yet over the live mesh.
+//! - [`job`]: job specs, their content hash and the id newtypes.
+//! - [`kernels`]: the compute kernels, bit-identical on every target.
+//!
+//! Feature `platform` builds exactly the platform code: the two transport
+//! implementations (webrtc-rs + tokio natively, web-sys on wasm32) and `driver`.
+//! Everything else, the transport trait and its negotiation policy included, builds
+//! without it, so the signaling server and the tests of the policy need no WebRTC stack.
 //!
 //! What it must never do: read a clock, touch a socket or spawn anything outside
-//! `transport` and `driver`. Everything else is deterministic and testable on both
-//! targets.
+//! `transport::{native, web}` and `driver`. Everything else is deterministic and testable
+//! on both targets.
 
-#[cfg(feature = "transport")]
+#[cfg(feature = "platform")]
 pub mod driver;
 pub mod engine;
 pub mod job;
 pub mod kernels;
 pub mod membership;
+pub mod node;
 pub mod signal;
-#[cfg(feature = "transport")]
 pub mod transport;
 pub mod wire;

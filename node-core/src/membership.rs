@@ -381,7 +381,9 @@ impl Membership {
                     msg: WireMsg::BulkAck { seq, bytes },
                 });
             }
-            // The driver hands engine messages to the engine before they get here.
+            // The live mesh does not run the engine yet (it runs in the simulator), so an
+            // engine message is ignored here: like any message it counts in `messages_in`
+            // and refreshes `last_heard`, but it is neither handled nor counted as dropped.
             WireMsg::Engine(_) => {}
             WireMsg::BulkAck { seq, bytes } => {
                 self.out.push_back(MeshOutput::Event(MeshEvent::BulkAcked {

@@ -1,8 +1,9 @@
 //! The page: the node's view signals, the components, and the node's start-up.
 
 use leptos::prelude::*;
-use node_core::driver::{MeshNode, NodeEvent, run_web};
+use node_core::driver::run_web;
 use node_core::membership::{MembershipConfig, MeshEvent, PeerState};
+use node_core::node::{MeshNode, NodeEvent};
 use node_core::signal::{PeerInfo, valid_room_name};
 use node_core::transport::web::WebTransport;
 use wasm_bindgen::JsCast;

@@ -355,7 +355,7 @@ fn test() -> Result<()> {
         "",
         &mut ok,
     );
-    // The browser half: node-core's web transport and the page.
+    // The browser half: node-core's web transport and run loop, and the page.
     check(
         &[
             "clippy",
@@ -364,7 +364,7 @@ fn test() -> Result<()> {
             "-p",
             "web-ui",
             "--features",
-            "node-core/transport",
+            "node-core/platform",
             "--target",
             "wasm32-unknown-unknown",
             "--all-targets",

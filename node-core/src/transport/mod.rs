@@ -4,14 +4,22 @@
 //! other member (the newcomer sends the offers; ICE candidates trickle), and reports what
 //! happens as [`TransportEvent`]s. It knows nothing of the protocol spoken on the
 //! channels: it carries opaque byte messages, and [`crate::membership`] gives them
-//! meaning. Two implementations, chosen by target: [`web`] (web-sys) in the browser and
-//! [`native`] (webrtc-rs over tokio) elsewhere.
+//! meaning.
+//!
+//! What is decided is decided once, in [`negotiation`]: the sans-IO policy of who
+//! offers, early ICE candidates, failures and closes. The two implementations only carry
+//! out its steps on their platform, chosen by target and built with feature `platform`:
+//! `web` (web-sys `RTCPeerConnection`) in the browser and `native` (webrtc-rs over tokio)
+//! elsewhere. This module (the trait, its events and the policy) builds without any
+//! feature and on every target.
 
 use crate::signal::{ErrorCode, PeerId, PeerInfo};
 
-#[cfg(not(target_arch = "wasm32"))]
+pub mod negotiation;
+
+#[cfg(all(feature = "platform", not(target_arch = "wasm32")))]
 pub mod native;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(feature = "platform", target_arch = "wasm32"))]
 pub mod web;
 
 /// Something that happened on the signaling socket or a data channel.
@@ -22,11 +30,14 @@ pub enum TransportEvent {
     Joined { me: PeerInfo, peers: Vec<PeerInfo> },
     /// Someone joined the room after us; they will send us an offer.
     PeerJoined(PeerInfo),
-    /// The signaling server saw the peer's socket close.
+    /// The signaling server saw the peer's socket close. Its connection is already
+    /// closed; no ChannelClosed follows.
     PeerLeft(PeerId),
     /// The data channel to the peer is open and can carry messages.
     ChannelOpen(PeerId),
-    /// The data channel or the whole connection to the peer closed or failed.
+    /// The data channel or the whole connection to the peer closed or failed, or its
+    /// negotiation failed. At most once per connection attempt, however many of these
+    /// happen (see [`negotiation`]).
     ChannelClosed(PeerId),
     /// One message arrived on the peer's data channel.
     Message(PeerId, Vec<u8>),

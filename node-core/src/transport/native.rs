@@ -28,10 +28,9 @@ use webrtc::peer_connection::{
     RTCSessionDescription, SettingEngineBuilder,
 };
 
+use super::negotiation::{Candidate, ConnId, Negotiation, NegotiationConfig, Step};
 use super::{SendError, Transport, TransportEvent};
-use crate::signal::{
-    self, ClientMsg, IceServer, PeerId, PeerInfo, PeerKind, ServerMsg, SignalData,
-};
+use crate::signal::{self, ClientMsg, IceServer, PeerId, PeerKind, ServerMsg, SignalData};
 use crate::wire::MESSAGE_LEN_MAX;
 
 /// How a native node reaches the mesh.
@@ -83,28 +82,16 @@ pub enum ConnectError {
     BadBind(String),
 }
 
-/// One remote peer's WebRTC state.
-struct Peer {
-    /// None until we offer to it or its offer arrives.
-    pc: Option<Arc<dyn PeerConnection>>,
+/// One connection attempt the negotiation policy asked for.
+struct Conn {
+    id: ConnId,
+    pc: Arc<dyn PeerConnection>,
     /// Set once the channel is known (created by us, or announced by the remote).
     dc: Option<Arc<dyn DataChannel>>,
-    /// Whether the remote description is set, so candidates can be added.
-    remote_set: bool,
-    /// Candidates that arrived before the remote description, bounded.
-    early: Vec<RTCIceCandidateInit>,
 }
 
-impl Peer {
-    fn empty() -> Self {
-        Peer {
-            pc: None,
-            dc: None,
-            remote_set: false,
-            early: Vec::new(),
-        }
-    }
-}
+/// Why a step of the negotiation failed on this platform.
+type NegotiationError = Box<dyn std::error::Error + Send + Sync>;
 
 struct Inner {
     config: NativeConfig,
@@ -112,7 +99,11 @@ struct Inner {
     ws_out: mpsc::Sender<String>,
     /// Events for the driver.
     events: mpsc::Sender<TransportEvent>,
-    peers: Mutex<HashMap<PeerId, Peer>>,
+    /// The negotiation policy. Locked only to feed one input and drain its steps, never
+    /// across an await (see [`Inner::input`]).
+    policy: Mutex<Negotiation>,
+    /// Each peer's current connection, as the policy's steps left it.
+    conns: Mutex<HashMap<PeerId, Conn>>,
     ice_servers: Mutex<Vec<IceServer>>,
     /// Each UDP socket's bind address, checked at connect time.
     ice_bind: Vec<String>,
@@ -125,8 +116,8 @@ pub struct NativeTransport {
 }
 
 impl NativeTransport {
-    /// Connects to the signaling server and joins the room. Peers are connected in the
-    /// background; watch [`Transport::next_event`].
+    /// Connects to the signaling server and joins the room as a node of `kind`. Peers
+    /// are connected in the background; watch [`Transport::next_event`].
     pub async fn connect(config: NativeConfig, kind: PeerKind) -> Result<Self, ConnectError> {
         let ice_bind = config
             .ice_bind
@@ -155,28 +146,52 @@ impl NativeTransport {
             kind,
             name: config.name.clone(),
         });
+        let policy = Negotiation::new(
+            NegotiationConfig {
+                early_candidates_max: config.early_candidates_max,
+                ..NegotiationConfig::default()
+            },
+            kind,
+            config.name.clone(),
+        );
         let inner = Arc::new(Inner {
             config,
             ws_out: out_tx,
             events: ev_tx,
-            peers: Mutex::new(HashMap::new()),
+            policy: Mutex::new(policy),
+            conns: Mutex::new(HashMap::new()),
             ice_servers: Mutex::new(Vec::new()),
             ice_bind,
         });
         let _ = inner.ws_out.send(join).await;
         let weak = Arc::downgrade(&inner);
+        // One reader: server frames are fed to the policy in the order they arrived, and
+        // the negotiation steps of one frame finish before the next frame is read.
         tokio::spawn(async move {
             while let Some(msg) = ws_rx.next().await {
                 let Ok(msg) = msg else { break };
                 let Message::Text(text) = msg else { continue };
                 let Some(inner) = weak.upgrade() else { return };
                 match signal::decode_server(text.as_str()) {
-                    Ok(msg) => inner.on_server_msg(msg).await,
+                    Ok(msg) => {
+                        match &msg {
+                            ServerMsg::Welcome {
+                                id, room, peers, ..
+                            } => tracing::info!(%id, %room, peers = peers.len(), "joined"),
+                            ServerMsg::Error { code, message } => {
+                                tracing::warn!(?code, "signaling server refused a frame: {message}")
+                            }
+                            _ => {}
+                        }
+                        let steps = inner.input(|n| n.handle_server(msg));
+                        inner.run(steps).await;
+                    }
                     Err(e) => tracing::warn!("undecodable signaling frame dropped: {e}"),
                 }
             }
             if let Some(inner) = weak.upgrade() {
-                let _ = inner.events.send(TransportEvent::SignalingClosed).await;
+                let steps = inner.input(Negotiation::signaling_closed);
+                inner.run(steps).await;
             }
         });
         Ok(NativeTransport {
@@ -196,7 +211,82 @@ fn normalize_bind(addr: &str) -> Option<String> {
         .map(|a| a.to_string())
 }
 
+/// A normalised candidate as webrtc-rs takes it.
+fn candidate_init(c: Candidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: Some(c.sdp_mline_index),
+        ..Default::default()
+    }
+}
+
 impl Inner {
+    /// Feeds one input to the policy and takes the steps it caused. The lock is held
+    /// only inside this call, so concurrent callers each get their own steps.
+    fn input(&self, f: impl FnOnce(&mut Negotiation)) -> Vec<Step> {
+        let mut n = lock(&self.policy);
+        f(&mut n);
+        std::iter::from_fn(|| n.poll_step()).collect()
+    }
+
+    /// Carries out steps in order; a step's follow-ups run before the next step.
+    fn run(self: &Arc<Self>, steps: Vec<Step>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for step in steps {
+                self.step(step).await;
+            }
+        })
+    }
+
+    async fn step(self: &Arc<Self>, step: Step) {
+        match step {
+            Step::SetIceServers(servers) => *lock(&self.ice_servers) = servers,
+            Step::Offer { peer, conn } => {
+                let next = match self.offer(&peer, conn).await {
+                    Ok(sdp) => self.input(|n| n.local_description(&peer, conn, sdp)),
+                    Err(e) => {
+                        tracing::warn!(%peer, %conn, "offer failed: {e}");
+                        self.input(|n| n.negotiation_failed(&peer, conn))
+                    }
+                };
+                self.run(next).await;
+            }
+            Step::Answer { peer, conn, sdp } => {
+                if let Err(e) = self.answer(&peer, conn, sdp).await {
+                    tracing::warn!(%peer, %conn, "answering an offer failed: {e}");
+                    let next = self.input(|n| n.negotiation_failed(&peer, conn));
+                    self.run(next).await;
+                }
+            }
+            Step::ApplyAnswer { peer, conn, sdp } => {
+                let next = match self.apply_answer(&peer, conn, sdp).await {
+                    Ok(()) => self.input(|n| n.remote_description_set(&peer, conn)),
+                    Err(e) => {
+                        tracing::warn!(%peer, %conn, "applying the answer failed: {e}");
+                        self.input(|n| n.negotiation_failed(&peer, conn))
+                    }
+                };
+                self.run(next).await;
+            }
+            Step::AddCandidate {
+                peer,
+                conn,
+                candidate,
+            } => {
+                let Some(pc) = self.pc(&peer, conn) else {
+                    return;
+                };
+                if let Err(e) = pc.add_ice_candidate(candidate_init(candidate)).await {
+                    tracing::debug!(%peer, %conn, "candidate refused: {e}");
+                }
+            }
+            Step::Close { peer, conn } => self.close(&peer, conn),
+            Step::Signal { to, data } => self.signal(&to, data).await,
+            Step::Emit(ev) => self.emit(ev).await,
+        }
+    }
+
     async fn emit(&self, ev: TransportEvent) {
         let _ = self.events.send(ev).await;
     }
@@ -209,57 +299,10 @@ impl Inner {
         let _ = self.ws_out.send(frame).await;
     }
 
-    async fn on_server_msg(self: &Arc<Self>, msg: ServerMsg) {
-        match msg {
-            ServerMsg::Welcome {
-                id,
-                room,
-                peers,
-                ice_servers,
-            } => {
-                tracing::info!(%id, %room, peers = peers.len(), "joined");
-                *lock(&self.ice_servers) = ice_servers;
-                let me = PeerInfo {
-                    id,
-                    kind: PeerKind::Native,
-                    name: self.config.name.clone(),
-                };
-                self.emit(TransportEvent::Joined {
-                    me,
-                    peers: peers.clone(),
-                })
-                .await;
-                // The newcomer offers to everyone already there.
-                for p in peers {
-                    if let Err(e) = self.offer(&p.id).await {
-                        tracing::warn!(peer = %p.id, "offer failed: {e}");
-                        self.emit(TransportEvent::ChannelClosed(p.id)).await;
-                    }
-                }
-            }
-            ServerMsg::PeerJoined { peer } => self.emit(TransportEvent::PeerJoined(peer)).await,
-            ServerMsg::PeerLeft { id } => {
-                self.emit(TransportEvent::PeerLeft(id.clone())).await;
-                self.drop_peer(&id);
-            }
-            ServerMsg::Signal { from, data } => {
-                if let Err(e) = self.on_signal(&from, data).await {
-                    tracing::warn!(peer = %from, "negotiation failed: {e}");
-                    self.emit(TransportEvent::ChannelClosed(from.clone())).await;
-                    self.drop_peer(&from);
-                }
-            }
-            ServerMsg::Error { code, message } => {
-                tracing::warn!(?code, "signaling server refused a frame: {message}");
-                self.emit(TransportEvent::SignalingError { code, message })
-                    .await;
-            }
-        }
-    }
-
     async fn new_pc(
         self: &Arc<Self>,
         peer: &PeerId,
+        conn: ConnId,
     ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
         let setting_engine = SettingEngineBuilder::new()
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
@@ -279,6 +322,7 @@ impl Inner {
             .collect();
         let handler = Arc::new(Handler {
             peer: peer.clone(),
+            conn,
             inner: Arc::downgrade(self),
         });
         let pc = PeerConnectionBuilder::new()
@@ -294,142 +338,139 @@ impl Inner {
             .with_data_channel_send_buffer_limit(self.config.send_buffer_bytes)
             .build()
             .await?;
-        Ok(Arc::new(pc))
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        self.keep(peer, conn, pc.clone());
+        Ok(pc)
     }
 
-    async fn offer(self: &Arc<Self>, peer: &PeerId) -> webrtc::error::Result<()> {
-        let pc = self.new_pc(peer).await?;
-        let dc = pc.create_data_channel("meshwork", None).await?;
-        {
-            let mut peers = lock(&self.peers);
-            let entry = peers.entry(peer.clone()).or_insert_with(Peer::empty);
-            entry.pc = Some(pc.clone());
-            entry.dc = Some(dc.clone());
-        }
-        tokio::spawn(run_channel(dc, peer.clone(), Arc::downgrade(self)));
-        let offer = pc.create_offer(None).await?;
-        pc.set_local_description(offer).await?;
-        if let Some(desc) = pc.local_description().await {
-            self.signal(peer, SignalData::Offer { sdp: desc.sdp }).await;
-        }
-        Ok(())
-    }
-
-    async fn on_signal(
-        self: &Arc<Self>,
-        from: &PeerId,
-        data: SignalData,
-    ) -> webrtc::error::Result<()> {
-        match data {
-            SignalData::Offer { sdp } => {
-                let pc = self.new_pc(from).await?;
-                let old = {
-                    let mut peers = lock(&self.peers);
-                    let entry = peers.entry(from.clone()).or_insert_with(Peer::empty);
-                    entry.remote_set = false;
-                    entry.pc.replace(pc.clone())
-                };
-                if let Some(old) = old {
-                    tokio::spawn(async move { old.close().await });
-                }
-                pc.set_remote_description(RTCSessionDescription::offer(sdp)?)
-                    .await?;
-                self.remote_set(from, &pc).await;
-                let answer = pc.create_answer(None).await?;
-                pc.set_local_description(answer).await?;
-                if let Some(desc) = pc.local_description().await {
-                    self.signal(from, SignalData::Answer { sdp: desc.sdp })
-                        .await;
-                }
-            }
-            SignalData::Answer { sdp } => {
-                let pc = lock(&self.peers).get(from).and_then(|p| p.pc.clone());
-                let Some(pc) = pc else {
-                    tracing::debug!(peer = %from, "answer for no offer dropped");
-                    return Ok(());
-                };
-                pc.set_remote_description(RTCSessionDescription::answer(sdp)?)
-                    .await?;
-                self.remote_set(from, &pc).await;
-            }
-            SignalData::Ice {
-                candidate,
-                sdp_mid,
-                sdp_mline_index,
-            } => {
-                let init = RTCIceCandidateInit {
-                    candidate,
-                    sdp_mid: sdp_mid.filter(|m| !m.is_empty()),
-                    sdp_mline_index: sdp_mline_index.or(Some(0)),
-                    ..Default::default()
-                };
-                let ready = {
-                    let mut peers = lock(&self.peers);
-                    let entry = peers.entry(from.clone()).or_insert_with(Peer::empty);
-                    match (&entry.pc, entry.remote_set) {
-                        (Some(pc), true) => Some((pc.clone(), init)),
-                        _ => {
-                            if entry.early.len() < self.config.early_candidates_max {
-                                entry.early.push(init);
-                            }
-                            None
-                        }
-                    }
-                };
-                if let Some((pc, init)) = ready
-                    && let Err(e) = pc.add_ice_candidate(init).await
-                {
-                    tracing::debug!(peer = %from, "candidate refused: {e}");
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The remote description is in: add the candidates that came early.
-    async fn remote_set(&self, peer: &PeerId, pc: &Arc<dyn PeerConnection>) {
-        let early = {
-            let mut peers = lock(&self.peers);
-            match peers.get_mut(peer) {
-                Some(entry) => {
-                    entry.remote_set = true;
-                    std::mem::take(&mut entry.early)
-                }
-                None => Vec::new(),
-            }
+    /// Holds `pc` as the peer's connection `conn`. Attempts only get newer, so an older
+    /// one still held is closed, and `pc` itself is closed if a newer one is held.
+    fn keep(&self, peer: &PeerId, conn: ConnId, pc: Arc<dyn PeerConnection>) {
+        let mut conns = lock(&self.conns);
+        let stale = match conns.get(peer) {
+            Some(held) if held.id > conn => Some(pc),
+            _ => conns
+                .insert(
+                    peer.clone(),
+                    Conn {
+                        id: conn,
+                        pc,
+                        dc: None,
+                    },
+                )
+                .map(|old| old.pc),
         };
-        for c in early {
-            if let Err(e) = pc.add_ice_candidate(c).await {
-                tracing::debug!(%peer, "early candidate refused: {e}");
-            }
-        }
-    }
-
-    fn drop_peer(&self, peer: &PeerId) {
-        if let Some(p) = lock(&self.peers).remove(peer)
-            && let Some(pc) = p.pc
-        {
+        drop(conns);
+        if let Some(pc) = stale {
             tokio::spawn(async move { pc.close().await });
         }
     }
+
+    /// The connection of attempt `conn`, if it is still held.
+    fn pc(&self, peer: &PeerId, conn: ConnId) -> Option<Arc<dyn PeerConnection>> {
+        lock(&self.conns)
+            .get(peer)
+            .filter(|c| c.id == conn)
+            .map(|c| c.pc.clone())
+    }
+
+    /// Records the data channel of attempt `conn`; false if that attempt is not held.
+    fn keep_channel(&self, peer: &PeerId, conn: ConnId, dc: &Arc<dyn DataChannel>) -> bool {
+        match lock(&self.conns).get_mut(peer) {
+            Some(c) if c.id == conn => {
+                c.dc = Some(dc.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets attempt `conn` and closes its connection, if it is still held.
+    fn close(&self, peer: &PeerId, conn: ConnId) {
+        let mut conns = lock(&self.conns);
+        if conns.get(peer).is_some_and(|c| c.id == conn)
+            && let Some(c) = conns.remove(peer)
+        {
+            drop(conns);
+            tokio::spawn(async move { c.pc.close().await });
+        }
+    }
+
+    /// Builds the connection with our data channel and sets our offer: its SDP.
+    async fn offer(
+        self: &Arc<Self>,
+        peer: &PeerId,
+        conn: ConnId,
+    ) -> Result<String, NegotiationError> {
+        let pc = self.new_pc(peer, conn).await?;
+        let dc = pc.create_data_channel("meshwork", None).await?;
+        self.keep_channel(peer, conn, &dc);
+        tokio::spawn(run_channel(dc, peer.clone(), conn, Arc::downgrade(self)));
+        let offer = pc.create_offer(None).await?;
+        pc.set_local_description(offer).await?;
+        local_sdp(&pc).await
+    }
+
+    /// Builds the connection for the peer's offer, reports the remote description and
+    /// sends our answer.
+    async fn answer(
+        self: &Arc<Self>,
+        peer: &PeerId,
+        conn: ConnId,
+        sdp: String,
+    ) -> Result<(), NegotiationError> {
+        let pc = self.new_pc(peer, conn).await?;
+        pc.set_remote_description(RTCSessionDescription::offer(sdp)?)
+            .await?;
+        let next = self.input(|n| n.remote_description_set(peer, conn));
+        self.run(next).await;
+        let answer = pc.create_answer(None).await?;
+        pc.set_local_description(answer).await?;
+        let sdp = local_sdp(&pc).await?;
+        let next = self.input(|n| n.local_description(peer, conn, sdp));
+        self.run(next).await;
+        Ok(())
+    }
+
+    async fn apply_answer(
+        &self,
+        peer: &PeerId,
+        conn: ConnId,
+        sdp: String,
+    ) -> Result<(), NegotiationError> {
+        let pc = self
+            .pc(peer, conn)
+            .ok_or("the connection of this answer is closed")?;
+        pc.set_remote_description(RTCSessionDescription::answer(sdp)?)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The SDP of the local description just set.
+async fn local_sdp(pc: &Arc<dyn PeerConnection>) -> Result<String, NegotiationError> {
+    Ok(pc
+        .local_description()
+        .await
+        .ok_or("no local description after setting it")?
+        .sdp)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding these locks cannot leave the maps inconsistent (each update
-    // is one insert or remove), so a poisoned lock is still usable.
+    // A panic while holding these locks cannot leave the state inconsistent (each update
+    // is one insert or remove, or one policy input), so a poisoned lock is still usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Reads one data channel until it closes, forwarding its messages as events.
-async fn run_channel(dc: Arc<dyn DataChannel>, peer: PeerId, inner: Weak<Inner>) {
+async fn run_channel(dc: Arc<dyn DataChannel>, peer: PeerId, conn: ConnId, inner: Weak<Inner>) {
     while let Some(ev) = dc.poll().await {
         let Some(inner) = inner.upgrade() else { return };
         match ev {
             DataChannelEvent::OnOpen => {
-                if let Some(entry) = lock(&inner.peers).get_mut(&peer) {
-                    entry.dc = Some(dc.clone());
-                }
-                inner.emit(TransportEvent::ChannelOpen(peer.clone())).await;
+                inner.keep_channel(&peer, conn, &dc);
+                let steps = inner.input(|n| n.channel_open(&peer, conn));
+                inner.run(steps).await;
             }
             DataChannelEvent::OnMessage(m) => {
                 inner
@@ -441,12 +482,14 @@ async fn run_channel(dc: Arc<dyn DataChannel>, peer: PeerId, inner: Weak<Inner>)
         }
     }
     if let Some(inner) = inner.upgrade() {
-        inner.emit(TransportEvent::ChannelClosed(peer)).await;
+        let steps = inner.input(|n| n.connection_closed(&peer, conn));
+        inner.run(steps).await;
     }
 }
 
 struct Handler {
     peer: PeerId,
+    conn: ConnId,
     inner: Weak<Inner>,
 }
 
@@ -458,38 +501,38 @@ impl PeerConnectionEventHandler for Handler {
         };
         if let Ok(init) = event.candidate.to_json() {
             // webrtc-rs fills sdpMid with ""; browsers want null plus the m-line index.
-            inner
-                .signal(
-                    &self.peer,
-                    SignalData::Ice {
-                        candidate: init.candidate,
-                        sdp_mid: None,
-                        sdp_mline_index: Some(0),
-                    },
-                )
-                .await;
+            let candidate = Candidate {
+                candidate: init.candidate,
+                sdp_mid: None,
+                sdp_mline_index: 0,
+            };
+            let steps = inner.input(|n| n.local_candidate(&self.peer, self.conn, candidate));
+            inner.run(steps).await;
         }
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        tracing::debug!(peer = %self.peer, %state, "connection state");
+        tracing::debug!(peer = %self.peer, conn = %self.conn, %state, "connection state");
         if matches!(
             state,
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
         ) && let Some(inner) = self.inner.upgrade()
         {
-            inner
-                .emit(TransportEvent::ChannelClosed(self.peer.clone()))
-                .await;
+            let steps = inner.input(|n| n.connection_closed(&self.peer, self.conn));
+            inner.run(steps).await;
         }
     }
 
     async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
-        if let Some(inner) = self.inner.upgrade() {
-            if let Some(entry) = lock(&inner.peers).get_mut(&self.peer) {
-                entry.dc = Some(dc.clone());
-            }
-            tokio::spawn(run_channel(dc, self.peer.clone(), self.inner.clone()));
+        if let Some(inner) = self.inner.upgrade()
+            && inner.keep_channel(&self.peer, self.conn, &dc)
+        {
+            tokio::spawn(run_channel(
+                dc,
+                self.peer.clone(),
+                self.conn,
+                self.inner.clone(),
+            ));
         }
     }
 }
@@ -503,7 +546,7 @@ impl Transport for NativeTransport {
         if bytes.len() > MESSAGE_LEN_MAX {
             return Err(SendError::TooBig(bytes.len()));
         }
-        let dc = lock(&self.inner.peers).get(to).and_then(|p| p.dc.clone());
+        let dc = lock(&self.inner.conns).get(to).and_then(|c| c.dc.clone());
         let dc = dc.ok_or_else(|| SendError::NoChannel(to.clone()))?;
         dc.send(BytesMut::from(&bytes[..]))
             .await
@@ -511,14 +554,25 @@ impl Transport for NativeTransport {
     }
 
     fn close_peer(&self, peer: &PeerId) {
-        self.inner.drop_peer(peer);
+        for step in self.inner.input(|n| n.close_peer(peer)) {
+            match step {
+                Step::Close { peer, conn } => self.inner.close(&peer, conn),
+                step => {
+                    let inner = self.inner.clone();
+                    tokio::spawn(async move { inner.step(step).await });
+                }
+            }
+        }
     }
 
     async fn shutdown(&self) {
-        let pcs: Vec<_> = lock(&self.inner.peers)
-            .drain()
-            .filter_map(|(_, p)| p.pc)
-            .collect();
+        // The policy closes every attempt it knows of; all are closed here at once.
+        for step in self.inner.input(Negotiation::shutdown) {
+            if !matches!(step, Step::Close { .. }) {
+                self.inner.step(step).await;
+            }
+        }
+        let pcs: Vec<_> = lock(&self.inner.conns).drain().map(|(_, c)| c.pc).collect();
         for pc in pcs {
             // Closing sends the SCTP/DTLS goodbyes that let the other side notice at once.
             let _ = tokio::time::timeout(Duration::from_millis(500), pc.close()).await;

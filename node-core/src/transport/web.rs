@@ -1,10 +1,12 @@
 //! The browser transport: `RTCPeerConnection` and `RTCDataChannel` through web-sys, the
 //! signaling server over a `WebSocket`.
 //!
-//! Everything runs on the page's one thread: state lives in `Rc<RefCell<…>>`, browser
-//! callbacks push [`TransportEvent`]s into a channel that the driver drains. Callbacks
-//! are kept alive by the peer that owns them and unset before that peer is dropped, so
-//! no closure is ever called after it is freed.
+//! Everything runs on the page's one thread: state lives in `Rc<RefCell<…>>`. Every
+//! negotiation decision is the policy's ([`super::negotiation`]); this file carries out
+//! its steps and reports back. Browser callbacks feed the policy or push
+//! [`TransportEvent`]s into a channel that the driver drains. Callbacks are kept alive by
+//! the connection that owns them and unset before it is closed, so no closure is ever
+//! called after it is freed.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,18 +25,15 @@ use web_sys::{
     WebSocket,
 };
 
+use super::negotiation::{Candidate, ConnId, Negotiation, NegotiationConfig, Step};
 use super::{SendError, Transport, TransportEvent};
-use crate::signal::{
-    self, ClientMsg, IceServer, PeerId, PeerInfo, PeerKind, ServerMsg, SignalData,
-};
+use crate::signal::{self, ClientMsg, IceServer, PeerId, PeerKind, SignalData};
 use crate::wire::MESSAGE_LEN_MAX;
 
 /// Bytes queued in a data channel above which `send` waits for `bufferedamountlow`.
 const BUFFERED_HIGH_BYTES: u32 = 1 << 20;
 /// Where `bufferedamountlow` fires.
 const BUFFERED_LOW_BYTES: u32 = 256 << 10;
-/// ICE candidates held for a peer whose description has not arrived yet.
-const EARLY_CANDIDATES_MAX: usize = 64;
 
 /// A browser callback kept alive as long as its owner.
 type Callback = Closure<dyn FnMut(JsValue)>;
@@ -43,49 +42,48 @@ fn callback(f: impl FnMut(JsValue) + 'static) -> Callback {
     Closure::wrap(Box::new(f) as Box<dyn FnMut(JsValue)>)
 }
 
-struct Peer {
-    pc: Option<RtcPeerConnection>,
+/// One connection attempt the negotiation policy asked for.
+struct Conn {
+    id: ConnId,
+    pc: RtcPeerConnection,
     dc: Option<RtcDataChannel>,
-    remote_set: bool,
-    early: Vec<RtcIceCandidateInit>,
     /// The callbacks installed on `pc` and `dc`.
     callbacks: Vec<Callback>,
 }
 
-impl Peer {
-    fn empty() -> Self {
-        Peer {
-            pc: None,
-            dc: None,
-            remote_set: false,
-            early: Vec::new(),
-            callbacks: Vec::new(),
-        }
-    }
-
+impl Conn {
     /// Unsets every handler, then closes: no callback fires after this.
     fn close(self) {
         if let Some(dc) = &self.dc {
-            dc.set_onopen(None);
-            dc.set_onmessage(None);
-            dc.set_onclose(None);
-            dc.set_onbufferedamountlow(None);
+            unset_channel(dc);
             dc.close();
         }
-        if let Some(pc) = &self.pc {
-            pc.set_onicecandidate(None);
-            pc.set_onconnectionstatechange(None);
-            pc.set_ondatachannel(None);
-            pc.close();
-        }
+        self.pc.set_onicecandidate(None);
+        self.pc.set_onconnectionstatechange(None);
+        self.pc.set_ondatachannel(None);
+        self.pc.close();
+        // A close can be decided inside one of these callbacks (the connection failed):
+        // free them only once it has returned.
+        let callbacks = self.callbacks;
+        spawn_local(async move { drop(callbacks) });
     }
+}
+
+fn unset_channel(dc: &RtcDataChannel) {
+    dc.set_onopen(None);
+    dc.set_onmessage(None);
+    dc.set_onclose(None);
+    dc.set_onbufferedamountlow(None);
 }
 
 struct Inner {
     ws: WebSocket,
-    name: String,
     events: mpsc::UnboundedSender<TransportEvent>,
-    peers: RefCell<HashMap<PeerId, Peer>>,
+    /// The negotiation policy. Borrowed only to feed one input and drain its steps (see
+    /// [`Inner::input`]), never across an await.
+    policy: RefCell<Negotiation>,
+    /// Each peer's current connection, as the policy's steps left it.
+    conns: RefCell<HashMap<PeerId, Conn>>,
     ice_servers: RefCell<Vec<IceServer>>,
     /// The socket's own callbacks.
     ws_callbacks: RefCell<Vec<Callback>>,
@@ -103,17 +101,22 @@ impl WebTransport {
         let ws = WebSocket::new(url)?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let (tx, rx) = mpsc::unbounded();
+        let kind = PeerKind::Browser;
         let inner = Rc::new(Inner {
             ws: ws.clone(),
-            name: name.to_string(),
             events: tx,
-            peers: RefCell::new(HashMap::new()),
+            policy: RefCell::new(Negotiation::new(
+                NegotiationConfig::default(),
+                kind,
+                name.to_string(),
+            )),
+            conns: RefCell::new(HashMap::new()),
             ice_servers: RefCell::new(Vec::new()),
             ws_callbacks: RefCell::new(Vec::new()),
         });
         let join = signal::encode_client(ClientMsg::Join {
             room: room.to_string(),
-            kind: PeerKind::Browser,
+            kind,
             name: name.to_string(),
         });
         let on_open = {
@@ -132,8 +135,10 @@ impl WebTransport {
                 else {
                     return;
                 };
+                // The policy sees frames in the order they arrived; only the platform's
+                // asynchronous calls run later.
                 match signal::decode_server(&text) {
-                    Ok(msg) => inner.on_server_msg(msg),
+                    Ok(msg) => inner.run(inner.input(|n| n.handle_server(msg))),
                     Err(e) => {
                         web_sys::console::warn_1(&format!("signaling frame dropped: {e}").into())
                     }
@@ -144,7 +149,7 @@ impl WebTransport {
             let weak = Rc::downgrade(&inner);
             callback(move |_| {
                 if let Some(inner) = weak.upgrade() {
-                    inner.emit(TransportEvent::SignalingClosed);
+                    inner.run(inner.input(Negotiation::signaling_closed));
                 }
             })
         };
@@ -166,7 +171,91 @@ impl WebTransport {
     }
 }
 
+/// A normalised candidate as the browser takes it.
+fn candidate_init(c: &Candidate) -> RtcIceCandidateInit {
+    let init = RtcIceCandidateInit::new(&c.candidate);
+    init.set_sdp_mid(c.sdp_mid.as_deref());
+    init.set_sdp_m_line_index(Some(c.sdp_mline_index));
+    init
+}
+
 impl Inner {
+    /// Feeds one input to the policy and takes the steps it caused.
+    fn input(&self, f: impl FnOnce(&mut Negotiation)) -> Vec<Step> {
+        let mut n = self.policy.borrow_mut();
+        f(&mut n);
+        std::iter::from_fn(|| n.poll_step()).collect()
+    }
+
+    /// Carries out steps in order: at once where the browser's API is synchronous, in
+    /// a spawned future (which reports back to the policy) where it returns a promise.
+    fn run(self: &Rc<Self>, steps: Vec<Step>) {
+        for step in steps {
+            self.step(step);
+        }
+    }
+
+    fn step(self: &Rc<Self>, step: Step) {
+        match step {
+            Step::SetIceServers(servers) => *self.ice_servers.borrow_mut() = servers,
+            Step::Offer { peer, conn } => {
+                let this = self.clone();
+                spawn_local(async move {
+                    let next = match this.offer(&peer, conn).await {
+                        Ok(sdp) => this.input(|n| n.local_description(&peer, conn, sdp)),
+                        Err(e) => {
+                            web_sys::console::warn_2(&"offer failed".into(), &e);
+                            this.input(|n| n.negotiation_failed(&peer, conn))
+                        }
+                    };
+                    this.run(next);
+                });
+            }
+            Step::Answer { peer, conn, sdp } => {
+                let this = self.clone();
+                spawn_local(async move {
+                    if let Err(e) = this.answer(&peer, conn, sdp).await {
+                        web_sys::console::warn_2(&"answering an offer failed".into(), &e);
+                        this.run(this.input(|n| n.negotiation_failed(&peer, conn)));
+                    }
+                });
+            }
+            Step::ApplyAnswer { peer, conn, sdp } => {
+                let this = self.clone();
+                spawn_local(async move {
+                    let next = match this.apply_answer(&peer, conn, &sdp).await {
+                        Ok(()) => this.input(|n| n.remote_description_set(&peer, conn)),
+                        Err(e) => {
+                            web_sys::console::warn_2(&"applying the answer failed".into(), &e);
+                            this.input(|n| n.negotiation_failed(&peer, conn))
+                        }
+                    };
+                    this.run(next);
+                });
+            }
+            Step::AddCandidate {
+                peer,
+                conn,
+                candidate,
+            } => {
+                let Some(pc) = self.pc(&peer, conn) else {
+                    return;
+                };
+                let init = candidate_init(&candidate);
+                // Called now, so that candidates reach the connection in order.
+                let added = pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init));
+                spawn_local(async move {
+                    if let Err(e) = JsFuture::from(added).await {
+                        web_sys::console::debug_2(&"candidate refused".into(), &e);
+                    }
+                });
+            }
+            Step::Close { peer, conn } => self.close(&peer, conn),
+            Step::Signal { to, data } => self.signal(&to, data),
+            Step::Emit(ev) => self.emit(ev),
+        }
+    }
+
     fn emit(&self, ev: TransportEvent) {
         let _ = self.events.unbounded_send(ev);
     }
@@ -179,58 +268,8 @@ impl Inner {
         let _ = self.ws.send_with_str(&frame);
     }
 
-    fn on_server_msg(self: &Rc<Self>, msg: ServerMsg) {
-        match msg {
-            ServerMsg::Welcome {
-                id,
-                peers,
-                ice_servers,
-                ..
-            } => {
-                *self.ice_servers.borrow_mut() = ice_servers;
-                let me = PeerInfo {
-                    id,
-                    kind: PeerKind::Browser,
-                    name: self.name.clone(),
-                };
-                self.emit(TransportEvent::Joined {
-                    me,
-                    peers: peers.clone(),
-                });
-                // The newcomer offers to everyone already there.
-                for p in peers {
-                    let this = self.clone();
-                    spawn_local(async move {
-                        if let Err(e) = this.offer(&p.id).await {
-                            web_sys::console::warn_2(&"offer failed".into(), &e);
-                            this.drop_peer(&p.id);
-                            this.emit(TransportEvent::ChannelClosed(p.id));
-                        }
-                    });
-                }
-            }
-            ServerMsg::PeerJoined { peer } => self.emit(TransportEvent::PeerJoined(peer)),
-            ServerMsg::PeerLeft { id } => {
-                self.drop_peer(&id);
-                self.emit(TransportEvent::PeerLeft(id));
-            }
-            ServerMsg::Signal { from, data } => {
-                let this = self.clone();
-                spawn_local(async move {
-                    if let Err(e) = this.on_signal(&from, data).await {
-                        web_sys::console::warn_2(&"negotiation failed".into(), &e);
-                        this.drop_peer(&from);
-                        this.emit(TransportEvent::ChannelClosed(from));
-                    }
-                });
-            }
-            ServerMsg::Error { code, message } => {
-                self.emit(TransportEvent::SignalingError { code, message })
-            }
-        }
-    }
-
-    fn new_pc(self: &Rc<Self>, peer: &PeerId) -> Result<RtcPeerConnection, JsValue> {
+    /// Builds attempt `conn`'s connection with its callbacks and holds it as the peer's.
+    fn new_pc(self: &Rc<Self>, peer: &PeerId, conn: ConnId) -> Result<RtcPeerConnection, JsValue> {
         let config = RtcConfiguration::new();
         let servers = Array::new();
         for s in self.ice_servers.borrow().iter() {
@@ -265,14 +304,8 @@ impl Inner {
                 if c.candidate().is_empty() {
                     return;
                 }
-                inner.signal(
-                    &peer,
-                    SignalData::Ice {
-                        candidate: c.candidate(),
-                        sdp_mid: c.sdp_mid(),
-                        sdp_mline_index: c.sdp_m_line_index(),
-                    },
-                );
+                let candidate = Candidate::new(c.candidate(), c.sdp_mid(), c.sdp_m_line_index());
+                inner.run(inner.input(|n| n.local_candidate(&peer, conn, candidate)));
             })
         };
         let on_state = {
@@ -283,7 +316,7 @@ impl Inner {
                     pc.connection_state(),
                     RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed
                 ) {
-                    inner.emit(TransportEvent::ChannelClosed(peer.clone()));
+                    inner.run(inner.input(|n| n.connection_closed(&peer, conn)));
                 }
             })
         };
@@ -292,7 +325,7 @@ impl Inner {
             callback(move |ev: JsValue| {
                 let Some(inner) = weak.upgrade() else { return };
                 if let Some(e) = ev.dyn_ref::<RtcDataChannelEvent>() {
-                    inner.attach_channel(&peer, e.channel());
+                    inner.attach_channel(&peer, conn, e.channel());
                 }
             })
         };
@@ -300,21 +333,38 @@ impl Inner {
         pc.set_onconnectionstatechange(Some(on_state.as_ref().unchecked_ref()));
         pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
 
-        let mut peers = self.peers.borrow_mut();
-        let entry = peers.entry(peer.clone()).or_insert_with(Peer::empty);
-        if let Some(old) = entry.pc.replace(pc.clone()) {
-            old.set_onicecandidate(None);
-            old.set_onconnectionstatechange(None);
-            old.set_ondatachannel(None);
-            old.close();
+        let new = Conn {
+            id: conn,
+            pc: pc.clone(),
+            dc: None,
+            callbacks: vec![on_candidate, on_state, on_channel],
+        };
+        // Attempts only get newer: an older one still held is closed, and this one is
+        // closed at once if a newer one is held.
+        let stale = {
+            let mut conns = self.conns.borrow_mut();
+            match conns.get(peer) {
+                Some(held) if held.id > conn => Some(new),
+                _ => conns.insert(peer.clone(), new),
+            }
+        };
+        if let Some(stale) = stale {
+            stale.close();
         }
-        entry.remote_set = false;
-        entry.callbacks.extend([on_candidate, on_state, on_channel]);
         Ok(pc)
     }
 
-    /// Wires a data channel's events to the event queue.
-    fn attach_channel(self: &Rc<Self>, peer: &PeerId, dc: RtcDataChannel) {
+    /// The connection of attempt `conn`, if it is still held.
+    fn pc(&self, peer: &PeerId, conn: ConnId) -> Option<RtcPeerConnection> {
+        self.conns
+            .borrow()
+            .get(peer)
+            .filter(|c| c.id == conn)
+            .map(|c| c.pc.clone())
+    }
+
+    /// Wires attempt `conn`'s data channel to the event queue and the policy.
+    fn attach_channel(self: &Rc<Self>, peer: &PeerId, conn: ConnId, dc: RtcDataChannel) {
         dc.set_binary_type(RtcDataChannelType::Arraybuffer);
         dc.set_buffered_amount_low_threshold(BUFFERED_LOW_BYTES);
         let weak: Weak<Inner> = Rc::downgrade(self);
@@ -322,7 +372,7 @@ impl Inner {
             let (weak, peer) = (weak.clone(), peer.clone());
             callback(move |_| {
                 if let Some(inner) = weak.upgrade() {
-                    inner.emit(TransportEvent::ChannelOpen(peer.clone()));
+                    inner.run(inner.input(|n| n.channel_open(&peer, conn)));
                 }
             })
         };
@@ -343,7 +393,7 @@ impl Inner {
             let (weak, peer) = (weak.clone(), peer.clone());
             callback(move |_| {
                 if let Some(inner) = weak.upgrade() {
-                    inner.emit(TransportEvent::ChannelClosed(peer.clone()));
+                    inner.run(inner.input(|n| n.connection_closed(&peer, conn)));
                 }
             })
         };
@@ -351,114 +401,99 @@ impl Inner {
         dc.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         dc.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         let open = dc.ready_state() == web_sys::RtcDataChannelState::Open;
-        {
-            let mut peers = self.peers.borrow_mut();
-            let entry = peers.entry(peer.clone()).or_insert_with(Peer::empty);
-            entry.dc = Some(dc);
-            entry.callbacks.extend([on_open, on_message, on_close]);
+        let held = {
+            let mut conns = self.conns.borrow_mut();
+            match conns.get_mut(peer) {
+                Some(c) if c.id == conn => {
+                    c.dc = Some(dc.clone());
+                    c.callbacks.extend([on_open, on_message, on_close]);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if !held {
+            // The attempt was closed meanwhile.
+            unset_channel(&dc);
+            dc.close();
+            return;
         }
         // An answerer's channel can arrive already open; its open event then never fires.
         if open {
-            self.emit(TransportEvent::ChannelOpen(peer.clone()));
+            self.run(self.input(|n| n.channel_open(peer, conn)));
         }
     }
 
-    async fn offer(self: &Rc<Self>, peer: &PeerId) -> Result<(), JsValue> {
-        let pc = self.new_pc(peer)?;
+    /// Builds the connection with our data channel and sets our offer: its SDP.
+    async fn offer(self: &Rc<Self>, peer: &PeerId, conn: ConnId) -> Result<String, JsValue> {
+        let pc = self.new_pc(peer, conn)?;
         let dc = pc.create_data_channel("meshwork");
-        self.attach_channel(peer, dc);
+        self.attach_channel(peer, conn, dc);
         let offer = JsFuture::from(pc.create_offer()).await?;
         let sdp = sdp_of(&offer)?;
         let desc = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
         desc.set_sdp(&sdp);
         JsFuture::from(pc.set_local_description(&desc)).await?;
-        self.signal(peer, SignalData::Offer { sdp });
+        Ok(sdp)
+    }
+
+    /// Builds the connection for the peer's offer, reports the remote description and
+    /// sends our answer.
+    async fn answer(
+        self: &Rc<Self>,
+        peer: &PeerId,
+        conn: ConnId,
+        sdp: String,
+    ) -> Result<(), JsValue> {
+        let pc = self.new_pc(peer, conn)?;
+        let desc = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
+        desc.set_sdp(&sdp);
+        JsFuture::from(pc.set_remote_description(&desc)).await?;
+        self.run(self.input(|n| n.remote_description_set(peer, conn)));
+        let answer = JsFuture::from(pc.create_answer()).await?;
+        let sdp = sdp_of(&answer)?;
+        let desc = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
+        desc.set_sdp(&sdp);
+        JsFuture::from(pc.set_local_description(&desc)).await?;
+        self.run(self.input(|n| n.local_description(peer, conn, sdp)));
         Ok(())
     }
 
-    async fn on_signal(self: &Rc<Self>, from: &PeerId, data: SignalData) -> Result<(), JsValue> {
-        match data {
-            SignalData::Offer { sdp } => {
-                let pc = self.new_pc(from)?;
-                let desc = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
-                desc.set_sdp(&sdp);
-                JsFuture::from(pc.set_remote_description(&desc)).await?;
-                self.remote_set(from, &pc).await;
-                let answer = JsFuture::from(pc.create_answer()).await?;
-                let sdp = sdp_of(&answer)?;
-                let desc = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
-                desc.set_sdp(&sdp);
-                JsFuture::from(pc.set_local_description(&desc)).await?;
-                self.signal(from, SignalData::Answer { sdp });
-            }
-            SignalData::Answer { sdp } => {
-                let pc = self.peers.borrow().get(from).and_then(|p| p.pc.clone());
-                let Some(pc) = pc else { return Ok(()) };
-                let desc = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
-                desc.set_sdp(&sdp);
-                JsFuture::from(pc.set_remote_description(&desc)).await?;
-                self.remote_set(from, &pc).await;
-            }
-            SignalData::Ice {
-                candidate,
-                sdp_mid,
-                sdp_mline_index,
-            } => {
-                let init = RtcIceCandidateInit::new(&candidate);
-                // webrtc-rs sends an empty mid; the m-line index alone identifies it.
-                init.set_sdp_mid(sdp_mid.as_deref().filter(|m| !m.is_empty()));
-                init.set_sdp_m_line_index(sdp_mline_index.or(Some(0)));
-                let ready = {
-                    let mut peers = self.peers.borrow_mut();
-                    let entry = peers.entry(from.clone()).or_insert_with(Peer::empty);
-                    match (&entry.pc, entry.remote_set) {
-                        (Some(pc), true) => Some(pc.clone()),
-                        _ => {
-                            if entry.early.len() < EARLY_CANDIDATES_MAX {
-                                entry.early.push(init.clone());
-                            }
-                            None
-                        }
-                    }
-                };
-                if let Some(pc) = ready {
-                    let p = pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init));
-                    if let Err(e) = JsFuture::from(p).await {
-                        web_sys::console::debug_2(&"candidate refused".into(), &e);
-                    }
-                }
-            }
-        }
+    async fn apply_answer(&self, peer: &PeerId, conn: ConnId, sdp: &str) -> Result<(), JsValue> {
+        let pc = self
+            .pc(peer, conn)
+            .ok_or_else(|| JsValue::from_str("the connection of this answer is closed"))?;
+        let desc = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
+        desc.set_sdp(sdp);
+        JsFuture::from(pc.set_remote_description(&desc)).await?;
         Ok(())
     }
 
-    async fn remote_set(&self, peer: &PeerId, pc: &RtcPeerConnection) {
-        let early = match self.peers.borrow_mut().get_mut(peer) {
-            Some(entry) => {
-                entry.remote_set = true;
-                std::mem::take(&mut entry.early)
+    /// Forgets attempt `conn` and closes its connection, if it is still held.
+    fn close(&self, peer: &PeerId, conn: ConnId) {
+        let removed = {
+            let mut conns = self.conns.borrow_mut();
+            if conns.get(peer).is_some_and(|c| c.id == conn) {
+                conns.remove(peer)
+            } else {
+                None
             }
-            None => Vec::new(),
         };
-        for c in early {
-            let p = pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&c));
-            if let Err(e) = JsFuture::from(p).await {
-                web_sys::console::debug_2(&"early candidate refused".into(), &e);
+        if let Some(c) = removed {
+            c.close();
+        }
+    }
+
+    fn close_all(self: &Rc<Self>) {
+        // The policy closes every attempt it knows of; all are closed here at once.
+        for step in self.input(Negotiation::shutdown) {
+            if !matches!(step, Step::Close { .. }) {
+                self.step(step);
             }
         }
-    }
-
-    fn drop_peer(&self, peer: &PeerId) {
-        let removed = self.peers.borrow_mut().remove(peer);
-        if let Some(p) = removed {
-            p.close();
-        }
-    }
-
-    fn close_all(&self) {
-        let peers: Vec<Peer> = self.peers.borrow_mut().drain().map(|(_, p)| p).collect();
-        for p in peers {
-            p.close();
+        let conns: Vec<Conn> = self.conns.borrow_mut().drain().map(|(_, c)| c).collect();
+        for c in conns {
+            c.close();
         }
         let _ = self.ws.close();
     }
@@ -488,7 +523,7 @@ impl Transport for WebTransport {
         if bytes.len() > MESSAGE_LEN_MAX {
             return Err(SendError::TooBig(bytes.len()));
         }
-        let dc = self.inner.peers.borrow().get(to).and_then(|p| p.dc.clone());
+        let dc = self.inner.conns.borrow().get(to).and_then(|c| c.dc.clone());
         let dc = dc.ok_or_else(|| SendError::NoChannel(to.clone()))?;
         if dc.buffered_amount() > BUFFERED_HIGH_BYTES {
             buffered_low(&dc).await;
@@ -498,7 +533,7 @@ impl Transport for WebTransport {
     }
 
     fn close_peer(&self, peer: &PeerId) {
-        self.inner.drop_peer(peer);
+        self.inner.run(self.inner.input(|n| n.close_peer(peer)));
     }
 
     async fn shutdown(&self) {

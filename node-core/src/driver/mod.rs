@@ -1,0 +1,18 @@
+//! The run loops: drive a [`MeshNode`](crate::node::MeshNode) with a
+//! [`Transport`](crate::transport::Transport) and the platform's clock and timers.
+//!
+//! Built with feature `platform`, one loop per target: `run_native` (tokio) natively
+//! and `run_web` (the browser's timers, through `wasm-bindgen-futures`) on wasm32. Both
+//! live here in node-core; `web-ui` and `node-cli` only call them. They hold no protocol
+//! decisions: everything they do comes from `MeshNode::poll_action` and
+//! `MeshNode::poll_timeout`.
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::{RunOptions, run_native};
+
+#[cfg(target_arch = "wasm32")]
+mod web;
+#[cfg(target_arch = "wasm32")]
+pub use web::run_web;

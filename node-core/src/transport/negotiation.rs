@@ -1,0 +1,577 @@
+//! The WebRTC negotiation policy, written once for both transports.
+//!
+//! Sans-IO in the style of quinn-proto and str0m: no clock, no socket, no `async`, no
+//! WebRTC types. The transport feeds it what happened (a frame from the signaling server,
+//! the result of a platform call, a channel or connection event) and drains
+//! [`Negotiation::poll_step`] for what to do next ([`Step`]). `transport/native.rs`
+//! (webrtc-rs) and `transport/web.rs` (web-sys) only carry out steps and report back,
+//! so a tab and a native node negotiate the same way.
+//!
+//! # Connection attempts
+//!
+//! Every peer connection the policy asks for is one *attempt*, named by a [`ConnId`]
+//! that is never reused. Steps name the attempt they are about, and every report from
+//! the platform names the attempt it comes from. A report about an attempt that is no
+//! longer the peer's current one (closed, or replaced by a newer offer) is *stale*: it is
+//! counted, changes nothing, and yields only a [`Step::Close`] of that attempt, so that a
+//! connection the platform finished building after the policy gave up on it is torn down
+//! too. Closing is idempotent on the platform: it closes the attempt it holds under that
+//! id, if any.
+//!
+//! # The rules
+//!
+//! - **Who offers.** The newcomer: on the server's Welcome we offer to every peer listed
+//!   (once each, never to ourselves, at most [`NegotiationConfig::peers_max`] peers).
+//!   Peers that join later offer to us; PeerJoined only reports them.
+//! - **An offer** from a peer gets an answer. If we already have an attempt with that
+//!   peer (in any state), it is closed and replaced, silently: no ChannelClosed, since
+//!   the peer is still there and the new attempt carries on (membership keeps its state
+//!   for the peer; events of the replaced attempt are stale).
+//! - **An answer** is applied only to our own offer that has no remote description yet;
+//!   any other answer (no attempt, we are the answerer, a second answer) is dropped and
+//!   counted, and does not disturb the connection.
+//! - **ICE candidates** from the peer are normalised ([`Candidate::new`]: an empty
+//!   `sdpMid` becomes none, a missing m-line index becomes 0). When the peer's current
+//!   attempt has its remote description they are added at once. Otherwise they are held
+//!   for the peer, at most [`NegotiationConfig::early_candidates_max`] (further ones are
+//!   dropped and counted), and added to the next attempt whose remote description is
+//!   set. This holds whether the peer has an attempt under way or none at all
+//!   (candidates can arrive before the offer they belong to, or after we closed the
+//!   connection), so an early or a late candidate is treated the same way: held,
+//!   bounded. Only PeerLeft forgets them (with everything else about the peer).
+//! - **Failures.** A failed platform call of the negotiation (create or set a
+//!   description, build the connection) closes that attempt and emits
+//!   [`TransportEvent::ChannelClosed`], whether we offered or answered.
+//! - **Closed channels.** The data channel closing and the connection failing or closing
+//!   are one input, [`Negotiation::connection_closed`]: the attempt is closed and
+//!   ChannelClosed emitted. Together with failures, ChannelClosed is emitted **at most
+//!   once per attempt**: the first close signal ends the attempt, every later one is
+//!   stale. One is enough: membership's `handle_channel_closed` removes the peer and
+//!   ignores the rest.
+//! - **Channel open** is emitted at most once per attempt (a browser answerer's channel
+//!   may arrive already open and is reported at once; a second report is ignored).
+//! - **PeerLeft** closes the peer's attempt first, then emits
+//!   [`TransportEvent::PeerLeft`] (and no ChannelClosed: the departure is already known).
+//! - **Closes we asked for** ([`Negotiation::close_peer`] when membership declares a peer
+//!   dead, [`Negotiation::shutdown`]) close the attempt and report nothing. After
+//!   shutdown, server frames and the driver's inputs are ignored, and a platform report
+//!   only closes the attempt it names.
+//! - **Signaling errors** and the socket closing are passed through as events.
+//! - **Untrusted or out-of-order frames**: a signal before the Welcome, a signal from our
+//!   own id, a second Welcome, or a new peer beyond `peers_max` is dropped and counted
+//!   in [`NegotiationStats`].
+//!
+//! Data-channel messages do not pass through the policy: the transports emit
+//! [`TransportEvent::Message`] directly, on the hot path.
+//!
+//! # Using it from a transport
+//!
+//! Keep one `Negotiation` behind a lock (`Mutex` natively, `RefCell` in the browser).
+//! For each input: take the lock, call the input, drain `poll_step` until `None`,
+//! release the lock, then carry out the steps in order. So each caller carries out
+//! exactly the steps its own input caused, and no lock is held across an `await`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use super::TransportEvent;
+use crate::signal::{IceServer, PeerId, PeerInfo, PeerKind, ServerMsg, SignalData};
+
+/// Bounds of the policy's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NegotiationConfig {
+    /// ICE candidates held per peer until a remote description is set.
+    pub early_candidates_max: usize,
+    /// Most peers with negotiation state at once; the signaling server bounds a room
+    /// too, this keeps a misbehaving server from growing our state without bound.
+    pub peers_max: usize,
+}
+
+impl Default for NegotiationConfig {
+    fn default() -> Self {
+        NegotiationConfig {
+            early_candidates_max: 64,
+            peers_max: 256,
+        }
+    }
+}
+
+/// One connection attempt with a peer. Never reused, so a report from a replaced or
+/// closed attempt can be told from one of the current attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// An ICE candidate, normalised so that both platforms read it the same way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The `candidate:` line, passed on as-is.
+    pub candidate: String,
+    /// The media stream id; never empty.
+    pub sdp_mid: Option<String>,
+    /// The m-line index; 0 when the sender gave none (there is one m-line, the data
+    /// channel's).
+    pub sdp_mline_index: u16,
+}
+
+impl Candidate {
+    /// Normalises the fields of [`SignalData::Ice`]: webrtc-rs sends an empty `sdpMid`,
+    /// which browsers refuse, and the m-line index alone identifies the line.
+    pub fn new(candidate: String, sdp_mid: Option<String>, sdp_mline_index: Option<u16>) -> Self {
+        Candidate {
+            candidate,
+            sdp_mid: sdp_mid.filter(|m| !m.is_empty()),
+            sdp_mline_index: sdp_mline_index.unwrap_or(0),
+        }
+    }
+
+    /// The candidate as a signaling payload.
+    pub fn into_signal(self) -> SignalData {
+        SignalData::Ice {
+            candidate: self.candidate,
+            sdp_mid: self.sdp_mid,
+            sdp_mline_index: Some(self.sdp_mline_index),
+        }
+    }
+}
+
+/// What the transport must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Use these ICE servers for every connection created from now on.
+    SetIceServers(Vec<IceServer>),
+    /// Create a connection for `conn` with our data channel, create an offer and set it
+    /// as the local description; then report [`Negotiation::local_description`] with its
+    /// SDP, or [`Negotiation::negotiation_failed`].
+    Offer { peer: PeerId, conn: ConnId },
+    /// Create a connection for `conn`, set `sdp` as the remote offer and report
+    /// [`Negotiation::remote_description_set`]; then create an answer, set it as the
+    /// local description and report [`Negotiation::local_description`]. Any failure:
+    /// [`Negotiation::negotiation_failed`].
+    Answer {
+        peer: PeerId,
+        conn: ConnId,
+        sdp: String,
+    },
+    /// Set `sdp` as the remote answer on `conn`, then report
+    /// [`Negotiation::remote_description_set`] or [`Negotiation::negotiation_failed`].
+    ApplyAnswer {
+        peer: PeerId,
+        conn: ConnId,
+        sdp: String,
+    },
+    /// Add a remote ICE candidate to `conn` (a refusal is only worth a debug log).
+    AddCandidate {
+        peer: PeerId,
+        conn: ConnId,
+        candidate: Candidate,
+    },
+    /// Close `conn` and forget it, if the platform still holds it under that id. Unset
+    /// its callbacks first where the platform allows: nothing about it is wanted any more.
+    Close { peer: PeerId, conn: ConnId },
+    /// Send this negotiation payload to `to` through the signaling server.
+    Signal { to: PeerId, data: SignalData },
+    /// Hand this event to the driver.
+    Emit(TransportEvent),
+}
+
+/// Counters of inputs the policy did not act on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NegotiationStats {
+    /// Server frames dropped: a signal before the Welcome or from our own id, a second
+    /// Welcome, an answer we did not ask for, a new peer beyond `peers_max`.
+    pub dropped_frames: u64,
+    /// Remote ICE candidates dropped over `early_candidates_max` (or `peers_max`).
+    pub dropped_candidates: u64,
+    /// Platform reports about an attempt that is no longer current.
+    pub stale_reports: u64,
+}
+
+/// Which side of the offer/answer exchange we are in an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Offerer,
+    Answerer,
+}
+
+#[derive(Debug)]
+struct Attempt {
+    conn: ConnId,
+    role: Role,
+    /// Whether the remote description is set, so candidates can be added.
+    remote_set: bool,
+    /// Whether ChannelOpen was emitted.
+    open: bool,
+}
+
+#[derive(Debug, Default)]
+struct PeerNegotiation {
+    /// The current attempt, if any.
+    attempt: Option<Attempt>,
+    /// Remote candidates waiting for a remote description, bounded.
+    early: Vec<Candidate>,
+}
+
+/// The negotiation policy for one node. See the module documentation for its rules.
+#[derive(Debug)]
+pub struct Negotiation {
+    config: NegotiationConfig,
+    /// Our kind and display name, for the Joined event.
+    kind: PeerKind,
+    name: String,
+    /// Our id, once the server has welcomed us.
+    me: Option<PeerId>,
+    shut_down: bool,
+    next_conn: u64,
+    peers: BTreeMap<PeerId, PeerNegotiation>,
+    steps: VecDeque<Step>,
+    stats: NegotiationStats,
+}
+
+impl Negotiation {
+    /// A policy for a node of `kind` named `name` (as sent in our Join).
+    pub fn new(config: NegotiationConfig, kind: PeerKind, name: String) -> Self {
+        Negotiation {
+            config,
+            kind,
+            name,
+            me: None,
+            shut_down: false,
+            next_conn: 0,
+            peers: BTreeMap::new(),
+            steps: VecDeque::new(),
+            stats: NegotiationStats::default(),
+        }
+    }
+
+    // ---- getters ----
+
+    /// Our id, once welcomed.
+    pub fn me(&self) -> Option<&PeerId> {
+        self.me.as_ref()
+    }
+
+    /// The peer's current attempt, if any.
+    pub fn conn(&self, peer: &PeerId) -> Option<ConnId> {
+        self.peers.get(peer)?.attempt.as_ref().map(|a| a.conn)
+    }
+
+    /// Remote candidates held for `peer`.
+    pub fn early_candidates(&self, peer: &PeerId) -> usize {
+        self.peers.get(peer).map_or(0, |p| p.early.len())
+    }
+
+    pub fn stats(&self) -> &NegotiationStats {
+        &self.stats
+    }
+
+    /// The next step to carry out; drain until `None` after every input.
+    pub fn poll_step(&mut self) -> Option<Step> {
+        self.steps.pop_front()
+    }
+
+    // ---- input: the signaling server ----
+
+    /// A frame from the signaling server.
+    pub fn handle_server(&mut self, msg: ServerMsg) {
+        if self.shut_down {
+            return;
+        }
+        match msg {
+            ServerMsg::Welcome {
+                id,
+                peers,
+                ice_servers,
+                ..
+            } => self.on_welcome(id, peers, ice_servers),
+            ServerMsg::PeerJoined { peer } => self.emit(TransportEvent::PeerJoined(peer)),
+            ServerMsg::PeerLeft { id } => {
+                if let Some(p) = self.peers.remove(&id)
+                    && let Some(a) = p.attempt
+                {
+                    self.steps.push_back(Step::Close {
+                        peer: id.clone(),
+                        conn: a.conn,
+                    });
+                }
+                self.emit(TransportEvent::PeerLeft(id));
+            }
+            ServerMsg::Signal { from, data } => self.on_signal(from, data),
+            ServerMsg::Error { code, message } => {
+                self.emit(TransportEvent::SignalingError { code, message })
+            }
+        }
+    }
+
+    /// The signaling socket closed. Established connections carry on.
+    pub fn signaling_closed(&mut self) {
+        if !self.shut_down {
+            self.emit(TransportEvent::SignalingClosed);
+        }
+    }
+
+    fn on_welcome(&mut self, id: PeerId, peers: Vec<PeerInfo>, ice_servers: Vec<IceServer>) {
+        if self.me.is_some() {
+            self.stats.dropped_frames += 1;
+            return;
+        }
+        self.me = Some(id.clone());
+        self.steps.push_back(Step::SetIceServers(ice_servers));
+        let me = PeerInfo {
+            id: id.clone(),
+            kind: self.kind,
+            name: self.name.clone(),
+        };
+        let to_offer: Vec<PeerId> = peers.iter().map(|p| p.id.clone()).collect();
+        self.emit(TransportEvent::Joined { me, peers });
+        // The newcomer offers to everyone already there.
+        for peer in to_offer {
+            if peer == id || self.conn(&peer).is_some() {
+                continue;
+            }
+            if !self.has_room_for(&peer) {
+                self.stats.dropped_frames += 1;
+                continue;
+            }
+            let conn = self.start(&peer, Role::Offerer);
+            self.steps.push_back(Step::Offer { peer, conn });
+        }
+    }
+
+    fn on_signal(&mut self, from: PeerId, data: SignalData) {
+        if self.me.as_ref().is_none_or(|me| *me == from) {
+            // Before the Welcome nobody can know us; and we never signal ourselves.
+            match data {
+                SignalData::Ice { .. } => self.stats.dropped_candidates += 1,
+                _ => self.stats.dropped_frames += 1,
+            }
+            return;
+        }
+        match data {
+            SignalData::Offer { sdp } => {
+                if !self.has_room_for(&from) {
+                    self.stats.dropped_frames += 1;
+                    return;
+                }
+                // A newer offer replaces whatever we had with the peer.
+                self.close_attempt(&from);
+                let conn = self.start(&from, Role::Answerer);
+                self.steps.push_back(Step::Answer {
+                    peer: from,
+                    conn,
+                    sdp,
+                });
+            }
+            SignalData::Answer { sdp } => {
+                let attempt = self.peers.get(&from).and_then(|p| p.attempt.as_ref());
+                match attempt {
+                    Some(a) if a.role == Role::Offerer && !a.remote_set => {
+                        let conn = a.conn;
+                        self.steps.push_back(Step::ApplyAnswer {
+                            peer: from,
+                            conn,
+                            sdp,
+                        });
+                    }
+                    _ => self.stats.dropped_frames += 1,
+                }
+            }
+            SignalData::Ice {
+                candidate,
+                sdp_mid,
+                sdp_mline_index,
+            } => {
+                let candidate = Candidate::new(candidate, sdp_mid, sdp_mline_index);
+                if !self.has_room_for(&from) {
+                    self.stats.dropped_candidates += 1;
+                    return;
+                }
+                let max = self.config.early_candidates_max;
+                let p = self.peers.entry(from.clone()).or_default();
+                match &p.attempt {
+                    Some(a) if a.remote_set => {
+                        let conn = a.conn;
+                        self.steps.push_back(Step::AddCandidate {
+                            peer: from,
+                            conn,
+                            candidate,
+                        });
+                    }
+                    _ if p.early.len() < max => p.early.push(candidate),
+                    _ => {
+                        self.stats.dropped_candidates += 1;
+                        self.forget_if_empty(&from);
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- input: the platform's reports ----
+
+    /// Our offer or answer for `conn` is set as the local description: send it.
+    pub fn local_description(&mut self, peer: &PeerId, conn: ConnId, sdp: String) {
+        let Some(a) = self.current(peer, conn) else {
+            return;
+        };
+        let data = match a.role {
+            Role::Offerer => SignalData::Offer { sdp },
+            Role::Answerer => SignalData::Answer { sdp },
+        };
+        self.steps.push_back(Step::Signal {
+            to: peer.clone(),
+            data,
+        });
+    }
+
+    /// `conn` gathered a local ICE candidate: send it (trickle ICE).
+    pub fn local_candidate(&mut self, peer: &PeerId, conn: ConnId, candidate: Candidate) {
+        if self.current(peer, conn).is_none() {
+            return;
+        }
+        self.steps.push_back(Step::Signal {
+            to: peer.clone(),
+            data: candidate.into_signal(),
+        });
+    }
+
+    /// The remote description of `conn` is set: add the candidates that came early.
+    pub fn remote_description_set(&mut self, peer: &PeerId, conn: ConnId) {
+        let Some(a) = self.current(peer, conn) else {
+            return;
+        };
+        a.remote_set = true;
+        let early = self
+            .peers
+            .get_mut(peer)
+            .map(|p| std::mem::take(&mut p.early))
+            .unwrap_or_default();
+        for candidate in early {
+            self.steps.push_back(Step::AddCandidate {
+                peer: peer.clone(),
+                conn,
+                candidate,
+            });
+        }
+    }
+
+    /// A platform call of the negotiation of `conn` failed (building the connection,
+    /// creating or setting a description). The platform logs why.
+    pub fn negotiation_failed(&mut self, peer: &PeerId, conn: ConnId) {
+        self.lost(peer, conn);
+    }
+
+    /// The data channel of `conn` is open.
+    pub fn channel_open(&mut self, peer: &PeerId, conn: ConnId) {
+        let Some(a) = self.current(peer, conn) else {
+            return;
+        };
+        if !a.open {
+            a.open = true;
+            self.emit(TransportEvent::ChannelOpen(peer.clone()));
+        }
+    }
+
+    /// The data channel of `conn` closed, or its connection failed or closed.
+    pub fn connection_closed(&mut self, peer: &PeerId, conn: ConnId) {
+        self.lost(peer, conn);
+    }
+
+    // ---- input: the driver ----
+
+    /// Close the connection to `peer` (membership declared it dead). Reports nothing.
+    pub fn close_peer(&mut self, peer: &PeerId) {
+        if self.shut_down {
+            return;
+        }
+        self.close_attempt(peer);
+        self.forget_if_empty(peer);
+    }
+
+    /// Close every connection; every later input is ignored. Reports nothing.
+    pub fn shutdown(&mut self) {
+        if self.shut_down {
+            return;
+        }
+        self.shut_down = true;
+        for (peer, p) in std::mem::take(&mut self.peers) {
+            if let Some(a) = p.attempt {
+                self.steps.push_back(Step::Close { peer, conn: a.conn });
+            }
+        }
+    }
+
+    // ---- internals ----
+
+    fn emit(&mut self, ev: TransportEvent) {
+        self.steps.push_back(Step::Emit(ev));
+    }
+
+    /// Whether `peer` has state already, or there is room for it.
+    fn has_room_for(&self, peer: &PeerId) -> bool {
+        self.peers.contains_key(peer) || self.peers.len() < self.config.peers_max
+    }
+
+    /// Starts a new attempt with `peer`, keeping the candidates held for it.
+    fn start(&mut self, peer: &PeerId, role: Role) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.peers.entry(peer.clone()).or_default().attempt = Some(Attempt {
+            conn,
+            role,
+            remote_set: false,
+            open: false,
+        });
+        conn
+    }
+
+    /// The peer's attempt if `conn` is it. A report about any other attempt is stale:
+    /// counted, and that attempt closed in case the platform still holds it.
+    fn current(&mut self, peer: &PeerId, conn: ConnId) -> Option<&mut Attempt> {
+        let is_current = !self.shut_down && self.conn(peer) == Some(conn);
+        if !is_current {
+            self.stats.stale_reports += 1;
+            self.steps.push_back(Step::Close {
+                peer: peer.clone(),
+                conn,
+            });
+            return None;
+        }
+        self.peers.get_mut(peer)?.attempt.as_mut()
+    }
+
+    /// Closes the peer's attempt, if any. Candidates held for the peer stay held.
+    fn close_attempt(&mut self, peer: &PeerId) {
+        if let Some(a) = self.peers.get_mut(peer).and_then(|p| p.attempt.take()) {
+            self.steps.push_back(Step::Close {
+                peer: peer.clone(),
+                conn: a.conn,
+            });
+        }
+    }
+
+    /// `conn` failed or closed: close it and report it, once.
+    fn lost(&mut self, peer: &PeerId, conn: ConnId) {
+        if self.current(peer, conn).is_none() {
+            return;
+        }
+        self.close_attempt(peer);
+        self.forget_if_empty(peer);
+        self.emit(TransportEvent::ChannelClosed(peer.clone()));
+    }
+
+    fn forget_if_empty(&mut self, peer: &PeerId) {
+        if self
+            .peers
+            .get(peer)
+            .is_some_and(|p| p.attempt.is_none() && p.early.is_empty())
+        {
+            self.peers.remove(peer);
+        }
+    }
+}
