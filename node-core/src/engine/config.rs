@@ -5,7 +5,8 @@
 pub struct EngineConfig {
     /// Tasks computed at once (the cores given to the mesh).
     pub slots: usize,
-    /// New facts are batched this long before they are broadcast.
+    /// New facts are batched this long before they are broadcast (a claim goes out at
+    /// once: another node that has not heard of it may start the same task).
     pub flush_ms: u64,
     /// Digests, store and fetch retries and backups are looked at this often.
     pub sync_ms: u64,

@@ -1,4 +1,5 @@
-//! Facts in and out: own facts are batched and broadcast every `flush_ms`; every
+//! Facts in and out: own facts are batched and broadcast every `flush_ms` (a claim
+//! goes out at once, with whatever is batched); every
 //! `sync_ms` a digest (facts authored per job) lets a peer that missed some ask for
 //! them again; a newcomer gets every job and this node's facts at once.
 //!

@@ -368,7 +368,10 @@ impl Engine {
                     None
                 }
             },
-            Steal::Nothing => None,
+            Steal::Nothing => {
+                self.jobs.get_mut(&id)?.sched.deferred_since = None;
+                None
+            }
         };
         let j = self.jobs.get(&id)?;
         let backup = match found {
