@@ -96,7 +96,7 @@ fn main() {
     println!();
     println!("kernels (native, one core)");
     println!("{}", "-".repeat(86));
-    // The default parameters are DESIGN.md's baseline: 1024×1024, 1000 iterations.
+    // The default parameters are the speed baseline: 1024×1024, 1000 iterations.
     let m = Kernel::Mandelbrot(mandelbrot::Params {
         tiles_x: 1,
         tiles_y: 1,

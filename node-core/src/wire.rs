@@ -14,7 +14,7 @@ use crate::signal::{PeerId, PeerKind};
 pub const WIRE_VERSION: u8 = 1;
 
 /// Largest message a node sends or accepts on a data channel, in bytes. 16 KiB is what
-/// every browser delivers unfragmented; larger payloads are chunked by the sender.
+/// every browser delivers unfragmented; larger messages are refused (not chunked yet).
 pub const MESSAGE_LEN_MAX: usize = 16 * 1024;
 
 /// Longest name accepted in a [`WireMsg::Hello`].
@@ -73,8 +73,9 @@ pub enum EngineMsg {
     Job { spec: JobSpec },
     /// New facts of the sender's about one job.
     Facts { job: JobId, facts: Vec<TaskFact> },
-    /// How many facts the sender has authored for a job; a receiver that knows fewer
-    /// asks for them again ([`EngineMsg::Resend`]). Repairs lost messages.
+    /// How many facts the sender has authored (and sent) for a job; a receiver that,
+    /// a sync interval later, still knows fewer than this asks for them again
+    /// ([`EngineMsg::Resend`]). Repairs lost messages.
     Digest { job: JobId, facts: u64 },
     /// "Send me all your facts about this job."
     Resend { job: JobId },

@@ -1,7 +1,7 @@
 // Shared pieces of the end-to-end controllers (`mesh.mjs`, `bench.mjs`).
 //
-// Both run INSIDE a network namespace that has only `lo` (see /work/shared/TOOLCHAIN.md,
-// "WebRTC on loopback"): every address used here is 127.0.0.1. A `Harness` owns every
+// Both run INSIDE a network namespace that has only `lo` (ARCHITECTURE.md says why:
+// Chromium offers candidates on every interface): every address used here is 127.0.0.1. A `Harness` owns every
 // process it starts (meshwork servers and nodes, Chromium browsers) and every temporary
 // directory it makes; `cleanup()` SIGKILLs each started process with its whole process
 // tree, by pid, and removes the directories.

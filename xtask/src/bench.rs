@@ -1,7 +1,6 @@
 //! `cargo xtask bench mesh`: how fast the mesh forms, carries data and notices a loss.
 //!
-//! Drives release builds of `meshwork` on loopback and prints a table. Goals (from the
-//! mesh issue): full mesh of 8 native nodes ≤ 2 s; native↔native ≥ 100 MiB/s; a killed
+//! Drives release builds of `meshwork` on loopback and prints a table. Goals: full mesh of 8 native nodes ≤ 2 s; native↔native ≥ 100 MiB/s; a killed
 //! peer noticed ≤ 1.5 s. The Chromium rows run the browser controller inside a network
 //! namespace and need root and Chromium; they are reported as skipped otherwise.
 

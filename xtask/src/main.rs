@@ -1,11 +1,22 @@
 //! `cargo xtask`: the one way to set up, build, test, demo and benchmark Meshwork.
 //!
-//! - `setup`: installs what a fresh machine lacks, idempotently (checks versions first).
-//! - `demo`:  setup, build the web UI, run `meshwork demo`.
-//! - `test`:  setup, build the web UI, then every test layer; ends with `N passed, N failed`.
-//! - `bench mesh`: the mesh benchmark (see `bench.rs`).
+//! - `setup`: installs what a fresh machine lacks, idempotently (checks versions first):
+//!   the wasm32 target, wasm-bindgen-cli and Trunk at their pinned versions, the npm
+//!   packages of `package-lock.json` (`wasm-opt`, `playwright-core`), and Chromium
+//!   (with apt, when run as root).
+//! - `demo [ARGS]`: setup, build the web UI, run `meshwork demo ARGS` (release build).
+//! - `test`: setup, build the web UI, then `cargo fmt --check`, clippy natively and for
+//!   wasm32, `cargo test --workspace` (every native layer, the browser end to end
+//!   included) and node-core's tests on wasm32; ends with `total: N passed, N failed`.
+//! - `build-ui`: build the web UI into `dist/` with Trunk (offline; needs `setup`).
+//! - `bench mesh` (or `bench` alone): setup, build the web UI, then the mesh benchmark
+//!   on release builds (see `bench.rs`).
+//! - `bench engine`: `cargo bench -p node-core --bench engine`, the engine's cost per
+//!   task in the simulator and the kernels' speed.
+//! - `soak [N]`: the simulator over N seeds (default 100,000) in a release build.
 //!
-//! CI (`.ci/run`) calls `cargo xtask test`, the same command a person runs.
+//! CI (`.ci/run`) calls `cargo xtask setup` and `cargo xtask test`, the same commands a
+//! person runs.
 
 mod bench;
 
@@ -58,11 +69,14 @@ const HELP: &str = "cargo xtask <command>
   setup        install what this machine lacks (wasm target, wasm-bindgen-cli, Trunk,
                npm packages, Chromium); skips what is already there
   demo [ARGS]  build everything and run `meshwork demo ARGS` (try --help)
-  test         build everything and run every test layer
+  test         build everything, check fmt and clippy (native and wasm32), run every
+               test layer; ends with `total: N passed, N failed`
+  build-ui     build the web UI into dist/ with Trunk
   bench mesh   mesh benchmark: time to full mesh, throughput, RTT, departure detection
+               (`bench` alone runs it too)
   bench engine engine cost per task, r and q overheads, kernel throughput
   soak [N]     run the simulator over N seeds (default 100000) in a release build
-  build-ui     build the web UI into dist/ with Trunk";
+  help         print this";
 
 /// The workspace root.
 pub fn root() -> PathBuf {

@@ -89,7 +89,7 @@ pub struct Params {
 }
 
 impl Default for Params {
-    /// The whole set, 1024 × 1024 at 1000 iterations, in 8 × 8 tiles: DESIGN.md's baseline.
+    /// The whole set, 1024 × 1024 at 1000 iterations, in 8 × 8 tiles: the speed baseline.
     fn default() -> Self {
         Params {
             x_min: -2.0,

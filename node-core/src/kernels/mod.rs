@@ -3,13 +3,15 @@
 //! A job runs one [`Kernel`] with its parameters. It splits into
 //! [`task_count`](Kernel::task_count) tasks; [`run_task`](Kernel::run_task) turns one task
 //! into output bytes, and [`assemble`](Kernel::assemble) turns every task's bytes into the
-//! job's [`JobOutput`]. Nodes compare outputs by [`hash64`].
+//! job's [`JobOutput`]. [`hash64`] is a fast checksum (tests, tools, node ids); the engine
+//! names and compares results by `job::content_hash` (a SHA-256 prefix), which a liar
+//! cannot forge.
 //!
 //! - [`mandelbrot`]: escape-time image tiles (RGBA8), the visual default.
 //! - [`primes`]: π(N) by a segmented sieve over ranges, checkable against published values.
 //! - [`monte_carlo`]: π estimated from random points, one seeded stream per task.
 //!
-//! What this module guarantees (DESIGN.md, invariant 5): the same task gives the same
+//! What this module guarantees (the project's determinism invariant): the same task gives the same
 //! bytes on wasm32 and x86_64. Kernels therefore use integer arithmetic or plain IEEE f64
 //! operations (`+ - * /` and comparisons; never `mul_add`, and never a libm function
 //! such as `ln`, `exp` or `sin`, whose last bit differs between implementations), their
@@ -256,7 +258,7 @@ fn read_words<const N: usize>(task: usize, bytes: &[u8]) -> Result<[u64; N], Ker
 pub mod bench {
     use super::{Kernel, mandelbrot, monte_carlo, primes};
 
-    /// Named jobs of the sizes DESIGN.md quotes baselines for.
+    /// Named jobs of the sizes the speed baselines are measured at.
     pub fn example_jobs() -> Vec<(&'static str, Kernel)> {
         vec![
             (

@@ -1,7 +1,7 @@
 //! The native transport: webrtc-rs 0.21 over tokio, with the signaling socket on
 //! tokio-tungstenite.
 //!
-//! Settings measured on loopback and in namespaces (see TOOLCHAIN.md):
+//! Settings measured on loopback and in network namespaces:
 //! - ICE binds only the addresses in [`NativeConfig::ice_bind`]; a wildcard bind serves a
 //!   LAN, `127.0.0.1` keeps tests on loopback.
 //! - mDNS is disabled: its default query mode opens a multicast socket, which fails in a
