@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Engine, Event, JobTimings, Millis};
+use super::{DropReason, Engine, Event, JobTimings, Millis};
 use crate::job::{JobId, NodeId, TaskId, content_hash};
 use crate::wire::EngineMsg;
 
@@ -170,14 +170,21 @@ impl Engine {
         // Only answers to our own fetches: unsolicited bytes could move the fetch
         // window or fill memory.
         if !j.assembly.fetches.contains_key(&task) {
-            return self.drop_msg(from, "payload nobody asked for");
+            return self.drop_msg(from, DropReason::PayloadUnsolicited);
         }
-        if task.0 >= j.tasks
-            || payload.len() > j.spec.kernel.task_output_len_max()
-            || j.board.task(task).validated_hash != Some(hash)
-            || content_hash(&payload) != hash
-        {
-            return self.drop_msg(from, "payload that does not match the validated hash");
+        let why = if task.0 >= j.tasks {
+            Some(DropReason::PayloadTaskOutOfRange)
+        } else if payload.len() > j.spec.kernel.task_output_len_max() {
+            Some(DropReason::PayloadTooBig)
+        } else if j.board.task(task).validated_hash != Some(hash) {
+            Some(DropReason::PayloadNotValidated)
+        } else if content_hash(&payload) != hash {
+            Some(DropReason::PayloadHashMismatch)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return self.drop_msg(from, why);
         }
         let Some(j) = self.jobs.get_mut(&job) else {
             return;

@@ -155,9 +155,78 @@ pub enum Event {
     Dropped {
         /// The peer that sent it.
         from: NodeId,
-        /// Why, in plain words.
-        why: &'static str,
+        /// Why.
+        why: DropReason,
     },
+}
+
+/// Why a message (or an own output) was refused. Each refusal has its own name, so a
+/// test can tell them apart; `Display` says it in plain words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// Facts about a job this node does not know (its spec is asked for).
+    FactsForUnknownJob,
+    /// More facts in one message than `facts_per_msg_max`.
+    TooManyFacts,
+    /// A fact about a task the job does not have.
+    FactTaskOutOfRange,
+    /// A resend asked again within a sync interval.
+    ResendTooSoon,
+    /// A cancel from a node that did not submit the job.
+    CancelNotFromSubmitter,
+    /// A pacing change from a node that did not submit the job.
+    PacingNotFromSubmitter,
+    /// A store for a job this node does not know.
+    StoreForUnknownJob,
+    /// A store for a task the job does not have.
+    StoreTaskOutOfRange,
+    /// A store larger than the kernel's task output can be.
+    StoreTooBig,
+    /// A store whose bytes do not hash to the hash it names.
+    StoreHashMismatch,
+    /// A store for a task this node does not rank among the top of.
+    StoreNotRankedHere,
+    /// A store of a hash other than the task's validated one.
+    StoreLostValidation,
+    /// A payload this node did not fetch.
+    PayloadUnsolicited,
+    /// A payload for a task the job does not have.
+    PayloadTaskOutOfRange,
+    /// A payload larger than the kernel's task output can be.
+    PayloadTooBig,
+    /// A payload named by a hash other than the task's validated one.
+    PayloadNotValidated,
+    /// A payload whose bytes do not hash to the hash it names.
+    PayloadHashMismatch,
+    /// This node's own computation returned more bytes than the kernel allows.
+    OwnOutputTooBig,
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use DropReason::*;
+        f.write_str(match self {
+            FactsForUnknownJob => "facts about an unknown job",
+            TooManyFacts => "too many facts in one message",
+            FactTaskOutOfRange => "fact about a task out of range",
+            ResendTooSoon => "resend asked again within a sync interval",
+            CancelNotFromSubmitter => "cancel from a node that did not submit the job",
+            PacingNotFromSubmitter => "pacing from a node that did not submit the job",
+            StoreForUnknownJob => "store for an unknown job",
+            StoreTaskOutOfRange => "store for a task out of range",
+            StoreTooBig => "store larger than a task's output can be",
+            StoreHashMismatch => "store whose bytes do not match its hash",
+            StoreNotRankedHere => "store for a task this node does not hold",
+            StoreLostValidation => "store of a result that lost validation",
+            PayloadUnsolicited => "payload nobody asked for",
+            PayloadTaskOutOfRange => "payload for a task out of range",
+            PayloadTooBig => "payload larger than a task's output can be",
+            PayloadNotValidated => "payload of a hash that is not the validated one",
+            PayloadHashMismatch => "payload whose bytes do not match its hash",
+            OwnOutputTooBig => "own task output over its bound",
+        })
+    }
 }
 
 impl std::fmt::Display for Event {

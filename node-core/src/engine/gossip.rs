@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::board::Added;
-use super::{Engine, Millis};
+use super::{DropReason, Engine, Millis};
 use crate::job::{JobId, NodeId, TaskId};
 use crate::wire::{EngineMsg, Fact, TaskFact};
 
@@ -37,10 +37,10 @@ impl Engine {
     pub(super) fn on_facts(&mut self, from: NodeId, job: JobId, facts: Vec<TaskFact>) {
         if !self.jobs.contains_key(&job) {
             self.ask_for_job(from, job);
-            return self.drop_msg(from, "facts about an unknown job");
+            return self.drop_msg(from, DropReason::FactsForUnknownJob);
         }
         if facts.len() > self.config.facts_per_msg_max {
-            return self.drop_msg(from, "too many facts in one message");
+            return self.drop_msg(from, DropReason::TooManyFacts);
         }
         for f in facts {
             self.on_fact(job, from, f);
@@ -56,7 +56,7 @@ impl Engine {
         match j.board.add(author, f) {
             Added::New | Added::Replaced => {}
             Added::Duplicate => return,
-            Added::BadTask => return self.drop_msg(author, "fact about a task out of range"),
+            Added::BadTask => return self.drop_msg(author, DropReason::FactTaskOutOfRange),
             Added::Refused => return,
         }
         if author == me {
@@ -151,7 +151,7 @@ impl Engine {
             .get(&from)
             .is_some_and(|t| now.since(*t) < sync)
         {
-            return self.drop_msg(from, "resend asked again within a sync interval");
+            return self.drop_msg(from, DropReason::ResendTooSoon);
         }
         j.gossip.resent_to.insert(from, now);
         let msgs = self.job_and_own_facts(job);

@@ -16,7 +16,7 @@ use super::placement::Ranking;
 use super::replicate::Held;
 use super::schedule::Schedule;
 use super::timer::Timer;
-use super::{Command, Engine, Event, Millis};
+use super::{Command, DropReason, Engine, Event, Millis};
 use crate::job::{JobId, JobSpec, NodeId, PACING_MS_MAX, TaskId};
 use crate::wire::EngineMsg;
 
@@ -155,7 +155,7 @@ impl Engine {
         {
             self.cancel(job);
         } else if self.jobs.contains_key(&job) {
-            self.drop_msg(from, "cancel from a node that did not submit the job");
+            self.drop_msg(from, DropReason::CancelNotFromSubmitter);
         }
     }
 
@@ -171,7 +171,7 @@ impl Engine {
                     self.timers.set(Timer::Paced(job), j.paced_until);
                 }
             }
-            Some(_) => self.drop_msg(from, "pacing from a node that did not submit the job"),
+            Some(_) => self.drop_msg(from, DropReason::PacingNotFromSubmitter),
             None => {}
         }
     }

@@ -101,7 +101,7 @@ use crate::job::{JobId, NodeId, TaskId};
 use crate::kernels::Kernel;
 use crate::wire::EngineMsg;
 pub use config::EngineConfig;
-pub use event::{EngineStats, Event, JobTimings, Why};
+pub use event::{DropReason, EngineStats, Event, JobTimings, Why};
 use job::Job;
 use placement::mix64;
 pub use timer::Timer;
@@ -484,7 +484,7 @@ impl Engine {
         self.out.push_back(Output::Broadcast { msg });
     }
 
-    fn drop_msg(&mut self, from: NodeId, why: &'static str) {
+    fn drop_msg(&mut self, from: NodeId, why: DropReason) {
         self.stats.dropped += 1;
         self.event(Event::Dropped { from, why });
     }

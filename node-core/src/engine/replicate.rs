@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::config::STORE_TRIES_MAX;
 use super::job::Job;
-use super::{Engine, Event, Millis};
+use super::{DropReason, Engine, Event, Millis};
 use crate::job::{JobId, NodeId, TaskId, content_hash};
 use crate::wire::{EngineMsg, Fact};
 
@@ -207,21 +207,24 @@ impl Engine {
         let me = self.me;
         let Some(j) = self.jobs.get_mut(&job) else {
             self.ask_for_job(from, job);
-            return self.drop_msg(from, "store for an unknown job");
+            return self.drop_msg(from, DropReason::StoreForUnknownJob);
         };
-        if task.0 >= j.tasks
-            || payload.len() > j.spec.kernel.task_output_len_max()
-            || content_hash(&payload) != hash
-        {
-            return self.drop_msg(from, "store whose bytes do not match its hash");
+        if task.0 >= j.tasks {
+            return self.drop_msg(from, DropReason::StoreTaskOutOfRange);
+        }
+        if payload.len() > j.spec.kernel.task_output_len_max() {
+            return self.drop_msg(from, DropReason::StoreTooBig);
+        }
+        if content_hash(&payload) != hash {
+            return self.drop_msg(from, DropReason::StoreHashMismatch);
         }
         // Only a node among the task's top ranked keeps bytes sent to it (with slack
         // for views that differ): anyone else would let a peer fill its memory.
         if !j.ranking.top(task).any(|n| n == me) {
-            return self.drop_msg(from, "store for a task this node does not hold");
+            return self.drop_msg(from, DropReason::StoreNotRankedHere);
         }
         if j.board.task(task).validated_hash.is_some_and(|v| v != hash) {
-            return self.drop_msg(from, "store of a result that lost validation");
+            return self.drop_msg(from, DropReason::StoreLostValidation);
         }
         if j.held.payloads.contains_key(&task) {
             // Already holding (maybe another hash awaiting validation): keep the first.

@@ -12,7 +12,7 @@ use super::config::STEAL_CHOICES;
 use super::job::Job;
 use super::placement::{self, Ranking};
 use super::timer::Timer;
-use super::{Engine, Event, Millis, Output, Why};
+use super::{DropReason, Engine, Event, Millis, Output, Why};
 use crate::job::{JobId, NodeId, TaskId, content_hash};
 use crate::wire::Fact;
 
@@ -169,7 +169,7 @@ impl Engine {
             return;
         };
         if output.len() > j.spec.kernel.task_output_len_max() {
-            return self.drop_msg(self.me, "own task output over its bound");
+            return self.drop_msg(self.me, DropReason::OwnOutputTooBig);
         }
         let hash = content_hash(&output);
         j.computed_here += 1;

@@ -2,7 +2,7 @@
 //! (`node-core/tests/sim.rs`) covers the distributed behaviour.
 
 use super::*;
-use crate::job::JobSpec;
+use crate::job::{JobSpec, content_hash};
 use crate::kernels::monte_carlo;
 use crate::wire::{Fact, TaskFact};
 
@@ -100,7 +100,7 @@ fn bad_messages_are_dropped_and_counted_never_trusted() {
             hash: 1,
             payload: vec![],
         },
-        // A payload nobody validated.
+        // Payloads nobody fetched.
         EngineMsg::Payload {
             job,
             task: TaskId(0),
@@ -112,6 +112,35 @@ fn bad_messages_are_dropped_and_counted_never_trusted() {
             task: TaskId(77),
             hash: 5,
             payload: vec![0],
+        },
+        // Facts about a job nobody submitted.
+        EngineMsg::Facts {
+            job: JobId(12345),
+            facts: vec![],
+        },
+        // Over the bound of facts per message.
+        EngineMsg::Facts {
+            job,
+            facts: vec![
+                TaskFact {
+                    task: TaskId(0),
+                    fact: Fact::Claim,
+                };
+                EngineConfig::default().facts_per_msg_max + 1
+            ],
+        },
+        EngineMsg::Store {
+            job: JobId(12345),
+            task: TaskId(0),
+            hash: 1,
+            payload: vec![],
+        },
+        // Larger than a Monte Carlo task's output can be.
+        EngineMsg::Store {
+            job,
+            task: TaskId(0),
+            hash: 1,
+            payload: vec![0; 1 << 20],
         },
         // Cancel from a node that did not submit.
         EngineMsg::Cancel { job },
@@ -136,26 +165,70 @@ fn bad_messages_are_dropped_and_counted_never_trusted() {
     for msg in msgs {
         e.handle_input(Millis(1), Input::Message { from, msg });
     }
-    let dropped: Vec<&'static str> = drain(&mut e)
-        .into_iter()
+    let out = drain(&mut e);
+    let dropped: Vec<DropReason> = out
+        .iter()
         .filter_map(|o| match o {
-            Output::Event(Event::Dropped { why, .. }) => Some(why),
+            Output::Event(Event::Dropped { why, .. }) => Some(*why),
             _ => None,
         })
         .collect();
-    for why in [
-        "fact about a task out of range",
-        "store whose bytes do not match its hash",
-        "payload nobody asked for",
-        "cancel from a node that did not submit the job",
-        "pacing from a node that did not submit the job",
-        "resend asked again within a sync interval",
-    ] {
-        assert!(dropped.contains(&why), "{why:?} not in {dropped:?}");
-    }
+    use DropReason::*;
+    assert_eq!(
+        dropped,
+        [
+            FactTaskOutOfRange,
+            StoreHashMismatch,
+            StoreTaskOutOfRange,
+            PayloadUnsolicited,
+            PayloadUnsolicited,
+            FactsForUnknownJob,
+            TooManyFacts,
+            StoreForUnknownJob,
+            StoreTooBig,
+            CancelNotFromSubmitter,
+            PacingNotFromSubmitter,
+            ResendTooSoon,
+        ]
+    );
+    assert_eq!(e.stats().dropped, dropped.len() as u64);
     assert!(e.job_ids().any(|j| j == job), "a stranger cannot cancel");
-    assert_eq!(e.validated_hash(job, TaskId(0)), None);
-    assert_eq!(e.validated_hash(job, TaskId(99)), None);
+    assert!(
+        e.task_entry(job, TaskId(99)).is_none(),
+        "no task out of range"
+    );
+    // A help request out of range starts nothing, a fetch out of range is not answered,
+    // and one resend answer went out (the spec and this node's facts), not two.
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::RunTask { task, .. } if task.0 >= 4))
+    );
+    assert!(!out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: EngineMsg::Payload { .. },
+            ..
+        }
+    )));
+    let specs_resent = out
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    msg: EngineMsg::Job { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(specs_resent, 1);
+    // Asking for the unknown job's spec (once), and nothing else.
+    let asked = out
+        .iter()
+        .filter(|o| matches!(o, Output::Send { msg: EngineMsg::Resend { job: j }, .. } if *j == JobId(12345)))
+        .count();
+    assert_eq!(asked, 1);
     // An invalid spec from the network is refused.
     let bad = JobSpec {
         kernel: kernel(0),
@@ -367,4 +440,151 @@ fn facts_in_flight_cause_no_resend_but_lost_ones_do() {
         },
     );
     assert_eq!(resends(digest(&mut e, 1_500, 5)), 0, "caught up");
+}
+
+/// Node 1 (computing nothing) sees node 2 report and hold every task of a job node 1
+/// submitted: every task validates, and node 1 fetches each result from node 2.
+fn assembler_fed_by_a_peer(tasks: u32) -> (Engine, JobId, Vec<Vec<u8>>) {
+    let config = EngineConfig {
+        slots: 0,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
+    let job = submit(&mut e, tasks, 0);
+    let truth: Vec<Vec<u8>> = (0..tasks)
+        .map(|t| {
+            let mut b = Vec::new();
+            kernel(tasks).run_task(t, &mut b).expect("valid");
+            b
+        })
+        .collect();
+    let facts = truth
+        .iter()
+        .enumerate()
+        .flat_map(|(t, b)| {
+            let h = content_hash(b);
+            [Fact::Report(h), Fact::Holding(h)].map(|fact| TaskFact {
+                task: TaskId(t as u32),
+                fact,
+            })
+        })
+        .collect();
+    e.handle_input(
+        Millis(1),
+        Input::Message {
+            from: NodeId(2),
+            msg: EngineMsg::Facts { job, facts },
+        },
+    );
+    (e, job, truth)
+}
+
+fn dropped(out: &[Output]) -> Vec<DropReason> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::Dropped { why, .. }) => Some(*why),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn fetched_bytes_are_checked_against_the_validated_hash() {
+    let (mut e, job, truth) = assembler_fed_by_a_peer(2);
+    let fetched = drain(&mut e)
+        .iter()
+        .filter(
+            |o| matches!(o, Output::Send { to, msg: EngineMsg::Fetch { .. } } if *to == NodeId(2)),
+        )
+        .count();
+    assert_eq!(fetched, 2, "every result is fetched from its holder");
+    let h0 = content_hash(&truth[0]);
+    let payload = |task: u32, hash: u64, payload: Vec<u8>| Input::Message {
+        from: NodeId(2),
+        msg: EngineMsg::Payload {
+            job,
+            task: TaskId(task),
+            hash,
+            payload,
+        },
+    };
+    // Junk labelled with the validated hash; true bytes named by another hash.
+    let mut junk = truth[0].clone();
+    junk[0] ^= 1;
+    e.handle_input(Millis(2), payload(0, h0, junk));
+    e.handle_input(Millis(2), payload(0, h0 ^ 1, truth[0].clone()));
+    let out = drain(&mut e);
+    assert_eq!(
+        dropped(&out),
+        [
+            DropReason::PayloadHashMismatch,
+            DropReason::PayloadNotValidated
+        ]
+    );
+    assert!(!e.is_assembled(job));
+    // The true bytes are taken, and the output is the one-process output.
+    e.handle_input(Millis(3), payload(0, h0, truth[0].clone()));
+    e.handle_input(
+        Millis(3),
+        payload(1, content_hash(&truth[1]), truth[1].clone()),
+    );
+    let done = drain(&mut e).into_iter().find_map(|o| match o {
+        Output::Event(Event::JobDone { output, .. }) => Some(output),
+        _ => None,
+    });
+    assert_eq!(done, Some(kernel(2).run_all().expect("valid")));
+}
+
+#[test]
+fn stored_bytes_are_checked_against_their_hash() {
+    let (mut e, job, truth) = assembler_fed_by_a_peer(2);
+    drain(&mut e);
+    let h0 = content_hash(&truth[0]);
+    let mut junk = truth[0].clone();
+    junk[0] ^= 1;
+    e.handle_input(
+        Millis(2),
+        Input::Message {
+            from: NodeId(2),
+            msg: EngineMsg::Store {
+                job,
+                task: TaskId(0),
+                hash: h0,
+                payload: junk,
+            },
+        },
+    );
+    e.handle_input(Millis(10), Input::Timeout);
+    let out = drain(&mut e);
+    assert_eq!(dropped(&out), [DropReason::StoreHashMismatch]);
+    let holding = out.iter().any(|o| {
+        matches!(o, Output::Broadcast { msg: EngineMsg::Facts { facts, .. } }
+            if facts.iter().any(|f| matches!(f.fact, Fact::Holding(_))))
+    });
+    assert!(
+        !holding,
+        "junk is not kept, so this node does not say it holds it"
+    );
+    // The true bytes are kept, and fill in the assembly.
+    e.handle_input(
+        Millis(11),
+        Input::Message {
+            from: NodeId(2),
+            msg: EngineMsg::Store {
+                job,
+                task: TaskId(0),
+                hash: h0,
+                payload: truth[0].clone(),
+            },
+        },
+    );
+    e.handle_input(Millis(20), Input::Timeout);
+    let out = drain(&mut e);
+    assert_eq!(dropped(&out), []);
+    let holding = out.iter().any(|o| {
+        matches!(o, Output::Broadcast { msg: EngineMsg::Facts { facts, .. } }
+            if facts.iter().any(|f| f.task == TaskId(0) && f.fact == Fact::Holding(h0)))
+    });
+    assert!(holding, "the true bytes are kept and announced");
 }
