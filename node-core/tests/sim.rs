@@ -101,6 +101,7 @@ fn simulated_meshes_stay_safe_and_live() {
             "liar marked",
             "replicated",
             "holder lost",
+            "silent claimer",
         ] {
             assert!(
                 counts.get(path).is_some_and(|n| *n > 0),
@@ -216,6 +217,7 @@ fn prime_count_jobs_reproduce_published_values() {
             replication: 2,
             quorum: 2,
             liars: 1,
+            silent: 0,
             loss: 0.05,
             dup: 0.05,
             latency_ms: (1, 20),

@@ -12,6 +12,9 @@ pub struct EngineConfig {
     pub sync_ms: u64,
     /// A task claimed this long ago without a result may get a speculative backup.
     pub straggler_ms: u64,
+    /// A claim this old without a report no longer counts as work in flight (the
+    /// claimer may be silent on purpose); others then compute the task.
+    pub claim_expire_ms: u64,
     /// An idle node steals only once a job is this old here, so that owners' claims
     /// have had time to arrive (otherwise every idle node grabs the same first tasks).
     pub steal_after_ms: u64,
@@ -36,6 +39,7 @@ impl Default for EngineConfig {
             flush_ms: 5,
             sync_ms: 500,
             straggler_ms: 2_000,
+            claim_expire_ms: 10_000,
             steal_after_ms: 200,
             fetch_timeout_ms: 1_000,
             store_retry_ms: 1_000,

@@ -16,8 +16,9 @@ use crate::wire::EngineMsg;
 pub(super) struct Help {
     /// Tasks other nodes asked this one to compute ([`EngineMsg::Help`]).
     pub(super) requests: BTreeSet<TaskId>,
-    /// When this node last asked for help with a task.
-    pub(super) asked_at: BTreeMap<TaskId, Millis>,
+    /// When this node last asked for help with a task, and how often it asked: each ask
+    /// goes to the next candidate, so a helper that never helps is not asked forever.
+    pub(super) asked_at: BTreeMap<TaskId, (Millis, u32)>,
     /// Tasks this node reported that are not validated yet (where help may be needed).
     pub(super) reported_open: BTreeSet<TaskId>,
 }
@@ -38,14 +39,15 @@ impl Engine {
                     || j.help
                         .asked_at
                         .get(&task)
-                        .is_some_and(|at| now.since(*at) < self.config.straggler_ms)
+                        .is_some_and(|(at, _)| now.since(*at) < self.config.straggler_ms)
                     || self.runnable(j, task, true).is_some()
                 {
                     continue;
                 }
-                let in_flight = entry.authors.iter().any(|(n, f)| {
-                    f.claimed && f.reports.is_empty() && self.is_live(*n) && *n != self.me
-                });
+                let in_flight = entry
+                    .authors
+                    .iter()
+                    .any(|(n, f)| self.in_flight(j, task, *n, f));
                 if in_flight {
                     continue;
                 }
@@ -54,20 +56,26 @@ impl Engine {
                         && !self.liars.contains(n)
                         && entry.facts_of(*n).is_none_or(|f| f.reports.is_empty())
                 };
-                let helper = j
+                let mut helpers: Vec<NodeId> = j
                     .ranking
                     .top(task)
-                    .filter(|n| self.is_live(*n))
-                    .find(fresh)
-                    .or_else(|| self.peers.iter().copied().find(fresh));
-                if let Some(to) = helper {
-                    asks.push((j.id, task, to));
+                    .filter(|n| self.is_live(*n) && fresh(n))
+                    .collect();
+                for n in self.peers.iter().copied().filter(fresh) {
+                    if !helpers.contains(&n) {
+                        helpers.push(n);
+                    }
+                }
+                let tries = j.help.asked_at.get(&task).map_or(0, |(_, n)| *n);
+                if !helpers.is_empty() {
+                    let to = helpers[tries as usize % helpers.len()];
+                    asks.push((j.id, task, to, tries + 1));
                 }
             }
         }
-        for (job, task, to) in asks {
+        for (job, task, to, tries) in asks {
             if let Some(j) = self.jobs.get_mut(&job) {
-                j.help.asked_at.insert(task, now);
+                j.help.asked_at.insert(task, (now, tries));
             }
             self.send(to, EngineMsg::Help { job, task });
         }

@@ -466,6 +466,7 @@ impl Engine {
         self.ask_for_help();
         self.broadcast_digests();
         self.wake_for_backups();
+        self.wake_for_expired_claims();
         self.retry_stores();
         self.fetch_missing();
     }

@@ -51,6 +51,7 @@ impl Engine {
         j.tasks_validated += 1;
         j.help.reported_open.remove(&task);
         j.sched.claim_seen.remove(&task);
+        j.sched.claimed_at.retain(|(t, _), _| *t != task);
         j.help.requests.remove(&task);
         let (tasks_validated, tasks) = (j.tasks_validated, j.tasks);
         // Bytes kept for another hash are a liar's: drop them.

@@ -41,6 +41,11 @@ pub(super) struct Schedule {
     pub(super) steal_open: bool,
     /// When a claim by someone else was first seen, by task (for backups).
     pub(super) claim_seen: BTreeMap<TaskId, Millis>,
+    /// When each other node's claim on a task not yet validated was first seen, and
+    /// whether its expiry woke the scheduler already. A claim older than
+    /// `claim_expire_ms` without a report no longer counts as work in flight, so a
+    /// node that claims and never reports holds nothing up for good.
+    pub(super) claimed_at: BTreeMap<(TaskId, NodeId), (Millis, bool)>,
     /// Tasks run here as backups.
     pub(super) backups: BTreeSet<TaskId>,
     /// Since when the only tasks left to steal fell to other thieves (see
@@ -57,6 +62,7 @@ impl Schedule {
             idle: false,
             steal_open: false,
             claim_seen: BTreeMap::new(),
+            claimed_at: BTreeMap::new(),
             backups: BTreeSet::new(),
             deferred_since: None,
         }
@@ -90,6 +96,38 @@ impl Engine {
             && let Some(j) = self.jobs.get_mut(&job)
         {
             j.sched.claim_seen.entry(task).or_insert(now);
+            j.sched
+                .claimed_at
+                .entry((task, author))
+                .or_insert((now, false));
+        }
+    }
+
+    /// Whether `n`'s claim on a task is work in flight: a live, honest other node
+    /// claimed it, has not reported it, and claimed it less than `claim_expire_ms` ago.
+    pub(super) fn in_flight(&self, j: &Job, task: TaskId, n: NodeId, f: &AuthorFacts) -> bool {
+        n != self.me
+            && f.claimed
+            && f.reports.is_empty()
+            && self.is_live(n)
+            && !self.liars.contains(&n)
+            && j.sched
+                .claimed_at
+                .get(&(task, n))
+                .is_none_or(|(at, _)| self.now.since(*at) < self.config.claim_expire_ms)
+    }
+
+    /// Every sync: a claim that just expired is work no event announces; wake its job.
+    pub(super) fn wake_for_expired_claims(&mut self) {
+        let now = self.now;
+        let expire = self.config.claim_expire_ms;
+        for j in self.jobs.values_mut() {
+            for (at, woke) in j.sched.claimed_at.values_mut() {
+                if !*woke && now.since(*at) >= expire {
+                    *woke = true;
+                    j.sched.idle = false;
+                }
+            }
         }
     }
 
@@ -234,13 +272,10 @@ impl Engine {
         if mine.is_some_and(|f| !f.reports.is_empty()) {
             return None;
         }
-        let busy = |n: NodeId, f: &AuthorFacts| {
-            f.claimed && f.reports.is_empty() && self.is_live(n) && !self.liars.contains(&n)
-        };
         let in_flight = entry
             .authors
             .iter()
-            .filter(|(n, f)| *n != self.me && busy(*n, f))
+            .filter(|(n, f)| self.in_flight(j, task, *n, f))
             .count();
         let needed = usize::from(j.spec.quorum).saturating_sub(entry.best_agreement() + in_flight);
         if needed == 0 {
@@ -286,7 +321,13 @@ impl Engine {
         {
             return false;
         }
-        let claimers = entry.authors.iter().filter(|(_, f)| f.claimed).count();
+        // Only work really in flight limits backups: a dead claimer, one that reported
+        // or one whose claim expired must not block them.
+        let claimers = entry
+            .authors
+            .iter()
+            .filter(|(n, f)| self.in_flight(j, task, *n, f))
+            .count();
         claimers <= usize::from(j.spec.quorum)
             && j.sched
                 .claim_seen

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use node_core::engine::{Command, Engine, EngineConfig, Event, Input, Millis, Output, Why};
 use node_core::job::{JobId, NodeId, TaskId, content_hash};
 use node_core::kernels::{JobOutput, Kernel, mandelbrot, monte_carlo, primes};
-use node_core::wire::EngineMsg;
+use node_core::wire::{EngineMsg, Fact, TaskFact};
 
 /// After the last fault, the job must be done within this much simulated time.
 pub const LIVENESS_BOUND_MS: u64 = 120_000;
@@ -71,6 +71,9 @@ pub struct Scenario {
     pub replication: u8,
     pub quorum: u8,
     pub liars: usize,
+    /// Silent claimers (after the liars): they claim every task of the job and never
+    /// report a result. Liars and silent claimers together are at most `q - 1`.
+    pub silent: usize,
     pub loss: f64,
     pub dup: f64,
     pub latency_ms: (u64, u64),
@@ -116,6 +119,9 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
     // At most q-1 liars, and at least q honest nodes besides them.
     let liars =
         (rng.below(u64::from(quorum)) as usize).min(nodes.saturating_sub(usize::from(quorum)));
+    let hostile_max =
+        (usize::from(quorum) - 1 - liars).min(nodes.saturating_sub(usize::from(quorum) + liars));
+    let silent = rng.below(hostile_max as u64 + 1) as usize;
     let calm = rng.chance(0.2);
     let mut faults = Vec::new();
     if !calm {
@@ -141,7 +147,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
     }
     faults.sort_by_key(|(t, _)| *t);
     // Liveness needs q honest nodes at the end: spare some crash victims if needed.
-    while honest_survivors(nodes, liars, &faults) < usize::from(quorum) {
+    while honest_survivors(nodes, liars + silent, &faults) < usize::from(quorum) {
         let Some(i) = faults
             .iter()
             .rposition(|(_, f)| matches!(f, Fault::Crash(_)))
@@ -156,6 +162,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         replication,
         quorum,
         liars,
+        silent,
         loss: if calm {
             0.0
         } else {
@@ -174,10 +181,11 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
     }
 }
 
-/// Honest nodes alive once every fault has happened.
-pub fn honest_survivors(nodes: usize, liars: usize, faults: &[(u64, Fault)]) -> usize {
-    // (liar, alive) per node slot, as the simulator numbers them.
-    let mut slots: Vec<(bool, bool)> = (0..nodes).map(|i| (i >= 1 && i <= liars, true)).collect();
+/// Honest nodes alive once every fault has happened; `hostile` are the first nodes
+/// after node 0 (liars, then silent claimers).
+pub fn honest_survivors(nodes: usize, hostile: usize, faults: &[(u64, Fault)]) -> usize {
+    // (hostile, alive) per node slot, as the simulator numbers them.
+    let mut slots: Vec<(bool, bool)> = (0..nodes).map(|i| (i >= 1 && i <= hostile, true)).collect();
     for (_, f) in faults {
         match f {
             Fault::Crash(i) if *i > 0 && *i < slots.len() => slots[*i].1 = false,
@@ -194,6 +202,10 @@ pub struct Node {
     engine: Engine,
     alive: bool,
     liar: bool,
+    /// Claims every task and never reports.
+    silent: bool,
+    /// Whether the silent claimer has claimed every task yet.
+    claimed_all: bool,
     slow: bool,
     /// Partition side; nodes talk only within a side.
     side: u8,
@@ -289,8 +301,10 @@ impl Sim {
         let stragglers = sim.sc.stragglers;
         for i in 0..sim.sc.nodes {
             let liar = i >= 1 && i <= sim.sc.liars;
-            let slow = !liar && i > sim.sc.nodes.saturating_sub(stragglers) && i > 0;
-            sim.add_node(liar, slow);
+            let silent = i > sim.sc.liars && i <= sim.sc.liars + sim.sc.silent;
+            let slow = !liar && !silent && i > sim.sc.nodes.saturating_sub(stragglers) && i > 0;
+            let n = sim.add_node(liar, slow);
+            sim.nodes[n].silent = silent;
         }
         sim
     }
@@ -308,6 +322,8 @@ impl Sim {
             engine,
             alive: true,
             liar,
+            silent: false,
+            claimed_all: false,
             slow,
             side: 0,
         });
@@ -460,6 +476,27 @@ impl Sim {
                     let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
                     for to in peers {
                         self.transmit(i, to, msg.clone());
+                    }
+                }
+                Output::RunTask { job, .. } if self.nodes[i].silent => {
+                    // Claim every task at once, and never finish any.
+                    if !self.nodes[i].claimed_all {
+                        self.nodes[i].claimed_all = true;
+                        *self.counts.entry("silent claimer").or_insert(0) += 1;
+                        let facts: Vec<TaskFact> = (0..self.sc.kernel.task_count())
+                            .map(|t| TaskFact {
+                                task: TaskId(t),
+                                fact: Fact::Claim,
+                            })
+                            .collect();
+                        let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
+                        for to in peers {
+                            let msg = EngineMsg::Facts {
+                                job,
+                                facts: facts.clone(),
+                            };
+                            self.transmit(i, to, msg);
+                        }
                     }
                 }
                 Output::RunTask { job, task, kernel } => {
