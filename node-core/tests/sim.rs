@@ -102,6 +102,7 @@ fn simulated_meshes_stay_safe_and_live() {
             "replicated",
             "holder lost",
             "silent claimer",
+            "fake holder",
         ] {
             assert!(
                 counts.get(path).is_some_and(|n| *n > 0),
@@ -218,6 +219,7 @@ fn prime_count_jobs_reproduce_published_values() {
             quorum: 2,
             liars: 1,
             silent: 0,
+            fake_holders: 0,
             loss: 0.05,
             dup: 0.05,
             latency_ms: (1, 20),

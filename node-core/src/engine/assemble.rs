@@ -24,6 +24,23 @@ pub(super) struct Assembly {
     pub(super) fetch_cursor: u32,
     /// Validated results no live node holds (to be computed again, then fetched).
     pub(super) unfetchable: BTreeSet<TaskId>,
+    /// Fetches a holder left unanswered, by task and holder. A holder that failed
+    /// [`UNSERVED_MAX`] times no longer counts as one here: a peer that says it holds
+    /// bytes and never serves them cannot stall the assembly (the task is fetched
+    /// elsewhere or computed again).
+    pub(super) unserved: BTreeMap<(TaskId, NodeId), u32>,
+}
+
+/// Unanswered fetches after which a holder is no longer asked for a task.
+pub(super) const UNSERVED_MAX: u32 = 2;
+
+impl Assembly {
+    /// Whether `holder` has stopped counting as a holder of `task` here.
+    pub(super) fn gave_up_on(&self, task: TaskId, holder: NodeId) -> bool {
+        self.unserved
+            .get(&(task, holder))
+            .is_some_and(|n| *n >= UNSERVED_MAX)
+    }
 }
 
 impl Assembly {
@@ -34,6 +51,7 @@ impl Assembly {
             fetches: BTreeMap::new(),
             fetch_cursor: 0,
             unfetchable: BTreeSet::new(),
+            unserved: BTreeMap::new(),
         }
     }
 }
@@ -70,12 +88,23 @@ impl Engine {
         let now = self.now;
         let Some(j) = self.jobs.get(&id) else { return };
         let a = &j.assembly;
-        let mut candidates: Vec<(TaskId, u32)> = a
+        // Fetches that timed out: the holder asked failed to serve once more.
+        let timed_out: Vec<(TaskId, NodeId, u32)> = a
             .fetches
             .iter()
             .filter(|(_, (_, at, _))| now.since(*at) >= self.config.fetch_timeout_ms)
-            .map(|(t, (_, _, tries))| (*t, tries + 1))
+            .map(|(t, (holder, _, tries))| (*t, *holder, tries + 1))
             .collect();
+        let Some(j) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        for (task, holder, _) in &timed_out {
+            *j.assembly.unserved.entry((*task, *holder)).or_insert(0) += 1;
+        }
+        let Some(j) = self.jobs.get(&id) else { return };
+        let a = &j.assembly;
+        let mut candidates: Vec<(TaskId, u32)> =
+            timed_out.iter().map(|(t, _, tries)| (*t, *tries)).collect();
         candidates.extend(a.unfetchable.iter().map(|t| (*t, 0)));
         let mut cursor = a.fetch_cursor;
         let mut window = self.config.fetches_max.saturating_sub(a.fetches.len());
@@ -99,7 +128,12 @@ impl Engine {
             };
             let holders: Vec<NodeId> = entry
                 .holders_of(hash)
-                .filter(|n| *n != self.me && self.is_live(*n) && !self.liars.contains(n))
+                .filter(|n| {
+                    *n != self.me
+                        && self.is_live(*n)
+                        && !self.liars.contains(n)
+                        && !a.gave_up_on(task, *n)
+                })
                 .collect();
             if holders.is_empty() {
                 lost.push(task);
@@ -190,6 +224,7 @@ impl Engine {
             return;
         };
         j.assembly.fetches.remove(&task);
+        j.assembly.unserved.retain(|(t, _), _| *t != task);
         let new = !j.held.payloads.contains_key(&task);
         j.held.keep(task, hash, payload);
         let (fetched, tasks) = (j.held.payloads.len() as u32, j.tasks);

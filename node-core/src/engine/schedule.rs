@@ -260,10 +260,9 @@ impl Engine {
             if j.held.payloads.get(&task).is_some_and(|(x, _)| *x == h) {
                 return None;
             }
-            if entry
-                .holders_of(h)
-                .any(|n| self.is_live(n) && !self.liars.contains(&n))
-            {
+            if entry.holders_of(h).any(|n| {
+                self.is_live(n) && !self.liars.contains(&n) && !j.assembly.gave_up_on(task, n)
+            }) {
                 return None;
             }
             let first = j.ranking.top(task).find(|n| self.is_live(*n));

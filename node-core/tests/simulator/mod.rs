@@ -74,6 +74,9 @@ pub struct Scenario {
     /// Silent claimers (after the liars): they claim every task of the job and never
     /// report a result. Liars and silent claimers together are at most `q - 1`.
     pub silent: usize,
+    /// Fake holders (after the silent claimers): they say they hold every result and
+    /// never serve one. Liars, silent claimers and fake holders are at most `q - 1`.
+    pub fake_holders: usize,
     pub loss: f64,
     pub dup: f64,
     pub latency_ms: (u64, u64),
@@ -122,6 +125,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
     let hostile_max =
         (usize::from(quorum) - 1 - liars).min(nodes.saturating_sub(usize::from(quorum) + liars));
     let silent = rng.below(hostile_max as u64 + 1) as usize;
+    let fake_holders = rng.below((hostile_max - silent) as u64 + 1) as usize;
     let calm = rng.chance(0.2);
     let mut faults = Vec::new();
     if !calm {
@@ -147,7 +151,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
     }
     faults.sort_by_key(|(t, _)| *t);
     // Liveness needs q honest nodes at the end: spare some crash victims if needed.
-    while honest_survivors(nodes, liars + silent, &faults) < usize::from(quorum) {
+    while honest_survivors(nodes, liars + silent + fake_holders, &faults) < usize::from(quorum) {
         let Some(i) = faults
             .iter()
             .rposition(|(_, f)| matches!(f, Fault::Crash(_)))
@@ -163,6 +167,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         quorum,
         liars,
         silent,
+        fake_holders,
         loss: if calm {
             0.0
         } else {
@@ -206,6 +211,8 @@ pub struct Node {
     silent: bool,
     /// Whether the silent claimer has claimed every task yet.
     claimed_all: bool,
+    /// Says it holds every result, and never sends result bytes to anyone.
+    fake_holder: bool,
     slow: bool,
     /// Partition side; nodes talk only within a side.
     side: u8,
@@ -302,9 +309,12 @@ impl Sim {
         for i in 0..sim.sc.nodes {
             let liar = i >= 1 && i <= sim.sc.liars;
             let silent = i > sim.sc.liars && i <= sim.sc.liars + sim.sc.silent;
-            let slow = !liar && !silent && i > sim.sc.nodes.saturating_sub(stragglers) && i > 0;
+            let hostile = sim.sc.liars + sim.sc.silent + sim.sc.fake_holders;
+            let fake_holder = i > sim.sc.liars + sim.sc.silent && i <= hostile;
+            let slow = i > hostile && i > sim.sc.nodes.saturating_sub(stragglers);
             let n = sim.add_node(liar, slow);
             sim.nodes[n].silent = silent;
+            sim.nodes[n].fake_holder = fake_holder;
         }
         sim
     }
@@ -324,6 +334,7 @@ impl Sim {
             liar,
             silent: false,
             claimed_all: false,
+            fake_holder: false,
             slow,
             side: 0,
         });
@@ -501,6 +512,26 @@ impl Sim {
                 }
                 Output::RunTask { job, task, kernel } => {
                     assert_eq!(kernel, self.sc.kernel);
+                    if self.nodes[i].fake_holder && !self.nodes[i].claimed_all {
+                        self.nodes[i].claimed_all = true;
+                        *self.counts.entry("fake holder").or_insert(0) += 1;
+                        let facts: Vec<TaskFact> = (0..self.sc.kernel.task_count())
+                            .map(|t| TaskFact {
+                                task: TaskId(t),
+                                fact: Fact::Holding(content_hash(
+                                    &self.output_for(TaskId(t), false),
+                                )),
+                            })
+                            .collect();
+                        let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
+                        for to in peers {
+                            let msg = EngineMsg::Facts {
+                                job,
+                                facts: facts.clone(),
+                            };
+                            self.transmit(i, to, msg);
+                        }
+                    }
                     let liar = self.nodes[i].liar;
                     let output = self.output_for(task, liar);
                     let (lo, hi) = self.sc.task_ms;
@@ -526,6 +557,11 @@ impl Sim {
     }
 
     fn transmit(&mut self, from: usize, to: NodeId, msg: EngineMsg) {
+        if self.nodes[from].fake_holder
+            && matches!(msg, EngineMsg::Payload { .. } | EngineMsg::Store { .. })
+        {
+            return;
+        }
         if self.trace && !matches!(msg, EngineMsg::Facts { .. } | EngineMsg::Digest { .. }) {
             let what = format!("{msg:?}");
             println!(
