@@ -33,6 +33,7 @@ fn run(nodes: usize, tasks: u32, replication: u8, quorum: u8) -> Run {
         liars: 0,
         silent: 0,
         fake_holders: 0,
+        flooders: 0,
         loss: 0.0,
         dup: 0.0,
         latency_ms: (1, 5),

@@ -103,6 +103,7 @@ fn simulated_meshes_stay_safe_and_live() {
             "holder lost",
             "silent claimer",
             "fake holder",
+            "job flood",
         ] {
             assert!(
                 counts.get(path).is_some_and(|n| *n > 0),
@@ -220,6 +221,7 @@ fn prime_count_jobs_reproduce_published_values() {
             liars: 1,
             silent: 0,
             fake_holders: 0,
+            flooders: 0,
             loss: 0.05,
             dup: 0.05,
             latency_ms: (1, 20),

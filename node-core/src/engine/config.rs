@@ -22,8 +22,11 @@ pub struct EngineConfig {
     pub fetch_timeout_ms: u64,
     /// A stored copy not confirmed this long is sent again.
     pub store_retry_ms: u64,
-    /// Jobs kept at once; finished jobs are dropped first to make room.
+    /// Jobs kept at once; finished jobs are dropped first to make room. Peers' jobs
+    /// leave one place free for this node's own.
     pub jobs_max: usize,
+    /// Unfinished jobs of one submitter (other than this node) kept at once.
+    pub jobs_per_submitter_max: usize,
     /// Distinct authors of facts per job.
     pub authors_max: usize,
     /// Facts per message.
@@ -44,6 +47,7 @@ impl Default for EngineConfig {
             fetch_timeout_ms: 1_000,
             store_retry_ms: 1_000,
             jobs_max: 16,
+            jobs_per_submitter_max: 4,
             authors_max: 256,
             facts_per_msg_max: 512,
             fetches_max: 64,

@@ -201,6 +201,12 @@ pub enum DropReason {
     PayloadHashMismatch,
     /// This node's own computation returned more bytes than the kernel allows.
     OwnOutputTooBig,
+    /// A job naming this node as its submitter, which it never submitted.
+    JobForged,
+    /// A job relayed while its submitter is not a live peer here.
+    JobSubmitterNotHere,
+    /// A job over its submitter's share (`jobs_per_submitter_max` unfinished jobs).
+    JobOverSubmitterShare,
 }
 
 impl std::fmt::Display for DropReason {
@@ -225,6 +231,9 @@ impl std::fmt::Display for DropReason {
             PayloadNotValidated => "payload of a hash that is not the validated one",
             PayloadHashMismatch => "payload whose bytes do not match its hash",
             OwnOutputTooBig => "own task output over its bound",
+            JobForged => "job naming this node as submitter, which it never submitted",
+            JobSubmitterNotHere => "job relayed while its submitter is not here",
+            JobOverSubmitterShare => "job over its submitter's share of this node",
         })
     }
 }

@@ -129,10 +129,18 @@ impl Engine {
         }
     }
 
-    /// A peer's [`EngineMsg::Job`]: take the job up unless it is known or invalid.
-    pub(super) fn on_job_spec(&mut self, spec: JobSpec) {
+    /// A peer's [`EngineMsg::Job`]: take the job up unless it is known, invalid, not
+    /// vouched for, or over its submitter's share.
+    ///
+    /// A job belongs to its submitter: a spec may be relayed by anyone (a late joiner
+    /// learns jobs from whoever it hears of them), but only while its submitter is a live
+    /// peer, and each submitter may have at most `jobs_per_submitter_max` unfinished jobs
+    /// here, so no peer can fill this node's table. A spec naming this node as submitter
+    /// that it never submitted is a forgery: it is disowned with a `Cancel`, which every
+    /// node honours since it comes from the named submitter.
+    pub(super) fn on_job_spec(&mut self, from: NodeId, spec: JobSpec) {
         let id = spec.id();
-        if self.jobs.contains_key(&id) {
+        if self.jobs.contains_key(&id) || self.retired.contains(&id) {
             return;
         }
         if let Err(e) = spec.validate() {
@@ -142,6 +150,22 @@ impl Engine {
             });
             self.stats.dropped += 1;
             return;
+        }
+        if spec.submitter == self.me {
+            self.retire(id);
+            self.broadcast(EngineMsg::Cancel { job: id });
+            return self.drop_msg(from, DropReason::JobForged);
+        }
+        if spec.submitter != from && !self.peers.contains(&spec.submitter) {
+            return self.drop_msg(from, DropReason::JobSubmitterNotHere);
+        }
+        let open = self
+            .jobs
+            .values()
+            .filter(|j| j.spec.submitter == spec.submitter && !j.finished_here())
+            .count();
+        if open >= self.config.jobs_per_submitter_max {
+            return self.drop_msg(from, DropReason::JobOverSubmitterShare);
         }
         self.accept_job(spec, false);
     }
@@ -182,7 +206,19 @@ impl Engine {
         if self.jobs.contains_key(&id) || self.retired.contains(&id) {
             return false;
         }
-        if self.jobs.len() >= self.config.jobs_max && !self.evict_one() {
+        // Peers' jobs leave one place free for this node's own.
+        let room = if assembler {
+            self.config.jobs_max
+        } else {
+            self.config.jobs_max.saturating_sub(1)
+        };
+        let theirs = self
+            .jobs
+            .values()
+            .filter(|j| j.spec.submitter != self.me)
+            .count();
+        let full = self.jobs.len() >= self.config.jobs_max || (!assembler && theirs >= room);
+        if full && !self.evict_one() {
             self.event(Event::JobRefused {
                 job: id,
                 why: "too many jobs at once".into(),
@@ -261,6 +297,11 @@ impl Engine {
         self.jobs.remove(&job);
         self.running.retain(|(j, _)| *j != job);
         self.timers.clear_job(job);
+        self.retire(job);
+    }
+
+    /// Remembers a job id that must not be taken up again (bounded).
+    fn retire(&mut self, job: JobId) {
         if self.retired.len() >= RETIRED_MAX {
             self.retired.pop_front();
         }

@@ -377,7 +377,7 @@ impl Engine {
 
     fn on_message(&mut self, from: NodeId, msg: EngineMsg) {
         match msg {
-            EngineMsg::Job { spec } => self.on_job_spec(spec),
+            EngineMsg::Job { spec } => self.on_job_spec(from, spec),
             EngineMsg::Facts { job, facts } => self.on_facts(from, job, facts),
             EngineMsg::Digest { job, facts } => self.on_digest(from, job, facts),
             EngineMsg::Resend { job } => self.on_resend(from, job),

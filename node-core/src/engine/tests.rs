@@ -588,3 +588,83 @@ fn stored_bytes_are_checked_against_their_hash() {
     });
     assert!(holding, "the true bytes are kept and announced");
 }
+
+fn spec_of(submitter: NodeId, nonce: u64) -> JobSpec {
+    JobSpec {
+        kernel: kernel(2),
+        replication: 1,
+        quorum: 1,
+        pacing_ms: 0,
+        submitter,
+        nonce,
+    }
+}
+
+fn send_spec(e: &mut Engine, from: NodeId, spec: JobSpec) -> Vec<Output> {
+    e.handle_input(
+        Millis(1),
+        Input::Message {
+            from,
+            msg: EngineMsg::Job { spec },
+        },
+    );
+    drain(e)
+}
+
+#[test]
+fn a_job_belongs_to_its_submitter_and_no_peer_fills_the_table() {
+    let config = EngineConfig {
+        slots: 0,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
+    for p in 2..=6 {
+        e.handle_input(Millis(0), Input::PeerUp(NodeId(p)));
+    }
+    drain(&mut e);
+    // One submitter gets `jobs_per_submitter_max` (4) unfinished jobs here, no more.
+    for nonce in 0..4 {
+        assert_eq!(
+            dropped(&send_spec(&mut e, NodeId(2), spec_of(NodeId(2), nonce))),
+            []
+        );
+    }
+    assert_eq!(
+        dropped(&send_spec(&mut e, NodeId(2), spec_of(NodeId(2), 4))),
+        [DropReason::JobOverSubmitterShare]
+    );
+    // A relayed spec is taken only while its submitter is a live peer.
+    assert_eq!(
+        dropped(&send_spec(&mut e, NodeId(2), spec_of(NodeId(9), 0))),
+        [DropReason::JobSubmitterNotHere]
+    );
+    assert_eq!(
+        dropped(&send_spec(&mut e, NodeId(2), spec_of(NodeId(3), 0))),
+        []
+    );
+    // A spec in this node's name that it never submitted is disowned everywhere.
+    let forged = spec_of(NodeId(1), 77);
+    let out = send_spec(&mut e, NodeId(2), forged.clone());
+    assert_eq!(dropped(&out), [DropReason::JobForged]);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Broadcast { msg: EngineMsg::Cancel { job } } if *job == forged.id()
+    )));
+    assert!(!e.job_ids().any(|j| j == forged.id()));
+    // Peers' jobs leave a place for this node's own: 4 + 4 + 4 + 3 = 15 of 16.
+    for (p, n) in [(3, 3), (4, 4), (5, 4)] {
+        for nonce in 1..=n {
+            send_spec(&mut e, NodeId(p), spec_of(NodeId(p), nonce));
+        }
+    }
+    assert_eq!(e.job_ids().count(), 15);
+    let refused = send_spec(&mut e, NodeId(6), spec_of(NodeId(6), 0));
+    assert!(
+        refused
+            .iter()
+            .any(|o| matches!(o, Output::Event(Event::JobRefused { .. })))
+    );
+    assert_eq!(e.job_ids().count(), 15);
+    submit(&mut e, 2, 0);
+    assert_eq!(e.job_ids().count(), 16, "this node's own job is taken");
+}

@@ -23,7 +23,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use node_core::engine::{Command, Engine, EngineConfig, Event, Input, Millis, Output, Why};
-use node_core::job::{JobId, NodeId, TaskId, content_hash};
+use node_core::job::{JobId, JobSpec, NodeId, TaskId, content_hash};
 use node_core::kernels::{JobOutput, Kernel, mandelbrot, monte_carlo, primes};
 use node_core::wire::{EngineMsg, Fact, TaskFact};
 
@@ -77,6 +77,10 @@ pub struct Scenario {
     /// Fake holders (after the silent claimers): they say they hold every result and
     /// never serve one. Liars, silent claimers and fake holders are at most `q - 1`.
     pub fake_holders: usize,
+    /// Flooders (after the fake holders): early on they send every peer as many valid
+    /// jobs of their own as they can, and jobs forged in every other node's name.
+    /// Liars and the other hostile nodes together are at most `q - 1`.
+    pub flooders: usize,
     pub loss: f64,
     pub dup: f64,
     pub latency_ms: (u64, u64),
@@ -126,6 +130,13 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         (usize::from(quorum) - 1 - liars).min(nodes.saturating_sub(usize::from(quorum) + liars));
     let silent = rng.below(hostile_max as u64 + 1) as usize;
     let fake_holders = rng.below((hostile_max - silent) as u64 + 1) as usize;
+    // Floods are rarer, and only in small meshes: every flooded job is gossiped by
+    // every node for the rest of the run, which a big mesh makes slow to simulate.
+    let flooders = if !big && rng.chance(0.25) {
+        rng.below((hostile_max - silent - fake_holders) as u64 + 1) as usize
+    } else {
+        0
+    };
     let calm = rng.chance(0.2);
     let mut faults = Vec::new();
     if !calm {
@@ -151,7 +162,8 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
     }
     faults.sort_by_key(|(t, _)| *t);
     // Liveness needs q honest nodes at the end: spare some crash victims if needed.
-    while honest_survivors(nodes, liars + silent + fake_holders, &faults) < usize::from(quorum) {
+    let hostile = liars + silent + fake_holders + flooders;
+    while honest_survivors(nodes, hostile, &faults) < usize::from(quorum) {
         let Some(i) = faults
             .iter()
             .rposition(|(_, f)| matches!(f, Fault::Crash(_)))
@@ -168,6 +180,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         liars,
         silent,
         fake_holders,
+        flooders,
         loss: if calm {
             0.0
         } else {
@@ -239,6 +252,10 @@ pub enum Delivery {
         task: TaskId,
         output: Vec<u8>,
     },
+    /// A flooder sends its jobs.
+    Flood {
+        at: NodeId,
+    },
 }
 
 pub struct Sim {
@@ -309,12 +326,19 @@ impl Sim {
         for i in 0..sim.sc.nodes {
             let liar = i >= 1 && i <= sim.sc.liars;
             let silent = i > sim.sc.liars && i <= sim.sc.liars + sim.sc.silent;
-            let hostile = sim.sc.liars + sim.sc.silent + sim.sc.fake_holders;
-            let fake_holder = i > sim.sc.liars + sim.sc.silent && i <= hostile;
+            let holders_end = sim.sc.liars + sim.sc.silent + sim.sc.fake_holders;
+            let hostile = holders_end + sim.sc.flooders;
+            let fake_holder = i > sim.sc.liars + sim.sc.silent && i <= holders_end;
+            let flooder = i > holders_end && i <= hostile;
             let slow = i > hostile && i > sim.sc.nodes.saturating_sub(stragglers);
             let n = sim.add_node(liar, slow);
             sim.nodes[n].silent = silent;
             sim.nodes[n].fake_holder = fake_holder;
+            if flooder {
+                let at = sim.rng.range(250, 600);
+                let id = sim.nodes[n].id;
+                sim.push(at, Delivery::Flood { at: id });
+            }
         }
         sim
     }
@@ -510,6 +534,21 @@ impl Sim {
                         }
                     }
                 }
+                Output::RunTask { job, task, kernel } if Some(job) != self.job => {
+                    // Another job (a flooder's): tiny, computed for real.
+                    let mut output = Vec::new();
+                    kernel.run_task(task.0, &mut output).expect("valid task");
+                    let at = self.now + self.rng.range(self.sc.task_ms.0, self.sc.task_ms.1);
+                    self.push(
+                        at,
+                        Delivery::Computed {
+                            at: me,
+                            job,
+                            task,
+                            output,
+                        },
+                    );
+                }
                 Output::RunTask { job, task, kernel } => {
                     assert_eq!(kernel, self.sc.kernel);
                     if self.nodes[i].fake_holder && !self.nodes[i].claimed_all {
@@ -614,6 +653,8 @@ impl Sim {
             *self.counts.entry(p).or_insert(0) += 1;
         }
         match e {
+            // Other jobs (a flooder's) are not checked against this scenario's truth.
+            Event::TaskValidated { job, .. } if Some(job) != self.job => {}
             Event::TaskValidated { job, task, hash } => {
                 let q = usize::from(self.sc.quorum);
                 let n = self.nodes[i].engine.reporters(job, task, hash);
@@ -669,8 +710,11 @@ impl Sim {
         let (facts, bytes) = self.nodes[i].engine.footprint();
         let tasks = u64::from(self.sc.kernel.task_count());
         let authors = self.next_id; // every node that ever existed
-        let facts_max = tasks * authors * 5;
-        let bytes_max = tasks as usize * self.sc.kernel.task_output_len_max();
+        // A flooder's jobs have one tiny task each; at most `jobs_max` jobs are kept.
+        let other_tasks = if self.sc.flooders > 0 { 16 } else { 0 };
+        let facts_max = (tasks + other_tasks) * authors * 5;
+        let bytes_max =
+            tasks as usize * self.sc.kernel.task_output_len_max() + other_tasks as usize * 64;
         if facts > facts_max || bytes > bytes_max {
             fail(
                 self.seed,
@@ -678,6 +722,50 @@ impl Sim {
                     "memory over bound: {facts} facts (max {facts_max}), {bytes} bytes (max {bytes_max})"
                 ),
             );
+        }
+    }
+
+    /// The id of the job node 0 submits.
+    fn submitted_job(&self) -> JobId {
+        JobSpec {
+            kernel: self.sc.kernel.clone(),
+            replication: self.sc.replication,
+            quorum: self.sc.quorum,
+            pacing_ms: 0,
+            submitter: self.nodes[0].id,
+            nonce: self.seed,
+        }
+        .id()
+    }
+
+    /// A flooder's jobs: its own, many, and forged ones in every other node's name.
+    fn flood(&mut self, i: usize) {
+        *self.counts.entry("job flood").or_insert(0) += 1;
+        let flooder = self.nodes[i].id;
+        let others: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let mut specs = Vec::new();
+        for (k, submitter) in std::iter::repeat_n(flooder, 24)
+            .chain(others.iter().flat_map(|o| std::iter::repeat_n(*o, 4)))
+            .enumerate()
+        {
+            specs.push(JobSpec {
+                kernel: Kernel::MonteCarloPi(monte_carlo::Params {
+                    samples_per_task: 1,
+                    tasks: 1,
+                    seed: k as u64,
+                }),
+                replication: 1,
+                quorum: 1,
+                pacing_ms: 0,
+                submitter,
+                nonce: self.seed ^ k as u64,
+            });
+        }
+        let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
+        for to in peers {
+            for spec in &specs {
+                self.transmit(i, to, EngineMsg::Job { spec: spec.clone() });
+            }
         }
     }
 
@@ -765,7 +853,7 @@ impl Sim {
             if !submitted && start <= next {
                 submitted = true;
                 self.step_engine(0, Input::Command(submit.clone()));
-                self.job = self.nodes[0].engine.job_ids().next();
+                self.job = Some(self.submitted_job());
                 continue;
             }
             if let Some(i) = timer {
@@ -789,6 +877,13 @@ impl Sim {
                 continue;
             };
             match d {
+                Delivery::Flood { at } => {
+                    if let Some(i) = self.index(at)
+                        && self.nodes[i].alive
+                    {
+                        self.flood(i);
+                    }
+                }
                 Delivery::Msg { to, from, msg } => {
                     // As on a data channel: nothing arrives from a peer before its Hello
                     // (PeerUp) or after it was declared gone.
