@@ -23,6 +23,13 @@ fn run_seed(seed: u64) -> Sim {
         println!("seed {seed}: {:?}", sim.sc);
     }
     sim.run();
+    // `run` returns once node 0 has its output; check it once more here, apart from
+    // the checker that watched it arrive.
+    assert_eq!(
+        sim.assembled.as_ref(),
+        Some(&sim.reference),
+        "seed {seed}: node 0's output"
+    );
     sim
 }
 
@@ -88,8 +95,12 @@ fn simulated_meshes_stay_safe_and_live() {
         sim_ms as f64 / 1000.0
     );
     println!("simulator paths: {counts:?}");
-    assert_eq!(runs, seeds.len() as u64);
-    if seeds.len() >= 500 {
+    // Rare paths (a flood, a fake holder) show up in about one seed in a hundred, so
+    // coverage is asserted over a run of at least 500 seeds (the default); a replay of
+    // fewer seeds says so.
+    if seeds.len() < 500 {
+        println!("coverage not asserted: {runs} seeds < 500");
+    } else {
         // The scenarios must reach every recovery path, or the invariants prove little.
         for path in [
             "assigned",
@@ -104,6 +115,7 @@ fn simulated_meshes_stay_safe_and_live() {
             "silent claimer",
             "fake holder",
             "job flood",
+            "assembled elsewhere",
         ] {
             assert!(
                 counts.get(path).is_some_and(|n| *n > 0),
@@ -116,7 +128,8 @@ fn simulated_meshes_stay_safe_and_live() {
 #[test]
 fn membership_disagreement_is_safe() {
     // Two nodes that never hear of each other still validate consistently through a
-    // third: checked by the invariants in every seed; here a direct small case.
+    // third: checked by the invariants in every seed; here a direct small case, where
+    // the third node lies, so that two hashes are reported for every task.
     let kernel = Kernel::MonteCarloPi(monte_carlo::Params {
         samples_per_task: 100,
         tasks: 8,
@@ -163,6 +176,9 @@ fn membership_disagreement_is_safe() {
                     Output::RunTask { job, task, kernel } => {
                         let mut out = Vec::new();
                         kernel.run_task(task.0, &mut out).expect("valid");
+                        if i == 2 {
+                            out[0] ^= 0xff;
+                        }
                         engines[i].handle_input(
                             Millis(now),
                             Input::ComputeFinished {
@@ -197,10 +213,16 @@ fn membership_disagreement_is_safe() {
         }
     }
     assert!(done, "the job completes");
-    assert!(
-        validated.values().all(|h| h.len() == 1),
-        "one hash per task everywhere"
-    );
+    for (task, hashes) in &validated {
+        let mut truth = Vec::new();
+        kernel.run_task(task.0, &mut truth).expect("valid");
+        assert_eq!(
+            hashes,
+            &BTreeSet::from([node_core::job::content_hash(&truth)]),
+            "one hash, the true one, for {task} everywhere"
+        );
+    }
+    assert_eq!(validated.len(), 8, "every task validated somewhere");
 }
 
 /// The prime-count job through a simulated mesh of five nodes with loss and a crash

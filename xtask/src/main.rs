@@ -7,7 +7,8 @@
 //! - `demo [ARGS]`: setup, build the web UI, run `meshwork demo ARGS` (release build).
 //! - `test`: setup, build the web UI, then `cargo fmt --check`, clippy natively and for
 //!   wasm32, `cargo test --workspace` (every native layer, the browser end to end
-//!   included) and node-core's tests on wasm32; ends with `total: N passed, N failed`.
+//!   included), the simulator over 5,000 seeds in release, and node-core's tests on
+//!   wasm32; ends with `total: N passed, N failed`.
 //! - `build-ui`: build the web UI into `dist/` with Trunk (offline; needs `setup`).
 //! - `bench mesh` (or `bench` alone): setup, build the web UI, then the mesh benchmark
 //!   on release builds (see `bench.rs`).
@@ -392,6 +393,20 @@ fn test() -> Result<()> {
     let mut tally = Tally::default();
     // Native: unit tests, signaling over sockets, the native mesh, the browser end to end.
     ok &= cargo_test(&["--workspace"], &[], &mut tally)?;
+    // The simulator over 5,000 seeds in a release build (a few seconds), to reach the
+    // rare paths the 500 seeds of the debug run may miss.
+    ok &= cargo_test(
+        &[
+            "--release",
+            "-p",
+            "node-core",
+            "--test",
+            "sim",
+            "simulated_meshes_stay_safe_and_live",
+        ],
+        &[("SIM_SEEDS", "5000".into())],
+        &mut tally,
+    )?;
     // node-core on wasm32, in Node through wasm-bindgen-test-runner.
     ok &= cargo_test(
         &["-p", "node-core", "--target", "wasm32-unknown-unknown"],

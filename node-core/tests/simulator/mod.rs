@@ -20,7 +20,7 @@
 #![allow(dead_code)]
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use node_core::engine::{Command, Engine, EngineConfig, Event, Input, Millis, Output, Why};
 use node_core::job::{JobId, JobSpec, NodeId, TaskId, content_hash};
@@ -256,6 +256,11 @@ pub enum Delivery {
     Flood {
         at: NodeId,
     },
+    /// A node is told to assemble the job's output too.
+    Assemble {
+        at: NodeId,
+        job: JobId,
+    },
 }
 
 pub struct Sim {
@@ -284,6 +289,12 @@ pub struct Sim {
     /// How often each interesting path ran (steals, recomputes, liars caught…), so the
     /// tests can check that the scenarios exercise them.
     pub counts: BTreeMap<&'static str, u64>,
+    /// The checkers' own record, kept apart from the engines' boards: by node and task,
+    /// the authors of each result hash whose report reached that node (a delivered
+    /// `Facts` message, or the node's own computation).
+    pub reports_seen: HashMap<(usize, TaskId), BTreeMap<u64, BTreeSet<NodeId>>>,
+    /// By node, the peers it marked as liars: it must never place them again.
+    pub marked: HashMap<usize, BTreeSet<NodeId>>,
 }
 
 fn fail(seed: u64, what: String) -> ! {
@@ -320,6 +331,8 @@ impl Sim {
             steps: 0,
             engine_ns: 0,
             counts: BTreeMap::new(),
+            reports_seen: HashMap::new(),
+            marked: HashMap::new(),
             sc,
         };
         let stragglers = sim.sc.stragglers;
@@ -596,6 +609,20 @@ impl Sim {
     }
 
     fn transmit(&mut self, from: usize, to: NodeId, msg: EngineMsg) {
+        // A node never places a peer it marked as a liar: no copy, fetch or help for it.
+        if matches!(
+            msg,
+            EngineMsg::Store { .. } | EngineMsg::Fetch { .. } | EngineMsg::Help { .. }
+        ) && self.marked.get(&from).is_some_and(|m| m.contains(&to))
+        {
+            fail(
+                self.seed,
+                format!(
+                    "{} placed work on {to}, which it marked as a liar",
+                    self.nodes[from].id
+                ),
+            );
+        }
         if self.nodes[from].fake_holder
             && matches!(msg, EngineMsg::Payload { .. } | EngineMsg::Store { .. })
         {
@@ -657,7 +684,14 @@ impl Sim {
             Event::TaskValidated { job, .. } if Some(job) != self.job => {}
             Event::TaskValidated { job, task, hash } => {
                 let q = usize::from(self.sc.quorum);
-                let n = self.nodes[i].engine.reporters(job, task, hash);
+                // Counted from the simulator's own record of delivered reports, not from
+                // the engine's board.
+                let n = self
+                    .reports_seen
+                    .get(&(i, task))
+                    .and_then(|by_hash| by_hash.get(&hash))
+                    .map_or(0, BTreeSet::len);
+                let _ = job;
                 if n < q {
                     fail(
                         seed,
@@ -691,8 +725,19 @@ impl Sim {
                 {
                     fail(seed, format!("honest node {node} was marked a liar"));
                 }
+                self.marked.entry(i).or_default().insert(node);
             }
-            Event::JobDone { job, output, .. } if Some(job) == self.job && i == 0 => {
+            // Every node that assembles the job gets the one-process output.
+            Event::JobDone { job, output, .. } if Some(job) == self.job && i != 0 => {
+                *self.counts.entry("assembled elsewhere").or_insert(0) += 1;
+                if output != self.reference {
+                    fail(
+                        seed,
+                        format!("node {i} assembled an output other than the one-process one"),
+                    );
+                }
+            }
+            Event::JobDone { job, output, .. } if Some(job) == self.job => {
                 if output != self.reference {
                     fail(
                         seed,
@@ -723,6 +768,16 @@ impl Sim {
                 ),
             );
         }
+    }
+
+    /// Records, for the checkers, that a report of `hash` by `author` reached node `i`.
+    fn saw_report(&mut self, i: usize, task: TaskId, hash: u64, author: NodeId) {
+        self.reports_seen
+            .entry((i, task))
+            .or_default()
+            .entry(hash)
+            .or_default()
+            .insert(author);
     }
 
     /// The id of the job node 0 submits.
@@ -853,7 +908,15 @@ impl Sim {
             if !submitted && start <= next {
                 submitted = true;
                 self.step_engine(0, Input::Command(submit.clone()));
-                self.job = Some(self.submitted_job());
+                let job = self.submitted_job();
+                self.job = Some(job);
+                // Half the runs, another node assembles the output too.
+                if self.nodes.len() > 1 && self.rng.chance(0.5) {
+                    let i = self.rng.range(1, self.nodes.len() as u64 - 1) as usize;
+                    let at = self.now + self.rng.range(0, 2_000);
+                    let id = self.nodes[i].id;
+                    self.push(at, Delivery::Assemble { at: id, job });
+                }
                 continue;
             }
             if let Some(i) = timer {
@@ -877,6 +940,13 @@ impl Sim {
                 continue;
             };
             match d {
+                Delivery::Assemble { at, job } => {
+                    if let Some(i) = self.index(at)
+                        && self.nodes[i].alive
+                    {
+                        self.step_engine(i, Input::Command(Command::Assemble { job }));
+                    }
+                }
                 Delivery::Flood { at } => {
                     if let Some(i) = self.index(at)
                         && self.nodes[i].alive
@@ -891,6 +961,15 @@ impl Sim {
                         && self.connected(t, f)
                         && self.nodes[t].engine.peers().any(|p| p == from)
                     {
+                        if let EngineMsg::Facts { job, facts } = &msg
+                            && Some(*job) == self.job
+                        {
+                            for f in facts {
+                                if let Fact::Report(h) = f.fact {
+                                    self.saw_report(t, f.task, h, from);
+                                }
+                            }
+                        }
                         self.step_engine(t, Input::Message { from, msg });
                     }
                 }
@@ -918,6 +997,9 @@ impl Sim {
                     if let Some(a) = self.index(at)
                         && self.nodes[a].alive
                     {
+                        if Some(job) == self.job {
+                            self.saw_report(a, task, content_hash(&output), at);
+                        }
                         self.step_engine(a, Input::ComputeFinished { job, task, output });
                     }
                 }
