@@ -172,12 +172,29 @@ impl Engine {
         }
     }
 
-    /// A peer's [`EngineMsg::Fetch`]: answer with the bytes if they are held here.
+    /// A peer's [`EngineMsg::Fetch`]: answer with the bytes if they are held here, within
+    /// the peer's budget of bytes per sync interval.
     pub(super) fn on_fetch(&mut self, from: NodeId, job: JobId, task: TaskId, hash: u64) {
         let Some(j) = self.jobs.get(&job) else { return };
         if let Some((h, bytes)) = j.held.payloads.get(&task)
             && *h == hash
         {
+            let now = self.now;
+            let (since, sent) = self.served.get(&from).copied().unwrap_or((now, 0));
+            let sent = if now.since(since) >= self.config.sync_ms {
+                0
+            } else {
+                sent
+            };
+            if sent + bytes.len() > self.config.served_bytes_per_sync_max {
+                return self.drop_msg(from, DropReason::FetchOverBudget);
+            }
+            let since = if sent == 0 { now } else { since };
+            self.served.insert(from, (since, sent + bytes.len()));
+            let Some(j) = self.jobs.get(&job) else { return };
+            let Some((_, bytes)) = j.held.payloads.get(&task) else {
+                return;
+            };
             let payload = bytes.clone();
             self.send(
                 from,
@@ -269,9 +286,15 @@ impl Engine {
                     timings,
                 });
             }
-            Err(_) => {
-                // Validated bytes that do not assemble would be a kernel bug.
+            Err(e) => {
+                // Validated bytes that do not assemble would be a kernel bug. Say so, and
+                // count the job as finished here so that it can be evicted.
+                j.assembly.assembled = true;
                 self.stats.dropped += 1;
+                self.event(Event::JobFailed {
+                    job,
+                    why: e.to_string(),
+                });
             }
         }
     }

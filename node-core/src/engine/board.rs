@@ -6,8 +6,10 @@
 //!
 //! Bounds: per (task, author) at most one claim, [`HASHES_PER_AUTHOR`] reports and as
 //! many holdings (the smallest hashes win, which keeps the merge order-free); at most
-//! `authors_max` authors per job (facts from more are refused and counted). So a board
-//! holds at most `tasks × authors_max × (1 + 2 × HASHES_PER_AUTHOR)` facts; in practice
+//! `authors_max` authors per job besides this node (facts from more are refused and
+//! counted; this node's own are always taken, or a crowd of peers could make it refuse
+//! its own reports and compute the same task forever). So a board holds at most
+//! `tasks × (authors_max + 1) × (1 + 2 × HASHES_PER_AUTHOR)` facts; in practice
 //! each task has facts from `max(q, r)` authors, a few more after failures.
 
 use std::collections::BTreeMap;
@@ -115,6 +117,8 @@ pub struct Board {
     /// Facts accepted per author, compared with their digests to repair losses.
     counts: BTreeMap<NodeId, u64>,
     authors_max: usize,
+    /// This node: its facts are always taken.
+    me: NodeId,
     /// Facts refused for a bound.
     pub refused: u64,
 }
@@ -139,12 +143,13 @@ fn insert_sorted(v: &mut Vec<u64>, h: u64) -> Added {
 }
 
 impl Board {
-    /// An empty board for a job of `tasks` tasks.
-    pub fn new(tasks: u32, authors_max: usize) -> Board {
+    /// An empty board for a job of `tasks` tasks, kept by node `me`.
+    pub fn new(tasks: u32, authors_max: usize, me: NodeId) -> Board {
         Board {
             tasks: vec![TaskEntry::default(); tasks as usize],
             counts: BTreeMap::new(),
             authors_max,
+            me,
             refused: 0,
         }
     }
@@ -185,7 +190,8 @@ impl Board {
         let Some(entry) = self.tasks.get_mut(tf.task.0 as usize) else {
             return Added::BadTask;
         };
-        if !self.counts.contains_key(&author) && self.counts.len() >= self.authors_max {
+        let others = self.counts.len() - usize::from(self.counts.contains_key(&self.me));
+        if author != self.me && !self.counts.contains_key(&author) && others >= self.authors_max {
             self.refused += 1;
             return Added::Refused;
         }
@@ -285,11 +291,11 @@ mod tests {
             (NodeId(2), f(0, Fact::Report(8))),
             (NodeId(2), f(0, Fact::Report(6))),
         ];
-        let mut a = Board::new(2, 8);
+        let mut a = Board::new(2, 8, NodeId(0));
         for (n, tf) in facts {
             a.add(n, tf);
         }
-        let mut b = Board::new(2, 8);
+        let mut b = Board::new(2, 8, NodeId(0));
         for (n, tf) in facts.iter().rev().chain(facts.iter()) {
             b.add(*n, *tf);
         }
@@ -302,7 +308,7 @@ mod tests {
 
     #[test]
     fn quorum_needs_distinct_authors() {
-        let mut b = Board::new(1, 8);
+        let mut b = Board::new(1, 8, NodeId(0));
         b.add(NodeId(1), f(0, Fact::Report(5)));
         b.add(NodeId(1), f(0, Fact::Report(5)));
         assert_eq!(b.check_quorum(TaskId(0), 2), None);
@@ -317,10 +323,13 @@ mod tests {
 
     #[test]
     fn bounds_refuse_and_count() {
-        let mut b = Board::new(1, 2);
+        let mut b = Board::new(1, 2, NodeId(0));
         assert_eq!(b.add(NodeId(1), f(0, Fact::Claim)), Added::New);
         assert_eq!(b.add(NodeId(2), f(0, Fact::Claim)), Added::New);
         assert_eq!(b.add(NodeId(3), f(0, Fact::Claim)), Added::Refused);
+        // This node's own facts are taken however many authors there are.
+        assert_eq!(b.add(NodeId(0), f(0, Fact::Claim)), Added::New);
+        assert_eq!(b.add(NodeId(4), f(0, Fact::Claim)), Added::Refused);
         for h in 0..5 {
             b.add(NodeId(1), f(0, Fact::Report(h)));
         }
@@ -328,7 +337,7 @@ mod tests {
             b.task(TaskId(0)).facts_of(NodeId(1)).unwrap().reports,
             vec![0, 1]
         );
-        let mut c = Board::new(1, 2);
+        let mut c = Board::new(1, 2, NodeId(0));
         for h in (0..5).rev() {
             c.add(NodeId(1), f(0, Fact::Report(h)));
         }
@@ -337,8 +346,8 @@ mod tests {
             vec![0, 1]
         );
         assert_eq!(b.add(NodeId(1), f(7, Fact::Claim)), Added::BadTask);
-        assert_eq!(b.refused, 4);
+        assert_eq!(b.refused, 5);
         assert_eq!(c.fact_count(), 2);
-        assert_eq!(b.fact_count(), 4);
+        assert_eq!(b.fact_count(), 5);
     }
 }

@@ -33,6 +33,8 @@ pub struct EngineConfig {
     pub facts_per_msg_max: usize,
     /// Fetches in flight per job.
     pub fetches_max: usize,
+    /// Result bytes sent to one peer in answer to its fetches per sync interval.
+    pub served_bytes_per_sync_max: usize,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +53,7 @@ impl Default for EngineConfig {
             authors_max: 256,
             facts_per_msg_max: 512,
             fetches_max: 64,
+            served_bytes_per_sync_max: 16 << 20,
         }
     }
 }

@@ -146,6 +146,13 @@ pub enum Event {
         /// How long it took.
         timings: JobTimings,
     },
+    /// Every result is here but the kernel could not merge them (a kernel bug).
+    JobFailed {
+        /// The job.
+        job: JobId,
+        /// The kernel's error.
+        why: String,
+    },
     /// The submitter cancelled a job.
     JobCancelled {
         /// The job.
@@ -207,6 +214,12 @@ pub enum DropReason {
     JobSubmitterNotHere,
     /// A job over its submitter's share (`jobs_per_submitter_max` unfinished jobs).
     JobOverSubmitterShare,
+    /// A fetch over the peer's budget of bytes per sync interval.
+    FetchOverBudget,
+    /// A help request for a task the job does not have.
+    HelpTaskOutOfRange,
+    /// Help with a task validated here, asked again within `straggler_ms`.
+    HelpTooSoon,
 }
 
 impl std::fmt::Display for DropReason {
@@ -234,6 +247,9 @@ impl std::fmt::Display for DropReason {
             JobForged => "job naming this node as submitter, which it never submitted",
             JobSubmitterNotHere => "job relayed while its submitter is not here",
             JobOverSubmitterShare => "job over its submitter's share of this node",
+            FetchOverBudget => "fetch over the peer's budget of bytes per sync interval",
+            HelpTaskOutOfRange => "help asked for a task out of range",
+            HelpTooSoon => "help with a validated task asked again too soon",
         })
     }
 }
@@ -282,6 +298,7 @@ impl std::fmt::Display for Event {
                 timings.assembled_at.since(timings.started_at),
                 timings.computed_here
             ),
+            JobFailed { job, why } => write!(f, "{job} failed to assemble: {why}"),
             JobCancelled { job } => write!(f, "{job} cancelled"),
             Dropped { from, why } => write!(f, "message from {from} dropped: {why}"),
         }

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Engine, Millis};
+use super::{DropReason, Engine, Millis};
 use crate::job::{JobId, NodeId, TaskId};
 use crate::wire::EngineMsg;
 
@@ -87,14 +87,32 @@ impl Engine {
         let Some(j) = self.jobs.get_mut(&job) else {
             return self.ask_for_job(from, job);
         };
-        let reported = j
-            .board
-            .get(task)
-            .and_then(|e| e.facts_of(me))
-            .is_some_and(|f| !f.reports.is_empty());
-        // Wake the scheduler only for news: a repeated or moot request costs nothing.
-        if task.0 < j.tasks && !reported && j.help.requests.insert(task) {
-            j.sched.idle = false;
+        let Some(entry) = j.board.get(task) else {
+            return self.drop_msg(from, DropReason::HelpTaskOutOfRange);
+        };
+        let reported = entry.facts_of(me).is_some_and(|f| !f.reports.is_empty());
+        if reported || j.help.requests.contains(&task) {
+            // Moot or repeated: it costs nothing.
+            return;
         }
+        // Help with a task validated here costs a computation this node would not do
+        // otherwise: honoured once per `straggler_ms` per peer.
+        if entry.validated_hash.is_some() {
+            let now = self.now;
+            if self
+                .helped_for
+                .get(&from)
+                .is_some_and(|at| now.since(*at) < self.config.straggler_ms)
+            {
+                return self.drop_msg(from, DropReason::HelpTooSoon);
+            }
+            self.helped_for.insert(from, now);
+        }
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        // Wake the scheduler only for news.
+        j.help.requests.insert(task);
+        j.sched.idle = false;
     }
 }

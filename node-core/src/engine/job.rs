@@ -231,7 +231,7 @@ impl Engine {
         // Thieves start apart, in the last quarter of the tasks.
         let steal_cursor = tasks - 1 - (self.next_random() % u64::from(tasks.div_ceil(4))) as u32;
         let mut job = Job {
-            board: Board::new(tasks, self.config.authors_max),
+            board: Board::new(tasks, self.config.authors_max, self.me),
             ranking: Ranking::new(id, tasks, k, &members),
             id,
             tasks,

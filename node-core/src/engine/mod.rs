@@ -236,6 +236,14 @@ pub struct Engine {
     running: BTreeSet<(JobId, TaskId)>,
     /// Unknown jobs whose spec was asked for, and when (bounded by `RETIRED_MAX`).
     asked: BTreeMap<JobId, Millis>,
+    /// Result bytes sent to each peer in answer to fetches since a time: at most
+    /// `served_bytes_per_sync_max` per sync interval, so a small request cannot make
+    /// this node send without bound. Pruned when a peer leaves.
+    served: BTreeMap<NodeId, (Millis, usize)>,
+    /// When each peer last had a help request honoured for a task validated here (such
+    /// help costs a computation this node would not otherwise do): once per
+    /// `straggler_ms`. Pruned when a peer leaves.
+    helped_for: BTreeMap<NodeId, Millis>,
     /// Outputs not yet polled.
     out: VecDeque<Output>,
     /// The latest time handed in.
@@ -261,6 +269,8 @@ impl Engine {
             retired: VecDeque::new(),
             running: BTreeSet::new(),
             asked: BTreeMap::new(),
+            served: BTreeMap::new(),
+            helped_for: BTreeMap::new(),
             out: VecDeque::new(),
             now,
             timers,
@@ -420,6 +430,11 @@ impl Engine {
         if !self.peers.remove(&n) {
             return;
         }
+        // Budgets are forgotten with the peer. Liars are not: a peer cut off for a while
+        // comes back under the same id (and `liars` only ever holds authors of facts,
+        // so it is bounded by the boards).
+        self.served.remove(&n);
+        self.helped_for.remove(&n);
         self.event(Event::PeerDead { node: n });
         let members = self.members();
         let me = self.me;
@@ -427,6 +442,7 @@ impl Engine {
             j.ranking.remove(n, &members);
             j.rebuild_owned(me);
             j.gossip.behind_since.remove(&n);
+            j.gossip.resent_to.remove(&n);
         }
         self.note_holder_lost(n);
         self.retarget_fetches(n);

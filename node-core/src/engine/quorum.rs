@@ -53,6 +53,7 @@ impl Engine {
         j.sched.claim_seen.remove(&task);
         j.sched.claimed_at.retain(|(t, _), _| *t != task);
         j.help.requests.remove(&task);
+        j.help.asked_at.remove(&task);
         let (tasks_validated, tasks) = (j.tasks_validated, j.tasks);
         // Bytes kept for another hash are a liar's: drop them.
         if j.held.payloads.get(&task).is_some_and(|(h, _)| *h != hash) {

@@ -187,6 +187,7 @@ fn bad_messages_are_dropped_and_counted_never_trusted() {
             StoreForUnknownJob,
             StoreTooBig,
             CancelNotFromSubmitter,
+            HelpTaskOutOfRange,
             PacingNotFromSubmitter,
             ResendTooSoon,
         ]
@@ -667,4 +668,117 @@ fn a_job_belongs_to_its_submitter_and_no_peer_fills_the_table() {
     assert_eq!(e.job_ids().count(), 15);
     submit(&mut e, 2, 0);
     assert_eq!(e.job_ids().count(), 16, "this node's own job is taken");
+}
+
+/// A lone node that computed every task of a 4-task job; `config` as given.
+fn holder_of_a_finished_job(config: EngineConfig) -> (Engine, JobId) {
+    let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
+    let job = submit(&mut e, 4, 0);
+    for _ in 0..10 {
+        for out in drain(&mut e) {
+            if let Output::RunTask { job, task, kernel } = out {
+                let mut output = Vec::new();
+                kernel.run_task(task.0, &mut output).expect("valid");
+                e.handle_input(Millis(1), Input::ComputeFinished { job, task, output });
+            }
+        }
+    }
+    assert!(e.is_assembled(job));
+    (e, job)
+}
+
+#[test]
+fn fetches_are_answered_within_a_byte_budget_per_peer() {
+    let mut one = Vec::new();
+    kernel(4).run_task(0, &mut one).expect("valid");
+    let config = EngineConfig {
+        served_bytes_per_sync_max: 2 * one.len(),
+        ..EngineConfig::default()
+    };
+    let (mut e, job) = holder_of_a_finished_job(config);
+    e.handle_input(Millis(2), Input::PeerUp(NodeId(2)));
+    drain(&mut e);
+    let fetch = |e: &mut Engine, at: u64, task: u32| {
+        let hash = e.validated_hash(job, TaskId(task)).expect("validated");
+        e.handle_input(
+            Millis(at),
+            Input::Message {
+                from: NodeId(2),
+                msg: EngineMsg::Fetch {
+                    job,
+                    task: TaskId(task),
+                    hash,
+                },
+            },
+        );
+        let out = drain(e);
+        let answered = out.iter().any(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    msg: EngineMsg::Payload { .. },
+                    ..
+                }
+            )
+        });
+        (answered, dropped(&out))
+    };
+    assert_eq!(fetch(&mut e, 10, 0), (true, vec![]));
+    assert_eq!(fetch(&mut e, 10, 1), (true, vec![]));
+    assert_eq!(
+        fetch(&mut e, 10, 2),
+        (false, vec![DropReason::FetchOverBudget])
+    );
+    // A sync interval later the budget is there again.
+    assert_eq!(fetch(&mut e, 510, 2), (true, vec![]));
+}
+
+#[test]
+fn help_with_a_validated_task_is_honoured_once_per_straggler_interval() {
+    let (mut e, job) = holder_of_a_finished_job(EngineConfig::default());
+    // A second node, which has not computed anything, is asked for help by node 2. It
+    // may have started tasks when the spec arrived: give it slots to spare.
+    let config = EngineConfig {
+        slots: 8,
+        ..EngineConfig::default()
+    };
+    let mut b = Engine::new(NodeId(3), config, 3, Millis(0));
+    b.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
+    b.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(3)));
+    for out in drain(&mut e) {
+        if let Output::Send { to, msg } = out
+            && to == NodeId(3)
+        {
+            b.handle_input(
+                Millis(1),
+                Input::Message {
+                    from: NodeId(1),
+                    msg,
+                },
+            );
+        }
+    }
+    drain(&mut b);
+    assert!(b.validated_hash(job, TaskId(0)).is_some());
+    let help = |b: &mut Engine, at: u64, task: u32| {
+        b.handle_input(
+            Millis(at),
+            Input::Message {
+                from: NodeId(2),
+                msg: EngineMsg::Help {
+                    job,
+                    task: TaskId(task),
+                },
+            },
+        );
+        let out = drain(b);
+        let started = out
+            .iter()
+            .any(|o| matches!(o, Output::RunTask { task: t, .. } if t.0 == task));
+        (started, dropped(&out))
+    };
+    assert_eq!(help(&mut b, 10, 0), (true, vec![]));
+    assert_eq!(help(&mut b, 20, 1), (false, vec![DropReason::HelpTooSoon]));
+    assert_eq!(help(&mut b, 2_100, 1).1, vec![]);
 }
