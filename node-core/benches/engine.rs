@@ -34,6 +34,8 @@ fn run(nodes: usize, tasks: u32, replication: u8, quorum: u8) -> Run {
         silent: 0,
         fake_holders: 0,
         flooders: 0,
+        forgers: 0,
+        authors_max: 256,
         loss: 0.0,
         dup: 0.0,
         latency_ms: (1, 5),

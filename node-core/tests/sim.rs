@@ -116,6 +116,9 @@ fn simulated_meshes_stay_safe_and_live() {
             "fake holder",
             "job flood",
             "assembled elsewhere",
+            "fetch flood",
+            "junk pushed",
+            "authors capped",
         ] {
             assert!(
                 counts.get(path).is_some_and(|n| *n > 0),
@@ -244,6 +247,8 @@ fn prime_count_jobs_reproduce_published_values() {
             silent: 0,
             fake_holders: 0,
             flooders: 0,
+            forgers: 0,
+            authors_max: 256,
             loss: 0.05,
             dup: 0.05,
             latency_ms: (1, 20),

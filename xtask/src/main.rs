@@ -15,6 +15,9 @@
 //! - `bench engine`: `cargo bench -p node-core --bench engine`, the engine's cost per
 //!   task in the simulator and the kernels' speed.
 //! - `soak [N]`: the simulator over N seeds (default 100,000) in a release build.
+//! - `mutants [FILE…]`: mutation testing of the engine with cargo-mutants (installed on
+//!   first use); prints caught / missed / unviable and the missed mutants. Slow (hours
+//!   over the whole engine on 2 cores), so not part of `test`.
 //!
 //! CI (`.ci/run`) calls `cargo xtask setup` and `cargo xtask test`, the same commands a
 //! person runs.
@@ -57,6 +60,7 @@ fn main() -> Result<()> {
             }
         },
         "soak" => soak(rest),
+        "mutants" => mutants(rest),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
@@ -77,6 +81,9 @@ const HELP: &str = "cargo xtask <command>
                (`bench` alone runs it too)
   bench engine engine cost per task, r and q overheads, kernel throughput
   soak [N]     run the simulator over N seeds (default 100000) in a release build
+  mutants [FILE…]  mutation testing of the engine (default node-core/src/engine/*.rs)
+               with cargo-mutants (installed on first use); prints caught, missed and
+               unviable mutants and lists the missed ones. Slow: not part of `test`
   help         print this";
 
 /// The workspace root.
@@ -283,6 +290,70 @@ fn soak(args: &[String]) -> Result<()> {
         "soak: {seeds} seeds without a violation in {:.0} s",
         start.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+const CARGO_MUTANTS_VERSION: &str = "27.1.0";
+
+/// `cargo xtask mutants [FILE…]`: how many of the engine's mutants its tests catch.
+fn mutants(args: &[String]) -> Result<()> {
+    if !version_of("cargo-mutants", "--version").is_some_and(|v| v.ends_with(CARGO_MUTANTS_VERSION))
+    {
+        let mut c = cargo();
+        c.args([
+            "install",
+            "cargo-mutants",
+            "--version",
+            CARGO_MUTANTS_VERSION,
+            "--locked",
+        ]);
+        run(c).context("install cargo-mutants")?;
+    }
+    let files: Vec<String> = if args.is_empty() {
+        vec!["node-core/src/engine/*.rs".into()]
+    } else {
+        args.to_vec()
+    };
+    let out_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("mutants");
+    let mut c = cargo();
+    c.args(["mutants", "-p", "node-core", "--no-shuffle", "-j", "2"]);
+    for f in &files {
+        c.args(["-f", f]);
+    }
+    c.arg("--output").arg(&out_dir);
+    // cargo-mutants exits non-zero when a mutant is missed: the summary below says so.
+    let status = run(c);
+    let read = |name: &str| -> Vec<String> {
+        std::fs::read_to_string(out_dir.join("mutants.out").join(name))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let (caught, missed, timeout, unviable) = (
+        read("caught.txt"),
+        read("missed.txt"),
+        read("timeout.txt"),
+        read("unviable.txt"),
+    );
+    let viable = caught.len() + missed.len() + timeout.len();
+    println!(
+        "mutants: {} caught, {} missed, {} timed out, {} unviable; {:.1} % of viable mutants caught",
+        caught.len(),
+        missed.len(),
+        timeout.len(),
+        unviable.len(),
+        100.0 * (caught.len() + timeout.len()) as f64 / viable.max(1) as f64
+    );
+    for m in &missed {
+        println!("  missed: {m}");
+    }
+    if viable == 0 {
+        status?;
+        bail!("no mutant was tested");
+    }
     Ok(())
 }
 

@@ -81,6 +81,12 @@ pub struct Scenario {
     /// jobs of their own as they can, and jobs forged in every other node's name.
     /// Liars and the other hostile nodes together are at most `q - 1`.
     pub flooders: usize,
+    /// Forgers (after the flooders): every result byte they send is junk under the true
+    /// hash, and they push junk stores and payloads nobody asked for.
+    pub forgers: usize,
+    /// Authors of facts each node takes per job (the engine's `authors_max`); small in
+    /// some scenarios, so that some peers' facts are refused.
+    pub authors_max: usize,
     pub loss: f64,
     pub dup: f64,
     pub latency_ms: (u64, u64),
@@ -137,6 +143,8 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
     } else {
         0
     };
+    let forgers = rng.below((hostile_max - silent - fake_holders - flooders) as u64 + 1) as usize;
+    let cap_authors = rng.chance(0.1);
     let calm = rng.chance(0.2);
     let mut faults = Vec::new();
     if !calm {
@@ -162,8 +170,12 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
     }
     faults.sort_by_key(|(t, _)| *t);
     // Liveness needs q honest nodes at the end: spare some crash victims if needed.
-    let hostile = liars + silent + fake_holders + flooders;
-    while honest_survivors(nodes, hostile, &faults) < usize::from(quorum) {
+    let hostile = liars + silent + fake_holders + flooders + forgers;
+    // Some scenarios take facts from one author fewer than will ever take part, so on
+    // every node the last other author's facts are refused (a node's own always count
+    // for it); one honest node is spared for that.
+    let spare = usize::from(cap_authors);
+    while honest_survivors(nodes, hostile, &faults) < usize::from(quorum) + spare {
         let Some(i) = faults
             .iter()
             .rposition(|(_, f)| matches!(f, Fault::Crash(_)))
@@ -172,6 +184,18 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         };
         faults.remove(i);
     }
+    let authors_max =
+        if cap_authors && honest_survivors(nodes, hostile, &faults) > usize::from(quorum) {
+            let ever = nodes
+                + faults
+                    .iter()
+                    .filter(|(_, f)| matches!(f, Fault::Join | Fault::Restart(_)))
+                    .count();
+            // Other authors than the node itself: `ever - 1`; one of them is refused.
+            ever - 2
+        } else {
+            EngineConfig::default().authors_max
+        };
     Scenario {
         nodes,
         kernel,
@@ -181,6 +205,8 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         silent,
         fake_holders,
         flooders,
+        forgers,
+        authors_max,
         loss: if calm {
             0.0
         } else {
@@ -226,6 +252,8 @@ pub struct Node {
     claimed_all: bool,
     /// Says it holds every result, and never sends result bytes to anyone.
     fake_holder: bool,
+    /// Sends junk bytes under true hashes.
+    forger: bool,
     slow: bool,
     /// Partition side; nodes talk only within a side.
     side: u8,
@@ -295,6 +323,8 @@ pub struct Sim {
     pub reports_seen: HashMap<(usize, TaskId), BTreeMap<u64, BTreeSet<NodeId>>>,
     /// By node, the peers it marked as liars: it must never place them again.
     pub marked: HashMap<usize, BTreeSet<NodeId>>,
+    /// Result bytes each node sent each peer, by sync interval.
+    pub served: HashMap<(usize, NodeId, u64), usize>,
 }
 
 fn fail(seed: u64, what: String) -> ! {
@@ -333,24 +363,35 @@ impl Sim {
             counts: BTreeMap::new(),
             reports_seen: HashMap::new(),
             marked: HashMap::new(),
+            served: HashMap::new(),
             sc,
         };
+        if sim.sc.authors_max < EngineConfig::default().authors_max {
+            *sim.counts.entry("authors capped").or_insert(0) += 1;
+        }
         let stragglers = sim.sc.stragglers;
         for i in 0..sim.sc.nodes {
             let liar = i >= 1 && i <= sim.sc.liars;
             let silent = i > sim.sc.liars && i <= sim.sc.liars + sim.sc.silent;
             let holders_end = sim.sc.liars + sim.sc.silent + sim.sc.fake_holders;
-            let hostile = holders_end + sim.sc.flooders;
+            let flooders_end = holders_end + sim.sc.flooders;
+            let hostile = flooders_end + sim.sc.forgers;
             let fake_holder = i > sim.sc.liars + sim.sc.silent && i <= holders_end;
-            let flooder = i > holders_end && i <= hostile;
+            let flooder = i > holders_end && i <= flooders_end;
+            let forger = i > flooders_end && i <= hostile;
             let slow = i > hostile && i > sim.sc.nodes.saturating_sub(stragglers);
             let n = sim.add_node(liar, slow);
             sim.nodes[n].silent = silent;
             sim.nodes[n].fake_holder = fake_holder;
-            if flooder {
-                let at = sim.rng.range(250, 600);
+            sim.nodes[n].forger = forger;
+            if flooder || forger {
+                // Early (jobs, then fetches) and then every second for a while
+                // (fetches, junk): most of it while results are being validated.
                 let id = sim.nodes[n].id;
-                sim.push(at, Delivery::Flood { at: id });
+                for k in 0..8 {
+                    let at = sim.rng.range(250, 600) + k * 1_000;
+                    sim.push(at, Delivery::Flood { at: id });
+                }
             }
         }
         sim
@@ -361,6 +402,8 @@ impl Sim {
         self.next_id += 1;
         let config = EngineConfig {
             slots: 1 + (self.rng.below(2) as usize),
+            authors_max: self.sc.authors_max,
+            served_bytes_per_sync_max: self.served_budget(),
             ..EngineConfig::default()
         };
         let engine = Engine::new(id, config, self.rng.next(), Millis(self.now));
@@ -372,6 +415,7 @@ impl Sim {
             silent: false,
             claimed_all: false,
             fake_holder: false,
+            forger: false,
             slow,
             side: 0,
         });
@@ -519,10 +563,14 @@ impl Sim {
             self.engine_ns += t0.elapsed().as_nanos();
             let Some(out) = out else { break };
             match out {
-                Output::Send { to, msg } => self.transmit(i, to, msg),
+                Output::Send { to, msg } => {
+                    self.check_output(i, to, &msg);
+                    self.transmit(i, to, msg)
+                }
                 Output::Broadcast { msg } => {
                     let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
                     for to in peers {
+                        self.check_output(i, to, &msg);
                         self.transmit(i, to, msg.clone());
                     }
                 }
@@ -608,7 +656,32 @@ impl Sim {
         self.check_memory(i);
     }
 
-    fn transmit(&mut self, from: usize, to: NodeId, msg: EngineMsg) {
+    /// Result bytes a node may send one peer per sync interval in this simulation:
+    /// small enough that a fetch flood meets it.
+    fn served_budget(&self) -> usize {
+        16 * self.sc.kernel.task_output_len_max()
+    }
+
+    /// Checks on what an engine sends (not on what the simulator's adversaries push).
+    fn check_output(&mut self, from: usize, to: NodeId, msg: &EngineMsg) {
+        // An engine's answers to fetches stay within the budget (the engine's window is
+        // its own, so two budgets may fall in one of these buckets).
+        if let EngineMsg::Payload { payload, .. } = msg {
+            let bucket = self.now / EngineConfig::default().sync_ms;
+            let budget = self.served_budget();
+            let sent = self.served.entry((from, to, bucket)).or_insert(0);
+            *sent += payload.len();
+            let sent = *sent;
+            if sent > 2 * budget {
+                fail(
+                    self.seed,
+                    format!(
+                        "{} sent {to} {sent} bytes of results in one sync interval",
+                        self.nodes[from].id
+                    ),
+                );
+            }
+        }
         // A node never places a peer it marked as a liar: no copy, fetch or help for it.
         if matches!(
             msg,
@@ -623,10 +696,19 @@ impl Sim {
                 ),
             );
         }
+    }
+
+    fn transmit(&mut self, from: usize, to: NodeId, mut msg: EngineMsg) {
         if self.nodes[from].fake_holder
             && matches!(msg, EngineMsg::Payload { .. } | EngineMsg::Store { .. })
         {
             return;
+        }
+        if self.nodes[from].forger
+            && let EngineMsg::Payload { payload, .. } | EngineMsg::Store { payload, .. } = &mut msg
+            && let Some(b) = payload.first_mut()
+        {
+            *b ^= 0x5a;
         }
         if self.trace && !matches!(msg, EngineMsg::Facts { .. } | EngineMsg::Digest { .. }) {
             let what = format!("{msg:?}");
@@ -795,6 +877,14 @@ impl Sim {
 
     /// A flooder's jobs: its own, many, and forged ones in every other node's name.
     fn flood(&mut self, i: usize) {
+        if self.nodes[i].forger {
+            return self.push_junk(i);
+        }
+        self.flood_fetches(i);
+        if self.nodes[i].claimed_all {
+            return;
+        }
+        self.nodes[i].claimed_all = true;
         *self.counts.entry("job flood").or_insert(0) += 1;
         let flooder = self.nodes[i].id;
         let others: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
@@ -820,6 +910,58 @@ impl Sim {
         for to in peers {
             for spec in &specs {
                 self.transmit(i, to, EngineMsg::Job { spec: spec.clone() });
+            }
+        }
+    }
+
+    /// A flooder asks every peer for every result, many times over.
+    fn flood_fetches(&mut self, i: usize) {
+        let Some(job) = self.job else { return };
+        *self.counts.entry("fetch flood").or_insert(0) += 1;
+        let hashes: Vec<(TaskId, u64)> = (0..self.sc.kernel.task_count())
+            .map(|t| (TaskId(t), content_hash(&self.output_for(TaskId(t), false))))
+            .collect();
+        let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
+        for to in peers {
+            for _ in 0..4 {
+                for (task, hash) in &hashes {
+                    let msg = EngineMsg::Fetch {
+                        job,
+                        task: *task,
+                        hash: *hash,
+                    };
+                    self.transmit(i, to, msg);
+                }
+            }
+        }
+    }
+
+    /// A forger pushes junk under every true hash, as stores and as payloads nobody
+    /// asked for.
+    fn push_junk(&mut self, i: usize) {
+        let Some(job) = self.job else { return };
+        *self.counts.entry("junk pushed").or_insert(0) += 1;
+        let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
+        for t in 0..self.sc.kernel.task_count() {
+            let task = TaskId(t);
+            let truth = self.output_for(task, false);
+            let hash = content_hash(&truth);
+            for to in &peers {
+                // `transmit` turns the true bytes into junk for a forger.
+                let store = EngineMsg::Store {
+                    job,
+                    task,
+                    hash,
+                    payload: truth.clone(),
+                };
+                let payload = EngineMsg::Payload {
+                    job,
+                    task,
+                    hash,
+                    payload: truth.clone(),
+                };
+                self.transmit(i, *to, store);
+                self.transmit(i, *to, payload);
             }
         }
     }
