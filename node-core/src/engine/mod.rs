@@ -214,6 +214,38 @@ pub enum Output {
     Event(Event),
 }
 
+/// The size of everything an engine keeps ([`Engine::footprint`]), grouped by what
+/// bounds it, so that a test can hold each group to its own bound.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Jobs kept.
+    pub jobs: usize,
+    /// Facts on all boards.
+    pub facts: u64,
+    /// Result bytes held.
+    pub payload_bytes: usize,
+    /// Retired job ids remembered.
+    pub retired: usize,
+    /// Unknown job ids whose spec was asked for.
+    pub asked: usize,
+    /// Nodes marked as liars.
+    pub liars: usize,
+    /// Per-peer budgets (fetch answers, help with validated tasks).
+    pub peer_budgets: usize,
+    /// Per-task marks over all jobs (at most one per task each): claims seen, backups,
+    /// unfetchable results, help asked and given, open reports, mismatches.
+    pub task_marks: usize,
+    /// Per (task, author) entries over all jobs: claim times, holders that did not
+    /// serve, copies awaiting confirmation.
+    pub per_author: usize,
+    /// Fetches in flight over all jobs.
+    pub fetches: usize,
+    /// Per (job, peer) gossip entries: peers behind, resends answered.
+    pub per_peer: usize,
+    /// Own facts waiting for a flush.
+    pub outbox: usize,
+}
+
 /// A sans-IO compute node.
 #[derive(Debug)]
 pub struct Engine {
@@ -331,11 +363,33 @@ impl Engine {
         self.jobs.get(&job).is_some_and(|j| j.assembly.assembled)
     }
 
-    /// Facts on all boards, and result bytes held: for bounds checks.
-    pub fn footprint(&self) -> (u64, usize) {
-        let facts = self.jobs.values().map(|j| j.board.fact_count()).sum();
-        let bytes = self.jobs.values().map(|j| j.held.payload_bytes).sum();
-        (facts, bytes)
+    /// The size of everything this node keeps: for bounds checks.
+    pub fn footprint(&self) -> Footprint {
+        let sum = |f: &dyn Fn(&Job) -> usize| self.jobs.values().map(f).sum::<usize>();
+        Footprint {
+            jobs: self.jobs.len(),
+            facts: self.jobs.values().map(|j| j.board.fact_count()).sum(),
+            payload_bytes: sum(&|j| j.held.payload_bytes),
+            retired: self.retired.len(),
+            asked: self.asked.len(),
+            liars: self.liars.len(),
+            peer_budgets: self.served.len() + self.helped_for.len(),
+            task_marks: sum(&|j| {
+                j.sched.claim_seen.len()
+                    + j.sched.backups.len()
+                    + j.assembly.unfetchable.len()
+                    + j.help.requests.len()
+                    + j.help.asked_at.len()
+                    + j.help.reported_open.len()
+                    + j.mismatched.len()
+            }),
+            per_author: sum(&|j| {
+                j.sched.claimed_at.len() + j.assembly.unserved.len() + j.held.stores.len()
+            }),
+            fetches: sum(&|j| j.assembly.fetches.len()),
+            per_peer: sum(&|j| j.gossip.behind_since.len() + j.gossip.resent_to.len()),
+            outbox: sum(&|j| j.gossip.outbox.len()),
+        }
     }
 
     // ---- input ----

@@ -833,22 +833,47 @@ impl Sim {
         }
     }
 
+    /// Everything an engine keeps stays within bounds set by the scenario (tighter than
+    /// the engine's own caps): one job unless a flooder sent more, at most as many liars
+    /// as the scenario has, and so on.
     fn check_memory(&self, i: usize) {
-        let (facts, bytes) = self.nodes[i].engine.footprint();
-        let tasks = u64::from(self.sc.kernel.task_count());
-        let authors = self.next_id; // every node that ever existed
+        let fp = self.nodes[i].engine.footprint();
+        let tasks = self.sc.kernel.task_count() as usize;
+        let authors = self.next_id as usize; // every node that ever existed
+        let flood = self.sc.flooders > 0;
         // A flooder's jobs have one tiny task each; at most `jobs_max` jobs are kept.
-        let other_tasks = if self.sc.flooders > 0 { 16 } else { 0 };
-        let facts_max = (tasks + other_tasks) * authors * 5;
-        let bytes_max =
-            tasks as usize * self.sc.kernel.task_output_len_max() + other_tasks as usize * 64;
-        if facts > facts_max || bytes > bytes_max {
-            fail(
-                self.seed,
-                format!(
-                    "memory over bound: {facts} facts (max {facts_max}), {bytes} bytes (max {bytes_max})"
-                ),
-            );
+        let other_tasks = if flood { 16 } else { 0 };
+        let all_tasks = tasks + other_tasks;
+        let jobs_max = if flood { 16 } else { 1 };
+        let ids_max = if flood { 64 } else { 1 };
+        let bounds: [(&str, usize, usize); 12] = [
+            ("jobs", fp.jobs, jobs_max),
+            ("facts", fp.facts as usize, all_tasks * authors * 5),
+            (
+                "result bytes",
+                fp.payload_bytes,
+                tasks * self.sc.kernel.task_output_len_max() + other_tasks * 64,
+            ),
+            ("retired ids", fp.retired, if flood { 64 } else { 0 }),
+            ("asked ids", fp.asked, ids_max),
+            ("liars", fp.liars, self.sc.liars),
+            ("peer budgets", fp.peer_budgets, 2 * authors),
+            ("task marks", fp.task_marks, 7 * all_tasks),
+            ("per-author entries", fp.per_author, 3 * all_tasks * authors),
+            ("fetches", fp.fetches, all_tasks),
+            ("per-peer entries", fp.per_peer, 2 * jobs_max * authors),
+            ("unflushed facts", fp.outbox, 5 * all_tasks),
+        ];
+        for (what, n, max) in bounds {
+            if n > max {
+                fail(
+                    self.seed,
+                    format!(
+                        "memory over bound at {}: {n} {what} (max {max})",
+                        self.nodes[i].id
+                    ),
+                );
+            }
         }
     }
 
