@@ -57,22 +57,28 @@ fn simulated_meshes_stay_safe_and_live() {
     let chunks: Vec<Vec<u64>> = (0..threads)
         .map(|t| seeds.iter().copied().skip(t).step_by(threads).collect())
         .collect();
-    let results: Vec<(u64, u64, u64, BTreeMap<&'static str, u64>)> = std::thread::scope(|s| {
+    type Totals = (u64, u64, u64, BTreeMap<&'static str, u64>, f64);
+    let results: Vec<Totals> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .into_iter()
             .map(|chunk| {
                 s.spawn(move || {
-                    let (mut sim_ms, mut steps) = (0, 0);
+                    let (mut sim_ms, mut steps, mut used) = (0, 0, 0f64);
                     let mut counts = BTreeMap::new();
                     for seed in &chunk {
                         let sim = run_seed(*seed);
                         sim_ms += sim.now;
                         steps += sim.steps;
+                        let took = sim
+                            .done_at
+                            .unwrap_or(sim.now)
+                            .saturating_sub(sim.faults_end);
+                        used = used.max(took as f64 / sim.liveness_bound_ms() as f64);
                         for (k, v) in sim.counts {
                             *counts.entry(k).or_insert(0) += v;
                         }
                     }
-                    (chunk.len() as u64, sim_ms, steps, counts)
+                    (chunk.len() as u64, sim_ms, steps, counts, used)
                 })
             })
             .collect();
@@ -95,6 +101,11 @@ fn simulated_meshes_stay_safe_and_live() {
         sim_ms as f64 / 1000.0
     );
     println!("simulator paths: {counts:?}");
+    let used = results.iter().map(|r| r.4).fold(0.0, f64::max);
+    println!(
+        "simulator: the slowest run took {:.0} % of its liveness bound after its last fault",
+        used * 100.0
+    );
     // Rare paths (a flood, a fake holder) show up in about one seed in a hundred, so
     // coverage is asserted over a run of at least 500 seeds (the default); a replay of
     // fewer seeds says so.

@@ -297,8 +297,15 @@ const CARGO_MUTANTS_VERSION: &str = "27.1.0";
 
 /// `cargo xtask mutants [FILE…]`: how many of the engine's mutants its tests catch.
 fn mutants(args: &[String]) -> Result<()> {
-    if !version_of("cargo-mutants", "--version").is_some_and(|v| v.ends_with(CARGO_MUTANTS_VERSION))
-    {
+    let installed = cargo()
+        .args(["mutants", "--version"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .ends_with(CARGO_MUTANTS_VERSION)
+        });
+    if !installed {
         let mut c = cargo();
         c.args([
             "install",
@@ -318,6 +325,9 @@ fn mutants(args: &[String]) -> Result<()> {
         .map_or_else(|| root().join("target"), PathBuf::from)
         .join("mutants");
     let mut c = cargo();
+    // Each of cargo-mutants' copies of the tree builds in its own target directory: a
+    // shared one would mix mutated builds with the ones a person runs meanwhile.
+    c.env_remove("CARGO_TARGET_DIR");
     c.args(["mutants", "-p", "node-core", "--no-shuffle", "-j", "2"]);
     for f in &files {
         c.args(["-f", f]);

@@ -10,7 +10,7 @@
 //!   hash is the true one;
 //! - the assembled output equals the job computed by one process alone;
 //! - liveness: once faults stop (at least `q` honest nodes remain), the job completes
-//!   within `LIVENESS_BOUND_MS` of simulated time;
+//!   within a bound tied to the job's size (`Sim::liveness_bound_ms`);
 //! - memory: board facts and stored result bytes stay within their bounds.
 //!
 //! `cargo test` runs `SIM_SEEDS` seeds (default 500); a failure prints its seed, and
@@ -27,8 +27,11 @@ use node_core::job::{JobId, JobSpec, NodeId, TaskId, content_hash};
 use node_core::kernels::{JobOutput, Kernel, mandelbrot, monte_carlo, primes};
 use node_core::wire::{EngineMsg, Fact, TaskFact};
 
-/// After the last fault, the job must be done within this much simulated time.
-pub const LIVENESS_BOUND_MS: u64 = 120_000;
+/// After the last fault, the job must be done within this much simulated time plus
+/// the time its work takes (see [`Sim::liveness_bound_ms`]): what recovery may cost
+/// (claims expire after 10 s, a fake holder costs fetch timeouts, a lost report a help
+/// request every 2 s).
+pub const RECOVERY_MS: u64 = 60_000;
 /// Hard stop for a run, in simulated time.
 const RUN_LIMIT_MS: u64 = 1_000_000;
 
@@ -325,6 +328,8 @@ pub struct Sim {
     pub marked: HashMap<usize, BTreeSet<NodeId>>,
     /// Result bytes each node sent each peer, by sync interval.
     pub served: HashMap<(usize, NodeId, u64), usize>,
+    /// When the last fault happened (or the job was submitted, if later).
+    pub faults_end: u64,
 }
 
 fn fail(seed: u64, what: String) -> ! {
@@ -364,6 +369,7 @@ impl Sim {
             reports_seen: HashMap::new(),
             marked: HashMap::new(),
             served: HashMap::new(),
+            faults_end: 0,
             sc,
         };
         if sim.sc.authors_max < EngineConfig::default().authors_max {
@@ -887,6 +893,15 @@ impl Sim {
             .insert(author);
     }
 
+    /// How long after the last fault the job may take: [`RECOVERY_MS`] plus its work
+    /// done on one node at the slowest honest speed (every task `q` times at the longest
+    /// task time, ten times that if the scenario has stragglers).
+    pub fn liveness_bound_ms(&self) -> u64 {
+        let tasks = u64::from(self.sc.kernel.task_count());
+        let slow = if self.sc.stragglers > 0 { 10 } else { 1 };
+        RECOVERY_MS + tasks * u64::from(self.sc.quorum) * self.sc.task_ms.1 * slow
+    }
+
     /// The id of the job node 0 submits.
     fn submitted_job(&self) -> JobId {
         JobSpec {
@@ -1018,6 +1033,7 @@ impl Sim {
             .collect();
         faults.reverse();
         let faults_end = faults.first().map_or(start, |(t, _)| *t);
+        self.faults_end = faults_end;
         let mut submitted = false;
         loop {
             self.steps += 1;
@@ -1045,7 +1061,7 @@ impl Sim {
             if self.done_at.is_some() {
                 break;
             }
-            if next > RUN_LIMIT_MS || next > faults_end + LIVENESS_BOUND_MS {
+            if next > RUN_LIMIT_MS || next > faults_end + self.liveness_bound_ms() {
                 let job = self.job.expect("submitted");
                 let (v, t) = self.nodes[0].engine.progress(job).unwrap_or((0, 0));
                 if self.trace {
@@ -1067,7 +1083,7 @@ impl Sim {
                     self.seed,
                     format!(
                         "liveness: job not done {} ms after the last fault ({v}/{t} tasks validated at node 0)",
-                        LIVENESS_BOUND_MS
+                        self.liveness_bound_ms()
                     ),
                 );
             }
