@@ -346,6 +346,9 @@ mod tests {
             vec![0, 1]
         );
         assert_eq!(b.add(NodeId(1), f(7, Fact::Claim)), Added::BadTask);
+        assert_eq!((b.len(), b.is_empty()), (1, false));
+        assert_eq!(Board::new(5, 2, NodeId(0)).len(), 5);
+        assert!(Board::new(0, 2, NodeId(0)).is_empty());
         assert_eq!(b.refused, 5);
         assert_eq!(c.fact_count(), 2);
         assert_eq!(b.fact_count(), 5);
