@@ -241,7 +241,7 @@ impl Engine {
             return;
         };
         j.assembly.fetches.remove(&task);
-        j.assembly.unserved.retain(|(t, _), _| *t != task);
+        super::forget_task(&mut j.assembly.unserved, task);
         let new = !j.held.payloads.contains_key(&task);
         j.held.keep(task, hash, payload);
         let (fetched, tasks) = (j.held.payloads.len() as u32, j.tasks);

@@ -190,10 +190,12 @@ impl Board {
         let Some(entry) = self.tasks.get_mut(tf.task.0 as usize) else {
             return Added::BadTask;
         };
-        let others = self.counts.len() - usize::from(self.counts.contains_key(&self.me));
-        if author != self.me && !self.counts.contains_key(&author) && others >= self.authors_max {
-            self.refused += 1;
-            return Added::Refused;
+        if author != self.me && !self.counts.contains_key(&author) {
+            let others = self.counts.len() - usize::from(self.counts.contains_key(&self.me));
+            if others >= self.authors_max {
+                self.refused += 1;
+                return Added::Refused;
+            }
         }
         let i = match entry.authors.binary_search_by_key(&author, |(n, _)| *n) {
             Ok(i) => i,

@@ -44,11 +44,7 @@ impl Engine {
                 {
                     continue;
                 }
-                let in_flight = entry
-                    .authors
-                    .iter()
-                    .any(|(n, f)| self.in_flight(j, task, *n, f));
-                if in_flight {
+                if self.in_flight(j, task, entry) > 0 {
                     continue;
                 }
                 let fresh = |n: &NodeId| {

@@ -235,8 +235,8 @@ pub struct Footprint {
     /// Per-task marks over all jobs (at most one per task each): claims seen, backups,
     /// unfetchable results, help asked and given, open reports, mismatches.
     pub task_marks: usize,
-    /// Per (task, author) entries over all jobs: claim times, holders that did not
-    /// serve, copies awaiting confirmation.
+    /// Per (task, author) entries over all jobs: holders that did not serve, copies
+    /// awaiting confirmation.
     pub per_author: usize,
     /// Fetches in flight over all jobs.
     pub fetches: usize,
@@ -383,9 +383,7 @@ impl Engine {
                     + j.help.reported_open.len()
                     + j.mismatched.len()
             }),
-            per_author: sum(&|j| {
-                j.sched.claimed_at.len() + j.assembly.unserved.len() + j.held.stores.len()
-            }),
+            per_author: sum(&|j| j.assembly.unserved.len() + j.held.stores.len()),
             fetches: sum(&|j| j.assembly.fetches.len()),
             per_peer: sum(&|j| j.gossip.behind_since.len() + j.gossip.resent_to.len()),
             outbox: sum(&|j| j.gossip.outbox.len()),
@@ -581,5 +579,17 @@ impl Engine {
 
     fn is_live(&self, n: NodeId) -> bool {
         n == self.me || self.peers.contains(&n)
+    }
+}
+
+/// Removes every entry of one task from a map keyed by (task, node), in O(log n + k)
+/// rather than a pass over the whole map (this runs once per validated task).
+fn forget_task<V>(map: &mut BTreeMap<(TaskId, NodeId), V>, task: TaskId) {
+    let keys: Vec<(TaskId, NodeId)> = map
+        .range((task, NodeId(0))..=(task, NodeId(u64::MAX)))
+        .map(|(k, _)| *k)
+        .collect();
+    for k in keys {
+        map.remove(&k);
     }
 }

@@ -49,8 +49,12 @@ impl Ranking {
             .iter()
             .map(|n| (score(self.job, t, *n), *n))
             .collect();
+        // Only the top k are kept: select them in O(members), then sort those.
+        if all.len() > self.k {
+            all.select_nth_unstable_by(self.k - 1, |a, b| b.cmp(a));
+            all.truncate(self.k);
+        }
         all.sort_unstable_by(|a, b| b.cmp(a));
-        all.truncate(self.k);
         self.top[t.0 as usize] = all;
     }
 

@@ -51,7 +51,6 @@ impl Engine {
         j.tasks_validated += 1;
         j.help.reported_open.remove(&task);
         j.sched.claim_seen.remove(&task);
-        j.sched.claimed_at.retain(|(t, _), _| *t != task);
         j.help.requests.remove(&task);
         j.help.asked_at.remove(&task);
         let (tasks_validated, tasks) = (j.tasks_validated, j.tasks);

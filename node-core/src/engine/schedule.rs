@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::board::AuthorFacts;
+use super::board::TaskEntry;
 use super::config::STEAL_CHOICES;
 use super::job::Job;
 use super::placement::{self, Ranking};
@@ -39,13 +39,12 @@ pub(super) struct Schedule {
     pub(super) idle: bool,
     /// Whether `steal_after_ms` has passed (stealing allowed).
     pub(super) steal_open: bool,
-    /// When a claim by someone else was first seen, by task (for backups).
-    pub(super) claim_seen: BTreeMap<TaskId, Millis>,
-    /// When each other node's claim on a task not yet validated was first seen, and
-    /// whether its expiry woke the scheduler already. A claim older than
-    /// `claim_expire_ms` without a report no longer counts as work in flight, so a
-    /// node that claims and never reports holds nothing up for good.
-    pub(super) claimed_at: BTreeMap<(TaskId, NodeId), (Millis, bool)>,
+    /// When another node's claim on a task not yet validated was seen (for backups and
+    /// claim expiry), and whether its expiry woke the scheduler already. Claims on a
+    /// task seen longer than `claim_expire_ms` ago without a report no longer count as
+    /// work in flight, so a node that claims and never reports holds nothing up for
+    /// good. A new claimer after that starts the clock again.
+    pub(super) claim_seen: BTreeMap<TaskId, (Millis, bool)>,
     /// Tasks run here as backups.
     pub(super) backups: BTreeSet<TaskId>,
     /// Since when the only tasks left to steal fell to other thieves (see
@@ -62,7 +61,6 @@ impl Schedule {
             idle: false,
             steal_open: false,
             claim_seen: BTreeMap::new(),
-            claimed_at: BTreeMap::new(),
             backups: BTreeSet::new(),
             deferred_since: None,
         }
@@ -95,26 +93,37 @@ impl Engine {
         if author != self.me
             && let Some(j) = self.jobs.get_mut(&job)
         {
-            j.sched.claim_seen.entry(task).or_insert(now);
-            j.sched
-                .claimed_at
-                .entry((task, author))
-                .or_insert((now, false));
+            let expire = self.config.claim_expire_ms;
+            let seen = j.sched.claim_seen.entry(task).or_insert((now, false));
+            if now.since(seen.0) >= expire {
+                *seen = (now, false);
+            }
         }
     }
 
-    /// Whether `n`'s claim on a task is work in flight: a live, honest other node
-    /// claimed it, has not reported it, and claimed it less than `claim_expire_ms` ago.
-    pub(super) fn in_flight(&self, j: &Job, task: TaskId, n: NodeId, f: &AuthorFacts) -> bool {
-        n != self.me
-            && f.claimed
-            && f.reports.is_empty()
-            && self.is_live(n)
-            && !self.liars.contains(&n)
-            && j.sched
-                .claimed_at
-                .get(&(task, n))
-                .is_none_or(|(at, _)| self.now.since(*at) < self.config.claim_expire_ms)
+    /// How many of a task's claims are work in flight: by live, honest other nodes
+    /// that have not reported it, while the task's claims are younger than
+    /// `claim_expire_ms`.
+    pub(super) fn in_flight(&self, j: &Job, task: TaskId, entry: &TaskEntry) -> usize {
+        let fresh = j
+            .sched
+            .claim_seen
+            .get(&task)
+            .is_none_or(|(at, _)| self.now.since(*at) < self.config.claim_expire_ms);
+        if !fresh {
+            return 0;
+        }
+        entry
+            .authors
+            .iter()
+            .filter(|(n, f)| {
+                *n != self.me
+                    && f.claimed
+                    && f.reports.is_empty()
+                    && self.is_live(*n)
+                    && !self.liars.contains(n)
+            })
+            .count()
     }
 
     /// Every sync: a claim that just expired is work no event announces; wake its job.
@@ -122,7 +131,7 @@ impl Engine {
         let now = self.now;
         let expire = self.config.claim_expire_ms;
         for j in self.jobs.values_mut() {
-            for (at, woke) in j.sched.claimed_at.values_mut() {
+            for (at, woke) in j.sched.claim_seen.values_mut() {
                 if !*woke && now.since(*at) >= expire {
                     *woke = true;
                     j.sched.idle = false;
@@ -271,11 +280,7 @@ impl Engine {
         if mine.is_some_and(|f| !f.reports.is_empty()) {
             return None;
         }
-        let in_flight = entry
-            .authors
-            .iter()
-            .filter(|(n, f)| self.in_flight(j, task, *n, f))
-            .count();
+        let in_flight = self.in_flight(j, task, entry);
         let needed = usize::from(j.spec.quorum).saturating_sub(entry.best_agreement() + in_flight);
         if needed == 0 {
             return None;
@@ -322,16 +327,12 @@ impl Engine {
         }
         // Only work really in flight limits backups: a dead claimer, one that reported
         // or one whose claim expired must not block them.
-        let claimers = entry
-            .authors
-            .iter()
-            .filter(|(n, f)| self.in_flight(j, task, *n, f))
-            .count();
+        let claimers = self.in_flight(j, task, entry);
         claimers <= usize::from(j.spec.quorum)
             && j.sched
                 .claim_seen
                 .get(&task)
-                .is_some_and(|t| self.now.since(*t) >= self.config.straggler_ms)
+                .is_some_and(|(t, _)| self.now.since(*t) >= self.config.straggler_ms)
     }
 
     /// A straggler is work no event announces: on every sync, wake idle jobs that have

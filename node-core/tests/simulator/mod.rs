@@ -663,9 +663,10 @@ impl Sim {
     }
 
     /// Result bytes a node may send one peer per sync interval in this simulation:
-    /// small enough that a fetch flood meets it.
+    /// every result twice over, so an honest assembler (which fetches each result
+    /// about once) never meets it and a fetch flood (each result eight times) does.
     fn served_budget(&self) -> usize {
-        16 * self.sc.kernel.task_output_len_max()
+        2 * self.sc.kernel.task_count() as usize * self.sc.kernel.task_output_len_max()
     }
 
     /// Checks on what an engine sends (not on what the simulator's adversaries push).
@@ -963,7 +964,7 @@ impl Sim {
             .collect();
         let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
         for to in peers {
-            for _ in 0..4 {
+            for _ in 0..8 {
                 for (task, hash) in &hashes {
                     let msg = EngineMsg::Fetch {
                         job,
