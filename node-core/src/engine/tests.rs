@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::job::{JobSpec, content_hash};
-use crate::kernels::monte_carlo;
+use crate::kernels::{Kernel, monte_carlo};
 use crate::wire::{Fact, TaskFact};
 
 fn kernel(tasks: u32) -> Kernel {
