@@ -273,18 +273,10 @@ fn soak(args: &[String]) -> Result<()> {
     };
     let start = std::time::Instant::now();
     let mut c = cargo();
-    c.args([
-        "test",
-        "--release",
-        "-p",
-        "node-core",
-        "--test",
-        "sim",
-        "simulated_meshes_stay_safe_and_live",
-        "--",
-        "--nocapture",
-    ])
-    .env("SIM_SEEDS", seeds.to_string());
+    c.arg("test")
+        .args(SIM_RELEASE)
+        .args(["--", "--nocapture"])
+        .env("SIM_SEEDS", seeds.to_string());
     run(c)?;
     println!(
         "soak: {seeds} seeds without a violation in {:.0} s",
@@ -294,6 +286,16 @@ fn soak(args: &[String]) -> Result<()> {
 }
 
 const CARGO_MUTANTS_VERSION: &str = "27.1.0";
+
+/// `cargo test` arguments for the simulator's seed sweep in a release build.
+const SIM_RELEASE: &[&str] = &[
+    "--release",
+    "-p",
+    "node-core",
+    "--test",
+    "sim",
+    "simulated_meshes_stay_safe_and_live",
+];
 
 /// `cargo xtask mutants [FILE…]`: how many of the engine's mutants its tests catch.
 fn mutants(args: &[String]) -> Result<()> {
@@ -476,18 +478,7 @@ fn test() -> Result<()> {
     ok &= cargo_test(&["--workspace"], &[], &mut tally)?;
     // The simulator over 5,000 seeds in a release build (a few seconds), to reach the
     // rare paths the 500 seeds of the debug run may miss.
-    ok &= cargo_test(
-        &[
-            "--release",
-            "-p",
-            "node-core",
-            "--test",
-            "sim",
-            "simulated_meshes_stay_safe_and_live",
-        ],
-        &[("SIM_SEEDS", "5000".into())],
-        &mut tally,
-    )?;
+    ok &= cargo_test(SIM_RELEASE, &[("SIM_SEEDS", "5000".into())], &mut tally)?;
     // node-core on wasm32, in Node through wasm-bindgen-test-runner.
     ok &= cargo_test(
         &["-p", "node-core", "--target", "wasm32-unknown-unknown"],

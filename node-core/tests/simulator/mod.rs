@@ -251,8 +251,9 @@ pub struct Node {
     liar: bool,
     /// Claims every task and never reports.
     silent: bool,
-    /// Whether the silent claimer has claimed every task yet.
-    claimed_all: bool,
+    /// Whether this hostile node made its one announcement yet (claims, holdings or
+    /// jobs for every task or peer).
+    announced: bool,
     /// Says it holds every result, and never sends result bytes to anyone.
     fake_holder: bool,
     /// Sends junk bytes under true hashes.
@@ -419,7 +420,7 @@ impl Sim {
             alive: true,
             liar,
             silent: false,
-            claimed_all: false,
+            announced: false,
             fake_holder: false,
             forger: false,
             slow,
@@ -582,24 +583,7 @@ impl Sim {
                 }
                 Output::RunTask { job, .. } if self.nodes[i].silent => {
                     // Claim every task at once, and never finish any.
-                    if !self.nodes[i].claimed_all {
-                        self.nodes[i].claimed_all = true;
-                        *self.counts.entry("silent claimer").or_insert(0) += 1;
-                        let facts: Vec<TaskFact> = (0..self.sc.kernel.task_count())
-                            .map(|t| TaskFact {
-                                task: TaskId(t),
-                                fact: Fact::Claim,
-                            })
-                            .collect();
-                        let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
-                        for to in peers {
-                            let msg = EngineMsg::Facts {
-                                job,
-                                facts: facts.clone(),
-                            };
-                            self.transmit(i, to, msg);
-                        }
-                    }
+                    self.say_once_for_every_task(i, job, "silent claimer", |_, _| Fact::Claim);
                 }
                 Output::RunTask { job, task, kernel } if Some(job) != self.job => {
                     // Another job (a flooder's): tiny, computed for real.
@@ -618,25 +602,10 @@ impl Sim {
                 }
                 Output::RunTask { job, task, kernel } => {
                     assert_eq!(kernel, self.sc.kernel);
-                    if self.nodes[i].fake_holder && !self.nodes[i].claimed_all {
-                        self.nodes[i].claimed_all = true;
-                        *self.counts.entry("fake holder").or_insert(0) += 1;
-                        let facts: Vec<TaskFact> = (0..self.sc.kernel.task_count())
-                            .map(|t| TaskFact {
-                                task: TaskId(t),
-                                fact: Fact::Holding(content_hash(
-                                    &self.output_for(TaskId(t), false),
-                                )),
-                            })
-                            .collect();
-                        let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
-                        for to in peers {
-                            let msg = EngineMsg::Facts {
-                                job,
-                                facts: facts.clone(),
-                            };
-                            self.transmit(i, to, msg);
-                        }
+                    if self.nodes[i].fake_holder {
+                        self.say_once_for_every_task(i, job, "fake holder", |sim, t| {
+                            Fact::Holding(content_hash(&sim.output_for(t, false)))
+                        });
                     }
                     let liar = self.nodes[i].liar;
                     let output = self.output_for(task, liar);
@@ -884,6 +853,36 @@ impl Sim {
         }
     }
 
+    /// A hostile node's one announcement: a fact of its own about every task of the
+    /// job, sent to every peer (once per node; `what` names it for coverage).
+    fn say_once_for_every_task(
+        &mut self,
+        i: usize,
+        job: JobId,
+        what: &'static str,
+        mut fact: impl FnMut(&mut Sim, TaskId) -> Fact,
+    ) {
+        if self.nodes[i].announced {
+            return;
+        }
+        self.nodes[i].announced = true;
+        *self.counts.entry(what).or_insert(0) += 1;
+        let facts: Vec<TaskFact> = (0..self.sc.kernel.task_count())
+            .map(|t| TaskFact {
+                task: TaskId(t),
+                fact: fact(self, TaskId(t)),
+            })
+            .collect();
+        let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
+        for to in peers {
+            let msg = EngineMsg::Facts {
+                job,
+                facts: facts.clone(),
+            };
+            self.transmit(i, to, msg);
+        }
+    }
+
     /// Records, for the checkers, that a report of `hash` by `author` reached node `i`.
     fn saw_report(&mut self, i: usize, task: TaskId, hash: u64, author: NodeId) {
         self.reports_seen
@@ -922,10 +921,10 @@ impl Sim {
             return self.push_junk(i);
         }
         self.flood_fetches(i);
-        if self.nodes[i].claimed_all {
+        if self.nodes[i].announced {
             return;
         }
-        self.nodes[i].claimed_all = true;
+        self.nodes[i].announced = true;
         *self.counts.entry("job flood").or_insert(0) += 1;
         let flooder = self.nodes[i].id;
         let others: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
