@@ -206,18 +206,15 @@ impl Engine {
         if self.jobs.contains_key(&id) || self.retired.contains(&id) {
             return false;
         }
-        // Peers' jobs leave one place free for this node's own.
-        let room = if assembler {
-            self.config.jobs_max
-        } else {
-            self.config.jobs_max.saturating_sub(1)
-        };
+        // Peers' jobs (`assembler` is false only for those) leave one place free for
+        // this node's own.
         let theirs = self
             .jobs
             .values()
             .filter(|j| j.spec.submitter != self.me)
             .count();
-        let full = self.jobs.len() >= self.config.jobs_max || (!assembler && theirs >= room);
+        let full = self.jobs.len() >= self.config.jobs_max
+            || (!assembler && theirs >= self.config.jobs_max.saturating_sub(1));
         if full && !self.evict_one() {
             self.event(Event::JobRefused {
                 job: id,
