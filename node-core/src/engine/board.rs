@@ -311,13 +311,21 @@ mod tests {
     #[test]
     fn quorum_needs_distinct_authors() {
         let mut b = Board::new(1, 8, NodeId(0));
+        assert_eq!(b.task(TaskId(0)).best_agreement(), 0);
         b.add(NodeId(1), f(0, Fact::Report(5)));
         b.add(NodeId(1), f(0, Fact::Report(5)));
+        let e = b.task(TaskId(0));
+        assert_eq!((e.best_agreement(), e.has_mismatch()), (1, false));
         assert_eq!(b.check_quorum(TaskId(0), 2), None);
         b.add(NodeId(2), f(0, Fact::Report(6)));
         assert_eq!(b.check_quorum(TaskId(0), 2), None);
         assert!(b.task(TaskId(0)).has_mismatch());
         b.add(NodeId(3), f(0, Fact::Report(5)));
+        assert_eq!(
+            b.task(TaskId(0)).best_agreement(),
+            2,
+            "two agree, one dissents"
+        );
         assert_eq!(b.check_quorum(TaskId(0), 2), Some(5));
         assert_eq!(b.check_quorum(TaskId(0), 2), None, "validated once");
         assert_eq!(b.task(TaskId(0)).validated_hash, Some(5));
