@@ -331,6 +331,8 @@ pub struct Sim {
     pub served: HashMap<(usize, NodeId, u64), usize>,
     /// When the last fault happened (or the job was submitted, if later).
     pub faults_end: u64,
+    /// By node, computations of tasks it already saw validated, asked by help requests.
+    pub helped_validated: HashMap<usize, u64>,
 }
 
 fn fail(seed: u64, what: String) -> ! {
@@ -371,6 +373,7 @@ impl Sim {
             marked: HashMap::new(),
             served: HashMap::new(),
             faults_end: 0,
+            helped_validated: HashMap::new(),
             sc,
         };
         if sim.sc.authors_max < EngineConfig::default().authors_max {
@@ -720,6 +723,37 @@ impl Sim {
         if self.trace {
             println!("[{:>7}] {} {e}", self.now, self.nodes[i].id);
         }
+        // Help with a task this node already sees validated costs a computation it would
+        // not otherwise do: at most one per peer per `straggler_ms`. (Where boards refuse
+        // an author, this record of delivered reports is not the node's view: skipped.)
+        if let Event::TaskStarted {
+            task,
+            why: Why::Helped,
+            ..
+        } = &e
+            && self.sc.authors_max >= EngineConfig::default().authors_max
+        {
+            let q = usize::from(self.sc.quorum);
+            let validated_here = self
+                .reports_seen
+                .get(&(i, *task))
+                .is_some_and(|by_hash| by_hash.values().any(|a| a.len() >= q));
+            if validated_here {
+                let n = self.helped_validated.entry(i).or_insert(0);
+                *n += 1;
+                let n = *n;
+                let max = (self.now / EngineConfig::default().straggler_ms + 1) * self.next_id;
+                if n > max {
+                    fail(
+                        seed,
+                        format!(
+                            "{} computed {n} validated tasks for help (max {max})",
+                            self.nodes[i].id
+                        ),
+                    );
+                }
+            }
+        }
         let path = match &e {
             Event::TaskStarted { why, .. } => Some(match why {
                 Why::Assigned => "assigned",
@@ -954,7 +988,8 @@ impl Sim {
         }
     }
 
-    /// A flooder asks every peer for every result, many times over.
+    /// A flooder asks every peer for every result, many times over, and for help with
+    /// every task.
     fn flood_fetches(&mut self, i: usize) {
         let Some(job) = self.job else { return };
         *self.counts.entry("fetch flood").or_insert(0) += 1;
@@ -972,6 +1007,9 @@ impl Sim {
                     };
                     self.transmit(i, to, msg);
                 }
+            }
+            for (task, _) in &hashes {
+                self.transmit(i, to, EngineMsg::Help { job, task: *task });
             }
         }
     }
