@@ -316,6 +316,11 @@ mod tests {
         b.add(NodeId(1), f(0, Fact::Report(5)));
         let e = b.task(TaskId(0));
         assert_eq!((e.best_agreement(), e.has_mismatch()), (1, false));
+        let mut agreeing = Board::new(1, 8, NodeId(0));
+        agreeing.add(NodeId(1), f(0, Fact::Report(5)));
+        agreeing.add(NodeId(2), f(0, Fact::Report(5)));
+        let e = agreeing.task(TaskId(0));
+        assert_eq!((e.best_agreement(), e.has_mismatch()), (2, false));
         assert_eq!(b.check_quorum(TaskId(0), 2), None);
         b.add(NodeId(2), f(0, Fact::Report(6)));
         assert_eq!(b.check_quorum(TaskId(0), 2), None);

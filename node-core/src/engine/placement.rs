@@ -88,9 +88,35 @@ impl Ranking {
     }
 }
 
+// Mutants that survive the tests on purpose (`cargo xtask mutants`), all equivalent:
+// - `all.len() > self.k` → `>=` in `rebuild`, and `self.k - 1` → `self.k / 1`: selecting
+//   the k-th or the (k+1)-th element both leave the top k in front.
+// - `top.len() < self.k` → `<=` or `==` in `add`: inserting into a full list and then
+//   truncating it keeps the same top k.
+// - `s > *low` → `>=` in `add`, and `*x > s` → `>=` in its `partition_point`: scores are
+//   64-bit hashes, and two members with equal scores for a task do not occur.
+// - `*n == node` → `!=` in `remove`: it rebuilds tasks the member was not in as well,
+//   which gives the same ranking, only slower.
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_joins_a_ranking_that_is_not_full_wherever_it_scores() {
+        // Two members and k = 4: the newcomer belongs in every task's list, above or
+        // below the others.
+        let mut r = Ranking::new(JobId(9), 64, 4, &[NodeId(1)]);
+        r.add(NodeId(2));
+        let fresh = Ranking::new(JobId(9), 64, 4, &[NodeId(1), NodeId(2)]);
+        let mut below = 0;
+        for t in (0..64).map(TaskId) {
+            let got: Vec<NodeId> = r.top(t).collect();
+            assert_eq!(got, fresh.top(t).collect::<Vec<_>>(), "{t}");
+            below += usize::from(got == [NodeId(1), NodeId(2)]);
+        }
+        assert!(below > 0, "some task ranks the newcomer last");
+    }
 
     #[test]
     fn incremental_updates_match_a_rebuild() {
