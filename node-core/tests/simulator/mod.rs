@@ -588,33 +588,26 @@ impl Sim {
                     // Claim every task at once, and never finish any.
                     self.say_once_for_every_task(i, job, "silent claimer", |_, _| Fact::Claim);
                 }
-                Output::RunTask { job, task, kernel } if Some(job) != self.job => {
-                    // Another job (a flooder's): tiny, computed for real.
-                    let mut output = Vec::new();
-                    kernel.run_task(task.0, &mut output).expect("valid task");
-                    let at = self.now + self.rng.range(self.sc.task_ms.0, self.sc.task_ms.1);
-                    self.push(
-                        at,
-                        Delivery::Computed {
-                            at: me,
-                            job,
-                            task,
-                            output,
-                        },
-                    );
-                }
                 Output::RunTask { job, task, kernel } => {
-                    assert_eq!(kernel, self.sc.kernel);
-                    if self.nodes[i].fake_holder {
-                        self.say_once_for_every_task(i, job, "fake holder", |sim, t| {
-                            Fact::Holding(content_hash(&sim.output_for(t, false)))
-                        });
-                    }
-                    let liar = self.nodes[i].liar;
-                    let output = self.output_for(task, liar);
+                    let ours = Some(job) == self.job;
+                    let output = if ours {
+                        assert_eq!(kernel, self.sc.kernel);
+                        if self.nodes[i].fake_holder {
+                            self.say_once_for_every_task(i, job, "fake holder", |sim, t| {
+                                Fact::Holding(content_hash(&sim.output_for(t, false)))
+                            });
+                        }
+                        let liar = self.nodes[i].liar;
+                        self.output_for(task, liar)
+                    } else {
+                        // Another job (a flooder's): tiny, computed for real.
+                        let mut output = Vec::new();
+                        kernel.run_task(task.0, &mut output).expect("valid task");
+                        output
+                    };
                     let (lo, hi) = self.sc.task_ms;
                     let mut ms = self.rng.range(lo, hi);
-                    if self.nodes[i].slow {
+                    if ours && self.nodes[i].slow {
                         ms *= 10;
                     }
                     let at = self.now + ms;
