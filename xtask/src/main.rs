@@ -87,11 +87,24 @@ const HELP: &str = "cargo xtask <command>
   help         print this";
 
 /// The workspace root.
+///
+/// Found at run time, not from the path compiled in: with a target directory shared
+/// between checkouts (CI's clone and a person's tree), cargo may reuse an xtask binary
+/// built in another checkout, whose compiled-in path would point there.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    // `cargo run` (and so `cargo xtask`) sets this for the binary it runs.
+    if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR")
+        && let Some(parent) = Path::new(&dir).parent()
+    {
+        return parent.to_path_buf();
+    }
+    // Run directly: the nearest directory above the current one with a workspace.
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    cwd.ancestors()
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+        })
+        .map_or(cwd.clone(), Path::to_path_buf)
 }
 
 fn cargo() -> Command {
