@@ -347,9 +347,15 @@ fn mutants(args: &[String]) -> Result<()> {
     for f in &files {
         c.args(["-f", f]);
     }
-    c.arg("--output").arg(&out_dir);
-    // cargo-mutants exits non-zero when a mutant is missed: the summary below says so.
-    let status = run(c);
+    c.arg("--output").arg(&out_dir).current_dir(root());
+    eprintln!("xtask: {c:?}");
+    // cargo-mutants exits with 2 when a mutant was missed and 3 when one timed out: the
+    // summary below says so. Any other failure (a broken baseline, an internal error)
+    // means the counts are incomplete.
+    let code = c.status().context("cannot start cargo mutants")?.code();
+    if !matches!(code, Some(0 | 2 | 3)) {
+        bail!("cargo mutants failed (exit {code:?}): the run is incomplete");
+    }
     let read = |name: &str| -> Vec<String> {
         std::fs::read_to_string(out_dir.join("mutants.out").join(name))
             .unwrap_or_default()
@@ -376,7 +382,6 @@ fn mutants(args: &[String]) -> Result<()> {
         println!("  missed: {m}");
     }
     if viable == 0 {
-        status?;
         bail!("no mutant was tested");
     }
     Ok(())
