@@ -1175,8 +1175,11 @@ impl Sim {
                         && self.connected(t, f)
                         && self.nodes[t].engine.peers().any(|p| p == from)
                     {
+                        // Facts about a job the node has not taken up yet are dropped
+                        // by it (it asks for the spec), so they are not in its view.
                         if let EngineMsg::Facts { job, facts } = &msg
                             && Some(*job) == self.job
+                            && self.nodes[t].engine.progress(*job).is_some()
                         {
                             for f in facts {
                                 if let Fact::Report(h) = f.fact {
