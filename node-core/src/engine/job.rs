@@ -252,8 +252,7 @@ impl Engine {
             tasks,
             submitter: job.spec.submitter,
         });
-        job.sched
-            .rebuild_owned(&job.ranking, job.spec.quorum, tasks, self.me);
+        job.rebuild_owned(self.me);
         self.jobs.insert(id, job);
         self.timers.set(
             Timer::StealOpen(id),

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::board::TaskEntry;
 use super::config::STEAL_CHOICES;
 use super::job::Job;
-use super::placement::{self, Ranking};
+use super::placement;
 use super::timer::Timer;
 use super::{DropReason, Engine, Event, Millis, Output, Why};
 use crate::job::{JobId, NodeId, TaskId, content_hash};
@@ -65,29 +65,23 @@ impl Schedule {
             deferred_since: None,
         }
     }
-
-    /// Recomputes this node's queue after the ranking changed.
-    pub(super) fn rebuild_owned(&mut self, ranking: &Ranking, quorum: u8, tasks: u32, me: NodeId) {
-        let q = usize::from(quorum);
-        self.owned = (0..tasks)
-            .map(TaskId)
-            .filter(|t| ranking.top(*t).take(q).any(|n| n == me))
-            .collect();
-        self.owned_pos = 0;
-        self.idle = false;
-    }
 }
 
 impl Job {
     /// Recomputes this node's queue after the ranking changed.
     pub(super) fn rebuild_owned(&mut self, me: NodeId) {
-        self.sched
-            .rebuild_owned(&self.ranking, self.spec.quorum, self.tasks, me);
+        let q = usize::from(self.spec.quorum);
+        self.sched.owned = (0..self.tasks)
+            .map(TaskId)
+            .filter(|t| self.ranking.top(*t).take(q).any(|n| n == me))
+            .collect();
+        self.sched.owned_pos = 0;
+        self.sched.idle = false;
     }
 }
 
 impl Engine {
-    /// Another node claimed a task: remember when, for backups.
+    /// Another node claimed a task: remember when, for backups and claim expiry.
     pub(super) fn on_claim(&mut self, job: JobId, task: TaskId, author: NodeId) {
         let now = self.now;
         if author != self.me
