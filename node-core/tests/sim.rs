@@ -129,6 +129,8 @@ fn simulated_meshes_stay_safe_and_live() {
             "assembled elsewhere",
             "fetch flood",
             "junk pushed",
+            "went silent",
+            "copies checked",
             "authors capped",
         ] {
             assert!(
@@ -259,6 +261,7 @@ fn prime_count_jobs_reproduce_published_values() {
             fake_holders: 0,
             flooders: 0,
             forgers: 0,
+            mutes: 0,
             authors_max: 256,
             loss: 0.05,
             dup: 0.05,

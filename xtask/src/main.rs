@@ -343,7 +343,16 @@ fn mutants(args: &[String]) -> Result<()> {
     // Each of cargo-mutants' copies of the tree builds in its own target directory: a
     // shared one would mix mutated builds with the ones a person runs meanwhile.
     c.env_remove("CARGO_TARGET_DIR");
-    c.args(["mutants", "-p", "node-core", "--no-shuffle", "-j", "2"]);
+    c.args([
+        "mutants",
+        "-p",
+        "node-core",
+        "--no-shuffle",
+        "-j",
+        "2",
+        "--profile",
+        "mutation",
+    ]);
     for f in &files {
         c.args(["-f", f]);
     }

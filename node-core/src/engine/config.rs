@@ -65,3 +65,6 @@ pub(super) const RETIRED_MAX: usize = 64;
 pub(super) const STORE_TRIES_MAX: u32 = 10;
 /// Steal candidates a thief chooses among while they are plenty.
 pub(super) const STEAL_CHOICES: usize = 32;
+/// Sync intervals per turn of re-replication: each live holder of a result takes one
+/// turn at copying it to holders that lack it.
+pub(super) const TURN_SYNCS: u64 = 2;

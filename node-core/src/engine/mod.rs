@@ -215,6 +215,13 @@ impl Engine {
         self.jobs.get(&job)?.board.get(task)
     }
 
+    /// The result bytes this node holds for a task, if any (for the simulator's
+    /// checkers, which compare them with the truth themselves).
+    pub fn held(&self, job: JobId, task: TaskId) -> Option<&[u8]> {
+        let (_, bytes) = self.jobs.get(&job)?.held.payloads.get(&task)?;
+        Some(bytes)
+    }
+
     /// Tasks validated and tasks in the job.
     pub fn progress(&self, job: JobId) -> Option<(u32, u32)> {
         self.jobs.get(&job).map(|j| (j.tasks_validated, j.tasks))
@@ -398,6 +405,7 @@ impl Engine {
         self.wake_for_backups();
         self.wake_for_expired_claims();
         self.retry_stores();
+        self.rereplicate();
         self.fetch_missing();
     }
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::config::STORE_TRIES_MAX;
+use super::config::{STORE_TRIES_MAX, TURN_SYNCS};
 use super::job::Job;
 use super::{DropReason, Engine, Event, Millis};
 use crate::job::{JobId, NodeId, TaskId, content_hash};
@@ -125,9 +125,14 @@ impl Engine {
         }
     }
 
-    /// After a departure: restore `r` copies of every validated result this node holds,
-    /// if it is the first live holder in ranking order (so one node sends, not all).
+    /// After a departure, and at every sync: restore `r` copies of every validated
+    /// result this node holds, if it is this node's turn. The live holders take turns
+    /// in ranking order, one turn every [`TURN_SYNCS`] sync intervals, so that one node
+    /// sends at a time, and a holder that never sends (a fake one, or one gone silent)
+    /// delays the copies by one turn only. At every sync, not only after departures:
+    /// a join moves the ranking, and the new top `r` may lack copies.
     pub(super) fn rereplicate(&mut self) {
+        let turn = self.now.0 / (self.config.sync_ms.max(1) * TURN_SYNCS);
         let mut todo = Vec::new();
         for j in self.jobs.values() {
             for (task, (hash, _)) in &j.held.payloads {
@@ -135,16 +140,24 @@ impl Engine {
                 if entry.validated_hash != Some(*hash) {
                     continue;
                 }
-                let live_holders: Vec<NodeId> = entry
+                let mut holders: Vec<NodeId> = entry
                     .holders_of(*hash)
                     .filter(|n| self.is_live(*n))
                     .collect();
-                let first = j
+                // Ranked holders first, in ranking order; then the others, by id.
+                holders.sort_unstable();
+                let mut order: Vec<NodeId> = j
                     .ranking
                     .top(*task)
-                    .find(|n| live_holders.contains(n))
-                    .or_else(|| live_holders.iter().min().copied());
-                if first == Some(self.me) {
+                    .filter(|n| holders.contains(n))
+                    .collect();
+                let others: Vec<NodeId> = holders
+                    .iter()
+                    .filter(|n| !order.contains(n))
+                    .copied()
+                    .collect();
+                order.extend(others);
+                if !order.is_empty() && order[(turn % order.len() as u64) as usize] == self.me {
                     todo.push((j.id, *task));
                 }
             }

@@ -32,6 +32,10 @@ use node_core::wire::{EngineMsg, Fact, TaskFact};
 /// (claims expire after 10 s, a fake holder costs fetch timeouts, a lost report a help
 /// request every 2 s).
 pub const RECOVERY_MS: u64 = 60_000;
+/// After the job is done (and the faults are over), the run goes on this long, and then
+/// every validated result must be back to `r` copies: copying after a departure may
+/// take a detection delay, a few store retries and a turn of every live holder.
+pub const COPIES_MS: u64 = 30_000;
 /// Hard stop for a run, in simulated time.
 const RUN_LIMIT_MS: u64 = 1_000_000;
 
@@ -87,6 +91,10 @@ pub struct Scenario {
     /// Forgers (after the flooders): every result byte they send is junk under the true
     /// hash, and they push junk stores and payloads nobody asked for.
     pub forgers: usize,
+    /// Mutes (after the forgers): from a moment in the first seconds of the job on, they
+    /// send nothing at all (mid-transfer, maybe), while their links stay up, so nobody
+    /// is told they left. Liars and the other hostile nodes together are at most `q - 1`.
+    pub mutes: usize,
     /// Authors of facts each node takes per job (the engine's `authors_max`); small in
     /// some scenarios, so that some peers' facts are refused.
     pub authors_max: usize,
@@ -147,6 +155,8 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         0
     };
     let forgers = rng.below((hostile_max - silent - fake_holders - flooders) as u64 + 1) as usize;
+    let mutes =
+        rng.below((hostile_max - silent - fake_holders - flooders - forgers) as u64 + 1) as usize;
     let cap_authors = rng.chance(0.1);
     let calm = rng.chance(0.2);
     let mut faults = Vec::new();
@@ -173,7 +183,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
     }
     faults.sort_by_key(|(t, _)| *t);
     // Liveness needs q honest nodes at the end: spare some crash victims if needed.
-    let hostile = liars + silent + fake_holders + flooders + forgers;
+    let hostile = liars + silent + fake_holders + flooders + forgers + mutes;
     // Some scenarios take facts from one author fewer than will ever take part, so on
     // every node the last other author's facts are refused (a node's own always count
     // for it); one honest node is spared for that.
@@ -209,6 +219,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         fake_holders,
         flooders,
         forgers,
+        mutes,
         authors_max,
         loss: if calm {
             0.0
@@ -258,6 +269,11 @@ pub struct Node {
     fake_holder: bool,
     /// Sends junk bytes under true hashes.
     forger: bool,
+    /// From this simulated time on, sends nothing (its links stay up).
+    mute_at: Option<u64>,
+    /// Any of the adversaries above (or a flooder): its copies and claims count for
+    /// nothing in the checkers.
+    hostile: bool,
     slow: bool,
     /// Partition side; nodes talk only within a side.
     side: u8,
@@ -333,6 +349,10 @@ pub struct Sim {
     pub faults_end: u64,
     /// By node, computations of tasks it already saw validated, asked by help requests.
     pub helped_validated: HashMap<usize, u64>,
+    /// `Holding` facts delivered: (node, task, hash, author).
+    pub holdings_seen: BTreeSet<(usize, TaskId, u64, NodeId)>,
+    /// Fetches sent: (node, to, task).
+    pub fetches_sent: BTreeSet<(usize, NodeId, TaskId)>,
 }
 
 fn fail(seed: u64, what: String) -> ! {
@@ -374,6 +394,8 @@ impl Sim {
             served: HashMap::new(),
             faults_end: 0,
             helped_validated: HashMap::new(),
+            holdings_seen: BTreeSet::new(),
+            fetches_sent: BTreeSet::new(),
             sc,
         };
         if sim.sc.authors_max < EngineConfig::default().authors_max {
@@ -385,15 +407,23 @@ impl Sim {
             let silent = i > sim.sc.liars && i <= sim.sc.liars + sim.sc.silent;
             let holders_end = sim.sc.liars + sim.sc.silent + sim.sc.fake_holders;
             let flooders_end = holders_end + sim.sc.flooders;
-            let hostile = flooders_end + sim.sc.forgers;
             let fake_holder = i > sim.sc.liars + sim.sc.silent && i <= holders_end;
             let flooder = i > holders_end && i <= flooders_end;
-            let forger = i > flooders_end && i <= hostile;
+            let forgers_end = flooders_end + sim.sc.forgers;
+            let hostile = forgers_end + sim.sc.mutes;
+            let forger = i > flooders_end && i <= forgers_end;
+            let mute = i > forgers_end && i <= hostile;
             let slow = i > hostile && i > sim.sc.nodes.saturating_sub(stragglers);
             let n = sim.add_node(liar, slow);
             sim.nodes[n].silent = silent;
             sim.nodes[n].fake_holder = fake_holder;
             sim.nodes[n].forger = forger;
+            sim.nodes[n].hostile = i >= 1 && i <= hostile;
+            if mute {
+                // While results are computed, stored and fetched (the job is submitted
+                // in the first 400 ms and its tasks take up to a few seconds).
+                sim.nodes[n].mute_at = Some(sim.rng.range(300, 3_000));
+            }
             if flooder || forger {
                 // Early (jobs, then fetches) and then every second for a while
                 // (fetches, junk): most of it while results are being validated.
@@ -426,6 +456,8 @@ impl Sim {
             announced: false,
             fake_holder: false,
             forger: false,
+            mute_at: None,
+            hostile: false,
             slow,
             side: 0,
         });
@@ -636,6 +668,9 @@ impl Sim {
 
     /// Checks on what an engine sends (not on what the simulator's adversaries push).
     fn check_output(&mut self, from: usize, to: NodeId, msg: &EngineMsg) {
+        if let EngineMsg::Fetch { task, .. } = msg {
+            self.fetches_sent.insert((from, to, *task));
+        }
         // An engine's answers to fetches stay within the budget (the engine's window is
         // its own, so two budgets may fall in one of these buckets).
         if let EngineMsg::Payload { payload, .. } = msg {
@@ -671,6 +706,13 @@ impl Sim {
     }
 
     fn transmit(&mut self, from: usize, to: NodeId, mut msg: EngineMsg) {
+        if self.nodes[from].mute_at.is_some_and(|t| self.now >= t) {
+            if !self.nodes[from].announced {
+                self.nodes[from].announced = true;
+                *self.counts.entry("went silent").or_insert(0) += 1;
+            }
+            return;
+        }
         if self.nodes[from].fake_holder
             && matches!(msg, EngineMsg::Payload { .. } | EngineMsg::Store { .. })
         {
@@ -746,6 +788,15 @@ impl Sim {
                     );
                 }
             }
+        }
+        if let Event::TaskStarted {
+            job,
+            task,
+            why: Why::Recompute,
+        } = &e
+            && Some(*job) == self.job
+        {
+            self.check_recompute(i, *job, *task);
         }
         let path = match &e {
             Event::TaskStarted { why, .. } => Some(match why {
@@ -833,6 +884,96 @@ impl Sim {
                 self.assembled = Some(output);
             }
             _ => {}
+        }
+    }
+
+    /// A node recomputes a validated result only when no live honest holder it knows
+    /// of exists: a holder whose `Holding` fact reached it, still linked to it, holding
+    /// the true bytes, and never asked by it for them (a fetch may go unanswered on a
+    /// lossy link, and the engine gives up on a holder that does not serve).
+    fn check_recompute(&self, i: usize, job: JobId, task: TaskId) {
+        // Where boards refuse an author, a delivered fact may not be in the node's view.
+        if self.sc.authors_max < EngineConfig::default().authors_max {
+            return;
+        }
+        let Some(&hash) = self.agreed.get(&task) else {
+            return;
+        };
+        let truth = self.output_for_ref(task);
+        for (j, n) in self.nodes.iter().enumerate() {
+            if j != i
+                && !n.hostile
+                && self.connected(i, j)
+                && self.nodes[i].engine.peers().any(|p| p == n.id)
+                && n.engine.held(job, task) == Some(truth)
+                && self.holdings_seen.contains(&(i, task, hash, n.id))
+                && !self.fetches_sent.contains(&(i, n.id, task))
+            {
+                fail(
+                    self.seed,
+                    format!(
+                        "{} recomputed {task} while {} held it, said so, and was never asked",
+                        self.nodes[i].id, n.id
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The true bytes of a task, once computed by [`Sim::output_for`].
+    fn output_for_ref(&self, task: TaskId) -> &[u8] {
+        self.truth.get(&task).map_or(&[], Vec::as_slice)
+    }
+
+    /// Once the job is done and the faults are over: every task has `r` live copies
+    /// (or one on every node that keeps the job and can hold one, if fewer), counted from the bytes the
+    /// nodes hold, compared with the truth here. Fake holders and mutes count as the
+    /// copy they say they are (no node can tell them apart from a holder until it
+    /// fetches); forgers, whose bytes never arrive intact, do not.
+    fn check_copies(&mut self) {
+        let Some(job) = self.job else { return };
+        // A node may evict a finished job to make room for others (a flooder's): its
+        // copies go with it, by design, once the job is done.
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|&j| self.nodes[j].alive && self.nodes[j].engine.progress(job).is_some())
+            .collect();
+        let liars = live.iter().filter(|&&j| self.nodes[j].liar).count();
+        let forgers = live.iter().filter(|&&j| self.nodes[j].forger).count();
+        let r = usize::from(self.sc.replication);
+        let expected = r.min(live.len() - liars).saturating_sub(forgers);
+        *self.counts.entry("copies checked").or_insert(0) += 1;
+        for t in 0..self.sc.kernel.task_count() {
+            let task = TaskId(t);
+            let truth = self.output_for(task, false);
+            let copies = live
+                .iter()
+                .filter(|&&j| {
+                    let n = &self.nodes[j];
+                    !n.forger
+                        && (n.fake_holder
+                            || n.mute_at.is_some()
+                            || n.engine.held(job, task) == Some(&truth[..]))
+                })
+                .count();
+            if copies < expected {
+                let holders: Vec<(NodeId, bool, bool)> = live
+                    .iter()
+                    .map(|&j| {
+                        let n = &self.nodes[j];
+                        (
+                            n.id,
+                            n.hostile,
+                            n.engine.held(job, task) == Some(&truth[..]),
+                        )
+                    })
+                    .collect();
+                fail(
+                    self.seed,
+                    format!(
+                        "{task} has {copies} live copies {COPIES_MS} ms after the job and the faults ended (r = {r}, expected {expected}); live (id, hostile, holds): {holders:?}"
+                    ),
+                );
+            }
         }
     }
 
@@ -1089,10 +1230,19 @@ impl Sim {
                     timer = Some(i);
                 }
             }
-            if self.done_at.is_some() {
-                break;
+            if let Some(done) = self.done_at {
+                // With the faults over, go on a while and count copies; otherwise stop.
+                if self.faults_end > done {
+                    break;
+                }
+                if next > done + COPIES_MS {
+                    self.check_copies();
+                    break;
+                }
             }
-            if next > RUN_LIMIT_MS || next > faults_end + self.liveness_bound_ms() {
+            if self.done_at.is_none()
+                && (next > RUN_LIMIT_MS || next > faults_end + self.liveness_bound_ms())
+            {
                 let job = self.job.expect("submitted");
                 let (v, t) = self.nodes[0].engine.progress(job).unwrap_or((0, 0));
                 if self.trace {
@@ -1182,8 +1332,12 @@ impl Sim {
                             && self.nodes[t].engine.progress(*job).is_some()
                         {
                             for f in facts {
-                                if let Fact::Report(h) = f.fact {
-                                    self.saw_report(t, f.task, h, from);
+                                match f.fact {
+                                    Fact::Report(h) => self.saw_report(t, f.task, h, from),
+                                    Fact::Holding(h) => {
+                                        self.holdings_seen.insert((t, f.task, h, from));
+                                    }
+                                    _ => {}
                                 }
                             }
                         }
