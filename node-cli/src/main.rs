@@ -1,18 +1,22 @@
-//! `meshwork`: run the signaling server, join a mesh as a native node, or start a demo.
+//! `meshwork`: run the signaling server, join a mesh as a native node, hand a mesh a
+//! job, compute one alone, or start a demo.
 //!
 //! A thin shell: the server is `signaling`, the node is `node_core`'s `MeshNode` run by
 //! its native transport and run loop. This file parses arguments, prints events and
-//! handles Ctrl-C and SIGTERM.
+//! handles Ctrl-C and SIGTERM; `jobs` reads job parameters and writes outputs.
+
+mod jobs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use node_core::driver::{RunOptions, run_native};
+use node_core::job::{JobSpec, NodeId};
 use node_core::membership::{MembershipConfig, MeshEvent};
-use node_core::node::{MeshNode, NodeEvent};
+use node_core::node::{MeshNode, NodeEvent, node_id};
 use node_core::signal::{IceServer, PeerKind, valid_room_name};
 use node_core::transport::native::{NativeConfig, NativeTransport};
 use serde_json::json;
@@ -41,6 +45,53 @@ enum Command {
     Node(NodeArgs),
     /// Serve the UI and start native nodes in room `demo`; prints the URL to open.
     Demo(DemoArgs),
+    /// Join a room, hand the mesh a job, show its progress and write its output.
+    Submit(SubmitArgs),
+    /// Compute a job in this process alone, with no mesh: the reference output and the
+    /// speed baseline.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct SubmitArgs {
+    /// The signaling server: http://HOST:PORT, ws://HOST:PORT or a full ws://…/ws URL.
+    #[arg(long)]
+    server: String,
+    /// Room to join (letters, digits, '-' and '_').
+    #[arg(long, default_value = "demo")]
+    room: String,
+    #[command(flatten)]
+    job: jobs::JobArgs,
+    /// Copies kept of every result (r).
+    #[arg(long, default_value_t = 2)]
+    replicas: u8,
+    /// Matching results from distinct nodes needed to accept one (q, at most r).
+    #[arg(long, default_value_t = 1)]
+    quorum: u8,
+    /// Pause between two tasks on every node, in milliseconds (slow motion for a demo).
+    #[arg(long, default_value_t = 0)]
+    pace_ms: u32,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// Time given to the room's members to connect before the job is handed out, in
+    /// milliseconds (late members still join the job).
+    #[arg(long, default_value_t = 1000)]
+    wait_ms: u64,
+    #[command(flatten)]
+    node: NodeOptions,
+    /// Print one JSON object per line on stdout for every event, and the result.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    job: jobs::JobArgs,
+    /// Threads computing tasks (default: all cores).
+    #[arg(long)]
+    workers: Option<usize>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -111,9 +162,9 @@ struct NodeOptions {
     /// which is what a node on a LAN needs. Tests pass 127.0.0.1.
     #[arg(long = "ice-bind", value_name = "ADDR", default_value = "0.0.0.0")]
     ice_bind: Vec<String>,
-    /// Cores this node offers for compute (default: all).
-    #[arg(long)]
-    cores: Option<u16>,
+    /// Tasks this node computes at once, each on its own thread (default: all cores).
+    #[arg(long, alias = "cores")]
+    workers: Option<u16>,
     /// Heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 250)]
     heartbeat_ms: u64,
@@ -141,7 +192,7 @@ struct DemoArgs {
 const QUIET_LOGS: &str = "warn,meshwork=info,node_core=info,signaling=info,\
 webrtc=error,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,rtc_datachannel=error";
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -151,12 +202,25 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| QUIET_LOGS.into()),
         )
         .init();
+    match run_command(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, causes included: what went wrong and, where it helps, what to do.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(cli: Cli) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     rt.block_on(async move {
         match cli.command {
             Command::Serve(a) => serve(a).await,
             Command::Node(a) => node(a).await,
             Command::Demo(a) => demo(a).await,
+            Command::Submit(a) => submit(a).await,
+            Command::Run(a) => run(a),
         }
     })
 }
@@ -277,7 +341,10 @@ fn mesh_node(o: &NodeOptions) -> Result<MeshNode> {
     if o.heartbeat_ms == 0 || o.dead_after_ms <= o.heartbeat_ms {
         bail!("--dead-after-ms must be larger than --heartbeat-ms, and both above 0");
     }
-    let cores = o.cores.unwrap_or_else(|| {
+    if o.workers == Some(0) {
+        bail!("--workers must be at least 1");
+    }
+    let cores = o.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get() as u16)
             .unwrap_or(1)
@@ -352,6 +419,7 @@ impl Reporter {
                 json!({"event": "signaling_error", "code": code, "message": message})
             }
             NodeEvent::SignalingClosed => json!({"event": "signaling_closed"}),
+            NodeEvent::Engine(e) => engine_line(e),
         };
         if self.json {
             println!("{line}");
@@ -359,6 +427,35 @@ impl Reporter {
             tracing::info!("{line}");
         }
     }
+}
+
+/// An engine event as a JSON line: its kind, its text in plain words, and the numbers
+/// a program reading the line needs.
+fn engine_line(e: &node_core::engine::Event) -> serde_json::Value {
+    use node_core::engine::Event;
+    let mut v = json!({"event": e.kind(), "text": e.to_string()});
+    match e {
+        Event::JobProgress {
+            job,
+            tasks_validated,
+            tasks,
+        } => {
+            v["job"] = json!(job.to_string());
+            v["tasks_validated"] = json!(tasks_validated);
+            v["tasks"] = json!(tasks);
+        }
+        Event::TaskStarted { job, task, why } => {
+            v["job"] = json!(job.to_string());
+            v["task"] = json!(task.0);
+            v["why"] = json!(format!("{why:?}").to_lowercase());
+        }
+        Event::TaskValidated { job, task, .. } | Event::TaskComputed { job, task, .. } => {
+            v["job"] = json!(job.to_string());
+            v["task"] = json!(task.0);
+        }
+        _ => {}
+    }
+    v
 }
 
 fn round(x: f64) -> f64 {
@@ -378,6 +475,7 @@ async fn node(a: NodeArgs) -> Result<()> {
     };
     let options = RunOptions {
         bulk_bytes: a.bench_bulk_bytes,
+        ..RunOptions::default()
     };
     run_native(
         transport,
@@ -470,6 +568,174 @@ async fn demo(a: DemoArgs) -> Result<()> {
     }
     server.await??;
     Ok(())
+}
+
+fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let kernel = a.job.kernel()?;
+    if a.workers == Some(0) {
+        bail!("--workers must be at least 1");
+    }
+    let workers = a.workers.unwrap_or_else(all_cores);
+    let started = Instant::now();
+    let output = jobs::run_local(&kernel, workers)?;
+    jobs::say(&format!(
+        "{} tasks on {workers} thread(s) in {:.3} s",
+        kernel.task_count(),
+        started.elapsed().as_secs_f64()
+    ));
+    jobs::write_output(&output, a.job.out.as_deref())
+}
+
+/// What `submit` follows while the node runs.
+struct SubmitState {
+    json: bool,
+    reporter: Reporter,
+    progress: jobs::Progress,
+    job: Option<jobs::Submission>,
+    nodes: usize,
+    commands: tokio::sync::mpsc::UnboundedSender<node_core::engine::Command>,
+    done: tokio::sync::watch::Sender<bool>,
+    kernel: node_core::kernels::Kernel,
+    replicas: u8,
+    quorum: u8,
+    pace_ms: u32,
+    wait: std::time::Duration,
+}
+
+impl SubmitState {
+    fn on_event(&mut self, e: &NodeEvent) {
+        if self.json && !matches!(e, NodeEvent::Mesh(MeshEvent::Rtt { .. })) {
+            self.reporter.report(e);
+        }
+        match e {
+            NodeEvent::Joined { me } => {
+                // The job is ours: its submitter is this node's engine id.
+                let nonce = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                let sub = jobs::Submission::new(
+                    self.kernel.clone(),
+                    self.replicas,
+                    self.quorum,
+                    self.pace_ms,
+                    node_id(&me.id),
+                    nonce,
+                );
+                let (tx, cmd, wait) = (self.commands.clone(), sub.command(), self.wait);
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = tx.send(cmd);
+                });
+                self.job = Some(sub);
+            }
+            NodeEvent::Mesh(MeshEvent::PeerConnected { .. }) => self.nodes += 1,
+            NodeEvent::Mesh(MeshEvent::PeerLeft { was_connected, .. }) if *was_connected => {
+                self.nodes = self.nodes.saturating_sub(1)
+            }
+            NodeEvent::Engine(ev) => {
+                if let Some(job) = &mut self.job {
+                    if job.on_event(ev) {
+                        let _ = self.done.send(true);
+                    }
+                    let tasks = job.spec.kernel.task_count();
+                    self.progress.update(job.validated, tasks, self.nodes + 1);
+                }
+            }
+            NodeEvent::SignalingError { message, .. } if !self.json => {
+                jobs::say(&format!("signaling server: {message}"))
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn submit(a: SubmitArgs) -> Result<()> {
+    let kernel = a.job.kernel()?;
+    // Every bound the mesh would check, checked here first: nothing invalid leaves.
+    JobSpec {
+        kernel: kernel.clone(),
+        replication: a.replicas,
+        quorum: a.quorum,
+        pacing_ms: a.pace_ms,
+        submitter: NodeId(0),
+        nonce: 0,
+    }
+    .validate()
+    .map_err(|e| anyhow!("invalid job: {e}"))?;
+    if a.timeout == 0 {
+        bail!("--timeout must be at least 1 second");
+    }
+    let url = ws_url(&a.server)?;
+    let config = native_config(url, &a.room, &a.node)?;
+    let node = mesh_node(&a.node)?;
+    let transport = NativeTransport::connect(config, PeerKind::Native)
+        .await
+        .with_context(|| format!("cannot join room {:?} at {}", a.room, a.server))?;
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
+    let mut state = SubmitState {
+        json: a.json,
+        reporter: Reporter {
+            json: true,
+            bulk_started: None,
+            bulk_armed: false,
+            rtt_printed: Default::default(),
+        },
+        progress: jobs::Progress::new(a.json),
+        job: None,
+        nodes: 0,
+        commands: cmd_tx,
+        done: done_tx,
+        kernel,
+        replicas: a.replicas,
+        quorum: a.quorum,
+        pace_ms: a.pace_ms,
+        wait: std::time::Duration::from_millis(a.wait_ms),
+    };
+    let timeout = std::time::Duration::from_secs(a.timeout);
+    let options = RunOptions {
+        commands: Some(cmd_rx),
+        ..RunOptions::default()
+    };
+    let started = Instant::now();
+    let stop = async move {
+        tokio::select! {
+            _ = done_rx.wait_for(|d| *d) => {}
+            () = tokio::time::sleep(timeout) => {}
+            () = shutdown_signal() => {}
+        }
+    };
+    run_native(transport, node, options, |e| state.on_event(e), stop).await;
+    state.progress.finish();
+    let Some(job) = state.job else {
+        bail!(
+            "the signaling server never welcomed this node into room {:?}",
+            a.room
+        );
+    };
+    if let Some(why) = job.refused {
+        bail!("the job was refused: {why}");
+    }
+    let Some(output) = job.output else {
+        bail!(
+            "no result after {:.0} s: {}/{} tasks validated (raise --timeout, or add nodes)",
+            started.elapsed().as_secs_f64(),
+            job.validated,
+            job.spec.kernel.task_count()
+        );
+    };
+    if !a.json {
+        jobs::say(&format!(
+            "job {} done in {:.2} s",
+            job.id,
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    jobs::write_output(&output, a.job.out.as_deref())
 }
 
 #[cfg(test)]

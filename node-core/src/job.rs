@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::{Kernel, KernelError, hash64};
+use crate::kernels::{Kernel, KernelError};
 
 /// The hash that names results and job specs: the first 8 bytes of SHA-256.
 ///
@@ -26,16 +26,9 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
 }
 
 /// A node of the compute mesh. In a live mesh it is derived from the signaling peer id
-/// ([`NodeId::from_peer`]); the simulator numbers its nodes.
+/// ([`crate::node::node_id`]); the simulator numbers its nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct NodeId(pub u64);
-
-impl NodeId {
-    /// The node id of a signaling peer id.
-    pub fn from_peer(peer: &crate::signal::PeerId) -> NodeId {
-        NodeId(hash64(peer.0.as_bytes()))
-    }
-}
 
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -69,6 +62,10 @@ pub const TASKS_MAX: u32 = crate::kernels::TASK_COUNT_MAX;
 pub const REPLICAS_MAX: u8 = 8;
 /// Longest pacing delay, in milliseconds.
 pub const PACING_MS_MAX: u32 = 60_000;
+/// Largest output of one task, in bytes: every result crosses data channels in chunks
+/// and is held by `r` nodes, so a bigger job takes more, smaller tasks (for an image:
+/// more tiles; 1 MiB is a 512 × 512 tile).
+pub const TASK_OUTPUT_LEN_MAX: usize = 1 << 20;
 
 /// Everything that defines a job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -100,6 +97,14 @@ pub enum JobError {
     Replicas,
     #[error("pacing of {0} ms is over the {PACING_MS_MAX} ms limit")]
     Pacing(u32),
+    #[error(
+        "quorum {quorum} is over the replication {replication}: a result needs as many copies as matching reports"
+    )]
+    QuorumOverReplicas { quorum: u8, replication: u8 },
+    #[error(
+        "one task's output would be {0} bytes, over the {TASK_OUTPUT_LEN_MAX}-byte limit: split the job into more tasks (tiles)"
+    )]
+    TaskTooBig(usize),
 }
 
 impl JobSpec {
@@ -127,9 +132,77 @@ impl JobSpec {
         {
             return Err(JobError::Replicas);
         }
+        if self.quorum > self.replication {
+            return Err(JobError::QuorumOverReplicas {
+                quorum: self.quorum,
+                replication: self.replication,
+            });
+        }
         if self.pacing_ms > PACING_MS_MAX {
             return Err(JobError::Pacing(self.pacing_ms));
         }
+        let len = self.kernel.task_output_len_max();
+        if len > TASK_OUTPUT_LEN_MAX {
+            return Err(JobError::TaskTooBig(len));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{mandelbrot, monte_carlo};
+
+    fn spec(kernel: Kernel, replication: u8, quorum: u8) -> JobSpec {
+        JobSpec {
+            kernel,
+            replication,
+            quorum,
+            pacing_ms: 0,
+            submitter: NodeId(1),
+            nonce: 0,
+        }
+    }
+
+    fn pi() -> Kernel {
+        Kernel::MonteCarloPi(monte_carlo::Params::default())
+    }
+
+    fn image(tiles: u32) -> Kernel {
+        Kernel::Mandelbrot(mandelbrot::Params {
+            width: 2048,
+            height: 2048,
+            tiles_x: tiles,
+            tiles_y: tiles,
+            ..mandelbrot::Params::default()
+        })
+    }
+
+    #[test]
+    fn every_bound_of_a_spec_is_checked() {
+        assert_eq!(spec(pi(), 2, 2).validate(), Ok(()));
+        assert_eq!(spec(pi(), 0, 1).validate(), Err(JobError::Replicas));
+        assert_eq!(spec(pi(), 2, 0).validate(), Err(JobError::Replicas));
+        assert_eq!(
+            spec(pi(), REPLICAS_MAX + 1, 1).validate(),
+            Err(JobError::Replicas)
+        );
+        assert_eq!(
+            spec(pi(), 1, 2).validate(),
+            Err(JobError::QuorumOverReplicas {
+                quorum: 2,
+                replication: 1
+            })
+        );
+        let mut paced = spec(pi(), 1, 1);
+        paced.pacing_ms = PACING_MS_MAX + 1;
+        assert_eq!(paced.validate(), Err(JobError::Pacing(PACING_MS_MAX + 1)));
+        // 2048² in 4 × 4 tiles: 512² pixels of 4 bytes, exactly the limit; 2 × 2 is over.
+        assert_eq!(spec(image(4), 1, 1).validate(), Ok(()));
+        assert_eq!(
+            spec(image(2), 1, 1).validate(),
+            Err(JobError::TaskTooBig(4 * TASK_OUTPUT_LEN_MAX))
+        );
     }
 }

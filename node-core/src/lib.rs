@@ -1,7 +1,8 @@
 //! Meshwork's shared core, compiled natively for the CLI and to wasm32 for the browser.
 //!
 //! What it owns:
-//! - [`signal`] and [`wire`]: every message that crosses a wire, as plain data.
+//! - [`signal`] and [`wire`]: every message that crosses a wire, as plain data;
+//!   [`chunk`] splits messages over 16 KiB and puts them back together.
 //! - [`membership`]: the sans-IO view of the mesh (Hello, heartbeats, RTT, departures).
 //! - [`node`]: [`node::MeshNode`], the platform-free glue that turns transport events
 //!   into membership inputs and membership outputs into actions for a run loop.
@@ -25,6 +26,7 @@
 //! `transport::{native, web}` and `driver`. Everything else is deterministic and testable
 //! on both targets.
 
+pub mod chunk;
 #[cfg(feature = "platform")]
 pub mod driver;
 pub mod engine;

@@ -171,6 +171,12 @@ pub enum MeshOutput {
     Close {
         peer: PeerId,
     },
+    /// A message for the layers above (an engine message, or a chunk of one) from a
+    /// member.
+    Deliver {
+        from: PeerId,
+        msg: WireMsg,
+    },
     Event(MeshEvent),
 }
 
@@ -381,10 +387,18 @@ impl Membership {
                     msg: WireMsg::BulkAck { seq, bytes },
                 });
             }
-            // The live mesh does not run the engine yet (it runs in the simulator), so an
-            // engine message is ignored here: like any message it counts in `messages_in`
-            // and refreshes `last_heard`, but it is neither handled nor counted as dropped.
-            WireMsg::Engine(_) => {}
+            // Not membership's business: handed up, from members only (a peer is one
+            // once its Hello arrived; the ordered channel delivers that first).
+            WireMsg::Engine(_) | WireMsg::Chunk { .. } => {
+                if view.state != PeerState::Connected {
+                    protocol_error(&mut self.stats, &mut self.out, "message before hello");
+                    return;
+                }
+                self.out.push_back(MeshOutput::Deliver {
+                    from: peer.clone(),
+                    msg,
+                });
+            }
             WireMsg::BulkAck { seq, bytes } => {
                 self.out.push_back(MeshOutput::Event(MeshEvent::BulkAcked {
                     peer: peer.clone(),

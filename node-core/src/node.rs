@@ -1,19 +1,40 @@
-//! The platform-free glue of a running node: [`MeshNode`] turns transport events into
-//! membership inputs, and membership outputs into [`Action`]s for the run loop.
+//! The platform-free node: [`MeshNode`] owns [`Membership`] and the compute [`Engine`]
+//! and is the only thing the run loops talk to.
 //!
-//! Sans-IO like [`crate::membership`]: time comes in as an argument and nothing here
-//! touches a socket or a clock. The run loops in `driver` (built with feature
-//! `platform`) only shuttle events, timers and actions between a transport and this,
-//! so a tab and a CLI node behave the same.
+//! It routes every data-channel message to membership or the engine, turns
+//! membership's peers coming and going into the engine's `PeerUp` and `PeerDown`, puts
+//! chunked messages back together ([`crate::chunk`]) and splits the engine's big ones,
+//! and is the one place where the two vocabularies meet: membership speaks signaling ids
+//! ([`PeerId`]) and microseconds ([`Micros`]), the engine [`NodeId`]s and [`Millis`].
+//!
+//! Sans-IO like both: time comes in as an argument and nothing here touches a socket, a
+//! clock or a thread. The run loops in `driver` (feature `platform`) carry out its
+//! [`Action`]s (send, close, compute, report) and feed back transport events, finished
+//! computations and timeouts, so a tab and a CLI node behave the same.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
+use crate::chunk::{self, Reassembly, ReassemblyConfig};
+use crate::engine::{self, Command, Engine, EngineConfig, Input, Millis, Output};
+use crate::job::{JobId, NodeId, TaskId, content_hash};
+use crate::kernels::Kernel;
 use crate::membership::{
     Membership, MembershipConfig, MeshEvent, MeshOutput, Micros, default_name,
 };
-use crate::signal::{ErrorCode, PeerInfo};
+use crate::signal::{ErrorCode, PeerId, PeerInfo};
 use crate::transport::TransportEvent;
-use crate::wire;
+use crate::wire::{self, EngineMsg, WireMsg};
+
+/// The engine's id for a signaling peer: a hash of the id the server gave it (which a
+/// peer cannot choose), with the hash that resists crafted collisions.
+pub fn node_id(peer: &PeerId) -> NodeId {
+    NodeId(content_hash(peer.0.as_bytes()))
+}
+
+/// The engine's clock from membership's.
+fn millis(now: Micros) -> Millis {
+    Millis(now.0 / 1000)
+}
 
 /// What a node reports to its shell (the CLI's output, the UI).
 #[derive(Clone, Debug, PartialEq)]
@@ -22,51 +43,134 @@ pub enum NodeEvent {
     Joined { me: PeerInfo },
     /// Something happened in the mesh.
     Mesh(MeshEvent),
+    /// Something happened to a job.
+    Engine(engine::Event),
     /// The signaling server refused a frame.
     SignalingError { code: ErrorCode, message: String },
     /// The signaling socket closed; the mesh carries on without it.
     SignalingClosed,
 }
 
+/// Result bytes waiting for one peer, at most this many (whole messages beyond it are
+/// dropped and counted; the engine sends copies and answers fetches again later).
+pub const BULK_QUEUED_MAX: usize = 8 << 20;
+
 /// What the run loop must do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
+    /// Send at once: control traffic (heartbeats, facts, requests), small. Result bytes
+    /// wait in this node's bulk queue instead, which the run loop drains with
+    /// [`MeshNode::pop_bulk`] only while the channel has little in flight, so that a
+    /// transfer never holds a heartbeat back long enough to cause a false death.
     Send {
-        to: crate::signal::PeerId,
+        to: PeerId,
         bytes: Vec<u8>,
     },
     Close {
-        peer: crate::signal::PeerId,
+        peer: PeerId,
+    },
+    /// Compute one task (off the event loop) and hand the output to
+    /// [`MeshNode::handle_computed`].
+    Compute {
+        job: JobId,
+        task: TaskId,
+        kernel: Kernel,
     },
     Event(NodeEvent),
+}
+
+/// A command given before the server welcomed this node (which has no id until then).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not in a room yet: wait for the server's welcome")]
+pub struct NotJoined;
+
+/// Counters of the glue itself, for logs and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Engine messages for a peer that is no longer a member.
+    pub sent_to_gone: u64,
+    /// Messages over the chunked limit (never made by the engine: a bug if not zero).
+    pub unsendable: u64,
+    /// Reassembled messages that were not engine messages.
+    pub dropped_reassembled: u64,
+    /// Bulk messages dropped because their peer's queue was full.
+    pub bulk_dropped: u64,
+}
+
+/// Result bytes waiting for one peer: whole messages, each as its data-channel pieces.
+#[derive(Debug, Default)]
+struct BulkQueue {
+    messages: VecDeque<VecDeque<Vec<u8>>>,
+    bytes: usize,
 }
 
 /// The platform-free part of a running node.
 #[derive(Debug)]
 pub struct MeshNode {
     config: MembershipConfig,
+    engine_config: EngineConfig,
     /// Cores offered in our Hello.
     cores: u16,
     /// Our display name; empty means "derive one from the id".
     name: String,
     /// None until the server has welcomed us and told us our id.
     membership: Option<Membership>,
+    engine: Option<Engine>,
+    /// Members, by engine id.
+    members: BTreeMap<NodeId, PeerId>,
+    reassembly: Reassembly,
+    bulk: BTreeMap<PeerId, BulkQueue>,
+    next_stream: u32,
+    stats: NodeStats,
     actions: VecDeque<Action>,
 }
 
 impl MeshNode {
     pub fn new(config: MembershipConfig, name: String, cores: u16) -> Self {
+        Self::with_engine(config, EngineConfig::default(), name, cores)
+    }
+
+    pub fn with_engine(
+        config: MembershipConfig,
+        engine_config: EngineConfig,
+        name: String,
+        cores: u16,
+    ) -> Self {
         MeshNode {
             config,
+            engine_config,
             cores,
             name,
             membership: None,
+            engine: None,
+            members: BTreeMap::new(),
+            reassembly: Reassembly::new(ReassemblyConfig::default()),
+            bulk: BTreeMap::new(),
+            next_stream: 0,
+            stats: NodeStats::default(),
             actions: VecDeque::new(),
         }
     }
 
     pub fn membership(&self) -> Option<&Membership> {
         self.membership.as_ref()
+    }
+
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine.as_ref()
+    }
+
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    pub fn reassembly(&self) -> &Reassembly {
+        &self.reassembly
+    }
+
+    /// The signaling id of an engine node, while it is a member.
+    pub fn peer_of(&self, node: NodeId) -> Option<&PeerId> {
+        self.members.get(&node)
     }
 
     pub fn handle_transport(&mut self, now: Micros, ev: TransportEvent) {
@@ -81,6 +185,12 @@ impl MeshNode {
                 for p in peers {
                     m.handle_announced(now, p);
                 }
+                let id = node_id(&me.id);
+                let config = EngineConfig {
+                    slots: usize::from(self.cores.max(1)),
+                    ..self.engine_config.clone()
+                };
+                self.engine = Some(Engine::new(id, config, id.0, millis(now)));
                 self.membership = Some(m);
                 self.actions
                     .push_back(Action::Event(NodeEvent::Joined { me }));
@@ -117,31 +227,209 @@ impl MeshNode {
                 .actions
                 .push_back(Action::Event(NodeEvent::SignalingClosed)),
         }
+        self.pump(now);
+    }
+
+    /// A command of this node's user (submit, cancel, assemble, pacing).
+    pub fn handle_command(&mut self, now: Micros, cmd: Command) -> Result<(), NotJoined> {
+        let engine = self.engine.as_mut().ok_or(NotJoined)?;
+        engine.handle_input(millis(now), Input::Command(cmd));
+        self.pump(now);
+        Ok(())
+    }
+
+    /// A computation asked for by [`Action::Compute`] finished.
+    pub fn handle_computed(&mut self, now: Micros, job: JobId, task: TaskId, output: Vec<u8>) {
+        if let Some(engine) = &mut self.engine {
+            engine.handle_input(millis(now), Input::ComputeFinished { job, task, output });
+        }
+        self.pump(now);
     }
 
     pub fn handle_timeout(&mut self, now: Micros) {
         if let Some(m) = &mut self.membership {
             m.handle_timeout(now);
         }
+        if let Some(e) = &mut self.engine
+            && e.poll_timeout().is_some_and(|t| t <= millis(now))
+        {
+            e.handle_input(millis(now), Input::Timeout);
+        }
+        self.reassembly.expire(now);
+        self.pump(now);
     }
 
     pub fn poll_timeout(&self) -> Option<Micros> {
-        self.membership.as_ref().and_then(Membership::poll_timeout)
+        let engine = self
+            .engine
+            .as_ref()
+            .and_then(Engine::poll_timeout)
+            .map(|Millis(ms)| Micros::from_ms(ms));
+        [
+            self.membership.as_ref().and_then(Membership::poll_timeout),
+            engine,
+            self.reassembly.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
-        if let Some(a) = self.actions.pop_front() {
-            return Some(a);
+        self.actions.pop_front()
+    }
+
+    /// Peers with result bytes waiting.
+    pub fn bulk_waiting(&self) -> Vec<PeerId> {
+        self.bulk.keys().cloned().collect()
+    }
+
+    /// The next data-channel message of result bytes for `to`, if any: the run loop
+    /// calls this while the channel to `to` has little in flight.
+    pub fn pop_bulk(&mut self, to: &PeerId) -> Option<Vec<u8>> {
+        let q = self.bulk.get_mut(to)?;
+        let msg = q.messages.front_mut()?;
+        let piece = msg.pop_front();
+        if msg.is_empty() {
+            q.messages.pop_front();
         }
-        let out = self.membership.as_mut()?.poll_output()?;
-        Some(match out {
-            MeshOutput::Send { to, msg } => Action::Send {
+        if let Some(p) = &piece {
+            q.bytes -= p.len();
+        }
+        if q.messages.is_empty() {
+            self.bulk.remove(to);
+        }
+        piece
+    }
+
+    /// Moves everything membership and the engine want done into `actions`, feeding
+    /// each what the other produced, until both are quiet.
+    fn pump(&mut self, now: Micros) {
+        loop {
+            let mut busy = false;
+            while let Some(out) = self.membership.as_mut().and_then(Membership::poll_output) {
+                busy = true;
+                self.on_mesh_output(now, out);
+            }
+            while let Some(out) = self.engine.as_mut().and_then(Engine::poll_output) {
+                busy = true;
+                self.on_engine_output(out);
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    fn on_mesh_output(&mut self, now: Micros, out: MeshOutput) {
+        match out {
+            MeshOutput::Send { to, msg } => self.actions.push_back(Action::Send {
                 to,
                 bytes: wire::encode(&msg),
+            }),
+            MeshOutput::Close { peer } => self.actions.push_back(Action::Close { peer }),
+            MeshOutput::Deliver { from, msg } => self.on_deliver(now, from, msg),
+            MeshOutput::Event(e) => {
+                match &e {
+                    MeshEvent::PeerConnected { peer, .. } => {
+                        let n = node_id(&peer.id);
+                        self.members.insert(n, peer.id.clone());
+                        self.engine_input(now, Input::PeerUp(n));
+                    }
+                    MeshEvent::PeerLeft { peer, .. } => {
+                        self.reassembly.forget(&peer.id);
+                        self.bulk.remove(&peer.id);
+                        let n = node_id(&peer.id);
+                        if self.members.remove(&n).is_some() {
+                            self.engine_input(now, Input::PeerDown(n));
+                        }
+                    }
+                    _ => {}
+                }
+                self.actions.push_back(Action::Event(NodeEvent::Mesh(e)));
+            }
+        }
+    }
+
+    fn on_deliver(&mut self, now: Micros, from: PeerId, msg: WireMsg) {
+        let msg = match msg {
+            WireMsg::Chunk {
+                stream,
+                index,
+                count,
+                data,
+            } => match self.reassembly.push(now, &from, stream, index, count, data) {
+                Ok(Some(whole)) => whole,
+                Ok(None) => return,
+                Err(e) => {
+                    let why = format!("chunk refused: {e}");
+                    let e = MeshEvent::Dropped { peer: from, why };
+                    self.actions.push_back(Action::Event(NodeEvent::Mesh(e)));
+                    return;
+                }
             },
-            MeshOutput::Close { peer } => Action::Close { peer },
-            MeshOutput::Event(e) => Action::Event(NodeEvent::Mesh(e)),
-        })
+            msg => msg,
+        };
+        match msg {
+            WireMsg::Engine(msg) => {
+                let from = node_id(&from);
+                self.engine_input(now, Input::Message { from, msg });
+            }
+            _ => self.stats.dropped_reassembled += 1,
+        }
+    }
+
+    fn engine_input(&mut self, now: Micros, input: Input) {
+        if let Some(e) = &mut self.engine {
+            e.handle_input(millis(now), input);
+        }
+    }
+
+    fn on_engine_output(&mut self, out: Output) {
+        match out {
+            Output::Send { to, msg } => match self.members.get(&to).cloned() {
+                Some(peer) => self.send_engine(&peer, &msg),
+                None => self.stats.sent_to_gone += 1,
+            },
+            Output::Broadcast { msg } => {
+                let peers: Vec<PeerId> = self.members.values().cloned().collect();
+                for peer in peers {
+                    self.send_engine(&peer, &msg);
+                }
+            }
+            Output::RunTask { job, task, kernel } => {
+                self.actions
+                    .push_back(Action::Compute { job, task, kernel });
+            }
+            Output::Event(e) => self.actions.push_back(Action::Event(NodeEvent::Engine(e))),
+        }
+    }
+
+    fn send_engine(&mut self, to: &PeerId, msg: &EngineMsg) {
+        let bulk = matches!(msg, EngineMsg::Store { .. } | EngineMsg::Payload { .. });
+        self.next_stream = self.next_stream.wrapping_add(1);
+        let Some(pieces) = chunk::split(&WireMsg::Engine(msg.clone()), self.next_stream) else {
+            self.stats.unsendable += 1;
+            return;
+        };
+        if !bulk {
+            for bytes in pieces {
+                let to = to.clone();
+                self.actions.push_back(Action::Send { to, bytes });
+            }
+            return;
+        }
+        let len: usize = pieces.iter().map(Vec::len).sum();
+        let q = self.bulk.entry(to.clone()).or_default();
+        if q.bytes + len > BULK_QUEUED_MAX {
+            self.stats.bulk_dropped += 1;
+            if q.messages.is_empty() {
+                self.bulk.remove(to);
+            }
+            return;
+        }
+        q.bytes += len;
+        q.messages.push_back(pieces.into());
     }
 }
 
@@ -203,11 +491,20 @@ mod tests {
                 ..
             }))]
         ));
+        let gone = node_id(&p1);
         n.handle_transport(Micros(30), TransportEvent::PeerLeft(p1));
-        assert!(matches!(
-            &drain(&mut n)[..],
-            [Action::Event(NodeEvent::Mesh(MeshEvent::PeerLeft { .. }))]
-        ));
+        // Membership says so, and the engine hears of it.
+        let out = drain(&mut n);
+        assert!(
+            matches!(
+                &out[..],
+                [
+                    Action::Event(NodeEvent::Mesh(MeshEvent::PeerLeft { .. })),
+                    Action::Event(NodeEvent::Engine(engine::Event::PeerDead { node }))
+                ] if *node == gone
+            ),
+            "{out:?}"
+        );
     }
 
     #[test]

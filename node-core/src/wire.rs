@@ -14,8 +14,12 @@ use crate::signal::{PeerId, PeerKind};
 pub const WIRE_VERSION: u8 = 1;
 
 /// Largest message a node sends or accepts on a data channel, in bytes. 16 KiB is what
-/// every browser delivers unfragmented; larger messages are refused (not chunked yet).
+/// every browser delivers unfragmented; larger messages travel as [`WireMsg::Chunk`]s
+/// (see [`crate::chunk`]).
 pub const MESSAGE_LEN_MAX: usize = 16 * 1024;
+
+/// Largest message sent in chunks, in bytes of its encoding.
+pub const CHUNKED_LEN_MAX: usize = 4 << 20;
 
 /// Longest name accepted in a [`WireMsg::Hello`].
 pub const HELLO_NAME_LEN_MAX: usize = 64;
@@ -44,6 +48,14 @@ pub enum WireMsg {
     BulkAck { seq: u32, bytes: u64 },
     /// A message of the compute engine.
     Engine(EngineMsg),
+    /// One piece of a message too big for one data-channel message: piece `index` of
+    /// `count` of the encoding of that message (see [`crate::chunk`]).
+    Chunk {
+        stream: u32,
+        index: u32,
+        count: u32,
+        data: Vec<u8>,
+    },
 }
 
 /// One fact about a task, authored by the node that sends it. Facts are only accepted
@@ -113,7 +125,7 @@ pub enum WireError {
     Empty,
     #[error("wire version {0} is not supported (expected {WIRE_VERSION})")]
     Version(u8),
-    #[error("message of {0} bytes is over the {MESSAGE_LEN_MAX}-byte limit")]
+    #[error("message of {0} bytes is over the limit")]
     TooBig(usize),
     #[error("undecodable message: {0}")]
     Decode(String),
@@ -131,11 +143,24 @@ pub fn encode(msg: &WireMsg) -> Vec<u8> {
 
 /// Decodes and checks a message from a peer.
 pub fn decode(bytes: &[u8]) -> Result<WireMsg, WireError> {
+    decode_within(bytes, MESSAGE_LEN_MAX)
+}
+
+/// Decodes and checks a message put back together from chunks: larger, and never a
+/// chunk itself.
+pub fn decode_reassembled(bytes: &[u8]) -> Result<WireMsg, WireError> {
+    match decode_within(bytes, CHUNKED_LEN_MAX)? {
+        WireMsg::Chunk { .. } => Err(WireError::Decode("a chunk inside chunks".into())),
+        msg => Ok(msg),
+    }
+}
+
+fn decode_within(bytes: &[u8], len_max: usize) -> Result<WireMsg, WireError> {
     let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
     if version != WIRE_VERSION {
         return Err(WireError::Version(version));
     }
-    if bytes.len() > MESSAGE_LEN_MAX {
+    if bytes.len() > len_max {
         return Err(WireError::TooBig(bytes.len()));
     }
     let (msg, rest) =
@@ -175,6 +200,12 @@ mod tests {
             WireMsg::BulkAck {
                 seq: 1,
                 bytes: 1 << 40,
+            },
+            WireMsg::Chunk {
+                stream: u32::MAX,
+                index: 3,
+                count: 4,
+                data: vec![1; crate::chunk::CHUNK_DATA_MAX],
             },
         ]
     }

@@ -92,6 +92,20 @@ impl Proc {
             })
     }
 
+    /// Waits for the process to end on its own (its stdout closes), reading its last
+    /// events; returns its exit status, or None if it is still running at `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return self.child.wait().ok(),
+                Err(mpsc::RecvTimeoutError::Timeout) => return None,
+            }
+        }
+    }
+
     /// Ends the process with SIGKILL and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -148,7 +148,8 @@ fn on_event(view: MeshView, e: &NodeEvent) {
                 ),
             )
         }
-        NodeEvent::Mesh(_) => {}
+        // Jobs are not shown on the page yet.
+        NodeEvent::Mesh(_) | NodeEvent::Engine(_) => {}
         NodeEvent::SignalingError { message, .. } => {
             view.status.set(format!("signaling error: {message}"))
         }

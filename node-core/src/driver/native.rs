@@ -5,6 +5,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 
+use tokio::task::JoinSet;
+
+use super::{BULK_IN_FLIGHT_MAX, BULK_POLL_MS};
+use crate::engine::Command;
+use crate::job::{JobId, TaskId};
 use crate::membership::{MeshEvent, Micros};
 use crate::node::{Action, MeshNode, NodeEvent};
 use crate::signal::PeerId;
@@ -15,11 +20,14 @@ use crate::wire::{self, BULK_PAYLOAD_MAX, WireMsg};
 /// buffer must not stall the loop that is about to declare it dead.
 const SEND_WAIT_MS: u64 = 200;
 
-/// Extra work for a run, used by benchmarks.
-#[derive(Clone, Debug, Default)]
+/// What a run does besides carrying the node's actions out.
+#[derive(Debug, Default)]
 pub struct RunOptions {
-    /// Send this many bulk bytes to the first peer that connects, then report the
-    /// acknowledged throughput as [`MeshEvent::BulkAcked`].
+    /// Commands of this node's user (submit, cancel...), handed to the node as they
+    /// come; send them once the node has joined (after [`NodeEvent::Joined`]).
+    pub commands: Option<tokio::sync::mpsc::UnboundedReceiver<Command>>,
+    /// Benchmark: send this many bulk bytes to the first peer that connects, then
+    /// report the acknowledged throughput as [`MeshEvent::BulkAcked`].
     pub bulk_bytes: Option<u64>,
 }
 
@@ -41,8 +49,13 @@ pub async fn run_native<T: Transport>(
     let start = Instant::now();
     let now = || Micros(start.elapsed().as_micros() as u64);
     let mut bulk_pending = options.bulk_bytes;
+    let mut commands = options.commands;
     let mut bulk: Option<Bulk> = None;
     let payload = vec![0x5a_u8; BULK_PAYLOAD_MAX];
+    // Computations run on tokio's blocking threads; the engine starts at most as many
+    // at once as the node offers cores.
+    let mut computing: JoinSet<(JobId, TaskId, Result<Vec<u8>, crate::kernels::KernelError>)> =
+        JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         if let Some(b) = &mut bulk {
@@ -77,7 +90,11 @@ pub async fn run_native<T: Transport>(
                 bulk = None;
             }
         } else {
-            let deadline = node.poll_timeout();
+            let mut deadline = node.poll_timeout();
+            if !node.bulk_waiting().is_empty() {
+                let soon = Micros(now().0 + BULK_POLL_MS * 1000);
+                deadline = Some(deadline.map_or(soon, |d| d.min(soon)));
+            }
             let sleep = async {
                 match deadline {
                     Some(at) => {
@@ -92,6 +109,20 @@ pub async fn run_native<T: Transport>(
                     Some(ev) => node.handle_transport(now(), ev),
                     None => break,
                 },
+                Some(done) = computing.join_next(), if !computing.is_empty() => {
+                    match done {
+                        Ok((job, task, Ok(output))) => node.handle_computed(now(), job, task, output),
+                        Ok((job, task, Err(e))) => {
+                            tracing::warn!("{job} {task}: the kernel refused: {e}");
+                        }
+                        Err(e) => tracing::warn!("a computation panicked: {e}"),
+                    }
+                }
+                Some(cmd) = next_command(&mut commands) => {
+                    if let Err(e) = node.handle_command(now(), cmd) {
+                        tracing::warn!("command ignored: {e}");
+                    }
+                }
                 () = sleep => node.handle_timeout(now()),
                 () = &mut shutdown => break,
             }
@@ -107,6 +138,13 @@ pub async fn run_native<T: Transport>(
                     }
                 }
                 Action::Close { peer } => transport.close_peer(&peer),
+                Action::Compute { job, task, kernel } => {
+                    computing.spawn_blocking(move || {
+                        let mut out = Vec::new();
+                        let r = kernel.run_task(task.0, &mut out).map(|()| out);
+                        (job, task, r)
+                    });
+                }
                 Action::Event(e) => {
                     if let NodeEvent::Mesh(MeshEvent::PeerConnected { peer, .. }) = &e
                         && let Some(bytes) = bulk_pending.take()
@@ -120,6 +158,41 @@ pub async fn run_native<T: Transport>(
                 }
             }
         }
+        send_bulk(&transport, &mut node).await;
     }
+    computing.abort_all();
     transport.shutdown().await;
+}
+
+/// Hands waiting result bytes to every channel that has little in flight.
+async fn send_bulk<T: Transport>(transport: &T, node: &mut MeshNode) {
+    for to in node.bulk_waiting() {
+        while transport.queued(&to).await < BULK_IN_FLIGHT_MAX {
+            let Some(bytes) = node.pop_bulk(&to) else {
+                break;
+            };
+            let send = transport.send(&to, bytes);
+            match tokio::time::timeout(Duration::from_millis(SEND_WAIT_MS), send).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(peer = %to, "bulk send failed: {e}"),
+                Err(_) => tracing::debug!(peer = %to, "bulk send timed out"),
+            }
+        }
+    }
+}
+
+/// The next user command, or never if there is no channel (or it closed).
+async fn next_command(
+    commands: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Command>>,
+) -> Option<Command> {
+    match commands {
+        Some(rx) => match rx.recv().await {
+            Some(cmd) => Some(cmd),
+            None => {
+                *commands = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }

@@ -4,6 +4,7 @@ use futures_util::future::{Either, select};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
+use super::{BULK_IN_FLIGHT_MAX, BULK_POLL_MS};
 use crate::membership::Micros;
 use crate::node::{Action, MeshNode, NodeEvent};
 use crate::transport::Transport;
@@ -40,7 +41,11 @@ pub async fn run_web<T: Transport>(
     mut on_change: impl FnMut(&MeshNode),
 ) {
     loop {
-        let deadline = node.poll_timeout();
+        let mut deadline = node.poll_timeout();
+        if !node.bulk_waiting().is_empty() {
+            let soon = Micros(now().0 + BULK_POLL_MS * 1000);
+            deadline = Some(deadline.map_or(soon, |d| d.min(soon)));
+        }
         let woke = {
             let ev = std::pin::pin!(transport.next_event());
             let timer = std::pin::pin!(sleep_until(deadline));
@@ -62,7 +67,26 @@ pub async fn run_web<T: Transport>(
                     }
                 }
                 Action::Close { peer } => transport.close_peer(&peer),
+                // For now on the page's own thread, between events (Web Workers come
+                // with the job form).
+                Action::Compute { job, task, kernel } => {
+                    let mut out = Vec::new();
+                    match kernel.run_task(task.0, &mut out) {
+                        Ok(()) => node.handle_computed(now(), job, task, out),
+                        Err(e) => web_sys::console::warn_1(&format!("{job} {task}: {e}").into()),
+                    }
+                }
                 Action::Event(e) => on_event(&e),
+            }
+        }
+        for to in node.bulk_waiting() {
+            while transport.queued(&to).await < BULK_IN_FLIGHT_MAX {
+                let Some(bytes) = node.pop_bulk(&to) else {
+                    break;
+                };
+                if let Err(e) = transport.send(&to, bytes).await {
+                    web_sys::console::debug_1(&format!("bulk send to {to}: {e}").into());
+                }
             }
         }
         on_change(&node);

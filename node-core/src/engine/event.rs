@@ -254,6 +254,31 @@ impl std::fmt::Display for DropReason {
     }
 }
 
+impl Event {
+    /// The event's name in logs and JSON lines: `task_started`, `job_done`, ...
+    pub fn kind(&self) -> &'static str {
+        use Event::*;
+        match self {
+            JobAccepted { .. } => "job_accepted",
+            JobRefused { .. } => "job_refused",
+            TaskStarted { .. } => "task_started",
+            TaskComputed { .. } => "task_computed",
+            TaskValidated { .. } => "task_validated",
+            TaskMismatch { .. } => "task_mismatch",
+            LiarMarked { .. } => "liar_marked",
+            ResultReplicated { .. } => "result_replicated",
+            HolderLost { .. } => "holder_lost",
+            PeerDead { .. } => "peer_dead",
+            JobProgress { .. } => "job_progress",
+            AssemblyProgress { .. } => "assembly_progress",
+            JobDone { .. } => "job_done",
+            JobFailed { .. } => "job_failed",
+            JobCancelled { .. } => "job_cancelled",
+            Dropped { .. } => "engine_dropped",
+        }
+    }
+}
+
 impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use Event::*;

@@ -70,6 +70,11 @@ pub trait Transport {
     /// bound (back-pressure instead of an unbounded queue).
     async fn send(&self, to: &PeerId, bytes: Vec<u8>) -> Result<(), SendError>;
 
+    /// Bytes handed to the channel to `to` and not yet on their way (0 without a
+    /// channel): the run loop sends result bytes only while this is small, so that
+    /// control messages never queue behind a transfer.
+    async fn queued(&self, to: &PeerId) -> usize;
+
     /// Closes the connection to one peer (e.g. it was declared dead).
     fn close_peer(&self, peer: &PeerId);
 

@@ -553,6 +553,14 @@ impl Transport for NativeTransport {
             .map_err(|e| SendError::Channel(e.to_string()))
     }
 
+    async fn queued(&self, to: &PeerId) -> usize {
+        let dc = lock(&self.inner.conns).get(to).and_then(|c| c.dc.clone());
+        match dc {
+            Some(dc) => dc.outstanding_bytes().await.unwrap_or(0),
+            None => 0,
+        }
+    }
+
     fn close_peer(&self, peer: &PeerId) {
         for step in self.inner.input(|n| n.close_peer(peer)) {
             match step {

@@ -532,6 +532,11 @@ impl Transport for WebTransport {
             .map_err(|e| SendError::Channel(format!("{e:?}")))
     }
 
+    async fn queued(&self, to: &PeerId) -> usize {
+        let dc = self.inner.conns.borrow().get(to).and_then(|c| c.dc.clone());
+        dc.map_or(0, |dc| dc.buffered_amount() as usize)
+    }
+
     fn close_peer(&self, peer: &PeerId) {
         self.inner.run(self.inner.input(|n| n.close_peer(peer)));
     }

@@ -139,7 +139,8 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         }),
     };
     let quorum = rng.range(1, 3.min(nodes as u64)) as u8;
-    let replication = rng.range(1, 3) as u8;
+    // A result needs as many copies as matching reports: r >= q.
+    let replication = (rng.range(1, 3) as u8).max(quorum);
     // At most q-1 liars, and at least q honest nodes besides them.
     let liars =
         (rng.below(u64::from(quorum)) as usize).min(nodes.saturating_sub(usize::from(quorum)));
