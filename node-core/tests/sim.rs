@@ -131,6 +131,7 @@ fn simulated_meshes_stay_safe_and_live() {
             "junk pushed",
             "went silent",
             "copies checked",
+            "work checked",
             "authors capped",
         ] {
             assert!(

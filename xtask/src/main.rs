@@ -81,9 +81,11 @@ const HELP: &str = "cargo xtask <command>
                (`bench` alone runs it too)
   bench engine engine cost per task, r and q overheads, kernel throughput
   soak [N]     run the simulator over N seeds (default 100000) in a release build
-  mutants [FILE…]  mutation testing of the engine (default node-core/src/engine/*.rs)
-               with cargo-mutants (installed on first use); prints caught, missed and
-               unviable mutants and lists the missed ones. Slow: not part of `test`
+  mutants [--iterate] [FILE…]  mutation testing of the engine (default
+               node-core/src/engine/*.rs) with cargo-mutants (installed on first use);
+               prints caught, missed and unviable mutants and lists the missed ones;
+               --iterate tests again only those the last run did not catch. Slow: not
+               part of `test`
   help         print this";
 
 /// The workspace root.
@@ -331,10 +333,13 @@ fn mutants(args: &[String]) -> Result<()> {
         ]);
         run(c).context("install cargo-mutants")?;
     }
+    // `--iterate`: test again only the mutants the last run did not catch.
+    let iterate = args.iter().any(|a| a == "--iterate");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--iterate").cloned().collect();
     let files: Vec<String> = if args.is_empty() {
         vec!["node-core/src/engine/*.rs".into()]
     } else {
-        args.to_vec()
+        args
     };
     let out_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root().join("target"), PathBuf::from)
@@ -355,6 +360,9 @@ fn mutants(args: &[String]) -> Result<()> {
     ]);
     for f in &files {
         c.args(["-f", f]);
+    }
+    if iterate {
+        c.arg("--iterate");
     }
     c.arg("--output").arg(&out_dir).current_dir(root());
     eprintln!("xtask: {c:?}");

@@ -138,7 +138,7 @@ pub struct Footprint {
     /// unfetchable results, help asked and given, open reports, mismatches.
     pub task_marks: usize,
     /// Per (task, author) entries over all jobs: holders that did not serve, copies
-    /// awaiting confirmation.
+    /// awaiting confirmation, holders that never confirmed one.
     pub per_author: usize,
     /// Fetches in flight over all jobs.
     pub fetches: usize,

@@ -252,7 +252,9 @@ impl Engine {
                     + j.help.reported_open.len()
                     + j.mismatched.len()
             }),
-            per_author: sum(&|j| j.assembly.unserved.len() + j.held.stores.len()),
+            per_author: sum(&|j| {
+                j.assembly.unserved.len() + j.held.stores.len() + j.held.refused.len()
+            }),
             fetches: sum(&|j| j.assembly.fetches.len()),
             per_peer: sum(&|j| j.gossip.behind_since.len() + j.gossip.resent_to.len()),
             outbox: sum(&|j| j.gossip.outbox.len()),

@@ -5,7 +5,7 @@
 //! Keeps bytes only when they match their hash, only for tasks this node ranks among
 //! the top of, and never bytes of a hash that lost validation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::config::{STORE_TRIES_MAX, TURN_SYNCS};
 use super::job::Job;
@@ -23,6 +23,10 @@ pub(super) struct Held {
     pub(super) payload_bytes: usize,
     /// Copies sent and not yet confirmed by a Holding fact: when last sent, and tries.
     pub(super) stores: BTreeMap<(TaskId, NodeId), (Millis, u32)>,
+    /// Holders that never confirmed a copy of a task after [`STORE_TRIES_MAX`] tries
+    /// (silent, or lying about room): no longer targets for it here, so the copy goes
+    /// to the next ranked node instead of to them forever.
+    pub(super) refused: BTreeSet<(TaskId, NodeId)>,
 }
 
 impl Held {
@@ -43,11 +47,14 @@ impl Held {
 }
 
 impl Engine {
-    /// Where a task's bytes should be: its live, honest top `r`.
+    /// Where a task's bytes should be: its live, honest top `r` (skipping holders that
+    /// never confirmed a copy of it).
     pub(super) fn target_holders(&self, j: &Job, task: TaskId) -> Vec<NodeId> {
         j.ranking
             .top(task)
-            .filter(|n| self.is_live(*n) && !self.liars.contains(n))
+            .filter(|n| {
+                self.is_live(*n) && !self.liars.contains(n) && !j.held.refused.contains(&(task, *n))
+            })
             .take(usize::from(j.spec.replication))
             .collect()
     }
@@ -56,6 +63,7 @@ impl Engine {
     pub(super) fn on_holding(&mut self, job: JobId, task: TaskId, author: NodeId) {
         if let Some(j) = self.jobs.get_mut(&job) {
             j.held.stores.remove(&(task, author));
+            j.held.refused.remove(&(task, author));
         }
     }
 
@@ -107,6 +115,7 @@ impl Engine {
         let mut events = Vec::new();
         for j in self.jobs.values_mut() {
             j.held.stores.retain(|(_, to), _| *to != gone);
+            j.held.refused.retain(|(_, to)| *to != gone);
             for t in 0..j.tasks {
                 let entry = j.board.task(TaskId(t));
                 if let Some(h) = entry.validated_hash
@@ -187,10 +196,15 @@ impl Engine {
                 continue;
             };
             // Stop retrying a node that is no longer a holder (the ranking moved) or that
-            // never confirms (it may be lying): re-replication picks the next holder.
-            if !self.target_holders(j, task).contains(&to) || tries > STORE_TRIES_MAX {
+            // never confirms (it may be silent or lying): the next ranked node becomes a
+            // target in its place, and re-replication sends it a copy.
+            let refuses = tries > STORE_TRIES_MAX;
+            if refuses || !self.target_holders(j, task).contains(&to) {
                 if let Some(j) = self.jobs.get_mut(&job) {
                     j.held.stores.remove(&(task, to));
+                    if refuses {
+                        j.held.refused.insert((task, to));
+                    }
                 }
                 continue;
             }

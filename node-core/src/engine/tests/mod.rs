@@ -1,8 +1,10 @@
 //! Unit tests of the engine's edges, by concern. The simulator
 //! (`node-core/tests/sim.rs`) covers the distributed behaviour.
 
+mod gossip;
 mod hostile;
 mod lifecycle;
+mod recovery;
 
 use super::*;
 use crate::kernels::{Kernel, monte_carlo};

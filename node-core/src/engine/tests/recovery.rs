@@ -1,0 +1,922 @@
+//! How a node recovers work the mesh lost: help requests, pacing changes, eviction of
+//! finished jobs, and the counters and getters the shells read.
+
+use super::*;
+
+/// Drains `e`, computing every task it starts at `now`; returns the other outputs.
+fn step(e: &mut Engine, now: u64) -> Vec<Output> {
+    let mut rest = Vec::new();
+    for _ in 0..10 {
+        let out = drain(e);
+        if out.is_empty() {
+            break;
+        }
+        for o in out {
+            match o {
+                Output::RunTask { job, task, kernel } => {
+                    let mut output = Vec::new();
+                    kernel.run_task(task.0, &mut output).expect("valid");
+                    e.handle_input(Millis(now), Input::ComputeFinished { job, task, output });
+                }
+                o => rest.push(o),
+            }
+        }
+    }
+    rest
+}
+
+/// Runs `e`'s timers in order up to `to` (as a run loop would), computing what it
+/// starts; returns the other outputs.
+fn advance(e: &mut Engine, to: u64) -> Vec<Output> {
+    let mut out = Vec::new();
+    while let Some(Millis(t)) = e.poll_timeout()
+        && t <= to
+    {
+        e.handle_input(Millis(t), Input::Timeout);
+        out.extend(step(e, t));
+    }
+    out
+}
+
+/// Help messages in `out`: (to, task).
+fn helps(out: &[Output]) -> Vec<(NodeId, TaskId)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: EngineMsg::Help { task, .. },
+            } => Some((*to, *task)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Node 1 with peers 2, 3 and 4 and a one-task job (q = 2) it has computed and
+/// reported, while no other node said anything about the task.
+fn reported_alone() -> (Engine, JobId) {
+    // The first nonce whose ranking puts node 1 among the task's first two (q = 2).
+    for nonce in 0.. {
+        let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+        for n in 2..=4 {
+            e.handle_input(Millis(0), Input::PeerUp(NodeId(n)));
+        }
+        e.handle_input(
+            Millis(0),
+            Input::Command(Command::Submit {
+                kernel: kernel(1),
+                replication: 2,
+                quorum: 2,
+                pacing_ms: 0,
+                nonce,
+            }),
+        );
+        let job = e.job_ids().next().expect("accepted");
+        if !e.jobs[&job]
+            .ranking
+            .top(TaskId(0))
+            .take(2)
+            .any(|n| n == NodeId(1))
+        {
+            continue;
+        }
+        step(&mut e, 0);
+        let entry = e.task_entry(job, TaskId(0)).expect("task");
+        assert!(
+            entry
+                .facts_of(NodeId(1))
+                .is_some_and(|f| !f.reports.is_empty())
+        );
+        assert_eq!(e.validated_hash(job, TaskId(0)), None);
+        return (e, job);
+    }
+    unreachable!()
+}
+
+fn report_from(e: &mut Engine, now: u64, from: u64, job: JobId, fact: Fact) {
+    e.handle_input(
+        Millis(now),
+        Input::Message {
+            from: NodeId(from),
+            msg: EngineMsg::Facts {
+                job,
+                facts: vec![TaskFact {
+                    task: TaskId(0),
+                    fact,
+                }],
+            },
+        },
+    );
+}
+
+use super::super::config::STORE_TRIES_MAX;
+use crate::job::{JobSpec, content_hash};
+use crate::wire::{Fact, TaskFact};
+
+#[test]
+fn help_goes_to_the_next_fresh_node_once_per_straggler_interval() {
+    let (mut e, job) = reported_alone();
+    let fresh: Vec<NodeId> = e.jobs[&job]
+        .ranking
+        .top(TaskId(0))
+        .filter(|n| *n != NodeId(1))
+        .collect();
+    let straggler = EngineConfig::default().straggler_ms;
+    let sync = EngineConfig::default().sync_ms;
+    // The first sync asks the first fresh node in ranking order, and only it.
+    let first = helps(&advance(&mut e, sync));
+    assert_eq!(first, vec![(fresh[0], TaskId(0))]);
+    // Not again before a straggler interval has passed.
+    let mut t = sync;
+    while t + sync < sync + straggler {
+        t += sync;
+        assert_eq!(helps(&advance(&mut e, t)), vec![], "asked again at {t} ms");
+    }
+    // Then the next candidate: a helper that does not help is not asked forever.
+    t += sync;
+    assert_eq!(helps(&advance(&mut e, t)), vec![(fresh[1], TaskId(0))]);
+    // A claim by another node is work in flight: no help while it is fresh...
+    report_from(&mut e, t + 1, 4, job, Fact::Claim);
+    for k in 1..=4 {
+        let at = t + k * straggler;
+        assert_eq!(helps(&advance(&mut e, at)), vec![], "asked despite a claim");
+    }
+    // ...and once it expired, help resumes, not from the claimer.
+    let expired = t + 1 + EngineConfig::default().claim_expire_ms + sync;
+    let again = helps(&advance(&mut e, expired));
+    assert_eq!(again.len(), 1, "{again:?}");
+    // A report from a peer validates the task: no help after that.
+    let hash = e
+        .task_entry(job, TaskId(0))
+        .unwrap()
+        .facts_of(NodeId(1))
+        .unwrap()
+        .reports[0];
+    report_from(&mut e, expired + 1, 2, job, Fact::Report(hash));
+    assert_eq!(e.validated_hash(job, TaskId(0)), Some(hash));
+    let later = expired + 2 * straggler;
+    assert_eq!(helps(&advance(&mut e, later)), vec![]);
+}
+
+#[test]
+fn help_is_never_asked_of_a_node_that_reported_or_a_liar() {
+    let (mut e, job) = reported_alone();
+    let hash = e
+        .task_entry(job, TaskId(0))
+        .unwrap()
+        .facts_of(NodeId(1))
+        .unwrap()
+        .reports[0];
+    // Node 2 reported another hash (a disagreement); nodes 3 and 4 said nothing.
+    report_from(&mut e, 1, 2, job, Fact::Report(hash ^ 1));
+    let mut asked = BTreeSet::new();
+    let straggler = EngineConfig::default().straggler_ms;
+    for k in 1..=6 {
+        for (to, _) in helps(&advance(&mut e, k * straggler)) {
+            asked.insert(to);
+        }
+    }
+    assert_eq!(asked, BTreeSet::from([NodeId(3), NodeId(4)]));
+}
+
+/// A 3-task image whose tiles are of unequal sizes (4, 3 and 3 columns of 10), so that
+/// some outputs are shorter than the longest an output may be.
+fn uneven_image() -> Kernel {
+    Kernel::Mandelbrot(crate::kernels::mandelbrot::Params {
+        x_min: -2.0,
+        x_max: 1.0,
+        y_min: -1.0,
+        y_max: 1.0,
+        width: 10,
+        height: 4,
+        max_iter: 20,
+        tiles_x: 3,
+        tiles_y: 1,
+    })
+}
+
+/// Fetches in `out`: (to, task).
+fn fetches(out: &[Output]) -> Vec<(NodeId, TaskId)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: EngineMsg::Fetch { task, .. },
+            } => Some((*to, *task)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_assembler_fetches_in_a_window_moves_on_from_holders_that_do_not_serve() {
+    let k = uneven_image();
+    let truth: Vec<Vec<u8>> = (0..3)
+        .map(|t| {
+            let mut b = Vec::new();
+            k.run_task(t, &mut b).expect("valid");
+            b
+        })
+        .collect();
+    assert!(truth.iter().any(|b| b.len() < k.task_output_len_max()));
+    // Node 1 computes nothing; nodes 2 and 3 report and hold everything.
+    let config = EngineConfig {
+        slots: 0,
+        fetches_max: 2,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(3)));
+    e.handle_input(
+        Millis(0),
+        Input::Command(Command::Submit {
+            kernel: k.clone(),
+            replication: 1,
+            quorum: 1,
+            pacing_ms: 0,
+            nonce: 1,
+        }),
+    );
+    let job = e.job_ids().next().unwrap();
+    drain(&mut e);
+    for from in [2, 3] {
+        let facts = truth
+            .iter()
+            .enumerate()
+            .flat_map(|(t, b)| {
+                let h = content_hash(b);
+                [Fact::Report(h), Fact::Holding(h)].map(|fact| TaskFact {
+                    task: TaskId(t as u32),
+                    fact,
+                })
+            })
+            .collect();
+        e.handle_input(
+            Millis(1),
+            Input::Message {
+                from: NodeId(from),
+                msg: EngineMsg::Facts { job, facts },
+            },
+        );
+    }
+    // Two fetches in flight (the window), each to the first holder.
+    let out = drain(&mut e);
+    assert_eq!(
+        fetches(&out),
+        [(NodeId(2), TaskId(0)), (NodeId(2), TaskId(1))]
+    );
+    assert_eq!((e.stats().fetches_sent, e.footprint().fetches), (2, 2));
+    let payload = |task: u32, payload: Vec<u8>| Input::Message {
+        from: NodeId(2),
+        msg: EngineMsg::Payload {
+            job,
+            task: TaskId(task),
+            hash: content_hash(&truth[task as usize]),
+            payload,
+        },
+    };
+    // An answer (short or not) is taken and reported, and the window moves on.
+    e.handle_input(Millis(2), payload(0, truth[0].clone()));
+    let out = drain(&mut e);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Event(Event::AssemblyProgress {
+            fetched: 1,
+            tasks: 3,
+            ..
+        })
+    )));
+    assert_eq!(fetches(&out), [(NodeId(2), TaskId(2))]);
+    e.handle_input(Millis(2), payload(0, truth[0].clone()));
+    assert_eq!(dropped(&drain(&mut e)), [DropReason::PayloadUnsolicited]);
+    // Bytes longer than any output of the job are refused as such.
+    let mut long = truth[1].clone();
+    long.resize(k.task_output_len_max() + 1, 0);
+    e.handle_input(Millis(3), payload(1, long));
+    assert_eq!(dropped(&drain(&mut e)), [DropReason::PayloadTooBig]);
+    // Node 2 serves nothing more: after the fetch timeout both go to node 3.
+    let out = advance(&mut e, 1_500);
+    let mut got = fetches(&out);
+    got.sort();
+    assert_eq!(got, [(NodeId(3), TaskId(1)), (NodeId(3), TaskId(2))]);
+    assert_eq!(
+        e.footprint().per_author,
+        2,
+        "one unserved fetch each, by node 2"
+    );
+    // Node 3 leaves: its fetches go back to node 2 at once (the last chance for it).
+    e.handle_input(Millis(1_600), Input::PeerDown(NodeId(3)));
+    let mut got = fetches(&drain(&mut e));
+    got.sort();
+    assert_eq!(got, [(NodeId(2), TaskId(1)), (NodeId(2), TaskId(2))]);
+    assert_eq!(e.stats().fetches_sent, 7);
+    // Node 2 failed them twice: it no longer counts as a holder of those tasks, which
+    // are now to be computed again.
+    let out = advance(&mut e, 3_000);
+    assert_eq!(fetches(&out), []);
+    let j = &e.jobs[&job];
+    assert!(j.assembly.gave_up_on(TaskId(1), NodeId(2)));
+    assert!(!j.assembly.gave_up_on(TaskId(0), NodeId(2)));
+    assert_eq!(
+        j.assembly.unfetchable,
+        BTreeSet::from([TaskId(1), TaskId(2)])
+    );
+    assert_eq!(e.runnable(j, TaskId(1), true), Some(Why::Recompute));
+    assert_eq!(e.runnable(j, TaskId(0), true), None);
+    assert!(!e.is_assembled(job));
+}
+
+#[test]
+fn validated_bytes_that_do_not_assemble_fail_the_job_once_and_count() {
+    // A peer reports and serves a short output for the only task of an image (q = 1, so
+    // its report alone validates it): the bytes match their hash but cannot be merged.
+    let k = uneven_image();
+    let config = EngineConfig {
+        slots: 0,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
+    e.handle_input(
+        Millis(0),
+        Input::Command(Command::Submit {
+            kernel: k,
+            replication: 1,
+            quorum: 1,
+            pacing_ms: 0,
+            nonce: 1,
+        }),
+    );
+    let job = e.job_ids().next().unwrap();
+    let short = vec![7u8; 4];
+    let h = content_hash(&short);
+    let facts = (0..3)
+        .flat_map(|t| {
+            [Fact::Report(h), Fact::Holding(h)].map(|fact| TaskFact {
+                task: TaskId(t),
+                fact,
+            })
+        })
+        .collect();
+    e.handle_input(
+        Millis(1),
+        Input::Message {
+            from: NodeId(2),
+            msg: EngineMsg::Facts { job, facts },
+        },
+    );
+    drain(&mut e);
+    let before = e.stats().dropped;
+    for t in 0..3 {
+        e.handle_input(
+            Millis(2),
+            Input::Message {
+                from: NodeId(2),
+                msg: EngineMsg::Payload {
+                    job,
+                    task: TaskId(t),
+                    hash: h,
+                    payload: short.clone(),
+                },
+            },
+        );
+    }
+    let out = drain(&mut e);
+    let failed = out
+        .iter()
+        .filter(|o| matches!(o, Output::Event(Event::JobFailed { .. })))
+        .count();
+    assert_eq!(failed, 1);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Event(Event::JobDone { .. })))
+    );
+    assert_eq!(e.stats().dropped, before + 1);
+    // Finished here: it may be evicted, and nothing is fetched for it any more.
+    assert!(e.jobs[&job].finished_here());
+    assert_eq!(fetches(&advance(&mut e, 5_000)), []);
+}
+
+#[test]
+fn a_node_that_does_not_assemble_never_merges_the_output() {
+    // Node 2 computes every task of node 1's job alone and holds every result.
+    let mut e = Engine::new(NodeId(2), EngineConfig::default(), 2, Millis(0));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
+    let spec = JobSpec {
+        kernel: kernel(3),
+        replication: 1,
+        quorum: 1,
+        pacing_ms: 0,
+        submitter: NodeId(1),
+        nonce: 0,
+    };
+    let job = spec.id();
+    e.handle_input(
+        Millis(0),
+        Input::Message {
+            from: NodeId(1),
+            msg: EngineMsg::Job { spec },
+        },
+    );
+    let mut out = Vec::new();
+    for t in (0..40).map(|k| k * 100) {
+        out.extend(step(&mut e, t));
+        out.extend(advance(&mut e, t));
+    }
+    assert_eq!(e.progress(job), Some((3, 3)));
+    assert_eq!(e.stats().tasks_run, 3);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Event(Event::JobDone { .. })))
+    );
+    assert!(!e.is_assembled(job));
+}
+
+/// Submits a one-task job with `nonce` on a lone node; computes it if `finish`.
+fn lone_job(e: &mut Engine, nonce: u64, finish: bool, now: u64) -> (JobId, Vec<Output>) {
+    let before: BTreeSet<JobId> = e.job_ids().collect();
+    e.handle_input(
+        Millis(now),
+        Input::Command(Command::Submit {
+            kernel: kernel(1),
+            replication: 1,
+            quorum: 1,
+            pacing_ms: 0,
+            nonce,
+        }),
+    );
+    let out = if finish { step(e, now) } else { drain(e) };
+    let job = e
+        .job_ids()
+        .find(|j| !before.contains(j))
+        .unwrap_or(JobId(0));
+    (job, out)
+}
+
+#[test]
+fn only_finished_jobs_are_evicted_oldest_first_and_never_taken_up_again() {
+    let config = EngineConfig {
+        jobs_max: 3,
+        slots: 0,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(NodeId(1), config.clone(), 1, Millis(0));
+    // slots 0: jobs are submitted unfinished; a second engine with slots computes.
+    let mut busy = Engine::new(NodeId(1), EngineConfig { slots: 1, ..config }, 1, Millis(0));
+    let (a, _) = lone_job(&mut busy, 1, true, 0);
+    let (b, _) = lone_job(&mut busy, 2, true, 10);
+    let (c, _) = lone_job(&mut busy, 3, false, 20);
+    assert!(busy.is_assembled(a) && busy.is_assembled(b) && !busy.is_assembled(c));
+    // Full: a fourth job evicts the oldest finished one (a), then b; never c.
+    let (d, _) = lone_job(&mut busy, 4, false, 30);
+    let ids: BTreeSet<JobId> = busy.job_ids().collect();
+    assert_eq!(ids, BTreeSet::from([b, c, d]));
+    let (e5, _) = lone_job(&mut busy, 5, false, 40);
+    assert_eq!(
+        busy.job_ids().collect::<BTreeSet<_>>(),
+        BTreeSet::from([c, d, e5])
+    );
+    let (_, out) = lone_job(&mut busy, 6, false, 50);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Event(Event::JobRefused { .. })))
+    );
+    assert_eq!(busy.footprint().jobs, 3);
+    assert_eq!(busy.footprint().retired, 2);
+    // An evicted job's spec, relayed by a peer, is not taken up again.
+    busy.handle_input(Millis(60), Input::PeerUp(NodeId(2)));
+    let spec = JobSpec {
+        kernel: kernel(1),
+        replication: 1,
+        quorum: 1,
+        pacing_ms: 0,
+        submitter: NodeId(1),
+        nonce: 1,
+    };
+    assert_eq!(spec.id(), a);
+    busy.handle_input(
+        Millis(61),
+        Input::Message {
+            from: NodeId(2),
+            msg: EngineMsg::Job { spec },
+        },
+    );
+    assert!(!busy.job_ids().any(|j| j == a));
+    // A node that computes nothing never finishes, so it never evicts.
+    for n in 0..3 {
+        lone_job(&mut e, n, false, 0);
+    }
+    let (_, out) = lone_job(&mut e, 9, false, 1);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Event(Event::JobRefused { .. })))
+    );
+}
+
+#[test]
+fn cancelling_one_job_leaves_the_others_running() {
+    let config = EngineConfig {
+        slots: 2,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
+    let (a, out_a) = lone_job(&mut e, 1, false, 0);
+    let (b, out_b) = lone_job(&mut e, 2, false, 0);
+    let started = |out: &[Output]| out.iter().any(|o| matches!(o, Output::RunTask { .. }));
+    assert!(started(&out_a) && started(&out_b));
+    e.handle_input(Millis(1), Input::Command(Command::Cancel { job: a }));
+    drain(&mut e);
+    assert!(!e.running.iter().any(|(j, _)| *j == a));
+    assert!(
+        e.running.iter().any(|(j, _)| *j == b),
+        "b's task still runs"
+    );
+    // Retired ids are remembered, one per cancel, up to their bound.
+    for n in 10..20 {
+        let (j, _) = lone_job(&mut e, n, false, 2);
+        e.handle_input(Millis(3), Input::Command(Command::Cancel { job: j }));
+    }
+    assert_eq!(e.footprint().retired, 11);
+}
+
+#[test]
+fn unknown_jobs_are_asked_for_once_a_sync_interval_within_a_bound() {
+    let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
+    drain(&mut e);
+    let sync = EngineConfig::default().sync_ms;
+    let facts_about = |e: &mut Engine, at: u64, job: u64| {
+        e.handle_input(
+            Millis(at),
+            Input::Message {
+                from: NodeId(2),
+                msg: EngineMsg::Facts {
+                    job: JobId(job),
+                    facts: vec![TaskFact {
+                        task: TaskId(0),
+                        fact: Fact::Claim,
+                    }],
+                },
+            },
+        );
+        drain(e)
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Send {
+                        msg: EngineMsg::Resend { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(facts_about(&mut e, 10, 77), 1);
+    assert_eq!(facts_about(&mut e, 10 + sync - 1, 77), 0);
+    assert_eq!(facts_about(&mut e, 10 + sync, 77), 1);
+    // The ids asked for stay within their bound (cleared when full).
+    for job in 0..100 {
+        facts_about(&mut e, 20 + sync, 1_000 + job);
+    }
+    assert_eq!(e.footprint().asked, 101 % super::super::config::RETIRED_MAX);
+}
+
+#[test]
+fn only_the_submitter_changes_pacing_and_a_shorter_delay_takes_effect_at_once() {
+    let mut e = Engine::new(NodeId(2), EngineConfig::default(), 2, Millis(0));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(3)));
+    let spec = JobSpec {
+        kernel: kernel(8),
+        replication: 1,
+        quorum: 1,
+        pacing_ms: 30_000,
+        submitter: NodeId(1),
+        nonce: 0,
+    };
+    let job = spec.id();
+    e.handle_input(
+        Millis(0),
+        Input::Message {
+            from: NodeId(1),
+            msg: EngineMsg::Job { spec },
+        },
+    );
+    // Compute what starts: the node is then paced for 30 s.
+    step(&mut e, 10);
+    assert!(e.jobs[&job].paced_until > Millis(20_000));
+    let pacing = |e: &mut Engine, from: u64, ms: u32| {
+        e.handle_input(
+            Millis(100),
+            Input::Message {
+                from: NodeId(from),
+                msg: EngineMsg::Pacing { job, pacing_ms: ms },
+            },
+        );
+        dropped(&drain(e))
+    };
+    assert_eq!(pacing(&mut e, 3, 0), [DropReason::PacingNotFromSubmitter]);
+    assert_eq!(e.jobs[&job].pacing_ms, 30_000);
+    assert_eq!(pacing(&mut e, 1, 1_000), []);
+    assert_eq!(e.jobs[&job].pacing_ms, 1_000);
+    // The wait shrank to a second from now, and a timer wakes the node then.
+    assert_eq!(e.jobs[&job].paced_until, Millis(1_100));
+    assert!(e.timers.is_set(Timer::Paced(job)));
+    assert!(e.poll_timeout().is_some_and(|t| t <= Millis(1_100)));
+}
+
+#[test]
+fn a_job_is_placed_on_a_few_more_nodes_than_it_needs_and_thieves_start_late() {
+    let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    for n in 2..=8 {
+        e.handle_input(Millis(0), Input::PeerUp(NodeId(n)));
+    }
+    let job = submit(&mut e, 40, 0);
+    let j = &e.jobs[&job];
+    // r = q = 1: each task ranks 1 + 2 nodes.
+    assert!((0..40).all(|t| j.ranking.top(TaskId(t)).count() == 3));
+    // Thieves start in the last quarter of the tasks.
+    assert!(
+        (30..40).contains(&j.sched.steal_cursor),
+        "{}",
+        j.sched.steal_cursor
+    );
+}
+
+#[test]
+fn an_invalid_spec_from_a_peer_is_refused_and_counted_once() {
+    let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
+    let spec = JobSpec {
+        kernel: kernel(2),
+        replication: 1,
+        quorum: 2,
+        pacing_ms: 0,
+        submitter: NodeId(2),
+        nonce: 0,
+    };
+    e.handle_input(
+        Millis(1),
+        Input::Message {
+            from: NodeId(2),
+            msg: EngineMsg::Job { spec },
+        },
+    );
+    let out = drain(&mut e);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Event(Event::JobRefused { .. })))
+    );
+    assert_eq!(e.stats().dropped, 1);
+    assert_eq!(e.stats().messages_in, 1);
+    assert_eq!(e.job_ids().count(), 0);
+}
+
+/// Stores in `out`: (to, task).
+fn stores(out: &[Output]) -> Vec<NodeId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: EngineMsg::Store { .. },
+            } => Some(*to),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn copies_go_to_the_top_ranked_until_confirmed_and_past_holders_that_never_confirm() {
+    // Node 1 first in the ranking of a one-task job (r = 2) among five nodes.
+    let (mut e, job, ranked) = (0..)
+        .find_map(|nonce| {
+            let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+            for n in 2..=5 {
+                e.handle_input(Millis(0), Input::PeerUp(NodeId(n)));
+            }
+            e.handle_input(
+                Millis(0),
+                Input::Command(Command::Submit {
+                    kernel: kernel(1),
+                    replication: 2,
+                    quorum: 1,
+                    pacing_ms: 0,
+                    nonce,
+                }),
+            );
+            let job = e.job_ids().next()?;
+            let ranked: Vec<NodeId> = e.jobs[&job].ranking.top(TaskId(0)).collect();
+            (ranked[0] == NodeId(1)).then_some((e, job, ranked))
+        })
+        .unwrap();
+    let out = step(&mut e, 0);
+    // One copy, to the second ranked node.
+    assert_eq!(stores(&out), [ranked[1]]);
+    assert_eq!(e.stats().stores_sent, 1);
+    // It never confirms: sent again every store_retry_ms, STORE_TRIES_MAX times, then
+    // the third ranked node gets the copy instead.
+    let retry = EngineConfig::default().store_retry_ms;
+    let mut to_second = 0;
+    let mut t = 0;
+    let mut third_at = None;
+    while t < 20 * retry && third_at.is_none() {
+        t += 100;
+        let sent = stores(&advance(&mut e, t));
+        to_second += sent.iter().filter(|n| **n == ranked[1]).count();
+        if sent.contains(&ranked[2]) {
+            third_at = Some(t);
+        }
+    }
+    assert_eq!(to_second, STORE_TRIES_MAX as usize);
+    let third_at = third_at.expect("the next ranked node got a copy");
+    assert!(third_at > u64::from(STORE_TRIES_MAX) * retry);
+    assert_eq!(e.stats().stores_sent, 2 + u64::from(STORE_TRIES_MAX));
+    // It confirms: nothing more is sent, to anyone, for a long while.
+    let hash = content_hash(e.held(job, TaskId(0)).unwrap());
+    report_from(&mut e, t + 1, ranked[2].0, job, Fact::Holding(hash));
+    assert_eq!(stores(&advance(&mut e, t + 30 * retry)), []);
+    t += 30 * retry;
+    // The confirmed holder leaves: said at once, and the fourth ranked node gets a copy
+    // (the second stays passed over).
+    e.handle_input(Millis(t + 1), Input::PeerDown(ranked[2]));
+    let out = drain(&mut e);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Event(Event::HolderLost { holder, .. }) if *holder == ranked[2]
+    )));
+    assert_eq!(stores(&out), [ranked[3]]);
+    assert_eq!(
+        e.footprint().per_author,
+        2,
+        "a copy in flight, a holder passed over"
+    );
+}
+
+#[test]
+fn only_a_node_ranked_for_a_task_keeps_a_copy_sent_to_it() {
+    let mut e = Engine::new(NodeId(9), EngineConfig::default(), 9, Millis(0));
+    for n in 1..=8 {
+        e.handle_input(Millis(0), Input::PeerUp(NodeId(n)));
+    }
+    let spec = JobSpec {
+        kernel: kernel(16),
+        replication: 1,
+        quorum: 1,
+        pacing_ms: 0,
+        submitter: NodeId(1),
+        nonce: 0,
+    };
+    let job = spec.id();
+    e.handle_input(
+        Millis(0),
+        Input::Message {
+            from: NodeId(1),
+            msg: EngineMsg::Job { spec },
+        },
+    );
+    drain(&mut e);
+    let ranked_here: Vec<bool> = (0..16)
+        .map(|t| e.jobs[&job].ranking.top(TaskId(t)).any(|n| n == NodeId(9)))
+        .collect();
+    assert!(ranked_here.iter().any(|r| *r) && ranked_here.iter().any(|r| !*r));
+    for (t, ranked) in ranked_here.iter().enumerate() {
+        let mut bytes = Vec::new();
+        kernel(16).run_task(t as u32, &mut bytes).unwrap();
+        e.handle_input(
+            Millis(1),
+            Input::Message {
+                from: NodeId(2),
+                msg: EngineMsg::Store {
+                    job,
+                    task: TaskId(t as u32),
+                    hash: content_hash(&bytes),
+                    payload: bytes,
+                },
+            },
+        );
+        let refused = dropped(&drain(&mut e));
+        if *ranked {
+            assert_eq!(refused, [], "t{t}");
+            assert!(e.held(job, TaskId(t as u32)).is_some());
+        } else {
+            assert_eq!(refused, [DropReason::StoreNotRankedHere], "t{t}");
+        }
+    }
+}
+
+/// Node 1 with peers 2..=n and a one-task job (r = q = 1) that node 2 ranks first for.
+fn second_in_line(n: u64, slots: usize) -> (Engine, JobId) {
+    for nonce in 0.. {
+        let config = EngineConfig {
+            slots,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
+        for p in 2..=n {
+            e.handle_input(Millis(0), Input::PeerUp(NodeId(p)));
+        }
+        e.handle_input(
+            Millis(0),
+            Input::Command(Command::Submit {
+                kernel: kernel(1),
+                replication: 1,
+                quorum: 1,
+                pacing_ms: 0,
+                nonce,
+            }),
+        );
+        let job = e.job_ids().next().unwrap();
+        if e.jobs[&job].ranking.top(TaskId(0)).next() == Some(NodeId(2)) {
+            return (e, job);
+        }
+    }
+    unreachable!()
+}
+
+/// Why each task `e` started in `out`.
+fn started(out: &[Output]) -> Vec<Why> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::TaskStarted { why, .. }) => Some(*why),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_straggling_claim_gets_one_backup_after_the_straggler_delay() {
+    let (mut e, job) = second_in_line(2, 1);
+    assert_eq!(started(&drain(&mut e)), []);
+    report_from(&mut e, 10, 2, job, Fact::Claim);
+    let straggler = EngineConfig::default().straggler_ms;
+    assert_eq!(started(&advance(&mut e, straggler)), []);
+    let out = advance(&mut e, straggler + EngineConfig::default().sync_ms + 10);
+    assert_eq!(started(&out), [Why::Speculative]);
+    assert_eq!(e.stats().tasks_run, 1);
+    // Only one: the backup's result validates the task (q = 1).
+    assert_eq!(started(&advance(&mut e, 3 * straggler)), []);
+}
+
+#[test]
+fn no_backup_while_the_claimer_delivers_in_time() {
+    let (mut e, job) = second_in_line(2, 1);
+    drain(&mut e);
+    report_from(&mut e, 10, 2, job, Fact::Claim);
+    let mut bytes = Vec::new();
+    kernel(1).run_task(0, &mut bytes).unwrap();
+    report_from(&mut e, 1_000, 2, job, Fact::Report(content_hash(&bytes)));
+    report_from(&mut e, 1_000, 2, job, Fact::Holding(content_hash(&bytes)));
+    assert_eq!(started(&advance(&mut e, 1_900)), []);
+    // Node 2 never serves the result: after two unanswered fetches node 1 computes it.
+    let out = advance(&mut e, 10_000);
+    assert_eq!(started(&out), [Why::Recompute]);
+    assert_eq!(e.stats().tasks_run, 1);
+}
+
+#[test]
+fn claims_past_the_quorum_block_backups_until_they_expire() {
+    // Nodes 2 and 3 both claim the task (q = 1) and go silent: too many claimers for a
+    // backup; once their claims expire, node 1 computes it.
+    let (mut e, job) = second_in_line(3, 1);
+    drain(&mut e);
+    report_from(&mut e, 10, 2, job, Fact::Claim);
+    report_from(&mut e, 10, 3, job, Fact::Claim);
+    let expire = EngineConfig::default().claim_expire_ms;
+    assert_eq!(started(&advance(&mut e, expire)), []);
+    let out = advance(&mut e, expire + EngineConfig::default().sync_ms + 10);
+    assert_eq!(started(&out).len(), 1, "{out:?}");
+}
+
+#[test]
+fn a_claimer_that_leaves_is_no_longer_work_in_flight() {
+    let (mut e, job) = second_in_line(2, 1);
+    drain(&mut e);
+    report_from(&mut e, 10, 2, job, Fact::Claim);
+    assert_eq!(started(&advance(&mut e, 500)), []);
+    e.handle_input(Millis(600), Input::PeerDown(NodeId(2)));
+    let out = step(&mut e, 600);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Event(Event::PeerDead { node }) if *node == NodeId(2)))
+    );
+    assert_eq!(started(&out).len(), 1, "the task moves at once: {out:?}");
+    assert_eq!(e.peers().count(), 0);
+    // A departure heard twice is news once.
+    e.handle_input(Millis(700), Input::PeerDown(NodeId(2)));
+    assert_eq!(drain(&mut e), []);
+}
+
+#[test]
+fn a_pacing_delay_sets_a_timer_and_none_without_pacing() {
+    let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    let job = submit(&mut e, 4, 0);
+    step(&mut e, 5);
+    assert!(!e.timers.is_set(Timer::Paced(job)));
+    assert_eq!(e.stats().tasks_run, 4);
+    let mut p = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    let paced = submit(&mut p, 4, 700);
+    step(&mut p, 5);
+    assert!(p.timers.is_set(Timer::Paced(paced)));
+    assert_eq!(p.jobs[&paced].paced_until, Millis(705));
+}
