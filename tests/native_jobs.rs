@@ -220,3 +220,22 @@ fn invalid_jobs_are_refused_before_anything_reaches_a_mesh() {
         }
     }
 }
+
+#[test]
+fn a_submitter_that_computes_nothing_in_an_empty_room_says_so() {
+    let (_server, addr) = server(&[]);
+    let mut sub = submit(
+        &addr,
+        "nobody-here",
+        &["--kernel", "pi", "--tasks", "4"],
+        &["--no-compute", "--wait-ms", "300", "--timeout", "30"],
+    );
+    let status = sub
+        .wait_exit(Duration::from_secs(30))
+        .expect("submit gives up at once");
+    assert!(!status.success());
+    assert!(
+        !sub.seen.iter().any(|v| v["event"] == "job_accepted"),
+        "the job was handed out to nobody"
+    );
+}

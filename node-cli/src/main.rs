@@ -9,6 +9,7 @@ mod jobs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -83,6 +84,10 @@ struct SubmitArgs {
     /// Print one JSON object per line on stdout for every event, and the result.
     #[arg(long)]
     json: bool,
+    /// Only hand the job out and gather its output: this node computes nothing (it
+    /// fails if nobody else is in the room).
+    #[arg(long)]
+    no_compute: bool,
 }
 
 #[derive(Args, Debug)]
@@ -338,13 +343,19 @@ fn native_config(url: String, room: &str, o: &NodeOptions) -> Result<NativeConfi
 }
 
 fn mesh_node(o: &NodeOptions) -> Result<MeshNode> {
+    mesh_node_with(o, None)
+}
+
+/// A node offering `cores` tasks at once if given (0: it computes nothing), otherwise
+/// `--workers`, otherwise every core.
+fn mesh_node_with(o: &NodeOptions, cores: Option<u16>) -> Result<MeshNode> {
     if o.heartbeat_ms == 0 || o.dead_after_ms <= o.heartbeat_ms {
         bail!("--dead-after-ms must be larger than --heartbeat-ms, and both above 0");
     }
     if o.workers == Some(0) {
         bail!("--workers must be at least 1");
     }
-    let cores = o.workers.unwrap_or_else(|| {
+    let cores = cores.or(o.workers).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get() as u16)
             .unwrap_or(1)
@@ -596,9 +607,13 @@ struct SubmitState {
     reporter: Reporter,
     progress: jobs::Progress,
     job: Option<jobs::Submission>,
-    nodes: usize,
+    /// Peers connected now (read by the task that hands the job out).
+    nodes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    no_compute: bool,
+    /// Set when the job was not handed out: nobody to compute it.
+    nobody: std::sync::Arc<std::sync::atomic::AtomicBool>,
     commands: tokio::sync::mpsc::UnboundedSender<node_core::engine::Command>,
-    done: tokio::sync::watch::Sender<bool>,
+    done: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
     kernel: node_core::kernels::Kernel,
     replicas: u8,
     quorum: u8,
@@ -626,15 +641,29 @@ impl SubmitState {
                     nonce,
                 );
                 let (tx, cmd, wait) = (self.commands.clone(), sub.command(), self.wait);
+                let (nodes, nobody, done) =
+                    (self.nodes.clone(), self.nobody.clone(), self.done.clone());
+                let no_compute = self.no_compute;
                 tokio::spawn(async move {
                     tokio::time::sleep(wait).await;
+                    if no_compute && nodes.load(Ordering::Relaxed) == 0 {
+                        nobody.store(true, Ordering::Relaxed);
+                        let _ = done.send(true);
+                        return;
+                    }
                     let _ = tx.send(cmd);
                 });
                 self.job = Some(sub);
             }
-            NodeEvent::Mesh(MeshEvent::PeerConnected { .. }) => self.nodes += 1,
+            NodeEvent::Mesh(MeshEvent::PeerConnected { .. }) => {
+                self.nodes.fetch_add(1, Ordering::Relaxed);
+            }
             NodeEvent::Mesh(MeshEvent::PeerLeft { was_connected, .. }) if *was_connected => {
-                self.nodes = self.nodes.saturating_sub(1)
+                let _ = self
+                    .nodes
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some(n.saturating_sub(1))
+                    });
             }
             NodeEvent::Engine(ev) => {
                 if let Some(job) = &mut self.job {
@@ -642,7 +671,8 @@ impl SubmitState {
                         let _ = self.done.send(true);
                     }
                     let tasks = job.spec.kernel.task_count();
-                    self.progress.update(job.validated, tasks, self.nodes + 1);
+                    let nodes = self.nodes.load(Ordering::Relaxed) + usize::from(!self.no_compute);
+                    self.progress.update(job.validated, tasks, nodes);
                 }
             }
             NodeEvent::SignalingError { message, .. } if !self.json => {
@@ -671,7 +701,11 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     }
     let url = ws_url(&a.server)?;
     let config = native_config(url, &a.room, &a.node)?;
-    let node = mesh_node(&a.node)?;
+    let mut options = a.node.clone();
+    if a.no_compute {
+        options.workers = None;
+    }
+    let node = mesh_node_with(&options, a.no_compute.then_some(0))?;
     let transport = NativeTransport::connect(config, PeerKind::Native)
         .await
         .with_context(|| format!("cannot join room {:?} at {}", a.room, a.server))?;
@@ -687,9 +721,11 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         },
         progress: jobs::Progress::new(a.json),
         job: None,
-        nodes: 0,
+        nodes: Default::default(),
+        no_compute: a.no_compute,
+        nobody: Default::default(),
         commands: cmd_tx,
-        done: done_tx,
+        done: std::sync::Arc::new(done_tx),
         kernel,
         replicas: a.replicas,
         quorum: a.quorum,
@@ -711,6 +747,12 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     };
     run_native(transport, node, options, |e| state.on_event(e), stop).await;
     state.progress.finish();
+    if state.nobody.load(Ordering::Relaxed) {
+        bail!(
+            "nobody in room {:?} to compute the job (with --no-compute this node computes nothing): start `meshwork node` there, or drop --no-compute",
+            a.room
+        );
+    }
     let Some(job) = state.job else {
         bail!(
             "the signaling server never welcomed this node into room {:?}",

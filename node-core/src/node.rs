@@ -186,8 +186,9 @@ impl MeshNode {
                     m.handle_announced(now, p);
                 }
                 let id = node_id(&me.id);
+                // The cores offered are the tasks computed at once (0: none).
                 let config = EngineConfig {
-                    slots: usize::from(self.cores.max(1)),
+                    slots: usize::from(self.cores),
                     ..self.engine_config.clone()
                 };
                 self.engine = Some(Engine::new(id, config, id.0, millis(now)));

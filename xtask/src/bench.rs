@@ -18,19 +18,22 @@ const BULK_BYTES: u64 = 20 << 20;
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("mesh") | None => mesh(root),
-        Some(other) => bail!("unknown benchmark {other:?}; try `cargo xtask bench mesh`"),
+        Some("scale") => crate::scale::run(root),
+        Some(other) => {
+            bail!("unknown benchmark {other:?}; try `cargo xtask bench mesh` or `bench scale`")
+        }
     }
 }
 
 /// A child printing JSON lines; killed on drop.
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
     lines: mpsc::Receiver<(Instant, serde_json::Value)>,
-    seen: Vec<(Instant, serde_json::Value)>,
+    pub(crate) seen: Vec<(Instant, serde_json::Value)>,
 }
 
 impl Proc {
-    fn spawn(bin: &Path, args: &[&str]) -> Result<Proc> {
+    pub(crate) fn spawn(bin: &Path, args: &[&str]) -> Result<Proc> {
         let mut child = Command::new(bin)
             .args(args)
             .stdout(Stdio::piped())
@@ -57,7 +60,7 @@ impl Proc {
     }
 
     /// The first event matching `pred`, with when it was read.
-    fn wait(
+    pub(crate) fn wait(
         &mut self,
         timeout: Duration,
         pred: impl Fn(&serde_json::Value) -> bool,
@@ -79,7 +82,7 @@ impl Proc {
     }
 
     /// Reads the next line, if one comes within `timeout`.
-    fn read(&mut self, timeout: Duration) -> bool {
+    pub(crate) fn read(&mut self, timeout: Duration) -> bool {
         match self.lines.recv_timeout(timeout) {
             Ok(hit) => {
                 self.seen.push(hit);
@@ -89,7 +92,7 @@ impl Proc {
         }
     }
 
-    fn count(&self, event: &str) -> usize {
+    pub(crate) fn count(&self, event: &str) -> usize {
         self.seen
             .iter()
             .filter(|(_, v)| v["event"] == event)
@@ -104,7 +107,7 @@ impl Drop for Proc {
     }
 }
 
-fn build_release(root: &Path) -> Result<PathBuf> {
+pub(crate) fn build_release(root: &Path) -> Result<PathBuf> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "-p", "node-cli"])
         .current_dir(root)
@@ -117,7 +120,7 @@ fn build_release(root: &Path) -> Result<PathBuf> {
     Ok(target.join("release/meshwork"))
 }
 
-fn server(bin: &Path) -> Result<(Proc, String)> {
+pub(crate) fn server(bin: &Path) -> Result<(Proc, String)> {
     let mut p = Proc::spawn(
         bin,
         &[
@@ -135,7 +138,7 @@ fn server(bin: &Path) -> Result<(Proc, String)> {
     Ok((p, ev["addr"].as_str().unwrap_or_default().to_string()))
 }
 
-fn node(bin: &Path, addr: &str, room: &str, extra: &[&str]) -> Result<Proc> {
+pub(crate) fn node(bin: &Path, addr: &str, room: &str, extra: &[&str]) -> Result<Proc> {
     let server = format!("http://{addr}");
     let mut args = vec![
         "node",

@@ -23,6 +23,7 @@
 //! person runs.
 
 mod bench;
+mod scale;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -80,6 +81,8 @@ const HELP: &str = "cargo xtask <command>
   bench mesh   mesh benchmark: time to full mesh, throughput, RTT, departure detection
                (`bench` alone runs it too)
   bench engine engine cost per task, r and q overheads, kernel throughput
+  bench scale  jobs on native nodes: speedup over one process, r and q costs, a kill
+               mid-job, prime counting against primesieve (JSON in target/)
   soak [N]     run the simulator over N seeds (default 100000) in a release build
   mutants [--iterate] [FILE…]  mutation testing of the engine (default
                node-core/src/engine/*.rs) with cargo-mutants (installed on first use);
@@ -224,6 +227,29 @@ fn setup() -> Result<()> {
                 "xtask: Chromium is missing; the browser tests need it. Install it with:\n  \
                  sudo apt-get update && sudo apt-get install -y chromium chromium-driver"
             );
+        }
+    }
+    // primesieve, the reference `cargo xtask bench scale` compares prime counting with
+    // (the benchmark says "skipped" without it; no test needs it).
+    if version_of("primesieve", "--version").is_none()
+        && Path::new("/usr/bin/apt-get").exists()
+        && is_root()
+    {
+        let install = || {
+            let mut c = Command::new("apt-get");
+            c.args(["install", "-y", "primesieve"])
+                .env("DEBIAN_FRONTEND", "noninteractive");
+            run(c)
+        };
+        // The package lists may be stale on a machine that had Chromium already. A
+        // failure only costs the benchmark its reference row: not fatal.
+        let done = install().is_ok() || {
+            let mut c = Command::new("apt-get");
+            c.arg("update");
+            run(c).is_ok() && install().is_ok()
+        };
+        if !done {
+            eprintln!("xtask: could not install primesieve; `bench scale` will skip its row");
         }
     }
     Ok(())

@@ -19,16 +19,7 @@ fn node_with_job(tasks: u32) -> (Engine, JobId) {
     for n in 2..=4 {
         e.handle_input(Millis(0), Input::PeerUp(NodeId(n)));
     }
-    e.handle_input(
-        Millis(0),
-        Input::Command(Command::Submit {
-            kernel: kernel(tasks),
-            replication: 2,
-            quorum: 2,
-            pacing_ms: 0,
-            nonce: 0,
-        }),
-    );
+    submit_kernel(&mut e, 0, kernel(tasks), 2, 2, 0);
     let job = e.job_ids().next().unwrap();
     drain(&mut e);
     (e, job)

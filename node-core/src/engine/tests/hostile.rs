@@ -204,24 +204,7 @@ fn assembler_fed_by_a_peer(tasks: u32) -> (Engine, JobId, Vec<Vec<u8>>) {
             b
         })
         .collect();
-    let facts = truth
-        .iter()
-        .enumerate()
-        .flat_map(|(t, b)| {
-            let h = content_hash(b);
-            [Fact::Report(h), Fact::Holding(h)].map(|fact| TaskFact {
-                task: TaskId(t as u32),
-                fact,
-            })
-        })
-        .collect();
-    e.handle_input(
-        Millis(1),
-        Input::Message {
-            from: NodeId(2),
-            msg: EngineMsg::Facts { job, facts },
-        },
-    );
+    report_and_hold(&mut e, 1, 2, job, &truth);
     (e, job, truth)
 }
 

@@ -35,6 +35,73 @@ fn submit(e: &mut Engine, tasks: u32, pacing_ms: u32) -> JobId {
     e.job_ids().next().expect("job accepted")
 }
 
+/// Submits `kernel` as this node's job (`r`, `q`, no pacing, `nonce`) at `at`.
+fn submit_kernel(e: &mut Engine, at: u64, kernel: Kernel, r: u8, q: u8, nonce: u64) {
+    e.handle_input(
+        Millis(at),
+        Input::Command(Command::Submit {
+            kernel,
+            replication: r,
+            quorum: q,
+            pacing_ms: 0,
+            nonce,
+        }),
+    );
+}
+
+/// Peer `submitter`'s job (`r`, `q`, `pacing_ms`, nonce 0), sent by it at `at`; its id.
+fn peer_job(
+    e: &mut Engine,
+    at: u64,
+    submitter: u64,
+    kernel: Kernel,
+    r: u8,
+    q: u8,
+    pacing_ms: u32,
+) -> JobId {
+    let spec = crate::job::JobSpec {
+        kernel,
+        replication: r,
+        quorum: q,
+        pacing_ms,
+        submitter: NodeId(submitter),
+        nonce: 0,
+    };
+    let id = spec.id();
+    e.handle_input(
+        Millis(at),
+        Input::Message {
+            from: NodeId(submitter),
+            msg: EngineMsg::Job { spec },
+        },
+    );
+    id
+}
+
+/// Node `from` says, at `at`, that it reported and holds result `bytes[t]` of every
+/// task `t` of `job`.
+fn report_and_hold(e: &mut Engine, at: u64, from: u64, job: JobId, bytes: &[Vec<u8>]) {
+    use crate::wire::{Fact, TaskFact};
+    let facts = bytes
+        .iter()
+        .enumerate()
+        .flat_map(|(t, b)| {
+            let h = crate::job::content_hash(b);
+            [Fact::Report(h), Fact::Holding(h)].map(|fact| TaskFact {
+                task: TaskId(t as u32),
+                fact,
+            })
+        })
+        .collect();
+    e.handle_input(
+        Millis(at),
+        Input::Message {
+            from: NodeId(from),
+            msg: EngineMsg::Facts { job, facts },
+        },
+    );
+}
+
 fn dropped(out: &[Output]) -> Vec<DropReason> {
     out.iter()
         .filter_map(|o| match o {

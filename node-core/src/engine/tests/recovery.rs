@@ -60,16 +60,7 @@ fn reported_alone() -> (Engine, JobId) {
         for n in 2..=4 {
             e.handle_input(Millis(0), Input::PeerUp(NodeId(n)));
         }
-        e.handle_input(
-            Millis(0),
-            Input::Command(Command::Submit {
-                kernel: kernel(1),
-                replication: 2,
-                quorum: 2,
-                pacing_ms: 0,
-                nonce,
-            }),
-        );
+        submit_kernel(&mut e, 0, kernel(1), 2, 2, nonce);
         let job = e.job_ids().next().expect("accepted");
         if !e.jobs[&job]
             .ranking
@@ -227,37 +218,11 @@ fn an_assembler_fetches_in_a_window_moves_on_from_holders_that_do_not_serve() {
     let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(3)));
-    e.handle_input(
-        Millis(0),
-        Input::Command(Command::Submit {
-            kernel: k.clone(),
-            replication: 1,
-            quorum: 1,
-            pacing_ms: 0,
-            nonce: 1,
-        }),
-    );
+    submit_kernel(&mut e, 0, k.clone(), 1, 1, 1);
     let job = e.job_ids().next().unwrap();
     drain(&mut e);
     for from in [2, 3] {
-        let facts = truth
-            .iter()
-            .enumerate()
-            .flat_map(|(t, b)| {
-                let h = content_hash(b);
-                [Fact::Report(h), Fact::Holding(h)].map(|fact| TaskFact {
-                    task: TaskId(t as u32),
-                    fact,
-                })
-            })
-            .collect();
-        e.handle_input(
-            Millis(1),
-            Input::Message {
-                from: NodeId(from),
-                msg: EngineMsg::Facts { job, facts },
-            },
-        );
+        report_and_hold(&mut e, 1, from, job, &truth);
     }
     // Two fetches in flight (the window), each to the first holder.
     let out = drain(&mut e);
@@ -337,16 +302,7 @@ fn validated_bytes_that_do_not_assemble_fail_the_job_once_and_count() {
     };
     let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
-    e.handle_input(
-        Millis(0),
-        Input::Command(Command::Submit {
-            kernel: k,
-            replication: 1,
-            quorum: 1,
-            pacing_ms: 0,
-            nonce: 1,
-        }),
-    );
+    submit_kernel(&mut e, 0, k, 1, 1, 1);
     let job = e.job_ids().next().unwrap();
     let short = vec![7u8; 4];
     let h = content_hash(&short);
@@ -402,22 +358,7 @@ fn a_node_that_does_not_assemble_never_merges_the_output() {
     // Node 2 computes every task of node 1's job alone and holds every result.
     let mut e = Engine::new(NodeId(2), EngineConfig::default(), 2, Millis(0));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
-    let spec = JobSpec {
-        kernel: kernel(3),
-        replication: 1,
-        quorum: 1,
-        pacing_ms: 0,
-        submitter: NodeId(1),
-        nonce: 0,
-    };
-    let job = spec.id();
-    e.handle_input(
-        Millis(0),
-        Input::Message {
-            from: NodeId(1),
-            msg: EngineMsg::Job { spec },
-        },
-    );
+    let job = peer_job(&mut e, 0, 1, kernel(3), 1, 1, 0);
     let mut out = Vec::new();
     for t in (0..40).map(|k| k * 100) {
         out.extend(step(&mut e, t));
@@ -435,16 +376,7 @@ fn a_node_that_does_not_assemble_never_merges_the_output() {
 /// Submits a one-task job with `nonce` on a lone node; computes it if `finish`.
 fn lone_job(e: &mut Engine, nonce: u64, finish: bool, now: u64) -> (JobId, Vec<Output>) {
     let before: BTreeSet<JobId> = e.job_ids().collect();
-    e.handle_input(
-        Millis(now),
-        Input::Command(Command::Submit {
-            kernel: kernel(1),
-            replication: 1,
-            quorum: 1,
-            pacing_ms: 0,
-            nonce,
-        }),
-    );
+    submit_kernel(e, now, kernel(1), 1, 1, nonce);
     let out = if finish { step(e, now) } else { drain(e) };
     let job = e
         .job_ids()
@@ -587,22 +519,7 @@ fn only_the_submitter_changes_pacing_and_a_shorter_delay_takes_effect_at_once() 
     let mut e = Engine::new(NodeId(2), EngineConfig::default(), 2, Millis(0));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(3)));
-    let spec = JobSpec {
-        kernel: kernel(8),
-        replication: 1,
-        quorum: 1,
-        pacing_ms: 30_000,
-        submitter: NodeId(1),
-        nonce: 0,
-    };
-    let job = spec.id();
-    e.handle_input(
-        Millis(0),
-        Input::Message {
-            from: NodeId(1),
-            msg: EngineMsg::Job { spec },
-        },
-    );
+    let job = peer_job(&mut e, 0, 1, kernel(8), 1, 1, 30_000);
     // Compute what starts: the node is then paced for 30 s.
     step(&mut e, 10);
     assert!(e.jobs[&job].paced_until > Millis(20_000));
@@ -695,16 +612,7 @@ fn copies_go_to_the_top_ranked_until_confirmed_and_past_holders_that_never_confi
             for n in 2..=5 {
                 e.handle_input(Millis(0), Input::PeerUp(NodeId(n)));
             }
-            e.handle_input(
-                Millis(0),
-                Input::Command(Command::Submit {
-                    kernel: kernel(1),
-                    replication: 2,
-                    quorum: 1,
-                    pacing_ms: 0,
-                    nonce,
-                }),
-            );
+            submit_kernel(&mut e, 0, kernel(1), 2, 1, nonce);
             let job = e.job_ids().next()?;
             let ranked: Vec<NodeId> = e.jobs[&job].ranking.top(TaskId(0)).collect();
             (ranked[0] == NodeId(1)).then_some((e, job, ranked))
@@ -759,22 +667,7 @@ fn only_a_node_ranked_for_a_task_keeps_a_copy_sent_to_it() {
     for n in 1..=8 {
         e.handle_input(Millis(0), Input::PeerUp(NodeId(n)));
     }
-    let spec = JobSpec {
-        kernel: kernel(16),
-        replication: 1,
-        quorum: 1,
-        pacing_ms: 0,
-        submitter: NodeId(1),
-        nonce: 0,
-    };
-    let job = spec.id();
-    e.handle_input(
-        Millis(0),
-        Input::Message {
-            from: NodeId(1),
-            msg: EngineMsg::Job { spec },
-        },
-    );
+    let job = peer_job(&mut e, 0, 1, kernel(16), 1, 1, 0);
     drain(&mut e);
     let ranked_here: Vec<bool> = (0..16)
         .map(|t| e.jobs[&job].ranking.top(TaskId(t)).any(|n| n == NodeId(9)))
@@ -816,16 +709,7 @@ fn second_in_line(n: u64, slots: usize) -> (Engine, JobId) {
         for p in 2..=n {
             e.handle_input(Millis(0), Input::PeerUp(NodeId(p)));
         }
-        e.handle_input(
-            Millis(0),
-            Input::Command(Command::Submit {
-                kernel: kernel(1),
-                replication: 1,
-                quorum: 1,
-                pacing_ms: 0,
-                nonce,
-            }),
-        );
+        submit_kernel(&mut e, 0, kernel(1), 1, 1, nonce);
         let job = e.job_ids().next().unwrap();
         if e.jobs[&job].ranking.top(TaskId(0)).next() == Some(NodeId(2)) {
             return (e, job);

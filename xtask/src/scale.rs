@@ -1,0 +1,346 @@
+//! `cargo xtask bench scale`: jobs on a live native mesh against one process.
+//!
+//! Release builds of `meshwork` on loopback, every row measured in the same run: the
+//! Mandelbrot job computed by `meshwork run --workers 1`, then by one and two native
+//! nodes with one worker each (the speedup); `r = 2` and `q = 2` against `r = q = 1`;
+//! one of four nodes killed mid-job; π(10^10) on two nodes against `primesieve -t2`.
+//! Prints a table and writes it as JSON to `bench-scale.json` in the target directory.
+//! Job times are from the submitter's `job_accepted` to its `job_done`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use crate::bench::{Proc, build_release, node, server};
+
+const IMAGE: &[&str] = &[
+    "--kernel",
+    "mandelbrot",
+    "--width",
+    "2048",
+    "--height",
+    "2048",
+    "--max-iter",
+    "1000",
+    "--tiles",
+    "16x16",
+];
+const PRIMES: &[&str] = &[
+    "--kernel",
+    "primes",
+    "--n",
+    "10000000000",
+    "--ranges",
+    "256",
+];
+
+/// Seconds `meshwork run` takes for `job` on `workers` threads.
+fn run_local(bin: &Path, job: &[&str], workers: usize, out: &Path) -> Result<f64> {
+    let started = Instant::now();
+    let status = Command::new(bin)
+        .arg("run")
+        .args(job)
+        .args(["--workers", &workers.to_string(), "--out"])
+        .arg(out)
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("meshwork run failed");
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// A job submitted to a room of `nodes` other native nodes (one worker each; the
+/// submitter computes too unless `nodes` > 0 and... it always does, with one worker).
+struct Run {
+    /// From the job's acceptance to its output.
+    secs: f64,
+    /// The submitter's events, with when they were read.
+    sub: Proc,
+    _nodes: Vec<Proc>,
+}
+
+fn submit(
+    bin: &Path,
+    addr: &str,
+    room: &str,
+    others: usize,
+    job: &[&str],
+    extra: &[&str],
+    out: &Path,
+    mut mid_job: impl FnMut(&mut Vec<Proc>, &mut Proc) -> Result<()>,
+) -> Result<Run> {
+    let mut nodes = (0..others)
+        .map(|_| node(bin, addr, room, &["--workers", "1"]))
+        .collect::<Result<Vec<_>>>()?;
+    for p in nodes.iter_mut() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while p.count("peer_connected") < others.saturating_sub(1) {
+            if !p.read(deadline.saturating_duration_since(Instant::now())) {
+                bail!("the room's nodes did not connect within 60 s");
+            }
+        }
+    }
+    let server = format!("http://{addr}");
+    let mut args = vec![
+        "submit",
+        "--server",
+        &server,
+        "--room",
+        room,
+        "--ice-bind",
+        "127.0.0.1",
+        "--json",
+        "--workers",
+        "1",
+        "--timeout",
+        "600",
+        "--out",
+    ];
+    let out = out.display().to_string();
+    args.push(&out);
+    args.extend_from_slice(job);
+    args.extend_from_slice(extra);
+    let mut sub = Proc::spawn(bin, &args)?;
+    let (accepted, _) = sub
+        .wait(Duration::from_secs(60), |v| v["event"] == "job_accepted")
+        .context("the job was not accepted within 60 s")?;
+    mid_job(&mut nodes, &mut sub)?;
+    let (done, _) = sub
+        .wait(Duration::from_secs(600), |v| v["event"] == "job_done")
+        .context("the job did not finish within 600 s")?;
+    Ok(Run {
+        secs: done.duration_since(accepted).as_secs_f64(),
+        sub,
+        _nodes: nodes,
+    })
+}
+
+fn no_pause(_: &mut Vec<Proc>, _: &mut Proc) -> Result<()> {
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+pub fn run(root: &Path) -> Result<()> {
+    let bin = build_release(root)?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let dir = target.join("bench-scale");
+    std::fs::create_dir_all(&dir)?;
+    let (_server, addr) = server(&bin)?;
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut push = |what: String, value: String, goal: &str| {
+        println!("  {what}: {value}");
+        rows.push((what, value, goal.to_string()));
+    };
+
+    let reference = dir.join("ref.png");
+    let one_process = run_local(&bin, IMAGE, 1, &reference)?;
+    push(
+        "Mandelbrot 2048², 1000 it, 256 tiles: meshwork run --workers 1".into(),
+        format!("{one_process:.2} s"),
+        "",
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let both = run_local(&bin, IMAGE, cores, &dir.join("ref-all.png"))?;
+    push(
+        format!("  the same, meshwork run --workers {cores}"),
+        format!("{both:.2} s ({:.2}×)", one_process / both),
+        "",
+    );
+    let png = dir.join("mesh.png");
+    let alone = submit(
+        &bin,
+        &addr,
+        "scale-1",
+        0,
+        IMAGE,
+        &["--replicas", "1"],
+        &png,
+        no_pause,
+    )?;
+    let identical = same_file(&png, &reference);
+    push(
+        "  one native node (submit, 1 worker), r = 1".into(),
+        format!("{:.2} s, output identical: {identical}", alone.secs),
+        "",
+    );
+    let two = submit(
+        &bin,
+        &addr,
+        "scale-2",
+        1,
+        IMAGE,
+        &["--replicas", "1"],
+        &png,
+        no_pause,
+    )?;
+    let identical = same_file(&png, &reference);
+    push(
+        "  two native nodes (1 worker each), r = 1".into(),
+        format!(
+            "{:.2} s, {:.2}× one node, output identical: {identical}",
+            two.secs,
+            alone.secs / two.secs
+        ),
+        "≥ 1.8×",
+    );
+    let r2 = submit(
+        &bin,
+        &addr,
+        "scale-r2",
+        1,
+        IMAGE,
+        &["--replicas", "2"],
+        &png,
+        no_pause,
+    )?;
+    push(
+        "  two nodes, r = 2".into(),
+        format!("{:.2} s ({:.2}× r = 1)", r2.secs, r2.secs / two.secs),
+        "",
+    );
+    let q2 = submit(
+        &bin,
+        &addr,
+        "scale-q2",
+        1,
+        IMAGE,
+        &["--replicas", "2", "--quorum", "2"],
+        &png,
+        no_pause,
+    )?;
+    push(
+        "  two nodes, r = q = 2".into(),
+        format!("{:.2} s ({:.2}× r = q = 1)", q2.secs, q2.secs / two.secs),
+        "",
+    );
+
+    // One of four nodes killed once a quarter of the tiles are validated.
+    let four = submit(
+        &bin,
+        &addr,
+        "scale-4",
+        3,
+        IMAGE,
+        &["--replicas", "2"],
+        &png,
+        no_pause,
+    )?;
+    let mut killed_at = None;
+    let mut killed = submit(
+        &bin,
+        &addr,
+        "scale-kill",
+        3,
+        IMAGE,
+        &["--replicas", "2"],
+        &png,
+        |nodes, sub| {
+            sub.wait(Duration::from_secs(120), |v| {
+                v["event"] == "job_progress" && v["tasks_validated"].as_u64() >= Some(64)
+            })
+            .context("no progress")?;
+            let victim = nodes.remove(0);
+            killed_at = Some(Instant::now());
+            drop(victim);
+            Ok(())
+        },
+    )?;
+    let killed_at = killed_at.context("kill")?;
+    let noticed = killed
+        .sub
+        .wait(Duration::from_secs(10), |v| v["event"] == "peer_left")
+        .map(|(at, _)| at.saturating_duration_since(killed_at).as_secs_f64() * 1000.0);
+    let identical = same_file(&png, &reference);
+    push(
+        "  four nodes, r = 2".into(),
+        format!("{:.2} s", four.secs),
+        "",
+    );
+    push(
+        "  four nodes, one killed (SIGKILL) at 25 %".into(),
+        format!(
+            "{:.2} s (+{:.2} s), noticed in {} ms, output identical: {identical}",
+            killed.secs,
+            killed.secs - four.secs,
+            noticed.map_or("?".into(), |ms| format!("{ms:.0}"))
+        ),
+        "noticed ≤ 1500 ms",
+    );
+
+    // π(10^10): two nodes against primesieve on two threads.
+    let primes_json = dir.join("primes.json");
+    let pi = submit(
+        &bin,
+        &addr,
+        "scale-primes",
+        1,
+        PRIMES,
+        &["--replicas", "1"],
+        &primes_json,
+        no_pause,
+    )?;
+    let count = std::fs::read_to_string(&primes_json).unwrap_or_default();
+    let ok = count.contains("\"count\":455052511");
+    let reference = match Command::new("primesieve")
+        .args(["1e10", "-t2", "-q"])
+        .output()
+    {
+        Ok(_) => {
+            let t = Instant::now();
+            let out = Command::new("primesieve").args(["1e10", "-t2"]).output()?;
+            let secs = t.elapsed().as_secs_f64();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let agrees = text.contains("455052511");
+            Some((secs, agrees))
+        }
+        Err(_) => None,
+    };
+    match reference {
+        Some((secs, agrees)) => push(
+            "π(10^10), two native nodes vs primesieve -t2".into(),
+            format!(
+                "{:.2} s vs {secs:.2} s ({:.2}×), counts right: {ok}, {agrees}",
+                pi.secs,
+                pi.secs / secs
+            ),
+            "≤ 1.5×",
+        ),
+        None => push(
+            "π(10^10), two native nodes".into(),
+            format!(
+                "{:.2} s, count right: {ok} (skipped: no primesieve)",
+                pi.secs
+            ),
+            "≤ 1.5× primesieve",
+        ),
+    }
+    push(
+        "the same tile in wasm in a Chromium worker".into(),
+        "not measured yet: the page computes on its own thread".into(),
+        "≥ 0.95× native",
+    );
+
+    println!();
+    println!("{:<64} {:>44}  goal", "scale benchmark", "measured");
+    println!("{}", "-".repeat(120));
+    for (what, value, goal) in &rows {
+        println!("{what:<64} {value:>44}  {goal}");
+    }
+    let json = json!(
+        rows.iter()
+            .map(|(w, v, g)| json!({"row": w, "measured": v, "goal": g}))
+            .collect::<Vec<_>>()
+    );
+    let path = target.join("bench-scale.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
+    println!("\nwritten to {}", path.display());
+    Ok(())
+}
