@@ -63,16 +63,29 @@ struct Run {
     _nodes: Vec<Proc>,
 }
 
+/// One job run: its room, how many other nodes are in it, the job and extra
+/// arguments, and where its output goes.
+struct Job<'a> {
+    room: &'a str,
+    others: usize,
+    job: &'a [&'a str],
+    extra: &'a [&'a str],
+    out: &'a Path,
+}
+
 fn submit(
     bin: &Path,
     addr: &str,
-    room: &str,
-    others: usize,
-    job: &[&str],
-    extra: &[&str],
-    out: &Path,
+    j: Job<'_>,
     mut mid_job: impl FnMut(&mut Vec<Proc>, &mut Proc) -> Result<()>,
 ) -> Result<Run> {
+    let Job {
+        room,
+        others,
+        job,
+        extra,
+        out,
+    } = j;
     let mut nodes = (0..others)
         .map(|_| node(bin, addr, room, &["--workers", "1"]))
         .collect::<Result<Vec<_>>>()?;
@@ -158,11 +171,13 @@ pub fn run(root: &Path) -> Result<()> {
     let alone = submit(
         &bin,
         &addr,
-        "scale-1",
-        0,
-        IMAGE,
-        &["--replicas", "1"],
-        &png,
+        Job {
+            room: "scale-1",
+            others: 0,
+            job: IMAGE,
+            extra: &["--replicas", "1"],
+            out: &png,
+        },
         no_pause,
     )?;
     let identical = same_file(&png, &reference);
@@ -174,11 +189,13 @@ pub fn run(root: &Path) -> Result<()> {
     let two = submit(
         &bin,
         &addr,
-        "scale-2",
-        1,
-        IMAGE,
-        &["--replicas", "1"],
-        &png,
+        Job {
+            room: "scale-2",
+            others: 1,
+            job: IMAGE,
+            extra: &["--replicas", "1"],
+            out: &png,
+        },
         no_pause,
     )?;
     let identical = same_file(&png, &reference);
@@ -194,11 +211,13 @@ pub fn run(root: &Path) -> Result<()> {
     let r2 = submit(
         &bin,
         &addr,
-        "scale-r2",
-        1,
-        IMAGE,
-        &["--replicas", "2"],
-        &png,
+        Job {
+            room: "scale-r2",
+            others: 1,
+            job: IMAGE,
+            extra: &["--replicas", "2"],
+            out: &png,
+        },
         no_pause,
     )?;
     push(
@@ -209,11 +228,13 @@ pub fn run(root: &Path) -> Result<()> {
     let q2 = submit(
         &bin,
         &addr,
-        "scale-q2",
-        1,
-        IMAGE,
-        &["--replicas", "2", "--quorum", "2"],
-        &png,
+        Job {
+            room: "scale-q2",
+            others: 1,
+            job: IMAGE,
+            extra: &["--replicas", "2", "--quorum", "2"],
+            out: &png,
+        },
         no_pause,
     )?;
     push(
@@ -226,22 +247,26 @@ pub fn run(root: &Path) -> Result<()> {
     let four = submit(
         &bin,
         &addr,
-        "scale-4",
-        3,
-        IMAGE,
-        &["--replicas", "2"],
-        &png,
+        Job {
+            room: "scale-4",
+            others: 3,
+            job: IMAGE,
+            extra: &["--replicas", "2"],
+            out: &png,
+        },
         no_pause,
     )?;
     let mut killed_at = None;
     let mut killed = submit(
         &bin,
         &addr,
-        "scale-kill",
-        3,
-        IMAGE,
-        &["--replicas", "2"],
-        &png,
+        Job {
+            room: "scale-kill",
+            others: 3,
+            job: IMAGE,
+            extra: &["--replicas", "2"],
+            out: &png,
+        },
         |nodes, sub| {
             sub.wait(Duration::from_secs(120), |v| {
                 v["event"] == "job_progress" && v["tasks_validated"].as_u64() >= Some(64)
@@ -280,11 +305,13 @@ pub fn run(root: &Path) -> Result<()> {
     let pi = submit(
         &bin,
         &addr,
-        "scale-primes",
-        1,
-        PRIMES,
-        &["--replicas", "1"],
-        &primes_json,
+        Job {
+            room: "scale-primes",
+            others: 1,
+            job: PRIMES,
+            extra: &["--replicas", "1"],
+            out: &primes_json,
+        },
         no_pause,
     )?;
     let count = std::fs::read_to_string(&primes_json).unwrap_or_default();
