@@ -497,6 +497,11 @@ fn help_with_a_validated_task_is_honoured_once_per_straggler_interval() {
         (started, dropped(&out))
     };
     assert_eq!(help(&mut b, 10, 0), (true, vec![]));
+    assert_eq!(b.footprint().peer_budgets, 1, "node 2's help budget");
     assert_eq!(help(&mut b, 20, 1), (false, vec![DropReason::HelpTooSoon]));
-    assert_eq!(help(&mut b, 2_100, 1).1, vec![]);
+    // Exactly a straggler interval after the first: honoured again.
+    assert_eq!(
+        help(&mut b, 10 + EngineConfig::default().straggler_ms, 1).1,
+        vec![]
+    );
 }

@@ -116,6 +116,7 @@ fn help_goes_to_the_next_fresh_node_once_per_straggler_interval() {
     // The first sync asks the first fresh node in ranking order, and only it.
     let first = helps(&advance(&mut e, sync));
     assert_eq!(first, vec![(fresh[0], TaskId(0))]);
+    assert_eq!(e.footprint().task_marks, 2, "reported, asked");
     // Not again before a straggler interval has passed.
     let mut t = sync;
     while t + sync < sync + straggler {
@@ -198,8 +199,13 @@ fn fetches(out: &[Output]) -> Vec<(NodeId, TaskId)> {
         .collect()
 }
 
-#[test]
-fn an_assembler_fetches_in_a_window_moves_on_from_holders_that_do_not_serve() {
+/// Node 1, which computes nothing, submitted an uneven image; nodes 2 and 3 reported
+/// and hold every result. `before` runs before their facts arrive. The fetches the
+/// facts caused are left in the engine's output.
+fn fetching_assembler(
+    fetches_max: usize,
+    before: impl FnOnce(&mut Engine, JobId, &[Vec<u8>]),
+) -> (Engine, JobId, Vec<Vec<u8>>) {
     let k = uneven_image();
     let truth: Vec<Vec<u8>> = (0..3)
         .map(|t| {
@@ -208,22 +214,29 @@ fn an_assembler_fetches_in_a_window_moves_on_from_holders_that_do_not_serve() {
             b
         })
         .collect();
-    assert!(truth.iter().any(|b| b.len() < k.task_output_len_max()));
-    // Node 1 computes nothing; nodes 2 and 3 report and hold everything.
     let config = EngineConfig {
         slots: 0,
-        fetches_max: 2,
+        fetches_max,
         ..EngineConfig::default()
     };
     let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(3)));
-    submit_kernel(&mut e, 0, k.clone(), 1, 1, 1);
+    submit_kernel(&mut e, 0, k, 1, 1, 1);
     let job = e.job_ids().next().unwrap();
     drain(&mut e);
+    before(&mut e, job, &truth);
     for from in [2, 3] {
         report_and_hold(&mut e, 1, from, job, &truth);
     }
+    (e, job, truth)
+}
+
+#[test]
+fn an_assembler_fetches_in_a_window_moves_on_from_holders_that_do_not_serve() {
+    let k = uneven_image();
+    let (mut e, job, truth) = fetching_assembler(2, |_, _, _| {});
+    assert!(truth.iter().any(|b| b.len() < k.task_output_len_max()));
     // Two fetches in flight (the window), each to the first holder.
     let out = drain(&mut e);
     assert_eq!(
@@ -289,6 +302,7 @@ fn an_assembler_fetches_in_a_window_moves_on_from_holders_that_do_not_serve() {
     assert_eq!(e.runnable(j, TaskId(1), true), Some(Why::Recompute));
     assert_eq!(e.runnable(j, TaskId(0), true), None);
     assert!(!e.is_assembled(job));
+    assert_eq!(e.footprint().task_marks, 2, "two unfetchable results");
 }
 
 #[test]
@@ -463,6 +477,10 @@ fn cancelling_one_job_leaves_the_others_running() {
         e.running.iter().any(|(j, _)| *j == b),
         "b's task still runs"
     );
+    // The same job submitted again is not taken up: its id is retired.
+    let (again, _) = lone_job(&mut e, 1, false, 1);
+    assert_eq!(again, JobId(0), "a cancelled job came back");
+    assert!(!e.job_ids().any(|j| j == a));
     // Retired ids are remembered, one per cancel, up to their bound.
     for n in 10..20 {
         let (j, _) = lone_job(&mut e, n, false, 2);
@@ -540,7 +558,18 @@ fn only_the_submitter_changes_pacing_and_a_shorter_delay_takes_effect_at_once() 
     // The wait shrank to a second from now, and a timer wakes the node then.
     assert_eq!(e.jobs[&job].paced_until, Millis(1_100));
     assert!(e.timers.is_set(Timer::Paced(job)));
-    assert!(e.poll_timeout().is_some_and(|t| t <= Millis(1_100)));
+    // The next task starts then, not at the next sync after it.
+    let mut out = Vec::new();
+    while let Some(Millis(t)) = e.poll_timeout()
+        && t <= 1_100
+    {
+        e.handle_input(Millis(t), Input::Timeout);
+        out.extend(drain(&mut e));
+    }
+    assert!(
+        out.iter().any(|o| matches!(o, Output::RunTask { .. })),
+        "nothing started at 1.1 s: {out:?}"
+    );
 }
 
 #[test]
@@ -803,4 +832,287 @@ fn a_pacing_delay_sets_a_timer_and_none_without_pacing() {
     step(&mut p, 5);
     assert!(p.timers.is_set(Timer::Paced(paced)));
     assert_eq!(p.jobs[&paced].paced_until, Millis(705));
+}
+
+#[test]
+fn a_help_request_waits_for_a_free_slot() {
+    // A node that computes nothing keeps the request: one mark, nothing started.
+    let config = EngineConfig {
+        slots: 0,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(NodeId(2), config, 2, Millis(0));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
+    let job = peer_job(&mut e, 0, 1, kernel(2), 1, 1, 0);
+    drain(&mut e);
+    assert_eq!(e.footprint().task_marks, 0);
+    e.handle_input(
+        Millis(1),
+        Input::Message {
+            from: NodeId(1),
+            msg: EngineMsg::Help {
+                job,
+                task: TaskId(1),
+            },
+        },
+    );
+    assert_eq!(started(&drain(&mut e)), []);
+    assert_eq!(e.footprint().task_marks, 1);
+}
+
+#[test]
+fn results_held_already_take_no_place_in_the_fetch_window() {
+    // A copy of task 0 arrived before validation: the window of two fetches goes to
+    // tasks 1 and 2.
+    let (mut e, _, _) = fetching_assembler(2, |e, job, truth| {
+        e.handle_input(
+            Millis(1),
+            Input::Message {
+                from: NodeId(3),
+                msg: EngineMsg::Store {
+                    job,
+                    task: TaskId(0),
+                    hash: content_hash(&truth[0]),
+                    payload: truth[0].clone(),
+                },
+            },
+        );
+    });
+    let mut got: Vec<TaskId> = fetches(&drain(&mut e))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    got.sort();
+    assert_eq!(got, [TaskId(1), TaskId(2)]);
+}
+
+#[test]
+fn a_holder_that_failed_is_forgotten_once_the_result_arrives() {
+    let (mut e, job, truth) = fetching_assembler(1, |_, _, _| {});
+    assert_eq!(fetches(&drain(&mut e)), [(NodeId(2), TaskId(0))]);
+    // Node 2 does not answer; the retry goes to node 3, which does.
+    assert_eq!(fetches(&advance(&mut e, 1_500)), [(NodeId(3), TaskId(0))]);
+    assert_eq!(e.footprint().per_author, 1);
+    e.handle_input(
+        Millis(1_600),
+        Input::Message {
+            from: NodeId(3),
+            msg: EngineMsg::Payload {
+                job,
+                task: TaskId(0),
+                hash: content_hash(&truth[0]),
+                payload: truth[0].clone(),
+            },
+        },
+    );
+    assert_eq!(fetches(&drain(&mut e)), [(NodeId(2), TaskId(1))]);
+    assert_eq!(
+        e.footprint().per_author,
+        0,
+        "task 0's unserved mark is gone"
+    );
+}
+
+#[test]
+fn a_result_that_came_twice_is_counted_once() {
+    let (mut e, job, truth) = fetching_assembler(1, |_, _, _| {});
+    assert_eq!(fetches(&drain(&mut e)), [(NodeId(2), TaskId(0))]);
+    let hash = content_hash(&truth[0]);
+    // Node 3 sends a copy while node 2's answer is on its way: both are taken, one
+    // step of progress is said.
+    e.handle_input(
+        Millis(2),
+        Input::Message {
+            from: NodeId(3),
+            msg: EngineMsg::Store {
+                job,
+                task: TaskId(0),
+                hash,
+                payload: truth[0].clone(),
+            },
+        },
+    );
+    drain(&mut e);
+    e.handle_input(
+        Millis(3),
+        Input::Message {
+            from: NodeId(2),
+            msg: EngineMsg::Payload {
+                job,
+                task: TaskId(0),
+                hash,
+                payload: truth[0].clone(),
+            },
+        },
+    );
+    let progress = drain(&mut e)
+        .iter()
+        .filter(|o| matches!(o, Output::Event(Event::AssemblyProgress { .. })))
+        .count();
+    assert_eq!(progress, 0, "the payload brought nothing new");
+}
+
+/// Node 1 among `n` nodes, in the first two of the ranking of every task of a job of
+/// `tasks` tasks (q = r = 2), with `slots`; nothing computed yet.
+fn owner_of_all(n: u64, tasks: u32, slots: usize) -> (Engine, JobId) {
+    for nonce in 0.. {
+        let config = EngineConfig {
+            slots,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
+        for p in 2..=n {
+            e.handle_input(Millis(0), Input::PeerUp(NodeId(p)));
+        }
+        submit_kernel(&mut e, 0, kernel(tasks), 2, 2, nonce);
+        let job = e.job_ids().next().unwrap();
+        if (0..tasks).all(|t| {
+            e.jobs[&job]
+                .ranking
+                .top(TaskId(t))
+                .take(2)
+                .any(|n| n == NodeId(1))
+        }) {
+            return (e, job);
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn help_is_asked_of_every_fresh_peer_in_turn_not_only_the_ranked_ones() {
+    // Six nodes, q = r = 2: each task ranks four; two peers are outside its ranking.
+    let (mut e, job) = owner_of_all(6, 1, 1);
+    step(&mut e, 0);
+    assert!(e.jobs[&job].ranking.top(TaskId(0)).count() < 6);
+    let straggler = EngineConfig::default().straggler_ms;
+    let mut asked = Vec::new();
+    for k in 1..=5 {
+        for (to, _) in helps(&advance(&mut e, k * straggler + 100)) {
+            asked.push(to);
+        }
+    }
+    let distinct: BTreeSet<NodeId> = asked.iter().copied().collect();
+    assert_eq!(distinct.len(), 5, "every other node in turn: {asked:?}");
+}
+
+#[test]
+fn no_help_is_asked_while_the_node_has_work_of_the_job() {
+    let (mut e, job) = owner_of_all(4, 2, 1);
+    // The first task is computed; the second is left running.
+    let first = drain(&mut e)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::RunTask { job, task, kernel } => Some((job, task, kernel)),
+            _ => None,
+        })
+        .expect("a task starts");
+    let mut out = Vec::new();
+    first.2.run_task(first.1.0, &mut out).unwrap();
+    e.handle_input(
+        Millis(5),
+        Input::ComputeFinished {
+            job,
+            task: first.1,
+            output: out,
+        },
+    );
+    let second = drain(&mut e)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::RunTask { task, kernel, .. } => Some((task, kernel)),
+            _ => None,
+        })
+        .expect("the second task starts");
+    let straggler = EngineConfig::default().straggler_ms;
+    assert_eq!(
+        helps(&advance(&mut e, 3 * straggler)),
+        [],
+        "asked while busy"
+    );
+    let mut out = Vec::new();
+    second.1.run_task(second.0.0, &mut out).unwrap();
+    let at = 3 * straggler + 1;
+    e.handle_input(
+        Millis(at),
+        Input::ComputeFinished {
+            job,
+            task: second.0,
+            output: out,
+        },
+    );
+    drain(&mut e);
+    assert!(
+        !helps(&advance(&mut e, at + straggler)).is_empty(),
+        "idle now, and stuck"
+    );
+}
+
+#[test]
+fn a_help_request_is_taken_unless_the_task_was_reported_here_or_asked_already() {
+    // Node 1 computes task 0 of node 2's job (claimed, running, not reported).
+    let (mut e, job) = {
+        let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+        e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
+        let job = peer_job(&mut e, 0, 2, kernel(2), 1, 1, 0);
+        (e, job)
+    };
+    // Until node 1 starts a task (its own, or one it steals once stealing opens),
+    // without finishing it.
+    let mut out = drain(&mut e);
+    while let Some(Millis(t)) = e.poll_timeout()
+        && t <= 1_000
+        && !out.iter().any(|o| matches!(o, Output::RunTask { .. }))
+    {
+        e.handle_input(Millis(t), Input::Timeout);
+        out.extend(drain(&mut e));
+    }
+    let running: Vec<TaskId> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::RunTask { task, .. } => Some(*task),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(running.len(), 1);
+    let help = |e: &mut Engine, task: TaskId| {
+        e.handle_input(
+            Millis(1),
+            Input::Message {
+                from: NodeId(2),
+                msg: EngineMsg::Help { job, task },
+            },
+        );
+        drain(e);
+        e.footprint().task_marks
+    };
+    let marks = e.footprint().task_marks;
+    // Claimed, not reported: the request is news.
+    assert_eq!(help(&mut e, running[0]), marks + 1);
+    // Asked again: not news.
+    assert_eq!(help(&mut e, running[0]), marks + 1);
+}
+
+#[test]
+fn a_finished_job_of_a_peer_is_evicted_for_this_node_s_own() {
+    let config = EngineConfig {
+        jobs_max: 2,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(NodeId(2), config, 2, Millis(0));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
+    let theirs = peer_job(&mut e, 0, 1, kernel(1), 1, 1, 0);
+    step(&mut e, 0);
+    assert_eq!(e.progress(theirs), Some((1, 1)));
+    assert!(
+        !e.is_assembled(theirs),
+        "node 2 does not assemble node 1's job"
+    );
+    let (a, _) = lone_job(&mut e, 1, false, 10);
+    let (b, out) = lone_job(&mut e, 2, false, 20);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Event(Event::JobRefused { .. })))
+    );
+    assert_eq!(e.job_ids().collect::<BTreeSet<_>>(), BTreeSet::from([a, b]));
 }
