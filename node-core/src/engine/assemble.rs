@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{DropReason, Engine, Event, JobTimings, Millis};
 use crate::job::{JobId, NodeId, TaskId, content_hash};
-use crate::wire::EngineMsg;
+use crate::wire::{EngineMsg, Fact};
 
 /// Per-job assembly state.
 #[derive(Debug)]
@@ -245,7 +245,13 @@ impl Engine {
         let new = !j.held.payloads.contains_key(&task);
         j.held.keep(task, hash, payload);
         let (fetched, tasks) = (j.held.payloads.len() as u32, j.tasks);
-        if new && j.assembly.assembler && !j.assembly.assembled {
+        let progress = new && j.assembly.assembler && !j.assembly.assembled;
+        if new {
+            // This node holds the bytes now: it says so, so that it serves them, counts
+            // as a copy and takes its turn at restoring copies after a departure.
+            self.say(job, task, Fact::Holding(hash));
+        }
+        if progress {
             self.event(Event::AssemblyProgress {
                 job,
                 fetched,
