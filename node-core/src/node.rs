@@ -389,14 +389,12 @@ impl MeshNode {
     fn on_engine_output(&mut self, out: Output) {
         match out {
             Output::Send { to, msg } => match self.members.get(&to).cloned() {
-                Some(peer) => self.send_engine(&peer, &msg),
+                Some(peer) => self.send_engine(&[peer], msg),
                 None => self.stats.sent_to_gone += 1,
             },
             Output::Broadcast { msg } => {
                 let peers: Vec<PeerId> = self.members.values().cloned().collect();
-                for peer in peers {
-                    self.send_engine(&peer, &msg);
-                }
+                self.send_engine(&peers, msg);
             }
             Output::RunTask { job, task, kernel } => {
                 self.actions
@@ -406,31 +404,35 @@ impl MeshNode {
         }
     }
 
-    fn send_engine(&mut self, to: &PeerId, msg: &EngineMsg) {
+    /// Encodes `msg` once (in chunks if it is big) and sends it to every peer in `to`:
+    /// control messages at once, result bytes through each peer's bulk queue.
+    fn send_engine(&mut self, to: &[PeerId], msg: EngineMsg) {
         let bulk = matches!(msg, EngineMsg::Store { .. } | EngineMsg::Payload { .. });
         self.next_stream = self.next_stream.wrapping_add(1);
-        let Some(pieces) = chunk::split(&WireMsg::Engine(msg.clone()), self.next_stream) else {
+        let Some(pieces) = chunk::split(&WireMsg::Engine(msg), self.next_stream) else {
             self.stats.unsendable += 1;
             return;
         };
-        if !bulk {
-            for bytes in pieces {
-                let to = to.clone();
-                self.actions.push_back(Action::Send { to, bytes });
-            }
-            return;
-        }
         let len: usize = pieces.iter().map(Vec::len).sum();
-        let q = self.bulk.entry(to.clone()).or_default();
-        if q.bytes + len > BULK_QUEUED_MAX {
-            self.stats.bulk_dropped += 1;
-            if q.messages.is_empty() {
-                self.bulk.remove(to);
+        for peer in to {
+            if !bulk {
+                for bytes in &pieces {
+                    let (to, bytes) = (peer.clone(), bytes.clone());
+                    self.actions.push_back(Action::Send { to, bytes });
+                }
+                continue;
             }
-            return;
+            let q = self.bulk.entry(peer.clone()).or_default();
+            if q.bytes + len > BULK_QUEUED_MAX {
+                self.stats.bulk_dropped += 1;
+                if q.messages.is_empty() {
+                    self.bulk.remove(peer);
+                }
+                continue;
+            }
+            q.bytes += len;
+            q.messages.push_back(pieces.iter().cloned().collect());
         }
-        q.bytes += len;
-        q.messages.push_back(pieces.into());
     }
 }
 
