@@ -239,6 +239,17 @@ impl MeshNode {
         Ok(())
     }
 
+    /// Changes how many tasks this node computes at once (0: none), for example when a
+    /// page's user picks another number of workers. Computations under way finish.
+    pub fn set_workers(&mut self, now: Micros, workers: u16) {
+        self.cores = workers;
+        if let Some(engine) = &mut self.engine {
+            engine.set_slots(usize::from(workers));
+            engine.handle_input(millis(now), Input::Timeout);
+        }
+        self.pump(now);
+    }
+
     /// A computation asked for by [`Action::Compute`] finished.
     pub fn handle_computed(&mut self, now: Micros, job: JobId, task: TaskId, output: Vec<u8>) {
         if let Some(engine) = &mut self.engine {

@@ -52,6 +52,11 @@ fn info(id: &PeerId) -> PeerInfo {
 impl Net {
     /// `n` nodes that all joined one room and opened channels to each other.
     fn new(n: usize) -> Net {
+        Net::with_workers(&vec![1; n])
+    }
+
+    /// One node per entry, each computing that many tasks at once.
+    fn with_workers(workers: &[u16]) -> Net {
         let mut net = Net {
             nodes: Vec::new(),
             ids: Vec::new(),
@@ -64,9 +69,9 @@ impl Net {
             sent: 0,
             largest: 0,
         };
-        for i in 0..n {
+        for (i, w) in workers.iter().enumerate() {
             let id = PeerId(format!("peer{i}"));
-            let node = MeshNode::new(MembershipConfig::default(), String::new(), 1);
+            let node = MeshNode::new(MembershipConfig::default(), String::new(), *w);
             net.nodes.push(node);
             net.ids.push(id.clone());
             net.alive.push(true);
@@ -235,6 +240,27 @@ fn a_job_with_results_over_one_message_runs_to_the_one_process_output() {
         assert_eq!(n.reassembly().reserved(), 0);
         assert_eq!(n.stats().unsendable, 0);
     }
+}
+
+#[test]
+fn a_node_computes_only_with_workers_and_starts_when_given_some() {
+    let kernel = image_job();
+    let mut net = Net::with_workers(&[0, 0]);
+    net.run(0, 500);
+    submit(&mut net, &kernel, 1, 1);
+    let start = net.now.0 / 1000;
+    net.run(1, start + 5_000);
+    assert!(
+        net.done.is_empty(),
+        "a job finished with no worker anywhere"
+    );
+    let now = net.now;
+    net.nodes[1].set_workers(now, 2);
+    net.drain(1);
+    net.run(1, start + 65_000);
+    assert_eq!(net.done, vec![kernel.run_all().unwrap()]);
+    let run = |i: usize| net.nodes[i].engine().map_or(0, |e| e.stats().tasks_run);
+    assert_eq!((run(0), run(1)), (0, 4));
 }
 
 #[test]

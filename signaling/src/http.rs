@@ -139,7 +139,16 @@ async fn web_ui(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             .into_response();
     }
     match ServeDir::new(dist).try_call(req).await {
-        Ok(response) => response.map(Body::new),
+        Ok(response) => {
+            let mut response = response.map(Body::new);
+            // Revalidate every time: the page and its compute worker (whose files Trunk
+            // does not hash) must come from the same build after an upgrade.
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-cache"),
+            );
+            response
+        }
         Err(e) => {
             tracing::warn!(error = %e, "serving the web UI failed");
             (

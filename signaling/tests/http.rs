@@ -141,6 +141,14 @@ async fn serves_the_built_ui_and_static_files() {
     let js = server.get("/assets/app.js").await;
     assert_eq!(js.status, 200);
     assert_eq!(js.body, "console.log(1)");
+    // The UI's files are revalidated on every load (the worker's are not hashed).
+    for res in [&index, &js] {
+        assert!(
+            res.headers.iter().any(|h| h == "cache-control: no-cache"),
+            "{:?}",
+            res.headers
+        );
+    }
     let css = server.get("/static/style.css").await;
     assert_eq!(css.status, 200);
     assert_eq!(css.body, "body{}");

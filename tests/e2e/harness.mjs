@@ -123,6 +123,16 @@ export function readPeerRtts(page) {
   );
 }
 
+/** The page's clock now (performance.now(), ms). */
+export function pageNow(page) {
+  return page.evaluate(() => performance.now());
+}
+
+/** Main-thread tasks over 50 ms that started at or after `sinceMs` (page clock). */
+export function longTasks(page, sinceMs = 0) {
+  return page.evaluate((since) => (window.__longTasks ?? []).filter((t) => t.start >= since), sinceMs);
+}
+
 // ---------------------------------------------------------------- the harness
 
 export class Harness {
@@ -303,6 +313,17 @@ export class Harness {
       b.crashed = Date.now();
       this.say(b.name, 'page crashed (renderer gone)');
     });
+    // Every main-thread task over 50 ms, from the first script on (read with longTasks()).
+    await page.addInitScript(() => {
+      window.__longTasks = [];
+      try {
+        new PerformanceObserver((list) => {
+          for (const e of list.getEntries()) window.__longTasks.push({ start: e.startTime, ms: e.duration });
+        }).observe({ type: 'longtask', buffered: true });
+      } catch {
+        // No Long Tasks API: nothing recorded (a check on it then proves nothing).
+      }
+    });
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(url, { waitUntil: 'load', timeout: 30_000 });
     return page;
@@ -383,5 +404,65 @@ export class JsonProc {
 
   get id() {
     return this.events.find((e) => e.event === 'joined')?.id ?? null;
+  }
+}
+
+// ---------------------------------------------------------------- a controller's run
+
+/**
+ * The frame of an end-to-end controller: named checks, a hard timeout, signals, and the
+ * JSON summary as the LAST stdout line (exit 0 only if every check passed). `run(main)`
+ * runs the scenario, adds `no_console_errors`, cleans up the harness and exits.
+ */
+export class Controller {
+  constructor(h, timeoutMs) {
+    this.h = h;
+    this.checks = [];
+    /** Extra fields of the summary (latencies, info, screenshots...). */
+    this.summary = {};
+    this.finished = false;
+    this.hardStop = setTimeout(() => {
+      h.say(`HARD TIMEOUT after ${timeoutMs} ms: killing everything`);
+      this.finish({ name: 'overall_timeout', detail: `the run took longer than ${timeoutMs} ms` }).then(() => process.exit(3));
+    }, timeoutMs);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+      process.on(sig, () => this.finish({ name: 'interrupted', detail: `controller got ${sig}` }));
+    }
+  }
+
+  check(name, ok, detail) {
+    this.checks.push({ name, ok: !!ok, detail: detail ?? null });
+    this.h.say(ok ? 'PASS' : 'FAIL', name, typeof detail === 'string' ? detail : JSON.stringify(detail ?? null));
+    return !!ok;
+  }
+
+  async finish(reason) {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.hardStop);
+    if (reason) this.check(reason.name, false, reason.detail);
+    await this.h.cleanup();
+    const ok = this.checks.length > 0 && this.checks.every((c) => c.ok);
+    const summary = {
+      ok,
+      checks: this.checks,
+      console_errors: this.h.consoleErrors,
+      console_other: this.h.consoleOther,
+      ...this.summary,
+      elapsed_ms: this.h.since(),
+    };
+    this.h.say(ok ? 'ALL CHECKS PASSED' : `FAILED: ${this.checks.filter((c) => !c.ok).map((c) => c.name).join(', ')}`);
+    process.stdout.write(JSON.stringify(summary) + '\n', () => process.exit(ok ? 0 : 1));
+  }
+
+  async run(main) {
+    try {
+      await main();
+    } catch (e) {
+      this.check('controller_error', false, String(e?.stack || e));
+    }
+    const errors = this.h.consoleErrors;
+    this.check('no_console_errors', errors.length === 0, `${errors.length} console error(s)/page error(s): see console_errors`);
+    await this.finish();
   }
 }

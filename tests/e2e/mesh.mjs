@@ -20,7 +20,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Harness, dead, readTab, sleep, validId } from './harness.mjs';
+import { Controller, Harness, dead, readTab, sleep, validId } from './harness.mjs';
 
 const T_START = Date.now();
 const cfg = {
@@ -52,53 +52,16 @@ const h = new Harness({
   profilesDir: cfg.profiles_dir,
   t0: T_START,
 });
-const since = () => h.since();
 const say = (...a) => h.say(...a);
 
 // ---------------------------------------------------------------- results
 
-const checks = [];
+const run = new Controller(h, cfg.timeout_ms);
+const check = (...a) => run.check(...a);
 const latencies = {};
-const consoleErrors = h.consoleErrors;
-const consoleOther = h.consoleOther;
 const screenshots = [];
 const info = {};
-
-function check(name, ok, detail) {
-  checks.push({ name, ok: !!ok, detail: detail ?? null });
-  say(ok ? 'PASS' : 'FAIL', name, typeof detail === 'string' ? detail : JSON.stringify(detail ?? null));
-  return !!ok;
-}
-
-let finished = false;
-async function finish(reason) {
-  if (finished) return;
-  finished = true;
-  clearTimeout(hardStop);
-  if (reason) check(reason.name, false, reason.detail);
-  await h.cleanup();
-  const ok = checks.length > 0 && checks.every((c) => c.ok);
-  const summary = {
-    ok,
-    checks,
-    latencies,
-    console_errors: consoleErrors,
-    console_other: consoleOther,
-    screenshots,
-    info,
-    elapsed_ms: since(),
-  };
-  say(ok ? 'ALL CHECKS PASSED' : `FAILED: ${checks.filter((c) => !c.ok).map((c) => c.name).join(', ')}`);
-  process.stdout.write(JSON.stringify(summary) + '\n', () => process.exit(ok ? 0 : 1));
-}
-
-const hardStop = setTimeout(() => {
-  say(`HARD TIMEOUT after ${cfg.timeout_ms} ms: killing everything`);
-  finish({ name: 'overall_timeout', detail: `the run took longer than ${cfg.timeout_ms} ms` }).then(() => process.exit(3));
-}, cfg.timeout_ms);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => finish({ name: 'interrupted', detail: `controller got ${sig}` }));
-}
+run.summary = { latencies, screenshots, info };
 
 // ---------------------------------------------------------------- the scenario
 
@@ -309,14 +272,4 @@ async function main() {
   });
 }
 
-try {
-  await main();
-} catch (e) {
-  check('controller_error', false, String(e?.stack || e));
-}
-check(
-  'no_console_errors',
-  consoleErrors.length === 0,
-  `${consoleErrors.length} console error(s)/page error(s): see console_errors`,
-);
-await finish();
+await run.run(main);

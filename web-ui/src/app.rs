@@ -1,16 +1,41 @@
 //! The page: the node's view signals, the components, and the node's start-up.
+//!
+//! The node runs in [`run_web`]; [`Shell`] is what it calls back: it hands tasks to the
+//! worker [`Pool`], turns events into log lines, and after each step refreshes the view
+//! signals (at most every [`REFRESH_MS`] for jobs) and paints the canvases. Components
+//! only read signals, except the job form and the workers field, which send commands.
 
+use std::collections::BTreeMap;
+
+use futures_channel::mpsc::{UnboundedSender, unbounded};
+use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
-use node_core::driver::run_web;
+use node_core::driver::{Page, PageInput, run_web, web_now};
+use node_core::engine::{Command, Event};
+use node_core::job::{JobId, NodeId, TaskId};
+use node_core::kernels::{JobOutput, Kernel};
 use node_core::membership::{MembershipConfig, MeshEvent, PeerState};
-use node_core::node::{MeshNode, NodeEvent};
+use node_core::node::{MeshNode, NodeEvent, node_id};
 use node_core::signal::{PeerInfo, valid_room_name};
 use node_core::transport::web::WebTransport;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
+use wasm_bindgen::{Clamped, JsCast};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+use web_ui::form::{JobForm, KERNELS};
+use web_ui::model::{self, Departure, JobRow, TaskState, colour};
+
+use crate::pool::{Pool, PoolStats};
 
 /// Most lines kept in the event log.
-const LOG_LEN_MAX: usize = 50;
+const LOG_LEN_MAX: usize = 200;
+/// Jobs are re-read from the engine at most this often (ms).
+const REFRESH_MS: f64 = 100.0;
+/// A departure's log line is updated for at most this long (ms).
+const DEPARTURE_FOLLOW_MS: f64 = 30_000.0;
+/// Names remembered for nodes (members and former members).
+const NAMES_MAX: usize = 1024;
+/// Most workers the page starts.
+const WORKERS_MAX: u16 = 64;
 
 /// One peer as the page shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,21 +46,33 @@ struct PeerRow {
     state: &'static str,
     /// Last round trip, rounded to 0.1 ms so the view does not churn on noise.
     rtt_ms: Option<f64>,
+    colour: String,
 }
 
-/// One line of the join/leave log.
+/// One line of the event log.
 #[derive(Clone, Debug, PartialEq)]
 struct LogLine {
     /// Sequence number, the list key.
     seq: u64,
-    /// "joined" or "left".
+    /// "joined", "left", "job", "done" or "warning".
     event: &'static str,
+    /// The peer a join or departure is about.
     peer: String,
-    /// How a departure was noticed; empty for joins.
+    /// How a departure was noticed; empty otherwise.
     reason: &'static str,
     /// Join: time to connect. Departure: time since the peer was last heard.
     ms: f64,
     text: String,
+}
+
+/// One job as the page shows it.
+#[derive(Clone, Debug, PartialEq)]
+struct JobView {
+    row: JobRow,
+    submitter: String,
+    mine: bool,
+    /// The output in words, once assembled here.
+    output: Option<String>,
 }
 
 /// The page's view of the mesh, written by the node, read by components.
@@ -45,6 +82,53 @@ struct MeshView {
     status: RwSignal<String>,
     peers: RwSignal<Vec<PeerRow>>,
     log: RwSignal<Vec<LogLine>>,
+    jobs: RwSignal<Vec<JobView>>,
+    pool: RwSignal<PoolStats>,
+    /// Names of nodes by engine id, this one included.
+    names: RwSignal<BTreeMap<NodeId, String>>,
+    outlines: RwSignal<bool>,
+}
+
+impl MeshView {
+    fn name(&self, n: NodeId) -> String {
+        self.names
+            .with_untracked(|m| m.get(&n).cloned())
+            .unwrap_or_else(|| n.to_string())
+    }
+
+    fn log(
+        &self,
+        event: &'static str,
+        peer: &str,
+        reason: &'static str,
+        ms: f64,
+        text: String,
+    ) -> u64 {
+        let mut seq = 0;
+        self.log.update(|log| {
+            seq = log.last().map_or(0, |l| l.seq + 1);
+            log.push(LogLine {
+                seq,
+                event,
+                peer: peer.to_string(),
+                reason,
+                ms,
+                text,
+            });
+            if log.len() > LOG_LEN_MAX {
+                log.remove(0);
+            }
+        });
+        seq
+    }
+
+    fn relog(&self, seq: u64, text: String) {
+        self.log.update(|log| {
+            if let Some(l) = log.iter_mut().find(|l| l.seq == seq) {
+                l.text = text;
+            }
+        });
+    }
 }
 
 fn query_param(name: &str) -> Option<String> {
@@ -64,7 +148,339 @@ fn signaling_url() -> Option<String> {
     Some(format!("{scheme}://{}/ws", loc.host().ok()?))
 }
 
-fn rows(node: &MeshNode) -> Vec<PeerRow> {
+fn job_dom_id(kind: &str, job: JobId) -> String {
+    format!("{kind}-{:016x}", job.0)
+}
+
+fn ms_now() -> f64 {
+    web_now().as_ms_f64()
+}
+
+/// Draws result tiles onto each Mandelbrot job's canvas as their bytes arrive, and the
+/// task states onto the overlay above it.
+#[derive(Default)]
+struct Painter {
+    /// Per job: which tiles' pixels are on the canvas.
+    drawn: BTreeMap<JobId, Vec<bool>>,
+    /// Assembled images not yet painted (the canvas may not exist yet).
+    finished: BTreeMap<JobId, JobOutput>,
+}
+
+fn context(id: &str) -> Option<(HtmlCanvasElement, CanvasRenderingContext2d)> {
+    let canvas: HtmlCanvasElement = web_sys::window()?
+        .document()?
+        .get_element_by_id(id)?
+        .dyn_into()
+        .ok()?;
+    let ctx = canvas.get_context("2d").ok()??.dyn_into().ok()?;
+    Some((canvas, ctx))
+}
+
+fn put(ctx: &CanvasRenderingContext2d, rgba: &[u8], x: u32, y: u32, w: u32, h: u32) -> bool {
+    ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), w, h)
+        .and_then(|img| ctx.put_image_data(&img, f64::from(x), f64::from(y)))
+        .is_ok()
+}
+
+impl Painter {
+    fn paint(&mut self, node: &MeshNode, rows: &[JobRow]) {
+        let Some(engine) = node.engine() else { return };
+        for row in rows {
+            let Some(Kernel::Mandelbrot(params)) = engine.job_spec(row.id).map(|s| &s.kernel)
+            else {
+                continue;
+            };
+            let Some((_, ctx)) = context(&job_dom_id("img", row.id)) else {
+                continue;
+            };
+            let drawn = self
+                .drawn
+                .entry(row.id)
+                .or_insert_with(|| vec![false; row.tasks as usize]);
+            if let Some(JobOutput::Image {
+                width,
+                height,
+                rgba,
+            }) = self.finished.remove(&row.id)
+                && put(&ctx, &rgba, 0, 0, width, height)
+            {
+                drawn.iter_mut().for_each(|d| *d = true);
+            }
+            for t in 0..row.tasks {
+                if drawn[t as usize] {
+                    continue;
+                }
+                if let (Some(bytes), Some((x, y, w, h))) =
+                    (engine.held(row.id, TaskId(t)), params.tile_rect(t))
+                {
+                    drawn[t as usize] = put(&ctx, bytes, x, y, w, h);
+                }
+            }
+            if let Some((_, ovl)) = context(&job_dom_id("ovl", row.id)) {
+                overlay(&ovl, params, row, drawn);
+            }
+        }
+        self.drawn.retain(|id, _| rows.iter().any(|r| r.id == *id));
+    }
+}
+
+/// Task states over the image: a validated tile is outlined in the colour of the node
+/// that computed it (and tinted while its pixels are not here); a running one is tinted
+/// in its node's colour.
+fn overlay(
+    ctx: &CanvasRenderingContext2d,
+    params: &node_core::kernels::mandelbrot::Params,
+    row: &JobRow,
+    drawn: &[bool],
+) {
+    ctx.clear_rect(0.0, 0.0, f64::from(params.width), f64::from(params.height));
+    ctx.set_line_width(1.0);
+    for (t, cell) in row.cells.iter().enumerate() {
+        let Some((x, y, w, h)) = params.tile_rect(t as u32) else {
+            break;
+        };
+        let (x, y, w, h) = (f64::from(x), f64::from(y), f64::from(w), f64::from(h));
+        let Some(by) = cell.by else { continue };
+        let c = colour(by);
+        match cell.state {
+            TaskState::Validated => {
+                if !drawn[t] {
+                    ctx.set_global_alpha(0.35);
+                    ctx.set_fill_style_str(&c);
+                    ctx.fill_rect(x, y, w, h);
+                }
+                ctx.set_global_alpha(0.9);
+                ctx.set_stroke_style_str(&c);
+                ctx.stroke_rect(x + 0.5, y + 0.5, (w - 1.0).max(0.0), (h - 1.0).max(0.0));
+            }
+            TaskState::Running => {
+                ctx.set_global_alpha(0.6);
+                ctx.set_fill_style_str(&c);
+                ctx.fill_rect(x, y, w, h);
+            }
+            TaskState::Waiting => {}
+        }
+    }
+    ctx.set_global_alpha(1.0);
+}
+
+/// What the run loop calls back: the page's side of the node.
+struct Shell {
+    view: MeshView,
+    pool: Pool,
+    to_node: UnboundedSender<PageInput>,
+    painter: Painter,
+    me: Option<NodeId>,
+    /// Outputs assembled here, in words.
+    outputs: BTreeMap<JobId, String>,
+    /// Departures just logged, to be noted against the engine's state after this step.
+    departed: Vec<(NodeId, String, u64)>,
+    /// Departures followed: the log line, what it held, since when.
+    following: Vec<(u64, Departure, f64)>,
+    dirty: bool,
+    refreshed_at: f64,
+}
+
+impl Shell {
+    fn on_engine(&mut self, e: &Event) {
+        let view = self.view;
+        match e {
+            Event::JobAccepted {
+                job,
+                tasks,
+                submitter,
+            } => {
+                if Some(*submitter) != self.me {
+                    // Every tab assembles every job: its canvas shows the whole picture.
+                    let _ = self
+                        .to_node
+                        .unbounded_send(PageInput::Command(Command::Assemble { job: *job }));
+                }
+                let who = view.name(*submitter);
+                view.log(
+                    "job",
+                    "",
+                    "",
+                    0.0,
+                    format!("job {job} from {who}: {tasks} tasks"),
+                );
+            }
+            Event::JobRefused { job, why } => {
+                view.log("warning", "", "", 0.0, format!("job {job} refused: {why}"));
+            }
+            Event::JobDone {
+                job,
+                output,
+                timings,
+            } => {
+                let words = model::output_words(output);
+                let secs = timings.assembled_at.since(timings.started_at) as f64 / 1000.0;
+                view.log(
+                    "done",
+                    "",
+                    "",
+                    secs * 1000.0,
+                    format!(
+                        "job {job} done in {secs:.1} s: {words} ({} tasks computed here)",
+                        timings.computed_here
+                    ),
+                );
+                self.outputs.insert(*job, words);
+                if matches!(output, JobOutput::Image { .. }) {
+                    self.painter.finished.insert(*job, output.clone());
+                }
+                self.refreshed_at = f64::NEG_INFINITY;
+            }
+            Event::JobFailed { job, why } => {
+                view.log("warning", "", "", 0.0, format!("job {job} failed: {why}"));
+            }
+            Event::JobCancelled { job } => {
+                view.log(
+                    "job",
+                    "",
+                    "",
+                    0.0,
+                    format!("job {job} was cancelled by its submitter"),
+                );
+            }
+            Event::LiarMarked { node, job, task } => {
+                let text = format!(
+                    "{} reported a wrong result for {job} {task}: it gets no more tasks",
+                    view.name(*node)
+                );
+                view.log("warning", "", "", 0.0, text);
+            }
+            Event::TaskMismatch { job, task } => {
+                let text =
+                    format!("{job} {task}: nodes reported different results; the quorum decides");
+                view.log("warning", "", "", 0.0, text);
+            }
+            _ => {}
+        }
+        self.dirty = true;
+    }
+
+    fn refresh_jobs(&mut self, node: &MeshNode) {
+        let Some(engine) = node.engine() else { return };
+        let rows = model::job_rows(engine);
+        self.painter.paint(node, &rows);
+        let view = self.view;
+        let jobs: Vec<JobView> = rows
+            .into_iter()
+            .rev()
+            .map(|row| JobView {
+                submitter: view.name(row.submitter),
+                mine: Some(row.submitter) == self.me,
+                output: self.outputs.get(&row.id).cloned(),
+                row,
+            })
+            .collect();
+        if view.jobs.with_untracked(|old| *old != jobs) {
+            view.jobs.set(jobs);
+        }
+        let now = ms_now();
+        self.following.retain(|(seq, d, since)| {
+            let (text, done) = d.summary(engine, |n| view.name(n));
+            view.relog(*seq, text);
+            !done && now - since < DEPARTURE_FOLLOW_MS
+        });
+        self.outputs.retain(|id, _| engine.job_spec(*id).is_some());
+    }
+}
+
+impl Page for Shell {
+    fn compute(&mut self, job: JobId, task: TaskId, kernel: Kernel) {
+        self.pool.compute(job, task, kernel);
+    }
+
+    fn on_event(&mut self, e: &NodeEvent) {
+        let view = self.view;
+        match e {
+            NodeEvent::Joined { me } => {
+                self.me = Some(node_id(&me.id));
+                view.names.update(|m| {
+                    m.insert(node_id(&me.id), me.name.clone());
+                });
+                view.me.set(Some(me.clone()));
+                view.status.set("joined".into());
+            }
+            NodeEvent::Mesh(MeshEvent::PeerConnected {
+                peer, connect_ms, ..
+            }) => {
+                view.names.update(|m| {
+                    if m.len() < NAMES_MAX {
+                        m.insert(node_id(&peer.id), peer.name.clone());
+                    }
+                });
+                view.log(
+                    "joined",
+                    &peer.id.0,
+                    "",
+                    *connect_ms,
+                    format!(
+                        "{} ({}) connected in {:.0} ms",
+                        peer.name, peer.kind, connect_ms
+                    ),
+                );
+            }
+            NodeEvent::Mesh(MeshEvent::PeerLeft {
+                peer,
+                reason,
+                detect_ms,
+                ..
+            }) => {
+                let how = match reason.as_str() {
+                    "signaling" => "the signaling server saw its socket close",
+                    "channel_closed" => "its data channel closed",
+                    _ => "its heartbeats stopped",
+                };
+                let headline = format!(
+                    "{} ({}) left: {how}, {:.0} ms after it was last heard",
+                    peer.name, peer.kind, detect_ms
+                );
+                let seq = view.log(
+                    "left",
+                    &peer.id.0,
+                    reason.as_str(),
+                    *detect_ms,
+                    headline.clone(),
+                );
+                self.departed.push((node_id(&peer.id), headline, seq));
+            }
+            NodeEvent::Mesh(_) => {}
+            NodeEvent::Engine(e) => self.on_engine(e),
+            NodeEvent::SignalingError { message, .. } => {
+                view.status.set(format!("signaling error: {message}"))
+            }
+            NodeEvent::SignalingClosed => view
+                .status
+                .set("signaling server disconnected; the mesh carries on".into()),
+        }
+    }
+
+    fn on_change(&mut self, node: &MeshNode) {
+        let view = self.view;
+        let new = peer_rows(node);
+        if view.peers.with_untracked(|old| *old != new) {
+            view.peers.set(new);
+        }
+        if let Some(engine) = node.engine() {
+            for (n, headline, seq) in self.departed.drain(..) {
+                let d = Departure::new(engine, n, headline);
+                self.following.push((seq, d, ms_now()));
+                self.dirty = true;
+            }
+        }
+        let now = ms_now();
+        if (self.dirty || !self.following.is_empty()) && now - self.refreshed_at >= REFRESH_MS {
+            self.dirty = false;
+            self.refreshed_at = now;
+            self.refresh_jobs(node);
+        }
+    }
+}
+
+fn peer_rows(node: &MeshNode) -> Vec<PeerRow> {
     let Some(m) = node.membership() else {
         return Vec::new();
     };
@@ -78,89 +494,38 @@ fn rows(node: &MeshNode) -> Vec<PeerRow> {
                 .rtt_ms
                 .filter(|_| p.state == PeerState::Connected)
                 .map(|ms| (ms * 10.0).round() / 10.0),
+            colour: colour(node_id(&p.info.id)),
         })
         .collect()
 }
 
-fn push_log(
-    view: MeshView,
-    event: &'static str,
-    peer: &PeerInfo,
-    reason: &'static str,
-    ms: f64,
-    text: String,
-) {
-    view.log.update(|log| {
-        let seq = log.last().map_or(0, |l| l.seq + 1);
-        log.push(LogLine {
-            seq,
-            event,
-            peer: peer.id.0.clone(),
-            reason,
-            ms,
-            text,
-        });
-        if log.len() > LOG_LEN_MAX {
-            log.remove(0);
-        }
-    });
+/// Workers by default: one per core the browser reports, less one for the page itself,
+/// at least one; `?workers=N` overrides.
+fn default_workers() -> u16 {
+    if let Some(n) = query_param("workers").and_then(|v| v.parse::<u16>().ok()) {
+        return n.min(WORKERS_MAX);
+    }
+    let cores = web_sys::window()
+        .map(|w| w.navigator().hardware_concurrency() as u16)
+        .unwrap_or(1);
+    cores.saturating_sub(1).clamp(1, WORKERS_MAX)
 }
 
-fn on_event(view: MeshView, e: &NodeEvent) {
-    match e {
-        NodeEvent::Joined { me } => {
-            view.me.set(Some(me.clone()));
-            view.status.set("joined".into());
-        }
-        NodeEvent::Mesh(MeshEvent::PeerConnected {
-            peer, connect_ms, ..
-        }) => push_log(
-            view,
-            "joined",
-            peer,
-            "",
-            *connect_ms,
-            format!(
-                "{} ({}) connected in {:.0} ms",
-                peer.name, peer.kind, connect_ms
-            ),
-        ),
-        NodeEvent::Mesh(MeshEvent::PeerLeft {
-            peer,
-            reason,
-            detect_ms,
-            ..
-        }) => {
-            let how = match reason.as_str() {
-                "signaling" => "the signaling server saw its socket close",
-                "channel_closed" => "its data channel closed",
-                _ => "its heartbeats stopped",
-            };
-            push_log(
-                view,
-                "left",
-                peer,
-                reason.as_str(),
-                *detect_ms,
-                format!(
-                    "{} ({}) left: {how}, {:.0} ms after it was last heard",
-                    peer.name, peer.kind, detect_ms
-                ),
-            )
-        }
-        // Jobs are not shown on the page yet.
-        NodeEvent::Mesh(_) | NodeEvent::Engine(_) => {}
-        NodeEvent::SignalingError { message, .. } => {
-            view.status.set(format!("signaling error: {message}"))
-        }
-        NodeEvent::SignalingClosed => view
-            .status
-            .set("signaling server disconnected; the mesh carries on".into()),
-    }
+/// What the components need to act on the node.
+#[derive(Clone)]
+struct Controls {
+    to_node: UnboundedSender<PageInput>,
+    pool: Pool,
+    workers: RwSignal<u16>,
 }
 
 /// Joins the room and runs the node for the life of the page.
-fn start_node(view: MeshView, room: String) {
+fn start_node(
+    view: MeshView,
+    room: String,
+    controls: Controls,
+    inputs: futures_channel::mpsc::UnboundedReceiver<PageInput>,
+) {
     let Some(url) = signaling_url() else {
         view.status
             .set("cannot tell the server's address from this page".into());
@@ -185,22 +550,24 @@ fn start_node(view: MeshView, room: String) {
         // Lives as long as the page.
         on_pagehide.forget();
     }
-    let cores = web_sys::window()
-        .map(|w| w.navigator().hardware_concurrency() as u16)
-        .unwrap_or(1)
-        .max(1);
-    let node = MeshNode::new(MembershipConfig::default(), name, cores);
-    wasm_bindgen_futures::spawn_local(run_web(
-        transport,
-        node,
-        move |e| on_event(view, e),
-        move |node| {
-            let new = rows(node);
-            if view.peers.with_untracked(|old| *old != new) {
-                view.peers.set(new);
-            }
-        },
-    ));
+    let node = MeshNode::new(
+        MembershipConfig::default(),
+        name,
+        controls.workers.get_untracked(),
+    );
+    let shell = Shell {
+        view,
+        pool: controls.pool,
+        to_node: controls.to_node,
+        painter: Painter::default(),
+        me: None,
+        outputs: BTreeMap::new(),
+        departed: Vec::new(),
+        following: Vec::new(),
+        dirty: false,
+        refreshed_at: f64::NEG_INFINITY,
+    };
+    wasm_bindgen_futures::spawn_local(run_web(transport, node, inputs, shell));
 }
 
 #[component]
@@ -210,6 +577,10 @@ fn App() -> impl IntoView {
         status: RwSignal::new("connecting to the signaling server…".into()),
         peers: RwSignal::new(Vec::new()),
         log: RwSignal::new(Vec::new()),
+        jobs: RwSignal::new(Vec::new()),
+        pool: RwSignal::new(PoolStats::default()),
+        names: RwSignal::new(BTreeMap::new()),
+        outlines: RwSignal::new(true),
     };
     let asked = query_param("room");
     let room = match asked {
@@ -222,25 +593,58 @@ fn App() -> impl IntoView {
         }
         None => "demo".to_string(),
     };
-    start_node(view, room.clone());
+    let (to_node, inputs) = unbounded();
+    let workers = RwSignal::new(default_workers());
+    let pool = Pool::new(
+        usize::from(workers.get_untracked()),
+        to_node.clone(),
+        move |s| view.pool.set(s),
+    );
+    let controls = Controls {
+        to_node,
+        pool,
+        workers,
+    };
+    start_node(view, room.clone(), controls.clone(), inputs);
     view! {
         <main class="app">
             <header>
                 <h1>"Meshwork"</h1>
-                <p class="tagline">"This tab is a node in a WebRTC mesh of browsers and native processes."</p>
+                <p class="tagline">"This tab is a node in a WebRTC mesh of browsers and native processes. Submit a job: it splits into tasks that every member computes a share of."</p>
             </header>
-            <Me view room/>
+            <Me view room controls=controls.clone()/>
+            <SubmitForm view controls/>
+            <Jobs view/>
             <Peers view/>
             <EventLog view/>
         </main>
     }
 }
 
-/// This node: id, name, kind, room and signaling status.
+/// This node: id, name, kind, room, signaling status and its workers.
 #[component]
-fn Me(view: MeshView, room: String) -> impl IntoView {
+fn Me(view: MeshView, room: String, controls: Controls) -> impl IntoView {
     let field = move |f: fn(&PeerInfo) -> String| {
         move || view.me.get().map(|m| f(&m)).unwrap_or_else(|| "…".into())
+    };
+    let workers = controls.workers;
+    let set_workers = move |v: String| {
+        let Ok(n) = v.trim().parse::<u16>() else {
+            return;
+        };
+        let n = n.min(WORKERS_MAX);
+        workers.set(n);
+        controls.pool.resize(usize::from(n));
+        let _ = controls.to_node.unbounded_send(PageInput::Workers(n));
+    };
+    let pool_text = move || {
+        let s = view.pool.get();
+        let inline = if s.inline {
+            "; workers failed, computing on the page"
+        } else {
+            ""
+        };
+        format!("{} busy, {} tasks computed{inline}", s.busy, s.computed)
     };
     view! {
         <section class="me" data-testid="me">
@@ -251,8 +655,178 @@ fn Me(view: MeshView, room: String) -> impl IntoView {
                 <dt>"kind"</dt><dd data-testid="me-kind">{field(|m| m.kind.as_str().to_string())}</dd>
                 <dt>"room"</dt><dd data-testid="room">{room}</dd>
                 <dt>"status"</dt><dd data-testid="status">{move || view.status.get()}</dd>
+                <dt><label for="workers">"workers"</label></dt>
+                <dd>
+                    <input id="workers" data-testid="workers" type="number" min="0" max=WORKERS_MAX
+                        prop:value=move || workers.get().to_string()
+                        on:change=move |ev| set_workers(event_target_value(&ev))/>
+                    " "<span data-testid="pool" class="dim">{pool_text}</span>
+                </dd>
             </dl>
         </section>
+    }
+}
+
+/// The job form: every field checked before anything is sent.
+#[component]
+fn SubmitForm(view: MeshView, controls: Controls) -> impl IntoView {
+    let form = RwSignal::new(JobForm::default());
+    let error = RwSignal::new(String::new());
+    let joined = move || view.me.with(Option::is_some);
+    let to_node = controls.to_node.clone();
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let Some(me) = view.me.get_untracked() else {
+            error.set("not in a room yet: wait for the server's welcome".into());
+            return;
+        };
+        let nonce = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
+        match form.get_untracked().submit(node_id(&me.id), nonce) {
+            Ok(cmd) => {
+                error.set(String::new());
+                let _ = to_node.unbounded_send(PageInput::Command(cmd));
+            }
+            Err(e) => error.set(e),
+        }
+    };
+    let field = move |label: &'static str,
+                      testid: &'static str,
+                      get: fn(&JobForm) -> String,
+                      set: fn(&mut JobForm, String)| {
+        view! {
+            <label class="field">
+                <span>{label}</span>
+                <input data-testid=testid type="text" inputmode="numeric"
+                    prop:value=move || form.with(get)
+                    on:input=move |ev| form.update(|f| set(f, event_target_value(&ev)))/>
+            </label>
+        }
+    };
+    let kernel = move || form.with(|f| f.kernel.clone());
+    view! {
+        <section class="submit">
+            <h2>"Submit a job"</h2>
+            <form data-testid="job-form" on:submit=submit>
+                <label class="field">
+                    <span>"kernel"</span>
+                    <select data-testid="kernel"
+                        on:change=move |ev| form.update(|f| f.kernel = event_target_value(&ev))>
+                        {KERNELS.iter().map(|(value, label)| view! {
+                            <option value=*value selected=move || kernel() == *value>{*label}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+                <Show when=move || kernel() == "mandelbrot">
+                    {field("size (px)", "size", |f| f.size.clone(), |f, v| f.size = v)}
+                    {field("iterations", "max-iter", |f| f.max_iter.clone(), |f, v| f.max_iter = v)}
+                    {field("tiles per side", "tiles", |f| f.tiles.clone(), |f, v| f.tiles = v)}
+                </Show>
+                <Show when=move || kernel() == "primes">
+                    {field("count up to", "n", |f| f.n.clone(), |f, v| f.n = v)}
+                    {field("ranges", "ranges", |f| f.ranges.clone(), |f, v| f.ranges = v)}
+                </Show>
+                <Show when=move || kernel() == "pi">
+                    {field("samples per task", "samples", |f| f.samples.clone(), |f, v| f.samples = v)}
+                    {field("tasks", "tasks", |f| f.tasks.clone(), |f, v| f.tasks = v)}
+                </Show>
+                {field("r (copies)", "replicas", |f| f.replicas.clone(), |f, v| f.replicas = v)}
+                {field("q (quorum)", "quorum", |f| f.quorum.clone(), |f, v| f.quorum = v)}
+                {field("pacing (ms)", "pacing", |f| f.pacing_ms.clone(), |f, v| f.pacing_ms = v)}
+                <button type="submit" data-testid="submit" disabled=move || !joined()>"Submit"</button>
+            </form>
+            <p class="error" data-testid="job-error">{move || error.get()}</p>
+        </section>
+    }
+}
+
+fn job_ids(view: MeshView) -> Vec<JobId> {
+    view.jobs.with(|js| js.iter().map(|j| j.row.id).collect())
+}
+
+/// Every job this node takes part in: progress, canvas, task cells, output.
+#[component]
+fn Jobs(view: MeshView) -> impl IntoView {
+    view! {
+        <section class="jobs">
+            <h2>"Jobs "
+                <label class="toggle"><input type="checkbox" data-testid="outlines"
+                    prop:checked=move || view.outlines.get()
+                    on:change=move |ev| view.outlines.set(event_target_checked(&ev))/>" tile outlines"</label>
+            </h2>
+            <Show when=move || view.jobs.with(Vec::is_empty)>
+                <p class="empty">"No job yet. Submit one above, or with "<code>"meshwork submit"</code>"."</p>
+            </Show>
+            <For each=move || job_ids(view) key=|id| *id let:id>
+                <JobCard view id/>
+            </For>
+        </section>
+    }
+}
+
+#[component]
+fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
+    let job = Memo::new(move |_| {
+        view.jobs
+            .with(|js| js.iter().find(|j| j.row.id == id).cloned())
+    });
+    let get = move |f: fn(&JobView) -> String| {
+        move || job.with(|j| j.as_ref().map(f).unwrap_or_default())
+    };
+    let state = move || {
+        job.with(|j| match j {
+            Some(j) if j.output.is_some() => "done",
+            Some(j) if j.row.validated == j.row.tasks => "assembling",
+            _ => "running",
+        })
+    };
+    let image = job.with_untracked(|j| j.as_ref().and_then(|j| j.row.image));
+    let columns = job.with_untracked(|j| {
+        j.as_ref().map_or(16, |j| match j.row.image {
+            Some(_) => j.row.cells.len().isqrt().max(1),
+            None => j.row.cells.len().clamp(1, 32),
+        })
+    });
+    let canvas = image.map(|(w, h)| {
+        view! {
+            <div class="canvas" style=format!("width: min(100%, {w}px); aspect-ratio: {w} / {h}")>
+                <canvas id=job_dom_id("img", id) data-testid="job-canvas" width=w height=h></canvas>
+                <canvas id=job_dom_id("ovl", id) class="overlay" width=w height=h
+                    style:display=move || if view.outlines.get() { "block" } else { "none" }></canvas>
+            </div>
+        }
+    });
+    view! {
+        <article class="job" data-testid="job" data-job-id=format!("{:016x}", id.0) data-state=state>
+            <h3>{get(|j| j.row.what.clone())}</h3>
+            <p class="dim">
+                {format!("{id} · ")}{get(|j| format!("from {}{}", j.submitter, if j.mine { " (this tab)" } else { "" }))}
+                {get(|j| format!(" · r = {}, q = {}, pacing {} ms", j.row.replication, j.row.quorum, j.row.pacing_ms))}
+            </p>
+            <p>
+                <progress max=move || job.with(|j| j.as_ref().map_or(1, |j| j.row.tasks)) value=move || job.with(|j| j.as_ref().map_or(0, |j| j.row.validated))></progress>
+                " "<span data-testid="job-progress">{get(|j| format!("{} / {} tasks validated", j.row.validated, j.row.tasks))}</span>
+                " · "<span data-testid="job-state">{state}</span>
+            </p>
+            {canvas}
+            <div class="cells" style=format!("grid-template-columns: repeat({columns}, 1fr)")>
+                {move || job.with(|j| j.as_ref().map(|j| j.row.cells.iter().enumerate().map(|(t, c)| {
+                    let by = c.by.map(|n| view.name(n)).unwrap_or_default();
+                    let title = match c.state {
+                        TaskState::Waiting => format!("task {t}: waiting"),
+                        TaskState::Running => format!("task {t}: running on {by}"),
+                        TaskState::Validated => format!("task {t}: validated, computed by {by}, {} live copies of {}", c.replicas, j.row.replication),
+                    };
+                    let style = c.by.map(|n| format!("--c: {}", colour(n))).unwrap_or_default();
+                    view! {
+                        <span class=format!("cell {}", c.state.as_str()) data-testid="task" data-task=t
+                            data-state=c.state.as_str() data-replicas=c.replicas title=title style=style>
+                            {(c.state == TaskState::Validated).then(|| c.replicas.to_string())}
+                        </span>
+                    }
+                }).collect_view()))}
+            </div>
+            <p class="output" data-testid="job-output">{get(|j| j.output.clone().unwrap_or_default())}</p>
+        </article>
     }
 }
 
@@ -274,7 +848,7 @@ fn Peers(view: MeshView) -> impl IntoView {
                         view! {
                             <tr data-testid="peer-row" data-peer-id=p.id.clone() data-kind=p.kind data-state=p.state
                                 class=format!("peer {} {}", p.kind, p.state)>
-                                <td class="name" title=p.id.clone()>{p.name.clone()}</td>
+                                <td class="name" title=p.id.clone()><span class="swatch" style=format!("background: {}", p.colour)></span>{p.name.clone()}</td>
                                 <td data-testid="peer-kind">{p.kind}</td>
                                 <td data-testid="peer-state">{p.state}</td>
                                 <td data-testid="peer-rtt">{rtt}</td>
@@ -290,7 +864,7 @@ fn Peers(view: MeshView) -> impl IntoView {
     }
 }
 
-/// Joins and departures, with how each departure was noticed.
+/// Joins, departures (and what became of their work), jobs, in plain words.
 #[component]
 fn EventLog(view: MeshView) -> impl IntoView {
     view! {

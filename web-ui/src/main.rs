@@ -7,6 +7,8 @@
 
 #[cfg(target_arch = "wasm32")]
 mod app;
+#[cfg(target_arch = "wasm32")]
+mod pool;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

@@ -23,4 +23,4 @@ pub use native::{RunOptions, run_native};
 #[cfg(target_arch = "wasm32")]
 mod web;
 #[cfg(target_arch = "wasm32")]
-pub use web::run_web;
+pub use web::{Page, PageInput, now as web_now, run_web};

@@ -1,15 +1,21 @@
 //! The browser run loop, on the page's timers.
 
+use futures_channel::mpsc::UnboundedReceiver;
+use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
 use super::{BULK_IN_FLIGHT_MAX, BULK_POLL_MS};
+use crate::engine::Command;
+use crate::job::{JobId, TaskId};
+use crate::kernels::Kernel;
 use crate::membership::Micros;
 use crate::node::{Action, MeshNode, NodeEvent};
 use crate::transport::Transport;
 
-fn now() -> Micros {
+/// The page's clock, in microseconds since it loaded.
+pub fn now() -> Micros {
     let ms = web_sys::window()
         .and_then(|w| w.performance())
         .map(|p| p.now())
@@ -32,14 +38,47 @@ async fn sleep_until(at: Option<Micros>) {
     let _ = JsFuture::from(promise).await;
 }
 
-/// Runs a node in the page until the transport ends. `on_event` sees every event;
-/// `on_change` sees the node after every step, to refresh a view of the mesh.
-pub async fn run_web<T: Transport>(
+/// What the page hands the run loop besides the network's events.
+#[derive(Debug)]
+pub enum PageInput {
+    /// A command of the page's user (submit, cancel, assemble...).
+    Command(Command),
+    /// A computation the loop asked for with [`Page::compute`] finished.
+    Computed {
+        job: JobId,
+        task: TaskId,
+        output: Vec<u8>,
+    },
+    /// The page's user picked another number of workers.
+    Workers(u16),
+}
+
+/// What the run loop needs from the page.
+pub trait Page {
+    /// Starts computing a task off the page's thread (in a worker); the output comes
+    /// back as [`PageInput::Computed`]. Must not block, and must see every task through:
+    /// the engine counts it as running until its output comes back.
+    fn compute(&mut self, job: JobId, task: TaskId, kernel: Kernel);
+    /// Every event of the node, as it happens.
+    fn on_event(&mut self, event: &NodeEvent);
+    /// The node after every step, to refresh a view of it.
+    fn on_change(&mut self, node: &MeshNode);
+}
+
+enum Woke<E> {
+    Transport(Option<E>),
+    Page(Option<PageInput>),
+    Timer,
+}
+
+/// Runs a node in the page until the transport ends.
+pub async fn run_web<T: Transport, P: Page>(
     mut transport: T,
     mut node: MeshNode,
-    mut on_event: impl FnMut(&NodeEvent),
-    mut on_change: impl FnMut(&MeshNode),
+    mut inputs: UnboundedReceiver<PageInput>,
+    mut page: P,
 ) {
+    let mut inputs_open = true;
     loop {
         let mut deadline = node.poll_timeout();
         if !node.bulk_waiting().is_empty() {
@@ -48,16 +87,34 @@ pub async fn run_web<T: Transport>(
         }
         let woke = {
             let ev = std::pin::pin!(transport.next_event());
+            let input = std::pin::pin!(async {
+                if inputs_open {
+                    inputs.next().await
+                } else {
+                    std::future::pending().await
+                }
+            });
             let timer = std::pin::pin!(sleep_until(deadline));
-            match select(ev, timer).await {
-                Either::Left((ev, _)) => Some(ev),
-                Either::Right(((), _)) => None,
+            match select(select(ev, input), timer).await {
+                Either::Left((Either::Left((ev, _)), _)) => Woke::Transport(ev),
+                Either::Left((Either::Right((input, _)), _)) => Woke::Page(input),
+                Either::Right(((), _)) => Woke::Timer,
             }
         };
         match woke {
-            Some(Some(ev)) => node.handle_transport(now(), ev),
-            Some(None) => break,
-            None => node.handle_timeout(now()),
+            Woke::Transport(Some(ev)) => node.handle_transport(now(), ev),
+            Woke::Transport(None) => break,
+            Woke::Page(Some(PageInput::Command(cmd))) => {
+                if let Err(e) = node.handle_command(now(), cmd) {
+                    web_sys::console::warn_1(&format!("command refused: {e}").into());
+                }
+            }
+            Woke::Page(Some(PageInput::Computed { job, task, output })) => {
+                node.handle_computed(now(), job, task, output)
+            }
+            Woke::Page(Some(PageInput::Workers(n))) => node.set_workers(now(), n),
+            Woke::Page(None) => inputs_open = false,
+            Woke::Timer => node.handle_timeout(now()),
         }
         while let Some(action) = node.poll_action() {
             match action {
@@ -67,16 +124,8 @@ pub async fn run_web<T: Transport>(
                     }
                 }
                 Action::Close { peer } => transport.close_peer(&peer),
-                // For now on the page's own thread, between events (Web Workers come
-                // with the job form).
-                Action::Compute { job, task, kernel } => {
-                    let mut out = Vec::new();
-                    match kernel.run_task(task.0, &mut out) {
-                        Ok(()) => node.handle_computed(now(), job, task, out),
-                        Err(e) => web_sys::console::warn_1(&format!("{job} {task}: {e}").into()),
-                    }
-                }
-                Action::Event(e) => on_event(&e),
+                Action::Compute { job, task, kernel } => page.compute(job, task, kernel),
+                Action::Event(e) => page.on_event(&e),
             }
         }
         for to in node.bulk_waiting() {
@@ -89,6 +138,6 @@ pub async fn run_web<T: Transport>(
                 }
             }
         }
-        on_change(&node);
+        page.on_change(&node);
     }
 }

@@ -98,7 +98,7 @@ mod timer;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::job::{JobId, NodeId, TaskId};
+use crate::job::{JobId, JobSpec, NodeId, TaskId};
 use crate::wire::EngineMsg;
 pub use api::{Command, Footprint, Input, Millis, Output};
 pub use config::EngineConfig;
@@ -220,6 +220,17 @@ impl Engine {
     pub fn held(&self, job: JobId, task: TaskId) -> Option<&[u8]> {
         let (_, bytes) = self.jobs.get(&job)?.held.payloads.get(&task)?;
         Some(bytes)
+    }
+
+    /// A job's spec, if this node takes part in it.
+    pub fn job_spec(&self, job: JobId) -> Option<&JobSpec> {
+        self.jobs.get(&job).map(|j| &j.spec)
+    }
+
+    /// Tasks computed here at once from now on (0: none). Takes effect at the next
+    /// input; computations under way finish.
+    pub fn set_slots(&mut self, slots: usize) {
+        self.config.slots = slots;
     }
 
     /// Tasks validated and tasks in the job.
@@ -449,7 +460,8 @@ impl Engine {
         m
     }
 
-    fn is_live(&self, n: NodeId) -> bool {
+    /// Whether `n` is this node or a peer it considers up.
+    pub fn is_live(&self, n: NodeId) -> bool {
         n == self.me || self.peers.contains(&n)
     }
 }

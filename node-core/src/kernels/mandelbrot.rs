@@ -130,6 +130,17 @@ fn split_at(i: u32, n: u32, len: u32) -> u32 {
 }
 
 impl Params {
+    /// Task `task`'s tile as `(x, y, width, height)` in pixels from the top-left corner,
+    /// the rectangle its output bytes fill (RGBA, row-major); `None` past the last task.
+    /// Meaningful only for valid parameters.
+    pub fn tile_rect(&self, task: u32) -> Option<(u32, u32, u32, u32)> {
+        if task >= self.tiles_x.saturating_mul(self.tiles_y) {
+            return None;
+        }
+        let t = self.tile(task);
+        Some((t.x0, t.y0, t.x1 - t.x0, t.y1 - t.y0))
+    }
+
     fn tile(&self, task: u32) -> Tile {
         let (tx, ty) = (task % self.tiles_x, task / self.tiles_x);
         Tile {
@@ -570,8 +581,13 @@ mod tests {
     fn tiles_cover_the_image_exactly_once() {
         let p = small(7, 4);
         let mut seen = vec![0u8; 67 * 45];
+        assert_eq!(p.tile_rect(28), None);
         for task in 0..28 {
             let t = p.tile(task);
+            assert_eq!(
+                p.tile_rect(task),
+                Some((t.x0, t.y0, t.x1 - t.x0, t.y1 - t.y0))
+            );
             assert!(t.width() > 0 && t.height() > 0);
             assert!(t.width() * t.height() * 4 <= p.task_output_len_max());
             for y in t.y0..t.y1 {

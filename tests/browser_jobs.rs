@@ -1,0 +1,204 @@
+//! Jobs on the live mesh, end to end with real browsers: a signaling server, two native
+//! nodes and three Chromium tabs compute two Mandelbrot jobs at once, one submitted
+//! through a tab's form and one with `meshwork submit`; mid-job a tab is closed, another
+//! tab's renderer is SIGKILLed and a fourth tab joins. Both jobs must complete; the
+//! CLI's PNG must be byte-identical to `meshwork run`'s, and both pictures in the two
+//! surviving tabs (canvas bytes and an element screenshot) pixel-identical to it. The
+//! controller (`tests/e2e/jobs.mjs`) also checks the form's refusals, the late tab's
+//! catching up and computing, console errors and long main-thread tasks.
+//!
+//! Prerequisites as for `browser_mesh` (dist/, playwright-core, Chromium, node, root for
+//! the namespace): without them the test prints SKIP, except under `CI=true`.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::browser::{
+    CHROMIUM, Image, Netns, decode_png, dist_dir, missing_prerequisites, run_controller,
+    skip_or_fail, summary_problems, workspace,
+};
+use common::meshwork;
+use serde_json::json;
+
+const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(170);
+const TEST_TIMEOUT: Duration = Duration::from_secs(200);
+
+/// The job arguments of the two jobs (as `meshwork run` takes them): 256 tiles each,
+/// paced so that they last several seconds. Their iteration counts tell them apart.
+const SIZE: u32 = 256;
+const TILES: u32 = 16;
+const PAGE_ITER: u32 = 300;
+const CLI_ITER: u32 = 200;
+const PACING_MS: u32 = 80;
+
+fn job_args(max_iter: u32) -> Vec<String> {
+    [
+        "--kernel".to_string(),
+        "mandelbrot".into(),
+        "--width".into(),
+        SIZE.to_string(),
+        "--height".into(),
+        SIZE.to_string(),
+        "--tiles".into(),
+        format!("{TILES}x{TILES}"),
+        "--max-iter".into(),
+        max_iter.to_string(),
+    ]
+    .to_vec()
+}
+
+/// `meshwork run`'s output for a job: the reference.
+fn reference(max_iter: u32, out: &Path) -> Vec<u8> {
+    let status = meshwork()
+        .arg("run")
+        .args(job_args(max_iter))
+        .arg("--out")
+        .arg(out)
+        .status()
+        .expect("meshwork run");
+    assert!(status.success(), "meshwork run failed: {status}");
+    std::fs::read(out).expect("reference PNG")
+}
+
+/// Pixels that differ between an image and the reference (None if the sizes differ).
+fn differing(img: &Image, reference: &Image) -> Option<usize> {
+    (img.width == reference.width && img.height == reference.height).then(|| {
+        img.rgb
+            .iter()
+            .zip(&reference.rgb)
+            .filter(|(a, b)| a != b)
+            .count()
+    })
+}
+
+#[test]
+fn tabs_and_natives_finish_two_jobs_through_departures_and_a_late_joiner() {
+    let ws = workspace();
+    let dist = dist_dir(&ws);
+    let missing = missing_prerequisites(&ws, &dist);
+    if !missing.is_empty() {
+        return skip_or_fail("browser_jobs", &missing.join("; "));
+    }
+    let ns = match Netns::create() {
+        Ok(ns) => ns,
+        Err(e) => return skip_or_fail("browser_jobs", &format!("a network namespace ({e})")),
+    };
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser_jobs");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("output dir");
+    let profiles = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser_jobs_profiles");
+    let _ = std::fs::remove_dir_all(&profiles);
+
+    let refs = [
+        ("page", reference(PAGE_ITER, &out.join("ref-page.png"))),
+        ("cli", reference(CLI_ITER, &out.join("ref-cli.png"))),
+    ];
+    let cli_png = out.join("cli.png");
+    let mut cli_args = job_args(CLI_ITER);
+    cli_args.extend(
+        [
+            "--replicas",
+            "2",
+            "--quorum",
+            "1",
+            "--pace-ms",
+            &PACING_MS.to_string(),
+            "--timeout",
+            "120",
+            "--out",
+        ]
+        .map(String::from),
+    );
+    cli_args.push(cli_png.display().to_string());
+    let config = json!({
+        "meshwork": env!("CARGO_BIN_EXE_meshwork"),
+        "dist": dist,
+        "outdir": out,
+        "cwd": ws,
+        "chromium": CHROMIUM,
+        "timeout_ms": CONTROLLER_TIMEOUT.as_millis() as u64,
+        "profiles_dir": profiles,
+        "page_job": {
+            "size": SIZE, "tiles": TILES, "max_iter": PAGE_ITER,
+            "replicas": 2, "quorum": 1, "pacing_ms": PACING_MS,
+        },
+        "cli_args": cli_args,
+    });
+    let (status, summary) = run_controller(&ns, "jobs.mjs", &config, &out, TEST_TIMEOUT);
+    drop(ns);
+    let _ = std::fs::remove_dir_all(&profiles);
+    let status =
+        status.unwrap_or_else(|| panic!("the controller did not finish within {TEST_TIMEOUT:?}"));
+    let summary = summary.unwrap_or_else(|e| panic!("{e} (exit {status})"));
+
+    let mut problems = summary_problems(
+        &summary,
+        &[
+            "full_mesh",
+            "form_refuses:tiles",
+            "form_refuses:tiles+size",
+            "form_refuses:size+quorum",
+            "form_refuses:quorum+pacing",
+            "invalid_jobs_reach_nobody",
+            "form_accepts_valid_job",
+            "both_jobs_under_way",
+            "late_tab_catches_up",
+            "renderer_killed",
+            "jobs_done:tab-a",
+            "jobs_done:tab-d",
+            "cli_submit_exit_0",
+            "late_tab_computed",
+            "no_long_task:tab-a",
+            "no_long_task:tab-d",
+            "departures_in_plain_words",
+            "no_console_errors",
+        ],
+    );
+    if problems.is_empty() && !status.success() {
+        problems.push(format!(
+            "the controller exited with {status} although every check passed"
+        ));
+    }
+
+    // The CLI's file is the reference's, byte for byte.
+    match std::fs::read(&cli_png) {
+        Ok(bytes) if bytes == refs[1].1 => {}
+        Ok(_) => problems.push(format!(
+            "{} differs from meshwork run's output",
+            cli_png.display()
+        )),
+        Err(e) => problems.push(format!("{}: {e}", cli_png.display())),
+    }
+    // Both pictures in both surviving tabs, as bytes and as shown.
+    for (kind, _) in &refs {
+        let reference = decode_png(&out.join(format!("ref-{kind}.png"))).expect("reference");
+        for tab in ["tab-a", "tab-d"] {
+            for what in ["canvas", "screen"] {
+                let key = format!("{tab}:{kind}:{what}");
+                let Some(file) = summary["files"][&key].as_str() else {
+                    problems.push(format!("no {key} image from the controller"));
+                    continue;
+                };
+                match decode_png(Path::new(file)).map(|img| differing(&img, &reference)) {
+                    Ok(Some(0)) => {}
+                    Ok(Some(n)) => problems.push(format!(
+                        "{key}: {n} of {} pixels differ from meshwork run's image ({file})",
+                        SIZE * SIZE
+                    )),
+                    Ok(None) => problems.push(format!("{key}: not {SIZE}×{SIZE} ({file})")),
+                    Err(e) => problems.push(format!("{key}: {e}")),
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s); artifacts (images, logs, summary.json) in {}:\n  {}",
+        problems.len(),
+        out.display(),
+        problems.join("\n  ")
+    );
+    eprintln!("[browser_jobs] passed; artifacts in {}", out.display());
+}

@@ -1,0 +1,238 @@
+// End-to-end controller for jobs on the live mesh (driven by tests/browser_jobs.rs).
+//
+// Runs INSIDE a network namespace that has only `lo`: every address used here is
+// 127.0.0.1. It starts a `meshwork serve`, two `meshwork node`s and three Chromium tabs
+// in one room, each computing with one worker, and waits for the full mesh. Then:
+//   1. invalid job parameters typed into tab A's form are refused there with their
+//      reason, and no job reaches any member;
+//   2. one Mandelbrot job is submitted through tab A's form and one by `meshwork submit`
+//      (paced, so that they last several seconds);
+//   3. mid-job, tab B is closed, tab C's renderer is SIGKILLed and a fourth tab D opens:
+//      D must show the jobs' current state at once and compute some of what is left;
+//   4. both jobs complete; tabs A and D show both pictures whole, which this controller
+//      saves (canvas bytes as PNG, and an element screenshot with the outlines off) for
+//      the Rust test to compare with `meshwork run`'s output; no console error, and no
+//      main-thread task over 100 ms in A or D while the jobs run.
+//
+// Input: a JSON object as argv[2]:
+//   { "meshwork", "dist", "outdir", "cwd", "chromium", "profiles_dir", "timeout_ms",
+//     "page_job": { "size", "tiles", "max_iter", "replicas", "quorum", "pacing_ms" },
+//     "cli_args": [ ...`meshwork submit` job arguments, --out included ] }
+// Output: progress on stderr; the LAST stdout line is the JSON summary
+//   {"ok", "checks":[{name, ok, detail}], "files": {...}, "info", "console_errors", ...}.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { Controller, Harness, dead, longTasks, pageNow, pollUntil, readTab, sleep } from './harness.mjs';
+
+const cfg = {
+  chromium: '/usr/bin/chromium',
+  timeout_ms: 170_000,
+  mesh_timeout_ms: 60_000,
+  job_timeout_ms: 90_000,
+  // A main-thread task longer than this while a job runs is a failure.
+  long_task_ms: 100,
+  ...JSON.parse(process.argv[2] || '{}'),
+};
+for (const k of ['meshwork', 'dist', 'outdir', 'page_job', 'cli_args']) {
+  if (!cfg[k]) {
+    console.error(`jobs.mjs: missing config field ${k}`);
+    process.exit(2);
+  }
+}
+fs.mkdirSync(cfg.outdir, { recursive: true });
+
+const h = new Harness({
+  tag: 'jobs',
+  outdir: cfg.outdir,
+  meshwork: cfg.meshwork,
+  cwd: cfg.cwd,
+  chromium: cfg.chromium,
+  profilesDir: cfg.profiles_dir,
+});
+const say = (...a) => h.say(...a);
+const run = new Controller(h, cfg.timeout_ms);
+const check = (...a) => run.check(...a);
+const info = {};
+const files = {};
+run.summary = { info, files };
+
+/** Every job card of a tab: id, state, title, validated/total, output, per-task states. */
+function readJobs(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('[data-testid=job]')].map((j) => {
+      const m = (j.querySelector('[data-testid=job-progress]')?.textContent ?? '').match(/(\d+) \/ (\d+)/);
+      return {
+        id: j.getAttribute('data-job-id'),
+        state: j.getAttribute('data-state'),
+        title: j.querySelector('h3')?.textContent ?? '',
+        validated: m ? Number(m[1]) : null,
+        tasks: m ? Number(m[2]) : null,
+        output: j.querySelector('[data-testid=job-output]')?.textContent ?? '',
+        cells: [...j.querySelectorAll('[data-testid=task]')].map((c) => [c.getAttribute('data-state'), Number(c.getAttribute('data-replicas'))]),
+      };
+    }),
+  );
+}
+
+/** Tasks the tab's workers computed (from "N busy, M tasks computed"). */
+async function computedBy(page) {
+  const t = await page.evaluate(() => document.querySelector('[data-testid=pool]')?.textContent ?? '');
+  const m = t.match(/(\d+) tasks computed/);
+  return m ? Number(m[1]) : null;
+}
+
+/** A job without its cells, for check details. */
+const brief = (js) => js.map(({ cells, ...rest }) => rest);
+
+const pageTitle = `${cfg.page_job.max_iter} iterations`;
+const kindOf = (job) => (job.title.includes(pageTitle) ? 'page' : 'cli');
+
+async function fill(page, fields) {
+  for (const [testid, value] of Object.entries(fields)) await page.fill(`[data-testid=${testid}]`, String(value));
+}
+
+async function main() {
+  const room = `jobs-${Math.random().toString(16).slice(2, 10)}`;
+  info.room = room;
+  const { listening } = await h.startServer(cfg.dist, { timeoutMs: 20_000 });
+  if (!check('server_listening', listening && /^127\.0\.0\.1:\d+$/.test(listening.addr), listening)) return;
+  const origin = `http://${listening.addr}`;
+  const url = (name) => `${origin}/?room=${room}&name=${name}&workers=1`;
+
+  // The mesh: two natives and three tabs (a fourth browser waits for mid-job).
+  const natives = [1, 2].map((i) => h.startNode(`native-${i}`, origin, room, ['--workers', '1']));
+  const [ba, bb, bc, bd] = await Promise.all(['tab-a', 'tab-b', 'tab-c', 'tab-d'].map((n) => h.launchBrowser(n)));
+  await Promise.all([ba, bb, bc].map((b) => h.openPage(b, origin, url(b.name))));
+  const tabs = [ba, bb, bc];
+  const meshed = await pollUntil(async () => {
+    const counts = await Promise.all(tabs.map((b) => readTab(b.page).then((t) => t.count)));
+    return counts.every((c) => c === '4') && natives.every((n) => n.connected().size === 4) ? counts : null;
+  }, Date.now() + cfg.mesh_timeout_ms, 200);
+  if (!check('full_mesh', meshed, { tabs: await Promise.all(tabs.map((b) => readTab(b.page))) })) return;
+
+  // 1. Invalid parameters are refused in the form, with the reason; nothing is sent.
+  const pa = ba.page;
+  const refusals = [
+    [{ tiles: 0 }, 'tiles per side: at least 1'],
+    [{ tiles: 16, size: 99999 }, 'over the 16384 limit'],
+    [{ size: 256, quorum: 3 }, 'quorum 3 is over the replication 2'],
+    [{ quorum: 1, pacing: 'slow' }, 'pacing: "slow" is not a whole number'],
+  ];
+  for (const [fields, want] of refusals) {
+    await fill(pa, fields);
+    await pa.click('[data-testid=submit]');
+    const shown = await pollUntil(
+      () => pa.evaluate((w) => {
+        const t = document.querySelector('[data-testid=job-error]')?.textContent ?? '';
+        return t.includes(w) ? t : null;
+      }, want),
+      Date.now() + 3000,
+    );
+    check(`form_refuses:${Object.keys(fields).join('+')}`, shown, shown ?? `no error containing ${JSON.stringify(want)}`);
+  }
+  await sleep(500);
+  const early = await Promise.all(tabs.map((b) => readJobs(b.page)));
+  const nativeJobs = natives.flatMap((n) => n.events.filter((e) => e.event === 'job_accepted'));
+  check('invalid_jobs_reach_nobody', early.every((j) => j.length === 0) && nativeJobs.length === 0, { tabs: early.map((j) => j.length), natives: nativeJobs });
+
+  // 2. Two jobs: one from the page's form, one from the CLI.
+  const j = cfg.page_job;
+  await fill(pa, { size: j.size, 'max-iter': j.max_iter, tiles: j.tiles, replicas: j.replicas, quorum: j.quorum, pacing: j.pacing_ms });
+  const cli = h.meshwork('cli', ['submit', '--server', origin, '--room', room, '--name', 'cli', '--ice-bind', '127.0.0.1', '--workers', '1', '--json', '--wait-ms', '1500', ...cfg.cli_args]);
+  const cliExit = new Promise((r) => cli.proc.once('close', (code, sig) => r({ code, sig })));
+  const aStart = await pageNow(pa);
+  await pa.click('[data-testid=submit]');
+  const errAfter = await pa.evaluate(() => document.querySelector('[data-testid=job-error]')?.textContent ?? '');
+  check('form_accepts_valid_job', errAfter === '', errAfter);
+
+  // 3. Mid-job: both jobs under way, at least a fifth done.
+  const mid = await pollUntil(async () => {
+    const js = await readJobs(pa);
+    return js.length === 2 && js.every((x) => x.validated >= x.tasks / 5 && x.validated < x.tasks) ? js : null;
+  }, Date.now() + cfg.job_timeout_ms, 100);
+  if (!check('both_jobs_under_way', mid && brief(mid), brief(await readJobs(pa)))) return;
+  info.mid = mid.map((x) => ({ kind: kindOf(x), validated: x.validated, tasks: x.tasks }));
+  const idsBefore = Object.fromEntries(await Promise.all([bb, bc].map(async (b) => [b.name, (await readTab(b.page)).me])));
+  info.departed = idsBefore;
+  await bb.page.close({ runBeforeUnload: false });
+  info.renderer_kill = await h.renderers(bc);
+  for (const pid of info.renderer_kill.killed) process.kill(pid, 'SIGKILL');
+  say('closed tab B, killed tab C\'s renderer(s)', info.renderer_kill.killed.join(','));
+  const joinAt = await readJobs(pa);
+  const pd = await h.openPage(bd, origin, url('tab-d'));
+  await pollUntil(() => readTab(pd).then((t) => t.status === 'joined'), Date.now() + 20_000);
+  const dStart = await pageNow(pd);
+  // D shows the jobs as they are, not from zero: within a few seconds of joining, each
+  // is at least as far as tab A saw it when D was opened.
+  const caughtUp = await pollUntil(async () => {
+    const js = await readJobs(pd);
+    const ok = joinAt.every((a) => js.some((d) => d.id === a.id && d.validated >= a.validated && d.cells.length === a.tasks));
+    return ok ? js.map((d) => ({ kind: kindOf(d), validated: d.validated })) : null;
+  }, Date.now() + 10_000, 100);
+  check('late_tab_catches_up', caughtUp, { at_join: joinAt.map((a) => ({ kind: kindOf(a), validated: a.validated })), tab_d: (await readJobs(pd)).map((d) => ({ kind: kindOf(d), validated: d.validated })) });
+  check('renderer_killed', bc.crashed !== null || info.renderer_kill.killed.every(dead), info.renderer_kill);
+
+  // 4. Both jobs complete everywhere that is left.
+  const deadline = Date.now() + cfg.job_timeout_ms;
+  for (const [name, page] of [['tab-a', pa], ['tab-d', pd]]) {
+    const done = await pollUntil(async () => {
+      const js = await readJobs(page);
+      return js.length === 2 && js.every((x) => x.state === 'done') ? js : null;
+    }, deadline, 200);
+    check(`jobs_done:${name}`, done, done ? done.map((x) => ({ kind: kindOf(x), output: x.output })) : brief(await readJobs(page)));
+  }
+  const exit = await Promise.race([cliExit, sleep(Math.max(0, deadline - Date.now())).then(() => null)]);
+  const cliDone = cli.events.find((e) => e.event === 'job_done');
+  check('cli_submit_exit_0', exit && exit.code === 0 && cliDone, { exit, job_done: cliDone ?? null });
+  const dComputed = await computedBy(pd);
+  check('late_tab_computed', dComputed > 0, { tasks_computed_by_tab_d: dComputed });
+  // Every result is back to r live copies in A's view, within a few seconds of the
+  // last departure (the CLI leaves when its job is done, taking its copies with it).
+  const shortOf = (x) => x.cells.filter(([s, r]) => s !== 'validated' || r < j.replicas).length;
+  const restored = await pollUntil(async () => {
+    const js = await readJobs(pa);
+    return js.length === 2 && js.every((x) => shortOf(x) === 0) ? js : null;
+  }, Date.now() + 15_000, 200);
+  for (const x of restored ?? (await readJobs(pa))) {
+    check(`replicas_restored:${kindOf(x)}`, shortOf(x) === 0, { tasks_short_of_copies: shortOf(x) });
+  }
+  for (const [name, page, since] of [['tab-a', pa, aStart], ['tab-d', pd, dStart]]) {
+    const long = (await longTasks(page, since)).filter((t) => t.ms > cfg.long_task_ms);
+    check(`no_long_task:${name}`, long.length === 0, long);
+  }
+
+  // The pictures: canvas bytes (exact) and what is on screen (outlines off).
+  for (const [name, page] of [['tab-a', pa], ['tab-d', pd]]) {
+    await page.uncheck('[data-testid=outlines]');
+    await sleep(100);
+    for (const x of await readJobs(page)) {
+      const kind = kindOf(x);
+      const card = page.locator(`[data-testid=job][data-job-id="${x.id}"]`);
+      const dataUrl = await card.locator('[data-testid=job-canvas]').evaluate((c) => c.toDataURL('image/png'));
+      const canvasFile = path.join(cfg.outdir, `${name}-${kind}-canvas.png`);
+      fs.writeFileSync(canvasFile, Buffer.from(dataUrl.split(',')[1], 'base64'));
+      const shotFile = path.join(cfg.outdir, `${name}-${kind}-screen.png`);
+      const canvas = card.locator('[data-testid=job-canvas]');
+      await canvas.scrollIntoViewIfNeeded();
+      // Text above may leave the canvas at a fractional offset; the browser paints it
+      // snapped to whole pixels (the offset rounded), which is where the clip goes.
+      const clip = await canvas.evaluate((c) => {
+        const r = c.getBoundingClientRect();
+        return { x: Math.round(r.left), y: Math.round(r.top), width: Math.round(r.width), height: Math.round(r.height) };
+      });
+      await page.screenshot({ path: shotFile, clip });
+      files[`${name}:${kind}:canvas`] = canvasFile;
+      files[`${name}:${kind}:screen`] = shotFile;
+    }
+    await page.check('[data-testid=outlines]');
+    const full = path.join(cfg.outdir, `${name}.png`);
+    await page.screenshot({ path: full, fullPage: true });
+    files[`${name}:page`] = full;
+  }
+  info.log_a = await pa.$$eval('[data-testid=log-entry]', (els) => els.map((e) => e.textContent));
+  const departures = info.log_a.filter((l) => /left: /.test(l));
+  check('departures_in_plain_words', departures.length >= 2 && departures.every((l) => /unfinished tasks taken up|results back|held no work/.test(l)), departures);
+}
+
+await run.run(main);

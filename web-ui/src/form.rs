@@ -1,0 +1,214 @@
+//! The page's job form: what a person typed, checked, turned into a submit command.
+//! Every refusal says which field is wrong and why, in the words the form uses; nothing
+//! invalid reaches the node (the engine would refuse it too, but later and less clearly).
+
+use node_core::engine::Command;
+use node_core::job::{JobError, JobSpec, NodeId};
+use node_core::kernels::{Kernel, mandelbrot, monte_carlo, primes};
+
+/// The kernels the form offers, by the value of its `<select>`.
+pub const KERNELS: [(&str, &str); 3] = [
+    ("mandelbrot", "Mandelbrot image"),
+    ("primes", "count primes"),
+    ("pi", "estimate π"),
+];
+
+/// The form's fields, as typed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobForm {
+    /// "mandelbrot", "primes" or "pi".
+    pub kernel: String,
+    /// Mandelbrot: side of the square image, in pixels.
+    pub size: String,
+    /// Mandelbrot: iteration cap.
+    pub max_iter: String,
+    /// Mandelbrot: tiles per side (the job has its square tasks).
+    pub tiles: String,
+    /// Primes: count up to this.
+    pub n: String,
+    /// Primes: ranges (tasks).
+    pub ranges: String,
+    /// π: samples per task.
+    pub samples: String,
+    /// π: tasks.
+    pub tasks: String,
+    /// Copies of every result (`r`).
+    pub replicas: String,
+    /// Matching reports needed (`q`).
+    pub quorum: String,
+    /// Delay after each task on every node, in ms.
+    pub pacing_ms: String,
+}
+
+impl Default for JobForm {
+    /// A picture that takes a few seconds on a few tabs: 512² in 16 × 16 tiles, `r = 2`.
+    fn default() -> Self {
+        JobForm {
+            kernel: "mandelbrot".into(),
+            size: "512".into(),
+            max_iter: "500".into(),
+            tiles: "16".into(),
+            n: "100000000".into(),
+            ranges: "64".into(),
+            samples: "1000000".into(),
+            tasks: "64".into(),
+            replicas: "2".into(),
+            quorum: "1".into(),
+            pacing_ms: "0".into(),
+        }
+    }
+}
+
+fn number<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, String> {
+    let v = value.trim().replace(['_', ','], "");
+    if v.is_empty() {
+        return Err(format!("{field}: enter a number"));
+    }
+    v.parse()
+        .map_err(|_| format!("{field}: {value:?} is not a whole number in range"))
+}
+
+impl JobForm {
+    /// The kernel the fields describe, checked.
+    pub fn kernel(&self) -> Result<Kernel, String> {
+        let kernel = match self.kernel.as_str() {
+            "mandelbrot" => {
+                let side = number::<u32>("size", &self.size)?;
+                let tiles = number::<u32>("tiles per side", &self.tiles)?;
+                if tiles == 0 {
+                    return Err("tiles per side: at least 1".into());
+                }
+                if side > mandelbrot::SIDE_MAX {
+                    return Err(format!(
+                        "size: {side} pixels is over the {} limit",
+                        mandelbrot::SIDE_MAX
+                    ));
+                }
+                Kernel::Mandelbrot(mandelbrot::Params {
+                    width: side,
+                    height: side,
+                    max_iter: number("iterations", &self.max_iter)?,
+                    tiles_x: tiles,
+                    tiles_y: tiles,
+                    ..mandelbrot::Params::default()
+                })
+            }
+            "primes" => Kernel::Primes(primes::Params {
+                n: number("count up to", &self.n)?,
+                ranges: number("ranges", &self.ranges)?,
+            }),
+            "pi" => Kernel::MonteCarloPi(monte_carlo::Params {
+                samples_per_task: number("samples per task", &self.samples)?,
+                tasks: number("tasks", &self.tasks)?,
+                seed: 1,
+            }),
+            other => return Err(format!("kernel: {other:?} is not one this page knows")),
+        };
+        kernel.validate().map_err(|e| e.to_string())?;
+        Ok(kernel)
+    }
+
+    /// The submit command for node `me`, or why the form is refused.
+    pub fn submit(&self, me: NodeId, nonce: u64) -> Result<Command, String> {
+        let kernel = self.kernel()?;
+        let spec = JobSpec {
+            kernel,
+            replication: number("r (copies)", &self.replicas)?,
+            quorum: number("q (quorum)", &self.quorum)?,
+            pacing_ms: number("pacing", &self.pacing_ms)?,
+            submitter: me,
+            nonce,
+        };
+        spec.validate().map_err(|e| match e {
+            JobError::Kernel(k) => k.to_string(),
+            other => other.to_string(),
+        })?;
+        Ok(Command::Submit {
+            kernel: spec.kernel,
+            replication: spec.replication,
+            quorum: spec.quorum,
+            pacing_ms: spec.pacing_ms,
+            nonce,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(f: impl FnOnce(&mut JobForm)) -> String {
+        let mut form = JobForm::default();
+        f(&mut form);
+        form.submit(NodeId(7), 1).expect_err("should be refused")
+    }
+
+    #[test]
+    fn the_default_form_and_each_kernel_submit() {
+        for ((kernel, _), name) in KERNELS
+            .iter()
+            .zip(["mandelbrot", "primes", "monte_carlo_pi"])
+        {
+            let form = JobForm {
+                kernel: (*kernel).into(),
+                ..JobForm::default()
+            };
+            let Ok(Command::Submit { kernel: k, .. }) = form.submit(NodeId(7), 1) else {
+                panic!("{kernel} refused");
+            };
+            assert_eq!(k.name(), name);
+        }
+        let Ok(Command::Submit {
+            kernel: Kernel::Mandelbrot(p),
+            replication: 2,
+            quorum: 1,
+            ..
+        }) = JobForm::default().submit(NodeId(7), 1)
+        else {
+            panic!("default form");
+        };
+        assert_eq!(
+            (p.width, p.height, p.tiles_x, p.tiles_y),
+            (512, 512, 16, 16)
+        );
+    }
+
+    #[test]
+    fn every_invalid_field_is_refused_with_its_reason() {
+        assert_eq!(
+            refused(|f| f.tiles = "0".into()),
+            "tiles per side: at least 1"
+        );
+        assert!(refused(|f| f.size = "abc".into()).starts_with("size: \"abc\" is not"));
+        assert_eq!(refused(|f| f.size = " ".into()), "size: enter a number");
+        assert!(refused(|f| f.size = "20000".into()).contains("over the 16384 limit"));
+        // 8192² is within the side limit but over the pixel limit.
+        assert!(refused(|f| f.size = "8192".into()).contains("pixels"));
+        assert!(refused(|f| f.size = "-5".into()).starts_with("size:"));
+        assert!(refused(|f| f.tiles = "600".into()).contains("tile grid does not fit"));
+        assert!(refused(|f| f.kernel = "sha".into()).contains("\"sha\""));
+        assert!(refused(|f| f.quorum = "3".into()).contains("quorum 3 is over the replication 2"));
+        assert!(refused(|f| f.replicas = "0".into()).contains("between 1 and"));
+        assert!(refused(|f| f.pacing_ms = "600000".into()).contains("pacing"));
+        // One tile of 1024² would be 4 MiB: over the task output limit.
+        let big = refused(|f| {
+            f.size = "2048".into();
+            f.tiles = "2".into();
+        });
+        assert!(big.contains("more tasks"), "{big}");
+        assert!(
+            refused(|f| {
+                f.kernel = "primes".into();
+                f.ranges = "0".into();
+            })
+            .contains("primes")
+        );
+        assert!(
+            refused(|f| {
+                f.kernel = "pi".into();
+                f.tasks = "x".into();
+            })
+            .starts_with("tasks:")
+        );
+    }
+}

@@ -1,0 +1,492 @@
+//! What the page shows of the jobs, read from the node's engine: each job's progress
+//! and, per task, its state, its live copies and who computed it; and, after a member
+//! leaves, what became of its work, in plain words.
+//!
+//! Platform-free, so that it is tested natively; the page only renders it.
+
+use node_core::engine::Engine;
+use node_core::job::{JobId, NodeId, TaskId};
+use node_core::kernels::{JobOutput, Kernel};
+
+/// Most task cells shown per job (a bigger job shows its first ones).
+pub const CELLS_SHOWN_MAX: u32 = 4096;
+
+/// One colour per node, the same everywhere on the page (and on every tab).
+pub fn colour(node: NodeId) -> String {
+    format!("hsl({} 80% 62%)", node.0 % 360)
+}
+
+/// Where a task is, in this node's view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Nobody live has said it computes it.
+    Waiting,
+    /// A live member claimed it; no result is validated yet.
+    Running,
+    /// A result reached the quorum.
+    Validated,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Waiting => "waiting",
+            TaskState::Running => "running",
+            TaskState::Validated => "validated",
+        }
+    }
+}
+
+/// One task as the page shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    pub state: TaskState,
+    /// Live members holding the validated result's bytes (0 before validation).
+    pub replicas: u32,
+    /// The node that computed the validated result (the first reporter), or the live
+    /// node computing it.
+    pub by: Option<NodeId>,
+}
+
+/// One job as the page shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRow {
+    pub id: JobId,
+    /// The kernel and its size, in words ("Mandelbrot 512×512, 1000 iterations").
+    pub what: String,
+    pub submitter: NodeId,
+    pub tasks: u32,
+    pub validated: u32,
+    pub replication: u8,
+    pub quorum: u8,
+    pub pacing_ms: u32,
+    /// The output is assembled here.
+    pub assembled: bool,
+    /// The image's size, for a Mandelbrot job.
+    pub image: Option<(u32, u32)>,
+    /// The first [`CELLS_SHOWN_MAX`] tasks.
+    pub cells: Vec<Cell>,
+}
+
+/// A kernel and its size in words.
+pub fn describe(kernel: &Kernel) -> String {
+    match kernel {
+        Kernel::Mandelbrot(p) => format!(
+            "Mandelbrot {}×{}, {} iterations, {}×{} tiles",
+            p.width, p.height, p.max_iter, p.tiles_x, p.tiles_y
+        ),
+        Kernel::Primes(p) => format!("primes up to {} in {} ranges", p.n, p.ranges),
+        Kernel::MonteCarloPi(p) => {
+            format!("π from {} × {} random points", p.tasks, p.samples_per_task)
+        }
+    }
+}
+
+/// An output in words.
+pub fn output_words(output: &JobOutput) -> String {
+    match output {
+        JobOutput::Image { width, height, .. } => format!("a {width}×{height} image"),
+        JobOutput::Count { n, count } => format!("π({n}) = {count} primes"),
+        JobOutput::Estimate {
+            samples,
+            inside,
+            pi,
+        } => format!("π ≈ {pi:.6} ({inside} of {samples} points inside)"),
+    }
+}
+
+/// A task's cell in `engine`'s view.
+pub fn cell(engine: &Engine, job: JobId, task: TaskId) -> Cell {
+    let Some(entry) = engine.task_entry(job, task) else {
+        return Cell {
+            state: TaskState::Waiting,
+            replicas: 0,
+            by: None,
+        };
+    };
+    if let Some(hash) = entry.validated_hash {
+        let replicas = entry
+            .holders_of(hash)
+            .filter(|n| engine.is_live(*n))
+            .count() as u32;
+        let by = entry
+            .authors
+            .iter()
+            .find(|(_, f)| f.reports.contains(&hash))
+            .map(|(n, _)| *n);
+        return Cell {
+            state: TaskState::Validated,
+            replicas,
+            by,
+        };
+    }
+    let claimer = entry
+        .authors
+        .iter()
+        .find(|(n, f)| f.claimed && f.reports.is_empty() && engine.is_live(*n))
+        .map(|(n, _)| *n);
+    Cell {
+        state: if claimer.is_some() {
+            TaskState::Running
+        } else {
+            TaskState::Waiting
+        },
+        replicas: 0,
+        by: claimer,
+    }
+}
+
+/// Every job `engine` takes part in, newest first (by id, which is stable).
+pub fn job_rows(engine: &Engine) -> Vec<JobRow> {
+    engine
+        .job_ids()
+        .filter_map(|id| {
+            let spec = engine.job_spec(id)?;
+            let (validated, tasks) = engine.progress(id)?;
+            let image = match &spec.kernel {
+                Kernel::Mandelbrot(p) => Some((p.width, p.height)),
+                _ => None,
+            };
+            Some(JobRow {
+                id,
+                what: describe(&spec.kernel),
+                submitter: spec.submitter,
+                tasks,
+                validated,
+                replication: spec.replication,
+                quorum: spec.quorum,
+                pacing_ms: spec.pacing_ms,
+                assembled: engine.is_assembled(id),
+                image,
+                cells: (0..tasks.min(CELLS_SHOWN_MAX))
+                    .map(|t| cell(engine, id, TaskId(t)))
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// What became of a departed member's work, followed until it is all elsewhere.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Departure {
+    pub node: NodeId,
+    /// "lab-2 left (the server saw its socket close, 40 ms after it was last heard)".
+    pub headline: String,
+    /// Tasks it had claimed and not finished when it left.
+    pub unfinished: Vec<(JobId, TaskId)>,
+    /// Validated results it held, with the job's `r`.
+    pub held: Vec<(JobId, TaskId, u8)>,
+}
+
+impl Departure {
+    /// Notes `node`'s work as `engine` sees it just after the departure.
+    pub fn new(engine: &Engine, node: NodeId, headline: String) -> Departure {
+        let mut unfinished = Vec::new();
+        let mut held = Vec::new();
+        for job in engine.job_ids() {
+            let (Some(spec), Some((_, tasks))) = (engine.job_spec(job), engine.progress(job))
+            else {
+                continue;
+            };
+            for t in 0..tasks {
+                let Some(e) = engine.task_entry(job, TaskId(t)) else {
+                    continue;
+                };
+                let Some(f) = e.facts_of(node) else { continue };
+                match e.validated_hash {
+                    Some(h) if f.holding.contains(&h) => {
+                        held.push((job, TaskId(t), spec.replication))
+                    }
+                    None if f.claimed && f.reports.is_empty() => unfinished.push((job, TaskId(t))),
+                    _ => {}
+                }
+            }
+        }
+        Departure {
+            node,
+            headline,
+            unfinished,
+            held,
+        }
+    }
+
+    /// The log line as things stand, and whether everything it held is elsewhere now.
+    pub fn summary(&self, engine: &Engine, name: impl Fn(NodeId) -> String) -> (String, bool) {
+        if self.unfinished.is_empty() && self.held.is_empty() {
+            return (format!("{}: it held no work", self.headline), true);
+        }
+        let mut takers: Vec<NodeId> = Vec::new();
+        let mut moved = 0;
+        for (job, task) in &self.unfinished {
+            let c = cell(engine, *job, *task);
+            if c.state != TaskState::Waiting {
+                moved += 1;
+                if let Some(by) = c.by.filter(|n| *n != self.node)
+                    && !takers.contains(&by)
+                {
+                    takers.push(by);
+                }
+            }
+        }
+        let restored = self
+            .held
+            .iter()
+            .filter(|(job, task, r)| cell(engine, *job, *task).replicas >= u32::from(*r))
+            .count();
+        let mut parts = Vec::new();
+        if !self.unfinished.is_empty() {
+            let who = match takers.len() {
+                0 => String::new(),
+                1 => format!(" by {}", name(takers[0])),
+                n => format!(" by {n} nodes"),
+            };
+            parts.push(format!(
+                "{moved} of its {} unfinished tasks taken up{who}",
+                self.unfinished.len()
+            ));
+        }
+        if !self.held.is_empty() {
+            parts.push(format!(
+                "{restored} of its {} results back to their full copies",
+                self.held.len()
+            ));
+        }
+        let done = moved == self.unfinished.len() && restored == self.held.len();
+        (format!("{}: {}", self.headline, parts.join(", ")), done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    use node_core::engine::{Command, EngineConfig, Input, Millis, Output};
+    use node_core::kernels::mandelbrot;
+
+    use super::*;
+
+    /// Engines wired back to back: messages take 1 ms, a task 10 ms.
+    struct Mesh {
+        engines: Vec<Engine>,
+        alive: Vec<bool>,
+        now: u64,
+        queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+        inputs: std::collections::BTreeMap<u64, Input>,
+        seq: u64,
+    }
+
+    impl Mesh {
+        fn new(n: usize) -> Mesh {
+            let mut m = Mesh {
+                engines: (0..n)
+                    .map(|i| {
+                        let id = NodeId(i as u64 + 1);
+                        Engine::new(id, EngineConfig::default(), id.0, Millis(0))
+                    })
+                    .collect(),
+                alive: vec![true; n],
+                now: 0,
+                queue: BinaryHeap::new(),
+                inputs: Default::default(),
+                seq: 0,
+            };
+            for i in 0..n {
+                for j in 0..n {
+                    if i != j {
+                        m.engines[i].handle_input(Millis(0), Input::PeerUp(NodeId(j as u64 + 1)));
+                    }
+                }
+            }
+            m
+        }
+
+        fn at(&mut self, delay: u64, to: usize, input: Input) {
+            self.seq += 1;
+            self.inputs.insert(self.seq, input);
+            self.queue.push(Reverse((self.now + delay, self.seq, to)));
+        }
+
+        fn drain(&mut self, i: usize) {
+            while let Some(out) = self.engines[i].poll_output() {
+                let from = self.engines[i].id();
+                match out {
+                    Output::Send { to, msg } => {
+                        self.at(1, to.0 as usize - 1, Input::Message { from, msg })
+                    }
+                    Output::Broadcast { msg } => {
+                        for j in (0..self.engines.len()).filter(|j| *j != i) {
+                            self.at(
+                                1,
+                                j,
+                                Input::Message {
+                                    from,
+                                    msg: msg.clone(),
+                                },
+                            );
+                        }
+                    }
+                    Output::RunTask { job, task, kernel } => {
+                        let mut output = Vec::new();
+                        kernel.run_task(task.0, &mut output).unwrap();
+                        self.at(10, i, Input::ComputeFinished { job, task, output });
+                    }
+                    Output::Event(_) => {}
+                }
+            }
+        }
+
+        fn input(&mut self, i: usize, input: Input) {
+            self.engines[i].handle_input(Millis(self.now), input);
+            self.drain(i);
+        }
+
+        /// Runs until `until_ms`.
+        fn run(&mut self, until_ms: u64) {
+            loop {
+                let timer = (0..self.engines.len())
+                    .filter(|i| self.alive[*i])
+                    .filter_map(|i| self.engines[i].poll_timeout().map(|t| (t.0, i)))
+                    .min();
+                let msg = self.queue.peek().map(|Reverse((t, ..))| *t);
+                let next = timer.map_or(u64::MAX, |t| t.0).min(msg.unwrap_or(u64::MAX));
+                if next > until_ms {
+                    self.now = until_ms;
+                    return;
+                }
+                self.now = self.now.max(next);
+                if let Some((t, i)) = timer
+                    && t <= msg.unwrap_or(u64::MAX)
+                {
+                    self.input(i, Input::Timeout);
+                    continue;
+                }
+                let Some(Reverse((_, seq, to))) = self.queue.pop() else {
+                    return;
+                };
+                let input = self.inputs.remove(&seq).unwrap();
+                if self.alive[to] {
+                    self.input(to, input);
+                }
+            }
+        }
+
+        fn kill(&mut self, i: usize) {
+            self.alive[i] = false;
+            let gone = self.engines[i].id();
+            for j in (0..self.engines.len()).filter(|j| *j != i) {
+                self.input(j, Input::PeerDown(gone));
+            }
+        }
+    }
+
+    fn image() -> Kernel {
+        Kernel::Mandelbrot(mandelbrot::Params {
+            width: 64,
+            height: 64,
+            max_iter: 50,
+            tiles_x: 4,
+            tiles_y: 4,
+            ..mandelbrot::Params::default()
+        })
+    }
+
+    fn submit(m: &mut Mesh, pacing_ms: u32) {
+        m.input(
+            0,
+            Input::Command(Command::Submit {
+                kernel: image(),
+                replication: 2,
+                quorum: 1,
+                pacing_ms,
+                nonce: 1,
+            }),
+        );
+    }
+
+    #[test]
+    fn rows_show_each_tasks_state_copies_and_computer() {
+        let mut m = Mesh::new(3);
+        submit(&mut m, 50);
+        m.run(60);
+        let rows = job_rows(&m.engines[0]);
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!((row.tasks, row.replication, row.quorum), (16, 2, 1));
+        assert_eq!(row.image, Some((64, 64)));
+        assert_eq!(row.what, "Mandelbrot 64×64, 50 iterations, 4×4 tiles");
+        let count = |s: TaskState| row.cells.iter().filter(|c| c.state == s).count();
+        // Paced: some done, some running, some waiting.
+        assert!(count(TaskState::Validated) > 0, "{:?}", row.cells);
+        assert!(count(TaskState::Running) > 0, "{:?}", row.cells);
+        assert!(count(TaskState::Waiting) > 0, "{:?}", row.cells);
+        assert_eq!(row.validated as usize, count(TaskState::Validated));
+        for c in &row.cells {
+            match c.state {
+                TaskState::Waiting => assert_eq!((c.by, c.replicas), (None, 0)),
+                TaskState::Running => assert!(c.by.is_some() && c.replicas == 0),
+                TaskState::Validated => assert!(c.by.is_some() && c.replicas >= 1),
+            }
+        }
+        m.run(5_000);
+        let row = &job_rows(&m.engines[0])[0];
+        assert_eq!(row.validated, 16);
+        assert!(row.assembled);
+        assert!(row.cells.iter().all(|c| c.replicas >= 2), "{:?}", row.cells);
+        let computers: std::collections::BTreeSet<_> =
+            row.cells.iter().filter_map(|c| c.by).collect();
+        assert_eq!(computers.len(), 3, "every node computed some tiles");
+        // A node that is not the submitter sees the same job.
+        assert_eq!(job_rows(&m.engines[1])[0].validated, 16);
+    }
+
+    #[test]
+    fn a_departure_is_followed_until_its_work_is_elsewhere() {
+        let mut m = Mesh::new(3);
+        submit(&mut m, 50);
+        let gone = NodeId(3);
+        // Until the node leaving computes a task and holds a validated result.
+        let busy = |m: &Mesh| {
+            let cells = &job_rows(&m.engines[0])[0].cells;
+            cells
+                .iter()
+                .any(|c| c.state == TaskState::Running && c.by == Some(gone))
+                && !Departure::new(&m.engines[0], gone, String::new())
+                    .held
+                    .is_empty()
+        };
+        while !busy(&m) {
+            assert!(m.now < 2_000, "node 3 never got busy");
+            let next = m.now + 2;
+            m.run(next);
+        }
+        m.kill(2);
+        let d = Departure::new(&m.engines[0], gone, "n3 left".into());
+        assert!(!d.unfinished.is_empty(), "it was computing");
+        assert!(!d.held.is_empty(), "it held results");
+        let name = |n: NodeId| format!("node{}", n.0);
+        let (line, done) = d.summary(&m.engines[0], name);
+        assert!(!done, "{line}");
+        assert!(line.starts_with("n3 left: "), "{line}");
+        m.run(8_000);
+        let (line, done) = d.summary(&m.engines[0], name);
+        assert!(done, "{line}");
+        let n = d.unfinished.len();
+        let h = d.held.len();
+        assert!(
+            line.contains(&format!("{n} of its {n} unfinished tasks taken up")),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("{h} of its {h} results back")),
+            "{line}"
+        );
+        assert!(!line.contains("node3"), "{line}");
+        // Nothing to follow for a node that held nothing.
+        let idle = Departure::new(&m.engines[0], NodeId(99), "n99 left".into());
+        assert_eq!(
+            idle.summary(&m.engines[0], name),
+            ("n99 left: it held no work".into(), true)
+        );
+    }
+}
