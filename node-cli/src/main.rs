@@ -569,6 +569,10 @@ async fn demo(a: DemoArgs) -> Result<()> {
             addr.port()
         );
     }
+    println!("  Submit a job from the page's form, or from a terminal:");
+    println!(
+        "    meshwork submit --server http://{local} --room demo --kernel mandelbrot --pace-ms 50 --out mandelbrot.png"
+    );
     println!("  Add a node from a terminal: meshwork node --server http://{local} --room demo");
     println!("  Ctrl-C stops everything.");
     println!();
