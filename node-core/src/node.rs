@@ -55,6 +55,14 @@ pub enum NodeEvent {
 /// dropped and counted; the engine sends copies and answers fetches again later).
 pub const BULK_QUEUED_MAX: usize = 8 << 20;
 
+/// The run loops hand result bytes to a channel only while it has fewer than this many
+/// bytes in flight: a heartbeat sent meanwhile waits behind at most this much (a few
+/// milliseconds on a LAN), never behind a whole transfer.
+pub const BULK_IN_FLIGHT_MAX: usize = 256 << 10;
+
+/// While result bytes wait for a channel to drain, a run loop looks again this often.
+pub const BULK_POLL_MS: u64 = 2;
+
 /// What the run loop must do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {

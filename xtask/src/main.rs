@@ -14,7 +14,8 @@
 //!   on release builds (see `bench.rs`).
 //! - `bench engine`: `cargo bench -p node-core --bench engine`, the engine's cost per
 //!   task in the simulator and the kernels' speed.
-//! - `soak [N]`: the simulator over N seeds (default 100,000) in a release build.
+//! - `soak [N]`: the engine simulator over N seeds (default 100,000) and the whole-node
+//!   simulator over N/10, in a release build.
 //! - `mutants [FILE…]`: mutation testing of the engine with cargo-mutants (installed on
 //!   first use); prints caught / missed / unviable and the missed mutants. Slow (hours
 //!   over the whole engine on 2 cores), so not part of `test`.
@@ -83,7 +84,8 @@ const HELP: &str = "cargo xtask <command>
   bench engine engine cost per task, r and q overheads, kernel throughput
   bench scale  jobs on native nodes: speedup over one process, r and q costs, a kill
                mid-job, prime counting against primesieve (JSON in target/)
-  soak [N]     run the simulator over N seeds (default 100000) in a release build
+  soak [N]     run the engine simulator over N seeds (default 100000) and the
+               whole-node simulator over N/10, in a release build
   mutants [--iterate] [FILE…]  mutation testing of the engine (default
                node-core/src/engine/*.rs) with cargo-mutants (installed on first use);
                prints caught, missed and unviable mutants and lists the missed ones;
@@ -112,7 +114,7 @@ pub fn root() -> PathBuf {
         .map_or(cwd.clone(), Path::to_path_buf)
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
@@ -319,8 +321,16 @@ fn soak(args: &[String]) -> Result<()> {
         .args(["--", "--nocapture"])
         .env("SIM_SEEDS", seeds.to_string());
     run(c)?;
+    // Whole nodes cost more per run (heartbeats, chunks): a tenth as many seeds.
+    let mesh_seeds = (seeds / 10).max(1);
+    let mut c = cargo();
+    c.arg("test")
+        .args(MESH_SIM_RELEASE)
+        .args(["--", "--nocapture"])
+        .env("MESH_SIM_SEEDS", mesh_seeds.to_string());
+    run(c)?;
     println!(
-        "soak: {seeds} seeds without a violation in {:.0} s",
+        "soak: {seeds} engine seeds and {mesh_seeds} whole-node seeds without a violation in {:.0} s",
         start.elapsed().as_secs_f64()
     );
     Ok(())
@@ -337,6 +347,9 @@ const SIM_RELEASE: &[&str] = &[
     "sim",
     "simulated_meshes_stay_safe_and_live",
 ];
+
+/// The whole-node simulator in a release build.
+const MESH_SIM_RELEASE: &[&str] = &["--release", "-p", "node-core", "--test", "mesh_sim"];
 
 /// `cargo xtask mutants [FILE…]`: how many of the engine's mutants its tests catch.
 fn mutants(args: &[String]) -> Result<()> {
@@ -540,6 +553,12 @@ fn test() -> Result<()> {
     // The simulator over 5,000 seeds in a release build (a few seconds), to reach the
     // rare paths the 500 seeds of the debug run may miss.
     ok &= cargo_test(SIM_RELEASE, &[("SIM_SEEDS", "5000".into())], &mut tally)?;
+    // The whole-node simulator over 2,000 seeds in release (about 25 s).
+    ok &= cargo_test(
+        MESH_SIM_RELEASE,
+        &[("MESH_SIM_SEEDS", "2000".into())],
+        &mut tally,
+    )?;
     // node-core on wasm32, in Node through wasm-bindgen-test-runner.
     ok &= cargo_test(
         &["-p", "node-core", "--target", "wasm32-unknown-unknown"],

@@ -7,13 +7,7 @@
 //! decisions: everything they do comes from `MeshNode::poll_action` and
 //! `MeshNode::poll_timeout`.
 
-/// Result bytes are handed to a channel only while it has fewer than this many bytes
-/// in flight: a heartbeat sent meanwhile waits behind at most this much (a few
-/// milliseconds on a LAN), never behind a whole transfer.
-pub const BULK_IN_FLIGHT_MAX: usize = 256 << 10;
-
-/// While result bytes wait for a channel to drain, the loop looks again this often.
-pub const BULK_POLL_MS: u64 = 2;
+pub use crate::node::{BULK_IN_FLIGHT_MAX, BULK_POLL_MS};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;

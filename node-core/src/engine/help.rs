@@ -92,8 +92,12 @@ impl Engine {
             return;
         }
         // Help with a task validated here costs a computation this node would not do
-        // otherwise: honoured once per `straggler_ms` per peer.
-        if entry.validated_hash.is_some() {
+        // otherwise: honoured once per `straggler_ms` per peer. Not so for the job's
+        // submitter: it needs the quorum in its own view to assemble the output, and a
+        // member it cut off (declared dead while it still worked) may have reported to
+        // others only, so it may lack many reports at once. Its asks are bounded anyway:
+        // a node computes a task at most once, and a submitter has few jobs.
+        if entry.validated_hash.is_some() && from != j.spec.submitter {
             let now = self.now;
             if self
                 .helped_for

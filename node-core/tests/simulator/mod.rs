@@ -376,6 +376,9 @@ pub struct Sim {
     pub submitted_at: u64,
     /// By node, computations of tasks it already saw validated, asked by help requests.
     pub helped_validated: HashMap<usize, u64>,
+    /// Help requests of the job's submitter delivered: (node, task). The submitter's
+    /// asks are not rate-limited (each task is computed at most once per node anyway).
+    pub submitter_asked: BTreeSet<(usize, TaskId)>,
     /// `Holding` facts delivered: (node, task, hash, author).
     pub holdings_seen: BTreeSet<(usize, TaskId, u64, NodeId)>,
     /// Fetches sent: (node, to, task).
@@ -422,6 +425,7 @@ impl Sim {
             faults_end: 0,
             submitted_at: 0,
             helped_validated: HashMap::new(),
+            submitter_asked: BTreeSet::new(),
             holdings_seen: BTreeSet::new(),
             fetches_sent: BTreeSet::new(),
             sc,
@@ -787,13 +791,16 @@ impl Sim {
             println!("[{:>7}] {} {e}", self.now, self.nodes[i].id);
         }
         // Help with a task this node already sees validated costs a computation it would
-        // not otherwise do: at most one per peer per `straggler_ms`. (Where boards refuse
-        // an author, this record of delivered reports is not the node's view: skipped.)
+        // not otherwise do: at most one per peer per `straggler_ms`, the job's submitter
+        // excepted. (Where boards refuse an author, this record of delivered reports is
+        // not the node's view: skipped.)
         if let Event::TaskStarted {
+            job,
             task,
             why: Why::Helped,
-            ..
         } = &e
+            && Some(*job) == self.job
+            && !self.submitter_asked.contains(&(i, *task))
             && self.sc.authors_max >= EngineConfig::default().authors_max
         {
             let q = usize::from(self.sc.quorum);
@@ -1400,6 +1407,12 @@ impl Sim {
                                     _ => {}
                                 }
                             }
+                        }
+                        if let EngineMsg::Help { job, task } = &msg
+                            && Some(*job) == self.job
+                            && from == self.nodes[0].id
+                        {
+                            self.submitter_asked.insert((t, *task));
                         }
                         self.step_engine(t, Input::Message { from, msg });
                     }

@@ -504,4 +504,27 @@ fn help_with_a_validated_task_is_honoured_once_per_straggler_interval() {
         help(&mut b, 10 + EngineConfig::default().straggler_ms, 1).1,
         vec![]
     );
+    // The job's submitter (node 1) is not held to the interval: it may lack many
+    // reports at once (from a member it cut off), and needs them to assemble.
+    let submitter_help = |b: &mut Engine, at: u64, task: u32| {
+        b.handle_input(
+            Millis(at),
+            Input::Message {
+                from: NodeId(1),
+                msg: EngineMsg::Help {
+                    job,
+                    task: TaskId(task),
+                },
+            },
+        );
+        dropped(&drain(b))
+    };
+    let at = 20 + EngineConfig::default().straggler_ms;
+    assert_eq!(submitter_help(&mut b, at, 2), vec![]);
+    assert_eq!(submitter_help(&mut b, at + 1, 3), vec![]);
+    assert_eq!(
+        b.footprint().peer_budgets,
+        1,
+        "no budget kept for the submitter"
+    );
 }
