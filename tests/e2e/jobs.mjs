@@ -153,6 +153,10 @@ async function main() {
   }, Date.now() + cfg.job_timeout_ms, 100);
   if (!check('both_jobs_under_way', mid && brief(mid), brief(await readJobs(pa)))) return;
   info.mid = mid.map((x) => ({ kind: kindOf(x), validated: x.validated, tasks: x.tasks }));
+  // Tab A gets a second worker mid-job: it is handed a task as soon as it exists, and
+  // that task must not be lost while the worker loads.
+  await pa.fill('[data-testid=workers]', '2');
+  await pa.$eval('[data-testid=workers]', (el) => el.dispatchEvent(new Event('change', { bubbles: true })));
   const idsBefore = Object.fromEntries(await Promise.all([bb, bc].map(async (b) => [b.name, (await readTab(b.page)).me])));
   info.departed = idsBefore;
   await bb.page.close({ runBeforeUnload: false });
@@ -187,6 +191,19 @@ async function main() {
   check('cli_submit_exit_0', exit && exit.code === 0 && cliDone, { exit, job_done: cliDone ?? null });
   const dComputed = await computedBy(pd);
   check('late_tab_computed', dComputed > 0, { tasks_computed_by_tab_d: dComputed });
+  // Every task handed to a worker came back (none lost to a worker that was loading).
+  for (const [name, page] of [['tab-a', pa], ['tab-d', pd]]) {
+    const pool = await pollUntil(
+      () => page.evaluate(() => {
+        const t = document.querySelector('[data-testid=pool]')?.textContent ?? '';
+        return t.startsWith('0 busy') ? t : null;
+      }),
+      Date.now() + 5_000,
+    );
+    check(`workers_idle_after_jobs:${name}`, pool, pool ?? (await page.evaluate(() => document.querySelector('[data-testid=pool]')?.textContent)));
+  }
+  const workersA = await pa.$eval('[data-testid=workers]', (el) => el.value);
+  check('workers_changed_mid_job', workersA === '2', { tab_a_workers: workersA });
   // Every result is back to r live copies in A's view, within a few seconds of the
   // last departure (the CLI leaves when its job is done, taking its copies with it).
   const shortOf = (x) => x.cells.filter(([s, r]) => s !== 'validated' || r < j.replicas).length;

@@ -880,8 +880,12 @@ fn EventLog(view: MeshView) -> impl IntoView {
     }
 }
 
-/// Mounts the app on the page.
+/// Mounts the app on the page (or, with `?bench=tile`, the worker benchmark).
 pub fn start() {
     console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(App);
+    if query_param("bench").as_deref() == Some("tile") {
+        leptos::mount::mount_to_body(crate::bench::BenchTile);
+    } else {
+        leptos::mount::mount_to_body(App);
+    }
 }

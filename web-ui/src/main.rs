@@ -8,6 +8,8 @@
 #[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
+mod bench;
+#[cfg(target_arch = "wasm32")]
 mod pool;
 
 #[cfg(target_arch = "wasm32")]

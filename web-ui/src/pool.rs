@@ -24,7 +24,7 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 use web_ui::{TaskReply, TaskRequest, decode, encode};
 
 /// The worker's loader, written by Trunk next to the page.
-const WORKER_URL: &str = "./worker_loader.js";
+pub const WORKER_URL: &str = "./worker_loader.js";
 
 /// Worker failures in a row after which tasks run on the page's thread.
 pub const START_FAILURES_MAX: u32 = 3;
@@ -49,6 +49,8 @@ pub struct PoolStats {
 struct Slot {
     id: u64,
     worker: Worker,
+    /// The worker said it is ready (its wasm loaded and its handler set).
+    ready: bool,
     task: Option<TaskRequest>,
     /// Resized away: ends when its task is done.
     retiring: bool,
@@ -180,6 +182,7 @@ impl Inner {
         Ok(Slot {
             id,
             worker,
+            ready: false,
             task: None,
             retiring: false,
             _on_message: on_message,
@@ -191,6 +194,13 @@ impl Inner {
         let Some(slot) = self.slots.iter_mut().find(|s| s.id == id) else {
             return;
         };
+        if bytes.is_empty() {
+            // Ready: requests may come now.
+            slot.ready = true;
+            self.dispatch();
+            self.publish();
+            return;
+        }
         let asked = slot.task.take();
         self.failures_in_row = 0;
         match decode::<TaskReply>(bytes) {
@@ -267,7 +277,7 @@ impl Inner {
         for slot in self
             .slots
             .iter_mut()
-            .filter(|s| !s.retiring && s.task.is_none())
+            .filter(|s| s.ready && !s.retiring && s.task.is_none())
         {
             let Some(req) = self.queue.pop_front() else {
                 return;

@@ -1,5 +1,6 @@
 //! A compute worker's loop: each message is a [`TaskRequest`]'s bytes; each answer a
-//! [`TaskReply`]'s. One task at a time, on the worker's own thread.
+//! [`TaskReply`]'s. One task at a time, on the worker's own thread. Its first message is
+//! empty: it is ready (requests posted before that may be lost while its wasm loads).
 
 use js_sys::Uint8Array;
 use wasm_bindgen::JsCast;
@@ -44,4 +45,9 @@ pub fn start() {
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     // Lives as long as the worker.
     on_message.forget();
+    // A message that arrives before the handler is set (while the wasm loads) is lost:
+    // say when requests may come (an empty message).
+    if let Err(err) = scope.post_message(&Uint8Array::new_with_length(0)) {
+        web_sys::console::error_1(&err);
+    }
 }

@@ -92,6 +92,19 @@ impl Proc {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit; whether it exited with success.
+    pub(crate) fn exited_ok(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
     pub(crate) fn count(&self, event: &str) -> usize {
         self.seen
             .iter()
@@ -268,6 +281,47 @@ fn mesh(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Runs `node SCRIPT` inside a fresh network namespace holding only `lo` (deleted
+/// afterwards), with `envs`; returns the last JSON line it printed, or why not.
+pub(crate) fn node_in_netns(
+    root: &Path,
+    script: &Path,
+    envs: &[(&str, String)],
+) -> std::result::Result<serde_json::Value, String> {
+    let ns = format!("meshwork-bench-{}", std::process::id());
+    let made = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        return Err("cannot create a network namespace (run as root)".into());
+    }
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &ns,
+        "sh",
+        "-c",
+        "ip link set lo up && exec \"$0\" \"$@\"",
+        "node",
+    ])
+    .arg(script)
+    .current_dir(root)
+    .stderr(Stdio::inherit());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = c.output();
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    let out = out.map_err(|e| format!("cannot run node: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .ok_or_else(|| format!("{} printed no summary", script.display()))
+}
+
 /// Chromium rows: run the browser controller in bench mode inside a namespace.
 fn browser_rows(root: &Path, bin: &Path) -> Vec<(String, String, &'static str)> {
     let skip = |why: &str| {
@@ -283,42 +337,14 @@ fn browser_rows(root: &Path, bin: &Path) -> Vec<(String, String, &'static str)> 
     {
         return skip("needs tests/e2e/bench.mjs, dist/ and /usr/bin/chromium (cargo xtask setup)");
     }
-    let ns = format!("meshwork-bench-{}", std::process::id());
-    let made = Command::new("ip")
-        .args(["netns", "add", &ns])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !made {
-        return skip("cannot create a network namespace (run as root)");
-    }
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns,
-            "sh",
-            "-c",
-            "ip link set lo up && exec \"$0\" \"$@\"",
-            "node",
-        ])
-        .arg(&script)
-        .env("MESHWORK_BIN", bin)
-        .env("MESHWORK_DIST", root.join("dist"))
-        .env("MESHWORK_BULK_BYTES", BULK_BYTES.to_string())
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output();
-    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-    let Ok(out) = out else {
-        return skip("cannot run node");
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let Some(summary) = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-    else {
-        return skip("the browser controller printed no summary");
+    let envs = [
+        ("MESHWORK_BIN", bin.display().to_string()),
+        ("MESHWORK_DIST", root.join("dist").display().to_string()),
+        ("MESHWORK_BULK_BYTES", BULK_BYTES.to_string()),
+    ];
+    let summary = match node_in_netns(root, &script, &envs) {
+        Ok(s) => s,
+        Err(why) => return skip(&why),
     };
     let fmt = |key: &str, unit: &str| {
         summary[key]
