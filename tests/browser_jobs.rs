@@ -15,10 +15,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::browser::{
-    CHROMIUM, Image, Netns, decode_png, dist_dir, missing_prerequisites, run_controller,
-    skip_or_fail, summary_problems, workspace,
-};
+use common::browser::{E2eRun, Image, decode_png, run_e2e};
 use common::meshwork;
 use serde_json::json;
 
@@ -75,66 +72,16 @@ fn differing(img: &Image, reference: &Image) -> Option<usize> {
 
 #[test]
 fn tabs_and_natives_finish_two_jobs_through_departures_and_a_late_joiner() {
-    let ws = workspace();
-    let dist = dist_dir(&ws);
-    let missing = missing_prerequisites(&ws, &dist);
-    if !missing.is_empty() {
-        return skip_or_fail("browser_jobs", &missing.join("; "));
-    }
-    let ns = match Netns::create() {
-        Ok(ns) => ns,
-        Err(e) => return skip_or_fail("browser_jobs", &format!("a network namespace ({e})")),
-    };
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser_jobs");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).expect("output dir");
-    let profiles = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser_jobs_profiles");
-    let _ = std::fs::remove_dir_all(&profiles);
-
-    let refs = [
-        ("page", reference(PAGE_ITER, &out.join("ref-page.png"))),
-        ("cli", reference(CLI_ITER, &out.join("ref-cli.png"))),
-    ];
-    let cli_png = out.join("cli.png");
-    let mut cli_args = job_args(CLI_ITER);
-    cli_args.extend(
-        [
-            "--replicas",
-            "2",
-            "--quorum",
-            "1",
-            "--pace-ms",
-            &PACING_MS.to_string(),
-            "--timeout",
-            "120",
-            "--out",
-        ]
-        .map(String::from),
-    );
-    cli_args.push(cli_png.display().to_string());
-    let config = json!({
-        "meshwork": env!("CARGO_BIN_EXE_meshwork"),
-        "dist": dist,
-        "outdir": out,
-        "cwd": ws,
-        "chromium": CHROMIUM,
-        "timeout_ms": CONTROLLER_TIMEOUT.as_millis() as u64,
-        "profiles_dir": profiles,
-        "page_job": {
-            "size": SIZE, "tiles": TILES, "max_iter": PAGE_ITER,
-            "replicas": 2, "quorum": 1, "pacing_ms": PACING_MS,
-        },
-        "cli_args": cli_args,
-    });
-    let (status, summary) = run_controller(&ns, "jobs.mjs", &config, &out, TEST_TIMEOUT);
-    drop(ns);
-    let _ = std::fs::remove_dir_all(&profiles);
-    let status =
-        status.unwrap_or_else(|| panic!("the controller did not finish within {TEST_TIMEOUT:?}"));
-    let summary = summary.unwrap_or_else(|e| panic!("{e} (exit {status})"));
-
-    let mut problems = summary_problems(
-        &summary,
+    let cli_png = std::cell::OnceCell::new();
+    let refs = std::cell::OnceCell::new();
+    let Some(E2eRun {
+        summary,
+        out,
+        mut problems,
+    }) = run_e2e(
+        "browser_jobs",
+        "jobs.mjs",
+        (CONTROLLER_TIMEOUT, TEST_TIMEOUT),
         &[
             "full_mesh",
             "form_refuses:tiles",
@@ -158,15 +105,47 @@ fn tabs_and_natives_finish_two_jobs_through_departures_and_a_late_joiner() {
             "departures_in_plain_words",
             "no_console_errors",
         ],
-    );
-    if problems.is_empty() && !status.success() {
-        problems.push(format!(
-            "the controller exited with {status} although every check passed"
-        ));
-    }
+        |out| {
+            let _ = refs.set([
+                ("page", reference(PAGE_ITER, &out.join("ref-page.png"))),
+                ("cli", reference(CLI_ITER, &out.join("ref-cli.png"))),
+            ]);
+            let png = out.join("cli.png");
+            let mut cli_args = job_args(CLI_ITER);
+            cli_args.extend(
+                [
+                    "--replicas",
+                    "2",
+                    "--quorum",
+                    "1",
+                    "--pace-ms",
+                    &PACING_MS.to_string(),
+                    "--timeout",
+                    "120",
+                    "--out",
+                ]
+                .map(String::from),
+            );
+            cli_args.push(png.display().to_string());
+            let _ = cli_png.set(png);
+            json!({
+                "page_job": {
+                    "size": SIZE, "tiles": TILES, "max_iter": PAGE_ITER,
+                    "replicas": 2, "quorum": 1, "pacing_ms": PACING_MS,
+                },
+                "cli_args": cli_args,
+            })
+        },
+    )
+    else {
+        return;
+    };
+    let (Some(cli_png), Some(refs)) = (cli_png.get(), refs.get()) else {
+        panic!("the config was not made");
+    };
 
     // The CLI's file is the reference's, byte for byte.
-    match std::fs::read(&cli_png) {
+    match std::fs::read(cli_png) {
         Ok(bytes) if bytes == refs[1].1 => {}
         Ok(_) => problems.push(format!(
             "{} differs from meshwork run's output",
@@ -175,7 +154,7 @@ fn tabs_and_natives_finish_two_jobs_through_departures_and_a_late_joiner() {
         Err(e) => problems.push(format!("{}: {e}", cli_png.display())),
     }
     // Both pictures in both surviving tabs, as bytes and as shown.
-    for (kind, _) in &refs {
+    for (kind, _) in refs {
         let reference = decode_png(&out.join(format!("ref-{kind}.png"))).expect("reference");
         for tab in ["tab-a", "tab-d"] {
             for what in ["canvas", "screen"] {

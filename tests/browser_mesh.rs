@@ -17,13 +17,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::browser::{
-    CHROMIUM, Netns, check_screenshot, dist_dir, missing_prerequisites, run_controller,
-    skip_or_fail, summary_problems, workspace,
-};
+use common::browser::{E2eRun, check_screenshot, run_e2e};
 use serde_json::json;
 
 /// The controller stops itself after this long (and kills what it started).
@@ -33,46 +29,14 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(180);
 
 #[test]
 fn two_tabs_and_two_natives_form_a_mesh_and_notice_departures() {
-    let ws = workspace();
-    let dist = dist_dir(&ws);
-    let missing = missing_prerequisites(&ws, &dist);
-    if !missing.is_empty() {
-        return skip_or_fail("browser_mesh", &missing.join("; "));
-    }
-    let ns = match Netns::create() {
-        Ok(ns) => ns,
-        Err(e) => return skip_or_fail("browser_mesh", &format!("a network namespace ({e})")),
-    };
-    eprintln!("[browser_mesh] namespace {} (only lo)", ns.name);
-
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser_mesh");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).expect("output dir");
-    let profiles = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser_mesh_profiles");
-    let _ = std::fs::remove_dir_all(&profiles);
-    let config = json!({
-        "meshwork": env!("CARGO_BIN_EXE_meshwork"),
-        "dist": dist,
-        "outdir": out,
-        "cwd": ws,
-        "chromium": CHROMIUM,
-        "timeout_ms": CONTROLLER_TIMEOUT.as_millis() as u64,
-        // The controller deletes the browser profiles itself; this test also does, in
-        // case the controller was killed first.
-        "profiles_dir": profiles,
-    });
-    let (status, summary) = run_controller(&ns, "mesh.mjs", &config, &out, TEST_TIMEOUT);
-    // The controller is gone; the namespace goes too, with anything left in it.
-    drop(ns);
-    let _ = std::fs::remove_dir_all(&profiles);
-    let status =
-        status.unwrap_or_else(|| panic!("the controller did not finish within {TEST_TIMEOUT:?}"));
-    let summary = summary.unwrap_or_else(|e| panic!("{e} (exit {status})"));
-    eprintln!("[browser_mesh] latencies: {}", summary["latencies"]);
-
-    // Every problem is collected, then reported at once.
-    let mut problems = summary_problems(
-        &summary,
+    let Some(E2eRun {
+        summary,
+        out,
+        mut problems,
+    }) = run_e2e(
+        "browser_mesh",
+        "mesh.mjs",
+        (CONTROLLER_TIMEOUT, TEST_TIMEOUT),
         &[
             "mesh:tab-a",
             "mesh:tab-b",
@@ -85,12 +49,12 @@ fn two_tabs_and_two_natives_form_a_mesh_and_notice_departures() {
             "renderer_kill:native-2",
             "no_console_errors",
         ],
-    );
-    if problems.is_empty() && !status.success() {
-        problems.push(format!(
-            "the controller exited with {status} although every check passed"
-        ));
-    }
+        |_| json!({}),
+    )
+    else {
+        return;
+    };
+    eprintln!("[browser_mesh] latencies: {}", summary["latencies"]);
 
     // The UI renders: both pages and both peer lists, screenshotted and not blank.
     let shots: Vec<String> = summary["screenshots"]

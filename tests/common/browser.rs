@@ -386,3 +386,79 @@ pub fn summary_problems(summary: &Value, required: &[&str]) -> Vec<String> {
     }
     problems
 }
+
+/// What an end-to-end run left: the controller's summary, where its artifacts are, and
+/// every problem found so far (failed or missing checks, console errors, a failed exit).
+pub struct E2eRun {
+    pub summary: Value,
+    pub out: PathBuf,
+    pub problems: Vec<String>,
+}
+
+/// Runs `tests/e2e/SCRIPT` for test `test` in a fresh namespace: checks the
+/// prerequisites (None when they are missing and the test was skipped), makes the
+/// output directory (`extra` gets it and returns the script's own config fields), runs
+/// the controller with the common config (binary, UI, directories, Chromium, timeout),
+/// then deletes the namespace and the browser profiles. Panics when the controller
+/// overran `test_timeout` or printed no summary.
+pub fn run_e2e(
+    test: &str,
+    script: &str,
+    (controller_timeout, test_timeout): (Duration, Duration),
+    required: &[&str],
+    extra: impl FnOnce(&Path) -> Value,
+) -> Option<E2eRun> {
+    let ws = workspace();
+    let dist = dist_dir(&ws);
+    let missing = missing_prerequisites(&ws, &dist);
+    if !missing.is_empty() {
+        skip_or_fail(test, &missing.join("; "));
+        return None;
+    }
+    let ns = match Netns::create() {
+        Ok(ns) => ns,
+        Err(e) => {
+            skip_or_fail(test, &format!("a network namespace ({e})"));
+            return None;
+        }
+    };
+    eprintln!("[{test}] namespace {} (only lo)", ns.name);
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let out = tmp.join(test);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("output dir");
+    let profiles = tmp.join(format!("{test}_profiles"));
+    let _ = std::fs::remove_dir_all(&profiles);
+    let mut config = serde_json::json!({
+        "meshwork": env!("CARGO_BIN_EXE_meshwork"),
+        "dist": dist,
+        "outdir": out,
+        "cwd": ws,
+        "chromium": CHROMIUM,
+        "timeout_ms": controller_timeout.as_millis() as u64,
+        // The controller deletes the browser profiles itself; the test also does, in
+        // case the controller was killed first.
+        "profiles_dir": profiles,
+    });
+    if let (Some(c), Value::Object(more)) = (config.as_object_mut(), extra(&out)) {
+        c.extend(more);
+    }
+    let (status, summary) = run_controller(&ns, script, &config, &out, test_timeout);
+    // The controller is gone; the namespace goes too, with anything left in it.
+    drop(ns);
+    let _ = std::fs::remove_dir_all(&profiles);
+    let status =
+        status.unwrap_or_else(|| panic!("the controller did not finish within {test_timeout:?}"));
+    let summary = summary.unwrap_or_else(|e| panic!("{e} (exit {status})"));
+    let mut problems = summary_problems(&summary, required);
+    if problems.is_empty() && !status.success() {
+        problems.push(format!(
+            "the controller exited with {status} although every check passed"
+        ));
+    }
+    Some(E2eRun {
+        summary,
+        out,
+        problems,
+    })
+}

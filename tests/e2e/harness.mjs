@@ -466,3 +466,36 @@ export class Controller {
     await this.finish();
   }
 }
+
+/**
+ * A controller's start: its config (`defaults`, then the JSON in argv[2] or
+ * MESHWORK_E2E_CONFIG), checked for the `required` fields (exit 2 without one), its
+ * output directory made, and its Harness and Controller. Returns { cfg, h, run }.
+ */
+export function startController(tag, defaults, required) {
+  const t0 = Date.now();
+  const cfg = {
+    chromium: '/usr/bin/chromium',
+    ...defaults,
+    ...JSON.parse(process.argv[2] || process.env.MESHWORK_E2E_CONFIG || '{}'),
+  };
+  for (const k of ['meshwork', 'dist', 'outdir', ...required]) {
+    if (!cfg[k]) {
+      console.error(`${tag}: missing config field ${k}`);
+      process.exit(2);
+    }
+  }
+  fs.mkdirSync(cfg.outdir, { recursive: true });
+  // Processes, browsers, pages and logs: everything started through `h` is killed
+  // (whole process trees) by h.cleanup(), which `run` calls at the end.
+  const h = new Harness({
+    tag,
+    outdir: cfg.outdir,
+    meshwork: cfg.meshwork,
+    cwd: cfg.cwd,
+    chromium: cfg.chromium,
+    profilesDir: cfg.profiles_dir,
+    t0,
+  });
+  return { cfg, h, run: new Controller(h, cfg.timeout_ms) };
+}

@@ -23,35 +23,20 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Controller, Harness, dead, longTasks, pageNow, pollUntil, readTab, sleep } from './harness.mjs';
+import { dead, longTasks, pageNow, pollUntil, readTab, sleep, startController } from './harness.mjs';
 
-const cfg = {
-  chromium: '/usr/bin/chromium',
-  timeout_ms: 170_000,
-  mesh_timeout_ms: 60_000,
-  job_timeout_ms: 90_000,
-  // A main-thread task longer than this while a job runs is a failure.
-  long_task_ms: 100,
-  ...JSON.parse(process.argv[2] || '{}'),
-};
-for (const k of ['meshwork', 'dist', 'outdir', 'page_job', 'cli_args']) {
-  if (!cfg[k]) {
-    console.error(`jobs.mjs: missing config field ${k}`);
-    process.exit(2);
-  }
-}
-fs.mkdirSync(cfg.outdir, { recursive: true });
-
-const h = new Harness({
-  tag: 'jobs',
-  outdir: cfg.outdir,
-  meshwork: cfg.meshwork,
-  cwd: cfg.cwd,
-  chromium: cfg.chromium,
-  profilesDir: cfg.profiles_dir,
-});
+const { cfg, h, run } = startController(
+  'jobs',
+  {
+    timeout_ms: 170_000,
+    mesh_timeout_ms: 60_000,
+    job_timeout_ms: 90_000,
+    // A main-thread task longer than this while a job runs is a failure.
+    long_task_ms: 100,
+  },
+  ['page_job', 'cli_args'],
+);
 const say = (...a) => h.say(...a);
-const run = new Controller(h, cfg.timeout_ms);
 const check = (...a) => run.check(...a);
 const info = {};
 const files = {};

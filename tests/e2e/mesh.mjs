@@ -20,43 +20,24 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Controller, Harness, dead, readTab, sleep, validId } from './harness.mjs';
+import { dead, readTab, sleep, startController, validId } from './harness.mjs';
 
-const T_START = Date.now();
-const cfg = {
-  chromium: '/usr/bin/chromium',
-  timeout_ms: 150_000,
-  mesh_timeout_ms: 60_000,
-  depart_ms: 2_000,
-  // How long to keep watching after the 2 s limit, so a late detection is measured
-  // (and reported) instead of just missing.
-  grace_ms: 8_000,
-  ...JSON.parse(process.argv[2] || process.env.MESHWORK_E2E_CONFIG || '{}'),
-};
-for (const k of ['meshwork', 'dist', 'outdir']) {
-  if (!cfg[k]) {
-    console.error(`mesh.mjs: missing config field ${k}`);
-    process.exit(2);
-  }
-}
-fs.mkdirSync(cfg.outdir, { recursive: true });
-
-// Processes, browsers, pages and logs: see harness.mjs. Everything started through `h`
-// is killed (whole process trees) by h.cleanup().
-const h = new Harness({
-  tag: 'e2e',
-  outdir: cfg.outdir,
-  meshwork: cfg.meshwork,
-  cwd: cfg.cwd,
-  chromium: cfg.chromium,
-  profilesDir: cfg.profiles_dir,
-  t0: T_START,
-});
+const { cfg, h, run } = startController(
+  'e2e',
+  {
+    timeout_ms: 150_000,
+    mesh_timeout_ms: 60_000,
+    depart_ms: 2_000,
+    // How long to keep watching after the 2 s limit, so a late detection is measured
+    // (and reported) instead of just missing.
+    grace_ms: 8_000,
+  },
+  [],
+);
 const say = (...a) => h.say(...a);
 
 // ---------------------------------------------------------------- results
 
-const run = new Controller(h, cfg.timeout_ms);
 const check = (...a) => run.check(...a);
 const latencies = {};
 const screenshots = [];

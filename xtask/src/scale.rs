@@ -88,7 +88,7 @@ fn worker_tile(root: &Path, bin: &Path) -> (String, String) {
         ("MESHWORK_DIST", root.join("dist").display().to_string()),
     ];
     match node_in_netns(root, &script, &envs) {
-        Ok(v) if v["warm_ms"].is_f64() => {
+        Ok(v) if v["warm_ms"].as_f64().is_some() => {
             let (warm, first) = (
                 v["warm_ms"].as_f64().unwrap_or(f64::NAN),
                 v["first_ms"].as_f64().unwrap_or(f64::NAN),
@@ -372,7 +372,7 @@ pub fn run(root: &Path) -> Result<()> {
     push(
         "  four nodes, one killed (SIGKILL) at 25 %".into(),
         format!(
-            "{:.2} s (+{:.2} s), noticed in {} ms, output identical: {identical}",
+            "{:.2} s ({:+.2} s), noticed in {} ms, output identical: {identical}",
             killed.secs,
             killed.secs - four.secs,
             noticed.map_or("?".into(), |ms| format!("{ms:.0}"))

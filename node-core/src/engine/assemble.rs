@@ -1,6 +1,7 @@
 //! Assembly: the assembling node (the submitter, or any node told to) fetches every
-//! validated result from a live holder through a bounded window of fetches, retrying
-//! another holder on timeout, and merges the bytes into the job's output.
+//! validated result from a live holder as results are validated, through a bounded
+//! window of fetches, retrying another holder on timeout, and merges the bytes into the
+//! job's output once all are here.
 //!
 //! Accepts bytes only in answer to its own fetches and only when they match the
 //! validated hash; keeps at most `fetches_max` fetches in flight per job.
@@ -68,12 +69,13 @@ impl Engine {
         }
     }
 
-    /// Asks holders for the results an assembling node lacks.
+    /// Asks holders for the results an assembling node lacks, as they are validated:
+    /// fetching overlaps computing, and the output is ready soon after the last task.
     pub(super) fn fetch_missing(&mut self) {
         let ids: Vec<JobId> = self
             .jobs
             .values()
-            .filter(|j| j.assembly.assembler && !j.assembly.assembled && j.all_validated())
+            .filter(|j| j.assembly.assembler && !j.assembly.assembled)
             .map(|j| j.id)
             .collect();
         for id in ids {
@@ -82,8 +84,8 @@ impl Engine {
     }
 
     /// Keeps up to `fetches_max` fetches in flight for one job: retries timed-out ones
-    /// with another holder, then walks a cursor over the tasks, so the work per call is
-    /// bounded by the window, not the job.
+    /// with another holder, then walks a cursor over the validated tasks in order, so the
+    /// work per call is bounded by the window, not the job.
     fn fetch_job(&mut self, id: JobId) {
         let now = self.now;
         let Some(j) = self.jobs.get(&id) else { return };
@@ -108,9 +110,21 @@ impl Engine {
         candidates.extend(a.unfetchable.iter().map(|t| (*t, 0)));
         let mut cursor = a.fetch_cursor;
         let mut window = self.config.fetches_max.saturating_sub(a.fetches.len());
+        // While the job runs, results whose copy comes here anyway (this node ranks
+        // among their `r` holders) are not fetched; once all are validated, the cursor
+        // walks again from the start and fetches whatever is still missing.
+        let early = !j.all_validated();
+        let r = usize::from(j.spec.replication);
         while window > 0 && cursor < j.tasks {
             let task = TaskId(cursor);
+            // In task order: the cursor waits at the first task not validated yet.
+            if j.board.task(task).validated_hash.is_none() {
+                break;
+            }
             cursor += 1;
+            if early && j.ranking.top(task).take(r).any(|n| n == self.me) {
+                continue;
+            }
             if !j.held.payloads.contains_key(&task) && !a.fetches.contains_key(&task) {
                 candidates.push((task, 0));
                 window -= 1;

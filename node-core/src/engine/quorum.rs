@@ -79,10 +79,13 @@ impl Engine {
             let now = self.now;
             if let Some(j) = self.jobs.get_mut(&job) {
                 j.validated_at = Some(now);
+                // The last walk for the output: what it skipped, expecting a copy.
+                j.assembly.fetch_cursor = 0;
             }
-            self.fetch_missing();
-            self.try_assemble(job);
         }
+        // An assembling node fetches each result once it is validated.
+        self.fetch_missing();
+        self.try_assemble(job);
     }
 
     /// A node reported a hash other than the validated one: take it out of placement.

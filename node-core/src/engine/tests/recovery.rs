@@ -199,13 +199,9 @@ fn fetches(out: &[Output]) -> Vec<(NodeId, TaskId)> {
         .collect()
 }
 
-/// Node 1, which computes nothing, submitted an uneven image; nodes 2 and 3 reported
-/// and hold every result. `before` runs before their facts arrive. The fetches the
-/// facts caused are left in the engine's output.
-fn fetching_assembler(
-    fetches_max: usize,
-    before: impl FnOnce(&mut Engine, JobId, &[Vec<u8>]),
-) -> (Engine, JobId, Vec<Vec<u8>>) {
+/// Node 1, which computes nothing, with peers 2 and 3, submitted an uneven image with
+/// `r` copies; the job's true task outputs.
+fn assembler_of_uneven_image(fetches_max: usize, r: u8) -> (Engine, JobId, Vec<Vec<u8>>) {
     let k = uneven_image();
     let truth: Vec<Vec<u8>> = (0..3)
         .map(|t| {
@@ -222,9 +218,20 @@ fn fetching_assembler(
     let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(3)));
-    submit_kernel(&mut e, 0, k, 1, 1, 1);
+    submit_kernel(&mut e, 0, k, r, 1, 1);
     let job = e.job_ids().next().unwrap();
     drain(&mut e);
+    (e, job, truth)
+}
+
+/// Node 1, which computes nothing, submitted an uneven image; nodes 2 and 3 reported
+/// and hold every result. `before` runs before their facts arrive. The fetches the
+/// facts caused are left in the engine's output.
+fn fetching_assembler(
+    fetches_max: usize,
+    before: impl FnOnce(&mut Engine, JobId, &[Vec<u8>]),
+) -> (Engine, JobId, Vec<Vec<u8>>) {
+    let (mut e, job, truth) = assembler_of_uneven_image(fetches_max, 1);
     before(&mut e, job, &truth);
     for from in [2, 3] {
         report_and_hold(&mut e, 1, from, job, &truth);
@@ -303,6 +310,75 @@ fn an_assembler_fetches_in_a_window_moves_on_from_holders_that_do_not_serve() {
     assert_eq!(e.runnable(j, TaskId(0), true), None);
     assert!(!e.is_assembled(job));
     assert_eq!(e.footprint().task_marks, 2, "two unfetchable results");
+}
+
+#[test]
+fn an_assembler_fetches_each_result_in_task_order_once_it_is_validated() {
+    // Nothing is reported before the facts below arrive one task at a time.
+    let (mut e, job, truth) = fetching_assembler(8, |e, job, truth| {
+        let facts = |task: u32| {
+            let h = content_hash(&truth[task as usize]);
+            let facts = [Fact::Report(h), Fact::Holding(h)]
+                .map(|fact| TaskFact {
+                    task: TaskId(task),
+                    fact,
+                })
+                .to_vec();
+            Input::Message {
+                from: NodeId(2),
+                msg: EngineMsg::Facts { job, facts },
+            }
+        };
+        // Task 0 validated (q = 1): fetched at once, long before the job is done.
+        e.handle_input(Millis(1), facts(0));
+        assert_eq!(fetches(&drain(e)), [(NodeId(2), TaskId(0))]);
+        assert_eq!(e.progress(job), Some((1, 3)));
+        // Task 2 before task 1: fetched in task order, so it waits for task 1.
+        e.handle_input(Millis(1), facts(2));
+        assert_eq!(fetches(&drain(e)), []);
+        e.handle_input(Millis(1), facts(1));
+        assert_eq!(
+            fetches(&drain(e)),
+            [(NodeId(2), TaskId(1)), (NodeId(2), TaskId(2))]
+        );
+    });
+    // Node 3's facts (after) change nothing: every result is being fetched already.
+    assert_eq!(fetches(&drain(&mut e)), []);
+    for (t, bytes) in truth.iter().enumerate() {
+        e.handle_input(
+            Millis(2),
+            Input::Message {
+                from: NodeId(2),
+                msg: EngineMsg::Payload {
+                    job,
+                    task: TaskId(t as u32),
+                    hash: content_hash(bytes),
+                    payload: bytes.clone(),
+                },
+            },
+        );
+    }
+    assert!(e.is_assembled(job));
+}
+
+#[test]
+fn an_assembler_that_will_hold_a_copy_fetches_it_only_at_the_end() {
+    // Three members and r = 3: node 1 ranks among every task's holders, so copies come
+    // to it; while the job runs it fetches nothing, and once all is validated it
+    // fetches what has not come.
+    let (mut e, job, truth) = assembler_of_uneven_image(EngineConfig::default().fetches_max, 3);
+    report_and_hold(&mut e, 1, 2, job, &truth[..2]);
+    assert_eq!(e.progress(job), Some((2, 3)));
+    assert_eq!(fetches(&drain(&mut e)), []);
+    report_and_hold(&mut e, 2, 2, job, &truth);
+    assert_eq!(
+        fetches(&drain(&mut e)),
+        [
+            (NodeId(2), TaskId(0)),
+            (NodeId(2), TaskId(1)),
+            (NodeId(2), TaskId(2))
+        ]
+    );
 }
 
 #[test]
