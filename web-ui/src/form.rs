@@ -41,7 +41,8 @@ pub struct JobForm {
 }
 
 impl Default for JobForm {
-    /// A picture that takes a few seconds on a few tabs: 512² in 16 × 16 tiles, `r = 2`.
+    /// A picture that fills in over a few seconds on a few tabs, so that a room can
+    /// watch it: 512² in 16 × 16 tiles, `r = 2`, 40 ms of pacing after each tile.
     fn default() -> Self {
         JobForm {
             kernel: "mandelbrot".into(),
@@ -54,7 +55,7 @@ impl Default for JobForm {
             tasks: "64".into(),
             replicas: "2".into(),
             quorum: "1".into(),
-            pacing_ms: "0".into(),
+            pacing_ms: "40".into(),
         }
     }
 }

@@ -463,6 +463,32 @@ fn a_node_that_does_not_assemble_never_merges_the_output() {
     assert!(!e.is_assembled(job));
 }
 
+#[test]
+fn a_node_that_does_not_assemble_fetches_nothing() {
+    // Node 2 computes nothing; node 3 computed and holds every result of node 1's job.
+    let config = EngineConfig {
+        slots: 0,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(NodeId(2), config, 2, Millis(0));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
+    e.handle_input(Millis(0), Input::PeerUp(NodeId(3)));
+    let job = peer_job(&mut e, 0, 1, kernel(3), 1, 1, 0);
+    let truth: Vec<Vec<u8>> = (0..3)
+        .map(|t| {
+            let mut b = Vec::new();
+            kernel(3).run_task(t, &mut b).expect("valid");
+            b
+        })
+        .collect();
+    report_and_hold(&mut e, 1, 3, job, &truth);
+    assert_eq!(e.progress(job), Some((3, 3)));
+    let mut out = drain(&mut e);
+    out.extend(advance(&mut e, 3_000));
+    assert_eq!(fetches(&out), []);
+    assert_eq!(e.stats().fetches_sent, 0);
+}
+
 /// Submits a one-task job with `nonce` on a lone node; computes it if `finish`.
 fn lone_job(e: &mut Engine, nonce: u64, finish: bool, now: u64) -> (JobId, Vec<Output>) {
     let before: BTreeSet<JobId> = e.job_ids().collect();
