@@ -651,7 +651,10 @@ fn Me(view: MeshView, room: String, controls: Controls) -> impl IntoView {
             <h2>"This node"</h2>
             <dl>
                 <dt>"id"</dt><dd data-testid="me-id">{field(|m| m.id.0.clone())}</dd>
-                <dt>"name"</dt><dd data-testid="me-name">{field(|m| m.name.clone())}</dd>
+                <dt>"name"</dt><dd data-testid="me-name">
+                    <span class="swatch" style=move || view.me.get().map(|m| format!("background: {}", colour(node_id(&m.id)))).unwrap_or_default()></span>
+                    {field(|m| m.name.clone())}
+                </dd>
                 <dt>"kind"</dt><dd data-testid="me-kind">{field(|m| m.kind.as_str().to_string())}</dd>
                 <dt>"room"</dt><dd data-testid="room">{room}</dd>
                 <dt>"status"</dt><dd data-testid="status">{move || view.status.get()}</dd>
@@ -870,7 +873,7 @@ fn EventLog(view: MeshView) -> impl IntoView {
     view! {
         <section class="log">
             <h2>"Events"</h2>
-            <ol data-testid="event-log">
+            <ol data-testid="event-log" reversed>
                 {move || view.log.get().into_iter().rev().map(|l| view! {
                     <li data-testid="log-entry" data-event=l.event data-peer=l.peer.clone()
                         data-reason=l.reason data-ms=format!("{:.1}", l.ms) class=l.event>{l.text.clone()}</li>
