@@ -5,7 +5,8 @@
 //! CLI's PNG must be byte-identical to `meshwork run`'s, and both pictures in the two
 //! surviving tabs (canvas bytes and an element screenshot) pixel-identical to it. The
 //! controller (`tests/e2e/jobs.mjs`) also checks the form's refusals, the late tab's
-//! catching up and computing, console errors and long main-thread tasks.
+//! catching up and computing, console errors, long main-thread tasks, and that the page
+//! needs no horizontal scrolling on a phone (375 px wide).
 //!
 //! Prerequisites as for `browser_mesh` (dist/, playwright-core, Chromium, node, root for
 //! the namespace): without them the test prints SKIP, except under `CI=true`.
@@ -103,6 +104,7 @@ fn tabs_and_natives_finish_two_jobs_through_departures_and_a_late_joiner() {
             "no_long_task:tab-a",
             "no_long_task:tab-d",
             "departures_in_plain_words",
+            "phone_width_no_horizontal_scroll",
             "no_console_errors",
         ],
         |out| {
