@@ -199,6 +199,19 @@ fn fetches(out: &[Output]) -> Vec<(NodeId, TaskId)> {
         .collect()
 }
 
+/// Node `me`, which computes nothing, with `peers` up.
+fn watcher(me: u64, peers: &[u64]) -> Engine {
+    let config = EngineConfig {
+        slots: 0,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(NodeId(me), config, me, Millis(0));
+    for p in peers {
+        e.handle_input(Millis(0), Input::PeerUp(NodeId(*p)));
+    }
+    e
+}
+
 /// Node 1, which computes nothing, with peers 2 and 3, submitted an uneven image with
 /// `r` copies; the job's true task outputs.
 fn assembler_of_uneven_image(fetches_max: usize, r: u8) -> (Engine, JobId, Vec<Vec<u8>>) {
@@ -210,14 +223,8 @@ fn assembler_of_uneven_image(fetches_max: usize, r: u8) -> (Engine, JobId, Vec<V
             b
         })
         .collect();
-    let config = EngineConfig {
-        slots: 0,
-        fetches_max,
-        ..EngineConfig::default()
-    };
-    let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
-    e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
-    e.handle_input(Millis(0), Input::PeerUp(NodeId(3)));
+    let mut e = watcher(1, &[2, 3]);
+    e.config.fetches_max = fetches_max;
     submit_kernel(&mut e, 0, k, r, 1, 1);
     let job = e.job_ids().next().unwrap();
     drain(&mut e);
@@ -466,13 +473,7 @@ fn a_node_that_does_not_assemble_never_merges_the_output() {
 #[test]
 fn a_node_that_does_not_assemble_fetches_nothing() {
     // Node 2 computes nothing; node 3 computed and holds every result of node 1's job.
-    let config = EngineConfig {
-        slots: 0,
-        ..EngineConfig::default()
-    };
-    let mut e = Engine::new(NodeId(2), config, 2, Millis(0));
-    e.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
-    e.handle_input(Millis(0), Input::PeerUp(NodeId(3)));
+    let mut e = watcher(2, &[1, 3]);
     let job = peer_job(&mut e, 0, 1, kernel(3), 1, 1, 0);
     let truth: Vec<Vec<u8>> = (0..3)
         .map(|t| {
@@ -939,12 +940,7 @@ fn a_pacing_delay_sets_a_timer_and_none_without_pacing() {
 #[test]
 fn a_help_request_waits_for_a_free_slot() {
     // A node that computes nothing keeps the request: one mark, nothing started.
-    let config = EngineConfig {
-        slots: 0,
-        ..EngineConfig::default()
-    };
-    let mut e = Engine::new(NodeId(2), config, 2, Millis(0));
-    e.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
+    let mut e = watcher(2, &[1]);
     let job = peer_job(&mut e, 0, 1, kernel(2), 1, 1, 0);
     drain(&mut e);
     assert_eq!(e.footprint().task_marks, 0);
