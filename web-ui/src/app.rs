@@ -783,12 +783,7 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
         })
     };
     let image = job.with_untracked(|j| j.as_ref().and_then(|j| j.row.image));
-    let columns = job.with_untracked(|j| {
-        j.as_ref().map_or(16, |j| match j.row.image {
-            Some(_) => j.row.cells.len().isqrt().max(1),
-            None => j.row.cells.len().clamp(1, 32),
-        })
-    });
+    let columns = job.with_untracked(|j| j.as_ref().map_or(16, |j| j.row.columns));
     let canvas = image.map(|(w, h)| {
         view! {
             <div class="canvas" style=format!("width: min(100%, {w}px); aspect-ratio: {w} / {h}")>

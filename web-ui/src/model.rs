@@ -64,6 +64,8 @@ pub struct JobRow {
     pub assembled: bool,
     /// The image's size, for a Mandelbrot job.
     pub image: Option<(u32, u32)>,
+    /// Columns of the task grid: an image's tile columns, else up to 32.
+    pub columns: u32,
     /// The first [`CELLS_SHOWN_MAX`] tasks.
     pub cells: Vec<Cell>,
 }
@@ -143,9 +145,9 @@ pub fn job_rows(engine: &Engine) -> Vec<JobRow> {
         .filter_map(|id| {
             let spec = engine.job_spec(id)?;
             let (validated, tasks) = engine.progress(id)?;
-            let image = match &spec.kernel {
-                Kernel::Mandelbrot(p) => Some((p.width, p.height)),
-                _ => None,
+            let (image, columns) = match &spec.kernel {
+                Kernel::Mandelbrot(p) => (Some((p.width, p.height)), p.tiles_x),
+                _ => (None, tasks.clamp(1, 32)),
             };
             Some(JobRow {
                 id,
@@ -158,6 +160,7 @@ pub fn job_rows(engine: &Engine) -> Vec<JobRow> {
                 pacing_ms: spec.pacing_ms,
                 assembled: engine.is_assembled(id),
                 image,
+                columns,
                 cells: (0..tasks.min(CELLS_SHOWN_MAX))
                     .map(|t| cell(engine, id, TaskId(t)))
                     .collect(),
@@ -385,8 +388,8 @@ mod tests {
             width: 64,
             height: 64,
             max_iter: 50,
-            tiles_x: 4,
-            tiles_y: 4,
+            tiles_x: 8,
+            tiles_y: 2,
             ..mandelbrot::Params::default()
         })
     }
@@ -414,7 +417,8 @@ mod tests {
         let row = &rows[0];
         assert_eq!((row.tasks, row.replication, row.quorum), (16, 2, 1));
         assert_eq!(row.image, Some((64, 64)));
-        assert_eq!(row.what, "Mandelbrot 64×64, 50 iterations, 4×4 tiles");
+        assert_eq!(row.columns, 8);
+        assert_eq!(row.what, "Mandelbrot 64×64, 50 iterations, 8×2 tiles");
         let count = |s: TaskState| row.cells.iter().filter(|c| c.state == s).count();
         // Paced: some done, some running, some waiting.
         assert!(count(TaskState::Validated) > 0, "{:?}", row.cells);
