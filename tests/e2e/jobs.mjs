@@ -54,7 +54,11 @@ function readJobs(page) {
         validated: m ? Number(m[1]) : null,
         tasks: m ? Number(m[2]) : null,
         output: j.querySelector('[data-testid=job-output]')?.textContent ?? '',
-        cells: [...j.querySelectorAll('[data-testid=task]')].map((c) => [c.getAttribute('data-state'), Number(c.getAttribute('data-replicas'))]),
+        // The task grid is a canvas; its states are in `data-cells` ("v2,r0,w0,…").
+        cells: (j.querySelector('[data-testid=task-grid]')?.getAttribute('data-cells') || '')
+          .split(',')
+          .filter((c) => c)
+          .map((c) => [{ v: 'validated', r: 'running', w: 'waiting' }[c[0]], Number(c.slice(1))]),
       };
     }),
   );

@@ -186,6 +186,9 @@ impl Painter {
     fn paint(&mut self, node: &MeshNode, rows: &[JobRow]) {
         let Some(engine) = node.engine() else { return };
         for row in rows {
+            if let Some((canvas, ctx)) = context(&job_dom_id("cells", row.id)) {
+                task_grid(&canvas, &ctx, row);
+            }
             let Some(Kernel::Mandelbrot(params)) = engine.job_spec(row.id).map(|s| &s.kernel)
             else {
                 continue;
@@ -222,6 +225,82 @@ impl Painter {
         }
         self.drawn.retain(|id, _| rows.iter().any(|r| r.id == *id));
     }
+}
+
+/// Side of a task's square in the task grid, in pixels.
+const CELL_PX: u32 = 16;
+
+/// The task grid of a job: a square per task, empty while it waits, tinted in the colour
+/// of the node computing it, filled in the colour of the node that computed it once
+/// validated, with its number of live copies (red when under `r`). Drawn on a canvas:
+/// a thousand tasks cost one draw per task, not a thousand DOM nodes.
+fn task_grid(canvas: &HtmlCanvasElement, ctx: &CanvasRenderingContext2d, row: &JobRow) {
+    let cols = row.columns.max(1);
+    let rows = (row.cells.len() as u32).div_ceil(cols).max(1);
+    let (w, h) = (cols * CELL_PX, rows * CELL_PX);
+    if canvas.width() != w || canvas.height() != h {
+        canvas.set_width(w);
+        canvas.set_height(h);
+    }
+    ctx.set_fill_style_str("#151b23");
+    ctx.fill_rect(0.0, 0.0, f64::from(w), f64::from(h));
+    ctx.set_font("9px sans-serif");
+    ctx.set_text_align("center");
+    ctx.set_text_baseline("middle");
+    let side = f64::from(CELL_PX);
+    for (t, cell) in row.cells.iter().enumerate() {
+        let t = t as u32;
+        let (x, y) = (f64::from(t % cols) * side, f64::from(t / cols) * side);
+        let (fill, alpha) = match (cell.state, cell.by) {
+            (TaskState::Validated, Some(by)) => (colour(by), 1.0),
+            (TaskState::Running, Some(by)) => (colour(by), 0.45),
+            _ => ("#1d252f".to_string(), 1.0),
+        };
+        ctx.set_global_alpha(alpha);
+        ctx.set_fill_style_str(&fill);
+        ctx.fill_rect(x + 0.5, y + 0.5, side - 1.0, side - 1.0);
+        ctx.set_global_alpha(1.0);
+        if cell.state == TaskState::Validated {
+            let short = cell.replicas < u32::from(row.replication);
+            ctx.set_fill_style_str(if short { "#b00020" } else { "#0f1419" });
+            let _ = ctx.fill_text(
+                &cell.replicas.to_string(),
+                x + side / 2.0,
+                y + side / 2.0 + 0.5,
+            );
+        }
+    }
+}
+
+/// The task states as text, for tests and screen readers: `state:copies` per task
+/// (`v2,r0,w0,…`), and a sentence.
+fn cells_text(row: &JobRow) -> (String, String) {
+    let mut counts = [0u32; 3];
+    let mut short = 0;
+    let mut compact = String::with_capacity(row.cells.len() * 3);
+    for (i, c) in row.cells.iter().enumerate() {
+        if i > 0 {
+            compact.push(',');
+        }
+        compact.push(match c.state {
+            TaskState::Waiting => 'w',
+            TaskState::Running => 'r',
+            TaskState::Validated => 'v',
+        });
+        compact.push_str(&c.replicas.to_string());
+        counts[c.state as usize] += 1;
+        if c.state == TaskState::Validated && c.replicas < u32::from(row.replication) {
+            short += 1;
+        }
+    }
+    let words = format!(
+        "{} validated, {} running, {} waiting; {short} with fewer than {} live copies",
+        counts[TaskState::Validated as usize],
+        counts[TaskState::Running as usize],
+        counts[TaskState::Waiting as usize],
+        row.replication
+    );
+    (compact, words)
 }
 
 /// Task states over the image: a validated tile is outlined in the colour of the node
@@ -806,23 +885,11 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
                 " · "<span data-testid="job-state">{state}</span>
             </p>
             {canvas}
-            <div class="cells" style=format!("grid-template-columns: repeat({columns}, 1fr)")>
-                {move || job.with(|j| j.as_ref().map(|j| j.row.cells.iter().enumerate().map(|(t, c)| {
-                    let by = c.by.map(|n| view.name(n)).unwrap_or_default();
-                    let title = match c.state {
-                        TaskState::Waiting => format!("task {t}: waiting"),
-                        TaskState::Running => format!("task {t}: running on {by}"),
-                        TaskState::Validated => format!("task {t}: validated, computed by {by}, {} live copies of {}", c.replicas, j.row.replication),
-                    };
-                    let style = c.by.map(|n| format!("--c: {}", colour(n))).unwrap_or_default();
-                    view! {
-                        <span class=format!("cell {}", c.state.as_str()) data-testid="task" data-task=t
-                            data-state=c.state.as_str() data-replicas=c.replicas title=title style=style>
-                            {(c.state == TaskState::Validated).then(|| c.replicas.to_string())}
-                        </span>
-                    }
-                }).collect_view()))}
-            </div>
+            <canvas id=job_dom_id("cells", id) class="cells" data-testid="task-grid"
+                data-cells=move || job.with(|j| j.as_ref().map(|j| cells_text(&j.row).0).unwrap_or_default())
+                role="img" aria-label=move || job.with(|j| j.as_ref().map(|j| cells_text(&j.row).1).unwrap_or_default())
+                width=columns * CELL_PX height=CELL_PX></canvas>
+            <p class="dim" data-testid="task-summary">{move || job.with(|j| j.as_ref().map(|j| cells_text(&j.row).1).unwrap_or_default())}</p>
             <p class="output" data-testid="job-output">{get(|j| j.output.clone().unwrap_or_default())}</p>
         </article>
     }
@@ -862,6 +929,11 @@ fn Peers(view: MeshView) -> impl IntoView {
     }
 }
 
+/// The log, newest first.
+fn log_lines(view: MeshView) -> Vec<LogLine> {
+    view.log.with(|log| log.iter().rev().cloned().collect())
+}
+
 /// Joins, departures (and what became of their work), jobs, in plain words.
 #[component]
 fn EventLog(view: MeshView) -> impl IntoView {
@@ -869,10 +941,11 @@ fn EventLog(view: MeshView) -> impl IntoView {
         <section class="log">
             <h2>"Events"</h2>
             <ol data-testid="event-log" reversed>
-                {move || view.log.get().into_iter().rev().map(|l| view! {
+                // Keyed by line and text: a new or updated line re-renders alone.
+                <For each=move || log_lines(view) key=|l| (l.seq, l.text.clone()) let:l>
                     <li data-testid="log-entry" data-event=l.event data-peer=l.peer.clone()
                         data-reason=l.reason data-ms=format!("{:.1}", l.ms) class=l.event>{l.text.clone()}</li>
-                }).collect_view()}
+                </For>
             </ol>
         </section>
     }

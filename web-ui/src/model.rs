@@ -17,7 +17,7 @@ pub fn colour(node: NodeId) -> String {
 }
 
 /// Where a task is, in this node's view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TaskState {
     /// Nobody live has said it computes it.
     Waiting,
@@ -38,7 +38,7 @@ impl TaskState {
 }
 
 /// One task as the page shows it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Cell {
     pub state: TaskState,
     /// Live members holding the validated result's bytes (0 before validation).
