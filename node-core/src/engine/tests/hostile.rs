@@ -332,14 +332,7 @@ fn send_spec(e: &mut Engine, from: NodeId, spec: JobSpec) -> Vec<Output> {
 
 #[test]
 fn a_job_belongs_to_its_submitter_and_no_peer_fills_the_table() {
-    let config = EngineConfig {
-        slots: 0,
-        ..EngineConfig::default()
-    };
-    let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
-    for p in 2..=6 {
-        e.handle_input(Millis(0), Input::PeerUp(NodeId(p)));
-    }
+    let mut e = node_with(1, 0, 2..=6);
     drain(&mut e);
     // One submitter gets `jobs_per_submitter_max` (4) unfinished jobs here, no more.
     for nonce in 0..4 {

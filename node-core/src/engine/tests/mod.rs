@@ -17,6 +17,24 @@ fn kernel(tasks: u32) -> Kernel {
     })
 }
 
+/// Node `me` computing `slots` tasks at once, with `peers` up.
+fn node_with(me: u64, slots: usize, peers: impl IntoIterator<Item = u64>) -> Engine {
+    let config = EngineConfig {
+        slots,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(NodeId(me), config, me, Millis(0));
+    for p in peers {
+        e.handle_input(Millis(0), Input::PeerUp(NodeId(p)));
+    }
+    e
+}
+
+/// Node `me`, which computes nothing, with `peers` up.
+fn watcher(me: u64, peers: &[u64]) -> Engine {
+    node_with(me, 0, peers.iter().copied())
+}
+
 fn drain(e: &mut Engine) -> Vec<Output> {
     std::iter::from_fn(|| e.poll_output()).collect()
 }

@@ -199,19 +199,6 @@ fn fetches(out: &[Output]) -> Vec<(NodeId, TaskId)> {
         .collect()
 }
 
-/// Node `me`, which computes nothing, with `peers` up.
-fn watcher(me: u64, peers: &[u64]) -> Engine {
-    let config = EngineConfig {
-        slots: 0,
-        ..EngineConfig::default()
-    };
-    let mut e = Engine::new(NodeId(me), config, me, Millis(0));
-    for p in peers {
-        e.handle_input(Millis(0), Input::PeerUp(NodeId(*p)));
-    }
-    e
-}
-
 /// Node 1, which computes nothing, with peers 2 and 3, submitted an uneven image with
 /// `r` copies; the job's true task outputs.
 fn assembler_of_uneven_image(fetches_max: usize, r: u8) -> (Engine, JobId, Vec<Vec<u8>>) {
@@ -393,12 +380,7 @@ fn validated_bytes_that_do_not_assemble_fail_the_job_once_and_count() {
     // A peer reports and serves a short output for the only task of an image (q = 1, so
     // its report alone validates it): the bytes match their hash but cannot be merged.
     let k = uneven_image();
-    let config = EngineConfig {
-        slots: 0,
-        ..EngineConfig::default()
-    };
-    let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
-    e.handle_input(Millis(0), Input::PeerUp(NodeId(2)));
+    let mut e = watcher(1, &[2]);
     submit_kernel(&mut e, 0, k, 1, 1, 1);
     let job = e.job_ids().next().unwrap();
     let short = vec![7u8; 4];
@@ -564,11 +546,7 @@ fn only_finished_jobs_are_evicted_oldest_first_and_never_taken_up_again() {
 
 #[test]
 fn cancelling_one_job_leaves_the_others_running() {
-    let config = EngineConfig {
-        slots: 2,
-        ..EngineConfig::default()
-    };
-    let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
+    let mut e = node_with(1, 2, []);
     let (a, out_a) = lone_job(&mut e, 1, false, 0);
     let (b, out_b) = lone_job(&mut e, 2, false, 0);
     let started = |out: &[Output]| out.iter().any(|o| matches!(o, Output::RunTask { .. }));
@@ -833,14 +811,7 @@ fn only_a_node_ranked_for_a_task_keeps_a_copy_sent_to_it() {
 /// Node 1 with peers 2..=n and a one-task job (r = q = 1) that node 2 ranks first for.
 fn second_in_line(n: u64, slots: usize) -> (Engine, JobId) {
     for nonce in 0.. {
-        let config = EngineConfig {
-            slots,
-            ..EngineConfig::default()
-        };
-        let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
-        for p in 2..=n {
-            e.handle_input(Millis(0), Input::PeerUp(NodeId(p)));
-        }
+        let mut e = node_with(1, slots, 2..=n);
         submit_kernel(&mut e, 0, kernel(1), 1, 1, nonce);
         let job = e.job_ids().next().unwrap();
         if e.jobs[&job].ranking.top(TaskId(0)).next() == Some(NodeId(2)) {
@@ -1054,14 +1025,7 @@ fn a_result_that_came_twice_is_counted_once() {
 /// `tasks` tasks (q = r = 2), with `slots`; nothing computed yet.
 fn owner_of_all(n: u64, tasks: u32, slots: usize) -> (Engine, JobId) {
     for nonce in 0.. {
-        let config = EngineConfig {
-            slots,
-            ..EngineConfig::default()
-        };
-        let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
-        for p in 2..=n {
-            e.handle_input(Millis(0), Input::PeerUp(NodeId(p)));
-        }
+        let mut e = node_with(1, slots, 2..=n);
         submit_kernel(&mut e, 0, kernel(tasks), 2, 2, nonce);
         let job = e.job_ids().next().unwrap();
         if (0..tasks).all(|t| {
