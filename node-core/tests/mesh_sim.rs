@@ -684,28 +684,14 @@ impl World {
     }
 }
 
-fn seeds() -> Vec<u64> {
-    if let Ok(s) = std::env::var("MESH_SIM_SEED") {
-        return vec![s.parse().expect("MESH_SIM_SEED is a number")];
-    }
-    let n: u64 = std::env::var("MESH_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
-    let base: u64 = std::env::var("MESH_SIM_SEED_BASE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (base..base + n).collect()
-}
-
 #[test]
 fn whole_nodes_finish_every_job_through_crashes_freezes_and_slow_channels() {
+    let seeds = simulator::seeds_from_env("MESH_SIM", 20);
     let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
     let mut steps = 0;
     let mut longest_wait = 0;
     let mut silent_deaths = 0;
-    for seed in seeds() {
+    for &seed in &seeds {
         let w = World::new(seed);
         for (_, f) in &w.sc.faults {
             let k = match f {
@@ -728,10 +714,10 @@ fn whole_nodes_finish_every_job_through_crashes_freezes_and_slow_channels() {
     }
     eprintln!(
         "mesh_sim: {} seeds, {steps} steps, longest wait on a channel {} ms, {silent_deaths} deaths by silence (of frozen or crashed nodes), faults {kinds:?}",
-        seeds().len(),
+        seeds.len(),
         longest_wait / 1000
     );
-    if seeds().len() >= 200 {
+    if seeds.len() >= 200 {
         // The scenarios try every kind of fault.
         for k in [
             "crash announced",

@@ -33,24 +33,9 @@ fn run_seed(seed: u64) -> Sim {
     sim
 }
 
-fn seeds() -> Vec<u64> {
-    if let Ok(s) = std::env::var("SIM_SEED") {
-        return vec![s.trim().parse().expect("SIM_SEED is a number")];
-    }
-    let n: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    let base: u64 = std::env::var("SIM_SEED_BASE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (base..base + n).collect()
-}
-
 #[test]
 fn simulated_meshes_stay_safe_and_live() {
-    let seeds = seeds();
+    let seeds = simulator::seeds_from_env("SIM", 500);
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(seeds.len().max(1));

@@ -385,6 +385,22 @@ pub struct Sim {
     pub fetches_sent: BTreeSet<(usize, NodeId, TaskId)>,
 }
 
+/// The seeds a simulator test runs: `{PREFIX}_SEED=<n>` alone (a replay), else
+/// `{PREFIX}_SEEDS` seeds (default `default`) from `{PREFIX}_SEED_BASE` (default 0).
+pub fn seeds_from_env(prefix: &str, default: u64) -> Vec<u64> {
+    let var = |name: &str| std::env::var(format!("{prefix}_{name}")).ok();
+    if let Some(s) = var("SEED") {
+        return vec![
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{prefix}_SEED is a number")),
+        ];
+    }
+    let n = var("SEEDS").and_then(|s| s.parse().ok()).unwrap_or(default);
+    let base: u64 = var("SEED_BASE").and_then(|s| s.parse().ok()).unwrap_or(0);
+    (base..base + n).collect()
+}
+
 fn fail(seed: u64, what: String) -> ! {
     panic!(
         "simulator seed {seed} violated an invariant: {what}\n  replay: SIM_SEED={seed} cargo test -p node-core --test sim -- --nocapture"
