@@ -863,6 +863,10 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
     };
     let image = job.with_untracked(|j| j.as_ref().and_then(|j| j.row.image));
     let columns = job.with_untracked(|j| j.as_ref().map_or(16, |j| j.row.columns));
+    // Worked out once per change, read by the grid's attributes and its summary.
+    let states = Memo::new(move |_| {
+        job.with(|j| j.as_ref().map(|j| cells_text(&j.row)).unwrap_or_default())
+    });
     let canvas = image.map(|(w, h)| {
         view! {
             <div class="canvas" style=format!("width: min(100%, {w}px); aspect-ratio: {w} / {h}")>
@@ -886,10 +890,10 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
             </p>
             {canvas}
             <canvas id=job_dom_id("cells", id) class="cells" data-testid="task-grid"
-                data-cells=move || job.with(|j| j.as_ref().map(|j| cells_text(&j.row).0).unwrap_or_default())
-                role="img" aria-label=move || job.with(|j| j.as_ref().map(|j| cells_text(&j.row).1).unwrap_or_default())
+                data-cells=move || states.with(|(compact, _)| compact.clone())
+                role="img" aria-label=move || states.with(|(_, words)| words.clone())
                 width=columns * CELL_PX height=CELL_PX></canvas>
-            <p class="dim" data-testid="task-summary">{move || job.with(|j| j.as_ref().map(|j| cells_text(&j.row).1).unwrap_or_default())}</p>
+            <p class="dim" data-testid="task-summary">{move || states.with(|(_, words)| words.clone())}</p>
             <p class="output" data-testid="job-output">{get(|j| j.output.clone().unwrap_or_default())}</p>
         </article>
     }
