@@ -83,6 +83,17 @@ impl Engine {
         }
     }
 
+    /// [`Engine::fetch_missing`] for one job: after one of its tasks is validated.
+    pub(super) fn fetch_missing_of(&mut self, job: JobId) {
+        if self
+            .jobs
+            .get(&job)
+            .is_some_and(|j| j.assembly.assembler && !j.assembly.assembled)
+        {
+            self.fetch_job(job);
+        }
+    }
+
     /// Keeps up to `fetches_max` fetches in flight for one job: retries timed-out ones
     /// with another holder, then walks a cursor over the validated tasks in order, so the
     /// work per call is bounded by the window, not the job.

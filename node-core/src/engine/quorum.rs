@@ -84,7 +84,7 @@ impl Engine {
             }
         }
         // An assembling node fetches each result once it is validated.
-        self.fetch_missing();
+        self.fetch_missing_of(job);
         self.try_assemble(job);
     }
 
