@@ -136,6 +136,16 @@ struct ServerOptions {
     /// Most signaling frames per second from one connection.
     #[arg(long, default_value_t = 50)]
     messages_per_second_max: u32,
+    /// The presenter key: a tab opened with `?presenter=KEY` gets the presenter's
+    /// console, and members obey only its commands. A fresh random key by default,
+    /// printed at start.
+    #[arg(long, value_name = "KEY")]
+    presenter_key: Option<String>,
+    /// The address an audience uses to reach this server (e.g. http://192.168.1.20:8080),
+    /// shown as the join QR code. By default the first LAN address when listening on all
+    /// interfaces; otherwise the page's own address.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -277,8 +287,51 @@ fn server_config(o: &ServerOptions) -> Result<signaling::Config> {
         peers_per_room_max: o.peers_per_room_max,
         rooms_max: o.rooms_max,
         messages_per_second_max: o.messages_per_second_max,
+        presenter_key: Some(match &o.presenter_key {
+            Some(k) => {
+                if k.len() < 8 || k.len() > 128 || !k.bytes().all(|b| b.is_ascii_graphic()) {
+                    bail!("--presenter-key must be 8 to 128 printable characters without spaces");
+                }
+                k.clone()
+            }
+            None => signaling::new_presenter_key(),
+        }),
+        public_url: match &o.public_url {
+            Some(u) => {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    bail!("--public-url {u:?} must start with http:// or https://");
+                }
+                Some(u.trim_end_matches('/').to_string())
+            }
+            None => None,
+        },
         ..signaling::Config::default()
     })
+}
+
+/// The URL an audience can reach: `--public-url`, or, when listening on every
+/// interface, this machine's first LAN address.
+fn public_url(config: &mut signaling::Config, addr: SocketAddr) {
+    if config.public_url.is_some() || !addr.ip().is_unspecified() {
+        return;
+    }
+    let lan = local_ip_address::list_afinet_netifas()
+        .ok()
+        .into_iter()
+        .flatten()
+        .map(|(_, ip)| ip)
+        .find(
+            |ip| matches!(ip, std::net::IpAddr::V4(v4) if !v4.is_loopback() && !v4.is_link_local()),
+        );
+    config.public_url = lan.map(|ip| format!("http://{}", SocketAddr::new(ip, addr.port())));
+}
+
+/// Where the presenter's console is: the page with the key.
+fn presenter_url(config: &signaling::Config, local: SocketAddr, room: &str) -> String {
+    format!(
+        "http://{local}/?room={room}&presenter={}",
+        config.presenter_key.as_deref().unwrap_or_default()
+    )
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
@@ -290,7 +343,7 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
 }
 
 async fn serve(a: ServeArgs) -> Result<()> {
-    let config = server_config(&a.server)?;
+    let mut config = server_config(&a.server)?;
     if !config.dist_dir.join("index.html").exists() {
         tracing::warn!(
             "no web UI at {}: run `cargo xtask demo` (or `trunk build`) to build it; signaling works without it",
@@ -299,13 +352,20 @@ async fn serve(a: ServeArgs) -> Result<()> {
     }
     let listener = bind(a.bind).await?;
     let addr = listener.local_addr()?;
+    public_url(&mut config, addr);
+    let key = config.presenter_key.clone().unwrap_or_default();
     if a.json {
         println!(
             "{}",
-            json!({"event": "listening", "addr": addr.to_string()})
+            json!({"event": "listening", "addr": addr.to_string(), "presenter_key": key,
+                   "public_url": config.public_url})
         );
     } else {
         println!("meshwork signaling listening on http://{addr}");
+        println!(
+            "presenter's console (keep the key to yourself): {}",
+            presenter_url(&config, loopback_if_unspecified(addr), "demo")
+        );
     }
     signaling::serve(listener, config, shutdown_signal()).await?;
     Ok(())
@@ -415,6 +475,12 @@ impl Reporter {
                 self.rtt_printed.insert(peer.0.clone(), now);
                 json!({"event": "rtt", "peer": peer, "ms": round(*ms)})
             }
+            NodeEvent::Mesh(MeshEvent::LinkCut { peer }) => {
+                json!({"event": "link_cut", "peer": peer.id, "name": peer.name})
+            }
+            NodeEvent::Mesh(MeshEvent::LinkRestored { peer }) => {
+                json!({"event": "link_restored", "peer": peer.id, "name": peer.name})
+            }
             NodeEvent::Mesh(MeshEvent::Dropped { peer, why }) => {
                 json!({"event": "dropped", "peer": peer, "why": why})
             }
@@ -430,6 +496,19 @@ impl Reporter {
                 json!({"event": "signaling_error", "code": code, "message": message})
             }
             NodeEvent::SignalingClosed => json!({"event": "signaling_closed"}),
+            NodeEvent::Console { from, cmd, obeyed } => {
+                let who = from.as_ref().map_or("this node", |p| p.name.as_str());
+                let text = if *obeyed {
+                    format!("console: {} (from {who})", console_words(cmd))
+                } else {
+                    format!(
+                        "ignored a console command from {who}: it did not join with the presenter key"
+                    )
+                };
+                json!({"event": if *obeyed { "console" } else { "console_refused" },
+                       "from": from.as_ref().map(|p| &p.id), "command": format!("{cmd:?}"),
+                       "text": text})
+            }
             NodeEvent::Engine(e) => engine_line(e),
         };
         if self.json {
@@ -469,6 +548,24 @@ fn engine_line(e: &node_core::engine::Event) -> serde_json::Value {
     v
 }
 
+/// A console command in words, for logs.
+fn console_words(cmd: &node_core::wire::ConsoleCmd) -> String {
+    use node_core::wire::ConsoleCmd as C;
+    match cmd {
+        C::Fail => "fail: this node goes silent, as if it crashed (stop it with Ctrl-C)".into(),
+        C::Leave => "leave the mesh".into(),
+        C::Cut { peer } => format!("cut the link to {peer}"),
+        C::Restore { peer } => format!("restore the link to {peer}"),
+        C::Lie { on: true } => "lie: report wrong results from now on".into(),
+        C::Lie { on: false } => "stop lying".into(),
+        C::Pacing { ms: 0 } => "slow motion off".into(),
+        C::Pacing { ms } => format!("slow motion: wait {ms} ms after each task"),
+        C::Pause { on: true } => "pause: start no new task".into(),
+        C::Pause { on: false } => "resume".into(),
+        C::Step => "step: start one more task".into(),
+    }
+}
+
 fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -500,7 +597,7 @@ async fn node(a: NodeArgs) -> Result<()> {
 }
 
 async fn demo(a: DemoArgs) -> Result<()> {
-    let config = server_config(&a.server)?;
+    let mut config = server_config(&a.server)?;
     if !config.dist_dir.join("index.html").exists() {
         bail!(
             "no web UI at {}: run `cargo xtask demo`, which builds it first",
@@ -509,6 +606,10 @@ async fn demo(a: DemoArgs) -> Result<()> {
     }
     let listener = bind(a.bind).await?;
     let addr = listener.local_addr()?;
+    public_url(&mut config, addr);
+    let local = loopback_if_unspecified(addr);
+    let console = presenter_url(&config, local, "demo");
+    let audience = config.public_url.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = {
         let mut rx = stop_rx.clone();
@@ -516,14 +617,6 @@ async fn demo(a: DemoArgs) -> Result<()> {
             let _ = rx.changed().await;
         }))
     };
-    let local = SocketAddr::new(
-        if addr.ip().is_unspecified() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            addr.ip()
-        },
-        addr.port(),
-    );
     let mut nodes = Vec::new();
     for i in 0..a.nodes {
         let mut o = a.node.clone();
@@ -563,11 +656,16 @@ async fn demo(a: DemoArgs) -> Result<()> {
         a.nodes
     );
     println!("  Open  http://{local}/?room=demo  in a browser tab to join the mesh.");
-    if addr.ip().is_unspecified() {
-        println!(
+    println!("  Presenter's console (keep the key to yourself): {console}");
+    match audience {
+        Some(url) => {
+            println!("  The audience joins from {url}/?room=demo (the page shows it as a QR code).")
+        }
+        None if addr.ip().is_unspecified() => println!(
             "  From another machine: http://<this machine's address>:{}/?room=demo",
             addr.port()
-        );
+        ),
+        None => {}
     }
     println!("  Submit a job from the page's form, or from a terminal:");
     println!(
@@ -583,6 +681,15 @@ async fn demo(a: DemoArgs) -> Result<()> {
     }
     server.await??;
     Ok(())
+}
+
+/// 127.0.0.1 for an address that listens on every interface.
+fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    }
 }
 
 fn all_cores() -> usize {

@@ -129,6 +129,9 @@ pub struct PeerView {
     ping_out: Option<(u32, Micros)>,
     /// Bulk payload bytes received since the last BulkEnd.
     bulk_rx_bytes: u64,
+    /// A presenter cut the link to this peer: nothing is sent to it or taken from it,
+    /// and its silence is not death, until the link is restored.
+    pub cut: bool,
 }
 
 /// Something for the UI, the log or the engine.
@@ -157,6 +160,11 @@ pub enum MeshEvent {
     Dropped { peer: PeerId, why: String },
     /// The peer acknowledged a bulk transfer (`cargo xtask bench mesh`).
     BulkAcked { peer: PeerId, seq: u32, bytes: u64 },
+    /// The link to a member was cut on a presenter's command: to the layers above it is
+    /// gone, but it stays in the view (see [`Membership::set_cut`]).
+    LinkCut { peer: PeerInfo },
+    /// The link was restored: the member is back, with everything it kept.
+    LinkRestored { peer: PeerInfo },
 }
 
 /// What the driver must do.
@@ -188,6 +196,8 @@ pub struct MeshStats {
     pub dropped_protocol: u64,
     pub dropped_unknown_peer: u64,
     pub dropped_over_capacity: u64,
+    /// Messages from a peer whose link was cut.
+    pub dropped_cut: u64,
 }
 
 /// This node's view of the mesh.
@@ -263,8 +273,38 @@ impl Membership {
                 next_ping: now,
                 ping_out: None,
                 bulk_rx_bytes: 0,
+                cut: false,
             },
         );
+    }
+
+    /// Cuts (or restores) the link to a member, as a presenter's demonstration of a
+    /// network partition: while cut, its messages are dropped, none are sent to it and
+    /// its silence is not taken for death; this node reports it gone ([`MeshEvent::LinkCut`])
+    /// and back ([`MeshEvent::LinkRestored`]). The data channel stays open underneath, so
+    /// a restore needs no new connection. Returns false (and does nothing) for a peer
+    /// that is not a member or already in that state.
+    pub fn set_cut(&mut self, now: Micros, peer: &PeerId, cut: bool) -> bool {
+        let Some(view) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        if view.state != PeerState::Connected || view.cut == cut {
+            return false;
+        }
+        view.cut = cut;
+        view.ping_out = None;
+        let peer = view.info.clone();
+        if cut {
+            self.out
+                .push_back(MeshOutput::Event(MeshEvent::LinkCut { peer }));
+        } else {
+            // Heard "now": the heartbeat timeout starts afresh.
+            view.last_heard = now;
+            view.next_ping = now;
+            self.out
+                .push_back(MeshOutput::Event(MeshEvent::LinkRestored { peer }));
+        }
+        true
     }
 
     /// The data channel to `peer` opened: say Hello and start heartbeats.
@@ -321,6 +361,10 @@ impl Membership {
             self.stats.dropped_unknown_peer += 1;
             return;
         };
+        if view.cut {
+            self.stats.dropped_cut += 1;
+            return;
+        }
         self.stats.messages_in += 1;
         view.last_heard = now;
         let protocol_error = |stats: &mut MeshStats, out: &mut VecDeque<MeshOutput>, why: &str| {
@@ -389,7 +433,7 @@ impl Membership {
             }
             // Not membership's business: handed up, from members only (a peer is one
             // once its Hello arrived; the ordered channel delivers that first).
-            WireMsg::Engine(_) | WireMsg::Chunk { .. } => {
+            WireMsg::Engine(_) | WireMsg::Chunk { .. } | WireMsg::Console(_) => {
                 if view.state != PeerState::Connected {
                     protocol_error(&mut self.stats, &mut self.out, "message before hello");
                     return;
@@ -423,7 +467,7 @@ impl Membership {
     pub fn handle_timeout(&mut self, now: Micros) {
         let mut dead = Vec::new();
         for (id, view) in &mut self.peers {
-            if view.state == PeerState::Connecting {
+            if view.state == PeerState::Connecting || view.cut {
                 continue;
             }
             if now.saturating_sub(view.last_heard) >= Micros::from_ms(self.config.dead_after_ms) {
@@ -456,7 +500,7 @@ impl Membership {
     pub fn poll_timeout(&self) -> Option<Micros> {
         self.peers
             .values()
-            .filter(|v| v.state != PeerState::Connecting)
+            .filter(|v| v.state != PeerState::Connecting && !v.cut)
             .map(|v| {
                 v.next_ping
                     .min(v.last_heard.plus_ms(self.config.dead_after_ms))
@@ -491,6 +535,7 @@ mod tests {
             id: PeerId(id.into()),
             kind,
             name: id.into(),
+            presenter: false,
         }
     }
 

@@ -19,11 +19,11 @@ use crate::engine::{self, Command, Engine, EngineConfig, Input, Millis, Output};
 use crate::job::{JobId, NodeId, TaskId, content_hash};
 use crate::kernels::Kernel;
 use crate::membership::{
-    Membership, MembershipConfig, MeshEvent, MeshOutput, Micros, default_name,
+    Membership, MembershipConfig, MeshEvent, MeshOutput, Micros, PeerState, default_name,
 };
 use crate::signal::{ErrorCode, PeerId, PeerInfo};
 use crate::transport::TransportEvent;
-use crate::wire::{self, EngineMsg, WireMsg};
+use crate::wire::{self, ConsoleCmd, EngineMsg, WireMsg};
 
 /// The engine's id for a signaling peer: a hash of the id the server gave it (which a
 /// peer cannot choose), with the hash that resists crafted collisions.
@@ -49,6 +49,14 @@ pub enum NodeEvent {
     SignalingError { code: ErrorCode, message: String },
     /// The signaling socket closed; the mesh carries on without it.
     SignalingClosed,
+    /// A console command reached this node: from a presenter (`from`; `None` when this
+    /// node gave it itself) and obeyed, or from someone without the presenter key and
+    /// ignored.
+    Console {
+        from: Option<PeerInfo>,
+        cmd: ConsoleCmd,
+        obeyed: bool,
+    },
 }
 
 /// Result bytes waiting for one peer, at most this many (whole messages beyond it are
@@ -85,12 +93,24 @@ pub enum Action {
         kernel: Kernel,
     },
     Event(NodeEvent),
+    /// A presenter asked this node to leave: close every connection and the signaling
+    /// socket, and stop.
+    Leave,
 }
 
 /// A command given before the server welcomed this node (which has no id until then).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("not in a room yet: wait for the server's welcome")]
 pub struct NotJoined;
+
+/// Why a console command could not be sent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("not in a room yet: wait for the server's welcome")]
+    NotJoined,
+    #[error("{0} is not a member of this mesh")]
+    NoSuchMember(PeerId),
+}
 
 /// Counters of the glue itself, for logs and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -103,6 +123,8 @@ pub struct NodeStats {
     pub dropped_reassembled: u64,
     /// Bulk messages dropped because their peer's queue was full.
     pub bulk_dropped: u64,
+    /// Console commands from members without the presenter key, ignored.
+    pub console_refused: u64,
 }
 
 /// Result bytes waiting for one peer: whole messages, each as its data-channel pieces.
@@ -131,6 +153,10 @@ pub struct MeshNode {
     next_stream: u32,
     stats: NodeStats,
     actions: VecDeque<Action>,
+    /// A presenter failed this node: it answers nothing any more.
+    failed: bool,
+    /// A presenter made this node lie: its results are wrong on purpose.
+    lying: bool,
 }
 
 impl MeshNode {
@@ -157,7 +183,19 @@ impl MeshNode {
             next_stream: 0,
             stats: NodeStats::default(),
             actions: VecDeque::new(),
+            failed: false,
+            lying: false,
         }
+    }
+
+    /// Whether a presenter failed this node (it is silent).
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Whether a presenter made this node report wrong results.
+    pub fn is_lying(&self) -> bool {
+        self.lying
     }
 
     pub fn membership(&self) -> Option<&Membership> {
@@ -182,6 +220,9 @@ impl MeshNode {
     }
 
     pub fn handle_transport(&mut self, now: Micros, ev: TransportEvent) {
+        if self.failed {
+            return;
+        }
         match ev {
             TransportEvent::Joined { mut me, peers } => {
                 me.name = if self.name.is_empty() {
@@ -241,6 +282,9 @@ impl MeshNode {
 
     /// A command of this node's user (submit, cancel, assemble, pacing).
     pub fn handle_command(&mut self, now: Micros, cmd: Command) -> Result<(), NotJoined> {
+        if self.failed {
+            return Ok(());
+        }
         let engine = self.engine.as_mut().ok_or(NotJoined)?;
         engine.handle_input(millis(now), Input::Command(cmd));
         self.pump(now);
@@ -259,7 +303,13 @@ impl MeshNode {
     }
 
     /// A computation asked for by [`Action::Compute`] finished.
-    pub fn handle_computed(&mut self, now: Micros, job: JobId, task: TaskId, output: Vec<u8>) {
+    pub fn handle_computed(&mut self, now: Micros, job: JobId, task: TaskId, mut output: Vec<u8>) {
+        if self.failed {
+            return;
+        }
+        if self.lying {
+            lie(&mut output);
+        }
         if let Some(engine) = &mut self.engine {
             engine.handle_input(millis(now), Input::ComputeFinished { job, task, output });
         }
@@ -267,6 +317,9 @@ impl MeshNode {
     }
 
     pub fn handle_timeout(&mut self, now: Micros) {
+        if self.failed {
+            return;
+        }
         if let Some(m) = &mut self.membership {
             m.handle_timeout(now);
         }
@@ -280,6 +333,9 @@ impl MeshNode {
     }
 
     pub fn poll_timeout(&self) -> Option<Micros> {
+        if self.failed {
+            return None;
+        }
         let engine = self
             .engine
             .as_ref()
@@ -297,6 +353,86 @@ impl MeshNode {
 
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// A console command of this node's user for `target` (this node or a member). It
+    /// is sent whether or not this node holds the presenter key: the receiver decides.
+    pub fn console(
+        &mut self,
+        now: Micros,
+        target: &PeerId,
+        cmd: ConsoleCmd,
+    ) -> Result<(), ConsoleError> {
+        if self.failed {
+            return Ok(());
+        }
+        let m = self.membership.as_ref().ok_or(ConsoleError::NotJoined)?;
+        if *target == m.me().id {
+            self.obey(now, None, cmd);
+        } else if m
+            .peer(target)
+            .is_some_and(|p| p.state == PeerState::Connected)
+        {
+            // A cut link carries nothing, console commands included.
+            if m.peer(target).is_some_and(|p| p.cut) {
+                return Err(ConsoleError::NoSuchMember(target.clone()));
+            }
+            self.actions.push_back(Action::Send {
+                to: target.clone(),
+                bytes: wire::encode(&WireMsg::Console(cmd)),
+            });
+        } else {
+            return Err(ConsoleError::NoSuchMember(target.clone()));
+        }
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Carries out a console command (its sender was checked, or it is this node's own).
+    fn obey(&mut self, now: Micros, from: Option<PeerInfo>, cmd: ConsoleCmd) {
+        self.actions.push_back(Action::Event(NodeEvent::Console {
+            from,
+            cmd: cmd.clone(),
+            obeyed: true,
+        }));
+        let at = millis(now);
+        match cmd {
+            ConsoleCmd::Fail => {
+                // Silent from here on, as a frozen machine: nothing queued goes out.
+                self.failed = true;
+                self.actions.retain(|a| matches!(a, Action::Event(_)));
+                self.bulk.clear();
+            }
+            ConsoleCmd::Leave => self.actions.push_back(Action::Leave),
+            ConsoleCmd::Cut { peer } => {
+                if let Some(m) = &mut self.membership {
+                    m.set_cut(now, &peer, true);
+                }
+            }
+            ConsoleCmd::Restore { peer } => {
+                if let Some(m) = &mut self.membership {
+                    m.set_cut(now, &peer, false);
+                }
+            }
+            ConsoleCmd::Lie { on } => self.lying = on,
+            ConsoleCmd::Pacing { ms } => {
+                if let Some(e) = &mut self.engine {
+                    e.set_pacing_floor(ms);
+                }
+            }
+            ConsoleCmd::Pause { on } => {
+                if let Some(e) = &mut self.engine {
+                    e.set_paused(on);
+                    e.handle_input(at, Input::Timeout);
+                }
+            }
+            ConsoleCmd::Step => {
+                if let Some(e) = &mut self.engine {
+                    e.step();
+                    e.handle_input(at, Input::Timeout);
+                }
+            }
+        }
     }
 
     /// Peers with result bytes waiting.
@@ -356,13 +492,18 @@ impl MeshNode {
                         self.members.insert(n, peer.id.clone());
                         self.engine_input(now, Input::PeerUp(n));
                     }
-                    MeshEvent::PeerLeft { peer, .. } => {
+                    MeshEvent::PeerLeft { peer, .. } | MeshEvent::LinkCut { peer } => {
                         self.reassembly.forget(&peer.id);
                         self.bulk.remove(&peer.id);
                         let n = node_id(&peer.id);
                         if self.members.remove(&n).is_some() {
                             self.engine_input(now, Input::PeerDown(n));
                         }
+                    }
+                    MeshEvent::LinkRestored { peer } => {
+                        let n = node_id(&peer.id);
+                        self.members.insert(n, peer.id.clone());
+                        self.engine_input(now, Input::PeerUp(n));
                     }
                     _ => {}
                 }
@@ -394,6 +535,31 @@ impl MeshNode {
             WireMsg::Engine(msg) => {
                 let from = node_id(&from);
                 self.engine_input(now, Input::Message { from, msg });
+            }
+            WireMsg::Console(cmd) => {
+                let sender = self
+                    .membership
+                    .as_ref()
+                    .and_then(|m| m.peer(&from))
+                    .map(|p| p.info.clone());
+                match sender {
+                    // The signaling server marked it: it joined with the presenter key.
+                    Some(info) if info.presenter => self.obey(now, Some(info), cmd),
+                    other => {
+                        self.stats.console_refused += 1;
+                        let from = other.unwrap_or_else(|| PeerInfo {
+                            id: from,
+                            kind: crate::signal::PeerKind::Browser,
+                            name: String::new(),
+                            presenter: false,
+                        });
+                        self.actions.push_back(Action::Event(NodeEvent::Console {
+                            from: Some(from),
+                            cmd,
+                            obeyed: false,
+                        }));
+                    }
+                }
             }
             _ => self.stats.dropped_reassembled += 1,
         }
@@ -455,6 +621,16 @@ impl MeshNode {
     }
 }
 
+/// A liar's result: the bytes changed, in a way that shows on a picture (RGBA pixels
+/// come out in their negative colours, opaque) and changes any other output.
+fn lie(output: &mut [u8]) {
+    for (i, b) in output.iter_mut().enumerate() {
+        if i % 4 != 3 {
+            *b = !*b;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,6 +642,7 @@ mod tests {
             id: PeerId(id.into()),
             kind,
             name: String::new(),
+            presenter: false,
         }
     }
 

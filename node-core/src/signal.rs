@@ -75,6 +75,14 @@ pub struct PeerInfo {
     pub kind: PeerKind,
     /// Display name, for people; not unique.
     pub name: String,
+    /// The member joined with the server's presenter key: its console commands are
+    /// obeyed. Only the server sets this (from the key), so a member cannot claim it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub presenter: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One ICE server (STUN or TURN), handed out by the signaling server's configuration.
@@ -117,6 +125,11 @@ pub enum ClientMsg {
         kind: PeerKind,
         #[serde(default)]
         name: String,
+        /// The presenter key `meshwork serve` printed, to run the presenter's console.
+        /// A wrong key is not an error: the member joins without the console's powers
+        /// and its Welcome says so.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presenter_key: Option<String>,
     },
     /// Relay `data` to peer `to` of the same room.
     Signal { to: PeerId, data: SignalData },
@@ -137,6 +150,9 @@ pub enum ServerMsg {
         room: String,
         peers: Vec<PeerInfo>,
         ice_servers: Vec<IceServer>,
+        /// Whether the Join's presenter key was the server's.
+        #[serde(default, skip_serializing_if = "is_false")]
+        presenter: bool,
     },
     PeerJoined {
         peer: PeerInfo,
@@ -315,6 +331,7 @@ mod tests {
             room: "demo".into(),
             kind: PeerKind::Browser,
             name: "tab".into(),
+            presenter_key: None,
         };
         let text = encode_client(msg.clone());
         assert!(text.contains("\"v\":1"), "{text}");
@@ -341,12 +358,14 @@ mod tests {
                 id: PeerId("p0".into()),
                 kind: PeerKind::Native,
                 name: "n".into(),
+                presenter: false,
             }],
             ice_servers: vec![IceServer {
                 urls: vec!["stun:127.0.0.1:3478".into()],
                 username: None,
                 credential: None,
             }],
+            presenter: false,
         };
         assert_eq!(decode_server(&encode_server(msg.clone())).unwrap(), msg);
     }

@@ -56,6 +56,33 @@ pub enum WireMsg {
         count: u32,
         data: Vec<u8>,
     },
+    /// A presenter's console command for the receiver. Obeyed only when the signaling
+    /// server marked the sender a presenter ([`crate::signal::PeerInfo::presenter`]);
+    /// anyone else's is dropped and counted.
+    Console(ConsoleCmd),
+}
+
+/// What a presenter can make a member do, to show the mesh coping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsoleCmd {
+    /// Stop answering anything, as a crashed or frozen machine would: the others notice
+    /// only by its silence.
+    Fail,
+    /// Leave the mesh gracefully: close every connection and the signaling socket.
+    Leave,
+    /// Stop exchanging anything with `peer`, as if the link between the two were cut;
+    /// each side treats the other as gone until [`ConsoleCmd::Restore`].
+    Cut { peer: PeerId },
+    /// Undo a [`ConsoleCmd::Cut`].
+    Restore { peer: PeerId },
+    /// Report wrong results from now on (or stop), to show a quorum catching a liar.
+    Lie { on: bool },
+    /// Slow motion: wait at least this long after each task (0: off).
+    Pacing { ms: u32 },
+    /// Stop starting tasks (or start again). Everything else goes on.
+    Pause { on: bool },
+    /// While paused, start one more task.
+    Step,
 }
 
 /// One fact about a task, authored by the node that sends it. Facts are only accepted
@@ -173,6 +200,11 @@ fn decode_within(bytes: &[u8], len_max: usize) -> Result<WireMsg, WireError> {
     {
         return Err(WireError::NameTooLong(name.len().max(id.0.len())));
     }
+    if let WireMsg::Console(ConsoleCmd::Cut { peer } | ConsoleCmd::Restore { peer }) = &msg
+        && peer.0.len() > HELLO_NAME_LEN_MAX
+    {
+        return Err(WireError::NameTooLong(peer.0.len()));
+    }
     Ok(msg)
 }
 
@@ -207,6 +239,11 @@ mod tests {
                 count: 4,
                 data: vec![1; crate::chunk::CHUNK_DATA_MAX],
             },
+            WireMsg::Console(ConsoleCmd::Fail),
+            WireMsg::Console(ConsoleCmd::Cut {
+                peer: PeerId("0123456789abcdef".into()),
+            }),
+            WireMsg::Console(ConsoleCmd::Pacing { ms: u32::MAX }),
         ]
     }
 

@@ -298,6 +298,7 @@ impl World {
             id: self.nodes[i].peer.clone(),
             kind: PeerKind::Native,
             name: format!("n{i}"),
+            presenter: false,
         }
     }
 
@@ -434,6 +435,7 @@ impl World {
                     self.push(self.now + ms * 1000, i, Ev::Computed(job, task, out));
                 }
                 Action::Event(e) => self.on_event(i, e),
+                Action::Leave => panic!("node {i} left, but nobody here holds a console"),
             }
         }
         for to in self.nodes[i].node.bulk_waiting() {

@@ -20,6 +20,7 @@ fn info(s: &str) -> PeerInfo {
         id: id(s),
         kind: PeerKind::Browser,
         name: s.into(),
+        presenter: false,
     }
 }
 
@@ -41,6 +42,7 @@ fn welcome(peers: &[&str]) -> ServerMsg {
         room: "r".into(),
         peers: peers.iter().map(|p| info(p)).collect(),
         ice_servers: stun(),
+        presenter: false,
     }
 }
 
@@ -129,7 +131,8 @@ fn the_newcomer_offers_to_every_peer_in_the_welcome() {
         &PeerInfo {
             id: id("me"),
             kind: PeerKind::Browser,
-            name: "tab".into()
+            name: "tab".into(),
+            presenter: false,
         }
     );
     assert_eq!(peers, &vec![info("a"), info("b")]);

@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BinaryHeap};
 use node_core::chunk::CHUNK_DATA_MAX;
 use node_core::engine::{Command, Event};
 use node_core::kernels::{JobOutput, Kernel, mandelbrot};
-use node_core::membership::{MembershipConfig, Micros};
+use node_core::membership::{LeftReason, MembershipConfig, MeshEvent, Micros};
 use node_core::node::{Action, BULK_QUEUED_MAX, MeshNode, NodeEvent};
 use node_core::signal::{PeerId, PeerInfo, PeerKind};
 use node_core::transport::TransportEvent;
-use node_core::wire::{self, MESSAGE_LEN_MAX, WireMsg};
+use node_core::wire::{self, ConsoleCmd, MESSAGE_LEN_MAX, WireMsg};
 
 /// Data-channel latency.
 const LATENCY_US: u64 = 2_000;
@@ -34,6 +34,8 @@ struct Net {
     /// Data-channel messages sent, and the largest one.
     sent: u64,
     largest: usize,
+    /// Every node's events, in order.
+    events: Vec<(usize, NodeEvent)>,
 }
 
 enum Input {
@@ -41,11 +43,13 @@ enum Input {
     Computed(node_core::job::JobId, node_core::job::TaskId, Vec<u8>),
 }
 
+/// Node 0 joined with the presenter key (the server marks it so); nobody else did.
 fn info(id: &PeerId) -> PeerInfo {
     PeerInfo {
         id: id.clone(),
         kind: PeerKind::Native,
         name: String::new(),
+        presenter: id.0 == "peer0",
     }
 }
 
@@ -68,6 +72,7 @@ impl Net {
             done: Vec::new(),
             sent: 0,
             largest: 0,
+            events: Vec::new(),
         };
         for (i, w) in workers.iter().enumerate() {
             let id = PeerId(format!("peer{i}"));
@@ -128,10 +133,14 @@ impl Net {
                     kernel.run_task(task.0, &mut out).expect("valid task");
                     self.at(self.now.0 + TASK_US, i, Input::Computed(job, task, out));
                 }
-                Action::Event(NodeEvent::Engine(Event::JobDone { output, .. })) if i == 0 => {
-                    self.done.push(output);
+                Action::Event(e) => {
+                    if let (0, NodeEvent::Engine(Event::JobDone { output, .. })) = (i, &e) {
+                        self.done.push(output.clone());
+                    }
+                    self.events.push((i, e));
                 }
-                Action::Event(_) => {}
+                // As the run loop does: it closes everything; the server tells the rest.
+                Action::Leave => self.kill(i),
             }
         }
         for to in self.nodes[i].bulk_waiting() {
@@ -176,6 +185,11 @@ impl Net {
             }
             self.drain(i);
         }
+    }
+
+    /// Runs until `ms` of virtual time, whatever finishes.
+    fn run_until(&mut self, ms: u64) {
+        self.run(usize::MAX, ms);
     }
 
     /// Node `i` dies: nothing more from or to it; the others hear of it from the server.
@@ -426,4 +440,209 @@ fn result_bytes_wait_in_a_bounded_queue_and_control_traffic_does_not() {
     assert!(queued <= BULK_QUEUED_MAX, "{queued}");
     assert!(queued > BULK_QUEUED_MAX / 2, "{queued}");
     assert!(n.stats().bulk_dropped > 0);
+}
+
+// ---- the presenter's console ----
+
+/// Node `from` gives `cmd` to node `to` from its console.
+fn console(net: &mut Net, from: usize, to: usize, cmd: ConsoleCmd) {
+    let (now, target) = (net.now, net.ids[to].clone());
+    net.nodes[from]
+        .console(now, &target, cmd)
+        .expect("a member");
+    net.drain(from);
+}
+
+fn left_by_heartbeat(net: &Net, watcher: usize, gone: usize) -> bool {
+    net.events.iter().any(|(i, e)| {
+        *i == watcher
+            && matches!(e, NodeEvent::Mesh(MeshEvent::PeerLeft { peer, reason: LeftReason::Heartbeat, .. })
+                if peer.id == net.ids[gone])
+    })
+}
+
+#[test]
+fn a_presenter_fails_a_node_and_the_others_notice_its_silence() {
+    let kernel = image_job();
+    let mut net = Net::new(4);
+    net.run_until(500);
+    submit(&mut net, &kernel, 2, 1);
+    let start = net.now.0;
+    net.run_until((start + 30_000) / 1000);
+    console(&mut net, 0, 2, ConsoleCmd::Fail);
+    net.run_until((net.now.0 + 100_000) / 1000);
+    assert!(net.nodes[2].is_failed());
+    // Silent: no timer, and nothing it is sent makes it answer.
+    assert_eq!(net.nodes[2].poll_timeout(), None);
+    let sent = net.sent;
+    let (now, from) = (net.now, net.ids[1].clone());
+    let ping = wire::encode(&WireMsg::Ping { seq: 9 });
+    net.nodes[2].handle_transport(now, TransportEvent::Message(from, ping));
+    assert!(net.nodes[2].poll_action().is_none());
+    assert_eq!(net.sent, sent);
+    net.run(1, 60_000);
+    assert_eq!(net.done, vec![kernel.run_all().unwrap()]);
+    for watcher in [0, 1, 3] {
+        assert!(
+            left_by_heartbeat(&net, watcher, 2),
+            "node {watcher} did not see node 2 go silent"
+        );
+    }
+}
+
+#[test]
+fn console_commands_from_a_member_without_the_key_are_ignored_and_counted() {
+    let mut net = Net::new(3);
+    net.run_until(500);
+    // Node 1 has no presenter key; node 2 must not obey it.
+    for cmd in [
+        ConsoleCmd::Fail,
+        ConsoleCmd::Leave,
+        ConsoleCmd::Lie { on: true },
+        ConsoleCmd::Pause { on: true },
+        ConsoleCmd::Cut {
+            peer: net.ids[0].clone(),
+        },
+    ] {
+        console(&mut net, 1, 2, cmd);
+    }
+    net.run_until(net.now.0 / 1000 + 3_000);
+    let n = &net.nodes[2];
+    assert!(!n.is_failed() && !n.is_lying());
+    assert!(!n.engine().unwrap().is_paused());
+    assert_eq!(n.stats().console_refused, 5);
+    assert_eq!(n.membership().unwrap().connected().count(), 2);
+    let refused = net
+        .events
+        .iter()
+        .filter(|(i, e)| *i == 2 && matches!(e, NodeEvent::Console { obeyed: false, .. }))
+        .count();
+    assert_eq!(refused, 5);
+    assert!(
+        !net.events
+            .iter()
+            .any(|(_, e)| matches!(e, NodeEvent::Mesh(MeshEvent::PeerLeft { .. })))
+    );
+}
+
+#[test]
+fn a_liar_made_by_the_console_is_caught_by_the_quorum() {
+    let kernel = image_job();
+    let mut net = Net::new(3);
+    net.run_until(500);
+    console(&mut net, 0, 1, ConsoleCmd::Lie { on: true });
+    submit(&mut net, &kernel, 2, 2);
+    net.run(1, 60_000);
+    assert!(net.nodes[1].is_lying());
+    assert_eq!(net.done, vec![kernel.run_all().unwrap()]);
+    let liar = node_core::node::node_id(&net.ids[1]);
+    assert!(
+        net.events.iter().any(|(i, e)| *i == 0
+            && matches!(e, NodeEvent::Engine(Event::LiarMarked { node, .. }) if *node == liar)),
+        "node 0 never marked the liar"
+    );
+}
+
+#[test]
+fn a_cut_link_is_a_partition_for_its_two_ends_and_heals_when_restored() {
+    let kernel = image_job();
+    let mut net = Net::new(3);
+    net.run_until(500);
+    let (a, b) = (net.ids[1].clone(), net.ids[2].clone());
+    console(&mut net, 0, 1, ConsoleCmd::Cut { peer: b.clone() });
+    console(&mut net, 0, 2, ConsoleCmd::Cut { peer: a.clone() });
+    // Once both ends have the command (what was already on its way is dropped),
+    // nothing crosses the cut.
+    net.run_until(net.now.0 / 1000 + 100);
+    let dropped = net.nodes[1].membership().unwrap().stats().dropped_cut;
+    submit(&mut net, &kernel, 2, 1);
+    net.run(1, 60_000);
+    assert_eq!(net.done, vec![kernel.run_all().unwrap()]);
+    // Each end lost the other, without a departure, and both still see node 0.
+    let m1 = net.nodes[1].membership().unwrap();
+    assert!(m1.peer(&b).is_some_and(|p| p.cut));
+    assert!(
+        !net.nodes[1]
+            .engine()
+            .unwrap()
+            .peers()
+            .any(|n| n == node_core::node::node_id(&b))
+    );
+    assert_eq!(
+        m1.stats().dropped_cut,
+        dropped,
+        "node 2 sent across the cut"
+    );
+    assert!(!left_by_heartbeat(&net, 1, 2) && !left_by_heartbeat(&net, 2, 1));
+    assert!(
+        net.events
+            .iter()
+            .any(|(i, e)| *i == 1 && matches!(e, NodeEvent::Mesh(MeshEvent::LinkCut { .. })))
+    );
+    console(&mut net, 0, 1, ConsoleCmd::Restore { peer: b.clone() });
+    console(&mut net, 0, 2, ConsoleCmd::Restore { peer: a.clone() });
+    net.run_until(net.now.0 / 1000 + 3_000);
+    for (i, other) in [(1, &b), (2, &a)] {
+        let n = &net.nodes[i];
+        assert!(!n.membership().unwrap().peer(other).unwrap().cut);
+        assert!(
+            n.engine()
+                .unwrap()
+                .peers()
+                .any(|p| p == node_core::node::node_id(other))
+        );
+    }
+    assert!(!left_by_heartbeat(&net, 1, 2) && !left_by_heartbeat(&net, 2, 1));
+}
+
+#[test]
+fn a_paused_mesh_starts_nothing_and_a_step_starts_one_task_per_node() {
+    let kernel = image_job();
+    let mut net = Net::new(2);
+    net.run_until(500);
+    for i in 0..2 {
+        console(&mut net, 0, i, ConsoleCmd::Pause { on: true });
+    }
+    submit(&mut net, &kernel, 1, 1);
+    net.run(1, net.now.0 / 1000 + 2_000);
+    let started = |net: &Net| {
+        net.events
+            .iter()
+            .filter(|(_, e)| matches!(e, NodeEvent::Engine(Event::TaskStarted { .. })))
+            .count()
+    };
+    assert_eq!(started(&net), 0);
+    for i in 0..2 {
+        console(&mut net, 0, i, ConsoleCmd::Step);
+    }
+    net.run(1, net.now.0 / 1000 + 2_000);
+    assert_eq!(started(&net), 2);
+    assert!(net.done.is_empty());
+    for i in 0..2 {
+        console(&mut net, 0, i, ConsoleCmd::Pause { on: false });
+    }
+    net.run(1, net.now.0 / 1000 + 60_000);
+    assert_eq!(net.done, vec![kernel.run_all().unwrap()]);
+}
+
+#[test]
+fn slow_motion_spaces_every_task_out_and_leave_ends_the_node() {
+    let kernel = image_job();
+    let mut net = Net::new(2);
+    net.run_until(500);
+    for i in 0..2 {
+        console(&mut net, 0, i, ConsoleCmd::Pacing { ms: 1_000 });
+    }
+    let start = net.now.0;
+    submit(&mut net, &kernel, 1, 1);
+    net.run(1, 60_000);
+    assert_eq!(net.done, vec![kernel.run_all().unwrap()]);
+    // 4 tasks on 2 one-slot nodes, a second's pause after each: at least 1 s more
+    // than the 2 × 20 ms of computing.
+    assert!(net.now.0 - start >= 1_000_000, "{} µs", net.now.0 - start);
+    console(&mut net, 0, 1, ConsoleCmd::Leave);
+    net.run_until(net.now.0 / 1000 + 1_000);
+    assert!(!net.alive[1], "node 1 did not leave");
+    assert!(net.events.iter().any(|(i, e)| *i == 0
+        && matches!(e, NodeEvent::Mesh(MeshEvent::PeerLeft { peer, .. }) if peer.id == net.ids[1])));
 }

@@ -44,6 +44,7 @@ fn signaling_json_is_identical_on_every_target() {
         room: "demo".into(),
         kind: PeerKind::Native,
         name: "n".into(),
+        presenter_key: None,
     });
     assert_eq!(
         join,
@@ -58,6 +59,7 @@ fn failure_detection_decides_the_same_on_every_target() {
         id: PeerId("me".into()),
         kind: PeerKind::Browser,
         name: "me".into(),
+        presenter: false,
     };
     let peer = PeerId("p".into());
     let mut m = Membership::new(me, 4, MembershipConfig::default());
@@ -67,6 +69,7 @@ fn failure_detection_decides_the_same_on_every_target() {
             id: peer.clone(),
             kind: PeerKind::Native,
             name: "p".into(),
+            presenter: false,
         },
     );
     m.handle_channel_open(Micros(1_000), &peer);

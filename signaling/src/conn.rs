@@ -216,7 +216,12 @@ impl Connection {
 
     fn on_message(&mut self, msg: ClientMsg) -> Flow {
         match msg {
-            ClientMsg::Join { room, kind, name } => {
+            ClientMsg::Join {
+                room,
+                kind,
+                name,
+                presenter_key,
+            } => {
                 if let Some(joined) = &self.joined {
                     let message = format!("already joined room {:?}", joined.room);
                     return self.refuse(ErrorCode::AlreadyJoined, message);
@@ -232,16 +237,28 @@ impl Connection {
                 }
                 let name = clean_display_name(&name);
                 let shared = self.shared.clone();
+                let presenter = match (&presenter_key, &shared.config.presenter_key) {
+                    (Some(given), Some(key)) => same_secret(given, key),
+                    _ => false,
+                };
+                if presenter_key.is_some() && !presenter {
+                    shared
+                        .stats
+                        .presenter_keys_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(conn = self.conn, "a join with a wrong presenter key");
+                }
                 let result = shared.registry().join(
                     &room,
                     kind,
                     name.clone(),
+                    presenter,
                     self.outbox.clone(),
                     &shared.config.ice_servers,
                 );
                 match result {
                     Ok(id) => {
-                        tracing::info!(conn = self.conn, %room, %id, %kind, %name, "peer joined");
+                        tracing::info!(conn = self.conn, %room, %id, %kind, %name, presenter, "peer joined");
                         self.joined = Some(Joined { id, room });
                         self.accepted()
                     }
@@ -338,4 +355,14 @@ impl Connection {
             self.shared.registry().leave(&joined.id);
         }
     }
+}
+
+/// Whether a presenter key given in a join is the server's, in time that depends only
+/// on the lengths (a wrong guess learns nothing from how long the answer took).
+fn same_secret(given: &str, key: &str) -> bool {
+    let (a, b) = (given.as_bytes(), key.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

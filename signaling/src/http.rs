@@ -32,6 +32,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/rooms", get(rooms))
         .route("/api/stats", get(stats))
+        .route("/api/info", get(info))
         .nest_service("/static", static_files)
         .fallback(web_ui)
         .with_state(shared)
@@ -79,6 +80,20 @@ async fn rooms(State(shared): State<Arc<Shared>>) -> Json<RoomsBody> {
     Json(RoomsBody { rooms })
 }
 
+/// The body of `/api/info`: what a page needs to know about the server.
+#[derive(Serialize)]
+struct InfoBody {
+    /// The address an audience reaches the server at, if known; a page uses its own
+    /// otherwise. Never the presenter key.
+    public_url: Option<String>,
+}
+
+async fn info(State(shared): State<Arc<Shared>>) -> Json<InfoBody> {
+    Json(InfoBody {
+        public_url: shared.config.public_url.clone(),
+    })
+}
+
 /// The body of `/api/stats`: counters since the server started.
 #[derive(Serialize)]
 struct StatsBody {
@@ -92,6 +107,8 @@ struct StatsBody {
     slow_clients_dropped: u64,
     /// Frames refused with an error.
     frames_refused: u64,
+    /// Joins that gave a presenter key other than the server's.
+    presenter_keys_refused: u64,
     /// Rooms now.
     rooms: usize,
     /// Peers in all rooms now.
@@ -113,6 +130,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<StatsBody> {
         connections_refused: s.connections_refused.load(Ordering::Relaxed),
         slow_clients_dropped: registry_slow + s.slow_dropped.load(Ordering::Relaxed),
         frames_refused: s.frames_refused.load(Ordering::Relaxed),
+        presenter_keys_refused: s.presenter_keys_refused.load(Ordering::Relaxed),
         rooms,
         peers,
     })

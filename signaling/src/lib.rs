@@ -4,7 +4,8 @@
 //! and exchange WebRTC offers, answers and ICE candidates (the protocol is
 //! [`node_core::signal`]). It gives every connection a random peer id, tells a room who
 //! joined and who left, and serves the built web UI, `static/`, `/healthz`,
-//! `/api/rooms` (who is where) and `/api/stats` (counters for operators).
+//! `/api/rooms` (who is where), `/api/stats` (counters for operators) and `/api/info`
+//! (the address an audience joins at).
 //!
 //! It holds no job state and sees none of the mesh's traffic: once peers are connected
 //! they talk over data channels, so an established mesh keeps working while this server
@@ -68,6 +69,13 @@ pub struct Config {
     pub connections_max: usize,
     /// Frames queued for one client; a client that lets its queue fill is dropped.
     pub outbox_messages_max: usize,
+    /// The presenter key: a member whose `join` carries it is marked a presenter in
+    /// every announcement of it, and members obey only presenters' console commands.
+    /// `None`: nobody is a presenter.
+    pub presenter_key: Option<String>,
+    /// The address an audience reaches the server at, given to pages at `/api/info` for
+    /// the join QR code. `None`: each page uses its own address.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -83,8 +91,17 @@ impl Default for Config {
             messages_burst_max: 100,
             connections_max: 4096,
             outbox_messages_max: 256,
+            presenter_key: None,
+            public_url: None,
         }
     }
+}
+
+/// A fresh presenter key: 128 random bits as 32 hex digits.
+pub fn new_presenter_key() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    format!("{:032x}", rng.random::<u128>())
 }
 
 /// Counters since start, shown at `/api/stats`.
@@ -99,6 +116,8 @@ struct Stats {
     frames_refused: AtomicU64,
     /// Connections opened, also used to number them in logs.
     connections_opened: AtomicU64,
+    /// Joins that gave a presenter key other than the server's.
+    presenter_keys_refused: AtomicU64,
 }
 
 /// What every request and connection shares.

@@ -114,6 +114,7 @@ impl Registry {
         room: &str,
         kind: PeerKind,
         name: String,
+        presenter: bool,
         outbox: Outbox,
         ice_servers: &[IceServer],
     ) -> Result<PeerId, JoinError> {
@@ -130,6 +131,7 @@ impl Registry {
             id: id.clone(),
             kind,
             name,
+            presenter,
         };
         let members = self.rooms.entry(room.to_string()).or_default();
         let mut failed = Vec::new();
@@ -139,6 +141,7 @@ impl Registry {
             room: room.to_string(),
             peers: members.iter().map(|m| m.info.clone()).collect(),
             ice_servers: ice_servers.to_vec(),
+            presenter,
         });
         deliver(&id, &outbox, welcome, &mut failed);
 
@@ -312,6 +315,7 @@ mod tests {
             room,
             PeerKind::Native,
             "n".into(),
+            false,
             client.outbox.clone(),
             &[],
         )
@@ -331,7 +335,14 @@ mod tests {
             credential: None,
         }];
         let a_id = reg
-            .join("r", PeerKind::Browser, "ann".into(), a.outbox.clone(), &ice)
+            .join(
+                "r",
+                PeerKind::Browser,
+                "ann".into(),
+                false,
+                a.outbox.clone(),
+                &ice,
+            )
             .unwrap();
         assert_eq!(a_id.as_str().len(), 16);
         assert!(
@@ -346,6 +357,7 @@ mod tests {
                 room: "r".into(),
                 peers: vec![],
                 ice_servers: ice.to_vec(),
+                presenter: false,
             }]
         );
 

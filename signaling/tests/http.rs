@@ -178,3 +178,21 @@ async fn stats_count_connections() {
     a.recv_error().await;
     assert_eq!(server.stats().await["frames_refused"], 1);
 }
+
+#[tokio::test]
+async fn api_info_gives_the_audiences_address_when_known() {
+    let info = |body: &str| -> serde_json::Value { serde_json::from_str(body).unwrap() };
+    let server = Server::default().await;
+    let res = server.get("/api/info").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(info(&res.body)["public_url"], serde_json::Value::Null);
+    let server = Server::start(Config {
+        public_url: Some("http://192.0.2.7:8080".into()),
+        ..Config::default()
+    })
+    .await;
+    assert_eq!(
+        info(&server.get("/api/info").await.body)["public_url"],
+        "http://192.0.2.7:8080"
+    );
+}

@@ -307,6 +307,7 @@ async fn bad_input_gets_an_error_and_the_connection_survives() {
         room: "other".into(),
         kind: PeerKind::Native,
         name: String::new(),
+        presenter_key: None,
     })
     .await;
     c.expect_error(ErrorCode::AlreadyJoined).await;
@@ -408,6 +409,7 @@ async fn a_full_room_and_too_many_rooms_are_refused() {
         room: "one".into(),
         kind: PeerKind::Native,
         name: String::new(),
+        presenter_key: None,
     })
     .await;
     c.expect_error(ErrorCode::RoomFull).await;
@@ -418,6 +420,7 @@ async fn a_full_room_and_too_many_rooms_are_refused() {
         room: "three".into(),
         kind: PeerKind::Native,
         name: String::new(),
+        presenter_key: None,
     })
     .await;
     c.expect_error(ErrorCode::TooManyRooms).await;
@@ -467,6 +470,7 @@ async fn frames_over_the_rate_are_dropped_then_the_rate_recovers() {
         room: "r".into(),
         kind: PeerKind::Native,
         name: String::new(),
+        presenter_key: None,
     });
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -648,5 +652,82 @@ async fn shutdown_returns_while_clients_are_connected() {
         tokio_tungstenite::connect_async(server.ws_url())
             .await
             .is_err()
+    );
+}
+
+/// Joins with a presenter key and returns the welcome frame's presenter flag.
+async fn join_with_key(c: &mut Client, room: &str, key: Option<&str>) -> (PeerId, bool) {
+    c.send(ClientMsg::Join {
+        room: room.into(),
+        kind: PeerKind::Browser,
+        name: "presenter?".into(),
+        presenter_key: key.map(str::to_string),
+    })
+    .await;
+    match c.recv().await {
+        ServerMsg::Welcome { id, presenter, .. } => (id, presenter),
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn only_the_servers_presenter_key_makes_a_presenter_and_others_are_told() {
+    let key = "k3y-0123456789abcdef";
+    let server = Server::start(Config {
+        presenter_key: Some(key.into()),
+        ..Config::default()
+    })
+    .await;
+    let mut watcher = server.client().await;
+    watcher.join("talk").await;
+
+    let mut keyless = server.client().await;
+    assert!(!join_with_key(&mut keyless, "talk", None).await.1);
+    let mut wrong = server.client().await;
+    assert!(
+        !join_with_key(&mut wrong, "talk", Some("k3y-0123456789abcdeX"))
+            .await
+            .1
+    );
+    let mut short = server.client().await;
+    assert!(!join_with_key(&mut short, "talk", Some("k3y")).await.1);
+    let mut presenter = server.client().await;
+    let (id, is_presenter) = join_with_key(&mut presenter, "talk", Some(key)).await;
+    assert!(is_presenter);
+
+    // The watcher hears of all four, and only the last as a presenter.
+    let mut flags = Vec::new();
+    for _ in 0..4 {
+        match watcher.recv().await {
+            ServerMsg::PeerJoined { peer } => flags.push((peer.id == id, peer.presenter)),
+            other => panic!("expected peer_joined, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        flags,
+        [(false, false), (false, false), (false, false), (true, true)]
+    );
+    // A later member finds it marked in its welcome; nobody else is.
+    let mut late = server.client().await;
+    let w = late.join("talk").await;
+    let marked: Vec<bool> = w.peers.iter().map(|p| p.presenter).collect();
+    assert_eq!(marked, [false, false, false, false, true]);
+
+    assert_eq!(server.stats().await["presenter_keys_refused"], 2);
+    // The key is nowhere to be read.
+    for path in ["/api/rooms", "/api/stats", "/api/info"] {
+        let body = server.get(path).await.body;
+        assert!(!body.contains(key), "{path} shows the key: {body}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_configured_key_nobody_is_a_presenter() {
+    let server = Server::default().await;
+    let mut c = server.client().await;
+    assert!(
+        !join_with_key(&mut c, "talk", Some("anything-at-all"))
+            .await
+            .1
     );
 }

@@ -14,7 +14,10 @@ use node_core::kernels::Kernel;
 use serde::{Deserialize, Serialize};
 
 pub mod form;
+pub mod inspect;
+pub mod keys;
 pub mod model;
+pub mod qr;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;
 

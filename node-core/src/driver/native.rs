@@ -37,8 +37,9 @@ struct Bulk {
     remaining: u64,
 }
 
-/// Runs a node until `shutdown` resolves or the transport ends, calling `on_event`
-/// for everything worth reporting. Closes every connection before returning.
+/// Runs a node until `shutdown` resolves, the transport ends or a presenter tells the
+/// node to leave, calling `on_event` for everything worth reporting. Closes every
+/// connection before returning.
 pub async fn run_native<T: Transport>(
     mut transport: T,
     mut node: MeshNode,
@@ -51,6 +52,7 @@ pub async fn run_native<T: Transport>(
     let mut bulk_pending = options.bulk_bytes;
     let mut commands = options.commands;
     let mut bulk: Option<Bulk> = None;
+    let mut leave = false;
     let payload = vec![0x5a_u8; BULK_PAYLOAD_MAX];
     // Computations run on tokio's blocking threads; the engine starts at most as many
     // at once as the node offers cores.
@@ -138,6 +140,10 @@ pub async fn run_native<T: Transport>(
                     }
                 }
                 Action::Close { peer } => transport.close_peer(&peer),
+                Action::Leave => {
+                    leave = true;
+                    break;
+                }
                 Action::Compute { job, task, kernel } => {
                     computing.spawn_blocking(move || {
                         let mut out = Vec::new();
@@ -157,6 +163,9 @@ pub async fn run_native<T: Transport>(
                     on_event(&e)
                 }
             }
+        }
+        if leave {
+            break;
         }
         send_bulk(&transport, &mut node).await;
     }

@@ -51,6 +51,11 @@ pub enum PageInput {
     },
     /// The page's user picked another number of workers.
     Workers(u16),
+    /// A console command of the page's user for a member (or this node).
+    Console {
+        target: crate::signal::PeerId,
+        cmd: crate::wire::ConsoleCmd,
+    },
 }
 
 /// What the run loop needs from the page.
@@ -71,7 +76,7 @@ enum Woke<E> {
     Timer,
 }
 
-/// Runs a node in the page until the transport ends.
+/// Runs a node in the page until the transport ends or a presenter tells it to leave.
 pub async fn run_web<T: Transport, P: Page>(
     mut transport: T,
     mut node: MeshNode,
@@ -79,6 +84,7 @@ pub async fn run_web<T: Transport, P: Page>(
     mut page: P,
 ) {
     let mut inputs_open = true;
+    let mut leave = false;
     loop {
         let mut deadline = node.poll_timeout();
         if !node.bulk_waiting().is_empty() {
@@ -113,6 +119,11 @@ pub async fn run_web<T: Transport, P: Page>(
                 node.handle_computed(now(), job, task, output)
             }
             Woke::Page(Some(PageInput::Workers(n))) => node.set_workers(now(), n),
+            Woke::Page(Some(PageInput::Console { target, cmd })) => {
+                if let Err(e) = node.console(now(), &target, cmd) {
+                    web_sys::console::warn_1(&format!("console command not sent: {e}").into());
+                }
+            }
             Woke::Page(None) => inputs_open = false,
             Woke::Timer => node.handle_timeout(now()),
         }
@@ -124,6 +135,7 @@ pub async fn run_web<T: Transport, P: Page>(
                     }
                 }
                 Action::Close { peer } => transport.close_peer(&peer),
+                Action::Leave => leave = true,
                 Action::Compute { job, task, kernel } => page.compute(job, task, kernel),
                 Action::Event(e) => page.on_event(&e),
             }
@@ -139,5 +151,9 @@ pub async fn run_web<T: Transport, P: Page>(
             }
         }
         page.on_change(&node);
+        if leave {
+            transport.shutdown().await;
+            break;
+        }
     }
 }

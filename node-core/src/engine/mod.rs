@@ -146,6 +146,11 @@ pub struct Engine {
     timers: Timers,
     /// Counters.
     stats: EngineStats,
+    /// A presenter paused scheduling here: `Some(n)` starts at most `n` more tasks (a
+    /// single step gives one) until resumed. Computations under way finish.
+    held: Option<u32>,
+    /// A presenter's slow motion: every job paces at least this much here (ms).
+    pacing_floor_ms: u32,
 }
 
 impl Engine {
@@ -169,6 +174,8 @@ impl Engine {
             now,
             timers,
             stats: EngineStats::default(),
+            held: None,
+            pacing_floor_ms: 0,
         }
     }
 
@@ -231,6 +238,37 @@ impl Engine {
     /// input; computations under way finish.
     pub fn set_slots(&mut self, slots: usize) {
         self.config.slots = slots;
+    }
+
+    /// Pauses (or resumes) starting tasks here, for a presenter who wants the mesh to
+    /// stand still. Everything else goes on: facts, copies, failure detection. Takes
+    /// effect at the next input.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.held = paused.then_some(0);
+    }
+
+    /// While paused, lets one more task start (a single step); no effect otherwise.
+    pub fn step(&mut self) {
+        if let Some(n) = &mut self.held {
+            *n = n.saturating_add(1);
+        }
+    }
+
+    /// Whether scheduling here is paused.
+    pub fn is_paused(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Slow motion: after each task of any job this node waits at least `ms` (capped
+    /// like a job's own pacing); 0 turns it off. The jobs' own pacing still applies
+    /// when longer.
+    pub fn set_pacing_floor(&mut self, ms: u32) {
+        self.pacing_floor_ms = ms.min(crate::job::PACING_MS_MAX);
+    }
+
+    /// The slow-motion delay set by [`Engine::set_pacing_floor`].
+    pub fn pacing_floor(&self) -> u32 {
+        self.pacing_floor_ms
     }
 
     /// Tasks validated and tasks in the job.

@@ -206,6 +206,7 @@ impl Engine {
             return;
         }
         let now = self.now;
+        let floor = self.pacing_floor_ms;
         let Some(j) = self.jobs.get_mut(&job) else {
             return;
         };
@@ -214,7 +215,7 @@ impl Engine {
         }
         let hash = content_hash(&output);
         j.computed_here += 1;
-        j.paced_until = now.plus(u64::from(j.pacing_ms));
+        j.paced_until = now.plus(u64::from(j.pacing_ms.max(floor)));
         if j.paced_until > now {
             self.timers.set(Timer::Paced(job), j.paced_until);
         }
@@ -356,11 +357,14 @@ impl Engine {
         let mut started = false;
         let ids: Vec<JobId> = self.jobs.keys().copied().collect();
         for id in ids {
-            while self.running.len() < self.config.slots {
+            while self.running.len() < self.config.slots && self.held != Some(0) {
                 let Some((task, why)) = self.pick(id) else {
                     break;
                 };
                 self.start(id, task, why);
+                if let Some(n) = &mut self.held {
+                    *n -= 1;
+                }
                 started = true;
             }
         }

@@ -52,6 +52,8 @@ pub struct NativeConfig {
     pub events_max: usize,
     /// ICE candidates held for a peer whose description has not arrived yet.
     pub early_candidates_max: usize,
+    /// The server's presenter key, to give console commands (see [`crate::wire::ConsoleCmd`]).
+    pub presenter_key: Option<String>,
 }
 
 impl Default for NativeConfig {
@@ -65,6 +67,7 @@ impl Default for NativeConfig {
             send_buffer_bytes: 1 << 20,
             events_max: 4096,
             early_candidates_max: 64,
+            presenter_key: None,
         }
     }
 }
@@ -145,6 +148,7 @@ impl NativeTransport {
             room: config.room.clone(),
             kind,
             name: config.name.clone(),
+            presenter_key: config.presenter_key.clone(),
         });
         let policy = Negotiation::new(
             NegotiationConfig {

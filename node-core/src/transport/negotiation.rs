@@ -287,8 +287,9 @@ impl Negotiation {
                 id,
                 peers,
                 ice_servers,
+                presenter,
                 ..
-            } => self.on_welcome(id, peers, ice_servers),
+            } => self.on_welcome(id, peers, ice_servers, presenter),
             ServerMsg::PeerJoined { peer } => self.emit(TransportEvent::PeerJoined(peer)),
             ServerMsg::PeerLeft { id } => {
                 if let Some(p) = self.peers.remove(&id)
@@ -315,7 +316,13 @@ impl Negotiation {
         }
     }
 
-    fn on_welcome(&mut self, id: PeerId, peers: Vec<PeerInfo>, ice_servers: Vec<IceServer>) {
+    fn on_welcome(
+        &mut self,
+        id: PeerId,
+        peers: Vec<PeerInfo>,
+        ice_servers: Vec<IceServer>,
+        presenter: bool,
+    ) {
         if self.me.is_some() {
             self.stats.dropped_frames += 1;
             return;
@@ -326,6 +333,7 @@ impl Negotiation {
             id: id.clone(),
             kind: self.kind,
             name: self.name.clone(),
+            presenter,
         };
         let to_offer: Vec<PeerId> = peers.iter().map(|p| p.id.clone()).collect();
         self.emit(TransportEvent::Joined { me, peers });

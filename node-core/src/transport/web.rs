@@ -96,8 +96,14 @@ pub struct WebTransport {
 }
 
 impl WebTransport {
-    /// Opens the signaling socket at `url` (e.g. `ws://host/ws`) and joins `room`.
-    pub fn connect(url: &str, room: &str, name: &str) -> Result<Self, JsValue> {
+    /// Opens the signaling socket at `url` (e.g. `ws://host/ws`) and joins `room`, with
+    /// the server's presenter key if the page was given one.
+    pub fn connect(
+        url: &str,
+        room: &str,
+        name: &str,
+        presenter_key: Option<String>,
+    ) -> Result<Self, JsValue> {
         let ws = WebSocket::new(url)?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let (tx, rx) = mpsc::unbounded();
@@ -118,6 +124,7 @@ impl WebTransport {
             room: room.to_string(),
             kind,
             name: name.to_string(),
+            presenter_key,
         });
         let on_open = {
             let ws = ws.clone();

@@ -150,6 +150,7 @@ impl Client {
             room: room.into(),
             kind,
             name: name.into(),
+            presenter_key: None,
         })
         .await;
         match self.recv().await {
@@ -158,6 +159,7 @@ impl Client {
                 room: joined,
                 peers,
                 ice_servers,
+                ..
             } => {
                 assert_eq!(joined, room);
                 Welcome {
