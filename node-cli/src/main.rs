@@ -499,7 +499,12 @@ impl Reporter {
             NodeEvent::Console { from, cmd, obeyed } => {
                 let who = from.as_ref().map_or("this node", |p| p.name.as_str());
                 let text = if *obeyed {
-                    format!("console: {} (from {who})", console_words(cmd))
+                    let stop = if matches!(cmd, node_core::wire::ConsoleCmd::Fail) {
+                        " (this process stays silent until stopped with Ctrl-C)"
+                    } else {
+                        ""
+                    };
+                    format!("console: {cmd} (from {who}){stop}")
                 } else {
                     format!(
                         "ignored a console command from {who}: it did not join with the presenter key"
@@ -546,24 +551,6 @@ fn engine_line(e: &node_core::engine::Event) -> serde_json::Value {
         _ => {}
     }
     v
-}
-
-/// A console command in words, for logs.
-fn console_words(cmd: &node_core::wire::ConsoleCmd) -> String {
-    use node_core::wire::ConsoleCmd as C;
-    match cmd {
-        C::Fail => "fail: this node goes silent, as if it crashed (stop it with Ctrl-C)".into(),
-        C::Leave => "leave the mesh".into(),
-        C::Cut { peer } => format!("cut the link to {peer}"),
-        C::Restore { peer } => format!("restore the link to {peer}"),
-        C::Lie { on: true } => "lie: report wrong results from now on".into(),
-        C::Lie { on: false } => "stop lying".into(),
-        C::Pacing { ms: 0 } => "slow motion off".into(),
-        C::Pacing { ms } => format!("slow motion: wait {ms} ms after each task"),
-        C::Pause { on: true } => "pause: start no new task".into(),
-        C::Pause { on: false } => "resume".into(),
-        C::Step => "step: start one more task".into(),
-    }
 }
 
 fn round(x: f64) -> f64 {

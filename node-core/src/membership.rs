@@ -132,6 +132,8 @@ pub struct PeerView {
     /// A presenter cut the link to this peer: nothing is sent to it or taken from it,
     /// and its silence is not death, until the link is restored.
     pub cut: bool,
+    /// Messages taken from this peer.
+    pub messages_in: u64,
 }
 
 /// Something for the UI, the log or the engine.
@@ -274,6 +276,7 @@ impl Membership {
                 ping_out: None,
                 bulk_rx_bytes: 0,
                 cut: false,
+                messages_in: 0,
             },
         );
     }
@@ -366,6 +369,7 @@ impl Membership {
             return;
         }
         self.stats.messages_in += 1;
+        view.messages_in += 1;
         view.last_heard = now;
         let protocol_error = |stats: &mut MeshStats, out: &mut VecDeque<MeshOutput>, why: &str| {
             stats.dropped_protocol += 1;

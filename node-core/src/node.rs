@@ -157,6 +157,9 @@ pub struct MeshNode {
     failed: bool,
     /// A presenter made this node lie: its results are wrong on purpose.
     lying: bool,
+    /// Data-channel messages handed to the run loop per peer, for the view's pulses.
+    /// Bounded by the peers ever met (pruned when one leaves).
+    sent: BTreeMap<PeerId, u64>,
 }
 
 impl MeshNode {
@@ -185,7 +188,13 @@ impl MeshNode {
             actions: VecDeque::new(),
             failed: false,
             lying: false,
+            sent: BTreeMap::new(),
         }
+    }
+
+    /// Data-channel messages sent to `peer` so far (control and result bytes).
+    pub fn messages_to(&self, peer: &PeerId) -> u64 {
+        self.sent.get(peer).copied().unwrap_or(0)
     }
 
     /// Whether a presenter failed this node (it is silent).
@@ -377,10 +386,7 @@ impl MeshNode {
             if m.peer(target).is_some_and(|p| p.cut) {
                 return Err(ConsoleError::NoSuchMember(target.clone()));
             }
-            self.actions.push_back(Action::Send {
-                to: target.clone(),
-                bytes: wire::encode(&WireMsg::Console(cmd)),
-            });
+            self.send(target.clone(), wire::encode(&WireMsg::Console(cmd)));
         } else {
             return Err(ConsoleError::NoSuchMember(target.clone()));
         }
@@ -446,6 +452,7 @@ impl MeshNode {
         let q = self.bulk.get_mut(to)?;
         let msg = q.messages.front_mut()?;
         let piece = msg.pop_front();
+        *self.sent.entry(to.clone()).or_default() += 1;
         if msg.is_empty() {
             q.messages.pop_front();
         }
@@ -479,10 +486,7 @@ impl MeshNode {
 
     fn on_mesh_output(&mut self, now: Micros, out: MeshOutput) {
         match out {
-            MeshOutput::Send { to, msg } => self.actions.push_back(Action::Send {
-                to,
-                bytes: wire::encode(&msg),
-            }),
+            MeshOutput::Send { to, msg } => self.send(to, wire::encode(&msg)),
             MeshOutput::Close { peer } => self.actions.push_back(Action::Close { peer }),
             MeshOutput::Deliver { from, msg } => self.on_deliver(now, from, msg),
             MeshOutput::Event(e) => {
@@ -493,6 +497,9 @@ impl MeshNode {
                         self.engine_input(now, Input::PeerUp(n));
                     }
                     MeshEvent::PeerLeft { peer, .. } | MeshEvent::LinkCut { peer } => {
+                        if matches!(e, MeshEvent::PeerLeft { .. }) {
+                            self.sent.remove(&peer.id);
+                        }
                         self.reassembly.forget(&peer.id);
                         self.bulk.remove(&peer.id);
                         let n = node_id(&peer.id);
@@ -565,6 +572,12 @@ impl MeshNode {
         }
     }
 
+    /// Queues a message to send at once, counting it for the view.
+    fn send(&mut self, to: PeerId, bytes: Vec<u8>) {
+        *self.sent.entry(to.clone()).or_default() += 1;
+        self.actions.push_back(Action::Send { to, bytes });
+    }
+
     fn engine_input(&mut self, now: Micros, input: Input) {
         if let Some(e) = &mut self.engine {
             e.handle_input(millis(now), input);
@@ -603,7 +616,7 @@ impl MeshNode {
             if !bulk {
                 for bytes in &pieces {
                     let (to, bytes) = (peer.clone(), bytes.clone());
-                    self.actions.push_back(Action::Send { to, bytes });
+                    self.send(to, bytes);
                 }
                 continue;
             }

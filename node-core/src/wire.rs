@@ -144,6 +144,25 @@ pub enum EngineMsg {
     Pacing { job: JobId, pacing_ms: u32 },
 }
 
+impl std::fmt::Display for ConsoleCmd {
+    /// The command in plain words, for logs and the page.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConsoleCmd::Fail => f.write_str("fail: go silent, as a crashed machine would"),
+            ConsoleCmd::Leave => f.write_str("leave the mesh"),
+            ConsoleCmd::Cut { peer } => write!(f, "cut the link to {peer}"),
+            ConsoleCmd::Restore { peer } => write!(f, "restore the link to {peer}"),
+            ConsoleCmd::Lie { on: true } => f.write_str("lie: report wrong results from now on"),
+            ConsoleCmd::Lie { on: false } => f.write_str("stop lying"),
+            ConsoleCmd::Pacing { ms: 0 } => f.write_str("slow motion off"),
+            ConsoleCmd::Pacing { ms } => write!(f, "slow motion: wait {ms} ms after each task"),
+            ConsoleCmd::Pause { on: true } => f.write_str("pause: start no new task"),
+            ConsoleCmd::Pause { on: false } => f.write_str("resume"),
+            ConsoleCmd::Step => f.write_str("step: start one more task"),
+        }
+    }
+}
+
 /// Why bytes from a peer were not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -238,13 +238,14 @@ export class Harness {
   }
 
   /**
-   * Starts `meshwork serve` on 127.0.0.1, port 0, serving `dist`; waits up to
+   * Starts `meshwork serve` on 127.0.0.1, port 0, serving `dist` (with `extra`
+   * arguments); waits up to
    * `timeoutMs` for its `listening` event (less if the server exits first). Returns
    * { server, listening } (listening is null on failure) and, once listening,
    * origin = http://ADDR.
    */
-  async startServer(dist, { timeoutMs = 20_000 } = {}) {
-    const server = this.meshwork('server', ['serve', '--bind', '127.0.0.1:0', '--json', '--dist', dist]);
+  async startServer(dist, { timeoutMs = 20_000, extra = [] } = {}) {
+    const server = this.meshwork('server', ['serve', '--bind', '127.0.0.1:0', '--json', '--dist', dist, ...extra]);
     const isListening = (e) => e.event === 'listening';
     // 'close' comes after the last stdout line was read (also after a spawn error).
     const closed = new Promise((r) => server.proc.once('close', () => r(server.events.find(isListening) ?? null)));

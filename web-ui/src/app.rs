@@ -5,7 +5,7 @@
 //! signals (at most every [`REFRESH_MS`] for jobs) and paints the canvases. Components
 //! only read signals, except the job form and the workers field, which send commands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures_channel::mpsc::{UnboundedSender, unbounded};
 use leptos::ev::SubmitEvent;
@@ -16,14 +16,18 @@ use node_core::job::{JobId, NodeId, TaskId};
 use node_core::kernels::{JobOutput, Kernel};
 use node_core::membership::{MembershipConfig, MeshEvent, PeerState};
 use node_core::node::{MeshNode, NodeEvent, node_id};
-use node_core::signal::{PeerInfo, valid_room_name};
+use node_core::signal::{PeerId, PeerInfo, valid_room_name};
 use node_core::transport::web::WebTransport;
+use node_core::wire::ConsoleCmd;
 use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 use web_ui::form::{JobForm, KERNELS};
-use web_ui::model::{self, Departure, JobRow, TaskState, colour};
+use web_ui::inspect;
+use web_ui::model::{self, Departure, Flash, Flashes, JobRow, TaskState, colour};
 
+use crate::console::{Console, ConsolePanel, Overlays};
+use crate::graph::{GONE_SHOWN_MS, GRAPH_MS, Gone, GraphNode, MeshGraph, Pulse, Sampler};
 use crate::pool::{Pool, PoolStats};
 
 /// Most lines kept in the event log.
@@ -36,6 +40,13 @@ const DEPARTURE_FOLLOW_MS: f64 = 30_000.0;
 const NAMES_MAX: usize = 1024;
 /// Most workers the page starts.
 const WORKERS_MAX: u16 = 64;
+/// Departures remembered for the inspector's "its first owner left".
+const DEPARTED_MAX: usize = 64;
+/// Tasks per job the view scans for each member's load.
+const LOAD_TASKS_MAX: u32 = 4096;
+/// Where a tab keeps the presenter key for the rest of its session (a reload keeps the
+/// console; the key leaves the address bar, which a projector shows).
+const PRESENTER_KEY_STORAGE: &str = "meshwork-presenter-key";
 
 /// One peer as the page shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,8 +65,12 @@ struct PeerRow {
 struct LogLine {
     /// Sequence number, the list key.
     seq: u64,
-    /// "joined", "left", "job", "done" or "warning".
+    /// "joined", "left", "job", "done", "warning" or "console".
     event: &'static str,
+    /// The node the line is about, if one.
+    node: Option<NodeId>,
+    /// The task the line is about, if one.
+    task: Option<(JobId, TaskId)>,
     /// The peer a join or departure is about.
     peer: String,
     /// How a departure was noticed; empty otherwise.
@@ -73,12 +88,40 @@ struct JobView {
     mine: bool,
     /// The output in words, once assembled here.
     output: Option<String>,
+    /// Tasks that lost a copy to a departure, and tasks healed, since the page loaded.
+    lost: u64,
+    healed: u64,
+}
+
+/// What a click selected for the inspector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Selection {
+    Node(NodeId),
+    Task(JobId, TaskId),
+}
+
+/// What lies over the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Overlay {
+    None,
+    Qr,
+    Keys,
+}
+
+/// Which log lines are shown.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct LogFilter {
+    /// Empty: every kind.
+    event: String,
+    node: Option<NodeId>,
+    /// A task number, in any job.
+    task: Option<u32>,
 }
 
 /// The page's view of the mesh, written by the node, read by components.
 #[derive(Clone, Copy)]
-struct MeshView {
-    me: RwSignal<Option<PeerInfo>>,
+pub(crate) struct MeshView {
+    pub(crate) me: RwSignal<Option<PeerInfo>>,
     status: RwSignal<String>,
     peers: RwSignal<Vec<PeerRow>>,
     log: RwSignal<Vec<LogLine>>,
@@ -87,6 +130,25 @@ struct MeshView {
     /// Names of nodes by engine id, this one included.
     names: RwSignal<BTreeMap<NodeId, String>>,
     outlines: RwSignal<bool>,
+    /// The graph's members and the pulses of the last sample.
+    pub(crate) graph: RwSignal<Vec<GraphNode>>,
+    pub(crate) pulses: RwSignal<Vec<Pulse>>,
+    /// What the inspector explains, and its words.
+    pub(crate) selected: RwSignal<Option<Selection>>,
+    inspect: RwSignal<String>,
+    /// Links between two other members this tab's console cut.
+    pub(crate) cuts: RwSignal<BTreeSet<(String, String)>>,
+    /// The console's mesh-wide state, as this tab set it.
+    pub(crate) paused: RwSignal<bool>,
+    pub(crate) slow_ms: RwSignal<u32>,
+    pub(crate) overlay: RwSignal<Overlay>,
+    pub(crate) blank: RwSignal<bool>,
+    pub(crate) projector: RwSignal<bool>,
+    /// The server's address for an audience, if it gave one.
+    pub(crate) public_url: RwSignal<Option<String>>,
+    /// Set when a presenter failed this node or made it leave: why it is silent.
+    halted: RwSignal<Option<String>>,
+    log_filter: RwSignal<LogFilter>,
 }
 
 impl MeshView {
@@ -104,22 +166,50 @@ impl MeshView {
         ms: f64,
         text: String,
     ) -> u64 {
+        self.push(LogLine {
+            seq: 0,
+            event,
+            node: (!peer.is_empty()).then(|| node_id(&PeerId(peer.to_string()))),
+            task: None,
+            peer: peer.to_string(),
+            reason,
+            ms,
+            text,
+        })
+    }
+
+    /// Appends a line (its `seq` is set here) and returns its number.
+    fn push(&self, mut line: LogLine) -> u64 {
         let mut seq = 0;
         self.log.update(|log| {
             seq = log.last().map_or(0, |l| l.seq + 1);
-            log.push(LogLine {
-                seq,
-                event,
-                peer: peer.to_string(),
-                reason,
-                ms,
-                text,
-            });
+            line.seq = seq;
+            log.push(line);
             if log.len() > LOG_LEN_MAX {
                 log.remove(0);
             }
         });
         seq
+    }
+
+    /// A line about a node or a task, which a click on it inspects.
+    fn log_about(
+        &self,
+        event: &'static str,
+        node: Option<NodeId>,
+        task: Option<(JobId, TaskId)>,
+        text: String,
+    ) {
+        self.push(LogLine {
+            seq: 0,
+            event,
+            node,
+            task,
+            peer: String::new(),
+            reason: "",
+            ms: 0.0,
+            text,
+        });
     }
 
     fn relog(&self, seq: u64, text: String) {
@@ -131,7 +221,7 @@ impl MeshView {
     }
 }
 
-fn query_param(name: &str) -> Option<String> {
+pub(crate) fn query_param(name: &str) -> Option<String> {
     let search = web_sys::window()?.location().search().ok()?;
     web_sys::UrlSearchParams::new_with_str(&search)
         .ok()?
@@ -183,11 +273,11 @@ fn put(ctx: &CanvasRenderingContext2d, rgba: &[u8], x: u32, y: u32, w: u32, h: u
 }
 
 impl Painter {
-    fn paint(&mut self, node: &MeshNode, rows: &[JobRow]) {
+    fn paint(&mut self, node: &MeshNode, rows: &[JobRow], flashes: &Flashes) {
         let Some(engine) = node.engine() else { return };
         for row in rows {
             if let Some((canvas, ctx)) = context(&job_dom_id("cells", row.id)) {
-                task_grid(&canvas, &ctx, row);
+                task_grid(&canvas, &ctx, row, flashes);
             }
             let Some(Kernel::Mandelbrot(params)) = engine.job_spec(row.id).map(|s| &s.kernel)
             else {
@@ -232,9 +322,16 @@ const CELL_PX: u32 = 16;
 
 /// The task grid of a job: a square per task, empty while it waits, tinted in the colour
 /// of the node computing it, filled in the colour of the node that computed it once
-/// validated, with its number of live copies (red when under `r`). Drawn on a canvas:
-/// a thousand tasks cost one draw per task, not a thousand DOM nodes.
-fn task_grid(canvas: &HtmlCanvasElement, ctx: &CanvasRenderingContext2d, row: &JobRow) {
+/// validated, with its number of copies at its top-ranked members (red when under `r`);
+/// a task that lost a copy to a departure has a red dashed frame until it heals, then
+/// a white one for a while. Drawn on a canvas: a thousand tasks cost one draw per task,
+/// not a thousand DOM nodes.
+fn task_grid(
+    canvas: &HtmlCanvasElement,
+    ctx: &CanvasRenderingContext2d,
+    row: &JobRow,
+    flashes: &Flashes,
+) {
     let cols = row.columns.max(1);
     let rows = (row.cells.len() as u32).div_ceil(cols).max(1);
     let (w, h) = (cols * CELL_PX, rows * CELL_PX);
@@ -268,6 +365,21 @@ fn task_grid(canvas: &HtmlCanvasElement, ctx: &CanvasRenderingContext2d, row: &J
                 x + side / 2.0,
                 y + side / 2.0 + 0.5,
             );
+        }
+        if let Some(flash) = flashes.of(row.id, TaskId(t)) {
+            let (colour, dash) = match flash {
+                Flash::Lost => ("#ff3b4e", [3.0, 2.0]),
+                Flash::Healed => ("#ffffff", [16.0, 0.0]),
+            };
+            let dash: js_sys::Array = dash
+                .iter()
+                .map(|d| wasm_bindgen::JsValue::from(*d))
+                .collect();
+            let _ = ctx.set_line_dash(&dash);
+            ctx.set_line_width(2.0);
+            ctx.set_stroke_style_str(colour);
+            ctx.stroke_rect(x + 1.5, y + 1.5, side - 3.0, side - 3.0);
+            let _ = ctx.set_line_dash(&js_sys::Array::new());
         }
     }
 }
@@ -358,6 +470,16 @@ struct Shell {
     following: Vec<(u64, Departure, f64)>,
     dirty: bool,
     refreshed_at: f64,
+    /// The graph: message counters, recent departures, when it was last built.
+    sampler: Sampler,
+    gone: Vec<Gone>,
+    graph_at: f64,
+    /// Departed members and how they went, for the inspector (bounded).
+    departed_words: Vec<(NodeId, String)>,
+    /// The selection the inspector's words were worked out for.
+    inspected: Option<Selection>,
+    /// Tasks that lost a copy to a departure, until healed and a little after.
+    flashes: Flashes,
 }
 
 impl Shell {
@@ -427,12 +549,12 @@ impl Shell {
                     "{} reported a wrong result for {job} {task}: it gets no more tasks",
                     view.name(*node)
                 );
-                view.log("warning", "", "", 0.0, text);
+                view.log_about("warning", Some(*node), Some((*job, *task)), text);
             }
             Event::TaskMismatch { job, task } => {
                 let text =
                     format!("{job} {task}: nodes reported different results; the quorum decides");
-                view.log("warning", "", "", 0.0, text);
+                view.log_about("warning", None, Some((*job, *task)), text);
             }
             _ => {}
         }
@@ -442,16 +564,27 @@ impl Shell {
     fn refresh_jobs(&mut self, node: &MeshNode) {
         let Some(engine) = node.engine() else { return };
         let rows = model::job_rows(engine);
-        self.painter.paint(node, &rows);
+        self.flashes.update(&rows, ms_now());
+        self.painter.paint(node, &rows, &self.flashes);
         let view = self.view;
         let jobs: Vec<JobView> = rows
             .into_iter()
             .rev()
-            .map(|row| JobView {
-                submitter: view.name(row.submitter),
-                mine: Some(row.submitter) == self.me,
-                output: self.outputs.get(&row.id).cloned(),
-                row,
+            .map(|row| {
+                let (lost, healed) = self
+                    .flashes
+                    .totals
+                    .get(&row.id)
+                    .copied()
+                    .unwrap_or_default();
+                JobView {
+                    submitter: view.name(row.submitter),
+                    mine: Some(row.submitter) == self.me,
+                    output: self.outputs.get(&row.id).cloned(),
+                    lost,
+                    healed,
+                    row,
+                }
             })
             .collect();
         if view.jobs.with_untracked(|old| *old != jobs) {
@@ -464,6 +597,104 @@ impl Shell {
             !done && now - since < DEPARTURE_FOLLOW_MS
         });
         self.outputs.retain(|id, _| engine.job_spec(*id).is_some());
+        self.inspect(node);
+    }
+
+    /// The inspector's words for the current selection.
+    fn inspect(&mut self, node: &MeshNode) {
+        let Some(engine) = node.engine() else { return };
+        let view = self.view;
+        let selected = view.selected.get_untracked();
+        self.inspected = selected;
+        let words = match selected {
+            None => String::new(),
+            Some(Selection::Task(job, task)) => {
+                inspect::task_words(engine, job, task, &self.departed_words, |n| view.name(n))
+            }
+            Some(Selection::Node(n)) => {
+                let about = view.graph.with_untracked(|g| {
+                    g.iter().find(|g| g.node == n).map(|g| {
+                        let kind = match g.kind {
+                            "me" => "this tab",
+                            "browser" => "a browser tab",
+                            _ => "a native node",
+                        };
+                        let rtt = g
+                            .rtt_ms
+                            .map(|ms| format!(", {ms:.1} ms away"))
+                            .unwrap_or_default();
+                        let state = match g.state {
+                            "gone" => format!(", {}", g.note),
+                            "cut" => ", its link to this tab is cut".to_string(),
+                            _ => String::new(),
+                        };
+                        format!("{} ({kind}{rtt}{state})", g.name)
+                    })
+                });
+                let about = about.unwrap_or_else(|| view.name(n));
+                let load = inspect::loads(engine, LOAD_TASKS_MAX)
+                    .get(&n)
+                    .copied()
+                    .unwrap_or_default();
+                inspect::node_words(engine, n, load, &about)
+            }
+        };
+        if view.inspect.with_untracked(|w| *w != words) {
+            view.inspect.set(words);
+        }
+    }
+
+    /// Rebuilds the graph (at most every [`GRAPH_MS`]).
+    fn refresh_graph(&mut self, node: &MeshNode) {
+        let now = ms_now();
+        if now - self.graph_at < GRAPH_MS {
+            return;
+        }
+        self.graph_at = now;
+        self.gone.retain(|g| g.until > now);
+        let (loads, liars): (_, Vec<NodeId>) = match node.engine() {
+            Some(e) => (inspect::loads(e, LOAD_TASKS_MAX), e.liars().collect()),
+            None => Default::default(),
+        };
+        let graph = crate::graph::build(node, &loads, &liars, &self.gone);
+        let view = self.view;
+        if view.graph.with_untracked(|g| *g != graph) {
+            view.graph.set(graph);
+        }
+        let pulses = self.sampler.pulses(node);
+        if !(pulses.is_empty() && view.pulses.with_untracked(Vec::is_empty)) {
+            view.pulses.set(pulses);
+        }
+    }
+
+    fn on_console(&mut self, from: Option<&PeerInfo>, cmd: &ConsoleCmd, obeyed: bool) {
+        let view = self.view;
+        let who = from.map_or_else(|| "this tab".to_string(), |p| p.name.clone());
+        let node = from.map(|p| node_id(&p.id));
+        if !obeyed {
+            let text = format!(
+                "ignored a console command from {who} ({cmd}): it did not join with the presenter key"
+            );
+            view.log_about("warning", node, None, text);
+            return;
+        }
+        view.log_about(
+            "console",
+            node,
+            None,
+            format!("console: {cmd} (from {who})"),
+        );
+        match cmd {
+            ConsoleCmd::Fail => view.halted.set(Some(
+                "The presenter failed this node: it now answers nothing, as a crashed machine would, and the others notice only its silence. Reload the page to join again.".into(),
+            )),
+            ConsoleCmd::Leave => view.halted.set(Some(
+                "This node left the mesh at the presenter's request. Reload the page to join again.".into(),
+            )),
+            ConsoleCmd::Pause { on } => view.paused.set(*on),
+            ConsoleCmd::Pacing { ms } => view.slow_ms.set(*ms),
+            _ => {}
+        }
     }
 }
 
@@ -524,7 +755,63 @@ impl Page for Shell {
                     *detect_ms,
                     headline.clone(),
                 );
-                self.departed.push((node_id(&peer.id), headline, seq));
+                let n = node_id(&peer.id);
+                self.departed.push((n, headline, seq));
+                let note =
+                    format!("left: {how}, noticed {detect_ms:.0} ms after it was last heard");
+                self.departed_words
+                    .push((n, format!("{how}, at {:.1} s", ms_now() / 1000.0)));
+                if self.departed_words.len() > DEPARTED_MAX {
+                    self.departed_words.remove(0);
+                }
+                let last = view
+                    .graph
+                    .with_untracked(|g| g.iter().find(|g| g.peer == peer.id.0).cloned());
+                let mut gone = last.unwrap_or_else(|| GraphNode {
+                    peer: peer.id.0.clone(),
+                    node: n,
+                    name: peer.name.clone(),
+                    kind: peer.kind.as_str(),
+                    state: "gone",
+                    presenter: peer.presenter,
+                    rtt_ms: None,
+                    load: Default::default(),
+                    liar: false,
+                    note: String::new(),
+                });
+                gone.state = "gone";
+                gone.rtt_ms = None;
+                gone.note = note;
+                self.gone.retain(|g| g.node.peer != peer.id.0);
+                self.gone.push(Gone {
+                    node: gone,
+                    until: ms_now() + GONE_SHOWN_MS,
+                });
+                self.graph_at = f64::NEG_INFINITY;
+            }
+            NodeEvent::Mesh(MeshEvent::LinkCut { peer }) => {
+                view.log(
+                    "left",
+                    &peer.id.0,
+                    "cut",
+                    0.0,
+                    format!("the link to {} was cut by the presenter: each side treats the other as gone", peer.name),
+                );
+            }
+            NodeEvent::Mesh(MeshEvent::LinkRestored { peer }) => {
+                view.log(
+                    "joined",
+                    &peer.id.0,
+                    "",
+                    0.0,
+                    format!(
+                        "the link to {} was restored: it is a member again, with what it kept",
+                        peer.name
+                    ),
+                );
+            }
+            NodeEvent::Console { from, cmd, obeyed } => {
+                self.on_console(from.as_ref(), cmd, *obeyed)
             }
             NodeEvent::Mesh(_) => {}
             NodeEvent::Engine(e) => self.on_engine(e),
@@ -546,12 +833,20 @@ impl Page for Shell {
         if let Some(engine) = node.engine() {
             for (n, headline, seq) in self.departed.drain(..) {
                 let d = Departure::new(engine, n, headline);
+                self.flashes
+                    .lost(d.held.iter().map(|(j, t, _)| (*j, *t)), ms_now());
                 self.following.push((seq, d, ms_now()));
                 self.dirty = true;
             }
         }
+        self.refresh_graph(node);
+        if view.selected.with_untracked(|s| *s != self.inspected) {
+            self.dirty = true;
+            self.refreshed_at = f64::NEG_INFINITY;
+        }
         let now = ms_now();
-        if (self.dirty || !self.following.is_empty()) && now - self.refreshed_at >= REFRESH_MS {
+        let moving = !self.following.is_empty() || !self.flashes.is_empty();
+        if (self.dirty || moving) && now - self.refreshed_at >= REFRESH_MS {
             self.dirty = false;
             self.refreshed_at = now;
             self.refresh_jobs(node);
@@ -598,6 +893,38 @@ struct Controls {
     workers: RwSignal<u16>,
 }
 
+/// The presenter key this tab was given: `?presenter=KEY`, kept in the tab's session
+/// storage and taken out of the address bar (which a projector shows); or the one kept
+/// before a reload.
+pub(crate) fn presenter_key() -> Option<String> {
+    let w = web_sys::window()?;
+    let storage = w.session_storage().ok().flatten();
+    if let Some(key) = query_param("presenter").filter(|k| !k.is_empty()) {
+        if let Some(st) = &storage {
+            let _ = st.set_item(PRESENTER_KEY_STORAGE, &key);
+        }
+        // The same address without the key.
+        let loc = w.location();
+        if let (Ok(path), Ok(search)) = (loc.pathname(), loc.search())
+            && let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search)
+        {
+            params.delete("presenter");
+            let rest = String::from(params.to_string());
+            let url = if rest.is_empty() {
+                path
+            } else {
+                format!("{path}?{rest}")
+            };
+            if let Ok(history) = w.history() {
+                let _ =
+                    history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
+            }
+        }
+        return Some(key);
+    }
+    storage?.get_item(PRESENTER_KEY_STORAGE).ok().flatten()
+}
+
 /// Joins the room and runs the node for the life of the page.
 fn start_node(
     view: MeshView,
@@ -611,7 +938,7 @@ fn start_node(
         return;
     };
     let name = query_param("name").unwrap_or_default();
-    let transport = match WebTransport::connect(&url, &room, &name) {
+    let transport = match WebTransport::connect(&url, &room, &name, presenter_key()) {
         Ok(t) => t,
         Err(e) => {
             view.status
@@ -645,6 +972,12 @@ fn start_node(
         following: Vec::new(),
         dirty: false,
         refreshed_at: f64::NEG_INFINITY,
+        sampler: Sampler::default(),
+        gone: Vec::new(),
+        graph_at: f64::NEG_INFINITY,
+        departed_words: Vec::new(),
+        inspected: None,
+        flashes: Flashes::default(),
     };
     wasm_bindgen_futures::spawn_local(run_web(transport, node, inputs, shell));
 }
@@ -660,6 +993,19 @@ fn App() -> impl IntoView {
         pool: RwSignal::new(PoolStats::default()),
         names: RwSignal::new(BTreeMap::new()),
         outlines: RwSignal::new(true),
+        graph: RwSignal::new(Vec::new()),
+        pulses: RwSignal::new(Vec::new()),
+        selected: RwSignal::new(None),
+        inspect: RwSignal::new(String::new()),
+        cuts: RwSignal::new(BTreeSet::new()),
+        paused: RwSignal::new(false),
+        slow_ms: RwSignal::new(0),
+        overlay: RwSignal::new(Overlay::None),
+        blank: RwSignal::new(false),
+        projector: RwSignal::new(query_param("layout").as_deref() == Some("projector")),
+        public_url: RwSignal::new(None),
+        halted: RwSignal::new(None),
+        log_filter: RwSignal::new(LogFilter::default()),
     };
     let asked = query_param("room");
     let room = match asked {
@@ -679,24 +1025,70 @@ fn App() -> impl IntoView {
         to_node.clone(),
         move |s| view.pool.set(s),
     );
+    let console = Console {
+        view,
+        to_node: to_node.clone(),
+    };
     let controls = Controls {
         to_node,
         pool,
         workers,
     };
     start_node(view, room.clone(), controls.clone(), inputs);
+    crate::console::listen_for_keys(console.clone());
+    crate::console::fetch_public_url(view);
+    let toggle = move |o: Overlay| {
+        move |_| {
+            view.overlay
+                .update(|v| *v = if *v == o { Overlay::None } else { o })
+        }
+    };
     view! {
-        <main class="app">
+        <main class=move || if view.projector.get() { "app projector" } else { "app" } data-testid="app"
+            data-layout=move || if view.projector.get() { "projector" } else { "standard" }>
             <header>
                 <h1>"Meshwork"</h1>
                 <p class="tagline">"This tab is a node in a WebRTC mesh of browsers and native processes. Submit a job: it splits into tasks that every member computes a share of."</p>
+                <nav class="tools" aria-label="View">
+                    <button data-testid="show-qr" on:click=toggle(Overlay::Qr)>"Join QR code (q)"</button>
+                    <button data-testid="show-keys" on:click=toggle(Overlay::Keys)>"Keys (?)"</button>
+                    <button data-testid="projector" aria-pressed=move || view.projector.get().to_string()
+                        on:click=move |_| view.projector.update(|p| *p = !*p)>"Projector layout (p)"</button>
+                </nav>
             </header>
-            <Me view room controls=controls.clone()/>
+            <Show when=move || view.halted.with(Option::is_some)>
+                <p class="halted" role="alert" data-testid="halted">{move || view.halted.get().unwrap_or_default()}</p>
+            </Show>
+            <Show when=move || { view.paused.get() || view.slow_ms.get() > 0 }>
+                <p class="paused" data-testid="mesh-mode">{move || match (view.paused.get(), view.slow_ms.get()) {
+                    (true, _) => "The mesh is paused: no member starts a task (→ steps one task on each).".to_string(),
+                    (false, ms) => format!("Slow motion: every member waits {ms} ms after each task."),
+                }}</p>
+            </Show>
+            <MeshGraph view/>
+            <ConsolePanel console/>
+            <Inspector view/>
+            <Me view room=room.clone() controls=controls.clone()/>
             <SubmitForm view controls/>
             <Jobs view/>
             <Peers view/>
             <EventLog view/>
+            <Overlays view room/>
         </main>
+    }
+}
+
+/// "Why?": what the selected member or task is doing, in plain words.
+#[component]
+fn Inspector(view: MeshView) -> impl IntoView {
+    view! {
+        <section class="inspector" aria-live="polite">
+            <h2>"Why?"</h2>
+            <p data-testid="inspector">{move || {
+                let w = view.inspect.get();
+                if w.is_empty() { "Click a member of the graph, a task square or a tile of the picture, or an event, to see what it is doing and why.".to_string() } else { w }
+            }}</p>
+        </section>
     }
 }
 
@@ -867,9 +1259,31 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
     let states = Memo::new(move |_| {
         job.with(|j| j.as_ref().map(|j| cells_text(&j.row)).unwrap_or_default())
     });
+    let tasks = job.with_untracked(|j| j.as_ref().map_or(0, |j| j.row.tasks));
+    // A click on the picture or the grid selects the task under it for the inspector.
+    let pick = move |ev: web_sys::MouseEvent, cols: u32, rows: u32| {
+        let Some(el) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        else {
+            return;
+        };
+        let (w, h) = (f64::from(el.client_width()), f64::from(el.client_height()));
+        if w <= 0.0 || h <= 0.0 {
+            return;
+        }
+        let cx = ((f64::from(ev.offset_x()) / w) * f64::from(cols)).floor() as u32;
+        let cy = ((f64::from(ev.offset_y()) / h) * f64::from(rows)).floor() as u32;
+        let t = cy.min(rows.saturating_sub(1)) * cols + cx.min(cols.saturating_sub(1));
+        if t < tasks {
+            view.selected.set(Some(Selection::Task(id, TaskId(t))));
+        }
+    };
+    let rows = tasks.div_ceil(columns.max(1)).max(1);
     let canvas = image.map(|(w, h)| {
         view! {
-            <div class="canvas" style=format!("width: min(100%, {w}px); aspect-ratio: {w} / {h}")>
+            <div class="canvas" style=format!("width: min(100%, {w}px); aspect-ratio: {w} / {h}")
+                on:click=move |ev| pick(ev, columns.max(1), rows)>
                 <canvas id=job_dom_id("img", id) data-testid="job-canvas" width=w height=h></canvas>
                 <canvas id=job_dom_id("ovl", id) class="overlay" width=w height=h
                     style:display=move || if view.outlines.get() { "block" } else { "none" }></canvas>
@@ -890,10 +1304,18 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
             </p>
             {canvas}
             <canvas id=job_dom_id("cells", id) class="cells" data-testid="task-grid"
+                on:click=move |ev| pick(ev, columns.max(1), rows)
                 data-cells=move || states.with(|(compact, _)| compact.clone())
                 role="img" aria-label=move || states.with(|(_, words)| words.clone())
                 width=columns * CELL_PX height=CELL_PX></canvas>
             <p class="dim" data-testid="task-summary">{move || states.with(|(_, words)| words.clone())}</p>
+            <p class="dim" data-testid="copies" data-lost=move || job.with(|j| j.as_ref().map_or(0, |j| j.lost))
+                data-healed=move || job.with(|j| j.as_ref().map_or(0, |j| j.healed))>
+                {move || job.with(|j| match j {
+                    Some(j) if j.lost > 0 => format!("{} tasks lost a copy with a departed member (red frame); {} back to r copies at their top-ranked members (white frame)", j.lost, j.healed),
+                    _ => String::new(),
+                })}
+            </p>
             <p class="output" data-testid="job-output">{get(|j| j.output.clone().unwrap_or_default())}</p>
         </article>
     }
@@ -935,20 +1357,84 @@ fn Peers(view: MeshView) -> impl IntoView {
 
 /// The log, newest first.
 fn log_lines(view: MeshView) -> Vec<LogLine> {
-    view.log.with(|log| log.iter().rev().cloned().collect())
+    let f = view.log_filter.get();
+    view.log.with(|log| {
+        log.iter()
+            .rev()
+            .filter(|l| f.event.is_empty() || l.event == f.event)
+            .filter(|l| f.node.is_none() || l.node == f.node)
+            .filter(|l| {
+                f.task
+                    .is_none_or(|t| l.task.is_some_and(|(_, lt)| lt.0 == t))
+            })
+            .cloned()
+            .collect()
+    })
 }
+
+/// Event kinds the log can be narrowed to, with their labels.
+const LOG_KINDS: &[(&str, &str)] = &[
+    ("", "every kind"),
+    ("joined", "joins"),
+    ("left", "departures"),
+    ("job", "jobs"),
+    ("done", "finished jobs"),
+    ("warning", "warnings, liars"),
+    ("console", "console"),
+];
 
 /// Joins, departures (and what became of their work), jobs, in plain words.
 #[component]
 fn EventLog(view: MeshView) -> impl IntoView {
+    let nodes = move || {
+        view.names.with(|m| {
+            m.iter()
+                .map(|(n, name)| view! { <option value=n.0.to_string()>{name.clone()}</option> })
+                .collect_view()
+        })
+    };
+    let set = move |f: fn(&mut LogFilter, String)| {
+        move |ev: leptos::ev::Event| view.log_filter.update(|lf| f(lf, event_target_value(&ev)))
+    };
+    let inspect = move |l: &LogLine| {
+        let sel = match (l.task, l.node) {
+            (Some((j, t)), _) => Some(Selection::Task(j, t)),
+            (None, Some(n)) => Some(Selection::Node(n)),
+            _ => None,
+        };
+        move |_| {
+            if sel.is_some() {
+                view.selected.set(sel);
+            }
+        }
+    };
     view! {
         <section class="log">
             <h2>"Events"</h2>
+            <div class="row filters">
+                <label class="field"><span>"kind"</span>
+                    <select data-testid="log-kind" on:change=set(|f, v| f.event = v)>
+                        {LOG_KINDS.iter().map(|(v, label)| view! { <option value=*v>{*label}</option> }).collect_view()}
+                    </select>
+                </label>
+                <label class="field"><span>"node"</span>
+                    <select data-testid="log-node" on:change=set(|f, v| f.node = v.parse().ok().map(NodeId))>
+                        <option value="">"every node"</option>
+                        {nodes}
+                    </select>
+                </label>
+                <label class="field"><span>"task"</span>
+                    <input data-testid="log-task" type="text" inputmode="numeric" placeholder="any"
+                        on:input=set(|f, v| f.task = v.trim().parse().ok())/>
+                </label>
+            </div>
             <ol data-testid="event-log" reversed>
                 // Keyed by line and text: a new or updated line re-renders alone.
                 <For each=move || log_lines(view) key=|l| (l.seq, l.text.clone()) let:l>
                     <li data-testid="log-entry" data-event=l.event data-peer=l.peer.clone()
-                        data-reason=l.reason data-ms=format!("{:.1}", l.ms) class=l.event>{l.text.clone()}</li>
+                        data-reason=l.reason data-ms=format!("{:.1}", l.ms) class=l.event
+                        tabindex=if l.node.is_some() || l.task.is_some() { "0" } else { "-1" }
+                        on:click=inspect(&l)>{l.text.clone()}</li>
                 </For>
             </ol>
         </section>

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use node_core::engine::Engine;
-use node_core::engine::placement::score;
 use node_core::job::{JobId, NodeId, TaskId};
+
+use crate::model::{members, ranked};
 
 /// What one node is doing, as this node's board sees it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -65,23 +66,6 @@ pub fn ordinal(i: usize) -> String {
     }
 }
 
-/// Placement's order for a task over `nodes`: highest rendezvous score first.
-pub fn ranked(job: JobId, task: TaskId, nodes: &[NodeId]) -> Vec<NodeId> {
-    let mut v: Vec<(u64, NodeId)> = nodes.iter().map(|n| (score(job, task, *n), *n)).collect();
-    v.sort_unstable_by(|a, b| b.cmp(a));
-    v.into_iter().map(|(_, n)| n).collect()
-}
-
-/// The members placement ranks over in `engine`'s view: its live peers and itself,
-/// less the nodes it caught lying.
-pub fn members(engine: &Engine) -> Vec<NodeId> {
-    let liars: Vec<NodeId> = engine.liars().collect();
-    std::iter::once(engine.id())
-        .chain(engine.peers())
-        .filter(|n| !liars.contains(n))
-        .collect()
-}
-
 /// A task explained: its state, who computed or computes it and why that node, its live
 /// copies against `r`, disagreements and liars. `departed` are members that left, with
 /// how, so that a task they would own says where its first owner went.
@@ -93,10 +77,13 @@ pub fn task_words(
     name: impl Fn(NodeId) -> String,
 ) -> String {
     let Some(spec) = engine.job_spec(job) else {
-        return format!("{task} of {job}: this node no longer knows the job");
+        return format!(
+            "task {} of job {job}: this node no longer knows the job",
+            task.0
+        );
     };
     let Some(entry) = engine.task_entry(job, task) else {
-        return format!("{task} of {job}: no such task");
+        return format!("task {} of job {job}: no such task", task.0);
     };
     let members = members(engine);
     let order = ranked(job, task, &members);
@@ -111,7 +98,7 @@ pub fn task_words(
         None => "it is no longer a member".into(),
     };
     let liars: Vec<NodeId> = engine.liars().collect();
-    let mut s = format!("{task} of {job}: ");
+    let mut s = format!("task {} of job {job}: ", task.0);
     match entry.validated_hash {
         Some(hash) => {
             let by: Vec<NodeId> = entry
@@ -120,23 +107,30 @@ pub fn task_words(
                 .filter(|(_, f)| f.reports.contains(&hash))
                 .map(|(n, _)| *n)
                 .collect();
+            let top: Vec<NodeId> = order
+                .iter()
+                .take(usize::from(spec.replication))
+                .copied()
+                .collect();
             let live: Vec<NodeId> = entry
                 .holders_of(hash)
                 .filter(|n| engine.is_live(*n))
                 .collect();
+            let placed = live.iter().filter(|n| top.contains(n)).count();
             let names = |v: &[NodeId]| v.iter().map(|n| name(*n)).collect::<Vec<_>>().join(", ");
             s += &format!(
-                "validated: {} matching report{} (q = {}) from {}. {} of r = {} copies live ({}).",
+                "validated: {} matching report{} (q = {}) from {}. Its r = {} top-ranked members ({}) should hold it; {placed} do. Live copies anywhere: {} ({}).",
                 by.len(),
                 if by.len() == 1 { "" } else { "s" },
                 spec.quorum,
                 names(&by),
-                live.len(),
                 spec.replication,
+                names(&top),
+                live.len(),
                 names(&live)
             );
-            if (live.len() as u8) < spec.replication {
-                s += " Fewer than r: a member that ranks among the top r will copy it.";
+            if placed < top.len() {
+                s += " A holder copies it to the top-ranked member that lacks it.";
             }
         }
         None => {
@@ -149,7 +143,10 @@ pub fn task_words(
                 Some(r) => s += &format!("runs on {}: {}.", name(r), ranks(r)),
                 None => match order.first() {
                     Some(first) => {
-                        s += &format!("waits; it goes to {} first (it ranks first of {n}).", name(*first))
+                        s += &format!(
+                            "waits; it goes to {} first (it ranks first of {n}).",
+                            name(*first)
+                        )
                     }
                     None => s += "waits for a member to compute it.",
                 },
@@ -171,7 +168,10 @@ pub fn task_words(
         );
     }
     for (n, _) in entry.authors.iter().filter(|(n, _)| liars.contains(n)) {
-        s += &format!(" {} reported a wrong result here and was marked a liar.", name(*n));
+        s += &format!(
+            " {} reported a wrong result here and was marked a liar.",
+            name(*n)
+        );
     }
     s
 }
@@ -195,6 +195,7 @@ pub fn node_words(engine: &Engine, node: NodeId, load: Load, about: &str) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use node_core::engine::placement::score;
     use node_core::engine::{Command, EngineConfig, Input, Millis, Output};
     use node_core::kernels::{Kernel, monte_carlo};
 
@@ -261,9 +262,9 @@ mod tests {
         // A node that left and would rank first for some task is named as its first owner.
         e.handle_input(Millis(2), Input::PeerDown(NodeId(3)));
         let gone = [(NodeId(3), "its heartbeats stopped".to_string())];
-        let owned_by_3 = (0..8).map(TaskId).find(|t| {
-            ranked(job, *t, &[NodeId(1), NodeId(2), NodeId(3)])[0] == NodeId(3)
-        });
+        let owned_by_3 = (0..8)
+            .map(TaskId)
+            .find(|t| ranked(job, *t, &[NodeId(1), NodeId(2), NodeId(3)])[0] == NodeId(3));
         let t = owned_by_3.expect("node 3 ranks first for one of 8 tasks");
         let words = task_words(&e, job, t, &gone, name);
         assert!(

@@ -24,12 +24,32 @@ pub enum KeyAction {
 
 /// Every key with what it does, for the `?` list, in the order shown.
 pub const KEYS: &[(&str, KeyAction, &str)] = &[
-    ("space", KeyAction::Pause, "pause or resume the mesh (presenter)"),
-    ("→ or page down", KeyAction::Step, "while paused: every member starts one more task (presenter)"),
-    ("← or page up", KeyAction::SlowMotion, "slow motion on or off (presenter)"),
+    (
+        "space",
+        KeyAction::Pause,
+        "pause or resume the mesh (presenter)",
+    ),
+    (
+        "→ or page down",
+        KeyAction::Step,
+        "while paused: every member starts one more task (presenter)",
+    ),
+    (
+        "← or page up",
+        KeyAction::SlowMotion,
+        "slow motion on or off (presenter)",
+    ),
     ("q", KeyAction::Qr, "show or hide the join QR code"),
-    ("p", KeyAction::Projector, "projector layout: large type, high contrast"),
-    (". or b", KeyAction::Blank, "blank the screen, or bring it back"),
+    (
+        "p",
+        KeyAction::Projector,
+        "projector layout: large type, high contrast",
+    ),
+    (
+        ". or b",
+        KeyAction::Blank,
+        "blank the screen, or bring it back",
+    ),
     ("?", KeyAction::Help, "this list"),
     ("escape", KeyAction::Close, "close what is open"),
 ];
@@ -51,7 +71,10 @@ pub fn action(key: &str) -> Option<KeyAction> {
 
 /// Whether a key action changes the mesh, which only a presenter may do.
 pub fn needs_presenter(a: KeyAction) -> bool {
-    matches!(a, KeyAction::Pause | KeyAction::Step | KeyAction::SlowMotion)
+    matches!(
+        a,
+        KeyAction::Pause | KeyAction::Step | KeyAction::SlowMotion
+    )
 }
 
 #[cfg(test)]
@@ -60,7 +83,15 @@ mod tests {
 
     #[test]
     fn a_remotes_keys_all_do_something() {
-        for key in [" ", "ArrowRight", "ArrowLeft", "PageDown", "PageUp", ".", "b"] {
+        for key in [
+            " ",
+            "ArrowRight",
+            "ArrowLeft",
+            "PageDown",
+            "PageUp",
+            ".",
+            "b",
+        ] {
             assert!(action(key).is_some(), "{key:?}");
         }
         assert_eq!(action("x"), None);

@@ -4,7 +4,10 @@
 //!
 //! Platform-free, so that it is tested natively; the page only renders it.
 
+use std::collections::BTreeMap;
+
 use node_core::engine::Engine;
+use node_core::engine::placement::score;
 use node_core::job::{JobId, NodeId, TaskId};
 use node_core::kernels::{JobOutput, Kernel};
 
@@ -97,8 +100,33 @@ pub fn output_words(output: &JobOutput) -> String {
     }
 }
 
+/// The members placement ranks over in `engine`'s view: itself and its live peers, less
+/// the nodes it caught lying.
+pub fn members(engine: &Engine) -> Vec<NodeId> {
+    let liars: Vec<NodeId> = engine.liars().collect();
+    std::iter::once(engine.id())
+        .chain(engine.peers())
+        .filter(|n| !liars.contains(n))
+        .collect()
+}
+
+/// Placement's order for a task over `nodes`: highest rendezvous score first.
+pub fn ranked(job: JobId, task: TaskId, nodes: &[NodeId]) -> Vec<NodeId> {
+    let mut v: Vec<(u64, NodeId)> = nodes.iter().map(|n| (score(job, task, *n), *n)).collect();
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    v.into_iter().map(|(_, n)| n).collect()
+}
+
 /// A task's cell in `engine`'s view.
 pub fn cell(engine: &Engine, job: JobId, task: TaskId) -> Cell {
+    cell_among(engine, &members(engine), job, task)
+}
+
+/// A task's cell, with placement over `members` (see [`members`]). Its copies are those
+/// where placement wants them: held by the task's `r` top-ranked members. Other copies
+/// (a tab that assembled the picture keeps every tile) do not count: when a top-ranked
+/// holder leaves, the cell is short until the next-ranked member has its copy.
+pub fn cell_among(engine: &Engine, members: &[NodeId], job: JobId, task: TaskId) -> Cell {
     let Some(entry) = engine.task_entry(job, task) else {
         return Cell {
             state: TaskState::Waiting,
@@ -107,9 +135,13 @@ pub fn cell(engine: &Engine, job: JobId, task: TaskId) -> Cell {
         };
     };
     if let Some(hash) = entry.validated_hash {
+        let r = engine
+            .job_spec(job)
+            .map_or(1, |s| usize::from(s.replication));
+        let top = ranked(job, task, members);
         let replicas = entry
             .holders_of(hash)
-            .filter(|n| engine.is_live(*n))
+            .filter(|n| top.iter().take(r).any(|t| t == n))
             .count() as u32;
         let by = entry
             .authors
@@ -140,6 +172,7 @@ pub fn cell(engine: &Engine, job: JobId, task: TaskId) -> Cell {
 
 /// Every job `engine` takes part in, newest first (by id, which is stable).
 pub fn job_rows(engine: &Engine) -> Vec<JobRow> {
+    let members = members(engine);
     engine
         .job_ids()
         .filter_map(|id| {
@@ -162,7 +195,7 @@ pub fn job_rows(engine: &Engine) -> Vec<JobRow> {
                 image,
                 columns,
                 cells: (0..tasks.min(CELLS_SHOWN_MAX))
-                    .map(|t| cell(engine, id, TaskId(t)))
+                    .map(|t| cell_among(engine, &members, id, TaskId(t)))
                     .collect(),
             })
         })
@@ -256,6 +289,86 @@ impl Departure {
         }
         let done = moved == self.unfinished.len() && restored == self.held.len();
         (format!("{}: {}", self.headline, parts.join(", ")), done)
+    }
+}
+
+/// A task's copies seen going and coming back, for the grid to flash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flash {
+    /// A member holding it left: it lost a copy.
+    Lost,
+    /// Back to `r` copies at its top-ranked members.
+    Healed,
+}
+
+/// A lost copy is shown at least this long before it shows as healed (ms).
+pub const LOST_SHOWN_MS: f64 = 700.0;
+/// A healed task is shown as healed this long (ms).
+pub const HEALED_SHOWN_MS: f64 = 2_000.0;
+/// Tasks flashing at once, at most (a departure that held more flashes its first ones).
+pub const FLASHES_MAX: usize = 1 << 16;
+
+/// Which tasks lost a copy and which healed, with when, and totals per job.
+#[derive(Clone, Debug, Default)]
+pub struct Flashes {
+    now: BTreeMap<(JobId, TaskId), (Flash, f64)>,
+    /// Per job: tasks that lost a copy, tasks healed, since the page loaded.
+    pub totals: BTreeMap<JobId, (u64, u64)>,
+}
+
+impl Flashes {
+    /// Tasks whose copy went with a departed member, at `at` ms.
+    pub fn lost(&mut self, tasks: impl IntoIterator<Item = (JobId, TaskId)>, at: f64) {
+        for (job, task) in tasks {
+            if self.now.len() >= FLASHES_MAX {
+                break;
+            }
+            // A task that lost two copies at once is one task waiting to heal.
+            if self.of(job, task) != Some(Flash::Lost) {
+                self.totals.entry(job).or_default().0 += 1;
+            }
+            self.now.insert((job, task), (Flash::Lost, at));
+        }
+    }
+
+    /// Moves lost tasks that have their `r` copies again to healed, and forgets old
+    /// flashes and jobs no longer shown.
+    pub fn update(&mut self, rows: &[JobRow], at: f64) {
+        let mut healed = Vec::new();
+        self.now.retain(|(job, task), (flash, since)| {
+            let Some(row) = rows.iter().find(|r| r.id == *job) else {
+                return false;
+            };
+            match flash {
+                Flash::Lost => {
+                    let full = row.cells.get(task.0 as usize).is_some_and(|c| {
+                        c.state == TaskState::Validated && c.replicas >= u32::from(row.replication)
+                    });
+                    if full && at - *since >= LOST_SHOWN_MS {
+                        *flash = Flash::Healed;
+                        *since = at;
+                        healed.push(*job);
+                    }
+                    true
+                }
+                Flash::Healed => at - *since < HEALED_SHOWN_MS,
+            }
+        });
+        for job in healed {
+            self.totals.entry(job).or_default().1 += 1;
+        }
+        self.totals
+            .retain(|job, _| rows.iter().any(|r| r.id == *job));
+    }
+
+    /// Whether nothing flashes now.
+    pub fn is_empty(&self) -> bool {
+        self.now.is_empty()
+    }
+
+    /// How a task flashes now, if it does.
+    pub fn of(&self, job: JobId, task: TaskId) -> Option<Flash> {
+        self.now.get(&(job, task)).map(|(f, _)| *f)
     }
 }
 
@@ -468,6 +581,14 @@ mod tests {
         let d = Departure::new(&m.engines[0], gone, "n3 left".into());
         assert!(!d.unfinished.is_empty(), "it was computing");
         assert!(!d.held.is_empty(), "it held results");
+        // Its results flash as lost, for a while even if they are whole again at once.
+        let mut flashes = Flashes::default();
+        flashes.lost(d.held.iter().map(|(j, t, _)| (*j, *t)), 0.0);
+        let (job, task, _) = d.held[0];
+        // Reported lost again (two holders gone): still one task to heal.
+        flashes.lost([(job, task)], 0.0);
+        flashes.update(&job_rows(&m.engines[0]), LOST_SHOWN_MS - 1.0);
+        assert_eq!(flashes.of(job, task), Some(Flash::Lost));
         let name = |n: NodeId| format!("node{}", n.0);
         let (line, done) = d.summary(&m.engines[0], name);
         assert!(!done, "{line}");
@@ -475,6 +596,14 @@ mod tests {
         m.run(8_000);
         let (line, done) = d.summary(&m.engines[0], name);
         assert!(done, "{line}");
+        // Back to r copies at their top-ranked members: healed, then no longer shown.
+        let rows = job_rows(&m.engines[0]);
+        flashes.update(&rows, LOST_SHOWN_MS);
+        assert_eq!(flashes.of(job, task), Some(Flash::Healed));
+        let held = d.held.len() as u64;
+        assert_eq!(flashes.totals[&job], (held, held));
+        flashes.update(&rows, LOST_SHOWN_MS + HEALED_SHOWN_MS);
+        assert_eq!(flashes.of(job, task), None);
         let n = d.unfinished.len();
         let h = d.held.len();
         assert!(

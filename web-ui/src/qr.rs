@@ -49,7 +49,8 @@ mod tests {
                 }
             }
         }
-        let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(px, px, |x, y| img[y * px + x]);
+        let mut prepared =
+            rqrr::PreparedImage::prepare_from_greyscale(px, px, |x, y| img[y * px + x]);
         let grids = prepared.detect_grids();
         assert_eq!(grids.len(), 1, "one code in the picture");
         grids[0].decode().expect("decodes").1
@@ -75,7 +76,11 @@ mod tests {
     #[test]
     fn the_public_address_wins_over_the_pages() {
         assert_eq!(
-            join_url(Some("http://10.0.0.2:8080/"), "http://127.0.0.1:8080", "demo"),
+            join_url(
+                Some("http://10.0.0.2:8080/"),
+                "http://127.0.0.1:8080",
+                "demo"
+            ),
             "http://10.0.0.2:8080/?room=demo"
         );
         assert_eq!(

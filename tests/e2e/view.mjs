@@ -1,0 +1,291 @@
+// End-to-end controller for the live view and the presenter's console (driven by
+// tests/browser_view.rs).
+//
+// Runs INSIDE a network namespace that has only `lo`. It starts `meshwork serve` with a
+// known presenter key and a public address, two `meshwork node`s and three Chromium
+// tabs in one room: P opened with the key (the presenter), T a plain tab, X opened with
+// a wrong key. Then:
+//   1. every tab's graph shows all five members, shaped by kind; P's address bar no
+//      longer shows the key;
+//   2. X's console commands are refused by their target (a native node says so, and
+//      stays);
+//   3. keys on P: `?` lists them, `q` shows the QR code (saved as a PNG for the Rust test
+//      to decode), `p` switches to the projector layout, `b` blanks the screen, space
+//      pauses the mesh (the natives obey) and resumes it;
+//   4. the liar scenario: a native lies, a job with q = 2 completes; the liar is marked on
+//      P's graph and log, and P's picture is saved for comparison with `meshwork run`;
+//      a screenshot with tile outlines shows the computing nodes' colours;
+//   5. the console fails the other native node and tab T: both are seen to go (by their
+//      silence), T says it was failed, and P's task grid shows results losing a copy and
+//      healing;
+//   6. the inspector explains a clicked member and a clicked task; accessibility basics
+//      (every control named, no positive tabindex); no horizontal scrolling at 375 px
+//      in either layout; no console error.
+//
+// Input: a JSON object as argv[2]:
+//   { "meshwork", "dist", "outdir", "cwd", "chromium", "profiles_dir", "timeout_ms",
+//     "presenter_key", "public_url" }
+// Output: progress on stderr; the LAST stdout line is the JSON summary
+//   {"ok", "checks":[{name, ok, detail}], "files": {...}, "info", "console_errors", ...}.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { pollUntil, readTab, sleep, startController } from './harness.mjs';
+
+const { cfg, h, run } = startController(
+  'view',
+  { timeout_ms: 170_000, mesh_timeout_ms: 60_000, job_timeout_ms: 90_000 },
+  ['presenter_key', 'public_url'],
+);
+const say = (...a) => h.say(...a);
+const check = (...a) => run.check(...a);
+const info = {};
+const files = {};
+run.summary = { info, files };
+
+/** The graph's members as a tab draws them. */
+function graph(page) {
+  return page.$$eval('[data-testid=graph-node]', (els) =>
+    els.map((g) => ({
+      peer: g.getAttribute('data-peer-id'),
+      kind: g.getAttribute('data-kind'),
+      state: g.getAttribute('data-state'),
+      liar: g.getAttribute('data-liar') === 'true',
+      shape: g.querySelector('.shape')?.tagName.toLowerCase(),
+      fill: g.querySelector('.shape')?.getAttribute('fill'),
+      label: g.getAttribute('aria-label'),
+    })),
+  );
+}
+
+/** Task states of a tab's first job: [[state letter, copies]...]. */
+async function cells(page) {
+  const s = await page.evaluate(() => document.querySelector('[data-testid=task-grid]')?.getAttribute('data-cells') ?? '');
+  return s.split(',').filter((c) => c).map((c) => [c[0], Number(c.slice(1))]);
+}
+
+const jobState = (page) => page.evaluate(() => document.querySelector('[data-testid=job]')?.getAttribute('data-state') ?? null);
+
+async function noHorizontalScroll(page) {
+  return page.evaluate(() => ({
+    scroll_width: document.documentElement.scrollWidth,
+    width: window.innerWidth,
+    wider: [...document.querySelectorAll('body *')]
+      .filter((e) => e.getClientRects().length > 0 && e.getBoundingClientRect().right > window.innerWidth + 0.5)
+      .slice(0, 5)
+      .map((e) => `${e.tagName.toLowerCase()}.${e.getAttribute('class') ?? ''}`),
+  }));
+}
+
+async function main() {
+  const room = `view-${Math.random().toString(16).slice(2, 10)}`;
+  info.room = room;
+  const extra = ['--presenter-key', cfg.presenter_key, '--public-url', cfg.public_url];
+  const { listening } = await h.startServer(cfg.dist, { timeoutMs: 20_000, extra });
+  if (!check('server_listening', listening && /^127\.0\.0\.1:\d+$/.test(listening.addr), listening)) return;
+  check('server_reports_key', listening.presenter_key === cfg.presenter_key, { given: listening.presenter_key });
+  const origin = `http://${listening.addr}`;
+  const url = (name, more = '') => `${origin}/?room=${room}&name=${name}&workers=1${more}`;
+
+  const natives = [1, 2].map((i) => h.startNode(`native-${i}`, origin, room, ['--workers', '1']));
+  const [bp, bt, bx] = await Promise.all(['tab-p', 'tab-t', 'tab-x'].map((n) => h.launchBrowser(n)));
+  await h.openPage(bp, origin, url('tab-p', `&presenter=${cfg.presenter_key}`));
+  await h.openPage(bt, origin, url('tab-t'));
+  await h.openPage(bx, origin, url('tab-x', '&presenter=not-the-key-0000'));
+  const tabs = [bp, bt, bx];
+  const pp = bp.page;
+  const meshed = await pollUntil(async () => {
+    const counts = await Promise.all(tabs.map((b) => readTab(b.page).then((t) => t.count)));
+    return counts.every((c) => c === '4') && natives.every((n) => n.connected().size === 4) ? counts : null;
+  }, Date.now() + cfg.mesh_timeout_ms, 200);
+  if (!check('full_mesh', meshed, { tabs: await Promise.all(tabs.map((b) => readTab(b.page))) })) return;
+  const ids = Object.fromEntries(await Promise.all(tabs.map(async (b) => [b.name, (await readTab(b.page)).me])));
+  for (const n of natives) ids[n.name] = n.events.find((e) => e.event === 'joined')?.id;
+  info.ids = ids;
+
+  // 1. The graph: five members everywhere, shaped by kind, all live.
+  for (const b of tabs) {
+    const g = await pollUntil(async () => {
+      const g = await graph(b.page);
+      return g.length === 5 && g.every((n) => n.state === 'live') ? g : null;
+    }, Date.now() + 5_000, 200);
+    const kinds = (g ?? []).map((n) => `${n.kind}:${n.shape}`).sort();
+    const want = ['browser:circle', 'browser:circle', 'me:circle', 'native:rect', 'native:rect'];
+    check(`graph_shows_every_member:${b.name}`, g && JSON.stringify(kinds) === JSON.stringify(want), g ?? (await graph(b.page)));
+  }
+  const search = await pp.evaluate(() => window.location.search);
+  check('key_leaves_the_address_bar', !search.includes(cfg.presenter_key) && search.includes(room), { search });
+  const consoles = await Promise.all(tabs.map((b) => b.page.evaluate(() => ({
+    shown: !document.querySelector('[data-testid=console]')?.hidden,
+    no_key: !!document.querySelector('[data-testid=console-no-key]'),
+  }))));
+  check('console_shown_to_key_holders', consoles[0].shown && !consoles[0].no_key && !consoles[1].shown && consoles[2].shown && consoles[2].no_key, consoles);
+
+  // 2. Without the key: X fails native-1 from its console; native-1 refuses and stays.
+  const px = bx.page;
+  await px.selectOption('[data-testid=console-target]', ids['native-1']);
+  await px.click('[data-testid=console-fail]');
+  const refused = await natives[0].waitFor((e) => e.event === 'console_refused', Date.now() + 5_000);
+  await sleep(2_500);
+  const stillThere = await Promise.all(tabs.map((b) => graph(b.page).then((g) => g.find((n) => n.peer === ids['native-1'])?.state)));
+  check('console_without_key_refused', refused && refused.from === ids['tab-x'] && stillThere.every((s) => s === 'live') && !natives[0].events.some((e) => e.event === 'console'), { refused, states: stillThere });
+
+  // 3. Keys on the presenter's tab.
+  await pp.click('h1');
+  const visible = (testid) => pp.evaluate((t) => {
+    const el = document.querySelector(`[data-testid=${t}]`);
+    return !!el && !el.hidden && el.getClientRects().length > 0;
+  }, testid);
+  await pp.keyboard.press('?');
+  const keysShown = await pollUntil(() => visible('keys-overlay'), Date.now() + 2_000);
+  const keysText = await pp.evaluate(() => document.querySelector('[data-testid=keys-overlay]')?.textContent ?? '');
+  await pp.keyboard.press('Escape');
+  const keysHidden = await pollUntil(async () => !(await visible('keys-overlay')), Date.now() + 2_000);
+  check('key_help_lists_the_keys', keysShown && keysHidden && /space/.test(keysText) && /page down/.test(keysText), { keysShown, keysHidden, keysText });
+  await pp.keyboard.press('q');
+  const qrShown = await pollUntil(() => visible('qr'), Date.now() + 2_000);
+  const qrUrl = await pp.evaluate(() => document.querySelector('[data-testid=qr]')?.getAttribute('data-url'));
+  const qrFile = path.join(cfg.outdir, 'qr.png');
+  if (qrShown) {
+    await pp.locator('[data-testid=qr] svg').screenshot({ path: qrFile });
+    files.qr = qrFile;
+  }
+  info.qr_url = qrUrl;
+  check('qr_code_shown', qrShown && qrUrl === `${cfg.public_url}/?room=${room}`, { qrShown, qrUrl });
+  await pp.keyboard.press('q');
+  await pp.keyboard.press('p');
+  const layout = await pollUntil(() => pp.evaluate(() => {
+    const l = document.querySelector('[data-testid=app]')?.getAttribute('data-layout');
+    return l === 'projector' ? l : null;
+  }), Date.now() + 2_000);
+  check('projector_layout_by_key', layout === 'projector', { layout });
+  for (const [w, hgt] of [[1280, 900], [375, 800]]) {
+    await pp.setViewportSize({ width: w, height: hgt });
+    await sleep(200);
+    const s = await noHorizontalScroll(pp);
+    check(`projector_no_horizontal_scroll:${w}`, s.scroll_width <= s.width && s.wider.length === 0, s);
+  }
+  files.projector = path.join(cfg.outdir, 'projector.png');
+  await pp.screenshot({ path: files.projector, fullPage: false });
+  await pp.setViewportSize({ width: 1280, height: 900 });
+  await pp.keyboard.press('p');
+  await pp.keyboard.press('b');
+  const blank = await pollUntil(() => visible('blank'), Date.now() + 2_000);
+  await pp.keyboard.press('b');
+  const unblank = await pollUntil(async () => !(await visible('blank')), Date.now() + 2_000);
+  check('blank_screen_by_key', blank && unblank, { blank, unblank });
+  const obeyed = (n, text) => n.events.some((e) => e.event === 'console' && e.text.includes(text));
+  await pp.keyboard.press(' ');
+  const paused = await pollUntil(async () => {
+    const banner = await visible('mesh-mode');
+    return banner && natives.every((n) => obeyed(n, 'pause')) ? true : null;
+  }, Date.now() + 5_000);
+  await pp.keyboard.press(' ');
+  const resumed = await pollUntil(async () => {
+    const banner = await visible('mesh-mode');
+    return !banner && natives.every((n) => obeyed(n, 'resume')) ? true : null;
+  }, Date.now() + 5_000);
+  check('pause_and_resume_by_space', paused && resumed, { paused, resumed, natives: natives.map((n) => n.events.filter((e) => e.event === 'console').map((e) => e.text)) });
+
+  // 4. The liar scenario: a native lies, a job with q = 2 catches it.
+  await pp.click('[data-testid=scenario-liar]');
+  const said = await pp.evaluate(() => document.querySelector('[data-testid=console-said]')?.textContent ?? '');
+  info.scenario = said;
+  const liar = natives.find((n) => obeyed(n, 'lie')) ?? null;
+  const done = await pollUntil(async () => ((await jobState(pp)) === 'done' ? true : null), Date.now() + cfg.job_timeout_ms, 250);
+  if (!check('liar_job_done', done && liar, { said, job: await jobState(pp), liar: liar?.name ?? null })) return;
+  const marked = await pollUntil(async () => {
+    const g = await graph(pp);
+    const node = g.find((n) => n.peer === ids[liar.name]);
+    return node?.liar ? node : null;
+  }, Date.now() + 5_000, 200);
+  const logLiar = await pp.$$eval('[data-testid=log-entry]', (els) => els.map((e) => e.textContent).filter((t) => /reported a wrong result/.test(t)));
+  check('liar_marked', marked && logLiar.length > 0 && logLiar[0].includes(liar.name), { marked, log: logLiar.slice(0, 3) });
+  await pp.uncheck('[data-testid=outlines]');
+  await sleep(150);
+  const dataUrl = await pp.locator('[data-testid=job-canvas]').evaluate((c) => c.toDataURL('image/png'));
+  files.liar_canvas = path.join(cfg.outdir, 'liar-job-canvas.png');
+  fs.writeFileSync(files.liar_canvas, Buffer.from(dataUrl.split(',')[1], 'base64'));
+  await pp.check('[data-testid=outlines]');
+  await sleep(150);
+  files.outlines = path.join(cfg.outdir, 'outlines.png');
+  const canvasBox = pp.locator('.canvas');
+  await canvasBox.scrollIntoViewIfNeeded();
+  await canvasBox.screenshot({ path: files.outlines });
+  // Which nodes computed validated tiles (by their colour), for the screenshot check.
+  info.colours = Object.fromEntries((await graph(pp)).map((n) => [n.peer, n.fill]));
+  info.liar = ids[liar.name];
+  info.computed_by = await pp.evaluate(() => {
+    const out = {};
+    for (const g of document.querySelectorAll('[data-testid=graph-node]')) out[g.getAttribute('data-peer-id')] = Number(g.getAttribute('data-done'));
+    return out;
+  });
+
+  // 6 (part). The inspector: a member, then a task.
+  await pp.click(`[data-testid=graph-node][data-peer-id="${ids['native-2']}"] .shape`);
+  const aboutNode = await pollUntil(() => pp.evaluate(() => {
+    const t = document.querySelector('[data-testid=inspector]')?.textContent ?? '';
+    return /native-2 \(a native node/.test(t) ? t : null;
+  }), Date.now() + 3_000);
+  const grid = pp.locator('[data-testid=task-grid]');
+  await grid.scrollIntoViewIfNeeded();
+  await grid.click({ position: { x: 3, y: 3 } });
+  const aboutTask = await pollUntil(() => pp.evaluate(() => {
+    const t = document.querySelector('[data-testid=inspector]')?.textContent ?? '';
+    return /^task 0 of job .*validated: \d+ matching reports \(q = 2\)/.test(t) ? t : null;
+  }), Date.now() + 3_000);
+  check('inspector_explains', aboutNode && aboutTask, { aboutNode, aboutTask, now: await pp.evaluate(() => document.querySelector('[data-testid=inspector]')?.textContent) });
+
+  // 5. The console fails the other native and tab T; both go, copies heal.
+  const other = natives.find((n) => n !== liar);
+  const copies = () => pp.evaluate(() => {
+    const el = document.querySelector('[data-testid=copies]');
+    return { lost: Number(el?.getAttribute('data-lost') ?? 0), healed: Number(el?.getAttribute('data-healed') ?? 0), text: el?.textContent ?? '' };
+  });
+  await pp.selectOption('[data-testid=console-target]', ids[other.name]);
+  await pp.click('[data-testid=console-fail]');
+  await pp.selectOption('[data-testid=console-target]', ids['tab-t']);
+  await pp.click('[data-testid=console-fail]');
+  const gone = await pollUntil(async () => {
+    const g = await graph(pp);
+    const st = (peer) => g.find((n) => n.peer === peer)?.state ?? 'removed';
+    return ['gone', 'removed'].includes(st(ids[other.name])) && ['gone', 'removed'].includes(st(ids['tab-t'])) ? g : null;
+  }, Date.now() + 10_000, 100);
+  const lostShown = await copies();
+  const halted = await bt.page.evaluate(() => document.querySelector('[data-testid=halted]')?.textContent ?? '');
+  const heardSilence = (await pp.$$eval('[data-testid=log-entry][data-event=left]', (els) => els.map((e) => [e.getAttribute('data-peer'), e.getAttribute('data-reason')])));
+  const byHeartbeat = [ids[other.name], ids['tab-t']].every((p) => heardSilence.some(([peer, reason]) => peer === p && reason === 'heartbeat'));
+  check('console_fails_a_native_and_a_tab', gone && byHeartbeat && /failed this node/.test(halted) && other.events.some((e) => e.event === 'console' && /fail/.test(e.text)), { graph: gone ?? (await graph(pp)), halted, left: heardSilence });
+  // Their results lost a copy (shown), then every one is back to r copies (shown).
+  const healed = await pollUntil(async () => {
+    const c = await copies();
+    return c.lost > 0 && c.healed === c.lost ? c : null;
+  }, Date.now() + 15_000, 100);
+  const short = (await cells(pp)).filter(([s, r]) => s === 'v' && r < 2).length;
+  check('replicas_lost_and_healed', healed && short === 0, { when_gone: lostShown, now: await copies(), short_now: short });
+  const dropped = await pollUntil(async () => ((await graph(pp)).length === 3 ? true : null), Date.now() + 10_000, 250);
+  check('graph_loses_departed_members', dropped, await graph(pp));
+
+  // 6. Accessibility basics and layouts.
+  const a11y = await pp.evaluate(() => {
+    const unnamed = [];
+    for (const el of document.querySelectorAll('button, select, input, [role=button]')) {
+      if (el.closest('[hidden]')) continue;
+      const name = (el.getAttribute('aria-label') || el.textContent || '').trim()
+        || (el.id && document.querySelector(`label[for="${el.id}"]`)?.textContent.trim())
+        || el.closest('label')?.textContent.trim();
+      if (!name) unnamed.push(el.outerHTML.slice(0, 80));
+    }
+    const positive = [...document.querySelectorAll('[tabindex]')].filter((e) => Number(e.getAttribute('tabindex')) > 0).length;
+    return { unnamed, positive };
+  });
+  check('controls_labelled_and_focus_order', a11y.unnamed.length === 0 && a11y.positive === 0, a11y);
+  await px.setViewportSize({ width: 375, height: 800 });
+  await sleep(200);
+  const phone = await noHorizontalScroll(px);
+  check('phone_no_horizontal_scroll', phone.scroll_width <= phone.width && phone.wider.length === 0, phone);
+  files.presenter = path.join(cfg.outdir, 'presenter.png');
+  await pp.screenshot({ path: files.presenter, fullPage: true });
+}
+
+await run.run(main);

@@ -1,0 +1,463 @@
+//! The presenter's console, its scenarios and keys, and what lies over the page: the
+//! join QR code, the list of keys and the blank screen.
+//!
+//! Commands go to members over the data channels ([`PageInput::Console`]); a member
+//! obeys them only if the signaling server marked this tab a presenter (it joined with
+//! the key `meshwork serve` printed). A tab without the key may still open the console
+//! with `?console`: its commands are sent, and ignored, which is how one sees that the
+//! key matters.
+
+use futures_channel::mpsc::UnboundedSender;
+use leptos::prelude::*;
+use node_core::driver::PageInput;
+use node_core::engine::Command;
+use node_core::node::node_id;
+use node_core::signal::PeerId;
+use node_core::wire::ConsoleCmd;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
+use web_ui::form::JobForm;
+use web_ui::keys::{self, KEYS, KeyAction};
+use web_ui::qr;
+
+use crate::app::{MeshView, Overlay, query_param};
+
+/// Slow motion's pause after each task (ms), on every member.
+pub const SLOW_MS: u32 = 600;
+
+/// Sends console commands for the page.
+#[derive(Clone)]
+pub struct Console {
+    pub view: MeshView,
+    pub to_node: UnboundedSender<PageInput>,
+}
+
+impl Console {
+    /// One command to one member (or this node).
+    pub fn send(&self, target: &str, cmd: ConsoleCmd) {
+        let target = PeerId(target.to_string());
+        let _ = self
+            .to_node
+            .unbounded_send(PageInput::Console { target, cmd });
+    }
+
+    /// Members the console can act on now: this node and every live peer.
+    fn live(&self) -> Vec<String> {
+        self.view.graph.with_untracked(|g| {
+            g.iter()
+                .filter(|n| n.state == "live")
+                .map(|n| n.peer.clone())
+                .collect()
+        })
+    }
+
+    /// One command to every live member, this node included.
+    pub fn everyone(&self, cmd: ConsoleCmd) {
+        for p in self.live() {
+            self.send(&p, cmd.clone());
+        }
+    }
+
+    pub fn pause(&self, on: bool) {
+        self.view.paused.set(on);
+        self.everyone(ConsoleCmd::Pause { on });
+    }
+
+    pub fn slow_motion(&self, ms: u32) {
+        self.view.slow_ms.set(ms);
+        self.everyone(ConsoleCmd::Pacing { ms });
+    }
+
+    /// Cuts (or restores) the link between two members: each end is told about the other.
+    pub fn cut(&self, a: &str, b: &str, cut: bool) {
+        if a == b {
+            return;
+        }
+        let (pa, pb) = (PeerId(a.into()), PeerId(b.into()));
+        if cut {
+            self.send(a, ConsoleCmd::Cut { peer: pb });
+            self.send(b, ConsoleCmd::Cut { peer: pa });
+        } else {
+            self.send(a, ConsoleCmd::Restore { peer: pb });
+            self.send(b, ConsoleCmd::Restore { peer: pa });
+        }
+        self.view.cuts.update(|c| {
+            let key = (a.to_string(), b.to_string());
+            let rev = (b.to_string(), a.to_string());
+            if cut {
+                c.insert(key);
+            } else {
+                c.remove(&key);
+                c.remove(&rev);
+            }
+        });
+    }
+
+    /// Scenario: half of the other members fail at once.
+    pub fn lose_half(&self) -> String {
+        let me = self.view.me.get_untracked().map(|m| m.id.0);
+        let others: Vec<String> = self
+            .live()
+            .into_iter()
+            .filter(|p| Some(p) != me.as_ref())
+            .collect();
+        let half = others.len().div_ceil(2);
+        if half == 0 {
+            return "lose half the mesh: there is no other member".into();
+        }
+        let names: Vec<String> = others[..half].iter().map(|p| self.name(p)).collect();
+        for p in &others[..half] {
+            self.send(p, ConsoleCmd::Fail);
+        }
+        format!(
+            "scenario: {} of {} other members fail: {}",
+            half,
+            others.len(),
+            names.join(", ")
+        )
+    }
+
+    /// Scenario: a member starts lying and a job with `q = 2` shows the quorum catching it.
+    pub fn liar(&self) -> String {
+        let me = self.view.me.get_untracked().map(|m| m.id.0);
+        let candidates = self.view.graph.with_untracked(|g| {
+            let mut v: Vec<(bool, String)> = g
+                .iter()
+                .filter(|n| n.state == "live" && Some(&n.peer) != me.as_ref() && !n.liar)
+                .map(|n| (n.kind != "native", n.peer.clone()))
+                .collect();
+            // Native nodes first: they compute the most.
+            v.sort();
+            v
+        });
+        let Some((_, liar)) = candidates.first() else {
+            return "a liar joins: there is no other member to make lie".into();
+        };
+        self.send(liar, ConsoleCmd::Lie { on: true });
+        let Some(me_info) = self.view.me.get_untracked() else {
+            return "not in a room yet".into();
+        };
+        let form = JobForm {
+            replicas: "2".into(),
+            quorum: "2".into(),
+            ..JobForm::default()
+        };
+        let nonce = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
+        match form.submit(node_id(&me_info.id), nonce) {
+            Ok(cmd @ Command::Submit { .. }) => {
+                let _ = self.to_node.unbounded_send(PageInput::Command(cmd));
+                format!(
+                    "scenario: {} now lies; a job with r = 2, q = 2 needs two matching results for every tile",
+                    self.name(liar)
+                )
+            }
+            Ok(_) | Err(_) => "the liar scenario's job was refused".into(),
+        }
+    }
+
+    fn name(&self, peer: &str) -> String {
+        self.view.graph.with_untracked(|g| {
+            g.iter()
+                .find(|n| n.peer == peer)
+                .map_or_else(|| peer.to_string(), |n| n.name.clone())
+        })
+    }
+
+    /// Carries out a key's action.
+    pub fn key(&self, a: KeyAction) {
+        let view = self.view;
+        let presenter = view
+            .me
+            .with_untracked(|m| m.as_ref().is_some_and(|m| m.presenter));
+        if keys::needs_presenter(a) && !presenter {
+            return;
+        }
+        match a {
+            KeyAction::Pause => self.pause(!view.paused.get_untracked()),
+            KeyAction::Step => {
+                if !view.paused.get_untracked() {
+                    self.pause(true);
+                }
+                self.everyone(ConsoleCmd::Step);
+            }
+            KeyAction::SlowMotion => {
+                let on = view.slow_ms.get_untracked() == 0;
+                self.slow_motion(if on { SLOW_MS } else { 0 });
+            }
+            KeyAction::Blank => view.blank.update(|b| *b = !*b),
+            KeyAction::Qr => view.overlay.update(|o| {
+                *o = if *o == Overlay::Qr {
+                    Overlay::None
+                } else {
+                    Overlay::Qr
+                }
+            }),
+            KeyAction::Help => view.overlay.update(|o| {
+                *o = if *o == Overlay::Keys {
+                    Overlay::None
+                } else {
+                    Overlay::Keys
+                }
+            }),
+            KeyAction::Projector => view.projector.update(|p| *p = !*p),
+            KeyAction::Close => {
+                view.overlay.set(Overlay::None);
+                view.blank.set(false);
+            }
+        }
+    }
+}
+
+/// Listens for the keys on the whole page, except while typing in a field (and, for
+/// space and Enter, on a focused control, which they press).
+pub fn listen_for_keys(console: Console) {
+    let Some(w) = web_sys::window() else { return };
+    let on_key =
+        Closure::<dyn FnMut(web_sys::KeyboardEvent)>::new(move |ev: web_sys::KeyboardEvent| {
+            if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+                return;
+            }
+            let tag = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                .map(|e| (e.tag_name().to_ascii_lowercase(), e.get_attribute("role")))
+                .unwrap_or_default();
+            if matches!(tag.0.as_str(), "input" | "select" | "textarea") {
+                return;
+            }
+            let key = ev.key();
+            let on_control = tag.0 == "button" || tag.1.as_deref() == Some("button");
+            if on_control && (key == " " || key == "Enter") {
+                return;
+            }
+            if let Some(a) = keys::action(&key) {
+                ev.prevent_default();
+                console.key(a);
+            }
+        });
+    let _ = w.add_event_listener_with_callback("keydown", on_key.as_ref().unchecked_ref());
+    // Lives as long as the page.
+    on_key.forget();
+}
+
+/// Asks the server where an audience reaches it (for the QR code).
+pub fn fetch_public_url(view: MeshView) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let Some(w) = web_sys::window() else { return };
+        let Ok(resp) = wasm_bindgen_futures::JsFuture::from(w.fetch_with_str("/api/info")).await
+        else {
+            return;
+        };
+        let Ok(resp) = resp.dyn_into::<web_sys::Response>() else {
+            return;
+        };
+        let Ok(text) = resp.text() else { return };
+        let Ok(text) = wasm_bindgen_futures::JsFuture::from(text).await else {
+            return;
+        };
+        let text = text.as_string().unwrap_or_default();
+        // {"public_url":"http://…"} or {"public_url":null}
+        let url = text
+            .split("\"public_url\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+            .map(str::to_string);
+        view.public_url.set(url);
+    });
+}
+
+fn blur(ev: &web_sys::MouseEvent) {
+    // A click leaves focus on the button, where a remote's space would press it again.
+    if let Some(el) = ev
+        .current_target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = el.blur();
+    }
+}
+
+/// The console: commands for one member, for a link, for everyone, and scenarios.
+#[component]
+pub fn ConsolePanel(console: Console) -> impl IntoView {
+    let view = console.view;
+    let presenter = move || view.me.with(|m| m.as_ref().is_some_and(|m| m.presenter));
+    // Read once: the key leaves the address bar when the node starts.
+    let wanted = crate::app::presenter_key().is_some() || query_param("console").is_some();
+    let target = RwSignal::new(String::new());
+    let other = RwSignal::new(String::new());
+    let said = RwSignal::new(String::new());
+    let members = move || {
+        view.graph.with(|g| {
+            g.iter()
+                .filter(|n| n.state != "gone")
+                .map(|n| {
+                    (
+                        n.peer.clone(),
+                        format!(
+                            "{}{}",
+                            n.name,
+                            if n.kind == "me" { " (this tab)" } else { "" }
+                        ),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let pick = move |s: RwSignal<String>| {
+        let v = s.get_untracked();
+        if v.is_empty() {
+            members()
+                .first()
+                .map(|(p, _)| p.clone())
+                .unwrap_or_default()
+        } else {
+            v
+        }
+    };
+    let c = console.clone();
+    let act = move |cmd: fn(&str) -> ConsoleCmd| {
+        let c = c.clone();
+        move |ev: web_sys::MouseEvent| {
+            blur(&ev);
+            let t = pick(target);
+            if t.is_empty() {
+                return;
+            }
+            let cmd = cmd(&t);
+            said.set(format!("sent to {}: {cmd}", c.name(&t)));
+            c.send(&t, cmd);
+        }
+    };
+    let c2 = console.clone();
+    let link = move |cut: bool| {
+        let c = c2.clone();
+        move |ev: web_sys::MouseEvent| {
+            blur(&ev);
+            let (a, b) = (pick(target), other.get_untracked());
+            if a.is_empty() || b.is_empty() || a == b {
+                said.set("pick two different members for a link".into());
+                return;
+            }
+            c.cut(&a, &b, cut);
+            said.set(format!(
+                "{} the link between {} and {}",
+                if cut { "cut" } else { "restored" },
+                c.name(&a),
+                c.name(&b)
+            ));
+        }
+    };
+    let (c3, c4, c5, c6, c7) = (
+        console.clone(),
+        console.clone(),
+        console.clone(),
+        console.clone(),
+        console.clone(),
+    );
+    let options = move || {
+        members()
+            .into_iter()
+            .map(|(p, name)| view! { <option value=p>{name}</option> })
+            .collect_view()
+    };
+    let options2 = move || {
+        std::iter::once(view! { <option value="">"(second member)"</option> }.into_any())
+            .chain(
+                members()
+                    .into_iter()
+                    .map(|(p, name)| view! { <option value=p>{name}</option> }.into_any()),
+            )
+            .collect_view()
+    };
+    view! {
+        <section class="console" data-testid="console" aria-labelledby="console-title"
+            hidden=move || !(wanted || presenter())>
+                <h2 id="console-title">"Presenter's console"</h2>
+                <Show when=move || !presenter()>
+                    <p class="error" data-testid="console-no-key">"This tab did not join with the presenter key: members will ignore its commands."</p>
+                </Show>
+                <div class="row">
+                    <label class="field"><span>"member"</span>
+                        <select data-testid="console-target" on:change=move |ev| target.set(event_target_value(&ev))>{options}</select>
+                    </label>
+                    <button data-testid="console-fail" on:click=act(|_| ConsoleCmd::Fail)>"Fail (crash)"</button>
+                    <button data-testid="console-leave" on:click=act(|_| ConsoleCmd::Leave)>"Leave"</button>
+                    <button data-testid="console-lie" on:click=act(|_| ConsoleCmd::Lie { on: true })>"Lie"</button>
+                    <button data-testid="console-honest" on:click=act(|_| ConsoleCmd::Lie { on: false })>"Stop lying"</button>
+                </div>
+                <div class="row">
+                    <label class="field"><span>"link to"</span>
+                        <select data-testid="console-other" on:change=move |ev| other.set(event_target_value(&ev))>{options2}</select>
+                    </label>
+                    <button data-testid="console-cut" on:click=link(true)>"Cut link"</button>
+                    <button data-testid="console-restore" on:click=link(false)>"Restore link"</button>
+                </div>
+                <div class="row">
+                    <button data-testid="console-pause" aria-pressed=move || view.paused.get().to_string()
+                        on:click=move |ev| { blur(&ev); c3.pause(!view.paused.get_untracked()) }>
+                        {move || if view.paused.get() { "Resume (space)" } else { "Pause all (space)" }}</button>
+                    <button data-testid="console-step" on:click=move |ev| { blur(&ev); c4.key(KeyAction::Step) }>"Step (→)"</button>
+                    <button data-testid="console-slow" aria-pressed=move || (view.slow_ms.get() > 0).to_string()
+                        on:click=move |ev| { blur(&ev); c5.slow_motion(if view.slow_ms.get_untracked() > 0 { 0 } else { SLOW_MS }) }>
+                        {move || if view.slow_ms.get() > 0 { "Normal speed (←)" } else { "Slow motion (←)" }}</button>
+                </div>
+                <div class="row">
+                    <span class="dim">"Scenarios:"</span>
+                    <button data-testid="scenario-half" on:click=move |ev| { blur(&ev); said.set(c6.lose_half()) }>"Lose half the mesh"</button>
+                    <button data-testid="scenario-liar" on:click=move |ev| { blur(&ev); said.set(c7.liar()) }>"A liar, caught by q = 2"</button>
+                </div>
+                <p class="dim" data-testid="console-said" aria-live="polite">{move || said.get()}</p>
+        </section>
+    }
+}
+
+/// The join QR code, the list of keys, or nothing; and the blank screen.
+#[component]
+pub fn Overlays(view: MeshView, room: String) -> impl IntoView {
+    let join = move || {
+        let origin = web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default();
+        qr::join_url(view.public_url.get().as_deref(), &origin, &room)
+    };
+    let code = move || {
+        let url = join();
+        let Some((side, path)) = qr::svg_path(&url) else {
+            return view! { <p>{url}</p> }.into_any();
+        };
+        let (data_url, aria) = (url.clone(), format!("QR code of {url}"));
+        view! {
+            <figure class="qr" data-testid="qr" data-url=data_url>
+                <svg viewBox=format!("0 0 {side} {side}") role="img" aria-label=aria
+                    shape-rendering="crispEdges">
+                    <rect width=side height=side fill="#fff"/>
+                    <path d=path fill="#000"/>
+                </svg>
+                <figcaption data-testid="join-url">{url}</figcaption>
+            </figure>
+        }
+        .into_any()
+    };
+    let close = move |_| view.overlay.set(Overlay::None);
+    view! {
+        <div class="overlay" role="dialog" aria-label="Join this mesh" data-testid="qr-overlay"
+            hidden=move || view.overlay.get() != Overlay::Qr>
+            <h2>"Join from your phone"</h2>
+            {code}
+            <button on:click=close>"Close (escape)"</button>
+        </div>
+        <Show when=move || view.overlay.get() == Overlay::Keys>
+            <div class="overlay" role="dialog" aria-label="Keys" data-testid="keys-overlay">
+                <h2>"Keys"</h2>
+                <dl class="keys">
+                    {KEYS.iter().map(|(k, _, what)| view! { <dt><kbd>{*k}</kbd></dt><dd>{*what}</dd> }).collect_view()}
+                </dl>
+                <button on:click=close>"Close (escape)"</button>
+            </div>
+        </Show>
+        <Show when=move || view.blank.get()>
+            <div class="blank" data-testid="blank" aria-hidden="true"></div>
+        </Show>
+    }
+}
