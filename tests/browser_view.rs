@@ -96,6 +96,8 @@ fn the_view_shows_the_mesh_and_the_console_runs_a_talk() {
             "console_fails_a_native_and_a_tab",
             "replicas_lost_and_healed",
             "graph_loses_departed_members",
+            "time_machine_scrubs_back",
+            "run_exported_and_imported",
             "controls_labelled_and_focus_order",
             "phone_no_horizontal_scroll",
             "no_console_errors",
@@ -149,6 +151,17 @@ fn the_view_shows_the_mesh_and_the_console_runs_a_talk() {
         )),
         (Some(Err(e)), _) => problems.push(e),
         _ => problems.push("no picture of the liar job".into()),
+    }
+
+    // A run exported by the presenter and imported into another tab replays the same
+    // final picture.
+    match (file("imported_canvas").map(decode_png), &reference) {
+        (Some(Ok(img)), Some(r)) if img.rgb == r.rgb => {}
+        (Some(Ok(_)), Some(_)) => {
+            problems.push("the imported run's final picture differs from meshwork run's".into())
+        }
+        (Some(Err(e)), _) => problems.push(e),
+        _ => problems.push("no picture of the imported run".into()),
     }
 
     // Tiles carry the colour of the node that computed them (with q = 2 a tile shows

@@ -29,6 +29,7 @@ use web_ui::model::{self, Departure, Flash, Flashes, JobRow, TaskState, colour};
 use crate::console::{Console, ConsolePanel, Overlays};
 use crate::graph::{GONE_SHOWN_MS, GRAPH_MS, Gone, GraphNode, MeshGraph, Pulse, Sampler};
 use crate::pool::{Pool, PoolStats};
+use crate::timemachine::{TimeMachine, TimeMachinePanel};
 
 /// Most lines kept in the event log.
 const LOG_LEN_MAX: usize = 200;
@@ -62,7 +63,7 @@ struct PeerRow {
 
 /// One line of the event log.
 #[derive(Clone, Debug, PartialEq)]
-struct LogLine {
+pub(crate) struct LogLine {
     /// Sequence number, the list key.
     seq: u64,
     /// "joined", "left", "job", "done", "warning" or "console".
@@ -80,17 +81,38 @@ struct LogLine {
     text: String,
 }
 
+impl LogLine {
+    /// A line read back from a recording.
+    pub(crate) fn replayed(seq: u64, event: &str, text: String) -> LogLine {
+        let event = LOG_KINDS
+            .iter()
+            .map(|(k, _)| *k)
+            .find(|k| *k == event)
+            .unwrap_or("");
+        LogLine {
+            seq,
+            event,
+            node: None,
+            task: None,
+            peer: String::new(),
+            reason: "",
+            ms: 0.0,
+            text,
+        }
+    }
+}
+
 /// One job as the page shows it.
 #[derive(Clone, Debug, PartialEq)]
-struct JobView {
-    row: JobRow,
-    submitter: String,
-    mine: bool,
+pub(crate) struct JobView {
+    pub(crate) row: JobRow,
+    pub(crate) submitter: String,
+    pub(crate) mine: bool,
     /// The output in words, once assembled here.
-    output: Option<String>,
+    pub(crate) output: Option<String>,
     /// Tasks that lost a copy to a departure, and tasks healed, since the page loaded.
-    lost: u64,
-    healed: u64,
+    pub(crate) lost: u64,
+    pub(crate) healed: u64,
 }
 
 /// What a click selected for the inspector.
@@ -125,7 +147,7 @@ pub(crate) struct MeshView {
     status: RwSignal<String>,
     peers: RwSignal<Vec<PeerRow>>,
     log: RwSignal<Vec<LogLine>>,
-    jobs: RwSignal<Vec<JobView>>,
+    pub(crate) jobs: RwSignal<Vec<JobView>>,
     pool: RwSignal<PoolStats>,
     /// Names of nodes by engine id, this one included.
     names: RwSignal<BTreeMap<NodeId, String>>,
@@ -149,6 +171,11 @@ pub(crate) struct MeshView {
     /// Set when a presenter failed this node or made it leave: why it is silent.
     halted: RwSignal<Option<String>>,
     log_filter: RwSignal<LogFilter>,
+    /// The time machine, and what it shows while a recorded moment is on screen.
+    pub(crate) tm: TimeMachine,
+    pub(crate) replay_graph: RwSignal<Vec<GraphNode>>,
+    pub(crate) replay_jobs: RwSignal<Vec<JobView>>,
+    pub(crate) replay_log: RwSignal<Vec<LogLine>>,
 }
 
 impl MeshView {
@@ -178,8 +205,35 @@ impl MeshView {
         })
     }
 
+    /// Whether a recorded moment is shown instead of the live view.
+    pub(crate) fn replaying(&self) -> bool {
+        self.tm.at.with(Option::is_some) || self.tm.is_imported.get()
+    }
+
+    /// The graph on screen: live, or the recorded moment's.
+    pub(crate) fn shown_graph<R>(&self, f: impl FnOnce(&Vec<GraphNode>) -> R) -> R {
+        if self.replaying() {
+            self.replay_graph.with(f)
+        } else {
+            self.graph.with(f)
+        }
+    }
+
+    /// The jobs on screen: live, or the recorded moment's.
+    fn shown_jobs<R>(&self, f: impl FnOnce(&Vec<JobView>) -> R) -> R {
+        if self.replaying() {
+            self.replay_jobs.with(f)
+        } else {
+            self.jobs.with(f)
+        }
+    }
+
     /// Appends a line (its `seq` is set here) and returns its number.
     fn push(&self, mut line: LogLine) -> u64 {
+        let t = ms_now() as u64;
+        self.tm
+            .live
+            .update_value(|r| r.log_line(t, line.event, &line.text));
         let mut seq = 0;
         self.log.update(|log| {
             seq = log.last().map_or(0, |l| l.seq + 1);
@@ -238,7 +292,7 @@ fn signaling_url() -> Option<String> {
     Some(format!("{scheme}://{}/ws", loc.host().ok()?))
 }
 
-fn job_dom_id(kind: &str, job: JobId) -> String {
+pub(crate) fn job_dom_id(kind: &str, job: JobId) -> String {
     format!("{kind}-{:016x}", job.0)
 }
 
@@ -256,7 +310,7 @@ struct Painter {
     finished: BTreeMap<JobId, JobOutput>,
 }
 
-fn context(id: &str) -> Option<(HtmlCanvasElement, CanvasRenderingContext2d)> {
+pub(crate) fn context(id: &str) -> Option<(HtmlCanvasElement, CanvasRenderingContext2d)> {
     let canvas: HtmlCanvasElement = web_sys::window()?
         .document()?
         .get_element_by_id(id)?
@@ -326,7 +380,7 @@ const CELL_PX: u32 = 16;
 /// a task that lost a copy to a departure has a red dashed frame until it heals, then
 /// a white one for a while. Drawn on a canvas: a thousand tasks cost one draw per task,
 /// not a thousand DOM nodes.
-fn task_grid(
+pub(crate) fn task_grid(
     canvas: &HtmlCanvasElement,
     ctx: &CanvasRenderingContext2d,
     row: &JobRow,
@@ -418,7 +472,7 @@ fn cells_text(row: &JobRow) -> (String, String) {
 /// Task states over the image: a validated tile is outlined in the colour of the node
 /// that computed it (and tinted while its pixels are not here); a running one is tinted
 /// in its node's colour.
-fn overlay(
+pub(crate) fn overlay(
     ctx: &CanvasRenderingContext2d,
     params: &node_core::kernels::mandelbrot::Params,
     row: &JobRow,
@@ -480,6 +534,10 @@ struct Shell {
     inspected: Option<Selection>,
     /// Tasks that lost a copy to a departure, until healed and a little after.
     flashes: Flashes,
+    /// The rows last read from the engine, for the recording.
+    last_rows: Vec<JobRow>,
+    /// Whether the time machine was showing a recorded moment at the last step.
+    was_replaying: bool,
 }
 
 impl Shell {
@@ -565,7 +623,10 @@ impl Shell {
         let Some(engine) = node.engine() else { return };
         let rows = model::job_rows(engine);
         self.flashes.update(&rows, ms_now());
-        self.painter.paint(node, &rows, &self.flashes);
+        if !self.was_replaying {
+            self.painter.paint(node, &rows, &self.flashes);
+        }
+        self.last_rows.clone_from(&rows);
         let view = self.view;
         let jobs: Vec<JobView> = rows
             .into_iter()
@@ -658,6 +719,15 @@ impl Shell {
         };
         let graph = crate::graph::build(node, &loads, &liars, &self.gone);
         let view = self.view;
+        view.tm
+            .live
+            .update_value(|r| r.record(now as u64, &graph, &self.last_rows));
+        if !view.tm.is_imported.get_untracked() {
+            let frames = view.tm.live.with_value(|r| r.frames.len());
+            if view.tm.frames.get_untracked() != frames {
+                view.tm.frames.set(frames);
+            }
+        }
         if view.graph.with_untracked(|g| *g != graph) {
             view.graph.set(graph);
         }
@@ -839,6 +909,15 @@ impl Page for Shell {
                 self.dirty = true;
             }
         }
+        let replaying =
+            view.tm.at.with_untracked(Option::is_some) || view.tm.is_imported.get_untracked();
+        if self.was_replaying && !replaying {
+            // Back to live: every picture is drawn again from the engine's bytes.
+            self.painter.drawn.clear();
+            self.dirty = true;
+            self.refreshed_at = f64::NEG_INFINITY;
+        }
+        self.was_replaying = replaying;
         self.refresh_graph(node);
         if view.selected.with_untracked(|s| *s != self.inspected) {
             self.dirty = true;
@@ -978,6 +1057,8 @@ fn start_node(
         departed_words: Vec::new(),
         inspected: None,
         flashes: Flashes::default(),
+        last_rows: Vec::new(),
+        was_replaying: false,
     };
     wasm_bindgen_futures::spawn_local(run_web(transport, node, inputs, shell));
 }
@@ -1006,6 +1087,10 @@ fn App() -> impl IntoView {
         public_url: RwSignal::new(None),
         halted: RwSignal::new(None),
         log_filter: RwSignal::new(LogFilter::default()),
+        tm: TimeMachine::new(),
+        replay_graph: RwSignal::new(Vec::new()),
+        replay_jobs: RwSignal::new(Vec::new()),
+        replay_log: RwSignal::new(Vec::new()),
     };
     let asked = query_param("room");
     let room = match asked {
@@ -1068,6 +1153,7 @@ fn App() -> impl IntoView {
             <MeshGraph view/>
             <ConsolePanel console/>
             <Inspector view/>
+            <TimeMachinePanel view room=room.clone()/>
             <Me view room=room.clone() controls=controls.clone()/>
             <SubmitForm view controls/>
             <Jobs view/>
@@ -1214,7 +1300,7 @@ fn SubmitForm(view: MeshView, controls: Controls) -> impl IntoView {
 }
 
 fn job_ids(view: MeshView) -> Vec<JobId> {
-    view.jobs.with(|js| js.iter().map(|j| j.row.id).collect())
+    view.shown_jobs(|js| js.iter().map(|j| j.row.id).collect())
 }
 
 /// Every job this node takes part in: progress, canvas, task cells, output.
@@ -1227,7 +1313,7 @@ fn Jobs(view: MeshView) -> impl IntoView {
                     prop:checked=move || view.outlines.get()
                     on:change=move |ev| view.outlines.set(event_target_checked(&ev))/>" tile outlines"</label>
             </h2>
-            <Show when=move || view.jobs.with(Vec::is_empty)>
+            <Show when=move || view.shown_jobs(Vec::is_empty)>
                 <p class="empty">"No job yet. Submit one above, or with "<code>"meshwork submit"</code>"."</p>
             </Show>
             <For each=move || job_ids(view) key=|id| *id let:id>
@@ -1239,10 +1325,7 @@ fn Jobs(view: MeshView) -> impl IntoView {
 
 #[component]
 fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
-    let job = Memo::new(move |_| {
-        view.jobs
-            .with(|js| js.iter().find(|j| j.row.id == id).cloned())
-    });
+    let job = Memo::new(move |_| view.shown_jobs(|js| js.iter().find(|j| j.row.id == id).cloned()));
     let get = move |f: fn(&JobView) -> String| {
         move || job.with(|j| j.as_ref().map(f).unwrap_or_default())
     };
@@ -1358,7 +1441,12 @@ fn Peers(view: MeshView) -> impl IntoView {
 /// The log, newest first.
 fn log_lines(view: MeshView) -> Vec<LogLine> {
     let f = view.log_filter.get();
-    view.log.with(|log| {
+    let source = if view.replaying() {
+        view.replay_log
+    } else {
+        view.log
+    };
+    source.with(|log| {
         log.iter()
             .rev()
             .filter(|l| f.event.is_empty() || l.event == f.event)

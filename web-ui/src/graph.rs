@@ -13,6 +13,7 @@ use node_core::job::NodeId;
 use node_core::membership::PeerState;
 use node_core::node::{MeshNode, node_id};
 use web_ui::inspect::Load;
+pub use web_ui::model::GraphNode;
 use web_ui::model::colour;
 
 use crate::app::{MeshView, Selection};
@@ -24,25 +25,6 @@ pub const GONE_SHOWN_MS: f64 = 6_000.0;
 
 const W: f64 = 640.0;
 const H: f64 = 380.0;
-
-/// One member (or a member that just left) as the graph shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GraphNode {
-    /// Signaling id, for tests and keys.
-    pub peer: String,
-    pub node: NodeId,
-    pub name: String,
-    /// "me", "browser" or "native": the shape.
-    pub kind: &'static str,
-    /// "live", "connecting", "cut" (a presenter cut our link), "gone".
-    pub state: &'static str,
-    pub presenter: bool,
-    pub rtt_ms: Option<f64>,
-    pub load: Load,
-    pub liar: bool,
-    /// For a departure: how it was noticed and how fast.
-    pub note: String,
-}
 
 /// A message crossing an edge, drawn once as a dot moving along it.
 #[derive(Clone, Debug, PartialEq)]
@@ -185,7 +167,7 @@ fn label(n: &GraphNode) -> String {
 #[component]
 pub fn MeshGraph(view: MeshView) -> impl IntoView {
     let layout = Memo::new(move |_| {
-        view.graph.with(|g| {
+        view.shown_graph(|g| {
             let n = g.len();
             g.iter()
                 .enumerate()

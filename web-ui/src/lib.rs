@@ -18,6 +18,7 @@ pub mod inspect;
 pub mod keys;
 pub mod model;
 pub mod qr;
+pub mod record;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;
 

@@ -15,6 +15,8 @@ mod console;
 mod graph;
 #[cfg(target_arch = "wasm32")]
 mod pool;
+#[cfg(target_arch = "wasm32")]
+mod timemachine;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

@@ -46,8 +46,8 @@ pub struct Cell {
     pub state: TaskState,
     /// Live members holding the validated result's bytes (0 before validation).
     pub replicas: u32,
-    /// The node that computed the validated result (the first reporter), or the live
-    /// node computing it.
+    /// The node that computed the validated result (the top-ranked of its reporters),
+    /// or the live node computing it.
     pub by: Option<NodeId>,
 }
 
@@ -143,11 +143,14 @@ pub fn cell_among(engine: &Engine, members: &[NodeId], job: JobId, task: TaskId)
             .holders_of(hash)
             .filter(|n| top.iter().take(r).any(|t| t == n))
             .count() as u32;
+        // With q > 1 several nodes computed it: the page shows the top-ranked of them,
+        // so that each computing node's colour appears on its share of the tiles.
         let by = entry
             .authors
             .iter()
-            .find(|(_, f)| f.reports.contains(&hash))
-            .map(|(n, _)| *n);
+            .filter(|(_, f)| f.reports.contains(&hash))
+            .map(|(n, _)| *n)
+            .max_by_key(|n| score(job, task, *n));
         return Cell {
             state: TaskState::Validated,
             replicas,
@@ -290,6 +293,25 @@ impl Departure {
         let done = moved == self.unfinished.len() && restored == self.held.len();
         (format!("{}: {}", self.headline, parts.join(", ")), done)
     }
+}
+
+/// One member (or a member that just left) as the graph shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphNode {
+    /// Signaling id, for tests and keys.
+    pub peer: String,
+    pub node: NodeId,
+    pub name: String,
+    /// "me", "browser" or "native": the shape.
+    pub kind: &'static str,
+    /// "live", "connecting", "cut" (a presenter cut our link), "gone".
+    pub state: &'static str,
+    pub presenter: bool,
+    pub rtt_ms: Option<f64>,
+    pub load: crate::inspect::Load,
+    pub liar: bool,
+    /// For a departure: how it was noticed and how fast.
+    pub note: String,
 }
 
 /// A task's copies seen going and coming back, for the grid to flash.
