@@ -192,7 +192,17 @@ async function main() {
   const said = await pp.evaluate(() => document.querySelector('[data-testid=console-said]')?.textContent ?? '');
   info.scenario = said;
   const liar = natives.find((n) => obeyed(n, 'lie')) ?? null;
-  const done = await pollUntil(async () => ((await jobState(pp)) === 'done' ? true : null), Date.now() + cfg.job_timeout_ms, 250);
+  let busiest = null;
+  const done = await pollUntil(async () => {
+    const rate = await pp.evaluate(() => ({
+      total: document.querySelector('[data-testid=rate-total]')?.textContent ?? '',
+      nodes: [...document.querySelectorAll('[data-testid=rates] li')].map((l) => l.textContent),
+    }));
+    const n = Number((rate.total.match(/^([\d.]+) tasks validated per second/) ?? [])[1] ?? 0);
+    if (n > 0 && (!busiest || n > busiest.n)) busiest = { n, ...rate };
+    return (await jobState(pp)) === 'done' ? true : null;
+  }, Date.now() + cfg.job_timeout_ms, 250);
+  check('numbers_shown', busiest && busiest.nodes.length >= 2 && /as fast as its fastest member/.test(busiest.total), busiest);
   if (!check('liar_job_done', done && liar, { said, job: await jobState(pp), liar: liar?.name ?? null })) return;
   const marked = await pollUntil(async () => {
     const g = await graph(pp);
@@ -317,6 +327,16 @@ async function main() {
     fs.writeFileSync(files.imported_canvas, Buffer.from(url.split(',')[1], 'base64'));
   }
   check('run_exported_and_imported', liveAgain && bad && /not a Meshwork recording/.test(bad) && replayed && fs.statSync(exportFile).size > 1000, { liveAgain, bad, replayed, bytes: fs.statSync(exportFile).size });
+
+  // The log links each event to the guide's explanation of it.
+  await pp.click('[data-testid=log-entry][data-event=left] [data-testid=log-why]');
+  const topic = await pollUntil(() => pp.evaluate(() => {
+    const d = document.getElementById('guide-failure');
+    return d && d.open ? d.querySelector('summary')?.textContent : null;
+  }), Date.now() + 2_000);
+  const elsewhere = await pp.$$eval('[data-testid=log-entry][data-event=left]', (els) => els.map((e) => e.textContent).filter((t) => /all of it elsewhere \d+ ms after/.test(t)));
+  check('events_link_to_the_guide', topic && /Failure detection/.test(topic), { topic });
+  check('departure_to_work_elsewhere_timed', elsewhere.length > 0, elsewhere);
 
   // 6. Accessibility basics and layouts.
   const a11y = await pp.evaluate(() => {

@@ -24,7 +24,7 @@ use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 use web_ui::form::{JobForm, KERNELS};
 use web_ui::inspect;
-use web_ui::model::{self, Departure, Flash, Flashes, JobRow, TaskState, colour};
+use web_ui::model::{self, Departure, Flash, Flashes, JobRow, RateMeter, TaskState, colour};
 
 use crate::console::{Console, ConsolePanel, Overlays};
 use crate::graph::{GONE_SHOWN_MS, GRAPH_MS, Gone, GraphNode, MeshGraph, Pulse, Sampler};
@@ -115,6 +115,17 @@ pub(crate) struct JobView {
     pub(crate) healed: u64,
 }
 
+/// The numbers panel: tasks per second, in total and per node.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct RatesView {
+    /// Validated tasks per second, each second of the last minute.
+    series: Vec<f64>,
+    total: f64,
+    /// Name, colour and results per second of every node computing now.
+    per: Vec<(String, String, f64)>,
+    speedup: Option<f64>,
+}
+
 /// What a click selected for the inspector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Selection {
@@ -176,6 +187,7 @@ pub(crate) struct MeshView {
     pub(crate) replay_graph: RwSignal<Vec<GraphNode>>,
     pub(crate) replay_jobs: RwSignal<Vec<JobView>>,
     pub(crate) replay_log: RwSignal<Vec<LogLine>>,
+    rates: RwSignal<RatesView>,
 }
 
 impl MeshView {
@@ -538,6 +550,7 @@ struct Shell {
     last_rows: Vec<JobRow>,
     /// Whether the time machine was showing a recorded moment at the last step.
     was_replaying: bool,
+    rate_meter: RateMeter,
 }
 
 impl Shell {
@@ -653,7 +666,13 @@ impl Shell {
         }
         let now = ms_now();
         self.following.retain(|(seq, d, since)| {
-            let (text, done) = d.summary(engine, |n| view.name(n));
+            let (mut text, done) = d.summary(engine, |n| view.name(n));
+            if done && !(d.unfinished.is_empty() && d.held.is_empty()) {
+                text += &format!(
+                    " (all of it elsewhere {:.0} ms after the departure was noticed)",
+                    now - since
+                );
+            }
             view.relog(*seq, text);
             !done && now - since < DEPARTURE_FOLLOW_MS
         });
@@ -719,6 +738,24 @@ impl Shell {
         };
         let graph = crate::graph::build(node, &loads, &liars, &self.gone);
         let view = self.view;
+        let validated: u64 = self.last_rows.iter().map(|r| u64::from(r.validated)).sum();
+        let done = loads.iter().map(|(n, l)| (*n, l.done)).collect();
+        if self.rate_meter.sample(now, validated, done) {
+            let (total, per) = self.rate_meter.rates();
+            let rates = RatesView {
+                series: self.rate_meter.total_series(),
+                total,
+                per: per
+                    .into_iter()
+                    .filter(|(_, r)| *r > 0.0)
+                    .map(|(n, r)| (view.name(n), colour(n), r))
+                    .collect(),
+                speedup: self.rate_meter.speedup(),
+            };
+            if view.rates.with_untracked(|r| *r != rates) {
+                view.rates.set(rates);
+            }
+        }
         view.tm
             .live
             .update_value(|r| r.record(now as u64, &graph, &self.last_rows));
@@ -1059,6 +1096,7 @@ fn start_node(
         flashes: Flashes::default(),
         last_rows: Vec::new(),
         was_replaying: false,
+        rate_meter: RateMeter::default(),
     };
     wasm_bindgen_futures::spawn_local(run_web(transport, node, inputs, shell));
 }
@@ -1091,6 +1129,7 @@ fn App() -> impl IntoView {
         replay_graph: RwSignal::new(Vec::new()),
         replay_jobs: RwSignal::new(Vec::new()),
         replay_log: RwSignal::new(Vec::new()),
+        rates: RwSignal::new(RatesView::default()),
     };
     let asked = query_param("room");
     let room = match asked {
@@ -1153,14 +1192,52 @@ fn App() -> impl IntoView {
             <MeshGraph view/>
             <ConsolePanel console/>
             <Inspector view/>
+            <Numbers view/>
             <TimeMachinePanel view room=room.clone()/>
             <Me view room=room.clone() controls=controls.clone()/>
             <SubmitForm view controls/>
             <Jobs view/>
             <Peers view/>
             <EventLog view/>
+            <Guide/>
             <Overlays view room/>
         </main>
+    }
+}
+
+/// Tasks per second in total (a chart of the last minute) and per node, and the
+/// speedup over one node.
+#[component]
+fn Numbers(view: MeshView) -> impl IntoView {
+    let line = move || {
+        view.rates.with(|r| {
+            let max = r.series.iter().copied().fold(1.0, f64::max);
+            let n = r.series.len().max(2) - 1;
+            r.series
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * 240.0 / n as f64, 46.0 - v / max * 42.0))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    };
+    let fastest = move || view.rates.with(|r| r.per.iter().map(|p| p.2).fold(0.0, f64::max).max(0.001));
+    view! {
+        <section class="numbers" aria-labelledby="numbers-title">
+            <h2 id="numbers-title">"Numbers"</h2>
+            <p data-testid="rate-total">{move || view.rates.with(|r| format!(
+                "{:.1} tasks validated per second{}", r.total,
+                r.speedup.map(|s| format!("; the mesh runs {s:.1}× as fast as its fastest member alone")).unwrap_or_default()))}</p>
+            <svg class="spark" viewBox="0 0 240 48" role="img" aria-label="Tasks validated per second over the last minute">
+                <polyline points=line fill="none" stroke="#7fd962" stroke-width="2"/>
+            </svg>
+            <ul class="rates" data-testid="rates">
+                {move || view.rates.get().per.into_iter().map(|(name, c, r)| {
+                    let width = format!("width: {:.0}%; background: {c}", r / fastest() * 100.0);
+                    view! { <li><span class="bar" style=width></span>{format!("{name}: {r:.1} results/s")}</li> }
+                }).collect_view()}
+            </ul>
+        </section>
     }
 }
 
@@ -1522,9 +1599,40 @@ fn EventLog(view: MeshView) -> impl IntoView {
                     <li data-testid="log-entry" data-event=l.event data-peer=l.peer.clone()
                         data-reason=l.reason data-ms=format!("{:.1}", l.ms) class=l.event
                         tabindex=if l.node.is_some() || l.task.is_some() { "0" } else { "-1" }
-                        on:click=inspect(&l)>{l.text.clone()}</li>
+                        on:click=inspect(&l)>{l.text.clone()}
+                        {web_ui::guide::topic_for(l.event, l.reason).map(|id| view! {
+                            " "<a class="why" href=format!("#guide-{id}") data-testid="log-why"
+                                on:click=move |_| open_topic(id)>"why?"</a>
+                        })}
+                    </li>
                 </For>
             </ol>
+        </section>
+    }
+}
+
+/// Opens a topic of the guide (the link then scrolls to it).
+fn open_topic(id: &str) {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(&format!("guide-{id}")))
+    {
+        let _ = el.set_attribute("open", "");
+    }
+}
+
+/// The learner's guide: each mechanism in plain words; events link to it.
+#[component]
+fn Guide() -> impl IntoView {
+    view! {
+        <section class="guide" aria-labelledby="guide-title">
+            <h2 id="guide-title">"How it works"</h2>
+            {web_ui::guide::TOPICS.iter().map(|t| view! {
+                <details id=format!("guide-{}", t.id) data-testid="guide-topic">
+                    <summary>{t.title}</summary>
+                    {t.text.iter().map(|p| view! { <p>{*p}</p> }).collect_view()}
+                </details>
+            }).collect_view()}
         </section>
     }
 }

@@ -14,6 +14,7 @@ use node_core::kernels::Kernel;
 use serde::{Deserialize, Serialize};
 
 pub mod form;
+pub mod guide;
 pub mod inspect;
 pub mod keys;
 pub mod model;

@@ -314,6 +314,69 @@ pub struct GraphNode {
     pub note: String,
 }
 
+/// Samples kept by [`RateMeter`]: a minute at one a second.
+pub const RATE_SAMPLES: usize = 61;
+/// Seconds of samples a rate is measured over.
+pub const RATE_WINDOW: usize = 5;
+
+/// Tasks per second, in total and per node, from counts sampled about once a second.
+#[derive(Clone, Debug, Default)]
+pub struct RateMeter {
+    /// (ms, tasks validated in all jobs, results computed per node).
+    samples: std::collections::VecDeque<(f64, u64, BTreeMap<NodeId, u32>)>,
+}
+
+impl RateMeter {
+    /// Takes a sample if a second has passed since the last one; returns whether it did.
+    pub fn sample(&mut self, at: f64, validated: u64, done: BTreeMap<NodeId, u32>) -> bool {
+        if self.samples.back().is_some_and(|(t, _, _)| at - t < 1000.0) {
+            return false;
+        }
+        if self.samples.len() == RATE_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((at, validated, done));
+        true
+    }
+
+    /// Validated tasks per second over each second sampled (oldest first).
+    pub fn total_series(&self) -> Vec<f64> {
+        self.samples
+            .iter()
+            .zip(self.samples.iter().skip(1))
+            .map(|((t0, v0, _), (t1, v1, _))| v1.saturating_sub(*v0) as f64 * 1000.0 / (t1 - t0).max(1.0))
+            .collect()
+    }
+
+    /// Over the last [`RATE_WINDOW`] seconds: validated tasks per second, and each node's
+    /// results computed per second.
+    pub fn rates(&self) -> (f64, BTreeMap<NodeId, f64>) {
+        let n = self.samples.len();
+        if n < 2 {
+            return (0.0, BTreeMap::new());
+        }
+        let (t0, v0, d0) = &self.samples[n.saturating_sub(RATE_WINDOW + 1)];
+        let (t1, v1, d1) = &self.samples[n - 1];
+        let secs = ((t1 - t0) / 1000.0).max(0.001);
+        let per = d1
+            .iter()
+            .map(|(node, d)| {
+                let before = d0.get(node).copied().unwrap_or(0);
+                (*node, f64::from(d.saturating_sub(before)) / secs)
+            })
+            .collect();
+        (v1.saturating_sub(*v0) as f64 / secs, per)
+    }
+
+    /// The mesh's rate over its fastest member's: roughly how many times faster than
+    /// that member alone. `None` while nothing is computed.
+    pub fn speedup(&self) -> Option<f64> {
+        let (total, per) = self.rates();
+        let fastest = per.values().copied().fold(0.0, f64::max);
+        (total > 0.0 && fastest > 0.0).then(|| total / fastest)
+    }
+}
+
 /// A task's copies seen going and coming back, for the grid to flash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flash {
@@ -577,6 +640,23 @@ mod tests {
         assert_eq!(computers.len(), 3, "every node computed some tiles");
         // A node that is not the submitter sees the same job.
         assert_eq!(job_rows(&m.engines[1])[0].validated, 16);
+    }
+
+    #[test]
+    fn rates_are_per_second_over_the_window_and_speedup_is_over_the_fastest() {
+        let mut m = RateMeter::default();
+        let (a, b) = (NodeId(1), NodeId(2));
+        for s in 0..10u32 {
+            let done = BTreeMap::from([(a, s * 4), (b, s * 2)]);
+            assert!(m.sample(f64::from(s) * 1000.0, u64::from(s) * 6, done));
+            assert!(!m.sample(f64::from(s) * 1000.0 + 500.0, 0, BTreeMap::new()), "under a second");
+        }
+        let (total, per) = m.rates();
+        assert!((total - 6.0).abs() < 1e-9, "{total}");
+        assert!((per[&a] - 4.0).abs() < 1e-9 && (per[&b] - 2.0).abs() < 1e-9, "{per:?}");
+        assert!((m.speedup().unwrap() - 1.5).abs() < 1e-9);
+        assert_eq!(m.total_series(), vec![6.0; 9]);
+        assert_eq!(RateMeter::default().speedup(), None);
     }
 
     #[test]
