@@ -1216,12 +1216,21 @@ fn Numbers(view: MeshView) -> impl IntoView {
             r.series
                 .iter()
                 .enumerate()
-                .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * 240.0 / n as f64, 46.0 - v / max * 42.0))
+                .map(|(i, v)| {
+                    format!(
+                        "{:.1},{:.1}",
+                        i as f64 * 240.0 / n as f64,
+                        46.0 - v / max * 42.0
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         })
     };
-    let fastest = move || view.rates.with(|r| r.per.iter().map(|p| p.2).fold(0.0, f64::max).max(0.001));
+    let fastest = move || {
+        view.rates
+            .with(|r| r.per.iter().map(|p| p.2).fold(0.0, f64::max).max(0.001))
+    };
     view! {
         <section class="numbers" aria-labelledby="numbers-title">
             <h2 id="numbers-title">"Numbers"</h2>

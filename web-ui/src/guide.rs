@@ -84,7 +84,15 @@ mod tests {
 
     #[test]
     fn every_link_goes_to_a_topic_and_topics_are_unique() {
-        for (e, r) in [("left", "heartbeat"), ("left", "cut"), ("joined", ""), ("job", ""), ("warning", ""), ("done", ""), ("console", "")] {
+        for (e, r) in [
+            ("left", "heartbeat"),
+            ("left", "cut"),
+            ("joined", ""),
+            ("job", ""),
+            ("warning", ""),
+            ("done", ""),
+            ("console", ""),
+        ] {
             let id = topic_for(e, r).expect("a topic");
             assert!(TOPICS.iter().any(|t| t.id == id), "{id}");
         }

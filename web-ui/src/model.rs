@@ -344,7 +344,9 @@ impl RateMeter {
         self.samples
             .iter()
             .zip(self.samples.iter().skip(1))
-            .map(|((t0, v0, _), (t1, v1, _))| v1.saturating_sub(*v0) as f64 * 1000.0 / (t1 - t0).max(1.0))
+            .map(|((t0, v0, _), (t1, v1, _))| {
+                v1.saturating_sub(*v0) as f64 * 1000.0 / (t1 - t0).max(1.0)
+            })
             .collect()
     }
 
@@ -649,11 +651,17 @@ mod tests {
         for s in 0..10u32 {
             let done = BTreeMap::from([(a, s * 4), (b, s * 2)]);
             assert!(m.sample(f64::from(s) * 1000.0, u64::from(s) * 6, done));
-            assert!(!m.sample(f64::from(s) * 1000.0 + 500.0, 0, BTreeMap::new()), "under a second");
+            assert!(
+                !m.sample(f64::from(s) * 1000.0 + 500.0, 0, BTreeMap::new()),
+                "under a second"
+            );
         }
         let (total, per) = m.rates();
         assert!((total - 6.0).abs() < 1e-9, "{total}");
-        assert!((per[&a] - 4.0).abs() < 1e-9 && (per[&b] - 2.0).abs() < 1e-9, "{per:?}");
+        assert!(
+            (per[&a] - 4.0).abs() < 1e-9 && (per[&b] - 2.0).abs() < 1e-9,
+            "{per:?}"
+        );
         assert!((m.speedup().unwrap() - 1.5).abs() < 1e-9);
         assert_eq!(m.total_series(), vec![6.0; 9]);
         assert_eq!(RateMeter::default().speedup(), None);

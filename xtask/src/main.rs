@@ -478,7 +478,25 @@ fn cargo_test(
     env: &[(&str, std::ffi::OsString)],
     tally: &mut Tally,
 ) -> Result<bool> {
-    let mut c = cargo();
+    cargo_test_in(&[], args, env, tally)
+}
+
+/// [`cargo_test`] run through `wrapper` (e.g. `ip netns exec NAME`).
+fn cargo_test_in(
+    wrapper: &[&str],
+    args: &[&str],
+    env: &[(&str, std::ffi::OsString)],
+    tally: &mut Tally,
+) -> Result<bool> {
+    let mut c = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest)
+                .arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            c
+        }
+        None => cargo(),
+    };
     c.arg("test")
         .args(args)
         .current_dir(root())
@@ -495,6 +513,65 @@ fn cargo_test(
         tally.read(&line);
     }
     Ok(child.wait()?.success())
+}
+
+/// The page's view logic on wasm32 in headless Chromium (wasm-bindgen-test), inside a
+/// network namespace of its own with only `lo`, so the browser can reach nothing but
+/// loopback. Needs root for the namespace: elsewhere it is skipped with a message, and
+/// under `CI=true` that is a failure.
+fn view_logic_in_chromium(tally: &mut Tally) -> Result<bool> {
+    let args = [
+        "-p",
+        "web-ui",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--test",
+        "view_logic",
+    ];
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let driver = std::path::Path::new("/usr/bin/chromedriver");
+    if !root_user || !driver.exists() {
+        let why = if root_user {
+            "chromedriver is missing (apt-get install chromium-driver)"
+        } else {
+            "creating a network namespace needs root"
+        };
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            eprintln!("xtask: the view logic tests in Chromium cannot run: {why}");
+            return Ok(false);
+        }
+        eprintln!("xtask: SKIP the view logic tests in Chromium: {why}");
+        return Ok(true);
+    }
+    // Built outside the namespace, which has no network to fetch with.
+    let mut build = cargo();
+    build.arg("test").args(args).arg("--no-run");
+    run(build)?;
+    let ns = format!("meshwork-wbt-{}", std::process::id());
+    let mut add = Command::new("ip");
+    add.args(["netns", "add", &ns]);
+    run(add)?;
+    let mut up = Command::new("ip");
+    up.args(["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+    let result = run(up).and_then(|()| {
+        let mut with_offline = args.to_vec();
+        with_offline.push("--offline");
+        cargo_test_in(
+            &["ip", "netns", "exec", &ns],
+            &with_offline,
+            &[("CHROMEDRIVER", driver.into())],
+            tally,
+        )
+    });
+    let mut del = Command::new("ip");
+    del.args(["netns", "del", &ns]);
+    let deleted = run(del);
+    let ok = result?;
+    deleted?;
+    Ok(ok)
 }
 
 /// Runs `cargo ARGS` as one check of `cargo xtask test`; a failure is reported and
@@ -565,6 +642,7 @@ fn test() -> Result<()> {
         &[],
         &mut tally,
     )?;
+    ok &= view_logic_in_chromium(&mut tally)?;
     println!();
     println!("total: {} passed, {} failed", tally.passed, tally.failed);
     if tally.ignored > 0 {

@@ -1,0 +1,182 @@
+//! The page's view logic, natively under `cargo test` and in headless Chromium under
+//! wasm-bindgen-test (`cargo xtask test` runs it there, inside a network namespace):
+//! the join QR code drawn by the browser's own canvas decodes to the join address; job
+//! rows, the inspector's words, copies lost and healed, rates and a recording behave the
+//! same in the browser's wasm as natively.
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+use std::collections::BTreeMap;
+
+use node_core::engine::{Command, Engine, EngineConfig, Event, Input, Millis, Output};
+use node_core::job::{JobId, NodeId, TaskId};
+use node_core::kernels::{Kernel, mandelbrot};
+use web_ui::inspect;
+use web_ui::model::{self, Flash, Flashes, GraphNode, RateMeter, TaskState};
+use web_ui::qr;
+use web_ui::record::Recording;
+
+/// A greyscale bitmap of a QR code's path, `scale` pixels per module, decoded.
+fn decode(px: usize, grey: &[u8]) -> String {
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(px, px, |x, y| grey[y * px + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one code");
+    grids[0].decode().expect("decodes").1
+}
+
+/// The QR code's path as the browser's canvas draws it (Path2D from the SVG path).
+#[cfg(target_arch = "wasm32")]
+fn rasterise(side: u32, path: &str, scale: u32) -> Vec<u8> {
+    use wasm_bindgen::JsCast;
+    let doc = web_sys::window().unwrap().document().unwrap();
+    let canvas: web_sys::HtmlCanvasElement =
+        doc.create_element("canvas").unwrap().dyn_into().unwrap();
+    canvas.set_width(side * scale);
+    canvas.set_height(side * scale);
+    doc.body().unwrap().append_child(&canvas).unwrap();
+    let ctx: web_sys::CanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .unwrap()
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    ctx.set_fill_style_str("#fff");
+    ctx.fill_rect(0.0, 0.0, f64::from(side * scale), f64::from(side * scale));
+    ctx.scale(f64::from(scale), f64::from(scale)).unwrap();
+    ctx.set_fill_style_str("#000");
+    ctx.fill_with_path_2d(&web_sys::Path2d::new_with_path_string(path).unwrap());
+    let px = side * scale;
+    let rgba = ctx
+        .get_image_data(0.0, 0.0, f64::from(px), f64::from(px))
+        .unwrap()
+        .data();
+    rgba.chunks_exact(4).map(|p| p[0]).collect()
+}
+
+/// The same squares drawn by hand (no browser).
+#[cfg(not(target_arch = "wasm32"))]
+fn rasterise(side: u32, path: &str, scale: u32) -> Vec<u8> {
+    let px = (side * scale) as usize;
+    let mut img = vec![255u8; px * px];
+    for sq in path.split('M').filter(|s| !s.is_empty()) {
+        let (x, y) = sq.trim_end_matches("h1v1h-1z").split_once(' ').unwrap();
+        let (x, y): (usize, usize) = (x.parse().unwrap(), y.parse().unwrap());
+        let s = scale as usize;
+        for dy in 0..s {
+            for dx in 0..s {
+                img[(y * s + dy) * px + x * s + dx] = 0;
+            }
+        }
+    }
+    img
+}
+
+#[test]
+fn the_drawn_qr_code_decodes_to_the_join_address() {
+    let url = qr::join_url(
+        Some("http://192.0.2.10:8080"),
+        "http://127.0.0.1:1",
+        "talk-1",
+    );
+    let (side, path) = qr::svg_path(&url).unwrap();
+    let grey = rasterise(side, &path, 4);
+    assert_eq!(decode((side * 4) as usize, &grey), url);
+}
+
+/// An engine with `peers` and a 4×4-tile Mandelbrot job of its own, and the job's id.
+fn engine_with_job(peers: &[u64]) -> (Engine, JobId) {
+    let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    for p in peers {
+        e.handle_input(Millis(0), Input::PeerUp(NodeId(*p)));
+    }
+    let kernel = Kernel::Mandelbrot(mandelbrot::Params {
+        x_min: -2.0,
+        x_max: 1.0,
+        y_min: -1.5,
+        y_max: 1.5,
+        width: 64,
+        height: 64,
+        max_iter: 50,
+        tiles_x: 4,
+        tiles_y: 4,
+    });
+    let cmd = Command::Submit {
+        kernel,
+        replication: 2,
+        quorum: 1,
+        pacing_ms: 0,
+        nonce: 7,
+    };
+    e.handle_input(Millis(1), Input::Command(cmd));
+    let mut job = None;
+    while let Some(o) = e.poll_output() {
+        if let Output::Event(Event::JobAccepted { job: j, .. }) = o {
+            job = Some(j);
+        }
+    }
+    (e, job.expect("accepted"))
+}
+
+#[test]
+fn rows_inspector_and_flashes_read_a_real_engine() {
+    let (e, job) = engine_with_job(&[2, 3]);
+    let rows = model::job_rows(&e);
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!((row.tasks, row.columns, row.image), (16, 4, Some((64, 64))));
+    let running: Vec<usize> = (0..16)
+        .filter(|t| row.cells[*t].state == TaskState::Running)
+        .collect();
+    assert!(!running.is_empty(), "the engine started some of its tasks");
+    let t = TaskId(running[0] as u32);
+    let words = inspect::task_words(&e, job, t, &[], |n| format!("node-{}", n.0));
+    assert!(
+        words.starts_with(&format!("task {} of job", t.0)),
+        "{words}"
+    );
+    assert!(words.contains("runs on node-1"), "{words}");
+    // A task lost, then whole again: lost, healed, gone.
+    let mut f = Flashes::default();
+    f.lost([(job, t)], 0.0);
+    f.update(&rows, 10_000.0);
+    assert_eq!(f.of(job, t), Some(Flash::Lost), "not validated: still lost");
+    assert_eq!(f.totals[&job], (1, 0));
+}
+
+#[test]
+fn rates_and_a_recording_round_trip() {
+    let mut m = RateMeter::default();
+    for s in 0..4u32 {
+        m.sample(
+            f64::from(s) * 1000.0,
+            u64::from(s) * 10,
+            BTreeMap::from([(NodeId(1), s * 5)]),
+        );
+    }
+    assert!((m.speedup().unwrap() - 2.0).abs() < 1e-9);
+    let (e, _) = engine_with_job(&[2]);
+    let rows = model::job_rows(&e);
+    let me = GraphNode {
+        peer: "p1".into(),
+        node: NodeId(1),
+        name: "tab".into(),
+        kind: "me",
+        state: "live",
+        presenter: true,
+        rtt_ms: None,
+        load: inspect::loads(&e, 64)
+            .get(&NodeId(1))
+            .copied()
+            .unwrap_or_default(),
+        liar: false,
+        note: String::new(),
+    };
+    let mut r = Recording::new();
+    r.record(5, std::slice::from_ref(&me), &rows);
+    r.log_line(6, "job", "a job");
+    let back = Recording::from_json(&r.to_json(&BTreeMap::new())).unwrap();
+    assert_eq!(back.view_at(0), Some((vec![me], rows)));
+}
