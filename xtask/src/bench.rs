@@ -19,8 +19,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("mesh") | None => mesh(root),
         Some("scale") => crate::scale::run(root),
+        Some("view") => crate::viewbench::run(root),
         Some(other) => {
-            bail!("unknown benchmark {other:?}; try `cargo xtask bench mesh` or `bench scale`")
+            bail!(
+                "unknown benchmark {other:?}; try `cargo xtask bench mesh`, `bench scale` or `bench view`"
+            )
         }
     }
 }

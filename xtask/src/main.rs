@@ -25,6 +25,7 @@
 
 mod bench;
 mod scale;
+mod viewbench;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -84,6 +85,8 @@ const HELP: &str = "cargo xtask <command>
   bench engine engine cost per task, r and q overheads, kernel throughput
   bench scale  jobs on native nodes: speedup over one process, r and q costs, a kill
                mid-job, prime counting against primesieve (JSON in target/)
+  bench view   the page's bundle size (gzip) and frames per second in a tab of a
+               16-member mesh running a 1,024-tile job (JSON in target/)
   soak [N]     run the engine simulator over N seeds (default 100000) and the
                whole-node simulator over N/10, in a release build
   mutants [--iterate] [FILE…]  mutation testing of the engine (default

@@ -1,0 +1,87 @@
+// The live view under load, for `cargo xtask bench view` (xtask/src/viewbench.rs), which
+// runs this INSIDE a network namespace that has only `lo`.
+//
+// Env: MESHWORK_BIN, MESHWORK_DIST, MEMBERS (default 16: one tab, the rest native
+// nodes), TILES (default 32, per side: 1,024 tasks). Starts `meshwork serve`, the native
+// nodes and one Chromium tab, waits for the full mesh, submits a paced Mandelbrot job
+// from the tab and, while it runs, records every animation frame's interval and every
+// main-thread task over 50 ms in the tab. Prints one JSON object as the last stdout line.
+
+import os from 'node:os';
+import path from 'node:path';
+import { Harness, pollUntil, readTab, sleep } from './harness.mjs';
+
+const members = Number(process.env.MEMBERS || 16);
+const tiles = Number(process.env.TILES || 32);
+const h = new Harness({
+  tag: 'view-bench',
+  outdir: path.join(os.tmpdir(), `meshwork-view-bench-${process.pid}`),
+  meshwork: process.env.MESHWORK_BIN,
+  cwd: process.cwd(),
+});
+let result = { error: 'not run' };
+try {
+  const { origin } = await h.startServer(process.env.MESHWORK_DIST);
+  if (!origin) throw new Error('the server did not start');
+  const room = 'bench';
+  for (let i = 1; i < members; i++) h.startNode(`native-${i}`, origin, room, ['--workers', '1']);
+  const b = await h.launchBrowser('tab');
+  const page = await h.openPage(b, origin, `${origin}/?room=${room}&name=tab&workers=1`);
+  const meshed = await pollUntil(
+    () => readTab(page).then((t) => (Number(t.count) === members - 1 ? t.count : null)),
+    Date.now() + 120_000,
+    250,
+  );
+  if (!meshed) throw new Error(`no full mesh of ${members} within 120 s`);
+  await sleep(1000);
+  await page.evaluate(() => {
+    window.__frames = [];
+    window.__long = [];
+    new PerformanceObserver((l) => {
+      for (const e of l.getEntries()) window.__long.push(e.duration);
+    }).observe({ type: 'longtask' });
+    let last = performance.now();
+    const tick = (t) => {
+      window.__frames.push(t - last);
+      last = t;
+      if (!window.__stop) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+  for (const [id, v] of Object.entries({ size: tiles * 32, 'max-iter': 200, tiles, replicas: 2, quorum: 1, pacing: 60 })) {
+    await page.fill(`[data-testid=${id}]`, String(v));
+  }
+  const started = Date.now();
+  await page.click('[data-testid=submit]');
+  const done = await pollUntil(
+    () => page.evaluate(() => document.querySelector('[data-testid=job]')?.getAttribute('data-state') === 'done' || null),
+    Date.now() + 300_000,
+    250,
+  );
+  const secs = (Date.now() - started) / 1000;
+  const m = await page.evaluate(() => {
+    window.__stop = true;
+    return { frames: window.__frames.slice(1), long: window.__long };
+  });
+  const f = m.frames.slice().sort((a, b) => a - b);
+  const q = (p) => f[Math.min(f.length - 1, Math.floor(p * f.length))];
+  result = {
+    members,
+    tasks: tiles * tiles,
+    job_done: !!done,
+    job_s: secs,
+    frames: f.length,
+    fps: f.length / (f.reduce((a, b) => a + b, 0) / 1000),
+    frame_ms_p50: q(0.5),
+    frame_ms_p95: q(0.95),
+    frame_ms_p99: q(0.99),
+    frame_ms_max: f[f.length - 1],
+    long_tasks_over_50ms: m.long.length,
+    long_task_ms_max: m.long.length ? Math.max(...m.long) : 0,
+    chromium: b.browser.version(),
+  };
+} catch (e) {
+  result = { error: String(e?.stack || e) };
+}
+await h.cleanup();
+process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(result.error ? 1 : 0));

@@ -1,0 +1,153 @@
+//! `cargo xtask bench view`: the live view's cost.
+//!
+//! - The page's bundle (its wasm, JS and CSS, gzip -9) and the compute worker's, from
+//!   the `dist/` that `cargo xtask build-ui` made. Goal: the page ≤ 300 KB.
+//! - Frames in headless Chromium while a tab in a mesh of 16 members (the tab and 15
+//!   native nodes) shows a 1,024-tile job (`tests/e2e/view_bench.mjs`, in a network
+//!   namespace; needs root and Chromium). Goal: 60 frames per second, no main-thread task
+//!   over 50 ms.
+//!
+//! Prints a table and writes it as JSON to `bench-view.json` in the target directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use crate::bench::{build_release, node_in_netns};
+
+/// Bytes of `path` compressed with `gzip -9`.
+fn gzipped(path: &Path) -> Result<u64> {
+    let out = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(path)
+        .output()
+        .context("running gzip")?;
+    if !out.status.success() {
+        bail!("gzip {} failed", path.display());
+    }
+    Ok(out.stdout.len() as u64)
+}
+
+/// The page's and the worker's files in `dist/`, with their gzipped sizes.
+fn bundle(dist: &Path) -> Result<(Sizes, Sizes)> {
+    let mut page = Vec::new();
+    let mut worker = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dist)
+        .with_context(|| format!("reading {}", dist.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ext = p
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !matches!(ext.as_str(), "wasm" | "js" | "css" | "html") {
+            continue;
+        }
+        let size = gzipped(&p)?;
+        if name.starts_with("worker") {
+            worker.push((name, size));
+        } else {
+            page.push((name, size));
+        }
+    }
+    Ok((page, worker))
+}
+
+pub fn run(root: &Path) -> Result<()> {
+    let dist = root.join("dist");
+    if !dist.join("index.html").exists() {
+        bail!("no dist/: run `cargo xtask build-ui` first");
+    }
+    let (page, worker) = bundle(&dist)?;
+    let kb = |v: &[(String, u64)]| v.iter().map(|(_, s)| s).sum::<u64>() as f64 / 1000.0;
+    let mut rows = vec![
+        (
+            "page bundle (wasm + JS + CSS + HTML, gzip -9)".to_string(),
+            format!("{:.0} KB (goal ≤ 300 KB): {}", kb(&page), sizes(&page)),
+        ),
+        (
+            "compute worker (wasm + JS, gzip -9, loaded after the page)".to_string(),
+            format!("{:.0} KB: {}", kb(&worker), sizes(&worker)),
+        ),
+    ];
+    let bin = build_release(root)?;
+    let script = root.join("tests/e2e/view_bench.mjs");
+    let mut all_frames = Vec::new();
+    // 8 members, then 16: on a 2-core machine the 15 native nodes of the second take
+    // the cores from the tab, which the first shows apart.
+    for members in [8, 16] {
+        let what = format!("{members} members, 1,024-tile job: frames in the tab");
+        let frames = if !Path::new("/usr/bin/chromium").exists() {
+            json!({"skipped": "needs /usr/bin/chromium"})
+        } else {
+            let envs = [
+                ("MESHWORK_BIN", bin.display().to_string()),
+                ("MESHWORK_DIST", dist.display().to_string()),
+                ("MEMBERS", members.to_string()),
+            ];
+            match node_in_netns(root, &script, &envs) {
+                Ok(v) => v,
+                Err(e) => json!({"skipped": e}),
+            }
+        };
+        rows.push((what, frames_text(&frames)));
+        all_frames.push(frames);
+    }
+    println!();
+    for (what, figure) in &rows {
+        println!("  {what:<58} {figure}");
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let out = target.join("bench-view.json");
+    let doc = json!({
+        "page_gzip_bytes": page.iter().map(|(_, s)| s).sum::<u64>(),
+        "worker_gzip_bytes": worker.iter().map(|(_, s)| s).sum::<u64>(),
+        "page": page,
+        "worker": worker,
+        "frames": all_frames,
+    });
+    std::fs::write(&out, serde_json::to_string_pretty(&doc)?)?;
+    println!("\n  written to {}", out.display());
+    Ok(())
+}
+
+fn frames_text(frames: &serde_json::Value) -> String {
+    match frames["fps"].as_f64() {
+        Some(fps) => format!(
+            "{fps:.1} fps (goal 60); frame p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.0} ms; {} main-thread tasks over 50 ms (longest {:.0} ms); job {:.1} s",
+            frames["frame_ms_p50"].as_f64().unwrap_or(f64::NAN),
+            frames["frame_ms_p95"].as_f64().unwrap_or(f64::NAN),
+            frames["frame_ms_p99"].as_f64().unwrap_or(f64::NAN),
+            frames["frame_ms_max"].as_f64().unwrap_or(f64::NAN),
+            frames["long_tasks_over_50ms"],
+            frames["long_task_ms_max"].as_f64().unwrap_or(0.0),
+            frames["job_s"].as_f64().unwrap_or(f64::NAN),
+        ),
+        None => format!(
+            "skipped: {}",
+            frames["skipped"]
+                .as_str()
+                .or(frames["error"].as_str())
+                .unwrap_or("no result")
+        ),
+    }
+}
+
+/// Files with their gzipped sizes.
+type Sizes = Vec<(String, u64)>;
+
+fn sizes(v: &[(String, u64)]) -> String {
+    v.iter()
+        .map(|(n, s)| format!("{n} {:.1}", *s as f64 / 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
