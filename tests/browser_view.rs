@@ -103,6 +103,7 @@ fn the_view_shows_the_mesh_and_the_console_runs_a_talk() {
             "departure_to_work_elsewhere_timed",
             "controls_labelled_and_focus_order",
             "phone_no_horizontal_scroll",
+            "server_away_mesh_carries_on",
             "no_console_errors",
         ],
         |out| {

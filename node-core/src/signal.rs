@@ -133,12 +133,20 @@ pub enum ClientMsg {
     },
     /// Relay `data` to peer `to` of the same room.
     Signal { to: PeerId, data: SignalData },
+    /// A presenter's demonstration: the server leaves this room for `secs` seconds (at
+    /// most [`OUTAGE_SECS_MAX`]). Every member's socket closes at once, nobody is told
+    /// anyone left (the mesh carries on over its data channels), and joins to the room
+    /// are refused with [`ErrorCode::ServerAway`] until the time is up.
+    Outage { secs: u32 },
 }
+
+/// Longest outage a presenter can ask for, in seconds.
+pub const OUTAGE_SECS_MAX: u32 = 300;
 
 impl ClientMsg {
     /// The `type` tags this version understands, to tell an unknown type from a
     /// malformed known one.
-    pub const TYPES: &'static [&'static str] = &["join", "signal"];
+    pub const TYPES: &'static [&'static str] = &["join", "signal", "outage"];
 }
 
 /// Frames the server sends.
@@ -196,6 +204,10 @@ pub enum ErrorCode {
     RateLimited,
     /// A binary frame; the protocol is text only.
     Binary,
+    /// A presenter's command from a member that did not join with the presenter key.
+    NotPresenter,
+    /// A presenter took the server away from this room for a while.
+    ServerAway,
     /// A code this version does not know (sent by a newer server): still an error.
     #[serde(other)]
     Unknown,

@@ -18,8 +18,8 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use node_core::signal::{
-    ClientMsg, ErrorCode, PeerId, ROOM_NAME_LEN_MAX, ServerMsg, clean_display_name, decode_client,
-    encode_server, valid_room_name,
+    ClientMsg, ErrorCode, OUTAGE_SECS_MAX, PeerId, ROOM_NAME_LEN_MAX, ServerMsg,
+    clean_display_name, decode_client, encode_server, valid_room_name,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -48,6 +48,8 @@ enum Exit {
     TooManyErrors,
     /// The server is shutting down.
     Shutdown,
+    /// A presenter took the server away from this connection's room.
+    Away,
 }
 
 /// Whether to keep reading after a frame.
@@ -63,6 +65,8 @@ struct Joined {
     id: PeerId,
     /// The room it joined, to name when refusing a second join.
     room: String,
+    /// It joined with the presenter key.
+    presenter: bool,
 }
 
 /// The reader's state.
@@ -107,12 +111,19 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, _slot: OwnedSema
         errors_in_a_row: 0,
         warned: false,
     };
-    let exit = connection.read_loop(stream).await;
+    let mut exit = connection.read_loop(stream).await;
+    if exit == Exit::Kicked && connection.outbox.is_away() {
+        exit = Exit::Away;
+    }
     connection.leave();
 
     let close = match exit {
         Exit::Shutdown => Some((close_code::AWAY, "server shutting down")),
         Exit::TooManyErrors => Some((close_code::POLICY, "too many bad frames")),
+        Exit::Away => Some((
+            close_code::AWAY,
+            "a presenter took the server away from this room for a while",
+        )),
         Exit::Gone | Exit::Kicked => None,
     };
     if let Some((code, reason)) = close {
@@ -237,6 +248,15 @@ impl Connection {
                 }
                 let name = clean_display_name(&name);
                 let shared = self.shared.clone();
+                if let Some(left) = shared.registry().away_for(&room, Instant::now()) {
+                    return self.refuse(
+                        ErrorCode::ServerAway,
+                        format!(
+                            "a presenter took the server away from room {room:?}; back in {} s",
+                            left.as_secs() + 1
+                        ),
+                    );
+                }
                 let presenter = match (&presenter_key, &shared.config.presenter_key) {
                     (Some(given), Some(key)) => same_secret(given, key),
                     _ => false,
@@ -259,7 +279,11 @@ impl Connection {
                 match result {
                     Ok(id) => {
                         tracing::info!(conn = self.conn, %room, %id, %kind, %name, presenter, "peer joined");
-                        self.joined = Some(Joined { id, room });
+                        self.joined = Some(Joined {
+                            id,
+                            room,
+                            presenter,
+                        });
                         self.accepted()
                     }
                     Err(JoinError::RoomFull) => self.refuse(
@@ -291,6 +315,26 @@ impl Connection {
                     // This client was just dropped; the kick ends the connection.
                     Err(RelayError::SenderGone) => Flow::Continue,
                 }
+            }
+            ClientMsg::Outage { secs } => {
+                let Some(joined) = &self.joined else {
+                    return self.refuse(ErrorCode::NotJoined, "join a room first".into());
+                };
+                if !joined.presenter {
+                    return self.refuse(
+                        ErrorCode::NotPresenter,
+                        "only a member that joined with the presenter key can take the server away"
+                            .into(),
+                    );
+                }
+                let secs = secs.clamp(1, OUTAGE_SECS_MAX);
+                let now = Instant::now();
+                let room = joined.room.clone();
+                let until = now + Duration::from_secs(u64::from(secs));
+                let n = self.shared.registry().take_away(&room, now, until);
+                tracing::info!(conn = self.conn, %room, secs, members = n, "outage");
+                // This connection was one of them: its kick ends it.
+                Flow::Continue
             }
         }
     }

@@ -30,6 +30,9 @@ pub struct Outbox {
     tx: mpsc::Sender<Message>,
     /// Wakes the connection's reader when someone decides to drop the connection.
     kick: Arc<Notify>,
+    /// Set before a kick that is a presenter's outage rather than a slow client: the
+    /// connection then says goodbye (close code 1001) instead of just hanging up.
+    away: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Outbox {
@@ -38,7 +41,8 @@ impl Outbox {
     pub fn new(capacity: usize) -> (Outbox, mpsc::Receiver<Message>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let kick = Arc::new(Notify::new());
-        (Outbox { tx, kick }, rx)
+        let away = Arc::default();
+        (Outbox { tx, kick, away }, rx)
     }
 
     /// Queues a text frame without waiting.
@@ -58,6 +62,17 @@ impl Outbox {
     /// delivered while its reader is busy is not lost.
     pub fn kick(&self) {
         self.kick.notify_one();
+    }
+
+    /// Asks the connection to close because a presenter took the server away.
+    pub fn send_away(&self) {
+        self.away.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.kick();
+    }
+
+    /// Whether [`Outbox::send_away`] was called.
+    pub fn is_away(&self) -> bool {
+        self.away.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Resolves once [`Outbox::kick`] has been called on any clone.

@@ -18,6 +18,7 @@ use node_core::signal::{
 };
 use rand::Rng;
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::outbox::{Outbox, Undeliverable};
 
@@ -93,6 +94,9 @@ pub struct Registry {
     limits: Limits,
     /// Members dropped because they did not read fast enough, since start.
     slow_dropped: u64,
+    /// Rooms a presenter took the server away from, until when (at most `rooms_max`;
+    /// expired ones are pruned whenever one is added).
+    away: BTreeMap<String, Instant>,
 }
 
 impl Registry {
@@ -102,7 +106,33 @@ impl Registry {
             room_of: HashMap::new(),
             limits,
             slow_dropped: 0,
+            away: BTreeMap::new(),
         }
+    }
+
+    /// A presenter's outage: every member of `room` is dropped at once, without telling
+    /// anyone that anyone left (their data channels carry on), and the room is refused
+    /// until `until`. Returns how many members were dropped.
+    pub fn take_away(&mut self, room: &str, now: Instant, until: Instant) -> usize {
+        self.away.retain(|_, t| *t > now);
+        if self.away.len() < self.limits.rooms_max {
+            self.away.insert(room.to_string(), until);
+        }
+        let members = self.rooms.remove(room).unwrap_or_default();
+        for m in &members {
+            self.room_of.remove(&m.info.id);
+            m.outbox.send_away();
+        }
+        tracing::info!(%room, members = members.len(), "a presenter took the server away from the room");
+        members.len()
+    }
+
+    /// How long `room` is still away, if a presenter took the server away from it.
+    pub fn away_for(&self, room: &str, now: Instant) -> Option<std::time::Duration> {
+        self.away
+            .get(room)
+            .filter(|t| **t > now)
+            .map(|t| t.duration_since(now))
     }
 
     /// Adds a member to `room` (a name the caller has validated) under a fresh id.

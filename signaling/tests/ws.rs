@@ -731,3 +731,93 @@ async fn without_a_configured_key_nobody_is_a_presenter() {
             .1
     );
 }
+
+/// Frames until the server closes the connection: the close code and every
+/// `peer_left` seen on the way.
+async fn until_closed(c: &mut Client) -> (Option<u16>, Vec<PeerId>) {
+    let mut left = Vec::new();
+    loop {
+        let next = tokio::time::timeout(WAIT, c.ws.next())
+            .await
+            .expect("connection was not closed");
+        match next {
+            Some(Ok(Message::Close(frame))) => return (frame.map(|f| f.code.into()), left),
+            Some(Ok(Message::Text(t))) => {
+                if let Ok(ServerMsg::PeerLeft { id }) = node_core::signal::decode_server(&t) {
+                    left.push(id);
+                }
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return (None, left),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_presenter_takes_the_server_away_from_a_room_and_nobody_is_told_anyone_left() {
+    let key = "outage-key-0123456789";
+    let server = Server::start(Config {
+        presenter_key: Some(key.into()),
+        ..Config::default()
+    })
+    .await;
+    let mut a = server.client().await;
+    a.join("talk").await;
+    let mut elsewhere = server.client().await;
+    elsewhere.join("other-room").await;
+    let mut p = server.client().await;
+    assert!(join_with_key(&mut p, "talk", Some(key)).await.1);
+    assert!(matches!(a.recv().await, ServerMsg::PeerJoined { .. }));
+
+    // Only a presenter may.
+    a.send(ClientMsg::Outage { secs: 2 }).await;
+    a.expect_error(ErrorCode::NotPresenter).await;
+
+    p.send(ClientMsg::Outage { secs: 2 }).await;
+    for c in [&mut a, &mut p] {
+        let (code, left) = until_closed(c).await;
+        assert_eq!(code, Some(1001), "going away");
+        assert!(left.is_empty(), "told that {left:?} left");
+    }
+    // The other room is untouched, and the room is gone from the listing.
+    elsewhere
+        .signal(&PeerId("0000000000000000".into()), offer("v=0"))
+        .await;
+    elsewhere.expect_error(ErrorCode::NoSuchPeer).await;
+    let rooms = server.get("/api/rooms").await.body;
+    assert!(!rooms.contains("\"talk\""), "{rooms}");
+    // Nobody joins the room meanwhile; once the time is up, they do.
+    let mut late = server.client().await;
+    late.send(ClientMsg::Join {
+        room: "talk".into(),
+        kind: PeerKind::Browser,
+        name: "late".into(),
+        presenter_key: None,
+    })
+    .await;
+    let why = late.expect_error(ErrorCode::ServerAway).await;
+    assert!(why.contains("back in"), "{why}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut c = server.client().await;
+        c.send(ClientMsg::Join {
+            room: "talk".into(),
+            kind: PeerKind::Browser,
+            name: "later".into(),
+            presenter_key: None,
+        })
+        .await;
+        match c.recv().await {
+            ServerMsg::Welcome { .. } => break,
+            ServerMsg::Error {
+                code: ErrorCode::ServerAway,
+                ..
+            } => {
+                assert!(tokio::time::Instant::now() < deadline, "still away");
+                // The outage is a timer on the server: ask again a little later.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

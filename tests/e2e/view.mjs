@@ -358,6 +358,21 @@ async function main() {
   check('phone_no_horizontal_scroll', phone.scroll_width <= phone.width && phone.wider.length === 0, phone);
   files.presenter = path.join(cfg.outdir, 'presenter.png');
   await pp.screenshot({ path: files.presenter, fullPage: true });
+
+  // 8. The server goes away (scenario): every socket to it closes, the mesh carries on,
+  // and nobody can join the room meanwhile.
+  await pp.click('[data-testid=scenario-away]');
+  const statusOf = (page) => page.evaluate(() => document.querySelector('[data-testid=status]')?.textContent ?? '');
+  const closedEverywhere = await pollUntil(async () => {
+    const st = await Promise.all([pp, px].map(statusOf));
+    const native = liar.events.some((e) => e.event === 'signaling_closed');
+    return st.every((t) => /signaling server disconnected; the mesh carries on/.test(t)) && native ? st : null;
+  }, Date.now() + 5_000, 100);
+  await sleep(3_000); // longer than the heartbeat timeout: a dead mesh would show it
+  const stillMeshed = (await graph(pp)).filter((n) => n.state === 'live').map((n) => n.peer).sort();
+  const late = await h.openPage(bt, origin, url('tab-late'));
+  const refusedJoin = await pollUntil(() => statusOf(late).then((t) => (/took the server away/.test(t) ? t : null)), Date.now() + 5_000, 100);
+  check('server_away_mesh_carries_on', closedEverywhere && stillMeshed.length === 3 && stillMeshed.includes(ids['tab-x']) && stillMeshed.includes(ids[liar.name]) && refusedJoin, { closedEverywhere, stillMeshed, refusedJoin });
 }
 
 await run.run(main);

@@ -24,6 +24,8 @@ use crate::app::{MeshView, Overlay, query_param};
 
 /// Slow motion's pause after each task (ms), on every member.
 pub const SLOW_MS: u32 = 600;
+/// How long the "server goes away" scenario keeps the server from the room (s).
+pub const SERVER_AWAY_SECS: u32 = 60;
 
 /// Sends console commands for the page.
 #[derive(Clone)]
@@ -114,6 +116,17 @@ impl Console {
             half,
             others.len(),
             names.join(", ")
+        )
+    }
+
+    /// Scenario: the signaling server goes away from the room for a minute; the mesh
+    /// carries on over its data channels.
+    pub fn server_away(&self) -> String {
+        let _ = self.to_node.unbounded_send(PageInput::ServerAway {
+            secs: SERVER_AWAY_SECS,
+        });
+        format!(
+            "scenario: the signaling server leaves this room for {SERVER_AWAY_SECS} s; every member's socket to it closes, the mesh carries on over its data channels (nobody can join meanwhile)"
         )
     }
 
@@ -348,7 +361,8 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
             ));
         }
     };
-    let (c3, c4, c5, c6, c7) = (
+    let (c3, c4, c5, c6, c7, c8) = (
+        console.clone(),
         console.clone(),
         console.clone(),
         console.clone(),
@@ -406,6 +420,7 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
                     <span class="dim">"Scenarios:"</span>
                     <button data-testid="scenario-half" on:click=move |ev| { blur(&ev); said.set(c6.lose_half()) }>"Lose half the mesh"</button>
                     <button data-testid="scenario-liar" on:click=move |ev| { blur(&ev); said.set(c7.liar()) }>"A liar, caught by q = 2"</button>
+                    <button data-testid="scenario-away" on:click=move |ev| { blur(&ev); said.set(c8.server_away()) }>"The signaling server goes away"</button>
                 </div>
                 <p class="dim" data-testid="console-said" aria-live="polite">{move || said.get()}</p>
         </section>

@@ -56,6 +56,8 @@ pub enum PageInput {
         target: crate::signal::PeerId,
         cmd: crate::wire::ConsoleCmd,
     },
+    /// The presenter takes the signaling server away from the room for `secs` seconds.
+    ServerAway { secs: u32 },
 }
 
 /// What the run loop needs from the page.
@@ -119,6 +121,7 @@ pub async fn run_web<T: Transport, P: Page>(
                 node.handle_computed(now(), job, task, output)
             }
             Woke::Page(Some(PageInput::Workers(n))) => node.set_workers(now(), n),
+            Woke::Page(Some(PageInput::ServerAway { secs })) => transport.take_server_away(secs),
             Woke::Page(Some(PageInput::Console { target, cmd })) => {
                 if let Err(e) = node.console(now(), &target, cmd) {
                     web_sys::console::warn_1(&format!("console command not sent: {e}").into());

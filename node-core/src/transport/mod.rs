@@ -78,6 +78,11 @@ pub trait Transport {
     /// Closes the connection to one peer (e.g. it was declared dead).
     fn close_peer(&self, peer: &PeerId);
 
+    /// Asks the signaling server to leave this node's room for `secs` seconds (a
+    /// presenter's demonstration; the server refuses it from anyone else). Every
+    /// member's signaling socket closes; the data channels carry on.
+    fn take_server_away(&self, secs: u32);
+
     /// Closes every peer connection and the signaling socket, so that the others notice
     /// at once instead of waiting for a timeout.
     async fn shutdown(&self);

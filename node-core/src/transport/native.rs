@@ -577,6 +577,13 @@ impl Transport for NativeTransport {
         }
     }
 
+    fn take_server_away(&self, secs: u32) {
+        let frame = signal::encode_client(ClientMsg::Outage { secs });
+        if self.inner.ws_out.try_send(frame).is_err() {
+            tracing::warn!("the signaling socket is closed or busy: outage not asked");
+        }
+    }
+
     async fn shutdown(&self) {
         // The policy closes every attempt it knows of; all are closed here at once.
         for step in self.inner.input(Negotiation::shutdown) {

@@ -548,6 +548,11 @@ impl Transport for WebTransport {
         self.inner.run(self.inner.input(|n| n.close_peer(peer)));
     }
 
+    fn take_server_away(&self, secs: u32) {
+        let frame = signal::encode_client(ClientMsg::Outage { secs });
+        let _ = self.inner.ws.send_with_str(&frame);
+    }
+
     async fn shutdown(&self) {
         self.inner.close_all();
     }
