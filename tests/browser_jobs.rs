@@ -16,7 +16,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::browser::{E2eRun, Image, decode_png, run_e2e};
+use common::browser::{E2eRun, Image, assert_no_problems, decode_png, run_e2e};
 use common::meshwork;
 use serde_json::json;
 
@@ -177,12 +177,5 @@ fn tabs_and_natives_finish_two_jobs_through_departures_and_a_late_joiner() {
             }
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{} problem(s); artifacts (images, logs, summary.json) in {}:\n  {}",
-        problems.len(),
-        out.display(),
-        problems.join("\n  ")
-    );
-    eprintln!("[browser_jobs] passed; artifacts in {}", out.display());
+    assert_no_problems("browser_jobs", &problems, &out);
 }

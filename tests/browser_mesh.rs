@@ -19,7 +19,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{E2eRun, check_screenshot, run_e2e};
+use common::browser::{E2eRun, assert_no_problems, check_screenshot, run_e2e};
 use serde_json::json;
 
 /// The controller stops itself after this long (and kills what it started).
@@ -97,12 +97,5 @@ fn two_tabs_and_two_natives_form_a_mesh_and_notice_departures() {
             Err(e) => problems.push(e),
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{} problem(s); artifacts (screenshots, logs, summary.json) in {}:\n  {}",
-        problems.len(),
-        out.display(),
-        problems.join("\n  ")
-    );
-    eprintln!("[browser_mesh] passed; artifacts in {}", out.display());
+    assert_no_problems("browser_mesh", &problems, &out);
 }

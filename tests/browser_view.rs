@@ -15,7 +15,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::browser::{E2eRun, Image, decode_png, run_e2e};
+use common::browser::{E2eRun, Image, assert_no_problems, decode_png, run_e2e};
 use common::meshwork;
 use serde_json::json;
 
@@ -226,12 +226,5 @@ fn the_view_shows_the_mesh_and_the_console_runs_a_talk() {
         problems.push("no outline screenshot".into());
     }
 
-    assert!(
-        problems.is_empty(),
-        "{} problem(s); artifacts (screenshots, logs, summary.json) in {}:\n  {}",
-        problems.len(),
-        out.display(),
-        problems.join("\n  ")
-    );
-    eprintln!("[browser_view] passed; artifacts in {}", out.display());
+    assert_no_problems("browser_view", &problems, &out);
 }

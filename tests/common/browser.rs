@@ -462,3 +462,16 @@ pub fn run_e2e(
         problems,
     })
 }
+
+/// Fails the test with every problem found and where its artifacts are; otherwise says
+/// it passed.
+pub fn assert_no_problems(test: &str, problems: &[String], out: &Path) {
+    assert!(
+        problems.is_empty(),
+        "{} problem(s); artifacts (screenshots, logs, summary.json) in {}:\n  {}",
+        problems.len(),
+        out.display(),
+        problems.join("\n  ")
+    );
+    eprintln!("[{test}] passed; artifacts in {}", out.display());
+}

@@ -500,3 +500,16 @@ export function startController(tag, defaults, required) {
   });
   return { cfg, h, run: new Controller(h, cfg.timeout_ms) };
 }
+
+/**
+ * A harness for a benchmark script (run by xtask inside a namespace): the meshwork
+ * binary from MESHWORK_BIN, output under the system's temporary directory.
+ */
+export function benchHarness(tag) {
+  return new Harness({
+    tag,
+    outdir: path.join(os.tmpdir(), `meshwork-${tag}-${process.pid}`),
+    meshwork: process.env.MESHWORK_BIN,
+    cwd: process.cwd(),
+  });
+}

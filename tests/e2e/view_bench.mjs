@@ -7,18 +7,11 @@
 // from the tab and, while it runs, records every animation frame's interval and every
 // main-thread task over 50 ms in the tab. Prints one JSON object as the last stdout line.
 
-import os from 'node:os';
-import path from 'node:path';
-import { Harness, pollUntil, readTab, sleep } from './harness.mjs';
+import { benchHarness, pollUntil, readTab, sleep } from './harness.mjs';
 
 const members = Number(process.env.MEMBERS || 16);
 const tiles = Number(process.env.TILES || 32);
-const h = new Harness({
-  tag: 'view-bench',
-  outdir: path.join(os.tmpdir(), `meshwork-view-bench-${process.pid}`),
-  meshwork: process.env.MESHWORK_BIN,
-  cwd: process.cwd(),
-});
+const h = benchHarness('view-bench');
 let result = { error: 'not run' };
 try {
   const { origin } = await h.startServer(process.env.MESHWORK_DIST);

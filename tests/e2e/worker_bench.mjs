@@ -7,16 +7,9 @@
 // the tile in a worker, see web-ui/src/bench.rs), and prints the page's JSON result as
 // the last stdout line. Progress goes to stderr; everything started is killed at the end.
 
-import os from 'node:os';
-import path from 'node:path';
-import { Harness, pollUntil } from './harness.mjs';
+import { benchHarness, pollUntil } from './harness.mjs';
 
-const h = new Harness({
-  tag: 'worker-bench',
-  outdir: path.join(os.tmpdir(), `meshwork-worker-bench-${process.pid}`),
-  meshwork: process.env.MESHWORK_BIN,
-  cwd: process.cwd(),
-});
+const h = benchHarness('worker-bench');
 let result = { error: 'not run' };
 try {
   const { origin } = await h.startServer(process.env.MESHWORK_DIST);
