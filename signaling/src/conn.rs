@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::Shared;
 use crate::limit::TokenBucket;
-use crate::outbox::{Outbox, Undeliverable};
+use crate::outbox::{Kicker, Meter, Outbox, Undeliverable};
 use crate::rooms::{JoinError, RelayError};
 
 /// Refused frames in a row after which the server stops answering and hangs up, so a
@@ -50,6 +50,8 @@ enum Exit {
     Shutdown,
     /// A presenter took the server away from this connection's room.
     Away,
+    /// Nothing was heard from the client (not even a pong) for `dead_after_ms`.
+    Silent,
 }
 
 /// Whether to keep reading after a frame.
@@ -92,8 +94,19 @@ struct Connection {
 pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, _slot: OwnedSemaphorePermit) {
     let conn = shared.next_conn_number();
     let (sink, stream) = socket.split();
-    let (outbox, rx) = Outbox::new(shared.config.outbox_messages_max);
-    let mut writer = tokio::spawn(write_loop(sink, rx));
+    let meter = Meter::new(shared.stats.queued_bytes.clone());
+    let (outbox, rx) = Outbox::with_bytes(
+        shared.config.outbox_messages_max,
+        shared.config.outbox_bytes_max,
+        meter.clone(),
+    );
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        meter.clone(),
+        outbox.kicker(),
+        shared.clone(),
+    ));
     tracing::debug!(conn, "websocket open");
 
     let config = &shared.config;
@@ -124,7 +137,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, _slot: OwnedSema
             close_code::AWAY,
             "a presenter took the server away from this room for a while",
         )),
-        Exit::Gone | Exit::Kicked => None,
+        Exit::Gone | Exit::Kicked | Exit::Silent => None,
     };
     if let Some((code, reason)) = close {
         let frame = CloseFrame {
@@ -148,34 +161,67 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, _slot: OwnedSema
     {
         writer.abort();
     }
+    meter.release();
     tracing::debug!(conn, ?exit, "websocket closed");
 }
 
-/// Sends queued frames until the queue's senders are all gone or the socket fails.
+/// Sends queued frames until the queue's senders are all gone or the socket fails. A
+/// socket that takes no frame for `write_stall_ms` (a client that stopped reading, its
+/// buffers full) gets the connection dropped.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: tokio::sync::mpsc::Receiver<Message>,
+    meter: Meter,
+    kicker: Kicker,
+    shared: Arc<Shared>,
 ) {
+    let stall = Duration::from_millis(shared.config.write_stall_ms);
     while let Some(msg) = rx.recv().await {
+        meter.taken(&msg);
         let closing = matches!(msg, Message::Close(_));
-        if sink.send(msg).await.is_err() || closing {
-            break;
+        match tokio::time::timeout(stall, sink.send(msg)).await {
+            Ok(Ok(())) if !closing => {}
+            Ok(_) => break,
+            Err(_) => {
+                shared.stats.writers_stalled.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("dropping a client whose socket took nothing for {stall:?}");
+                kicker.kick();
+                return;
+            }
         }
     }
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(stall, sink.close()).await;
 }
 
 impl Connection {
     async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) -> Exit {
         let mut shutdown = self.shared.shutdown.subscribe();
+        let every = Duration::from_millis(self.shared.config.ping_interval_ms.max(1));
+        let dead_after = Duration::from_millis(self.shared.config.dead_after_ms);
+        let mut heard = Instant::now();
+        let mut next_ping = heard + every;
         loop {
             let frame = tokio::select! {
                 // `wait_for` looks at the current value first, so a connection that
                 // opens after shutdown began leaves at once.
                 _ = shutdown.wait_for(|down| *down) => return Exit::Shutdown,
                 _ = self.outbox.kicked() => return Exit::Kicked,
+                () = tokio::time::sleep_until(next_ping) => {
+                    if heard.elapsed() >= dead_after {
+                        self.shared.stats.silent_dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(conn = self.conn, "dropping a client silent for {dead_after:?}");
+                        return Exit::Silent;
+                    }
+                    next_ping = Instant::now() + every;
+                    // A full queue is a slow client: the push drops it as any frame would.
+                    if let Flow::Stop(exit) = self.send(Message::Ping(Default::default())) {
+                        return exit;
+                    }
+                    continue;
+                }
                 frame = stream.next() => frame,
             };
+            heard = Instant::now();
             let msg = match frame {
                 Some(Ok(msg)) => msg,
                 Some(Err(e)) => {
@@ -374,7 +420,13 @@ impl Connection {
             return Flow::Stop(Exit::TooManyErrors);
         }
         let frame = encode_server(ServerMsg::Error { code, message });
-        match self.outbox.push_text(frame.into()) {
+        self.send(Message::Text(frame.into()))
+    }
+
+    /// Queues a frame for this client; a client whose queue is full is dropped.
+    fn send(&mut self, msg: Message) -> Flow {
+        let id = self.joined.as_ref().map(|j| j.id.as_str());
+        match self.outbox.push(msg) {
             Ok(()) => Flow::Continue,
             Err(Undeliverable::Full) => {
                 self.shared

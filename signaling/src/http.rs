@@ -109,6 +109,12 @@ struct StatsBody {
     frames_refused: u64,
     /// Joins that gave a presenter key other than the server's.
     presenter_keys_refused: u64,
+    /// Clients dropped because their socket took nothing for a while.
+    writers_stalled: u64,
+    /// Clients dropped because nothing was heard from them (no pong) for a while.
+    silent_dropped: u64,
+    /// Bytes queued for all clients now.
+    queued_bytes: u64,
     /// Rooms now.
     rooms: usize,
     /// Peers in all rooms now.
@@ -131,6 +137,9 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<StatsBody> {
         slow_clients_dropped: registry_slow + s.slow_dropped.load(Ordering::Relaxed),
         frames_refused: s.frames_refused.load(Ordering::Relaxed),
         presenter_keys_refused: s.presenter_keys_refused.load(Ordering::Relaxed),
+        writers_stalled: s.writers_stalled.load(Ordering::Relaxed),
+        silent_dropped: s.silent_dropped.load(Ordering::Relaxed),
+        queued_bytes: s.queued_bytes.load(Ordering::Relaxed) as u64,
         rooms,
         peers,
     })

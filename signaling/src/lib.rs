@@ -69,6 +69,16 @@ pub struct Config {
     pub connections_max: usize,
     /// Frames queued for one client; a client that lets its queue fill is dropped.
     pub outbox_messages_max: usize,
+    /// Bytes queued for one client, likewise: frames may be 64 KiB each, so a count of
+    /// frames alone would let one client that never reads pin megabytes.
+    pub outbox_bytes_max: usize,
+    /// A client whose socket takes no frame for this long is dropped (ms).
+    pub write_stall_ms: u64,
+    /// The server pings every client this often (ms), and drops one it has heard
+    /// nothing from (no pong, no frame) for `dead_after_ms`: a peer whose network
+    /// vanished leaves its room, and the others are told.
+    pub ping_interval_ms: u64,
+    pub dead_after_ms: u64,
     /// The presenter key: a member whose `join` carries it is marked a presenter in
     /// every announcement of it, and members obey only presenters' console commands.
     /// `None`: nobody is a presenter.
@@ -91,6 +101,10 @@ impl Default for Config {
             messages_burst_max: 100,
             connections_max: 4096,
             outbox_messages_max: 256,
+            outbox_bytes_max: 1 << 20,
+            write_stall_ms: 5_000,
+            ping_interval_ms: 3_000,
+            dead_after_ms: 9_000,
             presenter_key: None,
             public_url: None,
         }
@@ -118,6 +132,12 @@ struct Stats {
     connections_opened: AtomicU64,
     /// Joins that gave a presenter key other than the server's.
     presenter_keys_refused: AtomicU64,
+    /// Clients dropped because their socket took nothing for `write_stall_ms`.
+    writers_stalled: AtomicU64,
+    /// Clients dropped because nothing was heard from them for `dead_after_ms`.
+    silent_dropped: AtomicU64,
+    /// Bytes queued for all clients now.
+    queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What every request and connection shares.

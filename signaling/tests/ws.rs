@@ -291,7 +291,13 @@ async fn bad_input_gets_an_error_and_the_connection_survives() {
 
     // The error frame itself is a versioned protocol frame.
     c.send_text("{").await;
-    let raw = tokio::time::timeout(WAIT, c.ws.next()).await.unwrap();
+    let raw = loop {
+        match tokio::time::timeout(WAIT, c.ws.next()).await.unwrap() {
+            // The server's heartbeat may come first.
+            Some(Ok(Message::Ping(_))) => continue,
+            other => break other,
+        }
+    };
     let Some(Ok(Message::Text(text))) = raw else {
         panic!("{raw:?}")
     };
@@ -546,6 +552,7 @@ async fn a_client_sending_only_bad_frames_is_hung_up_on() {
         match next {
             Some(Ok(Message::Text(t))) if t.contains("bad_json") => errors += 1,
             Some(Ok(Message::Text(_))) => {} // peer_joined, the signal to itself
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {} // the server's heartbeat
             Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
             other => panic!("{other:?}"),
         }
@@ -736,8 +743,9 @@ async fn without_a_configured_key_nobody_is_a_presenter() {
 /// `peer_left` seen on the way.
 async fn until_closed(c: &mut Client) -> (Option<u16>, Vec<PeerId>) {
     let mut left = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let next = tokio::time::timeout(WAIT, c.ws.next())
+        let next = tokio::time::timeout_at(deadline, c.ws.next())
             .await
             .expect("connection was not closed");
         match next {
@@ -820,4 +828,80 @@ async fn a_presenter_takes_the_server_away_from_a_room_and_nobody_is_told_anyone
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_and_its_queue_freed() {
+    let server = Server::start(Config {
+        messages_per_second_max: 10_000,
+        messages_burst_max: 10_000,
+        ..Config::default()
+    })
+    .await;
+    let mut reader = server.client().await;
+    let victim = reader.join("r").await.id;
+    // From here on `reader` never reads its socket.
+    let mut sender = server.client().await;
+    sender.join("r").await;
+    let sdp = "x".repeat(60_000);
+    let stats = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let mut dropped = false;
+    // 12 MB at most: far more than the loopback socket buffers and the queue budget.
+    for _ in 0..200 {
+        sender.signal(&victim, offer(&sdp)).await;
+        let s = server.stats().await;
+        if stats(&s, "slow_clients_dropped") + stats(&s, "writers_stalled") > 0 {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(
+        dropped,
+        "a client that never reads was kept: {}",
+        server.stats().await
+    );
+    // Its room forgets it and its queue's bytes are given back.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = server.stats().await;
+        let rooms = server.get("/api/rooms").await.body;
+        if stats(&s, "queued_bytes") == 0 && !rooms.contains(victim.as_str()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still held: {s} {rooms}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_vanished_leaves_its_room_when_its_pongs_stop() {
+    let server = Server::start(Config {
+        ping_interval_ms: 100,
+        dead_after_ms: 600,
+        ..Config::default()
+    })
+    .await;
+    let mut watcher = server.client().await;
+    watcher.join("r").await;
+    let mut vanished = server.client().await;
+    let gone = vanished.join("r").await.id;
+    assert!(matches!(watcher.recv().await, ServerMsg::PeerJoined { .. }));
+    // `vanished` never reads again, so it never answers a ping; `watcher` reads (and its
+    // client answers pings), and must be told, well within the bounded wait.
+    let started = std::time::Instant::now();
+    match watcher.recv().await {
+        ServerMsg::PeerLeft { id } => assert_eq!(id, gone),
+        other => panic!("expected peer_left, got {other:?}"),
+    }
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    assert_eq!(
+        server.stats().await["silent_dropped"],
+        1,
+        "the watcher stays"
+    );
+    drop(vanished);
 }

@@ -114,8 +114,10 @@ impl Client {
 
     /// The next protocol frame, skipping control frames.
     pub async fn recv(&mut self) -> ServerMsg {
+        // One deadline for the whole wait: the server's pings must not extend it.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let next = tokio::time::timeout(WAIT, self.ws.next())
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("timed out waiting for a frame");
             match next {
@@ -187,8 +189,9 @@ impl Client {
     /// Waits until the server ends the connection: a close frame, an error or the end of
     /// the stream. Text frames still queued before the end are skipped.
     pub async fn expect_closed(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let next = tokio::time::timeout(WAIT, self.ws.next())
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("connection was not closed");
             match next {
