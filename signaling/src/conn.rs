@@ -52,6 +52,28 @@ enum Exit {
     Away,
     /// Nothing was heard from the client (not even a pong) for `dead_after_ms`.
     Silent,
+    /// The client broke the WebSocket protocol: the close code that says how (1002
+    /// protocol error, 1007 text that is not UTF-8, 1009 a frame past the hard cap).
+    Violation(u16),
+}
+
+/// The close code for a read error that is the client's fault; `None` for a connection
+/// that merely broke.
+fn violation(e: &axum::Error) -> Option<u16> {
+    use std::error::Error as _;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(err) = source {
+        if let Some(t) = err.downcast_ref::<tungstenite::Error>() {
+            return match t {
+                tungstenite::Error::Capacity(_) => Some(close_code::SIZE),
+                tungstenite::Error::Utf8(_) => Some(close_code::INVALID),
+                tungstenite::Error::Protocol(_) => Some(close_code::PROTOCOL),
+                _ => None,
+            };
+        }
+        source = err.source();
+    }
+    None
 }
 
 /// Whether to keep reading after a frame.
@@ -124,7 +146,8 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, _slot: OwnedSema
         errors_in_a_row: 0,
         warned: false,
     };
-    let mut exit = connection.read_loop(stream).await;
+    let mut stream = stream;
+    let mut exit = connection.read_loop(&mut stream).await;
     if exit == Exit::Kicked && connection.outbox.is_away() {
         exit = Exit::Away;
     }
@@ -137,6 +160,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, _slot: OwnedSema
             close_code::AWAY,
             "a presenter took the server away from this room for a while",
         )),
+        Exit::Violation(code) => Some((code, "the WebSocket protocol was broken")),
         Exit::Gone | Exit::Kicked | Exit::Silent => None,
     };
     if let Some((code, reason)) = close {
@@ -146,6 +170,19 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, _slot: OwnedSema
         };
         // A full queue means the client is not reading; it will not read this either.
         let _ = connection.outbox.push(Message::Close(Some(frame)));
+        // Read on until the client answers the close (or a grace period passes): a
+        // socket closed with unread bytes in it is reset, and the client would see the
+        // reset instead of its error frames and the close code.
+        if !matches!(exit, Exit::Violation(_)) {
+            let drain = async {
+                while let Some(Ok(msg)) = stream.next().await {
+                    if matches!(msg, Message::Close(_)) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(FLUSH_GRACE, drain).await;
+        }
     }
     // Dropping the last sender lets the writer finish once it has flushed the queue;
     // a kicked client is not reading, so there is nothing worth waiting for.
@@ -194,7 +231,7 @@ async fn write_loop(
 }
 
 impl Connection {
-    async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) -> Exit {
+    async fn read_loop(&mut self, stream: &mut SplitStream<WebSocket>) -> Exit {
         let mut shutdown = self.shared.shutdown.subscribe();
         let every = Duration::from_millis(self.shared.config.ping_interval_ms.max(1));
         let dead_after = Duration::from_millis(self.shared.config.dead_after_ms);
@@ -226,7 +263,7 @@ impl Connection {
                 Some(Ok(msg)) => msg,
                 Some(Err(e)) => {
                     tracing::debug!(conn = self.conn, error = %e, "websocket read failed");
-                    return Exit::Gone;
+                    return violation(&e).map_or(Exit::Gone, Exit::Violation);
                 }
                 None => return Exit::Gone,
             };

@@ -392,7 +392,7 @@ async fn an_oversized_frame_gets_too_big_and_one_past_the_hard_cap_closes() {
 
     // Far past the limit the server may hang up; the room hears of it.
     let _ = c.ws.send(Message::text("x".repeat(1 << 20))).await;
-    c.expect_closed().await;
+    assert_eq!(c.expect_closed().await, Some(1009), "message too big");
     assert_eq!(d.recv().await, ServerMsg::PeerLeft { id: wc.id });
 }
 
@@ -904,4 +904,50 @@ async fn a_peer_that_vanished_leaves_its_room_when_its_pongs_stop() {
         "the watcher stays"
     );
     drop(vanished);
+}
+
+#[tokio::test]
+async fn protocol_violations_close_with_their_codes() {
+    use tungstenite::protocol::frame::Frame;
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = Server::default().await;
+    // Text that is not UTF-8: 1007.
+    let mut c = server.client().await;
+    c.join("r").await;
+    let bad = Frame::message(vec![0xff, 0xfe, 0x80], OpCode::Data(Data::Text), true);
+    let _ = c.ws.send(Message::Frame(bad)).await;
+    assert_eq!(c.expect_closed().await, Some(1007));
+    // A reserved opcode: 1002.
+    let mut c = server.client().await;
+    c.join("r").await;
+    let bad = Frame::message(vec![1, 2, 3], OpCode::Data(Data::Reserved(3)), true);
+    let _ = c.ws.send(Message::Frame(bad)).await;
+    assert_eq!(c.expect_closed().await, Some(1002));
+}
+
+#[tokio::test]
+async fn a_client_hung_up_on_while_still_sending_reads_its_errors_and_the_close_code() {
+    let server = Server::default().await;
+    let mut c = server.client().await;
+    c.join("r").await;
+    // Three times the limit, sent before reading anything: the server hangs up while
+    // bad frames are still arriving.
+    for _ in 0..3 * signaling::ERRORS_IN_A_ROW_MAX {
+        c.send_text("bad").await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut errors = 0;
+    let code = loop {
+        match tokio::time::timeout_at(deadline, c.ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(t))) if t.contains("bad_json") => errors += 1,
+            Some(Ok(Message::Text(_) | Message::Ping(_))) => {}
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            other => panic!("after {errors} error frames: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1008));
+    assert_eq!(errors, signaling::ERRORS_IN_A_ROW_MAX - 1);
 }
