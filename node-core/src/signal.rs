@@ -322,20 +322,64 @@ pub fn valid_room_name(room: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// A display name made safe to show: control characters and bidirectional-text
-/// overrides (which can make a name read as something else) dropped, length capped.
+/// Whether a character shows nothing or changes how others read (zero-width spaces and
+/// joiners, soft hyphens, fillers, bidirectional controls, tags): such characters let
+/// `ad\u{200b}min` pass for `admin`.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{feff}' | '\u{ffa0}' | '\u{fff0}'..='\u{fffb}'
+        | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e007f}')
+}
+
+/// A display name made safe to show: control characters and invisible ones (see
+/// [`invisible`]) dropped, runs of white space made one space, at most
+/// [`DISPLAY_NAME_LEN_MAX`] characters.
 pub fn clean_display_name(name: &str) -> String {
-    name.chars()
-        .filter(|c| !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}'))
-        .take(DISPLAY_NAME_LEN_MAX)
-        .collect::<String>()
-        .trim()
-        .to_string()
+    let mut out = String::new();
+    let mut count = 0;
+    let mut space = false;
+    for c in name.chars().filter(|c| !c.is_control() && !invisible(*c)) {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if count + usize::from(space) + 1 > DISPLAY_NAME_LEN_MAX {
+            break;
+        }
+        if space {
+            out.push(' ');
+            count += 1;
+            space = false;
+        }
+        out.push(c);
+        count += 1;
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_lose_what_cannot_be_seen_and_keep_what_can() {
+        assert_eq!(clean_display_name("ad\u{200b}min"), "admin");
+        assert_eq!(clean_display_name("\u{202e}nimda\u{202c}"), "nimda");
+        assert_eq!(
+            clean_display_name("a\u{feff}b\u{00ad}c\u{2060}d\u{e0041}"),
+            "abcd"
+        );
+        assert_eq!(clean_display_name("  tab\t\n one  "), "tab one");
+        assert_eq!(clean_display_name("\u{200b}\u{200d}"), "");
+        assert_eq!(clean_display_name("Zoë 😀 lab-2"), "Zoë 😀 lab-2");
+        let long = "é".repeat(DISPLAY_NAME_LEN_MAX + 10);
+        assert_eq!(
+            clean_display_name(&long).chars().count(),
+            DISPLAY_NAME_LEN_MAX
+        );
+    }
 
     #[test]
     fn client_frames_round_trip_with_version() {

@@ -99,6 +99,9 @@ struct Connection {
     shared: Arc<Shared>,
     /// A number for log lines before the client has a peer id.
     conn: u64,
+    /// Where the connection comes from, when the server knows (joins are paced per
+    /// address).
+    ip: Option<std::net::IpAddr>,
     /// This connection's own queue: replies travel the same FIFO as relayed frames.
     outbox: Outbox,
     /// Set once `join` succeeds; a connection joins at most once.
@@ -113,7 +116,12 @@ struct Connection {
 
 /// Serves one upgraded socket until it closes, is dropped, or the server shuts down.
 /// `_slot` is this connection's place under the connection cap, held until the end.
-pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, _slot: OwnedSemaphorePermit) {
+pub(crate) async fn run(
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    _slot: OwnedSemaphorePermit,
+    ip: Option<std::net::IpAddr>,
+) {
     let conn = shared.next_conn_number();
     let (sink, stream) = socket.split();
     let meter = Meter::new(shared.stats.queued_bytes.clone());
@@ -139,6 +147,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, _slot: OwnedSema
     );
     let mut connection = Connection {
         shared: shared.clone(),
+        ip,
         conn,
         outbox,
         joined: None,
@@ -277,8 +286,15 @@ impl Connection {
         let text = match msg {
             Message::Text(text) => Some(text),
             Message::Binary(_) => None,
-            // tungstenite answers pings and the closing handshake by itself.
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Flow::Continue,
+            // tungstenite answers pings and the closing handshake by itself; a client's
+            // pings cost what any frame costs (a pong answers ours and is free).
+            Message::Ping(_) => {
+                if !self.bucket.take(Instant::now()) {
+                    return self.refuse(ErrorCode::RateLimited, "too many pings".into());
+                }
+                return Flow::Continue;
+            }
+            Message::Pong(_) | Message::Close(_) => return Flow::Continue,
         };
         if !self.bucket.take(Instant::now()) {
             return self.refuse(
@@ -331,6 +347,14 @@ impl Connection {
                 }
                 let name = clean_display_name(&name);
                 let shared = self.shared.clone();
+                if let Some(ip) = self.ip
+                    && !shared.join_allowed(ip, Instant::now())
+                {
+                    return self.refuse(
+                        ErrorCode::RateLimited,
+                        "too many joins from your address; try again in a moment".into(),
+                    );
+                }
                 if let Some(left) = shared.registry().away_for(&room, Instant::now()) {
                     return self.refuse(
                         ErrorCode::ServerAway,

@@ -38,7 +38,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ext: axum::http::Extensions,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Known when served by `serve` (connect info); not when embedded without it.
+    let ip = ext
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let Ok(slot) = shared.connection_slots.clone().try_acquire_owned() else {
         shared
             .stats
@@ -61,7 +69,7 @@ async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Res
         .saturating_add(HARD_CAP_SLACK_BYTES);
     ws.max_message_size(hard_cap)
         .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| crate::conn::run(socket, shared, slot))
+        .on_upgrade(move |socket| crate::conn::run(socket, shared, slot, ip))
 }
 
 async fn healthz() -> &'static str {

@@ -79,6 +79,10 @@ pub struct Config {
     /// vanished leaves its room, and the others are told.
     pub ping_interval_ms: u64,
     pub dead_after_ms: u64,
+    /// Joins per second from one address on average, and in a burst: a room's worth of
+    /// tabs behind one address joins at once, a loop that joins and leaves does not.
+    pub joins_per_second_max: u32,
+    pub joins_burst_max: u32,
     /// The presenter key: a member whose `join` carries it is marked a presenter in
     /// every announcement of it, and members obey only presenters' console commands.
     /// `None`: nobody is a presenter.
@@ -105,6 +109,8 @@ impl Default for Config {
             write_stall_ms: 5_000,
             ping_interval_ms: 3_000,
             dead_after_ms: 9_000,
+            joins_per_second_max: 10,
+            joins_burst_max: 128,
             presenter_key: None,
             public_url: None,
         }
@@ -155,7 +161,13 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// Counters for operators.
     stats: Stats,
+    /// Joins per source address (at most `ADDRESSES_MAX`; full buckets are pruned).
+    joins: Mutex<std::collections::HashMap<std::net::IpAddr, limit::TokenBucket>>,
 }
+
+/// Source addresses whose joins are paced at once; past it, idle ones are forgotten,
+/// and if none is idle a new address is refused until one is.
+const ADDRESSES_MAX: usize = 16_384;
 
 impl Shared {
     fn new(config: Config) -> Arc<Self> {
@@ -173,8 +185,28 @@ impl Shared {
             connection_slots_total: u32::try_from(slots).unwrap_or(u32::MAX),
             shutdown: watch::channel(false).0,
             stats: Stats::default(),
+            joins: Mutex::new(std::collections::HashMap::new()),
             config,
         })
+    }
+
+    /// Whether a join from `ip` may go ahead now (and counts it).
+    fn join_allowed(&self, ip: std::net::IpAddr, now: tokio::time::Instant) -> bool {
+        let mut joins = self.joins.lock().unwrap_or_else(PoisonError::into_inner);
+        if !joins.contains_key(&ip) && joins.len() >= ADDRESSES_MAX {
+            joins.retain(|_, b| !b.is_full(now));
+            if joins.len() >= ADDRESSES_MAX {
+                return false;
+            }
+        }
+        let (rate, burst) = (
+            self.config.joins_per_second_max,
+            self.config.joins_burst_max,
+        );
+        joins
+            .entry(ip)
+            .or_insert_with(|| limit::TokenBucket::new(rate, burst, now))
+            .take(now)
     }
 
     /// The registry, even if a panic elsewhere poisoned its lock: its methods never
@@ -225,9 +257,12 @@ pub async fn serve(
             shared.begin_shutdown();
         }
     };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await;
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await;
     shared.begin_shutdown();
 
     // axum's graceful shutdown does not wait for upgraded connections: they run in

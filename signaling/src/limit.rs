@@ -33,6 +33,12 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket would be full at `now` (nothing taken for a while).
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled_at);
+        self.tokens + elapsed.as_secs_f64() * self.per_second >= self.capacity
+    }
+
     /// Takes one token if there is one; `false` means the frame must be refused.
     pub fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.refilled_at);

@@ -951,3 +951,64 @@ async fn a_client_hung_up_on_while_still_sending_reads_its_errors_and_the_close_
     assert_eq!(code, Some(1008));
     assert_eq!(errors, signaling::ERRORS_IN_A_ROW_MAX - 1);
 }
+
+#[tokio::test]
+async fn names_are_cleaned_and_joins_and_pings_are_paced() {
+    let server = Server::start(Config {
+        joins_per_second_max: 1,
+        joins_burst_max: 4,
+        ..Config::default()
+    })
+    .await;
+    // A name that would read as another: what others see has nothing invisible in it.
+    let mut a = server.client().await;
+    a.join_as("r", PeerKind::Browser, "ad\u{200b}min\u{202e}")
+        .await;
+    let mut b = server.client().await;
+    let wb = b.join("r").await;
+    assert_eq!(wb.peers[0].name, "admin");
+    // Joins from one address: the burst, then refused until the bucket refills.
+    let mut refused = 0;
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        let mut c = server.client().await;
+        c.send(ClientMsg::Join {
+            room: "churn".into(),
+            kind: PeerKind::Native,
+            name: String::new(),
+            presenter_key: None,
+        })
+        .await;
+        match c.recv().await {
+            ServerMsg::Welcome { .. } => {}
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                message,
+            } => {
+                assert!(message.contains("joins from your address"), "{message}");
+                refused += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+        clients.push(c);
+    }
+    // Two joins above were a's and b's: 4 in the burst leaves 2 for these 6.
+    assert_eq!(refused, 4);
+    // Pings cost what frames cost: a flood of them is refused like any other.
+    for _ in 0..150 {
+        a.ws.send(Message::Ping(Default::default())).await.unwrap();
+    }
+    let (code, _) = loop {
+        match tokio::time::timeout(WAIT, a.ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) => {
+                if let Ok(ServerMsg::Error { code, message }) = node_core::signal::decode_server(&t)
+                {
+                    break (code, message);
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(code, ErrorCode::RateLimited);
+}
