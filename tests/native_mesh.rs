@@ -144,3 +144,74 @@ fn bad_arguments_are_refused_with_a_clear_message() {
         assert!(help.contains(cmd), "{help}");
     }
 }
+
+/// Joins `room` as a bare signaling client, says so on `joined`, and waits (until
+/// `deadline`) for an offer; it never answers: only the newcomer's frames getting through
+/// matter here. Returns whether an offer came.
+async fn offered(
+    url: String,
+    room: String,
+    joined: tokio::sync::mpsc::Sender<()>,
+    deadline: tokio::time::Instant,
+) -> bool {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Ok(Ok((mut ws, _))) =
+        tokio::time::timeout_at(deadline, tokio_tungstenite::connect_async(url)).await
+    else {
+        return false;
+    };
+    let join = format!(r#"{{"v":1,"type":"join","room":"{room}","kind":"browser","name":"fake"}}"#);
+    if ws.send(Message::text(join)).await.is_err() {
+        return false;
+    }
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        let Message::Text(t) = msg else { continue };
+        if t.contains(r#""type":"welcome""#) {
+            let _ = joined.send(()).await;
+        } else if t.contains(r#""kind":"offer""#) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_node_joining_a_full_room_gets_an_offer_to_every_member() {
+    let (_server, addr) = server(&[]);
+    let room = "full-room";
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let url = format!("ws://{addr}/ws");
+    // 63 members (bare WebSocket clients), then a native node makes 64.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let members: Vec<_> = (0..63)
+        .map(|_| rt.spawn(offered(url.clone(), room.into(), tx.clone(), deadline)))
+        .collect();
+    let all_in = rt.block_on(async {
+        for _ in 0..63 {
+            if tokio::time::timeout_at(deadline, rx.recv()).await.is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    assert!(all_in, "the 63 members did not all join");
+    let mut n = node(&addr, room, "newcomer", &[]);
+    n.wait_event(Duration::from_secs(20), "joined");
+    let reached = members
+        .into_iter()
+        .map(|m| rt.block_on(m).unwrap_or(false))
+        .filter(|got| *got)
+        .count();
+    assert_eq!(reached, 63, "members that got the newcomer's offer");
+    // Members that got their offer leave (their candidates then find no such peer);
+    // what must not happen is the server pacing the newcomer.
+    let paced = n.wait_for(Duration::from_millis(500), |v| {
+        v["event"] == "signaling_error" && v["code"] == "rate_limited"
+    });
+    assert!(
+        paced.is_none(),
+        "the server refused the newcomer's frames: {paced:?}"
+    );
+}

@@ -102,7 +102,9 @@ impl Default for Config {
             peers_per_room_max: 64,
             rooms_max: 1024,
             messages_per_second_max: 50,
-            messages_burst_max: 100,
+            // A newcomer to a full room (64) sends an offer and a few candidates to each
+            // of the 63 others at once: about 200 frames.
+            messages_burst_max: 320,
             connections_max: 4096,
             outbox_messages_max: 256,
             outbox_bytes_max: 1 << 20,
