@@ -52,6 +52,8 @@ enum Exit {
     Away,
     /// Nothing was heard from the client (not even a pong) for `dead_after_ms`.
     Silent,
+    /// The client did not join a room within `join_deadline_ms`.
+    NeverJoined,
     /// The client broke the WebSocket protocol: the close code that says how (1002
     /// protocol error, 1007 text that is not UTF-8, 1009 a frame past the hard cap).
     Violation(u16),
@@ -170,6 +172,7 @@ pub(crate) async fn run(
             "a presenter took the server away from this room for a while",
         )),
         Exit::Violation(code) => Some((code, "the WebSocket protocol was broken")),
+        Exit::NeverJoined => Some((close_code::POLICY, "no join within the deadline")),
         Exit::Gone | Exit::Kicked | Exit::Silent => None,
     };
     if let Some((code, reason)) = close {
@@ -246,12 +249,17 @@ impl Connection {
         let dead_after = Duration::from_millis(self.shared.config.dead_after_ms);
         let mut heard = Instant::now();
         let mut next_ping = heard + every;
+        let join_by = heard + Duration::from_millis(self.shared.config.join_deadline_ms);
         loop {
             let frame = tokio::select! {
                 // `wait_for` looks at the current value first, so a connection that
                 // opens after shutdown began leaves at once.
                 _ = shutdown.wait_for(|down| *down) => return Exit::Shutdown,
                 _ = self.outbox.kicked() => return Exit::Kicked,
+                () = tokio::time::sleep_until(join_by), if self.joined.is_none() => {
+                    tracing::debug!(conn = self.conn, "closing a connection that never joined");
+                    return Exit::NeverJoined;
+                }
                 () = tokio::time::sleep_until(next_ping) => {
                     if heard.elapsed() >= dead_after {
                         self.shared.stats.silent_dropped.fetch_add(1, Ordering::Relaxed);

@@ -25,6 +25,9 @@ use crate::rooms::RoomView;
 /// with `too_big` rather than a dropped connection.
 const HARD_CAP_SLACK_BYTES: usize = 16 * 1024;
 
+/// The WebSocket layer's read and write buffers, per connection.
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let static_files = ServeDir::new(&shared.config.static_dir);
     Router::new()
@@ -67,8 +70,12 @@ async fn upgrade(
         .message_bytes_max
         .saturating_mul(4)
         .saturating_add(HARD_CAP_SLACK_BYTES);
+    // Small buffers: tungstenite's default read buffer (128 KiB, filled before every
+    // read) made an idle member cost ~138 KB; signaling frames are small.
     ws.max_message_size(hard_cap)
         .max_frame_size(hard_cap)
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
         .on_upgrade(move |socket| crate::conn::run(socket, shared, slot, ip))
 }
 

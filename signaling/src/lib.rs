@@ -83,6 +83,9 @@ pub struct Config {
     /// tabs behind one address joins at once, a loop that joins and leaves does not.
     pub joins_per_second_max: u32,
     pub joins_burst_max: u32,
+    /// A connection that has not joined a room this long after opening is closed (ms):
+    /// sockets that never join cannot hold the connection slots.
+    pub join_deadline_ms: u64,
     /// The presenter key: a member whose `join` carries it is marked a presenter in
     /// every announcement of it, and members obey only presenters' console commands.
     /// `None`: nobody is a presenter.
@@ -113,6 +116,7 @@ impl Default for Config {
             dead_after_ms: 9_000,
             joins_per_second_max: 10,
             joins_burst_max: 128,
+            join_deadline_ms: 10_000,
             presenter_key: None,
             public_url: None,
         }

@@ -291,8 +291,12 @@ async fn bad_input_gets_an_error_and_the_connection_survives() {
 
     // The error frame itself is a versioned protocol frame.
     c.send_text("{").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
     let raw = loop {
-        match tokio::time::timeout(WAIT, c.ws.next()).await.unwrap() {
+        match tokio::time::timeout_at(deadline, c.ws.next())
+            .await
+            .unwrap()
+        {
             // The server's heartbeat may come first.
             Some(Ok(Message::Ping(_))) => continue,
             other => break other,
@@ -547,8 +551,11 @@ async fn a_client_sending_only_bad_frames_is_hung_up_on() {
         c.send_text("bad").await;
     }
     let mut errors = 0;
+    let deadline = tokio::time::Instant::now() + WAIT;
     let code = loop {
-        let next = tokio::time::timeout(WAIT, c.ws.next()).await.unwrap();
+        let next = tokio::time::timeout_at(deadline, c.ws.next())
+            .await
+            .unwrap();
         match next {
             Some(Ok(Message::Text(t))) if t.contains("bad_json") => errors += 1,
             Some(Ok(Message::Text(_))) => {} // peer_joined, the signal to itself
@@ -995,11 +1002,16 @@ async fn names_are_cleaned_and_joins_and_pings_are_paced() {
     // Two joins above were a's and b's: 4 in the burst leaves 2 for these 6.
     assert_eq!(refused, 4);
     // Pings cost what frames cost: a flood of them is refused like any other.
-    for _ in 0..150 {
+    let burst = Config::default().messages_burst_max;
+    for _ in 0..burst + 50 {
         a.ws.send(Message::Ping(Default::default())).await.unwrap();
     }
+    let deadline = tokio::time::Instant::now() + WAIT;
     let (code, _) = loop {
-        match tokio::time::timeout(WAIT, a.ws.next()).await.unwrap() {
+        match tokio::time::timeout_at(deadline, a.ws.next())
+            .await
+            .unwrap()
+        {
             Some(Ok(Message::Text(t))) => {
                 if let Ok(ServerMsg::Error { code, message }) = node_core::signal::decode_server(&t)
                 {
@@ -1011,4 +1023,31 @@ async fn names_are_cleaned_and_joins_and_pings_are_paced() {
         }
     };
     assert_eq!(code, ErrorCode::RateLimited);
+}
+
+#[tokio::test]
+async fn a_socket_that_never_joins_is_closed_and_frees_its_slot() {
+    let server = Server::start(Config {
+        join_deadline_ms: 300,
+        connections_max: 1,
+        ..Config::default()
+    })
+    .await;
+    let mut idle = server.client().await;
+    // The only slot is taken: another socket is refused while it is.
+    let refused = tokio_tungstenite::connect_async(server.ws_url()).await;
+    assert!(refused.is_err(), "a second socket got in");
+    assert_eq!(idle.expect_closed().await, Some(1008));
+    // The slot is free again (the close is seen just before the slot is given back).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was not freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
