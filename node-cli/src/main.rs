@@ -136,6 +136,18 @@ struct ServerOptions {
     /// Most signaling frames per second from one connection.
     #[arg(long, default_value_t = 50)]
     messages_per_second_max: u32,
+    /// Most frames one connection may send at once after a quiet spell.
+    #[arg(long, default_value_t = 320)]
+    messages_burst_max: u32,
+    /// Most WebSockets open at once (kept below the open-files limit, which the server
+    /// raises to its maximum at start).
+    #[arg(long, default_value_t = 4096)]
+    connections_max: usize,
+    /// Joins per second from one address, on average and in a burst.
+    #[arg(long, default_value_t = 10)]
+    joins_per_second_max: u32,
+    #[arg(long, default_value_t = 128)]
+    joins_burst_max: u32,
     /// The presenter key: a tab opened with `?presenter=KEY` gets the presenter's
     /// console, and members obey only its commands. A fresh random key by default,
     /// printed at start.
@@ -287,6 +299,10 @@ fn server_config(o: &ServerOptions) -> Result<signaling::Config> {
         peers_per_room_max: o.peers_per_room_max,
         rooms_max: o.rooms_max,
         messages_per_second_max: o.messages_per_second_max,
+        messages_burst_max: o.messages_burst_max,
+        connections_max: fit_connections(o.connections_max),
+        joins_per_second_max: o.joins_per_second_max,
+        joins_burst_max: o.joins_burst_max,
         presenter_key: Some(match &o.presenter_key {
             Some(k) => {
                 if k.len() < 8 || k.len() > 128 || !k.bytes().all(|b| b.is_ascii_graphic()) {
@@ -307,6 +323,35 @@ fn server_config(o: &ServerOptions) -> Result<signaling::Config> {
         },
         ..signaling::Config::default()
     })
+}
+
+/// File descriptors kept free besides the WebSockets (listener, logs, UI files, and
+/// sockets still closing).
+const FDS_SPARE: u64 = 256;
+
+/// Raises this process's open-files limit to its maximum and returns `wanted`, or less
+/// if the limit cannot hold that many sockets (a server past it spins on `accept`
+/// errors and stops answering even `/healthz`).
+fn fit_connections(wanted: usize) -> usize {
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let soft = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                hard
+            } else {
+                soft
+            };
+            let fit = usize::try_from(soft.saturating_sub(FDS_SPARE)).unwrap_or(usize::MAX);
+            if wanted > fit {
+                tracing::warn!(
+                    "--connections-max {wanted} is over what {soft} open files allow: serving {fit}"
+                );
+                return fit;
+            }
+        }
+    }
+    wanted
 }
 
 /// The URL an audience can reach: `--public-url`, or, when listening on every

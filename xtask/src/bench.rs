@@ -20,6 +20,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         Some("mesh") | None => mesh(root),
         Some("scale") => crate::scale::run(root),
         Some("view") => crate::viewbench::run(root),
+        Some("signaling") => crate::sigbench::run(root),
         Some(other) => {
             bail!(
                 "unknown benchmark {other:?}; try `cargo xtask bench mesh`, `bench scale` or `bench view`"

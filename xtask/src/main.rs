@@ -25,6 +25,7 @@
 
 mod bench;
 mod scale;
+mod sigbench;
 mod viewbench;
 
 use std::io::{BufRead, BufReader};
@@ -87,6 +88,8 @@ const HELP: &str = "cargo xtask <command>
                mid-job, prime counting against primesieve (JSON in target/)
   bench view   the page's bundle size (gzip) and frames per second in a tab of a
                16-member mesh running a 1,024-tile job (JSON in target/)
+  bench signaling  the server's memory with 1,000 and 10,000 idle joined members, and
+               joins per second (JSON in target/)
   soak [N]     run the engine simulator over N seeds (default 100000) and the
                whole-node simulator over N/10, in a release build
   mutants [--iterate] [FILE…]  mutation testing of the engine (default
