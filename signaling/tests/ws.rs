@@ -313,13 +313,7 @@ async fn bad_input_gets_an_error_and_the_connection_survives() {
 
     // Still usable: join, then the errors that need a joined connection.
     let me = c.join("r").await.id;
-    c.send(ClientMsg::Join {
-        room: "other".into(),
-        kind: PeerKind::Native,
-        name: String::new(),
-        presenter_key: None,
-    })
-    .await;
+    c.send_join("other").await;
     c.expect_error(ErrorCode::AlreadyJoined).await;
     c.signal(&PeerId("0123456789abcdef".into()), offer("x"))
         .await;
@@ -415,24 +409,12 @@ async fn a_full_room_and_too_many_rooms_are_refused() {
     b.join("one").await;
     a.recv().await;
 
-    c.send(ClientMsg::Join {
-        room: "one".into(),
-        kind: PeerKind::Native,
-        name: String::new(),
-        presenter_key: None,
-    })
-    .await;
+    c.send_join("one").await;
     c.expect_error(ErrorCode::RoomFull).await;
 
     let mut d = server.client().await;
     d.join("two").await;
-    c.send(ClientMsg::Join {
-        room: "three".into(),
-        kind: PeerKind::Native,
-        name: String::new(),
-        presenter_key: None,
-    })
-    .await;
+    c.send_join("three").await;
     c.expect_error(ErrorCode::TooManyRooms).await;
 
     // A refused client can still join once there is room, and the members saw nothing.
@@ -803,25 +785,13 @@ async fn a_presenter_takes_the_server_away_from_a_room_and_nobody_is_told_anyone
     assert!(!rooms.contains("\"talk\""), "{rooms}");
     // Nobody joins the room meanwhile; once the time is up, they do.
     let mut late = server.client().await;
-    late.send(ClientMsg::Join {
-        room: "talk".into(),
-        kind: PeerKind::Browser,
-        name: "late".into(),
-        presenter_key: None,
-    })
-    .await;
+    late.send_join("talk").await;
     let why = late.expect_error(ErrorCode::ServerAway).await;
     assert!(why.contains("back in"), "{why}");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let mut c = server.client().await;
-        c.send(ClientMsg::Join {
-            room: "talk".into(),
-            kind: PeerKind::Browser,
-            name: "later".into(),
-            presenter_key: None,
-        })
-        .await;
+        c.send_join("talk").await;
         match c.recv().await {
             ServerMsg::Welcome { .. } => break,
             ServerMsg::Error {
@@ -979,13 +949,7 @@ async fn names_are_cleaned_and_joins_and_pings_are_paced() {
     let mut clients = Vec::new();
     for _ in 0..6 {
         let mut c = server.client().await;
-        c.send(ClientMsg::Join {
-            room: "churn".into(),
-            kind: PeerKind::Native,
-            name: String::new(),
-            presenter_key: None,
-        })
-        .await;
+        c.send_join("churn").await;
         match c.recv().await {
             ServerMsg::Welcome { .. } => {}
             ServerMsg::Error {

@@ -146,6 +146,18 @@ impl Client {
         message
     }
 
+    /// Sends a join for `room` (a native node, no name, no key) without waiting for
+    /// the answer: for joins that may be refused.
+    pub async fn send_join(&mut self, room: &str) {
+        self.send(ClientMsg::Join {
+            room: room.into(),
+            kind: PeerKind::Native,
+            name: String::new(),
+            presenter_key: None,
+        })
+        .await;
+    }
+
     /// Joins `room` as a native node named `name`; returns the welcome's fields.
     pub async fn join_as(&mut self, room: &str, kind: PeerKind, name: &str) -> Welcome {
         self.send(ClientMsg::Join {
