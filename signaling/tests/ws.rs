@@ -651,6 +651,15 @@ async fn shutdown_returns_while_clients_are_connected() {
     );
 }
 
+/// A server with presenter key `key`.
+async fn presenter_server(key: &str) -> Server {
+    Server::start(Config {
+        presenter_key: Some(key.into()),
+        ..Config::default()
+    })
+    .await
+}
+
 /// Joins with a presenter key and returns the welcome frame's presenter flag.
 async fn join_with_key(c: &mut Client, room: &str, key: Option<&str>) -> (PeerId, bool) {
     c.send(ClientMsg::Join {
@@ -669,11 +678,7 @@ async fn join_with_key(c: &mut Client, room: &str, key: Option<&str>) -> (PeerId
 #[tokio::test]
 async fn only_the_servers_presenter_key_makes_a_presenter_and_others_are_told() {
     let key = "k3y-0123456789abcdef";
-    let server = Server::start(Config {
-        presenter_key: Some(key.into()),
-        ..Config::default()
-    })
-    .await;
+    let server = presenter_server(key).await;
     let mut watcher = server.client().await;
     watcher.join("talk").await;
 
@@ -753,11 +758,7 @@ async fn until_closed(c: &mut Client) -> (Option<u16>, Vec<PeerId>) {
 #[tokio::test]
 async fn a_presenter_takes_the_server_away_from_a_room_and_nobody_is_told_anyone_left() {
     let key = "outage-key-0123456789";
-    let server = Server::start(Config {
-        presenter_key: Some(key.into()),
-        ..Config::default()
-    })
-    .await;
+    let server = presenter_server(key).await;
     let mut a = server.client().await;
     a.join("talk").await;
     let mut elsewhere = server.client().await;

@@ -138,17 +138,14 @@ pub(crate) fn build_release(root: &Path) -> Result<PathBuf> {
 }
 
 pub(crate) fn server(bin: &Path) -> Result<(Proc, String)> {
-    let mut p = Proc::spawn(
-        bin,
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--json",
-            "--messages-per-second-max",
-            "1000",
-        ],
-    )?;
+    server_with(bin, &["--messages-per-second-max", "1000"])
+}
+
+/// `meshwork serve` on a free loopback port with `extra` arguments, once listening.
+pub(crate) fn server_with(bin: &Path, extra: &[&str]) -> Result<(Proc, String)> {
+    let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--json"];
+    args.extend_from_slice(extra);
+    let mut p = Proc::spawn(bin, &args)?;
     let (_, ev) = p
         .wait(Duration::from_secs(20), |v| v["event"] == "listening")
         .context("server did not start")?;

@@ -14,12 +14,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::bench::{Proc, build_release};
+use crate::bench::{build_release, server_with};
 
 /// Members per room (the server's default room size).
 const ROOM: usize = 64;
@@ -106,13 +106,9 @@ pub fn run(root: &Path) -> Result<()> {
     let mut results = Vec::new();
     for wanted in [1_000usize, 10_000] {
         let n = wanted.min(usize::try_from(limit.saturating_sub(512)).unwrap_or(wanted));
-        let mut server = Proc::spawn(
+        let (mut server, addr) = server_with(
             &bin,
             &[
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--json",
                 "--connections-max",
                 "12000",
                 "--joins-per-second-max",
@@ -121,10 +117,6 @@ pub fn run(root: &Path) -> Result<()> {
                 "1000000",
             ],
         )?;
-        let (_, ev) = server
-            .wait(Duration::from_secs(20), |v| v["event"] == "listening")
-            .context("server did not start")?;
-        let addr = ev["addr"].as_str().unwrap_or_default().to_string();
         let pid = server.child.id();
         let before = rss_kb(pid).unwrap_or(0);
         let rt = tokio::runtime::Runtime::new()?;
