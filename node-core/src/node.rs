@@ -380,12 +380,9 @@ impl MeshNode {
             self.obey(now, None, cmd);
         } else if m
             .peer(target)
-            .is_some_and(|p| p.state == PeerState::Connected)
-        {
             // A cut link carries nothing, console commands included.
-            if m.peer(target).is_some_and(|p| p.cut) {
-                return Err(ConsoleError::NoSuchMember(target.clone()));
-            }
+            .is_some_and(|p| p.state == PeerState::Connected && !p.cut)
+        {
             self.send(target.clone(), wire::encode(&WireMsg::Console(cmd)));
         } else {
             return Err(ConsoleError::NoSuchMember(target.clone()));

@@ -125,7 +125,7 @@ pub(crate) async fn run(
     ip: Option<std::net::IpAddr>,
 ) {
     let conn = shared.next_conn_number();
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let meter = Meter::new(shared.stats.queued_bytes.clone());
     let (outbox, rx) = Outbox::with_bytes(
         shared.config.outbox_messages_max,
@@ -157,7 +157,6 @@ pub(crate) async fn run(
         errors_in_a_row: 0,
         warned: false,
     };
-    let mut stream = stream;
     let mut exit = connection.read_loop(&mut stream).await;
     if exit == Exit::Kicked && connection.outbox.is_away() {
         exit = Exit::Away;

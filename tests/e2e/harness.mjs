@@ -513,3 +513,18 @@ export function benchHarness(tag) {
     cwd: process.cwd(),
   });
 }
+
+/**
+ * How wide the page is against its window, and the first elements that stick out to
+ * the right (a page that needs horizontal scrolling has some).
+ */
+export function horizontalOverflow(page) {
+  return page.evaluate(() => ({
+    scroll_width: document.documentElement.scrollWidth,
+    width: window.innerWidth,
+    wider: [...document.querySelectorAll('body *')]
+      .filter((e) => e.getClientRects().length > 0 && e.getBoundingClientRect().right > window.innerWidth + 0.5)
+      .slice(0, 5)
+      .map((e) => `${e.tagName.toLowerCase()}.${e.getAttribute('class') ?? ''}`),
+  }));
+}

@@ -23,7 +23,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { dead, longTasks, pageNow, pollUntil, readTab, sleep, startController } from './harness.mjs';
+import { dead, horizontalOverflow, longTasks, pageNow, pollUntil, readTab, sleep, startController } from './harness.mjs';
 
 const { cfg, h, run } = startController(
   'jobs',
@@ -239,14 +239,7 @@ async function main() {
   // On a phone (375 px wide) the page with its jobs needs no horizontal scrolling.
   await pd.setViewportSize({ width: 375, height: 800 });
   await sleep(200);
-  const phone = await pd.evaluate(() => ({
-    scroll_width: document.documentElement.scrollWidth,
-    width: window.innerWidth,
-    wider: [...document.querySelectorAll('body *')]
-      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
-      .slice(0, 5)
-      .map((e) => `${e.tagName.toLowerCase()}.${e.className}`),
-  }));
+  const phone = await horizontalOverflow(pd);
   check('phone_width_no_horizontal_scroll', phone.scroll_width <= phone.width && phone.wider.length === 0, phone);
   info.log_a = await pa.$$eval('[data-testid=log-entry]', (els) => els.map((e) => e.textContent));
   const departures = info.log_a.filter((l) => /left: /.test(l));

@@ -30,7 +30,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { pollUntil, readTab, sleep, startController } from './harness.mjs';
+import { horizontalOverflow, pollUntil, readTab, sleep, startController } from './harness.mjs';
 
 const { cfg, h, run } = startController(
   'view',
@@ -65,17 +65,6 @@ async function cells(page) {
 }
 
 const jobState = (page) => page.evaluate(() => document.querySelector('[data-testid=job]')?.getAttribute('data-state') ?? null);
-
-async function noHorizontalScroll(page) {
-  return page.evaluate(() => ({
-    scroll_width: document.documentElement.scrollWidth,
-    width: window.innerWidth,
-    wider: [...document.querySelectorAll('body *')]
-      .filter((e) => e.getClientRects().length > 0 && e.getBoundingClientRect().right > window.innerWidth + 0.5)
-      .slice(0, 5)
-      .map((e) => `${e.tagName.toLowerCase()}.${e.getAttribute('class') ?? ''}`),
-  }));
-}
 
 async function main() {
   const room = `view-${Math.random().toString(16).slice(2, 10)}`;
@@ -162,7 +151,7 @@ async function main() {
   for (const [w, hgt] of [[1280, 900], [375, 800]]) {
     await pp.setViewportSize({ width: w, height: hgt });
     await sleep(200);
-    const s = await noHorizontalScroll(pp);
+    const s = await horizontalOverflow(pp);
     check(`projector_no_horizontal_scroll:${w}`, s.scroll_width <= s.width && s.wider.length === 0, s);
   }
   files.projector = path.join(cfg.outdir, 'projector.png');
@@ -354,7 +343,7 @@ async function main() {
   check('controls_labelled_and_focus_order', a11y.unnamed.length === 0 && a11y.positive === 0, a11y);
   await px.setViewportSize({ width: 375, height: 800 });
   await sleep(200);
-  const phone = await noHorizontalScroll(px);
+  const phone = await horizontalOverflow(px);
   check('phone_no_horizontal_scroll', phone.scroll_width <= phone.width && phone.wider.length === 0, phone);
   files.presenter = path.join(cfg.outdir, 'presenter.png');
   await pp.screenshot({ path: files.presenter, fullPage: true });

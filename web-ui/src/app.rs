@@ -692,7 +692,9 @@ impl Shell {
                 inspect::task_words(engine, job, task, &self.departed_words, |n| view.name(n))
             }
             Some(Selection::Node(n)) => {
-                let about = view.graph.with_untracked(|g| {
+                // The graph holds each member's load as of its last build (150 ms at
+                // most): only a node it no longer shows needs the board scanned again.
+                let shown = view.graph.with_untracked(|g| {
                     g.iter().find(|g| g.node == n).map(|g| {
                         let kind = match g.kind {
                             "me" => "this tab",
@@ -708,14 +710,16 @@ impl Shell {
                             "cut" => ", its link to this tab is cut".to_string(),
                             _ => String::new(),
                         };
-                        format!("{} ({kind}{rtt}{state})", g.name)
+                        (format!("{} ({kind}{rtt}{state})", g.name), g.load)
                     })
                 });
-                let about = about.unwrap_or_else(|| view.name(n));
-                let load = inspect::loads(engine, LOAD_TASKS_MAX)
-                    .get(&n)
-                    .copied()
-                    .unwrap_or_default();
+                let (about, load) = shown.unwrap_or_else(|| {
+                    let load = inspect::loads(engine, LOAD_TASKS_MAX)
+                        .get(&n)
+                        .copied()
+                        .unwrap_or_default();
+                    (view.name(n), load)
+                });
                 inspect::node_words(engine, n, load, &about)
             }
         };
