@@ -107,11 +107,7 @@ pub fn task_words(
                 .filter(|(_, f)| f.reports.contains(&hash))
                 .map(|(n, _)| *n)
                 .collect();
-            let top: Vec<NodeId> = order
-                .iter()
-                .take(usize::from(spec.replication))
-                .copied()
-                .collect();
+            let top = engine.holders_wanted(job, task);
             let live: Vec<NodeId> = entry
                 .holders_of(hash)
                 .filter(|n| engine.is_live(*n))

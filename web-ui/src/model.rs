@@ -117,16 +117,11 @@ pub fn ranked(job: JobId, task: TaskId, nodes: &[NodeId]) -> Vec<NodeId> {
     v.into_iter().map(|(_, n)| n).collect()
 }
 
-/// A task's cell in `engine`'s view.
+/// A task's cell in `engine`'s view. Its copies are those where the engine wants them
+/// ([`Engine::holders_wanted`]: the task's `r` top-ranked members). Other copies (a tab
+/// that assembled the picture keeps every tile) do not count: when a top-ranked holder
+/// leaves, the cell is short until the next-ranked member has its copy.
 pub fn cell(engine: &Engine, job: JobId, task: TaskId) -> Cell {
-    cell_among(engine, &members(engine), job, task)
-}
-
-/// A task's cell, with placement over `members` (see [`members`]). Its copies are those
-/// where placement wants them: held by the task's `r` top-ranked members. Other copies
-/// (a tab that assembled the picture keeps every tile) do not count: when a top-ranked
-/// holder leaves, the cell is short until the next-ranked member has its copy.
-pub fn cell_among(engine: &Engine, members: &[NodeId], job: JobId, task: TaskId) -> Cell {
     let Some(entry) = engine.task_entry(job, task) else {
         return Cell {
             state: TaskState::Waiting,
@@ -135,13 +130,10 @@ pub fn cell_among(engine: &Engine, members: &[NodeId], job: JobId, task: TaskId)
         };
     };
     if let Some(hash) = entry.validated_hash {
-        let r = engine
-            .job_spec(job)
-            .map_or(1, |s| usize::from(s.replication));
-        let top = ranked(job, task, members);
+        let wanted = engine.holders_wanted(job, task);
         let replicas = entry
             .holders_of(hash)
-            .filter(|n| top.iter().take(r).any(|t| t == n))
+            .filter(|n| wanted.contains(n))
             .count() as u32;
         // With q > 1 several nodes computed it: the page shows the top-ranked of them,
         // so that each computing node's colour appears on its share of the tiles.
@@ -175,7 +167,6 @@ pub fn cell_among(engine: &Engine, members: &[NodeId], job: JobId, task: TaskId)
 
 /// Every job `engine` takes part in, newest first (by id, which is stable).
 pub fn job_rows(engine: &Engine) -> Vec<JobRow> {
-    let members = members(engine);
     engine
         .job_ids()
         .filter_map(|id| {
@@ -198,7 +189,7 @@ pub fn job_rows(engine: &Engine) -> Vec<JobRow> {
                 image,
                 columns,
                 cells: (0..tasks.min(CELLS_SHOWN_MAX))
-                    .map(|t| cell_among(engine, &members, id, TaskId(t)))
+                    .map(|t| cell(engine, id, TaskId(t)))
                     .collect(),
             })
         })

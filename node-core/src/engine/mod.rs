@@ -222,6 +222,16 @@ impl Engine {
         self.jobs.get(&job)?.board.get(task)
     }
 
+    /// Where this node wants a task's result bytes: the task's top `r` live, honest
+    /// members, skipping any that never confirmed a copy (what replication works
+    /// towards, and what a view should count copies against).
+    pub fn holders_wanted(&self, job: JobId, task: TaskId) -> Vec<NodeId> {
+        self.jobs
+            .get(&job)
+            .map(|j| self.target_holders(j, task))
+            .unwrap_or_default()
+    }
+
     /// The result bytes this node holds for a task, if any (for the simulator's
     /// checkers, which compare them with the truth themselves).
     pub fn held(&self, job: JobId, task: TaskId) -> Option<&[u8]> {
