@@ -223,11 +223,19 @@ async function main() {
       await canvas.scrollIntoViewIfNeeded();
       // Text above may leave the canvas at a fractional offset; the browser paints it
       // snapped to whole pixels (the offset rounded), which is where the clip goes.
-      const clip = await canvas.evaluate((c) => {
+      // The live panels above it (rates, the log) may change height meanwhile: a
+      // screenshot counts only if the canvas was where the clip says before and after.
+      const rect = () => canvas.evaluate((c) => {
         const r = c.getBoundingClientRect();
         return { x: Math.round(r.left), y: Math.round(r.top), width: Math.round(r.width), height: Math.round(r.height) };
       });
-      await page.screenshot({ path: shotFile, clip });
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await canvas.scrollIntoViewIfNeeded();
+        const clip = await rect();
+        await page.screenshot({ path: shotFile, clip });
+        if (JSON.stringify(await rect()) === JSON.stringify(clip)) break;
+        say(`${name} ${kind}: the canvas moved during its screenshot; again`);
+      }
       files[`${name}:${kind}:canvas`] = canvasFile;
       files[`${name}:${kind}:screen`] = shotFile;
     }
