@@ -138,6 +138,30 @@ fn bad_arguments_are_refused_with_a_clear_message() {
             "{args:?}: {out:?}"
         );
     }
+    // The server refuses a bad presenter key or audience address before it binds.
+    let serve: [(&[&str], &str); 3] = [
+        (
+            &["--presenter-key", "short"],
+            "--presenter-key must be 8 to 128",
+        ),
+        (&["--presenter-key", "has spaces in it"], "without spaces"),
+        (
+            &["--public-url", "ftp://192.0.2.1"],
+            "must start with http:// or https://",
+        ),
+    ];
+    for (args, says) in serve {
+        let out = common::meshwork()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{args:?}: {out:?}"
+        );
+    }
     let out = common::meshwork().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for cmd in ["serve", "node", "demo"] {
