@@ -143,6 +143,11 @@ struct ServerOptions {
     /// raises to its maximum at start).
     #[arg(long, default_value_t = 4096)]
     connections_max: usize,
+    /// Most connections at once that are not WebSockets (page loads, API calls, upgrades
+    /// under way); past it a new one closes the oldest. A request head must arrive
+    /// within 5 s.
+    #[arg(long, default_value_t = 512)]
+    handshakes_max: usize,
     /// Joins per second from one address, on average and in a burst.
     #[arg(long, default_value_t = 10)]
     joins_per_second_max: u32,
@@ -278,6 +283,7 @@ async fn shutdown_signal() {
 }
 
 fn server_config(o: &ServerOptions) -> Result<signaling::Config> {
+    let (connections_max, handshakes_max) = fit_connections(o.connections_max, o.handshakes_max);
     for url in &o.ice_servers {
         if !(url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:")) {
             bail!("--ice-server {url:?} must start with stun:, turn: or turns:");
@@ -300,7 +306,8 @@ fn server_config(o: &ServerOptions) -> Result<signaling::Config> {
         rooms_max: o.rooms_max,
         messages_per_second_max: o.messages_per_second_max,
         messages_burst_max: o.messages_burst_max,
-        connections_max: fit_connections(o.connections_max),
+        connections_max,
+        handshakes_max,
         joins_per_second_max: o.joins_per_second_max,
         joins_burst_max: o.joins_burst_max,
         presenter_key: Some(match &o.presenter_key {
@@ -325,14 +332,15 @@ fn server_config(o: &ServerOptions) -> Result<signaling::Config> {
     })
 }
 
-/// File descriptors kept free besides the WebSockets (listener, logs, UI files, and
-/// sockets still closing).
-const FDS_SPARE: u64 = 256;
+/// File descriptors kept for the process itself (listener, standard streams, the
+/// runtime's own).
+const FDS_SPARE: u64 = 64;
 
-/// Raises this process's open-files limit to its maximum and returns `wanted`, or less
-/// if the limit cannot hold that many sockets (a server past it spins on `accept`
-/// errors and stops answering even `/healthz`).
-fn fit_connections(wanted: usize) -> usize {
+/// Raises this process's open-files limit to its maximum and fits the socket caps
+/// under it: `(connections_max, handshakes_max)`, lowered where the limit cannot hold
+/// them (a server out of descriptors cannot accept even `/healthz`). A handshake may
+/// hold two descriptors (its socket and a UI file it is sending).
+fn fit_connections(connections: usize, handshakes: usize) -> (usize, usize) {
     #[cfg(unix)]
     {
         use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -342,16 +350,19 @@ fn fit_connections(wanted: usize) -> usize {
             } else {
                 soft
             };
-            let fit = usize::try_from(soft.saturating_sub(FDS_SPARE)).unwrap_or(usize::MAX);
-            if wanted > fit {
+            let budget = usize::try_from(soft.saturating_sub(FDS_SPARE)).unwrap_or(usize::MAX);
+            let fit_handshakes = handshakes.min(budget / 4).max(1);
+            let fit_connections = connections.min(budget.saturating_sub(2 * fit_handshakes));
+            if (fit_connections, fit_handshakes) != (connections, handshakes) {
                 tracing::warn!(
-                    "--connections-max {wanted} is over what {soft} open files allow: serving {fit}"
+                    "--connections-max {connections} and --handshakes-max {handshakes} are over \
+                     what {soft} open files allow: serving {fit_connections} and {fit_handshakes}"
                 );
-                return fit;
             }
+            return (fit_connections, fit_handshakes);
         }
     }
-    wanted
+    (connections, handshakes)
 }
 
 /// The URL an audience can reach: `--public-url`, or, when listening on every

@@ -130,6 +130,12 @@ struct StatsBody {
     silent_dropped: u64,
     /// Bytes queued for all clients now.
     queued_bytes: u64,
+    /// Connections accepted and not upgraded, now.
+    handshakes_open: usize,
+    /// Handshakes closed to make room for newer connections.
+    handshakes_evicted: u64,
+    /// `accept` calls that failed (most often: out of file descriptors).
+    accept_errors: u64,
     /// Rooms now.
     rooms: usize,
     /// Peers in all rooms now.
@@ -155,6 +161,9 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<StatsBody> {
         writers_stalled: s.writers_stalled.load(Ordering::Relaxed),
         silent_dropped: s.silent_dropped.load(Ordering::Relaxed),
         queued_bytes: s.queued_bytes.load(Ordering::Relaxed) as u64,
+        handshakes_open: shared.handshakes.len(),
+        handshakes_evicted: s.handshakes_evicted.load(Ordering::Relaxed),
+        accept_errors: s.accept_errors.load(Ordering::Relaxed),
         rooms,
         peers,
     })

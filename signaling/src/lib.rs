@@ -22,6 +22,7 @@
 //! Modules, bottom-up: `limit` (a token bucket), `outbox` (a connection's bounded
 //! queue), `rooms` (the registry; no sockets), `conn` (one WebSocket), `http` (routes).
 
+mod accept;
 mod conn;
 mod http;
 mod limit;
@@ -67,6 +68,14 @@ pub struct Config {
     pub messages_burst_max: u32,
     /// Open WebSockets at once; further upgrades are refused with 503.
     pub connections_max: usize,
+    /// Connections not upgraded to a WebSocket at once (plain HTTP, keep-alive, upgrades
+    /// under way, sockets that said nothing yet); past it, a new connection evicts the
+    /// oldest. The server holds at most `connections_max + handshakes_max` sockets.
+    pub handshakes_max: usize,
+    /// A connection whose request head has not arrived this long after the server
+    /// started waiting for it is closed (ms): silent sockets, half-sent requests and
+    /// idle keep-alive cannot hold descriptors.
+    pub request_deadline_ms: u64,
     /// Frames queued for one client; a client that lets its queue fill is dropped.
     pub outbox_messages_max: usize,
     /// Bytes queued for one client, likewise: frames may be 64 KiB each, so a count of
@@ -109,6 +118,8 @@ impl Default for Config {
             // of the 63 others at once: about 200 frames.
             messages_burst_max: 320,
             connections_max: 4096,
+            handshakes_max: 512,
+            request_deadline_ms: 5_000,
             outbox_messages_max: 256,
             outbox_bytes_max: 1 << 20,
             write_stall_ms: 5_000,
@@ -150,6 +161,10 @@ struct Stats {
     silent_dropped: AtomicU64,
     /// Bytes queued for all clients now.
     queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
+    /// `accept` calls that failed (most often: out of file descriptors).
+    accept_errors: AtomicU64,
+    /// Handshakes closed to make room for newer connections.
+    handshakes_evicted: AtomicU64,
 }
 
 /// What every request and connection shares.
@@ -169,6 +184,8 @@ struct Shared {
     stats: Stats,
     /// Joins per source address (at most `ADDRESSES_MAX`; full buckets are pruned).
     joins: Mutex<std::collections::HashMap<std::net::IpAddr, limit::TokenBucket>>,
+    /// Connections accepted and not upgraded.
+    handshakes: Arc<accept::Handshakes>,
 }
 
 /// Source addresses whose joins are paced at once; past it, idle ones are forgotten,
@@ -192,6 +209,7 @@ impl Shared {
             shutdown: watch::channel(false).0,
             stats: Stats::default(),
             joins: Mutex::new(std::collections::HashMap::new()),
+            handshakes: Arc::default(),
             config,
         })
     }
@@ -235,15 +253,9 @@ impl Shared {
     }
 }
 
-/// The server's routes, for embedding in another server or a test. Its WebSockets close
-/// only when their clients leave; [`serve`] is the way to run it with a shutdown.
-pub fn router(config: Config) -> axum::Router {
-    http::router(Shared::new(config))
-}
-
 /// Serves on `listener` until `shutdown` resolves, then stops accepting, closes every
-/// WebSocket with "going away" and returns once they are closed (or after a few seconds'
-/// grace) and in-flight HTTP requests are done.
+/// WebSocket with "going away" and returns once they are closed and in-flight HTTP
+/// requests are done, or after a few seconds' grace whatever clients do.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: Config,
@@ -263,22 +275,23 @@ pub async fn serve(
             shared.begin_shutdown();
         }
     };
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await;
+    let accepting = tokio::spawn(accept::run(listener, app, shared.clone(), SHUTDOWN_GRACE));
+    signal.await;
     shared.begin_shutdown();
 
-    // axum's graceful shutdown does not wait for upgraded connections: they run in
-    // tasks of their own. Each holds a slot until it has closed, so taking every slot
-    // back means they are all gone.
-    let all = shared
+    // Handshakes end within the grace (the accept loop bounds them). Upgraded
+    // connections run in tasks of their own; each holds a slot until it has closed, so
+    // taking every slot back means they are all gone. Both within one bound.
+    let websockets = shared
         .connection_slots
         .acquire_many(shared.connection_slots_total);
-    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
-        tracing::warn!("some websockets had not closed {SHUTDOWN_GRACE:?} after shutdown");
+    let both = futures_util::future::join(accepting, websockets);
+    match tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), both).await {
+        Ok((Err(e), _)) => tracing::error!(error = %e, "the accept loop failed"),
+        Ok(_) => {}
+        Err(_) => {
+            tracing::warn!("some connections had not closed {SHUTDOWN_GRACE:?} after shutdown")
+        }
     }
-    served
+    Ok(())
 }

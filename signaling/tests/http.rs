@@ -1,12 +1,16 @@
-//! The plain HTTP side over real sockets: health, room listing, the UI and static files.
+//! The plain HTTP side over real sockets: health, room listing, the UI and static files,
+//! and the bounds on connections that are not WebSockets.
 
 mod support;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use node_core::signal::{PeerKind, ServerMsg};
 use signaling::Config;
-use support::Server;
+use support::{Server, WAIT, offer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// A fresh directory under Cargo's per-target scratch space.
 fn scratch_dir(name: &str) -> PathBuf {
@@ -195,4 +199,101 @@ async fn api_info_gives_the_audiences_address_when_known() {
         info(&server.get("/api/info").await.body)["public_url"],
         "http://192.0.2.7:8080"
     );
+}
+
+/// Reads until the server closes `stream`; `Err` if it is still open after `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Result<Vec<u8>, ()> {
+    let mut got = Vec::new();
+    tokio::time::timeout(within, async {
+        // A reset is a close too.
+        let _ = stream.read_to_end(&mut got).await;
+    })
+    .await
+    .map_err(|_| ())?;
+    Ok(got)
+}
+
+#[tokio::test]
+async fn silent_and_half_sent_requests_are_closed_at_the_deadline_and_free_their_places() {
+    let server = Server::start(Config {
+        request_deadline_ms: 300,
+        ..Config::default()
+    })
+    .await;
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut half = TcpStream::connect(server.addr).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // An idle keep-alive connection after one full request is held no longer either.
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let stats = server.stats().await;
+    assert_eq!(
+        stats["handshakes_open"], 4,
+        "three sockets and this request"
+    );
+
+    let started = tokio::time::Instant::now();
+    for (what, stream) in [("silent", &mut silent), ("half-sent", &mut half)] {
+        let got = closed_within(stream, WAIT).await;
+        assert!(got.is_ok(), "the {what} socket was not closed");
+    }
+    let answered = closed_within(&mut idle, WAIT)
+        .await
+        .expect("idle kept open");
+    assert!(
+        String::from_utf8_lossy(&answered).contains("200 OK"),
+        "the full request was answered first"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        server.stats().await["handshakes_open"],
+        1,
+        "only this request"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_silent_sockets_neither_silences_healthz_nor_evicts_members() {
+    let server = Server::start(Config {
+        handshakes_max: 8,
+        // Only eviction can free places in this test.
+        request_deadline_ms: 120_000,
+        ..Config::default()
+    })
+    .await;
+    let mut member = server.client().await;
+    let me = member.join("r").await;
+    let mut flood = Vec::new();
+    for _ in 0..200 {
+        flood.push(TcpStream::connect(server.addr).await.expect("connect"));
+    }
+    let res = server.get("/healthz").await;
+    assert_eq!((res.status, res.body.as_str()), (200, "ok"));
+    let stats = server.stats().await;
+    assert!(stats["handshakes_open"].as_u64().unwrap() <= 8, "{stats}");
+    assert!(
+        stats["handshakes_evicted"].as_u64().unwrap() >= 190,
+        "{stats}"
+    );
+    // The oldest silent sockets were closed by the server.
+    let got = closed_within(&mut flood[0], WAIT).await;
+    assert!(got.is_ok(), "the oldest flood socket is still open");
+
+    // A newcomer still joins, and the member joined before the flood is still there.
+    let mut newcomer = server.client().await;
+    let welcome = newcomer.join("r").await;
+    assert!(welcome.peers.iter().any(|p| p.id == me.id));
+    newcomer.signal(&me.id, offer("still here?")).await;
+    match member.recv().await {
+        ServerMsg::PeerJoined { .. } => {}
+        other => panic!("{other:?}"),
+    }
+    match member.recv().await {
+        ServerMsg::Signal { from, .. } => assert_eq!(from, welcome.id),
+        other => panic!("{other:?}"),
+    }
 }
