@@ -239,3 +239,50 @@ fn a_node_joining_a_full_room_gets_an_offer_to_every_member() {
         "the server refused the newcomer's frames: {paced:?}"
     );
 }
+
+#[test]
+fn a_node_whose_frames_the_server_refuses_sends_them_again() {
+    // Every connection here comes from 127.0.0.1, and the server paces each address:
+    // 24 members' joins leave 16 frames of a burst of 40, then 40 per second. The
+    // newcomer's own pace (told in its welcome) allows its ~75 frames at once, so the
+    // address's budget refuses some; the node must send them again, later.
+    let (_server, addr) = server(&[
+        "--address-messages-per-second-max",
+        "40",
+        "--address-messages-burst-max",
+        "40",
+    ]);
+    let room = "paced";
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let url = format!("ws://{addr}/ws");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(32);
+    let members: Vec<_> = (0..24)
+        .map(|_| rt.spawn(offered(url.clone(), room.into(), tx.clone(), deadline)))
+        .collect();
+    let all_in = rt.block_on(async {
+        for _ in 0..24 {
+            if tokio::time::timeout_at(deadline, rx.recv()).await.is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    assert!(all_in, "the 24 members did not all join");
+    let mut n = node(&addr, room, "newcomer", &[]);
+    n.wait_event(Duration::from_secs(20), "joined");
+    let reached = members
+        .into_iter()
+        .map(|m| rt.block_on(m).unwrap_or(false))
+        .filter(|got| *got)
+        .count();
+    assert_eq!(reached, 24, "members that got the newcomer's offer");
+    // The server did refuse some of the node's frames: the test tried what it meant to.
+    assert!(
+        n.wait_for(Duration::from_secs(5), |v| {
+            v["event"] == "signaling_error" && v["code"] == "rate_limited"
+        })
+        .is_some(),
+        "nothing was refused: the test did not exercise sending again"
+    );
+}

@@ -139,6 +139,12 @@ struct ServerOptions {
     /// Most frames one connection may send at once after a quiet spell.
     #[arg(long, default_value_t = 320)]
     messages_burst_max: u32,
+    /// The same over all connections from one address (a classroom behind one NAT shares
+    /// it): per second, and at once.
+    #[arg(long, default_value_t = 2_000)]
+    address_messages_per_second_max: u32,
+    #[arg(long, default_value_t = 8_000)]
+    address_messages_burst_max: u32,
     /// Most WebSockets open at once (kept below the open-files limit, which the server
     /// raises to its maximum at start).
     #[arg(long, default_value_t = 4096)]
@@ -306,6 +312,8 @@ fn server_config(o: &ServerOptions) -> Result<signaling::Config> {
         rooms_max: o.rooms_max,
         messages_per_second_max: o.messages_per_second_max,
         messages_burst_max: o.messages_burst_max,
+        address_messages_per_second_max: o.address_messages_per_second_max,
+        address_messages_burst_max: o.address_messages_burst_max,
         connections_max,
         handshakes_max,
         joins_per_second_max: o.joins_per_second_max,

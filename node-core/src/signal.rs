@@ -161,6 +161,10 @@ pub enum ServerMsg {
         /// Whether the Join's presenter key was the server's.
         #[serde(default, skip_serializing_if = "is_false")]
         presenter: bool,
+        /// How fast this connection may send frames, so that a client can pace itself
+        /// instead of being refused. Absent from older servers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<RateLimits>,
     },
     PeerJoined {
         peer: PeerInfo,
@@ -175,7 +179,34 @@ pub enum ServerMsg {
     Error {
         code: ErrorCode,
         message: String,
+        /// Which of the connection's text frames was refused, counting from 1 (the
+        /// join), so that a client can send it again; absent where no one frame is meant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frame: Option<u64>,
+        /// For [`ErrorCode::RateLimited`]: how long until a frame would be accepted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
+}
+
+/// The pace a server holds a connection to: `messages_per_second` on average, bursts of
+/// `messages_burst` after a quiet spell (a token bucket that starts full).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimits {
+    pub messages_per_second: u32,
+    pub messages_burst: u32,
+}
+
+impl ServerMsg {
+    /// An error frame about no frame in particular.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMsg {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+            frame: None,
+            retry_after_ms: None,
+        }
+    }
 }
 
 impl ServerMsg {
@@ -422,8 +453,22 @@ mod tests {
                 credential: None,
             }],
             presenter: false,
+            limits: Some(RateLimits {
+                messages_per_second: 50,
+                messages_burst: 320,
+            }),
         };
         assert_eq!(decode_server(&encode_server(msg.clone())).unwrap(), msg);
+        let refused = ServerMsg::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+            frame: Some(7),
+            retry_after_ms: Some(20),
+        };
+        assert_eq!(
+            decode_server(&encode_server(refused.clone())).unwrap(),
+            refused
+        );
     }
 
     #[test]
@@ -456,13 +501,7 @@ mod tests {
     fn an_unknown_error_code_still_decodes() {
         let msg =
             decode_server(r#"{"v":1,"type":"error","code":"brand_new","message":"m"}"#).unwrap();
-        assert_eq!(
-            msg,
-            ServerMsg::Error {
-                code: ErrorCode::Unknown,
-                message: "m".into()
-            }
-        );
+        assert_eq!(msg, ServerMsg::error(ErrorCode::Unknown, "m"));
     }
 
     #[test]

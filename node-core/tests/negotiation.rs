@@ -43,6 +43,7 @@ fn welcome(peers: &[&str]) -> ServerMsg {
         peers: peers.iter().map(|p| info(p)).collect(),
         ice_servers: stun(),
         presenter: false,
+        limits: None,
     }
 }
 
@@ -502,10 +503,7 @@ fn an_offer_from_a_peer_we_have_replaces_the_connection() {
 #[test]
 fn signaling_errors_and_the_socket_closing_pass_through() {
     let mut n = alone();
-    n.handle_server(ServerMsg::Error {
-        code: ErrorCode::NoSuchPeer,
-        message: "no such peer".into(),
-    });
+    n.handle_server(ServerMsg::error(ErrorCode::NoSuchPeer, "no such peer"));
     assert_eq!(
         drain(&mut n),
         [Step::Emit(TransportEvent::SignalingError {

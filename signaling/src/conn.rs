@@ -110,6 +110,11 @@ struct Connection {
     joined: Option<Joined>,
     /// Paces inbound frames.
     bucket: TokenBucket,
+    /// Text and binary frames received, so that an error can name the frame it refuses
+    /// (the client counts the frames it sends the same way).
+    frames_in: u64,
+    /// The number of the frame being handled; `None` while handling a ping.
+    frame: Option<u64>,
     /// Frames refused since the last accepted one.
     errors_in_a_row: u32,
     /// Whether bad input from this connection has been logged at warn level already.
@@ -154,6 +159,8 @@ pub(crate) async fn run(
         outbox,
         joined: None,
         bucket,
+        frames_in: 0,
+        frame: None,
         errors_in_a_row: 0,
         warned: false,
     };
@@ -296,18 +303,18 @@ impl Connection {
             // tungstenite answers pings and the closing handshake by itself; a client's
             // pings cost what any frame costs (a pong answers ours and is free).
             Message::Ping(_) => {
-                if !self.bucket.take(Instant::now()) {
-                    return self.refuse(ErrorCode::RateLimited, "too many pings".into());
-                }
-                return Flow::Continue;
+                self.frame = None;
+                return match self.pace() {
+                    Ok(()) => Flow::Continue,
+                    Err(wait) => self.refuse_paced("too many pings", wait),
+                };
             }
             Message::Pong(_) | Message::Close(_) => return Flow::Continue,
         };
-        if !self.bucket.take(Instant::now()) {
-            return self.refuse(
-                ErrorCode::RateLimited,
-                "too many frames; this one was dropped".into(),
-            );
+        self.frames_in += 1;
+        self.frame = Some(self.frames_in);
+        if let Err(wait) = self.pace() {
+            return self.refuse_paced("too many frames; this one was dropped", wait);
         }
         let Some(text) = text else {
             return self.refuse(
@@ -453,6 +460,25 @@ impl Connection {
         }
     }
 
+    /// Takes a token for one inbound frame from this connection's budget and its
+    /// address's; if either is spent, how long until it will not be.
+    fn pace(&mut self) -> Result<(), Option<Duration>> {
+        let now = Instant::now();
+        if !self.bucket.take(now) {
+            return Err(self.bucket.wait(now));
+        }
+        match self.ip {
+            Some(ip) => self.shared.frame_allowed(ip, now),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a frame over a rate, saying when to send it again.
+    fn refuse_paced(&mut self, message: &str, wait: Option<Duration>) -> Flow {
+        let retry_after_ms = wait.map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX).max(1));
+        self.refuse_with(ErrorCode::RateLimited, message.into(), retry_after_ms)
+    }
+
     fn accepted(&mut self) -> Flow {
         self.errors_in_a_row = 0;
         Flow::Continue
@@ -461,6 +487,15 @@ impl Connection {
     /// Answers a refused frame with an `error` frame, or hangs up on a client that sends
     /// nothing else.
     fn refuse(&mut self, code: ErrorCode, message: String) -> Flow {
+        self.refuse_with(code, message, None)
+    }
+
+    fn refuse_with(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        retry_after_ms: Option<u64>,
+    ) -> Flow {
         self.errors_in_a_row += 1;
         self.shared
             .stats
@@ -487,7 +522,12 @@ impl Connection {
             );
             return Flow::Stop(Exit::TooManyErrors);
         }
-        let frame = encode_server(ServerMsg::Error { code, message });
+        let frame = encode_server(ServerMsg::Error {
+            code,
+            message,
+            frame: self.frame,
+            retry_after_ms,
+        });
         self.send(Message::Text(frame.into()))
     }
 

@@ -66,6 +66,12 @@ pub struct Config {
     pub messages_per_second_max: u32,
     /// Frames a connection may send at once after a quiet spell (the token bucket's size).
     pub messages_burst_max: u32,
+    /// The same over all connections from one source address: many tabs behind one
+    /// address (a classroom's NAT) share it, one host cannot multiply its budget by
+    /// opening connections. Every welcome tells the per-connection pace; this one a
+    /// client learns from a `rate_limited` error with `retry_after_ms`.
+    pub address_messages_per_second_max: u32,
+    pub address_messages_burst_max: u32,
     /// Open WebSockets at once; further upgrades are refused with 503.
     pub connections_max: usize,
     /// Connections not upgraded to a WebSocket at once (plain HTTP, keep-alive, upgrades
@@ -117,6 +123,8 @@ impl Default for Config {
             // A newcomer to a full room (64) sends an offer and a few candidates to each
             // of the 63 others at once: about 200 frames.
             messages_burst_max: 320,
+            address_messages_per_second_max: 2_000,
+            address_messages_burst_max: 8_000,
             connections_max: 4096,
             handshakes_max: 512,
             request_deadline_ms: 5_000,
@@ -182,15 +190,13 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// Counters for operators.
     stats: Stats,
-    /// Joins per source address (at most `ADDRESSES_MAX`; full buckets are pruned).
-    joins: Mutex<std::collections::HashMap<std::net::IpAddr, limit::TokenBucket>>,
+    /// Joins per source address.
+    joins: Mutex<limit::PerAddress>,
+    /// Frames per source address, over all its connections.
+    frames: Mutex<limit::PerAddress>,
     /// Connections accepted and not upgraded.
     handshakes: Arc<accept::Handshakes>,
 }
-
-/// Source addresses whose joins are paced at once; past it, idle ones are forgotten,
-/// and if none is idle a new address is refused until one is.
-const ADDRESSES_MAX: usize = 16_384;
 
 impl Shared {
     fn new(config: Config) -> Arc<Self> {
@@ -201,6 +207,10 @@ impl Shared {
         let limits = Limits {
             peers_per_room_max: config.peers_per_room_max,
             rooms_max: config.rooms_max,
+            rate: Some(node_core::signal::RateLimits {
+                messages_per_second: config.messages_per_second_max,
+                messages_burst: config.messages_burst_max,
+            }),
         };
         Arc::new(Shared {
             rooms: Mutex::new(Registry::new(limits)),
@@ -208,7 +218,14 @@ impl Shared {
             connection_slots_total: u32::try_from(slots).unwrap_or(u32::MAX),
             shutdown: watch::channel(false).0,
             stats: Stats::default(),
-            joins: Mutex::new(std::collections::HashMap::new()),
+            joins: Mutex::new(limit::PerAddress::new(
+                config.joins_per_second_max,
+                config.joins_burst_max,
+            )),
+            frames: Mutex::new(limit::PerAddress::new(
+                config.address_messages_per_second_max,
+                config.address_messages_burst_max,
+            )),
             handshakes: Arc::default(),
             config,
         })
@@ -217,20 +234,18 @@ impl Shared {
     /// Whether a join from `ip` may go ahead now (and counts it).
     fn join_allowed(&self, ip: std::net::IpAddr, now: tokio::time::Instant) -> bool {
         let mut joins = self.joins.lock().unwrap_or_else(PoisonError::into_inner);
-        if !joins.contains_key(&ip) && joins.len() >= ADDRESSES_MAX {
-            joins.retain(|_, b| !b.is_full(now));
-            if joins.len() >= ADDRESSES_MAX {
-                return false;
-            }
-        }
-        let (rate, burst) = (
-            self.config.joins_per_second_max,
-            self.config.joins_burst_max,
-        );
-        joins
-            .entry(ip)
-            .or_insert_with(|| limit::TokenBucket::new(rate, burst, now))
-            .take(now)
+        joins.take(ip, now).is_ok()
+    }
+
+    /// Whether a frame from `ip` fits its address's budget now (and counts it); if not,
+    /// how long until it would.
+    fn frame_allowed(
+        &self,
+        ip: std::net::IpAddr,
+        now: tokio::time::Instant,
+    ) -> Result<(), Option<Duration>> {
+        let mut frames = self.frames.lock().unwrap_or_else(PoisonError::into_inner);
+        frames.take(ip, now)
     }
 
     /// The registry, even if a panic elsewhere poisoned its lock: its methods never

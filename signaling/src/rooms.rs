@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::ws::Utf8Bytes;
 use node_core::signal::{
-    IceServer, PeerId, PeerInfo, PeerKind, ServerMsg, SignalData, encode_server,
+    IceServer, PeerId, PeerInfo, PeerKind, RateLimits, ServerMsg, SignalData, encode_server,
 };
 use rand::Rng;
 use serde::Serialize;
@@ -29,6 +29,8 @@ pub struct Limits {
     pub peers_per_room_max: usize,
     /// Rooms at once; opening one more gets `too_many_rooms`.
     pub rooms_max: usize,
+    /// The pace each connection is held to, told to every member in its welcome.
+    pub rate: Option<RateLimits>,
 }
 
 /// Why a join was refused.
@@ -172,6 +174,7 @@ impl Registry {
             peers: members.iter().map(|m| m.info.clone()).collect(),
             ice_servers: ice_servers.to_vec(),
             presenter,
+            limits: self.limits.rate,
         });
         deliver(&id, &outbox, welcome, &mut failed);
 
@@ -313,6 +316,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         peers_per_room_max: 3,
         rooms_max: 2,
+        rate: None,
     };
 
     /// A member's view from outside: its queue's receiving end.
@@ -388,6 +392,7 @@ mod tests {
                 peers: vec![],
                 ice_servers: ice.to_vec(),
                 presenter: false,
+                limits: None,
             }]
         );
 
@@ -519,6 +524,7 @@ mod tests {
         let mut reg = Registry::new(Limits {
             peers_per_room_max: 8,
             rooms_max: 8,
+            rate: None,
         });
         let a = Client::new(64);
         // b has room for its welcome and c's peer_joined; c only for its welcome.

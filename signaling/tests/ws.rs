@@ -956,6 +956,7 @@ async fn names_are_cleaned_and_joins_and_pings_are_paced() {
             ServerMsg::Error {
                 code: ErrorCode::RateLimited,
                 message,
+                ..
             } => {
                 assert!(message.contains("joins from your address"), "{message}");
                 refused += 1;
@@ -978,7 +979,8 @@ async fn names_are_cleaned_and_joins_and_pings_are_paced() {
             .unwrap()
         {
             Some(Ok(Message::Text(t))) => {
-                if let Ok(ServerMsg::Error { code, message }) = node_core::signal::decode_server(&t)
+                if let Ok(ServerMsg::Error { code, message, .. }) =
+                    node_core::signal::decode_server(&t)
                 {
                     break (code, message);
                 }
@@ -1015,4 +1017,111 @@ async fn a_socket_that_never_joins_is_closed_and_frees_its_slot() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_refusal_for_pace_names_the_frame_and_when_to_send_it_again() {
+    let server = Server::start(Config {
+        messages_per_second_max: 2,
+        messages_burst_max: 3,
+        ..Config::default()
+    })
+    .await;
+    let mut c = server.client().await;
+    let welcome_limits = {
+        c.send_join("r").await;
+        match c.recv().await {
+            ServerMsg::Welcome { limits, .. } => limits,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        welcome_limits,
+        Some(node_core::signal::RateLimits {
+            messages_per_second: 2,
+            messages_burst: 3
+        }),
+        "the welcome tells the pace"
+    );
+    let to_nobody = encode_client(ClientMsg::Signal {
+        to: PeerId("nobody".into()),
+        data: offer("x"),
+    });
+    for _ in 0..3 {
+        c.send_text(to_nobody.clone()).await;
+    }
+    // Frames 2 and 3 are answered (no such peer); frame 4 is over the burst.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        match c.recv().await {
+            ServerMsg::Error {
+                code,
+                frame,
+                retry_after_ms,
+                ..
+            } => seen.push((code, frame, retry_after_ms)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(seen[0], (ErrorCode::NoSuchPeer, Some(2), None));
+    assert_eq!(seen[1], (ErrorCode::NoSuchPeer, Some(3), None));
+    let (code, frame, retry) = seen[2];
+    assert_eq!((code, frame), (ErrorCode::RateLimited, Some(4)));
+    // Two per second: the next token in at most 500 ms.
+    let retry = retry.expect("a retry hint");
+    assert!((1..=500).contains(&retry), "{retry}");
+}
+
+#[tokio::test]
+async fn frames_are_paced_per_address_over_all_its_connections() {
+    let server = Server::start(Config {
+        address_messages_per_second_max: 1,
+        address_messages_burst_max: 6,
+        ..Config::default()
+    })
+    .await;
+    // Three connections from 127.0.0.1, each well within its own pace.
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut c = server.client().await;
+        c.join("r").await;
+        clients.push(c);
+    }
+    let to_nobody = encode_client(ClientMsg::Signal {
+        to: PeerId("nobody".into()),
+        data: offer("x"),
+    });
+    let mut limited = 0;
+    for c in &mut clients {
+        for _ in 0..2 {
+            c.send_text(to_nobody.clone()).await;
+        }
+    }
+    for c in &mut clients {
+        // Drain the peer_joined notices before the errors.
+        for _ in 0..2 {
+            loop {
+                match c.recv().await {
+                    ServerMsg::PeerJoined { .. } => continue,
+                    ServerMsg::Error {
+                        code: ErrorCode::RateLimited,
+                        retry_after_ms,
+                        ..
+                    } => {
+                        assert!(retry_after_ms.is_some_and(|ms| ms <= 1_000));
+                        limited += 1;
+                    }
+                    ServerMsg::Error {
+                        code: ErrorCode::NoSuchPeer,
+                        ..
+                    } => {}
+                    other => panic!("{other:?}"),
+                }
+                break;
+            }
+        }
+    }
+    // 3 joins and 3 signals fit the address's burst of 6; the other 3 do not (give or
+    // take the one token that may refill meanwhile).
+    assert!((2..=3).contains(&limited), "{limited}");
 }

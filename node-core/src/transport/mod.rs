@@ -16,6 +16,7 @@
 use crate::signal::{ErrorCode, PeerId, PeerInfo};
 
 pub mod negotiation;
+pub mod pace;
 
 #[cfg(all(feature = "platform", not(target_arch = "wasm32")))]
 pub mod native;

@@ -29,8 +29,11 @@ use webrtc::peer_connection::{
 };
 
 use super::negotiation::{Candidate, ConnId, Negotiation, NegotiationConfig, Step};
+use super::pace::Pacer;
 use super::{SendError, Transport, TransportEvent};
-use crate::signal::{self, ClientMsg, IceServer, PeerId, PeerKind, ServerMsg, SignalData};
+use crate::signal::{
+    self, ClientMsg, ErrorCode, IceServer, PeerId, PeerKind, RateLimits, ServerMsg, SignalData,
+};
 use crate::wire::MESSAGE_LEN_MAX;
 
 /// How a native node reaches the mesh.
@@ -98,8 +101,8 @@ type NegotiationError = Box<dyn std::error::Error + Send + Sync>;
 
 struct Inner {
     config: NativeConfig,
-    /// Frames for the signaling socket's writer task.
-    ws_out: mpsc::Sender<String>,
+    /// Frames (and pacing news) for the signaling socket's writer task.
+    ws_out: mpsc::Sender<Out>,
     /// Events for the driver.
     events: mpsc::Sender<TransportEvent>,
     /// The negotiation policy. Locked only to feed one input and drain its steps, never
@@ -133,17 +136,10 @@ impl NativeTransport {
                 url: config.server_url.clone(),
                 source: Box::new(e),
             })?;
-        let (mut ws_tx, mut ws_rx) = ws.split();
-        let (out_tx, mut out_rx) = mpsc::channel::<String>(256);
+        let (ws_tx, mut ws_rx) = ws.split();
+        let (out_tx, out_rx) = mpsc::channel::<Out>(256);
         let (ev_tx, ev_rx) = mpsc::channel(config.events_max);
-        tokio::spawn(async move {
-            while let Some(text) = out_rx.recv().await {
-                if ws_tx.send(Message::text(text)).await.is_err() {
-                    break;
-                }
-            }
-            let _ = ws_tx.send(Message::Close(None)).await;
-        });
+        tokio::spawn(write_paced(ws_tx, out_rx));
         let join = signal::encode_client(ClientMsg::Join {
             room: config.room.clone(),
             kind,
@@ -167,7 +163,7 @@ impl NativeTransport {
             ice_servers: Mutex::new(Vec::new()),
             ice_bind,
         });
-        let _ = inner.ws_out.send(join).await;
+        let _ = inner.ws_out.send(Out::Frame(join)).await;
         let weak = Arc::downgrade(&inner);
         // One reader: server frames are fed to the policy in the order they arrived, and
         // the negotiation steps of one frame finish before the next frame is read.
@@ -180,9 +176,34 @@ impl NativeTransport {
                     Ok(msg) => {
                         match &msg {
                             ServerMsg::Welcome {
-                                id, room, peers, ..
-                            } => tracing::info!(%id, %room, peers = peers.len(), "joined"),
-                            ServerMsg::Error { code, message } => {
+                                id,
+                                room,
+                                peers,
+                                limits,
+                                ..
+                            } => {
+                                tracing::info!(%id, %room, peers = peers.len(), "joined");
+                                if let Some(l) = limits {
+                                    let _ = inner.ws_out.send(Out::Limits(*l)).await;
+                                }
+                            }
+                            ServerMsg::Error {
+                                code: ErrorCode::RateLimited,
+                                frame: Some(frame),
+                                retry_after_ms,
+                                ..
+                            } => {
+                                tracing::debug!(
+                                    frame,
+                                    "the signaling server paced a frame: sending it again"
+                                );
+                                let refused = Out::Refused {
+                                    frame: *frame,
+                                    retry_after_ms: *retry_after_ms,
+                                };
+                                let _ = inner.ws_out.send(refused).await;
+                            }
+                            ServerMsg::Error { code, message, .. } => {
                                 tracing::warn!(?code, "signaling server refused a frame: {message}")
                             }
                             _ => {}
@@ -203,6 +224,71 @@ impl NativeTransport {
             events: ev_rx,
         })
     }
+}
+
+/// What the signaling socket's writer is told.
+enum Out {
+    /// A frame to send, at the server's pace.
+    Frame(String),
+    /// The pace the server announced.
+    Limits(RateLimits),
+    /// The server refused this frame for pace.
+    Refused {
+        frame: u64,
+        retry_after_ms: Option<u64>,
+    },
+}
+
+/// Sends frames to the signaling server at its pace ([`Pacer`]) until the transport is
+/// dropped or the socket fails, then closes the socket.
+async fn write_paced(
+    mut ws_tx: futures_util::stream::SplitSink<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        Message,
+    >,
+    mut out_rx: mpsc::Receiver<Out>,
+) {
+    let start = tokio::time::Instant::now();
+    let now_ms = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.subsec_nanos().into());
+    let mut pacer = Pacer::new(now_ms(), seed);
+    'run: loop {
+        while let Some(text) = pacer.poll(now_ms()) {
+            if ws_tx.send(Message::text(text)).await.is_err() {
+                break 'run;
+            }
+        }
+        let wake = pacer
+            .wake_at(now_ms())
+            .map(|ms| start + std::time::Duration::from_millis(ms));
+        let out = tokio::select! {
+            out = out_rx.recv() => out,
+            () = tokio::time::sleep_until(wake.unwrap_or(start)), if wake.is_some() => continue,
+        };
+        match out {
+            None => break,
+            Some(Out::Frame(text)) => pacer.push(text),
+            Some(Out::Limits(limits)) => pacer.set_limits(limits, now_ms()),
+            Some(Out::Refused {
+                frame,
+                retry_after_ms,
+            }) => pacer.refused(frame, retry_after_ms, now_ms()),
+        }
+    }
+    let stats = pacer.stats();
+    if stats.refused > 0 {
+        tracing::info!(
+            refused = stats.refused,
+            resent = stats.resent,
+            dropped = stats.dropped,
+            "frames the signaling server paced"
+        );
+    }
+    let _ = ws_tx.send(Message::Close(None)).await;
 }
 
 /// `IP` → `IP:0`; `IP:PORT` and `[v6]:PORT` pass; anything else is refused.
@@ -300,7 +386,7 @@ impl Inner {
             to: to.clone(),
             data,
         });
-        let _ = self.ws_out.send(frame).await;
+        let _ = self.ws_out.send(Out::Frame(frame)).await;
     }
 
     async fn new_pc(
@@ -579,7 +665,7 @@ impl Transport for NativeTransport {
 
     fn take_server_away(&self, secs: u32) {
         let frame = signal::encode_client(ClientMsg::Outage { secs });
-        if self.inner.ws_out.try_send(frame).is_err() {
+        if self.inner.ws_out.try_send(Out::Frame(frame)).is_err() {
             tracing::warn!("the signaling socket is closed or busy: outage not asked");
         }
     }

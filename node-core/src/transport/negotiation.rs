@@ -303,7 +303,7 @@ impl Negotiation {
                 self.emit(TransportEvent::PeerLeft(id));
             }
             ServerMsg::Signal { from, data } => self.on_signal(from, data),
-            ServerMsg::Error { code, message } => {
+            ServerMsg::Error { code, message, .. } => {
                 self.emit(TransportEvent::SignalingError { code, message })
             }
         }

@@ -26,14 +26,24 @@ use web_sys::{
 };
 
 use super::negotiation::{Candidate, ConnId, Negotiation, NegotiationConfig, Step};
+use super::pace::Pacer;
 use super::{SendError, Transport, TransportEvent};
-use crate::signal::{self, ClientMsg, IceServer, PeerId, PeerKind, SignalData};
+use crate::signal::{
+    self, ClientMsg, ErrorCode, IceServer, PeerId, PeerKind, ServerMsg, SignalData,
+};
 use crate::wire::MESSAGE_LEN_MAX;
 
 /// Bytes queued in a data channel above which `send` waits for `bufferedamountlow`.
 const BUFFERED_HIGH_BYTES: u32 = 1 << 20;
 /// Where `bufferedamountlow` fires.
 const BUFFERED_LOW_BYTES: u32 = 256 << 10;
+
+/// The page's monotonic clock in whole milliseconds.
+fn now_ms() -> u64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or_else(js_sys::Date::now, |p| p.now()) as u64
+}
 
 /// A browser callback kept alive as long as its owner.
 type Callback = Closure<dyn FnMut(JsValue)>;
@@ -87,6 +97,10 @@ struct Inner {
     ice_servers: RefCell<Vec<IceServer>>,
     /// The socket's own callbacks.
     ws_callbacks: RefCell<Vec<Callback>>,
+    /// Frames to the server, at its pace.
+    pacer: RefCell<Pacer>,
+    /// When the pacer's timer is set for (ms on the page's clock), if it is.
+    timer_at: std::cell::Cell<Option<u64>>,
 }
 
 /// A browser mesh endpoint.
@@ -119,17 +133,24 @@ impl WebTransport {
             conns: RefCell::new(HashMap::new()),
             ice_servers: RefCell::new(Vec::new()),
             ws_callbacks: RefCell::new(Vec::new()),
+            pacer: RefCell::new(Pacer::new(now_ms(), (js_sys::Math::random() * 1e15) as u64)),
+            timer_at: std::cell::Cell::new(None),
         });
-        let join = signal::encode_client(ClientMsg::Join {
-            room: room.to_string(),
-            kind,
-            name: name.to_string(),
-            presenter_key,
-        });
+        inner
+            .pacer
+            .borrow_mut()
+            .push(signal::encode_client(ClientMsg::Join {
+                room: room.to_string(),
+                kind,
+                name: name.to_string(),
+                presenter_key,
+            }));
         let on_open = {
-            let ws = ws.clone();
+            let weak = Rc::downgrade(&inner);
             callback(move |_| {
-                let _ = ws.send_with_str(&join);
+                if let Some(inner) = weak.upgrade() {
+                    inner.flush();
+                }
             })
         };
         let on_message = {
@@ -145,7 +166,10 @@ impl WebTransport {
                 // The policy sees frames in the order they arrived; only the platform's
                 // asynchronous calls run later.
                 match signal::decode_server(&text) {
-                    Ok(msg) => inner.run(inner.input(|n| n.handle_server(msg))),
+                    Ok(msg) => {
+                        inner.pace(&msg);
+                        inner.run(inner.input(|n| n.handle_server(msg)));
+                    }
                     Err(e) => {
                         web_sys::console::warn_1(&format!("signaling frame dropped: {e}").into())
                     }
@@ -267,12 +291,76 @@ impl Inner {
         let _ = self.events.unbounded_send(ev);
     }
 
-    fn signal(&self, to: &PeerId, data: SignalData) {
+    fn signal(self: &Rc<Self>, to: &PeerId, data: SignalData) {
         let frame = signal::encode_client(ClientMsg::Signal {
             to: to.clone(),
             data,
         });
-        let _ = self.ws.send_with_str(&frame);
+        self.send_paced(frame);
+    }
+
+    /// Sends a frame to the signaling server once its pace allows.
+    fn send_paced(self: &Rc<Self>, frame: String) {
+        self.pacer.borrow_mut().push(frame);
+        self.flush();
+    }
+
+    /// What a server frame tells the pacer: the pace, or a frame to send again.
+    fn pace(self: &Rc<Self>, msg: &ServerMsg) {
+        match msg {
+            ServerMsg::Welcome {
+                limits: Some(limits),
+                ..
+            } => self.pacer.borrow_mut().set_limits(*limits, now_ms()),
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                frame: Some(frame),
+                retry_after_ms,
+                ..
+            } => {
+                self.pacer
+                    .borrow_mut()
+                    .refused(*frame, *retry_after_ms, now_ms());
+                self.flush();
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends what the pace allows now, and sets a timer for the rest.
+    fn flush(self: &Rc<Self>) {
+        if self.ws.ready_state() != WebSocket::OPEN {
+            return;
+        }
+        let now = now_ms();
+        let wake = {
+            let mut pacer = self.pacer.borrow_mut();
+            while let Some(frame) = pacer.poll(now) {
+                let _ = self.ws.send_with_str(&frame);
+            }
+            pacer.wake_at(now)
+        };
+        let Some(wake) = wake else { return };
+        if self.timer_at.get().is_some_and(|t| t <= wake) {
+            return;
+        }
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let weak = Rc::downgrade(self);
+        let fire = Closure::once_into_js(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.timer_at.set(None);
+                inner.flush();
+            }
+        });
+        let delay = i32::try_from(wake.saturating_sub(now)).unwrap_or(i32::MAX);
+        if window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(fire.unchecked_ref(), delay)
+            .is_ok()
+        {
+            self.timer_at.set(Some(wake));
+        }
     }
 
     /// Builds attempt `conn`'s connection with its callbacks and holds it as the peer's.
@@ -550,7 +638,7 @@ impl Transport for WebTransport {
 
     fn take_server_away(&self, secs: u32) {
         let frame = signal::encode_client(ClientMsg::Outage { secs });
-        let _ = self.inner.ws.send_with_str(&frame);
+        self.inner.send_paced(frame);
     }
 
     async fn shutdown(&self) {

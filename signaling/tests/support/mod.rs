@@ -135,7 +135,7 @@ impl Client {
     /// The next frame, which must be an error; returns its code and message.
     pub async fn recv_error(&mut self) -> (ErrorCode, String) {
         match self.recv().await {
-            ServerMsg::Error { code, message } => (code, message),
+            ServerMsg::Error { code, message, .. } => (code, message),
             other => panic!("expected an error frame, got {other:?}"),
         }
     }
