@@ -244,6 +244,47 @@ pub enum ErrorCode {
     Unknown,
 }
 
+impl ErrorCode {
+    /// The code as it appears on the wire (`rate_limited`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::BadVersion => "bad_version",
+            ErrorCode::BadRoom => "bad_room",
+            ErrorCode::TooBig => "too_big",
+            ErrorCode::NoSuchPeer => "no_such_peer",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Binary => "binary",
+            ErrorCode::NotPresenter => "not_presenter",
+            ErrorCode::ServerAway => "server_away",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+
+    /// Every code this version knows.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::BadJson,
+        ErrorCode::UnknownType,
+        ErrorCode::BadVersion,
+        ErrorCode::BadRoom,
+        ErrorCode::TooBig,
+        ErrorCode::NoSuchPeer,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::RoomFull,
+        ErrorCode::TooManyRooms,
+        ErrorCode::RateLimited,
+        ErrorCode::Binary,
+        ErrorCode::NotPresenter,
+        ErrorCode::ServerAway,
+    ];
+}
+
 /// A frame on the wire: the version plus the message, flattened into one JSON object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame<M> {
@@ -495,6 +536,14 @@ mod tests {
             code(r#"{"v":1,"type":"signal","to":"x"}"#),
             ErrorCode::BadJson
         );
+    }
+
+    #[test]
+    fn error_code_names_are_the_wire_names() {
+        for code in ErrorCode::ALL.iter().chain([&ErrorCode::Unknown]) {
+            let wire = serde_json::to_string(code).unwrap();
+            assert_eq!(wire, format!("\"{}\"", code.as_str()));
+        }
     }
 
     #[test]

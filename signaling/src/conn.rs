@@ -59,6 +59,22 @@ enum Exit {
     Violation(u16),
 }
 
+impl Exit {
+    /// Why the server ended the connection, for `/metrics`; `None` when the client did.
+    fn drop_reason(self) -> Option<&'static str> {
+        match self {
+            Exit::Gone => None,
+            Exit::Kicked => Some("slow_reader"),
+            Exit::TooManyErrors => Some("too_many_errors"),
+            Exit::Shutdown => Some("shutdown"),
+            Exit::Away => Some("presenter_outage"),
+            Exit::Silent => Some("silent"),
+            Exit::NeverJoined => Some("never_joined"),
+            Exit::Violation(_) => Some("protocol_violation"),
+        }
+    }
+}
+
 /// The close code for a read error that is the client's fault; `None` for a connection
 /// that merely broke.
 fn violation(e: &axum::Error) -> Option<u16> {
@@ -170,6 +186,9 @@ pub(crate) async fn run(
     }
     connection.leave();
 
+    if let Some(reason) = exit.drop_reason() {
+        shared.stats.drops.add(reason);
+    }
     let close = match exit {
         Exit::Shutdown => Some((close_code::AWAY, "server shutting down")),
         Exit::TooManyErrors => Some((close_code::POLICY, "too many bad frames")),
@@ -187,7 +206,9 @@ pub(crate) async fn run(
             reason: reason.into(),
         };
         // A full queue means the client is not reading; it will not read this either.
-        let _ = connection.outbox.push(Message::Close(Some(frame)));
+        if connection.outbox.push(Message::Close(Some(frame))).is_ok() {
+            shared.stats.frames_out.add("close");
+        }
         // Read on until the client answers the close (or a grace period passes): a
         // socket closed with unread bytes in it is reset, and the client would see the
         // reset instead of its error frames and the close code.
@@ -274,6 +295,7 @@ impl Connection {
                     }
                     next_ping = Instant::now() + every;
                     // A full queue is a slow client: the push drops it as any frame would.
+                    self.shared.stats.frames_out.add("ping");
                     if let Flow::Stop(exit) = self.send(Message::Ping(Default::default())) {
                         return exit;
                     }
@@ -303,6 +325,7 @@ impl Connection {
             // tungstenite answers pings and the closing handshake by itself; a client's
             // pings cost what any frame costs (a pong answers ours and is free).
             Message::Ping(_) => {
+                self.shared.stats.frames_in.add("ping");
                 self.frame = None;
                 return match self.pace() {
                     Ok(()) => Flow::Continue,
@@ -313,6 +336,9 @@ impl Connection {
         };
         self.frames_in += 1;
         self.frame = Some(self.frames_in);
+        if text.is_none() {
+            self.shared.stats.frames_in.add("binary");
+        }
         if let Err(wait) = self.pace() {
             return self.refuse_paced("too many frames; this one was dropped", wait);
         }
@@ -333,8 +359,19 @@ impl Connection {
             );
         }
         match decode_client(&text) {
-            Ok(msg) => self.on_message(msg),
-            Err(e) => self.refuse(e.code, e.message),
+            Ok(msg) => {
+                let kind = match &msg {
+                    ClientMsg::Join { .. } => "join",
+                    ClientMsg::Signal { .. } => "signal",
+                    ClientMsg::Outage { .. } => "outage",
+                };
+                self.shared.stats.frames_in.add(kind);
+                self.on_message(msg)
+            }
+            Err(e) => {
+                self.shared.stats.frames_in.add("invalid");
+                self.refuse(e.code, e.message)
+            }
         }
     }
 
@@ -501,6 +538,7 @@ impl Connection {
             .stats
             .frames_refused
             .fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.errors.add(code.as_str());
         let id = self.joined.as_ref().map(|j| j.id.as_str());
         if !self.warned {
             self.warned = true;
@@ -528,6 +566,7 @@ impl Connection {
             frame: self.frame,
             retry_after_ms,
         });
+        self.shared.stats.frames_out.add("error");
         self.send(Message::Text(frame.into()))
     }
 

@@ -1,4 +1,5 @@
-//! Routes: the WebSocket upgrade, the web UI and static files, health and room listings.
+//! Routes: the WebSocket upgrade, the web UI and static files, health, room listings,
+//! statistics and metrics.
 //!
 //! Handlers here only read shared state or hand a socket to `conn`; they never change
 //! a room.
@@ -10,14 +11,16 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
+use node_core::signal::ErrorCode;
+use serde::{Deserialize, Serialize};
 use tower_http::services::ServeDir;
 
 use crate::Shared;
+use crate::metrics::Exposition;
 use crate::rooms::RoomView;
 
 /// Room for the WebSocket framing and a JSON envelope around an oversized payload, so
@@ -36,6 +39,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/rooms", get(rooms))
         .route("/api/stats", get(stats))
         .route("/api/info", get(info))
+        .route("/metrics", get(metrics))
         .nest_service("/static", static_files)
         .fallback(web_ui)
         .with_state(shared)
@@ -83,16 +87,51 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Rooms listed per `/api/rooms` page unless the query asks for fewer, and at most.
+const ROOMS_PAGE_DEFAULT: usize = 100;
+const ROOMS_PAGE_MAX: usize = 1_000;
+
+/// `/api/rooms?after=NAME&limit=N`: the rooms after `NAME` by name, `N` of them.
+#[derive(Deserialize)]
+struct RoomsQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
 /// The body of `/api/rooms`.
 #[derive(Serialize)]
 struct RoomsBody {
-    /// Every room with its members, by room name.
+    /// One page of rooms with their members, by room name.
     rooms: Vec<RoomView>,
+    /// The `after` that gets the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    /// Rooms and members on the whole server.
+    rooms_total: usize,
+    peers_total: usize,
 }
 
-async fn rooms(State(shared): State<Arc<Shared>>) -> Json<RoomsBody> {
-    let rooms = shared.registry().rooms();
-    Json(RoomsBody { rooms })
+/// One page of rooms: the registry's lock is held while one page is copied, never
+/// while the whole registry is, and the JSON is written after it is released.
+async fn rooms(State(shared): State<Arc<Shared>>, Query(q): Query<RoomsQuery>) -> Json<RoomsBody> {
+    let limit = q
+        .limit
+        .unwrap_or(ROOMS_PAGE_DEFAULT)
+        .clamp(1, ROOMS_PAGE_MAX);
+    let ((rooms, more), (rooms_total, peers_total)) = {
+        let registry = shared.registry();
+        (
+            registry.rooms_page(q.after.as_deref(), limit),
+            registry.counts(),
+        )
+    };
+    let next = more.then(|| rooms.last().map(|r| r.name.clone())).flatten();
+    Json(RoomsBody {
+        rooms,
+        next,
+        rooms_total,
+        peers_total,
+    })
 }
 
 /// The body of `/api/info`: what a page needs to know about the server.
@@ -143,11 +182,9 @@ struct StatsBody {
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Json<StatsBody> {
-    let (rooms, peers, registry_slow) = {
+    let ((rooms, peers), registry_slow) = {
         let registry = shared.registry();
-        let rooms = registry.rooms();
-        let peers = rooms.iter().map(|r| r.peers.len()).sum();
-        (rooms.len(), peers, registry.slow_dropped())
+        (registry.counts(), registry.slow_dropped())
     };
     let s = &shared.stats;
     let free = shared.connection_slots.available_permits() as u64;
@@ -167,6 +204,140 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<StatsBody> {
         rooms,
         peers,
     })
+}
+
+/// `/metrics`: the counters of `/api/stats` and more, by label, in Prometheus's text
+/// format.
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let ((rooms, peers), slow_in_registry, mut frames_out) = {
+        let registry = shared.registry();
+        (
+            registry.counts(),
+            registry.slow_dropped(),
+            registry.frames_out().clone(),
+        )
+    };
+    for (kind, n) in shared.stats.frames_out.snapshot() {
+        *frames_out.entry(kind).or_default() += n;
+    }
+    let s = &shared.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let free = shared.connection_slots.available_permits() as u64;
+    let mut e = Exposition::new();
+    let open = u64::from(shared.connection_slots_total).saturating_sub(free);
+    e.single("connections_open", "gauge", "WebSockets open now.", open);
+    let handshakes = shared.handshakes.len() as u64;
+    e.single(
+        "handshakes_open",
+        "gauge",
+        "Connections accepted and not upgraded to a WebSocket, now.",
+        handshakes,
+    );
+    e.single("rooms", "gauge", "Rooms now.", rooms as u64);
+    e.single("peers", "gauge", "Members of all rooms now.", peers as u64);
+    let queued = s.queued_bytes.load(Ordering::Relaxed) as u64;
+    e.single(
+        "queued_bytes",
+        "gauge",
+        "Bytes queued for all clients now.",
+        queued,
+    );
+    let counters: [(&str, &str, u64); 7] = [
+        (
+            "connections_opened_total",
+            "WebSockets opened.",
+            load(&s.connections_opened),
+        ),
+        (
+            "connections_refused_total",
+            "Upgrades refused because connections_max WebSockets were open.",
+            load(&s.connections_refused),
+        ),
+        (
+            "handshakes_evicted_total",
+            "Connections not upgraded, closed to make room for newer ones.",
+            load(&s.handshakes_evicted),
+        ),
+        (
+            "accept_errors_total",
+            "Failed accept calls.",
+            load(&s.accept_errors),
+        ),
+        (
+            "writers_stalled_total",
+            "Clients whose socket took nothing for write_stall_ms.",
+            load(&s.writers_stalled),
+        ),
+        (
+            "slow_dropped_total",
+            "Clients dropped because their queue filled up.",
+            slow_in_registry + load(&s.slow_dropped),
+        ),
+        (
+            "presenter_keys_refused_total",
+            "Joins with a presenter key other than the server's.",
+            load(&s.presenter_keys_refused),
+        ),
+    ];
+    for (name, help, value) in counters {
+        e.single(name, "counter", help, value);
+    }
+    let kinds_in = ["join", "signal", "outage", "ping", "binary", "invalid"];
+    e.labelled(
+        "frames_in_total",
+        "Frames received, by type.",
+        "type",
+        &kinds_in,
+        &s.frames_in.snapshot(),
+    );
+    let kinds_out = [
+        "welcome",
+        "peer_joined",
+        "peer_left",
+        "signal",
+        "error",
+        "ping",
+        "close",
+    ];
+    e.labelled(
+        "frames_out_total",
+        "Frames queued for clients, by type.",
+        "type",
+        &kinds_out,
+        &frames_out,
+    );
+    let codes: Vec<&'static str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    e.labelled(
+        "errors_total",
+        "Error frames sent, by code.",
+        "code",
+        &codes,
+        &s.errors.snapshot(),
+    );
+    let reasons = [
+        "slow_reader",
+        "silent",
+        "never_joined",
+        "too_many_errors",
+        "protocol_violation",
+        "presenter_outage",
+        "shutdown",
+    ];
+    e.labelled(
+        "drops_total",
+        "Connections the server ended, by reason.",
+        "reason",
+        &reasons,
+        &s.drops.snapshot(),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        e.finish(),
+    )
+        .into_response()
 }
 
 /// Everything else is the web UI, or, when it has not been built, a note saying how to

@@ -26,6 +26,7 @@ mod accept;
 mod conn;
 mod http;
 mod limit;
+mod metrics;
 mod outbox;
 mod rooms;
 
@@ -173,6 +174,16 @@ struct Stats {
     accept_errors: AtomicU64,
     /// Handshakes closed to make room for newer connections.
     handshakes_evicted: AtomicU64,
+    /// Frames received, by type (`join`, `signal`, `outage`, `ping`, `binary`,
+    /// `invalid`).
+    frames_in: metrics::Tally,
+    /// Frames queued by connections themselves (`error`, `ping`, `close`); the registry
+    /// counts what it relays and announces.
+    frames_out: metrics::Tally,
+    /// Error frames by code.
+    errors: metrics::Tally,
+    /// Connections the server ended, by reason.
+    drops: metrics::Tally,
 }
 
 /// What every request and connection shares.

@@ -96,6 +96,8 @@ pub struct Registry {
     limits: Limits,
     /// Members dropped because they did not read fast enough, since start.
     slow_dropped: u64,
+    /// Frames queued for members, by type, since start.
+    frames_out: BTreeMap<&'static str, u64>,
     /// Rooms a presenter took the server away from, until when (at most `rooms_max`;
     /// expired ones are pruned whenever one is added).
     away: BTreeMap<String, Instant>,
@@ -108,6 +110,7 @@ impl Registry {
             room_of: HashMap::new(),
             limits,
             slow_dropped: 0,
+            frames_out: BTreeMap::new(),
             away: BTreeMap::new(),
         }
     }
@@ -182,9 +185,12 @@ impl Registry {
         for m in members.iter() {
             deliver(&m.info.id, &m.outbox, joined.clone(), &mut failed);
         }
+        let others = members.len() as u64;
 
         members.push(Member { info, outbox });
         self.room_of.insert(id.clone(), room.to_string());
+        self.sent("welcome", 1);
+        self.sent("peer_joined", others);
         self.remove_all(failed);
         Ok(id)
     }
@@ -218,19 +224,48 @@ impl Registry {
         });
         let mut failed = Vec::new();
         deliver(&target.info.id, &target.outbox, frame, &mut failed);
+        self.sent("signal", 1);
         self.remove_all(failed);
         Ok(())
     }
 
+    /// Up to `limit` rooms with their members, by room name, starting after `after`;
+    /// and whether more follow. The lock is held for one page only.
+    pub fn rooms_page(&self, after: Option<&str>, limit: usize) -> (Vec<RoomView>, bool) {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut range =
+            self.rooms
+                .range::<str, _>((start, Bound::Unbounded))
+                .map(|(name, members)| RoomView {
+                    name: name.clone(),
+                    peers: members.iter().map(|m| m.info.clone()).collect(),
+                });
+        let page: Vec<RoomView> = range.by_ref().take(limit).collect();
+        let more = range.next().is_some();
+        (page, more)
+    }
+
     /// Every room and its members, by room name.
+    #[cfg(test)]
     pub fn rooms(&self) -> Vec<RoomView> {
-        self.rooms
-            .iter()
-            .map(|(name, members)| RoomView {
-                name: name.clone(),
-                peers: members.iter().map(|m| m.info.clone()).collect(),
-            })
-            .collect()
+        self.rooms_page(None, usize::MAX).0
+    }
+
+    /// Rooms and members now.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.rooms.len(), self.room_of.len())
+    }
+
+    /// Frames queued for members since start, by type.
+    pub fn frames_out(&self) -> &BTreeMap<&'static str, u64> {
+        &self.frames_out
+    }
+
+    fn sent(&mut self, kind: &'static str, n: u64) {
+        if n > 0 {
+            *self.frames_out.entry(kind).or_default() += n;
+        }
     }
 
     /// Members dropped for not keeping up, since start.
@@ -284,9 +319,11 @@ impl Registry {
             for m in members.iter() {
                 deliver(&m.info.id, &m.outbox, left.clone(), &mut todo);
             }
+            let told = members.len() as u64;
             if members.is_empty() {
                 self.rooms.remove(&room);
             }
+            self.sent("peer_left", told);
         }
     }
 }

@@ -43,7 +43,10 @@ async fn api_rooms_lists_rooms_and_their_peers() {
         res.headers
     );
     let json: serde_json::Value = serde_json::from_str(&res.body).unwrap();
-    assert_eq!(json, serde_json::json!({ "rooms": [] }));
+    assert_eq!(
+        json,
+        serde_json::json!({ "rooms": [], "rooms_total": 0, "peers_total": 0 })
+    );
 
     let mut a = server.client().await;
     let mut b = server.client().await;
@@ -62,7 +65,7 @@ async fn api_rooms_lists_rooms_and_their_peers() {
             { "id": wa.id.as_str(), "kind": "browser", "name": "tab" },
             { "id": wc.id.as_str(), "kind": "native", "name": "" },
         ]},
-    ]});
+    ], "rooms_total": 2, "peers_total": 3 });
     assert_eq!(json, expected);
 
     // A member that left is no longer listed; a's peer_left says the server is done.
@@ -296,4 +299,139 @@ async fn a_flood_of_silent_sockets_neither_silences_healthz_nor_evicts_members()
         ServerMsg::Signal { from, .. } => assert_eq!(from, welcome.id),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn api_rooms_comes_in_pages() {
+    let server = Server::default().await;
+    let mut clients = Vec::new();
+    for room in ["e", "c", "a", "d", "b"] {
+        let mut c = server.client().await;
+        c.join(room).await;
+        clients.push(c);
+    }
+    let page = |query: &'static str| {
+        let server = &server;
+        async move {
+            let res = server.get(&format!("/api/rooms{query}")).await;
+            assert_eq!(res.status, 200, "{query}: {}", res.body);
+            let json: serde_json::Value = serde_json::from_str(&res.body).unwrap();
+            let names: Vec<String> = json["rooms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(
+                (json["rooms_total"].as_u64(), json["peers_total"].as_u64()),
+                (Some(5), Some(5))
+            );
+            (names, json["next"].as_str().map(str::to_string))
+        }
+    };
+    assert_eq!(
+        page("?limit=2").await,
+        (vec!["a".into(), "b".into()], Some("b".into()))
+    );
+    assert_eq!(
+        page("?after=b&limit=2").await,
+        (vec!["c".into(), "d".into()], Some("d".into()))
+    );
+    assert_eq!(page("?after=d&limit=2").await, (vec!["e".into()], None));
+    assert_eq!(page("?after=e").await, (vec![], None));
+    // A cursor need not be a room that exists; a limit of 0 is taken as 1.
+    assert_eq!(
+        page("?after=bb&limit=0").await,
+        (vec!["c".into()], Some("c".into()))
+    );
+    assert_eq!(page("").await.0.len(), 5);
+    for bad in ["?limit=many", "?limit=-1"] {
+        let res = server.get(&format!("/api/rooms{bad}")).await;
+        assert_eq!(res.status, 400, "{bad}");
+    }
+}
+
+/// The value of the sample `series` (name and labels exactly as written) in a
+/// Prometheus text exposition, checking the format of every line on the way.
+fn sample(text: &str, series: &str) -> Option<u64> {
+    let mut found = None;
+    let mut described = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+        {
+            described.insert(rest.split_whitespace().next().unwrap().to_string());
+            continue;
+        }
+        let (name, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let value: u64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let family = name.split('{').next().unwrap();
+        assert!(family.starts_with("meshwork_"), "{line}");
+        assert!(
+            described.contains(family),
+            "{family} has no HELP/TYPE before it"
+        );
+        if name == series {
+            found = Some(value);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn metrics_count_frames_errors_and_drops_in_prometheus_text() {
+    let server = Server::start(Config {
+        join_deadline_ms: 200,
+        ..Config::default()
+    })
+    .await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let wa = a.join("r").await;
+    b.join("r").await;
+    b.signal(&wa.id, offer("x")).await;
+    assert!(matches!(a.recv().await, ServerMsg::PeerJoined { .. }));
+    assert!(matches!(a.recv().await, ServerMsg::Signal { .. }));
+    b.send_text("not json").await;
+    b.recv_error().await;
+    let mut idle = server.client().await;
+    assert_eq!(idle.expect_closed().await, Some(1008));
+
+    let res = server.get("/metrics").await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.headers
+            .iter()
+            .any(|h| h.starts_with("content-type: text/plain; version=0.0.4")),
+        "{:?}",
+        res.headers
+    );
+    let m = |series: &str| sample(&res.body, series);
+    assert_eq!(m("meshwork_rooms"), Some(1));
+    assert_eq!(m("meshwork_peers"), Some(2));
+    assert_eq!(m("meshwork_connections_opened_total"), Some(3));
+    assert_eq!(m("meshwork_frames_in_total{type=\"join\"}"), Some(2));
+    assert_eq!(m("meshwork_frames_in_total{type=\"signal\"}"), Some(1));
+    assert_eq!(m("meshwork_frames_in_total{type=\"invalid\"}"), Some(1));
+    assert_eq!(m("meshwork_frames_out_total{type=\"welcome\"}"), Some(2));
+    assert_eq!(
+        m("meshwork_frames_out_total{type=\"peer_joined\"}"),
+        Some(1)
+    );
+    assert_eq!(m("meshwork_frames_out_total{type=\"signal\"}"), Some(1));
+    assert_eq!(m("meshwork_frames_out_total{type=\"error\"}"), Some(1));
+    assert_eq!(m("meshwork_errors_total{code=\"bad_json\"}"), Some(1));
+    assert_eq!(m("meshwork_errors_total{code=\"rate_limited\"}"), Some(0));
+    assert_eq!(m("meshwork_drops_total{reason=\"never_joined\"}"), Some(1));
+    assert_eq!(m("meshwork_drops_total{reason=\"slow_reader\"}"), Some(0));
+    assert!(m("meshwork_queued_bytes").is_some());
+    assert!(
+        m("meshwork_handshakes_open").is_some_and(|n| n >= 1),
+        "this request"
+    );
 }
