@@ -4,23 +4,26 @@
 //! and exchange WebRTC offers, answers and ICE candidates (the protocol is
 //! [`node_core::signal`]). It gives every connection a random peer id, tells a room who
 //! joined and who left, and serves the built web UI, `static/`, `/healthz`,
-//! `/api/rooms` (who is where), `/api/stats` (counters for operators) and `/api/info`
-//! (the address an audience joins at).
+//! `/api/rooms` (who is where, a page at a time), `/api/stats` (counters for
+//! operators), `/metrics` (the same and more for Prometheus) and `/api/info` (the
+//! address an audience joins at).
 //!
 //! It holds no job state and sees none of the mesh's traffic: once peers are connected
 //! they talk over data channels, so an established mesh keeps working while this server
 //! is down (rejoining a restarted server is not implemented yet: it would need a resume
 //! token so that a peer keeps its id).
 //!
-//! Everything it holds is bounded by [`Config`]: connections, rooms, peers per room,
-//! frame size, frame rate, and each connection's outbound queue.
+//! Everything it holds is bounded by [`Config`], in number and in time: connections
+//! from accept on, rooms, peers per room, frame size, frame rate per connection and per
+//! source address, and each connection's outbound queue.
 //!
 //! It never relays between rooms, never lets a client pick or claim a peer id, and never
 //! interprets the SDP and ICE payloads it relays (it only checks that they are
 //! well-formed).
 //!
-//! Modules, bottom-up: `limit` (a token bucket), `outbox` (a connection's bounded
-//! queue), `rooms` (the registry; no sockets), `conn` (one WebSocket), `http` (routes).
+//! Modules, bottom-up: `limit` (token buckets), `outbox` (a connection's bounded
+//! queue), `rooms` (the registry; no sockets), `conn` (one WebSocket), `metrics` (the
+//! Prometheus text format), `http` (routes), `accept` (the accept loop).
 
 mod accept;
 mod conn;

@@ -143,7 +143,12 @@ pub(crate) fn server(bin: &Path) -> Result<(Proc, String)> {
 
 /// `meshwork serve` on a free loopback port with `extra` arguments, once listening.
 pub(crate) fn server_with(bin: &Path, extra: &[&str]) -> Result<(Proc, String)> {
-    let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--json"];
+    server_at(bin, "127.0.0.1:0", extra)
+}
+
+/// `meshwork serve` bound to `bind` with `extra` arguments, once listening.
+pub(crate) fn server_at(bin: &Path, bind: &str, extra: &[&str]) -> Result<(Proc, String)> {
+    let mut args = vec!["serve", "--bind", bind, "--json"];
     args.extend_from_slice(extra);
     let mut p = Proc::spawn(bin, &args)?;
     let (_, ev) = p

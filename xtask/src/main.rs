@@ -88,8 +88,9 @@ const HELP: &str = "cargo xtask <command>
                mid-job, prime counting against primesieve (JSON in target/)
   bench view   the page's bundle size (gzip) and frames per second in a tab of a
                16-member mesh running a 1,024-tile job (JSON in target/)
-  bench signaling  the server's memory with 1,000 and 10,000 idle joined members, and
-               joins per second (JSON in target/)
+  bench signaling  the server's memory with 1,000 and 10,000 idle joined members,
+               joins per second, relay latency with 1,000 active members, and
+               1,000 members' return after a restart (JSON in target/)
   soak [N]     run the engine simulator over N seeds (default 100000) and the
                whole-node simulator over N/10, in a release build
   mutants [--iterate] [FILE…]  mutation testing of the engine (default

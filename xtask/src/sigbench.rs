@@ -1,13 +1,25 @@
-//! `cargo xtask bench signaling`: what idle members cost the signaling server.
+//! `cargo xtask bench signaling`: what members cost the signaling server, how fast it
+//! relays, and how fast a room comes back after a restart.
 //!
-//! A release `meshwork serve` on loopback; 1,000 and then 10,000 WebSocket clients (64 to
-//! a room) join and stay, reading (so they answer the server's pings). Measured: joins
-//! per second while they come in, and the server's resident memory before and once all
-//! are in. Goal: 10,000 idle joined members in ≤ 200 MB. Bounded in count and time
-//! (every wait has a deadline); the clients' sockets need an open-files limit above the
-//! count, and the count is lowered (and said so) where it is not.
+//! A release `meshwork serve` on loopback, with the per-address limits raised (every
+//! client here comes from 127.0.0.1, where a real audience comes from many addresses).
 //!
-//! Prints a table and writes it as JSON to `bench-signaling.json` in the target directory.
+//! - **Idle members**: 1,000 and then 10,000 WebSocket clients (64 to a room) join and
+//!   stay, reading (so they answer the server's pings). Measured: joins per second
+//!   while they come in, and the server's resident memory before and once all are in.
+//!   Goal: 10,000 idle joined members in ≤ 200 MB.
+//! - **Relay latency**: 1,000 members, each sending a signal to a random member of its
+//!   room twice a second for 10 s, spread evenly; each carries its send time, and the
+//!   receiver notes how long it took (one clock: same process). p50, p99, max.
+//! - **Reconnect**: 1,000 members joined; the server is killed (SIGKILL) and started
+//!   again on the same port; each client reconnects with exponential backoff and
+//!   jitter and joins again. Measured: time from the kill and from the new server
+//!   listening until all are back, and the new server's memory.
+//!
+//! Bounded in count and time (every wait has a deadline); the clients' sockets need an
+//! open-files limit above the count, and the count is lowered (and said so) where it is
+//! not. Prints a table and writes it as JSON to `bench-signaling.json` in the target
+//! directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +31,27 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::bench::{build_release, server_with};
+use crate::bench::{build_release, server_at, server_with};
+
+/// The server's limits for these runs: enough connections, and per-address limits
+/// that one loopback address full of clients does not meet.
+const SERVER_ARGS: &[&str] = &[
+    "--connections-max",
+    "12000",
+    "--joins-per-second-max",
+    "1000000",
+    "--joins-burst-max",
+    "1000000",
+    "--address-messages-per-second-max",
+    "1000000",
+    "--address-messages-burst-max",
+    "1000000",
+];
+/// Members for the relay and reconnect runs.
+const ACTIVE: usize = 1_000;
+/// How long the relay run sends, and how often each member sends.
+const ACTIVE_FOR: Duration = Duration::from_secs(10);
+const SEND_EVERY: Duration = Duration::from_millis(500);
 
 /// Members per room (the server's default room size).
 const ROOM: usize = 64;
@@ -106,17 +138,7 @@ pub fn run(root: &Path) -> Result<()> {
     let mut results = Vec::new();
     for wanted in [1_000usize, 10_000] {
         let n = wanted.min(usize::try_from(limit.saturating_sub(512)).unwrap_or(wanted));
-        let (mut server, addr) = server_with(
-            &bin,
-            &[
-                "--connections-max",
-                "12000",
-                "--joins-per-second-max",
-                "1000000",
-                "--joins-burst-max",
-                "1000000",
-            ],
-        )?;
+        let (mut server, addr) = server_with(&bin, SERVER_ARGS)?;
         let pid = server.child.id();
         let before = rss_kb(pid).unwrap_or(0);
         let rt = tokio::runtime::Runtime::new()?;
@@ -151,15 +173,311 @@ pub fn run(root: &Path) -> Result<()> {
             "rss_before_kb": before, "rss_after_kb": after, "kb_per_member": per_member,
         }));
     }
+    let active = ACTIVE.min(usize::try_from(limit.saturating_sub(512)).unwrap_or(ACTIVE));
+    let (relay_row, relay_json) = relay(&bin, active)?;
+    rows.push(relay_row);
+    results.push(relay_json);
+    let (reconnect_row, reconnect_json) = reconnect(&bin, active)?;
+    rows.push(reconnect_row);
+    results.push(reconnect_json);
     println!();
     for (what, figure) in &rows {
         println!("  {what:<28} {figure}");
     }
-    println!("  goal: 10,000 idle joined members in ≤ 200 MB");
+    println!(
+        "  goals: 10,000 idle joined members in ≤ 200 MB (issue 11: 500 reconnecting within 10 s)"
+    );
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let out = target.join("bench-signaling.json");
     std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
     println!("\n  written to {}", out.display());
     Ok(())
+}
+
+/// Opens `n` clients in rooms of [`ROOM`] and joins them; returns each one's room, id
+/// and socket (clients that did not get in within the deadline are left out).
+async fn join_active(
+    url: &str,
+    n: usize,
+) -> Vec<(
+    usize,
+    String,
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+)> {
+    let deadline = tokio::time::Instant::now() + JOIN_DEADLINE;
+    let gate = Arc::new(tokio::sync::Semaphore::new(OPENING_AT_ONCE));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (url, gate) = (url.to_string(), gate.clone());
+            tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await.ok()?;
+                let (mut ws, _) =
+                    tokio::time::timeout_at(deadline, tokio_tungstenite::connect_async(url))
+                        .await
+                        .ok()?
+                        .ok()?;
+                let room = i / ROOM;
+                let join = format!(
+                    r#"{{"v":1,"type":"join","room":"active-{room}","kind":"native","name":"m{i}"}}"#
+                );
+                ws.send(Message::text(join)).await.ok()?;
+                loop {
+                    match tokio::time::timeout_at(deadline, ws.next()).await {
+                        Ok(Some(Ok(Message::Text(t)))) if t.contains(r#""type":"welcome""#) => {
+                            let v: serde_json::Value = serde_json::from_str(&t).ok()?;
+                            return Some((room, v["id"].as_str()?.to_string(), ws));
+                        }
+                        Ok(Some(Ok(_))) => continue,
+                        _ => return None,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        if let Ok(Some(m)) = t.await {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// The value of `t=` in a relayed signal's SDP: its send time in µs.
+fn sent_at_us(text: &str) -> Option<u64> {
+    let at = text.find("t=")? + 2;
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Percentile `p` (0–100) of sorted `xs`.
+fn percentile(xs: &[u64], p: f64) -> u64 {
+    if xs.is_empty() {
+        return 0;
+    }
+    let at = ((xs.len() - 1) as f64 * p / 100.0).round() as usize;
+    xs[at.min(xs.len() - 1)]
+}
+
+/// Relay latency with `n` members active.
+fn relay(bin: &Path, n: usize) -> Result<((String, String), serde_json::Value)> {
+    let (mut server, addr) = server_with(bin, SERVER_ARGS)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let (joined, sent, latencies) = rt.block_on(async {
+        let members = join_active(&format!("ws://{addr}/ws"), n).await;
+        let joined = members.len();
+        let mut rooms: std::collections::HashMap<usize, Vec<String>> = Default::default();
+        for (room, id, _) in &members {
+            rooms.entry(*room).or_default().push(id.clone());
+        }
+        let t0 = Instant::now();
+        let start = tokio::time::Instant::now();
+        let stop_at = start + ACTIVE_FOR;
+        let tasks: Vec<_> = members
+            .into_iter()
+            .enumerate()
+            .map(|(i, (room, me, ws))| {
+                let peers: Vec<String> =
+                    rooms[&room].iter().filter(|p| **p != me).cloned().collect();
+                tokio::spawn(async move {
+                    let (mut tx, mut rx) = ws.split();
+                    // Spread the members' sends evenly over each period.
+                    let offset = SEND_EVERY.mul_f64(i as f64 / n.max(1) as f64);
+                    let mut tick = tokio::time::interval_at(start + offset, SEND_EVERY);
+                    let mut rng = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    let (mut sent, mut seen) = (0u64, Vec::new());
+                    let listen_until = stop_at + Duration::from_secs(2);
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick(), if tokio::time::Instant::now() < stop_at && !peers.is_empty() => {
+                                rng ^= rng << 13;
+                                rng ^= rng >> 7;
+                                rng ^= rng << 17;
+                                let to = &peers[(rng % peers.len() as u64) as usize];
+                                let us = t0.elapsed().as_micros();
+                                let frame = format!(
+                                    r#"{{"v":1,"type":"signal","to":"{to}","data":{{"kind":"offer","sdp":"t={us}"}}}}"#
+                                );
+                                if tx.send(Message::text(frame)).await.is_err() {
+                                    break;
+                                }
+                                sent += 1;
+                            }
+                            next = tokio::time::timeout_at(listen_until, rx.next()) => match next {
+                                Ok(Some(Ok(Message::Text(t)))) => {
+                                    if t.contains(r#""type":"signal""#)
+                                        && let Some(at) = sent_at_us(&t)
+                                    {
+                                        let now = t0.elapsed().as_micros() as u64;
+                                        seen.push(now.saturating_sub(at));
+                                    }
+                                }
+                                Ok(Some(Ok(_))) => {}
+                                _ => break,
+                            },
+                        }
+                    }
+                    (sent, seen)
+                })
+            })
+            .collect();
+        let (mut sent, mut all) = (0, Vec::new());
+        for t in tasks {
+            if let Ok((s, seen)) = t.await {
+                sent += s;
+                all.extend(seen);
+            }
+        }
+        (joined, sent, all)
+    });
+    drop(rt);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let mut lat = latencies;
+    lat.sort_unstable();
+    let (p50, p99, max) = (
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        lat.last().copied().unwrap_or(0),
+    );
+    let row = (
+        format!("relay, {n} members active"),
+        format!(
+            "{joined} joined; {sent} signals sent over {:.0} s, {} relayed; latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
+            ACTIVE_FOR.as_secs_f64(),
+            lat.len(),
+            p50 as f64 / 1000.0,
+            p99 as f64 / 1000.0,
+            max as f64 / 1000.0,
+        ),
+    );
+    let json = json!({
+        "relay_members": n, "joined": joined, "sent": sent, "relayed": lat.len(),
+        "latency_p50_us": p50, "latency_p99_us": p99, "latency_max_us": max,
+    });
+    Ok((row, json))
+}
+
+/// A member that joins, and joins again (with backoff and jitter) whenever its socket
+/// closes, until `stop`; it reports each welcome on `welcomed`.
+async fn rejoining_member(
+    url: String,
+    i: usize,
+    welcomed: tokio::sync::mpsc::UnboundedSender<usize>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut rng = (i as u64 + 7).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut backoff = Duration::from_millis(100);
+    while !*stop.borrow() {
+        let attempt = async {
+            let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.ok()?;
+            let join = format!(
+                r#"{{"v":1,"type":"join","room":"back-{}","kind":"native","name":"m{i}"}}"#,
+                i / ROOM
+            );
+            ws.send(Message::text(join)).await.ok()?;
+            Some(ws)
+        };
+        if let Some(mut ws) = attempt.await {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    next = ws.next() => match next {
+                        Some(Ok(Message::Text(t))) if t.contains(r#""type":"welcome""#) => {
+                            backoff = Duration::from_millis(100);
+                            let _ = welcomed.send(i);
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                }
+            }
+        }
+        // Gone or refused: wait, doubling up to 2 s, with up to half again as jitter.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let jitter = backoff.mul_f64((rng % 1000) as f64 / 2000.0);
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(backoff + jitter) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Time for `n` members to be back after the server is killed and started again.
+fn reconnect(bin: &Path, n: usize) -> Result<((String, String), serde_json::Value)> {
+    let (mut server, addr) = server_with(bin, SERVER_ARGS)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let url = format!("ws://{addr}/ws");
+    rt.block_on(async {
+        for i in 0..n {
+            tokio::spawn(rejoining_member(
+                url.clone(),
+                i,
+                tx.clone(),
+                stop_rx.clone(),
+            ));
+        }
+    });
+    let all_in = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<usize>| {
+        rt.block_on(async {
+            let mut back = std::collections::HashSet::new();
+            let deadline = tokio::time::Instant::now() + JOIN_DEADLINE;
+            while back.len() < n {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(i)) => {
+                        back.insert(i);
+                    }
+                    _ => break,
+                }
+            }
+            back.len()
+        })
+    };
+    let first = all_in(&mut rx);
+    let killed = Instant::now();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    // Start again on the same port, as soon as the port can be bound.
+    let (mut server, listening) = loop {
+        match server_at(bin, &addr, SERVER_ARGS) {
+            Ok((p, _)) => break (p, killed.elapsed()),
+            Err(e) if killed.elapsed() < Duration::from_secs(10) => {
+                eprintln!("restarting the server: {e:#}; trying again");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let back = all_in(&mut rx);
+    let all_back = killed.elapsed();
+    let rss = rss_kb(server.child.id()).unwrap_or(0);
+    let _ = stop_tx.send(true);
+    drop(rt);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let row = (
+        format!("reconnect, {n} members"),
+        format!(
+            "{first} in before; server killed, listening again {:.2} s later; {back} back {:.2} s after the kill ({:.2} s after listening); new server RSS {:.1} MB",
+            listening.as_secs_f64(),
+            all_back.as_secs_f64(),
+            all_back.saturating_sub(listening).as_secs_f64(),
+            rss as f64 / 1000.0,
+        ),
+    );
+    let json = json!({
+        "reconnect_members": n, "joined_before": first, "back": back,
+        "listening_after_kill_s": listening.as_secs_f64(), "all_back_after_kill_s": all_back.as_secs_f64(),
+        "rss_after_kb": rss,
+    });
+    Ok((row, json))
 }
