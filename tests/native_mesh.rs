@@ -286,3 +286,88 @@ fn a_node_whose_frames_the_server_refuses_sends_them_again() {
         "nothing was refused: the test did not exercise sending again"
     );
 }
+
+/// `/api/rooms` of the server at `addr`: each member's id, by room.
+fn room_members(addr: &str, room: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /api/rooms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let body = text.split_once("\r\n\r\n").expect("a body").1;
+    let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    let mut ids: Vec<String> = v["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == room)
+        .flat_map(|r| r["peers"].as_array().unwrap().clone())
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn native_members_outlive_a_server_restart_and_come_back_with_their_ids() {
+    let key = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("restart-resume-key");
+    let _ = std::fs::remove_file(&key);
+    let key = key.to_str().unwrap().to_string();
+    let (mut server, addr) = server(&["--resume-key-file", &key]);
+    let room = "restart";
+    let mut a = node(&addr, room, "a", &[]);
+    let mut b = node(&addr, room, "b", &[]);
+    let ida = a.wait_event(Duration::from_secs(20), "joined")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let idb = b.wait_event(Duration::from_secs(20), "joined")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_connected(&mut a, 1, Duration::from_secs(30));
+    wait_connected(&mut b, 1, Duration::from_secs(30));
+
+    // SIGKILL: no goodbye to anyone.
+    server.kill();
+    a.wait_event(Duration::from_secs(20), "signaling_closed");
+    b.wait_event(Duration::from_secs(20), "signaling_closed");
+    // Started again on the same port with the same key.
+    let mut cmd = common::meshwork();
+    cmd.args([
+        "serve",
+        "--bind",
+        &addr,
+        "--json",
+        "--resume-key-file",
+        &key,
+    ]);
+    let mut again = common::Proc::spawn("server-again", cmd);
+    again.wait_event(Duration::from_secs(20), "listening");
+    for p in [&mut a, &mut b] {
+        p.wait_event(Duration::from_secs(20), "signaling_back");
+    }
+    let mut want = vec![ida.clone(), idb.clone()];
+    want.sort();
+    assert_eq!(room_members(&addr, room), want, "both back under their ids");
+    // The mesh never broke: nobody left.
+    for p in [&a, &b] {
+        assert!(
+            !p.seen.iter().any(|v| v["event"] == "peer_left"),
+            "{}: {:?}",
+            p.name,
+            p.seen
+        );
+    }
+    // A newcomer finds both and connects to both.
+    let mut c = node(&addr, room, "c", &[]);
+    c.wait_event(Duration::from_secs(20), "joined");
+    let mut peers = wait_connected(&mut c, 2, Duration::from_secs(30));
+    peers.sort();
+    assert_eq!(peers, want);
+}

@@ -169,6 +169,16 @@ struct ServerOptions {
     /// interfaces; otherwise the page's own address.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// The file holding the key that signs members' resume tokens, made (readable by
+    /// this user only) if missing. A restarted server with the same key gives members
+    /// their ids back. Default: $XDG_STATE_HOME/meshwork/resume-key, or
+    /// ~/.local/state/meshwork/resume-key.
+    #[arg(long, value_name = "PATH")]
+    resume_key_file: Option<PathBuf>,
+    /// How long a member's resume token is good for, in seconds (members get a fresh
+    /// one every third of it).
+    #[arg(long, default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(60..=604_800))]
+    resume_token_secs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -336,8 +346,65 @@ fn server_config(o: &ServerOptions) -> Result<signaling::Config> {
             }
             None => None,
         },
+        resume_key: Some(resume_key(o.resume_key_file.as_deref())?),
+        resume_token_secs: o.resume_token_secs,
         ..signaling::Config::default()
     })
+}
+
+/// The resume key: read from `path` (or the default file), or made there if missing.
+fn resume_key(path: Option<&std::path::Path>) -> Result<signaling::ResumeKey> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let state = std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state"))
+                });
+            match state {
+                Some(dir) => dir.join("meshwork/resume-key"),
+                None => {
+                    tracing::warn!(
+                        "no HOME or XDG_STATE_HOME: resume tokens last only as long as this \
+                         server (give --resume-key-file to keep them across restarts)"
+                    );
+                    return Ok(signaling::ResumeKey::random());
+                }
+            }
+        }
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => signaling::ResumeKey::from_hex(&text).ok_or_else(|| {
+            anyhow!(
+                "{} is not a resume key (64 hex digits); delete it to make a new one",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = signaling::ResumeKey::random();
+            let hex = key.to_hex();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot make {}", dir.display()))?;
+            }
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            std::io::Write::write_all(&mut file, format!("{hex}\n").as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "made a new resume key");
+            Ok(key)
+        }
+        Err(e) => Err(anyhow!(
+            "cannot read the resume key {}: {e}",
+            path.display()
+        )),
+    }
 }
 
 /// File descriptors kept for the process itself (listener, standard streams, the
@@ -560,6 +627,9 @@ impl Reporter {
                 json!({"event": "signaling_error", "code": code, "message": message})
             }
             NodeEvent::SignalingClosed => json!({"event": "signaling_closed"}),
+            NodeEvent::SignalingBack { peers } => {
+                json!({"event": "signaling_back", "peers": peers})
+            }
             NodeEvent::Console { from, cmd, obeyed } => {
                 let who = from.as_ref().map_or("this node", |p| p.name.as_str());
                 let text = if *obeyed {

@@ -47,8 +47,12 @@ pub enum NodeEvent {
     Engine(engine::Event),
     /// The signaling server refused a frame.
     SignalingError { code: ErrorCode, message: String },
-    /// The signaling socket closed; the mesh carries on without it.
+    /// The signaling socket closed; the mesh carries on without it, and the transport
+    /// tries to resume.
     SignalingClosed,
+    /// The signaling server took us back under our id; it knows `peers` members of the
+    /// room now (others come back as they reconnect).
+    SignalingBack { peers: usize },
     /// A console command reached this node: from a presenter (`from`; `None` when this
     /// node gave it itself) and obeyed, or from someone without the presenter key and
     /// ignored.
@@ -258,6 +262,16 @@ impl MeshNode {
                 if let Some(m) = &mut self.membership {
                     m.handle_announced(now, p);
                 }
+            }
+            TransportEvent::Rejoined { peers } => {
+                let n = peers.len();
+                if let Some(m) = &mut self.membership {
+                    for p in peers {
+                        m.handle_announced(now, p);
+                    }
+                }
+                self.actions
+                    .push_back(Action::Event(NodeEvent::SignalingBack { peers: n }));
             }
             TransportEvent::PeerLeft(id) => {
                 if let Some(m) = &mut self.membership {

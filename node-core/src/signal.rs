@@ -138,6 +138,19 @@ pub enum ClientMsg {
     /// anyone left (the mesh carries on over its data channels), and joins to the room
     /// are refused with [`ErrorCode::ServerAway`] until the time is up.
     Outage { secs: u32 },
+    /// Enter `room` again under the id a resume token names (a socket that dropped, a
+    /// restarted server, a reloaded tab). Instead of a first `join`, once per
+    /// connection; refused with [`ErrorCode::BadToken`], [`ErrorCode::TokenExpired`] or
+    /// [`ErrorCode::IdInUse`], after which the client may join afresh.
+    Resume {
+        room: String,
+        token: String,
+        kind: PeerKind,
+        #[serde(default)]
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presenter_key: Option<String>,
+    },
 }
 
 /// Longest outage a presenter can ask for, in seconds.
@@ -146,7 +159,7 @@ pub const OUTAGE_SECS_MAX: u32 = 300;
 impl ClientMsg {
     /// The `type` tags this version understands, to tell an unknown type from a
     /// malformed known one.
-    pub const TYPES: &'static [&'static str] = &["join", "signal", "outage"];
+    pub const TYPES: &'static [&'static str] = &["join", "signal", "outage", "resume"];
 }
 
 /// Frames the server sends.
@@ -175,6 +188,14 @@ pub enum ServerMsg {
     Signal {
         from: PeerId,
         data: SignalData,
+    },
+    /// A resume token for this member (after every welcome, and again before the last
+    /// one expires): presented in a [`ClientMsg::Resume`], it gets this member's id back
+    /// in this room, from this server or a restarted one, for `expires_in_s` seconds.
+    /// A secret: whoever holds it can take the id while the member is away.
+    ResumeToken {
+        token: String,
+        expires_in_s: u64,
     },
     Error {
         code: ErrorCode,
@@ -211,8 +232,14 @@ impl ServerMsg {
 
 impl ServerMsg {
     /// The `type` tags this version understands.
-    pub const TYPES: &'static [&'static str] =
-        &["welcome", "peer_joined", "peer_left", "signal", "error"];
+    pub const TYPES: &'static [&'static str] = &[
+        "welcome",
+        "peer_joined",
+        "peer_left",
+        "signal",
+        "resume_token",
+        "error",
+    ];
 }
 
 /// Why the server refused a frame.
@@ -239,6 +266,14 @@ pub enum ErrorCode {
     NotPresenter,
     /// A presenter took the server away from this room for a while.
     ServerAway,
+    /// A resume token that is malformed, not signed by this server's key, or for
+    /// another room.
+    BadToken,
+    /// A resume token past its expiry.
+    TokenExpired,
+    /// A resume token for an id a connected member holds: only once that connection is
+    /// gone (closed, or silent past the server's deadline) can the id be taken back.
+    IdInUse,
     /// A code this version does not know (sent by a newer server): still an error.
     #[serde(other)]
     Unknown,
@@ -262,6 +297,9 @@ impl ErrorCode {
             ErrorCode::Binary => "binary",
             ErrorCode::NotPresenter => "not_presenter",
             ErrorCode::ServerAway => "server_away",
+            ErrorCode::BadToken => "bad_token",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::IdInUse => "id_in_use",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -282,6 +320,9 @@ impl ErrorCode {
         ErrorCode::Binary,
         ErrorCode::NotPresenter,
         ErrorCode::ServerAway,
+        ErrorCode::BadToken,
+        ErrorCode::TokenExpired,
+        ErrorCode::IdInUse,
     ];
 }
 

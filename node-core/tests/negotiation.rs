@@ -189,10 +189,42 @@ fn the_welcome_skips_ourselves_and_duplicates_and_a_second_one_is_dropped() {
         })
         .collect();
     assert_eq!(offers, [id("a")]);
-    // A second welcome is not ours to act on.
-    n.handle_server(welcome(&["b"]));
+    // A second welcome under another id is not ours to act on.
+    let mut other = welcome(&["b"]);
+    if let ServerMsg::Welcome { id: ref mut i, .. } = other {
+        *i = id("someone-else");
+    }
+    n.handle_server(other);
     assert_eq!(drain(&mut n), []);
     assert_eq!(n.stats().dropped_frames, 1);
+}
+
+#[test]
+fn a_welcome_back_under_our_id_offers_only_to_members_we_have_no_connection_with() {
+    let mut n = Negotiation::new(NegotiationConfig::default(), PeerKind::Native, "".into());
+    n.handle_server(welcome(&["a"]));
+    let _ = drain(&mut n);
+    // The socket dropped; the server (restarted) takes us back: it knows a, which we
+    // are connected to, and b, who joined while we were away.
+    n.signaling_closed();
+    assert_eq!(drain(&mut n), [Step::Emit(TransportEvent::SignalingClosed)]);
+    n.handle_server(welcome(&["a", "b", "me"]));
+    let steps = drain(&mut n);
+    assert!(matches!(steps[0], Step::SetIceServers(_)), "{steps:?}");
+    assert!(
+        matches!(&steps[1], Step::Emit(TransportEvent::Rejoined { peers }) if peers.len() == 3),
+        "{steps:?}"
+    );
+    let offers: Vec<_> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Offer { peer, .. } => Some(peer.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offers, [id("b")], "not a (connected), not ourselves");
+    assert_eq!(steps.len(), 3);
+    assert_eq!(n.stats().dropped_frames, 0);
 }
 
 #[test]

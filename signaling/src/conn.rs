@@ -18,7 +18,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use node_core::signal::{
-    ClientMsg, ErrorCode, OUTAGE_SECS_MAX, PeerId, ROOM_NAME_LEN_MAX, ServerMsg,
+    ClientMsg, ErrorCode, OUTAGE_SECS_MAX, PeerId, PeerKind, ROOM_NAME_LEN_MAX, ServerMsg,
     clean_display_name, decode_client, encode_server, valid_room_name,
 };
 use tokio::sync::OwnedSemaphorePermit;
@@ -28,6 +28,7 @@ use crate::Shared;
 use crate::limit::TokenBucket;
 use crate::outbox::{Kicker, Meter, Outbox, Undeliverable};
 use crate::rooms::{JoinError, RelayError};
+use crate::token::unix_now;
 
 /// Refused frames in a row after which the server stops answering and hangs up, so a
 /// broken or hostile client cannot keep it busy writing error frames.
@@ -277,6 +278,9 @@ impl Connection {
         let mut heard = Instant::now();
         let mut next_ping = heard + every;
         let join_by = heard + Duration::from_millis(self.shared.config.join_deadline_ms);
+        // A member gets a fresh resume token a third of a token's life after the last.
+        let refresh_every = Duration::from_secs((self.shared.config.resume_token_secs / 3).max(1));
+        let mut refresh_at = heard + refresh_every;
         loop {
             let frame = tokio::select! {
                 // `wait_for` looks at the current value first, so a connection that
@@ -286,6 +290,13 @@ impl Connection {
                 () = tokio::time::sleep_until(join_by), if self.joined.is_none() => {
                     tracing::debug!(conn = self.conn, "closing a connection that never joined");
                     return Exit::NeverJoined;
+                }
+                () = tokio::time::sleep_until(refresh_at) => {
+                    refresh_at = Instant::now() + refresh_every;
+                    if let Flow::Stop(exit) = self.send_resume_token() {
+                        return exit;
+                    }
+                    continue;
                 }
                 () = tokio::time::sleep_until(next_ping) => {
                     if heard.elapsed() >= dead_after {
@@ -364,6 +375,7 @@ impl Connection {
                     ClientMsg::Join { .. } => "join",
                     ClientMsg::Signal { .. } => "signal",
                     ClientMsg::Outage { .. } => "outage",
+                    ClientMsg::Resume { .. } => "resume",
                 };
                 self.shared.stats.frames_in.add(kind);
                 self.on_message(msg)
@@ -382,81 +394,14 @@ impl Connection {
                 kind,
                 name,
                 presenter_key,
-            } => {
-                if let Some(joined) = &self.joined {
-                    let message = format!("already joined room {:?}", joined.room);
-                    return self.refuse(ErrorCode::AlreadyJoined, message);
-                }
-                if !valid_room_name(&room) {
-                    return self.refuse(
-                        ErrorCode::BadRoom,
-                        format!(
-                            "room names are 1 to {ROOM_NAME_LEN_MAX} ASCII letters, digits, \
-                             '-' or '_'"
-                        ),
-                    );
-                }
-                let name = clean_display_name(&name);
-                let shared = self.shared.clone();
-                if let Some(ip) = self.ip
-                    && !shared.join_allowed(ip, Instant::now())
-                {
-                    return self.refuse(
-                        ErrorCode::RateLimited,
-                        "too many joins from your address; try again in a moment".into(),
-                    );
-                }
-                if let Some(left) = shared.registry().away_for(&room, Instant::now()) {
-                    return self.refuse(
-                        ErrorCode::ServerAway,
-                        format!(
-                            "a presenter took the server away from room {room:?}; back in {} s",
-                            left.as_secs() + 1
-                        ),
-                    );
-                }
-                let presenter = match (&presenter_key, &shared.config.presenter_key) {
-                    (Some(given), Some(key)) => same_secret(given, key),
-                    _ => false,
-                };
-                if presenter_key.is_some() && !presenter {
-                    shared
-                        .stats
-                        .presenter_keys_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(conn = self.conn, "a join with a wrong presenter key");
-                }
-                let result = shared.registry().join(
-                    &room,
-                    kind,
-                    name.clone(),
-                    presenter,
-                    self.outbox.clone(),
-                    &shared.config.ice_servers,
-                );
-                match result {
-                    Ok(id) => {
-                        tracing::info!(conn = self.conn, %room, %id, %kind, %name, presenter, "peer joined");
-                        self.joined = Some(Joined {
-                            id,
-                            room,
-                            presenter,
-                        });
-                        self.accepted()
-                    }
-                    Err(JoinError::RoomFull) => self.refuse(
-                        ErrorCode::RoomFull,
-                        format!(
-                            "room {room:?} already has {} peers",
-                            shared.config.peers_per_room_max
-                        ),
-                    ),
-                    Err(JoinError::TooManyRooms) => self.refuse(
-                        ErrorCode::TooManyRooms,
-                        "the server has as many rooms as it can hold; join an existing room".into(),
-                    ),
-                }
-            }
+            } => self.enter(room, None, kind, &name, presenter_key),
+            ClientMsg::Resume {
+                room,
+                token,
+                kind,
+                name,
+                presenter_key,
+            } => self.enter(room, Some(token), kind, &name, presenter_key),
             ClientMsg::Signal { to, data } => {
                 let Some(joined) = &self.joined else {
                     return self
@@ -495,6 +440,130 @@ impl Connection {
                 Flow::Continue
             }
         }
+    }
+
+    /// A join, or with `token` a resume: the checks both share, then the registry.
+    fn enter(
+        &mut self,
+        room: String,
+        token: Option<String>,
+        kind: PeerKind,
+        name: &str,
+        presenter_key: Option<String>,
+    ) -> Flow {
+        if let Some(joined) = &self.joined {
+            let message = format!("already joined room {:?}", joined.room);
+            return self.refuse(ErrorCode::AlreadyJoined, message);
+        }
+        if !valid_room_name(&room) {
+            return self.refuse(
+                ErrorCode::BadRoom,
+                format!(
+                    "room names are 1 to {ROOM_NAME_LEN_MAX} ASCII letters, digits, '-' or '_'"
+                ),
+            );
+        }
+        let name = clean_display_name(name);
+        let shared = self.shared.clone();
+        if let Some(ip) = self.ip
+            && !shared.join_allowed(ip, Instant::now())
+        {
+            return self.refuse(
+                ErrorCode::RateLimited,
+                "too many joins from your address; try again in a moment".into(),
+            );
+        }
+        // The token is checked before anything else about the room is said.
+        let resumed_id = match token.map(|t| shared.resume_key.check(&t, &room, unix_now())) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err((code, message))) => {
+                shared.stats.tokens_refused.fetch_add(1, Ordering::Relaxed);
+                return self.refuse(code, message);
+            }
+        };
+        if let Some(left) = shared.registry().away_for(&room, Instant::now()) {
+            return self.refuse(
+                ErrorCode::ServerAway,
+                format!(
+                    "a presenter took the server away from room {room:?}; back in {} s",
+                    left.as_secs() + 1
+                ),
+            );
+        }
+        let presenter = match (&presenter_key, &shared.config.presenter_key) {
+            (Some(given), Some(key)) => same_secret(given, key),
+            _ => false,
+        };
+        if presenter_key.is_some() && !presenter {
+            shared
+                .stats
+                .presenter_keys_refused
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(conn = self.conn, "a join with a wrong presenter key");
+        }
+        let resumed = resumed_id.is_some();
+        let result = {
+            let mut registry = shared.registry();
+            let (outbox, ice) = (self.outbox.clone(), &shared.config.ice_servers);
+            match resumed_id {
+                Some(id) => registry.rejoin(&room, id, kind, name.clone(), presenter, outbox, ice),
+                None => registry.join(&room, kind, name.clone(), presenter, outbox, ice),
+            }
+        };
+        match result {
+            Ok(id) => {
+                tracing::info!(conn = self.conn, %room, %id, %kind, %name, presenter, resumed, "peer joined");
+                self.joined = Some(Joined {
+                    id,
+                    room,
+                    presenter,
+                });
+                if let Flow::Stop(exit) = self.send_resume_token() {
+                    return Flow::Stop(exit);
+                }
+                self.accepted()
+            }
+            Err(JoinError::RoomFull) => self.refuse(
+                ErrorCode::RoomFull,
+                format!(
+                    "room {room:?} already has {} peers",
+                    shared.config.peers_per_room_max
+                ),
+            ),
+            Err(JoinError::TooManyRooms) => self.refuse(
+                ErrorCode::TooManyRooms,
+                "the server has as many rooms as it can hold; join an existing room".into(),
+            ),
+            Err(JoinError::IdInUse) => {
+                shared.stats.tokens_refused.fetch_add(1, Ordering::Relaxed);
+                self.refuse(
+                    ErrorCode::IdInUse,
+                    "a connected member holds this id; try again once its connection is gone"
+                        .into(),
+                )
+            }
+        }
+    }
+
+    /// Queues a fresh resume token for this member (after its welcome, and before the
+    /// last one expires).
+    fn send_resume_token(&mut self) -> Flow {
+        let Some(joined) = &self.joined else {
+            return Flow::Continue;
+        };
+        let secs = self.shared.config.resume_token_secs;
+        let expiry = unix_now().saturating_add(secs);
+        let token = self
+            .shared
+            .resume_key
+            .issue(&joined.id, &joined.room, expiry);
+        let frame = encode_server(ServerMsg::ResumeToken {
+            token,
+            expires_in_s: secs,
+        });
+        self.shared.stats.frames_out.add("resume_token");
+        self.send(Message::Text(frame.into()))
     }
 
     /// Takes a token for one inbound frame from this connection's budget and its

@@ -175,6 +175,8 @@ struct StatsBody {
     handshakes_evicted: u64,
     /// `accept` calls that failed (most often: out of file descriptors).
     accept_errors: u64,
+    /// Resumes refused: a bad or expired token, or an id in use.
+    tokens_refused: u64,
     /// Rooms now.
     rooms: usize,
     /// Peers in all rooms now.
@@ -201,6 +203,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<StatsBody> {
         handshakes_open: shared.handshakes.len(),
         handshakes_evicted: s.handshakes_evicted.load(Ordering::Relaxed),
         accept_errors: s.accept_errors.load(Ordering::Relaxed),
+        tokens_refused: s.tokens_refused.load(Ordering::Relaxed),
         rooms,
         peers,
     })
@@ -242,7 +245,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         "Bytes queued for all clients now.",
         queued,
     );
-    let counters: [(&str, &str, u64); 7] = [
+    let counters: [(&str, &str, u64); 8] = [
+        (
+            "tokens_refused_total",
+            "Resumes refused: a bad or expired token, or an id in use.",
+            load(&s.tokens_refused),
+        ),
         (
             "connections_opened_total",
             "WebSockets opened.",
@@ -282,7 +290,9 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     for (name, help, value) in counters {
         e.single(name, "counter", help, value);
     }
-    let kinds_in = ["join", "signal", "outage", "ping", "binary", "invalid"];
+    let kinds_in = [
+        "join", "resume", "signal", "outage", "ping", "binary", "invalid",
+    ];
     e.labelled(
         "frames_in_total",
         "Frames received, by type.",

@@ -32,6 +32,7 @@ mod limit;
 mod metrics;
 mod outbox;
 mod rooms;
+mod token;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -44,6 +45,7 @@ use tokio::sync::{Semaphore, watch};
 
 pub use crate::conn::ERRORS_IN_A_ROW_MAX;
 use crate::rooms::{Limits, Registry};
+pub use crate::token::ResumeKey;
 
 /// How long [`serve`] waits, after shutdown begins, for open WebSockets to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -112,6 +114,13 @@ pub struct Config {
     /// The address an audience reaches the server at, given to pages at `/api/info` for
     /// the join QR code. `None`: each page uses its own address.
     pub public_url: Option<String>,
+    /// The key resume tokens are signed with. Keep it across restarts (`meshwork serve`
+    /// keeps it in a file) and members get their ids back from the restarted server;
+    /// `None`: a random key for this run.
+    pub resume_key: Option<ResumeKey>,
+    /// How long a resume token is good for (s); members get a fresh one every third of
+    /// that.
+    pub resume_token_secs: u64,
 }
 
 impl Default for Config {
@@ -142,6 +151,8 @@ impl Default for Config {
             join_deadline_ms: 10_000,
             presenter_key: None,
             public_url: None,
+            resume_key: None,
+            resume_token_secs: 3_600,
         }
     }
 }
@@ -177,6 +188,8 @@ struct Stats {
     accept_errors: AtomicU64,
     /// Handshakes closed to make room for newer connections.
     handshakes_evicted: AtomicU64,
+    /// Resumes refused: bad, expired, or for an id in use.
+    tokens_refused: AtomicU64,
     /// Frames received, by type (`join`, `signal`, `outage`, `ping`, `binary`,
     /// `invalid`).
     frames_in: metrics::Tally,
@@ -210,6 +223,8 @@ struct Shared {
     frames: Mutex<limit::PerAddress>,
     /// Connections accepted and not upgraded.
     handshakes: Arc<accept::Handshakes>,
+    /// Signs and checks resume tokens.
+    resume_key: ResumeKey,
 }
 
 impl Shared {
@@ -241,6 +256,7 @@ impl Shared {
                 config.address_messages_burst_max,
             )),
             handshakes: Arc::default(),
+            resume_key: config.resume_key.clone().unwrap_or_else(ResumeKey::random),
             config,
         })
     }

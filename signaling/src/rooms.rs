@@ -40,6 +40,8 @@ pub enum JoinError {
     RoomFull,
     #[error("the server holds as many rooms as it may")]
     TooManyRooms,
+    #[error("a connected member holds this id")]
+    IdInUse,
 }
 
 /// Why a signal was not relayed.
@@ -153,6 +155,41 @@ impl Registry {
         outbox: Outbox,
         ice_servers: &[IceServer],
     ) -> Result<PeerId, JoinError> {
+        let id = self.fresh_id();
+        self.enter(room, id, kind, name, presenter, outbox, ice_servers)
+    }
+
+    /// Adds a member to `room` under `id`, which a resume token proved is its own (the
+    /// caller checked the token): as [`Registry::join`] otherwise. Refused while a
+    /// connected member holds the id, here or in any room.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rejoin(
+        &mut self,
+        room: &str,
+        id: PeerId,
+        kind: PeerKind,
+        name: String,
+        presenter: bool,
+        outbox: Outbox,
+        ice_servers: &[IceServer],
+    ) -> Result<PeerId, JoinError> {
+        if self.room_of.contains_key(&id) {
+            return Err(JoinError::IdInUse);
+        }
+        self.enter(room, id, kind, name, presenter, outbox, ice_servers)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn enter(
+        &mut self,
+        room: &str,
+        id: PeerId,
+        kind: PeerKind,
+        name: String,
+        presenter: bool,
+        outbox: Outbox,
+        ice_servers: &[IceServer],
+    ) -> Result<PeerId, JoinError> {
         let members_now = self.rooms.get(room).map_or(0, Vec::len);
         if members_now == 0 && self.rooms.len() >= self.limits.rooms_max {
             return Err(JoinError::TooManyRooms);
@@ -161,7 +198,6 @@ impl Registry {
             return Err(JoinError::RoomFull);
         }
 
-        let id = self.fresh_id();
         let info = PeerInfo {
             id: id.clone(),
             kind,

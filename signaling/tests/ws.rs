@@ -572,7 +572,7 @@ async fn connections_over_the_cap_are_refused_with_503() {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut second = loop {
         match tokio_tungstenite::connect_async(server.ws_url()).await {
-            Ok((ws, _)) => break Client { ws },
+            Ok((ws, _)) => break Client::from(ws),
             Err(tungstenite::Error::Http(r)) if r.status() == 503 => {
                 assert!(tokio::time::Instant::now() < deadline, "slot never freed");
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1124,4 +1124,192 @@ async fn frames_are_paced_per_address_over_all_its_connections() {
     // 3 joins and 3 signals fit the address's burst of 6; the other 3 do not (give or
     // take the one token that may refill meanwhile).
     assert!((2..=3).contains(&limited), "{limited}");
+}
+
+/// Sends a resume for `room` with `token` (a native node named `n`).
+async fn send_resume(c: &mut Client, room: &str, token: &str) {
+    c.send(ClientMsg::Resume {
+        room: room.into(),
+        token: token.into(),
+        kind: PeerKind::Native,
+        name: "n".into(),
+        presenter_key: None,
+    })
+    .await;
+}
+
+/// A server signing tokens with `key`.
+async fn server_with_key(key: [u8; 32]) -> Server {
+    Server::start(Config {
+        resume_key: Some(signaling::ResumeKey::new(key)),
+        ..Config::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_member_gets_its_id_back_from_a_restarted_server_with_its_token() {
+    let mut first = server_with_key([7; 32]).await;
+    let mut a = first.client().await;
+    let mut b = first.client().await;
+    let wa = a.join("r").await;
+    // The token follows the welcome.
+    let token = match a.recv_any().await {
+        ServerMsg::ResumeToken {
+            token,
+            expires_in_s,
+        } => {
+            assert_eq!(expires_in_s, 3_600);
+            token
+        }
+        other => panic!("{other:?}"),
+    };
+    let wb = b.join("r").await;
+    let b_token = match b.recv_any().await {
+        ServerMsg::ResumeToken { token, .. } => token,
+        other => panic!("{other:?}"),
+    };
+    // The token is nowhere a server shows.
+    for path in ["/api/rooms", "/api/stats", "/metrics", "/api/info"] {
+        let body = first.get(path).await.body;
+        assert!(
+            !body.contains(&token[token.len() - 16..]),
+            "{path} shows a token"
+        );
+    }
+    first.shut_down();
+    first.task.await.unwrap().unwrap();
+
+    // Another server, the same key: both come back with their ids.
+    let second = server_with_key([7; 32]).await;
+    let mut a2 = second.client().await;
+    send_resume(&mut a2, "r", &token).await;
+    match a2.recv().await {
+        ServerMsg::Welcome { id, peers, .. } => {
+            assert_eq!(id, wa.id);
+            assert!(peers.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(a2.token.is_none());
+    let mut b2 = second.client().await;
+    send_resume(&mut b2, "r", &b_token).await;
+    match b2.recv().await {
+        ServerMsg::Welcome { id, peers, .. } => {
+            assert_eq!(id, wb.id);
+            assert_eq!(peers.iter().map(|p| &p.id).collect::<Vec<_>>(), [&wa.id]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match a2.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.id, wb.id),
+        other => panic!("{other:?}"),
+    }
+    assert!(a2.token.is_some(), "a fresh token after the resume");
+    assert_ne!(a2.token.as_deref(), Some(token.as_str()));
+    // A newcomer sees both under their old ids.
+    let mut c = second.client().await;
+    let wc = c.join("r").await;
+    let ids: Vec<_> = wc.peers.iter().map(|p| p.id.clone()).collect();
+    assert_eq!(ids, [wa.id, wb.id]);
+}
+
+#[tokio::test]
+async fn forged_expired_foreign_and_other_rooms_tokens_are_refused() {
+    let server = server_with_key([9; 32]).await;
+    let mut a = server.client().await;
+    let wa = a.join("r").await;
+    let key = signaling::ResumeKey::new([9; 32]);
+    let id = PeerId("00000000000000f1".into());
+    let far = u64::MAX / 2;
+    let good = key.issue(&id, "r", far);
+    let cases = [
+        // Signed with another key (another server's, or made up).
+        (
+            signaling::ResumeKey::new([1; 32]).issue(&id, "r", far),
+            "r",
+            ErrorCode::BadToken,
+        ),
+        // One character of the MAC changed.
+        (
+            format!(
+                "{}{}",
+                &good[..good.len() - 1],
+                if good.ends_with('0') { '1' } else { '0' }
+            ),
+            "r",
+            ErrorCode::BadToken,
+        ),
+        // The id changed to someone else's.
+        (
+            good.replace("00000000000000f1", wa.id.as_str()),
+            "r",
+            ErrorCode::BadToken,
+        ),
+        ("not a token".to_string(), "r", ErrorCode::BadToken),
+        // Good, but for another room.
+        (good.clone(), "elsewhere", ErrorCode::BadToken),
+        // Good, but expired.
+        (key.issue(&id, "r", 1), "r", ErrorCode::TokenExpired),
+    ];
+    let mut kept = Vec::new();
+    for (token, room, code) in cases {
+        let mut c = server.client().await;
+        send_resume(&mut c, room, &token).await;
+        let message = c.expect_error(code).await;
+        assert!(
+            token.len() < 20 || !message.contains(&token[token.len() - 16..]),
+            "the error repeats the token"
+        );
+        // Refused, the connection may still join afresh.
+        c.join(room).await;
+        kept.push(c);
+    }
+    let stats = server.stats().await;
+    assert_eq!(stats["peers"], 7, "{stats}");
+    // A good token works.
+    let mut ok = server.client().await;
+    send_resume(&mut ok, "r", &good).await;
+    match ok.recv().await {
+        ServerMsg::Welcome { id: got, .. } => assert_eq!(got, id),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_token_for_an_id_held_by_a_connected_member_is_refused_until_it_has_gone() {
+    let server = server_with_key([3; 32]).await;
+    let mut a = server.client().await;
+    let wa = a.join("r").await;
+    let token = match a.recv_any().await {
+        ServerMsg::ResumeToken { token, .. } => token,
+        other => panic!("{other:?}"),
+    };
+    // Someone else with a's token while a is connected.
+    let mut thief = server.client().await;
+    send_resume(&mut thief, "r", &token).await;
+    thief.expect_error(ErrorCode::IdInUse).await;
+    // A resume on a connection that joined already is refused like a second join.
+    send_resume(&mut a, "r", &token).await;
+    a.expect_error(ErrorCode::AlreadyJoined).await;
+    // Once a's connection is gone the id can be taken back (by whoever holds the token:
+    // it is the member's secret).
+    let mut watcher = server.client().await;
+    watcher.join("r").await;
+    drop(a);
+    assert_eq!(
+        watcher.recv().await,
+        ServerMsg::PeerLeft { id: wa.id.clone() }
+    );
+    let mut back = server.client().await;
+    send_resume(&mut back, "r", &token).await;
+    match back.recv().await {
+        ServerMsg::Welcome { id, .. } => assert_eq!(id, wa.id),
+        other => panic!("{other:?}"),
+    }
+    match watcher.recv().await {
+        ServerMsg::PeerJoined { peer } => assert_eq!(peer.id, wa.id),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.stats().await["tokens_refused"], 1);
 }

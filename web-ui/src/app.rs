@@ -931,7 +931,10 @@ impl Page for Shell {
             }
             NodeEvent::SignalingClosed => view
                 .status
-                .set("signaling server disconnected; the mesh carries on".into()),
+                .set("signaling away, mesh still working: reconnecting…".into()),
+            NodeEvent::SignalingBack { peers } => view.status.set(format!(
+                "signaling back: the server knows {peers} other member(s) again"
+            )),
         }
     }
 

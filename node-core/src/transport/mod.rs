@@ -29,6 +29,10 @@ pub enum TransportEvent {
     /// The server welcomed us: our id and the members already in the room, to whom this
     /// transport is now sending offers.
     Joined { me: PeerInfo, peers: Vec<PeerInfo> },
+    /// The server welcomed us back under our id after the signaling socket dropped (or
+    /// the server restarted): the members it knows now. Connections carry on; the
+    /// transport offers to listed members it has none with.
+    Rejoined { peers: Vec<PeerInfo> },
     /// Someone joined the room after us; they will send us an offer.
     PeerJoined(PeerInfo),
     /// The signaling server saw the peer's socket close. Its connection is already

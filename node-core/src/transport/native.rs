@@ -101,8 +101,13 @@ type NegotiationError = Box<dyn std::error::Error + Send + Sync>;
 
 struct Inner {
     config: NativeConfig,
-    /// Frames (and pacing news) for the signaling socket's writer task.
+    /// What this node joins as.
+    kind: PeerKind,
+    /// Frames (and pacing news) for the signaling session's writer.
     ws_out: mpsc::Sender<Out>,
+    /// The last resume token the server gave: presented when the socket is opened
+    /// again, it gets this node its id back. A secret: never logged.
+    resume_token: Mutex<Option<String>>,
     /// Events for the driver.
     events: mpsc::Sender<TransportEvent>,
     /// The negotiation policy. Locked only to feed one input and drain its steps, never
@@ -136,16 +141,8 @@ impl NativeTransport {
                 url: config.server_url.clone(),
                 source: Box::new(e),
             })?;
-        let (ws_tx, mut ws_rx) = ws.split();
         let (out_tx, out_rx) = mpsc::channel::<Out>(256);
         let (ev_tx, ev_rx) = mpsc::channel(config.events_max);
-        tokio::spawn(write_paced(ws_tx, out_rx));
-        let join = signal::encode_client(ClientMsg::Join {
-            room: config.room.clone(),
-            kind,
-            name: config.name.clone(),
-            presenter_key: config.presenter_key.clone(),
-        });
         let policy = Negotiation::new(
             NegotiationConfig {
                 early_candidates_max: config.early_candidates_max,
@@ -156,69 +153,16 @@ impl NativeTransport {
         );
         let inner = Arc::new(Inner {
             config,
+            kind,
             ws_out: out_tx,
             events: ev_tx,
             policy: Mutex::new(policy),
             conns: Mutex::new(HashMap::new()),
             ice_servers: Mutex::new(Vec::new()),
             ice_bind,
+            resume_token: Mutex::new(None),
         });
-        let _ = inner.ws_out.send(Out::Frame(join)).await;
-        let weak = Arc::downgrade(&inner);
-        // One reader: server frames are fed to the policy in the order they arrived, and
-        // the negotiation steps of one frame finish before the next frame is read.
-        tokio::spawn(async move {
-            while let Some(msg) = ws_rx.next().await {
-                let Ok(msg) = msg else { break };
-                let Message::Text(text) = msg else { continue };
-                let Some(inner) = weak.upgrade() else { return };
-                match signal::decode_server(text.as_str()) {
-                    Ok(msg) => {
-                        match &msg {
-                            ServerMsg::Welcome {
-                                id,
-                                room,
-                                peers,
-                                limits,
-                                ..
-                            } => {
-                                tracing::info!(%id, %room, peers = peers.len(), "joined");
-                                if let Some(l) = limits {
-                                    let _ = inner.ws_out.send(Out::Limits(*l)).await;
-                                }
-                            }
-                            ServerMsg::Error {
-                                code: ErrorCode::RateLimited,
-                                frame: Some(frame),
-                                retry_after_ms,
-                                ..
-                            } => {
-                                tracing::debug!(
-                                    frame,
-                                    "the signaling server paced a frame: sending it again"
-                                );
-                                let refused = Out::Refused {
-                                    frame: *frame,
-                                    retry_after_ms: *retry_after_ms,
-                                };
-                                let _ = inner.ws_out.send(refused).await;
-                            }
-                            ServerMsg::Error { code, message, .. } => {
-                                tracing::warn!(?code, "signaling server refused a frame: {message}")
-                            }
-                            _ => {}
-                        }
-                        let steps = inner.input(|n| n.handle_server(msg));
-                        inner.run(steps).await;
-                    }
-                    Err(e) => tracing::warn!("undecodable signaling frame dropped: {e}"),
-                }
-            }
-            if let Some(inner) = weak.upgrade() {
-                let steps = inner.input(Negotiation::signaling_closed);
-                inner.run(steps).await;
-            }
-        });
+        tokio::spawn(signaling_session(Arc::downgrade(&inner), ws, out_rx));
         Ok(NativeTransport {
             inner,
             events: ev_rx,
@@ -239,23 +183,199 @@ enum Out {
     },
 }
 
-/// Sends frames to the signaling server at its pace ([`Pacer`]) until the transport is
-/// dropped or the socket fails, then closes the socket.
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How one signaling socket ended.
+enum SocketEnd {
+    /// The transport was dropped: nothing more to do.
+    TransportGone,
+    /// The socket closed or failed; `welcomed` if the server had taken us in on it.
+    Closed { welcomed: bool },
+    /// The server refused our resume token for good (bad or expired): joining afresh
+    /// would give this node a second identity in a mesh that knows its first.
+    TokenRefused,
+}
+
+/// A signaling socket that brings nothing (not even a ping) for this long is taken for
+/// dead and replaced.
+const SERVER_SILENT_MAX: Duration = Duration::from_secs(15);
+
+/// First reconnection delay, and the longest (before jitter of up to half again).
+const RECONNECT_MIN: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// The signaling connection over the transport's life: serves `ws`, and whenever a
+/// socket ends, opens another (backoff with jitter) and resumes under the same id with
+/// the last resume token. The mesh's data channels carry on meanwhile.
+async fn signaling_session(weak: Weak<Inner>, ws: WsStream, mut out_rx: mpsc::Receiver<Out>) {
+    let mut next = Some(ws);
+    let mut attempt: u32 = 0;
+    let mut away = false;
+    let mut rng = seed();
+    loop {
+        let ws = match next.take() {
+            Some(ws) => ws,
+            None => {
+                let delay = RECONNECT_MIN
+                    .saturating_mul(1 << attempt.min(16))
+                    .min(RECONNECT_MAX);
+                rng = xorshift(rng);
+                let delay = delay + delay.mul_f64((rng % 1000) as f64 / 2000.0);
+                attempt = attempt.saturating_add(1);
+                tokio::time::sleep(delay).await;
+                let Some(url) = weak.upgrade().map(|i| i.config.server_url.clone()) else {
+                    return;
+                };
+                match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    tokio_tungstenite::connect_async(url.as_str()),
+                )
+                .await
+                {
+                    Ok(Ok((ws, _))) => ws,
+                    _ => continue,
+                }
+            }
+        };
+        let Some(first) = weak.upgrade().map(|i| i.enter_frame()) else {
+            return;
+        };
+        let (ws_tx, ws_rx) = ws.split();
+        let (side_tx, side_rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_signaling(weak.clone(), ws_rx, side_tx));
+        let writer_end = write_paced(ws_tx, &mut out_rx, side_rx, first).await;
+        let end = if writer_end {
+            reader.abort();
+            SocketEnd::TransportGone
+        } else {
+            reader
+                .await
+                .unwrap_or(SocketEnd::Closed { welcomed: false })
+        };
+        let Some(inner) = weak.upgrade() else { return };
+        match end {
+            SocketEnd::TransportGone => return,
+            SocketEnd::TokenRefused => {
+                tracing::error!(
+                    "the signaling server refused this node's resume token: the mesh carries \
+                     on, but newcomers cannot reach this node; restart it to join afresh"
+                );
+                inner.run(inner.input(Negotiation::signaling_closed)).await;
+                return;
+            }
+            SocketEnd::Closed { welcomed } => {
+                if welcomed {
+                    attempt = 0;
+                }
+                if welcomed || !away {
+                    away = true;
+                    tracing::warn!("signaling away, mesh still working: reconnecting");
+                    inner.run(inner.input(Negotiation::signaling_closed)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Reads one signaling socket into the policy until it ends. Pacing news (the limits,
+/// refused frames) goes to the writer on `side`.
+async fn read_signaling(
+    weak: Weak<Inner>,
+    mut ws_rx: futures_util::stream::SplitStream<WsStream>,
+    side: mpsc::UnboundedSender<Out>,
+) -> SocketEnd {
+    let mut welcomed = false;
+    // One reader: server frames are fed to the policy in the order they arrived, and the
+    // negotiation steps of one frame finish before the next frame is read. The server
+    // pings every few seconds: a socket silent for longer is gone.
+    while let Ok(Some(msg)) = tokio::time::timeout(SERVER_SILENT_MAX, ws_rx.next()).await {
+        let Ok(msg) = msg else { break };
+        let Message::Text(text) = msg else { continue };
+        let Some(inner) = weak.upgrade() else {
+            return SocketEnd::TransportGone;
+        };
+        let msg = match signal::decode_server(text.as_str()) {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::warn!("undecodable signaling frame dropped: {e}");
+                continue;
+            }
+        };
+        match &msg {
+            ServerMsg::Welcome {
+                id,
+                room,
+                peers,
+                limits,
+                ..
+            } => {
+                welcomed = true;
+                tracing::info!(%id, %room, peers = peers.len(), "joined");
+                if let Some(l) = limits {
+                    let _ = side.send(Out::Limits(*l));
+                }
+            }
+            ServerMsg::ResumeToken { token, .. } => {
+                *lock(&inner.resume_token) = Some(token.clone());
+                continue;
+            }
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                frame: Some(frame),
+                retry_after_ms,
+                ..
+            } => {
+                tracing::debug!(
+                    frame,
+                    "the signaling server paced a frame: sending it again"
+                );
+                let _ = side.send(Out::Refused {
+                    frame: *frame,
+                    retry_after_ms: *retry_after_ms,
+                });
+            }
+            ServerMsg::Error { code, message, .. } => {
+                tracing::warn!(?code, "signaling server refused a frame: {message}");
+            }
+            _ => {}
+        }
+        let end = match &msg {
+            ServerMsg::Error {
+                code: ErrorCode::BadToken | ErrorCode::TokenExpired,
+                ..
+            } => Some(SocketEnd::TokenRefused),
+            // The id's old connection is not gone yet from the server's view: try again
+            // on a new socket after the backoff.
+            ServerMsg::Error {
+                code: ErrorCode::IdInUse,
+                ..
+            } => Some(SocketEnd::Closed { welcomed: false }),
+            _ => None,
+        };
+        let steps = inner.input(|n| n.handle_server(msg));
+        inner.run(steps).await;
+        if let Some(end) = end {
+            return end;
+        }
+    }
+    SocketEnd::Closed { welcomed }
+}
+
+/// Sends frames to the signaling server at its pace ([`Pacer`]), `first` first, until
+/// the socket fails or its reader ends (`side` closes): `false`; or until the transport
+/// is dropped: `true`. Closes the socket.
 async fn write_paced(
-    mut ws_tx: futures_util::stream::SplitSink<
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        Message,
-    >,
-    mut out_rx: mpsc::Receiver<Out>,
-) {
+    mut ws_tx: futures_util::stream::SplitSink<WsStream, Message>,
+    out_rx: &mut mpsc::Receiver<Out>,
+    mut side: mpsc::UnboundedReceiver<Out>,
+    first: String,
+) -> bool {
     let start = tokio::time::Instant::now();
     let now_ms = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.subsec_nanos().into());
-    let mut pacer = Pacer::new(now_ms(), seed);
+    let mut pacer = Pacer::new(now_ms(), seed());
+    pacer.push(first);
+    let mut gone = false;
     'run: loop {
         while let Some(text) = pacer.poll(now_ms()) {
             if ws_tx.send(Message::text(text)).await.is_err() {
@@ -264,19 +384,29 @@ async fn write_paced(
         }
         let wake = pacer
             .wake_at(now_ms())
-            .map(|ms| start + std::time::Duration::from_millis(ms));
+            .map(|ms| start + Duration::from_millis(ms));
         let out = tokio::select! {
-            out = out_rx.recv() => out,
+            out = out_rx.recv() => match out {
+                Some(out) => out,
+                None => {
+                    gone = true;
+                    break;
+                }
+            },
+            news = side.recv() => match news {
+                Some(news) => news,
+                // The reader ended: this socket is done.
+                None => break,
+            },
             () = tokio::time::sleep_until(wake.unwrap_or(start)), if wake.is_some() => continue,
         };
         match out {
-            None => break,
-            Some(Out::Frame(text)) => pacer.push(text),
-            Some(Out::Limits(limits)) => pacer.set_limits(limits, now_ms()),
-            Some(Out::Refused {
+            Out::Frame(text) => pacer.push(text),
+            Out::Limits(limits) => pacer.set_limits(limits, now_ms()),
+            Out::Refused {
                 frame,
                 retry_after_ms,
-            }) => pacer.refused(frame, retry_after_ms, now_ms()),
+            } => pacer.refused(frame, retry_after_ms, now_ms()),
         }
     }
     let stats = pacer.stats();
@@ -288,7 +418,25 @@ async fn write_paced(
             "frames the signaling server paced"
         );
     }
-    let _ = ws_tx.send(Message::Close(None)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws_tx.send(Message::Close(None))).await;
+    gone
+}
+
+/// A seed for jitter that differs between processes and calls.
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| {
+            u64::from(d.subsec_nanos()) ^ d.as_secs().rotate_left(32)
+        })
+        | 1
+}
+
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
 }
 
 /// `IP` → `IP:0`; `IP:PORT` and `[v6]:PORT` pass; anything else is refused.
@@ -312,6 +460,28 @@ fn candidate_init(c: Candidate) -> RTCIceCandidateInit {
 }
 
 impl Inner {
+    /// The first frame on a signaling socket: a resume with the last token, once there
+    /// is one, or else a join.
+    fn enter_frame(&self) -> String {
+        let c = &self.config;
+        let msg = match lock(&self.resume_token).clone() {
+            Some(token) => ClientMsg::Resume {
+                room: c.room.clone(),
+                token,
+                kind: self.kind,
+                name: c.name.clone(),
+                presenter_key: c.presenter_key.clone(),
+            },
+            None => ClientMsg::Join {
+                room: c.room.clone(),
+                kind: self.kind,
+                name: c.name.clone(),
+                presenter_key: c.presenter_key.clone(),
+            },
+        };
+        signal::encode_client(msg)
+    }
+
     /// Feeds one input to the policy and takes the steps it caused. The lock is held
     /// only inside this call, so concurrent callers each get their own steps.
     fn input(&self, f: impl FnOnce(&mut Negotiation)) -> Vec<Step> {

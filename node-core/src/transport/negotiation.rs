@@ -289,7 +289,15 @@ impl Negotiation {
                 ice_servers,
                 presenter,
                 ..
-            } => self.on_welcome(id, peers, ice_servers, presenter),
+            } => {
+                if self.me.as_ref() == Some(&id) {
+                    self.on_welcome_back(peers, ice_servers);
+                } else {
+                    self.on_welcome(id, peers, ice_servers, presenter);
+                }
+            }
+            // The transport keeps the token; nothing to negotiate.
+            ServerMsg::ResumeToken { .. } => {}
             ServerMsg::PeerJoined { peer } => self.emit(TransportEvent::PeerJoined(peer)),
             ServerMsg::PeerLeft { id } => {
                 if let Some(p) = self.peers.remove(&id)
@@ -342,6 +350,29 @@ impl Negotiation {
             if peer == id || self.conn(&peer).is_some() {
                 continue;
             }
+            if !self.has_room_for(&peer) {
+                self.stats.dropped_frames += 1;
+                continue;
+            }
+            let conn = self.start(&peer, Role::Offerer);
+            self.steps.push_back(Step::Offer { peer, conn });
+        }
+    }
+
+    /// A welcome under our own id again: the transport resumed after its signaling
+    /// socket dropped (or the server restarted). The mesh is as it was; we offer to the
+    /// members listed that we have no connection with (they joined while we were away),
+    /// as any newcomer would: for every pair, the one that rejoins later offers.
+    fn on_welcome_back(&mut self, peers: Vec<PeerInfo>, ice_servers: Vec<IceServer>) {
+        self.steps.push_back(Step::SetIceServers(ice_servers));
+        let me = self.me.clone();
+        let to_offer: Vec<PeerId> = peers
+            .iter()
+            .map(|p| p.id.clone())
+            .filter(|p| Some(p) != me.as_ref() && self.conn(p).is_none())
+            .collect();
+        self.emit(TransportEvent::Rejoined { peers });
+        for peer in to_offer {
             if !self.has_room_for(&peer) {
                 self.stats.dropped_frames += 1;
                 continue;

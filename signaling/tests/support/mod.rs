@@ -86,6 +86,8 @@ impl Server {
 pub struct Client {
     /// The socket.
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The last resume token the server gave (`recv` takes them in as a client does).
+    pub token: Option<String>,
 }
 
 impl Client {
@@ -94,7 +96,7 @@ impl Client {
             .await
             .expect("connect timed out")
             .expect("connect failed");
-        Client { ws }
+        Client::from(ws)
     }
 
     pub async fn send_raw(&mut self, msg: Message) {
@@ -112,8 +114,19 @@ impl Client {
         self.send_text(encode_client(msg)).await;
     }
 
-    /// The next protocol frame, skipping control frames.
+    /// The next protocol frame, skipping control frames and resume tokens (kept in
+    /// `token`).
     pub async fn recv(&mut self) -> ServerMsg {
+        loop {
+            match self.recv_any().await {
+                ServerMsg::ResumeToken { token, .. } => self.token = Some(token),
+                other => return other,
+            }
+        }
+    }
+
+    /// The next protocol frame, skipping control frames.
+    pub async fn recv_any(&mut self) -> ServerMsg {
         // One deadline for the whole wait: the server's pings must not extend it.
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -212,6 +225,12 @@ impl Client {
                 Some(Err(_)) | None => return None,
             }
         }
+    }
+}
+
+impl From<WebSocketStream<MaybeTlsStream<TcpStream>>> for Client {
+    fn from(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Client { ws, token: None }
     }
 }
 
