@@ -138,8 +138,17 @@ fn bad_arguments_are_refused_with_a_clear_message() {
             "{args:?}: {out:?}"
         );
     }
-    // The server refuses a bad presenter key or audience address before it binds.
-    let serve: [(&[&str], &str); 3] = [
+    // The server refuses a bad presenter key, audience address or resume key file
+    // before it binds.
+    let bad_key = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad-resume-key");
+    std::fs::write(&bad_key, "not a key\n").unwrap();
+    let bad_key = bad_key.to_str().unwrap();
+    let serve: [(&[&str], &str); 5] = [
+        (
+            &["--resume-key-file", bad_key],
+            "is not a resume key (64 hex digits)",
+        ),
+        (&["--resume-token-secs", "5"], "--resume-token-secs"),
         (
             &["--presenter-key", "short"],
             "--presenter-key must be 8 to 128",

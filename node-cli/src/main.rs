@@ -388,15 +388,28 @@ fn resume_key(path: Option<&std::path::Path>) -> Result<signaling::ResumeKey> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot make {}", dir.display()))?;
             }
+            // Written aside and linked into place, so that servers starting at once
+            // agree on one key and none reads a half-written file.
+            let aside = path.with_extension(format!("new-{}", std::process::id()));
             let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
+            options.write(true).create(true).truncate(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut file = options
-                .open(&path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
+                .open(&aside)
+                .with_context(|| format!("cannot create {}", aside.display()))?;
             std::io::Write::write_all(&mut file, format!("{hex}\n").as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+                .with_context(|| format!("cannot write {}", aside.display()))?;
+            drop(file);
+            let linked = std::fs::hard_link(&aside, &path);
+            let _ = std::fs::remove_file(&aside);
+            match linked {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return resume_key(Some(&path));
+                }
+                Err(e) => return Err(anyhow!("cannot create {}: {e}", path.display())),
+            }
             tracing::info!(path = %path.display(), "made a new resume key");
             Ok(key)
         }
