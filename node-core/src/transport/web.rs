@@ -8,7 +8,7 @@
 //! the connection that owns them and unset before it is closed, so no closure is ever
 //! called after it is freed.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
@@ -87,7 +87,13 @@ fn unset_channel(dc: &RtcDataChannel) {
 }
 
 struct Inner {
-    ws: WebSocket,
+    /// Where and as whom this node joins.
+    url: String,
+    room: String,
+    name: String,
+    presenter_key: Option<String>,
+    /// The current signaling socket (a new one after each reconnection).
+    ws: RefCell<WebSocket>,
     events: mpsc::UnboundedSender<TransportEvent>,
     /// The negotiation policy. Borrowed only to feed one input and drain its steps (see
     /// [`Inner::input`]), never across an await.
@@ -95,12 +101,24 @@ struct Inner {
     /// Each peer's current connection, as the policy's steps left it.
     conns: RefCell<HashMap<PeerId, Conn>>,
     ice_servers: RefCell<Vec<IceServer>>,
-    /// The socket's own callbacks.
+    /// The current socket's callbacks.
     ws_callbacks: RefCell<Vec<Callback>>,
-    /// Frames to the server, at its pace.
+    /// Frames to the server, at its pace (a fresh pacer for each socket).
     pacer: RefCell<Pacer>,
     /// When the pacer's timer is set for (ms on the page's clock), if it is.
-    timer_at: std::cell::Cell<Option<u64>>,
+    timer_at: Cell<Option<u64>>,
+    /// The last resume token, also kept in the tab's session storage so that a reload
+    /// comes back under the same id. A secret: never logged.
+    resume_token: RefCell<Option<String>>,
+    /// Whether this page has been welcomed at all, and on the current socket.
+    welcomed_ever: Cell<bool>,
+    welcomed_now: Cell<bool>,
+    /// The server has been told gone (SignalingClosed reported) and not back yet.
+    away: Cell<bool>,
+    /// Reconnection attempts since the last welcome.
+    attempt: Cell<u32>,
+    /// No more reconnecting: shut down, or the server refused our token for good.
+    stopped: Cell<bool>,
 }
 
 /// A browser mesh endpoint.
@@ -118,12 +136,15 @@ impl WebTransport {
         name: &str,
         presenter_key: Option<String>,
     ) -> Result<Self, JsValue> {
-        let ws = WebSocket::new(url)?;
-        ws.set_binary_type(BinaryType::Arraybuffer);
         let (tx, rx) = mpsc::unbounded();
         let kind = PeerKind::Browser;
+        let ws = WebSocket::new(url)?;
         let inner = Rc::new(Inner {
-            ws: ws.clone(),
+            url: url.to_string(),
+            room: room.to_string(),
+            name: name.to_string(),
+            presenter_key,
+            ws: RefCell::new(ws),
             events: tx,
             policy: RefCell::new(Negotiation::new(
                 NegotiationConfig::default(),
@@ -133,64 +154,16 @@ impl WebTransport {
             conns: RefCell::new(HashMap::new()),
             ice_servers: RefCell::new(Vec::new()),
             ws_callbacks: RefCell::new(Vec::new()),
-            pacer: RefCell::new(Pacer::new(now_ms(), (js_sys::Math::random() * 1e15) as u64)),
-            timer_at: std::cell::Cell::new(None),
+            pacer: RefCell::new(Pacer::new(now_ms(), jitter_seed())),
+            timer_at: Cell::new(None),
+            resume_token: RefCell::new(stored_token(room)),
+            welcomed_ever: Cell::new(false),
+            welcomed_now: Cell::new(false),
+            away: Cell::new(false),
+            attempt: Cell::new(0),
+            stopped: Cell::new(false),
         });
-        inner
-            .pacer
-            .borrow_mut()
-            .push(signal::encode_client(ClientMsg::Join {
-                room: room.to_string(),
-                kind,
-                name: name.to_string(),
-                presenter_key,
-            }));
-        let on_open = {
-            let weak = Rc::downgrade(&inner);
-            callback(move |_| {
-                if let Some(inner) = weak.upgrade() {
-                    inner.flush();
-                }
-            })
-        };
-        let on_message = {
-            let weak = Rc::downgrade(&inner);
-            callback(move |ev: JsValue| {
-                let Some(inner) = weak.upgrade() else { return };
-                let Some(text) = ev
-                    .dyn_ref::<MessageEvent>()
-                    .and_then(|m| m.data().as_string())
-                else {
-                    return;
-                };
-                // The policy sees frames in the order they arrived; only the platform's
-                // asynchronous calls run later.
-                match signal::decode_server(&text) {
-                    Ok(msg) => {
-                        inner.pace(&msg);
-                        inner.run(inner.input(|n| n.handle_server(msg)));
-                    }
-                    Err(e) => {
-                        web_sys::console::warn_1(&format!("signaling frame dropped: {e}").into())
-                    }
-                }
-            })
-        };
-        let on_close = {
-            let weak = Rc::downgrade(&inner);
-            callback(move |_| {
-                if let Some(inner) = weak.upgrade() {
-                    inner.run(inner.input(Negotiation::signaling_closed));
-                }
-            })
-        };
-        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        inner
-            .ws_callbacks
-            .borrow_mut()
-            .extend([on_open, on_message, on_close]);
+        inner.serve_socket();
         Ok(WebTransport { inner, events: rx })
     }
 
@@ -210,7 +183,203 @@ fn candidate_init(c: &Candidate) -> RtcIceCandidateInit {
     init
 }
 
+/// Where a tab keeps its resume token for `room`: the tab's session storage, which a
+/// reload keeps and a new tab does not.
+fn storage_key(room: &str) -> String {
+    format!("meshwork.resume.{room}")
+}
+
+fn session_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok()?
+}
+
+fn stored_token(room: &str) -> Option<String> {
+    session_storage()?.get_item(&storage_key(room)).ok()?
+}
+
+fn jitter_seed() -> u64 {
+    (js_sys::Math::random() * 1e15) as u64 | 1
+}
+
+/// First reconnection delay, and the longest (before jitter of up to half again).
+const RECONNECT_MIN_MS: f64 = 100.0;
+const RECONNECT_MAX_MS: f64 = 5_000.0;
+
 impl Inner {
+    /// Installs the current socket's callbacks and queues its first frame: a resume
+    /// with the last token, once there is one, or else a join.
+    fn serve_socket(self: &Rc<Self>) {
+        let ws = self.ws.borrow().clone();
+        ws.set_binary_type(BinaryType::Arraybuffer);
+        let first = match self.resume_token.borrow().clone() {
+            Some(token) => ClientMsg::Resume {
+                room: self.room.clone(),
+                token,
+                kind: PeerKind::Browser,
+                name: self.name.clone(),
+                presenter_key: self.presenter_key.clone(),
+            },
+            None => ClientMsg::Join {
+                room: self.room.clone(),
+                kind: PeerKind::Browser,
+                name: self.name.clone(),
+                presenter_key: self.presenter_key.clone(),
+            },
+        };
+        {
+            let mut pacer = Pacer::new(now_ms(), jitter_seed());
+            pacer.push(signal::encode_client(first));
+            *self.pacer.borrow_mut() = pacer;
+        }
+        self.welcomed_now.set(false);
+        let on_open = {
+            let weak = Rc::downgrade(self);
+            callback(move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.flush();
+                }
+            })
+        };
+        let on_message = {
+            let weak = Rc::downgrade(self);
+            let socket = ws.clone();
+            callback(move |ev: JsValue| {
+                let Some(inner) = weak.upgrade() else { return };
+                let Some(text) = ev
+                    .dyn_ref::<MessageEvent>()
+                    .and_then(|m| m.data().as_string())
+                else {
+                    return;
+                };
+                // The policy sees frames in the order they arrived; only the platform's
+                // asynchronous calls run later.
+                match signal::decode_server(&text) {
+                    Ok(msg) => inner.on_server(&socket, msg),
+                    Err(e) => {
+                        web_sys::console::warn_1(&format!("signaling frame dropped: {e}").into())
+                    }
+                }
+            })
+        };
+        let on_close = {
+            let weak = Rc::downgrade(self);
+            callback(move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.socket_closed();
+                }
+            })
+        };
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        let old = std::mem::replace(
+            &mut *self.ws_callbacks.borrow_mut(),
+            vec![on_open, on_message, on_close],
+        );
+        // The old socket's callbacks may be the one running now: free them later.
+        spawn_local(async move { drop(old) });
+    }
+
+    /// A frame from the server on `socket` (the current one).
+    fn on_server(self: &Rc<Self>, socket: &WebSocket, msg: ServerMsg) {
+        match &msg {
+            ServerMsg::ResumeToken { token, .. } => {
+                *self.resume_token.borrow_mut() = Some(token.clone());
+                if let Some(storage) = session_storage() {
+                    let _ = storage.set_item(&storage_key(&self.room), token);
+                }
+                return;
+            }
+            ServerMsg::Welcome { .. } => {
+                self.welcomed_ever.set(true);
+                self.welcomed_now.set(true);
+                self.away.set(false);
+                self.attempt.set(0);
+            }
+            _ => {}
+        }
+        self.pace(&msg);
+        let refused_token = matches!(
+            msg,
+            ServerMsg::Error {
+                code: ErrorCode::BadToken | ErrorCode::TokenExpired | ErrorCode::IdInUse,
+                ..
+            }
+        );
+        let code = match &msg {
+            ServerMsg::Error { code, .. } => Some(*code),
+            _ => None,
+        };
+        self.run(self.input(|n| n.handle_server(msg)));
+        if !refused_token {
+            return;
+        }
+        if code == Some(ErrorCode::IdInUse) {
+            // Our old connection is not gone from the server's view yet (a reload
+            // racing its own goodbye): a new socket after the backoff tries again.
+            let _ = socket.close();
+        } else if !self.welcomed_ever.get() {
+            // A token left by an earlier page that the server no longer takes: this
+            // page has nothing in the mesh yet, so it joins afresh.
+            *self.resume_token.borrow_mut() = None;
+            if let Some(storage) = session_storage() {
+                let _ = storage.remove_item(&storage_key(&self.room));
+            }
+            self.attempt.set(0);
+            let _ = socket.close();
+        } else {
+            // This node has an identity in the mesh; a new one would be a second.
+            self.stopped.set(true);
+            web_sys::console::error_1(
+                &"the signaling server refused this tab's resume token: the mesh carries on, \
+                  but newcomers cannot reach this tab; reload to join afresh"
+                    .into(),
+            );
+            if let Some(storage) = session_storage() {
+                let _ = storage.remove_item(&storage_key(&self.room));
+            }
+            let _ = socket.close();
+        }
+    }
+
+    /// The current socket closed: tell the node once, then open another after a
+    /// backoff with jitter.
+    fn socket_closed(self: &Rc<Self>) {
+        if (self.welcomed_now.get() || !self.away.get()) && self.welcomed_ever.get() {
+            self.away.set(true);
+            self.run(self.input(Negotiation::signaling_closed));
+        }
+        self.welcomed_now.set(false);
+        if self.stopped.get() {
+            return;
+        }
+        let attempt = self.attempt.get();
+        self.attempt.set(attempt.saturating_add(1));
+        let delay = (RECONNECT_MIN_MS * f64::from(1u32 << attempt.min(16))).min(RECONNECT_MAX_MS);
+        let delay = delay * (1.0 + js_sys::Math::random() / 2.0);
+        let weak = Rc::downgrade(self);
+        let reopen = Closure::once_into_js(move || {
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.stopped.get() {
+                return;
+            }
+            match WebSocket::new(&inner.url) {
+                Ok(ws) => {
+                    *inner.ws.borrow_mut() = ws;
+                    inner.serve_socket();
+                }
+                // Not a network failure (those close the socket): give up.
+                Err(e) => web_sys::console::error_2(&"cannot open the signaling socket".into(), &e),
+            }
+        });
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+                reopen.unchecked_ref(),
+                delay as i32,
+            );
+        }
+    }
+
     /// Feeds one input to the policy and takes the steps it caused.
     fn input(&self, f: impl FnOnce(&mut Negotiation)) -> Vec<Step> {
         let mut n = self.policy.borrow_mut();
@@ -329,14 +498,15 @@ impl Inner {
 
     /// Sends what the pace allows now, and sets a timer for the rest.
     fn flush(self: &Rc<Self>) {
-        if self.ws.ready_state() != WebSocket::OPEN {
+        let ws = self.ws.borrow().clone();
+        if ws.ready_state() != WebSocket::OPEN {
             return;
         }
         let now = now_ms();
         let wake = {
             let mut pacer = self.pacer.borrow_mut();
             while let Some(frame) = pacer.poll(now) {
-                let _ = self.ws.send_with_str(&frame);
+                let _ = ws.send_with_str(&frame);
             }
             pacer.wake_at(now)
         };
@@ -590,7 +760,8 @@ impl Inner {
         for c in conns {
             c.close();
         }
-        let _ = self.ws.close();
+        self.stopped.set(true);
+        let _ = self.ws.borrow().close();
     }
 }
 
