@@ -828,21 +828,28 @@ impl Page for Shell {
             NodeEvent::Mesh(MeshEvent::PeerConnected {
                 peer, connect_ms, ..
             }) => {
+                // An id seen before is a member coming back (a reloaded tab, a node
+                // that resumed): the same node to placement, not a new one.
+                let back = view
+                    .names
+                    .with_untracked(|m| m.contains_key(&node_id(&peer.id)));
                 view.names.update(|m| {
                     if m.len() < NAMES_MAX {
                         m.insert(node_id(&peer.id), peer.name.clone());
                     }
                 });
-                view.log(
-                    "joined",
-                    &peer.id.0,
-                    "",
-                    *connect_ms,
+                let text = if back {
+                    format!(
+                        "{} ({}) rejoined under the same id, connected in {:.0} ms",
+                        peer.name, peer.kind, connect_ms
+                    )
+                } else {
                     format!(
                         "{} ({}) connected in {:.0} ms",
                         peer.name, peer.kind, connect_ms
-                    ),
-                );
+                    )
+                };
+                view.log("joined", &peer.id.0, "", *connect_ms, text);
             }
             NodeEvent::Mesh(MeshEvent::PeerLeft {
                 peer,

@@ -1,0 +1,119 @@
+//! The mesh outlives its signaling server, end to end with real browsers: two native
+//! nodes and two Chromium tabs compute a Mandelbrot job handed out by `meshwork submit`;
+//! mid-job the server is SIGKILLed and started again on its port with the same resume
+//! key, and a tab reloads. Every member must come back under its old id, the reloaded
+//! tab too (shown to the others as a rejoin), a tab opened afterwards must see them all,
+//! and the job's PNG must be byte-identical to `meshwork run`'s. The controller is
+//! `tests/e2e/resume.mjs`.
+//!
+//! Prerequisites as for `browser_mesh` (dist/, playwright-core, Chromium, node, root for
+//! the namespace): without them the test prints SKIP, except under `CI=true`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::{E2eRun, assert_no_problems, run_e2e};
+use common::meshwork;
+use serde_json::json;
+
+const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(150);
+const TEST_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The job: 256 tiles, paced so that it outlasts a server restart and a reload.
+fn job_args() -> Vec<String> {
+    [
+        "--kernel",
+        "mandelbrot",
+        "--width",
+        "256",
+        "--height",
+        "256",
+        "--tiles",
+        "16x16",
+        "--max-iter",
+        "250",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn the_mesh_outlives_a_server_restart_and_a_reloaded_tab_keeps_its_id() {
+    let cli_png = std::cell::OnceCell::new();
+    let reference = std::cell::OnceCell::new();
+    let Some(E2eRun {
+        out, mut problems, ..
+    }) = run_e2e(
+        "browser_resume",
+        "resume.mjs",
+        (CONTROLLER_TIMEOUT, TEST_TIMEOUT),
+        &[
+            "full_mesh",
+            "job_under_way",
+            "tabs_say_signaling_away",
+            "job_goes_on_without_the_server",
+            "server_restarted",
+            "every_member_back_with_its_id",
+            "tabs_say_signaling_back",
+            "nobody_left_the_mesh",
+            "job_still_running_at_reload",
+            "reloaded_tab_keeps_its_id",
+            "others_show_a_rejoin",
+            "no_new_member_for_the_reload",
+            "new_tab_sees_every_member",
+            "job_done_exit_0",
+            "tab_a_shows_it_done",
+            "no_console_errors",
+        ],
+        |out| {
+            let ref_png = out.join("ref.png");
+            let status = meshwork()
+                .arg("run")
+                .args(job_args())
+                .arg("--out")
+                .arg(&ref_png)
+                .status()
+                .expect("meshwork run");
+            assert!(status.success(), "meshwork run failed: {status}");
+            let _ = reference.set(std::fs::read(&ref_png).expect("reference PNG"));
+            let png = out.join("cli.png");
+            let mut args = job_args();
+            args.extend(
+                [
+                    "--replicas",
+                    "2",
+                    "--quorum",
+                    "1",
+                    "--pace-ms",
+                    "300",
+                    "--timeout",
+                    "120",
+                    "--out",
+                ]
+                .map(String::from),
+            );
+            args.push(png.display().to_string());
+            let _ = cli_png.set(png);
+            json!({
+                "key_file": out.join("resume-key"),
+                "submit_args": args,
+            })
+        },
+    )
+    else {
+        return;
+    };
+    let (Some(cli_png), Some(reference)) = (cli_png.get(), reference.get()) else {
+        panic!("the config was not made");
+    };
+    match std::fs::read(cli_png) {
+        Ok(bytes) if bytes == *reference => {}
+        Ok(_) => problems.push(format!(
+            "{} differs from meshwork run's output",
+            cli_png.display()
+        )),
+        Err(e) => problems.push(format!("{}: {e}", cli_png.display())),
+    }
+    assert_no_problems("browser_resume", &problems, &out);
+}
