@@ -179,6 +179,14 @@ struct ServerOptions {
     /// one every third of it).
     #[arg(long, default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(60..=604_800))]
     resume_token_secs: u64,
+    /// The secret shared with the TURN server given by --ice-server turn:…
+    /// (coturn: use-auth-secret, static-auth-secret=SECRET): each member then gets its own
+    /// short-lived credentials instead of a fixed password.
+    #[arg(long, value_name = "SECRET")]
+    turn_secret: Option<String>,
+    /// How long those TURN credentials are good for, in seconds.
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=604_800))]
+    turn_credential_secs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -348,6 +356,14 @@ fn server_config(o: &ServerOptions) -> Result<signaling::Config> {
         },
         resume_key: Some(resume_key(o.resume_key_file.as_deref())?),
         resume_token_secs: o.resume_token_secs,
+        turn_secret: match &o.turn_secret {
+            Some(s) if s.is_empty() => bail!("--turn-secret must not be empty"),
+            Some(_) if !o.ice_servers.iter().any(|u| u.starts_with("turn")) => {
+                bail!("--turn-secret needs a TURN server: add --ice-server turn:HOST:PORT")
+            }
+            other => other.clone(),
+        },
+        turn_credential_secs: o.turn_credential_secs,
         ..signaling::Config::default()
     })
 }
@@ -640,6 +656,11 @@ impl Reporter {
                 json!({"event": "signaling_error", "code": code, "message": message})
             }
             NodeEvent::SignalingClosed => json!({"event": "signaling_closed"}),
+            NodeEvent::Path {
+                peer,
+                local,
+                remote,
+            } => json!({"event": "ice_path", "peer": peer, "local": local, "remote": remote}),
             NodeEvent::SignalingBack { peers } => {
                 json!({"event": "signaling_back", "peers": peers})
             }

@@ -53,6 +53,13 @@ pub enum NodeEvent {
     /// The signaling server took us back under our id; it knows `peers` members of the
     /// room now (others come back as they reconnect).
     SignalingBack { peers: usize },
+    /// The network path to a peer: the kinds of the local and remote ICE candidates
+    /// selected (`relay` when it goes through a TURN server).
+    Path {
+        peer: PeerId,
+        local: String,
+        remote: String,
+    },
     /// A console command reached this node: from a presenter (`from`; `None` when this
     /// node gave it itself) and obeyed, or from someone without the presenter key and
     /// ignored.
@@ -263,6 +270,15 @@ impl MeshNode {
                     m.handle_announced(now, p);
                 }
             }
+            TransportEvent::Path {
+                peer,
+                local,
+                remote,
+            } => self.actions.push_back(Action::Event(NodeEvent::Path {
+                peer,
+                local,
+                remote,
+            })),
             TransportEvent::Rejoined { peers } => {
                 let n = peers.len();
                 if let Some(m) = &mut self.membership {

@@ -503,9 +503,16 @@ impl Connection {
             tracing::info!(conn = self.conn, "a join with a wrong presenter key");
         }
         let resumed = resumed_id.is_some();
+        let config = &shared.config;
+        let ice = crate::turn::with_credentials(
+            &config.ice_servers,
+            config.turn_secret.as_deref(),
+            &room,
+            unix_now().saturating_add(config.turn_credential_secs),
+        );
         let result = {
             let mut registry = shared.registry();
-            let (outbox, ice) = (self.outbox.clone(), &shared.config.ice_servers);
+            let (outbox, ice) = (self.outbox.clone(), &ice);
             match resumed_id {
                 Some(id) => registry.rejoin(&room, id, kind, name.clone(), presenter, outbox, ice),
                 None => registry.join(&room, kind, name.clone(), presenter, outbox, ice),

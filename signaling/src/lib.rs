@@ -33,6 +33,7 @@ mod metrics;
 mod outbox;
 mod rooms;
 mod token;
+mod turn;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -121,6 +122,12 @@ pub struct Config {
     /// How long a resume token is good for (s); members get a fresh one every third of
     /// that.
     pub resume_token_secs: u64,
+    /// The secret shared with the TURN server (coturn's `static-auth-secret`): every
+    /// member's welcome then carries its own short-lived credentials for each TURN
+    /// server in `ice_servers` that has none.
+    pub turn_secret: Option<String>,
+    /// How long those credentials are good for (s).
+    pub turn_credential_secs: u64,
 }
 
 impl Default for Config {
@@ -153,6 +160,8 @@ impl Default for Config {
             public_url: None,
             resume_key: None,
             resume_token_secs: 3_600,
+            turn_secret: None,
+            turn_credential_secs: 86_400,
         }
     }
 }

@@ -1313,3 +1313,45 @@ async fn a_token_for_an_id_held_by_a_connected_member_is_refused_until_it_has_go
     }
     assert_eq!(server.stats().await["tokens_refused"], 1);
 }
+
+#[tokio::test]
+async fn each_welcome_carries_fresh_turn_credentials_when_a_secret_is_set() {
+    let turn = IceServer {
+        urls: vec!["turn:192.0.2.9:3478".into()],
+        username: None,
+        credential: None,
+    };
+    let server = Server::start(Config {
+        ice_servers: vec![turn.clone()],
+        turn_secret: Some("shared-with-coturn".into()),
+        turn_credential_secs: 600,
+        ..Config::default()
+    })
+    .await;
+    let mut a = server.client().await;
+    let w = a.join("r").await;
+    let got = &w.ice_servers[0];
+    assert_eq!(got.urls, turn.urls);
+    let user = got.username.as_deref().expect("a user name");
+    let (expiry, label) = user.split_once(':').expect("EXPIRY:LABEL");
+    assert_eq!(label, "r");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(
+        (now + 590..=now + 610).contains(&expiry),
+        "{expiry} vs {now}"
+    );
+    // 20 bytes of HMAC-SHA1 in Base64.
+    assert_eq!(got.credential.as_deref().map(str::len), Some(28));
+    // Without a secret, the server hands out what it was given.
+    let plain = Server::start(Config {
+        ice_servers: vec![turn.clone()],
+        ..Config::default()
+    })
+    .await;
+    let mut b = plain.client().await;
+    assert_eq!(b.join("r").await.ice_servers, vec![turn]);
+}

@@ -355,7 +355,8 @@ async function main() {
   const closedEverywhere = await pollUntil(async () => {
     const st = await Promise.all([pp, px].map(statusOf));
     const native = liar.events.some((e) => e.event === 'signaling_closed');
-    return st.every((t) => /signaling server disconnected; the mesh carries on/.test(t)) && native ? st : null;
+    // The page says so, or (having tried to resume at once) that the room is away.
+    return st.every((t) => /signaling away, mesh still working|took the server away/.test(t)) && native ? st : null;
   }, Date.now() + 5_000, 100);
   await sleep(3_000); // longer than the heartbeat timeout: a dead mesh would show it
   const stillMeshed = (await graph(pp)).filter((n) => n.state === 'live').map((n) => n.peer).sort();

@@ -939,6 +939,7 @@ impl Page for Shell {
             NodeEvent::SignalingClosed => view
                 .status
                 .set("signaling away, mesh still working: reconnecting…".into()),
+            NodeEvent::Path { .. } => {}
             NodeEvent::SignalingBack { peers } => view.status.set(format!(
                 "signaling back: the server knows {peers} other member(s) again"
             )),

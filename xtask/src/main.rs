@@ -76,7 +76,7 @@ fn main() -> Result<()> {
 const HELP: &str = "cargo xtask <command>
 
   setup        install what this machine lacks (wasm target, wasm-bindgen-cli, Trunk,
-               npm packages, Chromium); skips what is already there
+               npm packages, Chromium, primesieve, coturn); skips what is already there
   demo [ARGS]  build everything and run `meshwork demo ARGS` (try --help)
   test         build everything, check fmt and clippy (native and wasm32), run every
                test layer; ends with `total: N passed, N failed`
@@ -239,26 +239,41 @@ fn setup() -> Result<()> {
         }
     }
     // primesieve, the reference `cargo xtask bench scale` compares prime counting with
-    // (the benchmark says "skipped" without it; no test needs it).
-    if version_of("primesieve", "--version").is_none()
-        && Path::new("/usr/bin/apt-get").exists()
-        && is_root()
-    {
+    // (the benchmark says "skipped" without it; no test needs it), and coturn, the TURN
+    // server `native_turn` relays through (a test needs it: under CI=true its absence
+    // fails that test).
+    for (package, present, without) in [
+        (
+            "primesieve",
+            version_of("primesieve", "--version").is_some(),
+            "`bench scale` will skip its row",
+        ),
+        (
+            "coturn",
+            Path::new("/usr/bin/turnserver").exists(),
+            "the TURN test will be skipped (a failure under CI=true)",
+        ),
+    ] {
+        if present || !Path::new("/usr/bin/apt-get").exists() || !is_root() {
+            if !present {
+                eprintln!("xtask: {package} is missing (apt-get install {package}): {without}");
+            }
+            continue;
+        }
         let install = || {
             let mut c = Command::new("apt-get");
-            c.args(["install", "-y", "primesieve"])
+            c.args(["install", "-y", package])
                 .env("DEBIAN_FRONTEND", "noninteractive");
             run(c)
         };
-        // The package lists may be stale on a machine that had Chromium already. A
-        // failure only costs the benchmark its reference row: not fatal.
+        // The package lists may be stale on a machine that had Chromium already.
         let done = install().is_ok() || {
             let mut c = Command::new("apt-get");
             c.arg("update");
             run(c).is_ok() && install().is_ok()
         };
         if !done {
-            eprintln!("xtask: could not install primesieve; `bench scale` will skip its row");
+            eprintln!("xtask: could not install {package}: {without}");
         }
     }
     Ok(())

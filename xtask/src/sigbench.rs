@@ -180,6 +180,9 @@ pub fn run(root: &Path) -> Result<()> {
     let (reconnect_row, reconnect_json) = reconnect(&bin, active)?;
     rows.push(reconnect_row);
     results.push(reconnect_json);
+    let (natives_row, natives_json) = resume_natives(&bin, 8)?;
+    rows.push(natives_row);
+    results.push(natives_json);
     println!();
     for (what, figure) in &rows {
         println!("  {what:<28} {figure}");
@@ -362,24 +365,37 @@ fn relay(bin: &Path, n: usize) -> Result<((String, String), serde_json::Value)> 
     Ok((row, json))
 }
 
-/// A member that joins, and joins again (with backoff and jitter) whenever its socket
-/// closes, until `stop`; it reports each welcome on `welcomed`.
+/// What a reconnecting member reports: it was welcomed back (under the id it had, if
+/// it had one), or a resume was refused.
+enum Back {
+    Welcomed { i: usize, same_id: bool },
+    Refused { i: usize, code: String },
+}
+
+/// A member that joins, and whenever its socket closes, reconnects (with backoff and
+/// jitter) and resumes with its last resume token, until `stop`.
 async fn rejoining_member(
     url: String,
     i: usize,
-    welcomed: tokio::sync::mpsc::UnboundedSender<usize>,
+    report: tokio::sync::mpsc::UnboundedSender<Back>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut rng = (i as u64 + 7).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut backoff = Duration::from_millis(100);
+    let room = format!("back-{}", i / ROOM);
+    let (mut token, mut my_id): (Option<String>, Option<String>) = (None, None);
     while !*stop.borrow() {
+        let first = match &token {
+            Some(t) => format!(
+                r#"{{"v":1,"type":"resume","room":"{room}","token":"{t}","kind":"native","name":"m{i}"}}"#
+            ),
+            None => {
+                format!(r#"{{"v":1,"type":"join","room":"{room}","kind":"native","name":"m{i}"}}"#)
+            }
+        };
         let attempt = async {
             let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.ok()?;
-            let join = format!(
-                r#"{{"v":1,"type":"join","room":"back-{}","kind":"native","name":"m{i}"}}"#,
-                i / ROOM
-            );
-            ws.send(Message::text(join)).await.ok()?;
+            ws.send(Message::text(first)).await.ok()?;
             Some(ws)
         };
         if let Some(mut ws) = attempt.await {
@@ -387,9 +403,26 @@ async fn rejoining_member(
                 tokio::select! {
                     _ = stop.changed() => return,
                     next = ws.next() => match next {
-                        Some(Ok(Message::Text(t))) if t.contains(r#""type":"welcome""#) => {
-                            backoff = Duration::from_millis(100);
-                            let _ = welcomed.send(i);
+                        Some(Ok(Message::Text(t))) => {
+                            let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) else { continue };
+                            match v["type"].as_str() {
+                                Some("welcome") => {
+                                    backoff = Duration::from_millis(100);
+                                    let id = v["id"].as_str().unwrap_or_default().to_string();
+                                    let same_id = my_id.as_deref() == Some(id.as_str());
+                                    my_id = Some(id);
+                                    let _ = report.send(Back::Welcomed { i, same_id });
+                                }
+                                Some("resume_token") => token = v["token"].as_str().map(str::to_string),
+                                Some("error") => {
+                                    let code = v["code"].as_str().unwrap_or_default().to_string();
+                                    if code != "rate_limited" {
+                                        let _ = report.send(Back::Refused { i, code });
+                                        break;
+                                    }
+                                }
+                                _ => {}
+                            }
                         }
                         Some(Ok(_)) => {}
                         _ => break,
@@ -412,7 +445,16 @@ async fn rejoining_member(
 
 /// Time for `n` members to be back after the server is killed and started again.
 fn reconnect(bin: &Path, n: usize) -> Result<((String, String), serde_json::Value)> {
-    let (mut server, addr) = server_with(bin, SERVER_ARGS)?;
+    let key =
+        std::env::temp_dir().join(format!("meshwork-bench-resume-key-{}", std::process::id()));
+    let _ = std::fs::remove_file(&key);
+    let key = key.display().to_string();
+    let args: Vec<&str> = SERVER_ARGS
+        .iter()
+        .copied()
+        .chain(["--resume-key-file", key.as_str()])
+        .collect();
+    let (mut server, addr) = server_with(bin, &args)?;
     let rt = tokio::runtime::Runtime::new()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -427,28 +469,35 @@ fn reconnect(bin: &Path, n: usize) -> Result<((String, String), serde_json::Valu
             ));
         }
     });
-    let all_in = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<usize>| {
+    // Members welcomed (under their old ids, when `same` is asked for), and refusals.
+    let all_in = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Back>, same: bool| {
         rt.block_on(async {
             let mut back = std::collections::HashSet::new();
+            let mut refused = 0;
             let deadline = tokio::time::Instant::now() + JOIN_DEADLINE;
             while back.len() < n {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(i)) => {
+                    Ok(Some(Back::Welcomed { i, same_id })) if same_id || !same => {
                         back.insert(i);
+                    }
+                    Ok(Some(Back::Welcomed { .. })) => {}
+                    Ok(Some(Back::Refused { i, code })) => {
+                        refused += 1;
+                        eprintln!("member {i} refused: {code}");
                     }
                     _ => break,
                 }
             }
-            back.len()
+            (back.len(), refused)
         })
     };
-    let first = all_in(&mut rx);
+    let (first, _) = all_in(&mut rx, false);
     let killed = Instant::now();
     let _ = server.child.kill();
     let _ = server.child.wait();
     // Start again on the same port, as soon as the port can be bound.
     let (mut server, listening) = loop {
-        match server_at(bin, &addr, SERVER_ARGS) {
+        match server_at(bin, &addr, &args) {
             Ok((p, _)) => break (p, killed.elapsed()),
             Err(e) if killed.elapsed() < Duration::from_secs(10) => {
                 eprintln!("restarting the server: {e:#}; trying again");
@@ -457,17 +506,18 @@ fn reconnect(bin: &Path, n: usize) -> Result<((String, String), serde_json::Valu
             Err(e) => return Err(e),
         }
     };
-    let back = all_in(&mut rx);
+    let (back, refused) = all_in(&mut rx, true);
     let all_back = killed.elapsed();
     let rss = rss_kb(server.child.id()).unwrap_or(0);
     let _ = stop_tx.send(true);
     drop(rt);
     let _ = server.child.kill();
     let _ = server.child.wait();
+    let _ = std::fs::remove_file(&key);
     let row = (
         format!("reconnect, {n} members"),
         format!(
-            "{first} in before; server killed, listening again {:.2} s later; {back} back {:.2} s after the kill ({:.2} s after listening); new server RSS {:.1} MB",
+            "{first} in before; server killed, listening again {:.2} s later; {back} back under their ids {:.2} s after the kill ({:.2} s after listening), {refused} resumes refused; new server RSS {:.1} MB",
             listening.as_secs_f64(),
             all_back.as_secs_f64(),
             all_back.saturating_sub(listening).as_secs_f64(),
@@ -475,9 +525,121 @@ fn reconnect(bin: &Path, n: usize) -> Result<((String, String), serde_json::Valu
         ),
     );
     let json = json!({
-        "reconnect_members": n, "joined_before": first, "back": back,
+        "reconnect_members": n, "joined_before": first, "back_same_id": back, "refused": refused,
         "listening_after_kill_s": listening.as_secs_f64(), "all_back_after_kill_s": all_back.as_secs_f64(),
         "rss_after_kb": rss,
+    });
+    Ok((row, json))
+}
+
+/// The ids `/api/rooms` lists in `room`, sorted; empty if the server does not answer.
+fn room_ids(addr: &str, room: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return Vec::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if write!(
+        s,
+        "GET /api/rooms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return Vec::new();
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let Some((_, body)) = text.split_once("\r\n\r\n") else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = v["rooms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["name"] == room)
+        .flat_map(|r| r["peers"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Time from a restart until `n` native nodes (real `meshwork node` processes in a full
+/// mesh) are all registered again under their ids.
+pub(crate) fn resume_natives(
+    bin: &Path,
+    n: usize,
+) -> Result<((String, String), serde_json::Value)> {
+    let key =
+        std::env::temp_dir().join(format!("meshwork-bench-natives-key-{}", std::process::id()));
+    let _ = std::fs::remove_file(&key);
+    let key = key.display().to_string();
+    let args = ["--resume-key-file", key.as_str()];
+    let (mut server, addr) = server_with(bin, &args)?;
+    let room = "bench-resume";
+    let mut nodes = (0..n)
+        .map(|_| crate::bench::node(bin, &addr, room, &["--workers", "1"]))
+        .collect::<Result<Vec<_>>>()?;
+    let mut ids = Vec::new();
+    for p in nodes.iter_mut() {
+        let (_, ev) = p
+            .wait(Duration::from_secs(20), |v| v["event"] == "joined")
+            .ok_or_else(|| anyhow::anyhow!("a node did not join"))?;
+        ids.push(ev["id"].as_str().unwrap_or_default().to_string());
+    }
+    ids.sort();
+    let meshed_by = Instant::now() + Duration::from_secs(60);
+    for p in nodes.iter_mut() {
+        while p.count("peer_connected") < n - 1 {
+            if !p.read(meshed_by.saturating_duration_since(Instant::now())) {
+                anyhow::bail!("no full mesh of {n} within 60 s");
+            }
+        }
+    }
+    let killed = Instant::now();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let (mut again, listening) = loop {
+        match server_at(bin, &addr, &args) {
+            Ok((p, _)) => break (p, killed.elapsed()),
+            Err(e) if killed.elapsed() < Duration::from_secs(10) => {
+                eprintln!("restarting the server: {e:#}; trying again");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut back = None;
+    while Instant::now() < deadline {
+        if room_ids(&addr, room) == ids {
+            back = Some(killed.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = nodes.iter().map(|p| p.count("peer_left")).sum::<usize>();
+    drop(nodes);
+    let _ = again.child.kill();
+    let _ = again.child.wait();
+    let _ = std::fs::remove_file(&key);
+    let figure = match back {
+        Some(t) => format!(
+            "all {n} back under their ids {:.2} s after the kill ({:.2} s after the new server listened); {left} departures seen in the mesh",
+            t.as_secs_f64(),
+            t.saturating_sub(listening).as_secs_f64()
+        ),
+        None => format!("not all {n} back within 30 s"),
+    };
+    let row = (format!("restart, {n} native nodes"), figure);
+    let json = json!({
+        "resume_natives": n,
+        "back_after_kill_s": back.map(|t| t.as_secs_f64()),
+        "back_after_listening_s": back.map(|t| t.saturating_sub(listening).as_secs_f64()),
+        "departures": left,
     });
     Ok((row, json))
 }

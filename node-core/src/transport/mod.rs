@@ -44,6 +44,14 @@ pub enum TransportEvent {
     /// negotiation failed. At most once per connection attempt, however many of these
     /// happen (see [`negotiation`]).
     ChannelClosed(PeerId),
+    /// The network path of the peer's open connection: the kinds of the local and the
+    /// remote candidate ICE selected (`host`, `srflx`, `prflx`, `relay`). Reported by
+    /// the native transport after the channel opens.
+    Path {
+        peer: PeerId,
+        local: String,
+        remote: String,
+    },
     /// One message arrived on the peer's data channel.
     Message(PeerId, Vec<u8>),
     /// The signaling server refused one of our frames.

@@ -722,6 +722,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The kinds (`host`, `srflx`, `prflx`, `relay`) of the local and remote candidates of
+/// the pair ICE selected for `pc`, once it has one.
+async fn selected_path(pc: &dyn PeerConnection) -> Option<(String, String)> {
+    let sctp = pc.sctp().await?;
+    let pair = sctp
+        .transport()
+        .ice_transport()
+        .get_selected_candidate_pair()
+        .await
+        .ok()??;
+    Some((pair.local().typ.to_string(), pair.remote().typ.to_string()))
+}
+
 /// Reads one data channel until it closes, forwarding its messages as events.
 async fn run_channel(dc: Arc<dyn DataChannel>, peer: PeerId, conn: ConnId, inner: Weak<Inner>) {
     while let Some(ev) = dc.poll().await {
@@ -731,6 +744,17 @@ async fn run_channel(dc: Arc<dyn DataChannel>, peer: PeerId, conn: ConnId, inner
                 inner.keep_channel(&peer, conn, &dc);
                 let steps = inner.input(|n| n.channel_open(&peer, conn));
                 inner.run(steps).await;
+                if let Some(pc) = inner.pc(&peer, conn)
+                    && let Some((local, remote)) = selected_path(pc.as_ref()).await
+                {
+                    inner
+                        .emit(TransportEvent::Path {
+                            peer: peer.clone(),
+                            local,
+                            remote,
+                        })
+                        .await;
+                }
             }
             DataChannelEvent::OnMessage(m) => {
                 inner
