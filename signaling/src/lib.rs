@@ -10,8 +10,10 @@
 //!
 //! It holds no job state and sees none of the mesh's traffic: once peers are connected
 //! they talk over data channels, so an established mesh keeps working while this server
-//! is down (rejoining a restarted server is not implemented yet: it would need a resume
-//! token so that a peer keeps its id).
+//! is down. Every member gets a resume token (`token`): signed with a key kept beside
+//! the server, it gets the member its id back from this server or a restarted one, so
+//! the room is whole again once members have reconnected. With a TURN secret, every
+//! welcome carries the member's own short-lived TURN credentials (`turn`).
 //!
 //! Everything it holds is bounded by [`Config`], in number and in time: connections
 //! from accept on, rooms, peers per room, frame size, frame rate per connection and per
@@ -21,9 +23,10 @@
 //! interprets the SDP and ICE payloads it relays (it only checks that they are
 //! well-formed).
 //!
-//! Modules, bottom-up: `limit` (token buckets), `outbox` (a connection's bounded
-//! queue), `rooms` (the registry; no sockets), `conn` (one WebSocket), `metrics` (the
-//! Prometheus text format), `http` (routes), `accept` (the accept loop).
+//! Modules, bottom-up: `limit` (token buckets), `token` (resume tokens), `turn` (TURN
+//! credentials), `outbox` (a connection's bounded queue), `rooms` (the registry; no
+//! sockets), `conn` (one WebSocket), `metrics` (the Prometheus text format), `http`
+//! (routes), `accept` (the accept loop).
 
 mod accept;
 mod conn;

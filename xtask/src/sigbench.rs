@@ -188,7 +188,8 @@ pub fn run(root: &Path) -> Result<()> {
         println!("  {what:<28} {figure}");
     }
     println!(
-        "  goals: 10,000 idle joined members in ≤ 200 MB (issue 11: 500 reconnecting within 10 s)"
+        "  goals: 10,000 idle joined members in ≤ 200 MB; every member back ≤ 3 s after a restart; \
+         a storm of 500 back within 10 s"
     );
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
