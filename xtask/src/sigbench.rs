@@ -183,6 +183,9 @@ pub fn run(root: &Path) -> Result<()> {
     let (natives_row, natives_json) = resume_natives(&bin, 8)?;
     rows.push(natives_row);
     results.push(natives_json);
+    let (mixed_row, mixed_json) = resume_with_tabs(root, &bin);
+    rows.push(mixed_row);
+    results.push(mixed_json);
     println!();
     for (what, figure) in &rows {
         println!("  {what:<28} {figure}");
@@ -643,4 +646,45 @@ pub(crate) fn resume_natives(
         "departures": left,
     });
     Ok((row, json))
+}
+
+/// The same with 8 native nodes and 4 Chromium tabs (`tests/e2e/resume_bench.mjs`, in a
+/// network namespace of its own); a row that says "skipped" where that cannot run.
+fn resume_with_tabs(root: &Path, bin: &Path) -> ((String, String), serde_json::Value) {
+    let what = "restart, 8 native nodes and 4 tabs".to_string();
+    let dist = root.join("dist");
+    if !Path::new("/usr/bin/chromium").exists() || !dist.join("index.html").exists() {
+        let why = "needs /usr/bin/chromium and dist/";
+        return ((what, format!("skipped: {why}")), json!({"skipped": why}));
+    }
+    let key = std::env::temp_dir().join(format!("meshwork-bench-tabs-key-{}", std::process::id()));
+    let _ = std::fs::remove_file(&key);
+    let envs = [
+        ("MESHWORK_BIN", bin.display().to_string()),
+        ("MESHWORK_DIST", dist.display().to_string()),
+        ("KEY_FILE", key.display().to_string()),
+    ];
+    let script = root.join("tests/e2e/resume_bench.mjs");
+    let result =
+        crate::bench::node_in_netns(root, &script, &envs).unwrap_or_else(|e| json!({"skipped": e}));
+    let _ = std::fs::remove_file(&key);
+    let figure = match result["all_back_after_kill_ms"].as_u64() {
+        Some(ms) => format!(
+            "all 12 back under their ids {:.2} s after the kill (listening again after {:.2} s); {} departures seen by the natives",
+            ms as f64 / 1000.0,
+            result["listening_after_kill_ms"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+                / 1000.0,
+            result["departures_seen_by_natives"],
+        ),
+        None => format!(
+            "not measured: {}",
+            result["error"]
+                .as_str()
+                .or(result["skipped"].as_str())
+                .unwrap_or("not all back within 30 s")
+        ),
+    };
+    ((what, figure), result)
 }
