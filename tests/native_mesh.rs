@@ -209,34 +209,41 @@ async fn offered(
     false
 }
 
-#[test]
-fn a_node_joining_a_full_room_gets_an_offer_to_every_member() {
-    let (_server, addr) = server(&[]);
-    let room = "full-room";
+/// `members` bare clients join `room`, then a native node; returns the node (joined)
+/// and how many members got its offer.
+fn newcomer_among(addr: &str, room: &str, members: usize) -> (common::Proc, usize) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let url = format!("ws://{addr}/ws");
-    // 63 members (bare WebSocket clients), then a native node makes 64.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let members: Vec<_> = (0..63)
+    let (tx, mut rx) = tokio::sync::mpsc::channel(members.max(1));
+    let tasks: Vec<_> = (0..members)
         .map(|_| rt.spawn(offered(url.clone(), room.into(), tx.clone(), deadline)))
         .collect();
     let all_in = rt.block_on(async {
-        for _ in 0..63 {
+        for _ in 0..members {
             if tokio::time::timeout_at(deadline, rx.recv()).await.is_err() {
                 return false;
             }
         }
         true
     });
-    assert!(all_in, "the 63 members did not all join");
-    let mut n = node(&addr, room, "newcomer", &[]);
+    assert!(all_in, "the {members} members did not all join");
+    let mut n = node(addr, room, "newcomer", &[]);
     n.wait_event(Duration::from_secs(20), "joined");
-    let reached = members
+    let reached = tasks
         .into_iter()
         .map(|m| rt.block_on(m).unwrap_or(false))
         .filter(|got| *got)
         .count();
+    (n, reached)
+}
+
+#[test]
+fn a_node_joining_a_full_room_gets_an_offer_to_every_member() {
+    let (_server, addr) = server(&[]);
+    let room = "full-room";
+    // 63 members (bare WebSocket clients), then a native node makes 64.
+    let (mut n, reached) = newcomer_among(&addr, room, 63);
     assert_eq!(reached, 63, "members that got the newcomer's offer");
     // Members that got their offer leave (their candidates then find no such peer);
     // what must not happen is the server pacing the newcomer.
@@ -262,29 +269,7 @@ fn a_node_whose_frames_the_server_refuses_sends_them_again() {
         "40",
     ]);
     let room = "paced";
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let url = format!("ws://{addr}/ws");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(32);
-    let members: Vec<_> = (0..24)
-        .map(|_| rt.spawn(offered(url.clone(), room.into(), tx.clone(), deadline)))
-        .collect();
-    let all_in = rt.block_on(async {
-        for _ in 0..24 {
-            if tokio::time::timeout_at(deadline, rx.recv()).await.is_err() {
-                return false;
-            }
-        }
-        true
-    });
-    assert!(all_in, "the 24 members did not all join");
-    let mut n = node(&addr, room, "newcomer", &[]);
-    n.wait_event(Duration::from_secs(20), "joined");
-    let reached = members
-        .into_iter()
-        .map(|m| rt.block_on(m).unwrap_or(false))
-        .filter(|got| *got)
-        .count();
+    let (mut n, reached) = newcomer_among(&addr, room, 24);
     assert_eq!(reached, 24, "members that got the newcomer's offer");
     // The server did refuse some of the node's frames: the test tried what it meant to.
     assert!(

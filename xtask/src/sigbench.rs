@@ -447,6 +447,29 @@ async fn rejoining_member(
     }
 }
 
+/// SIGKILLs `server` and starts another on its address as soon as the port can be
+/// bound: when it was killed, the new server, and how long after the kill it listened.
+fn kill_and_restart(
+    mut server: crate::bench::Proc,
+    bin: &Path,
+    addr: &str,
+    args: &[&str],
+) -> Result<(Instant, crate::bench::Proc, Duration)> {
+    let killed = Instant::now();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    loop {
+        match server_at(bin, addr, args) {
+            Ok((p, _)) => return Ok((killed, p, killed.elapsed())),
+            Err(e) if killed.elapsed() < Duration::from_secs(10) => {
+                eprintln!("restarting the server: {e:#}; trying again");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Time for `n` members to be back after the server is killed and started again.
 fn reconnect(bin: &Path, n: usize) -> Result<((String, String), serde_json::Value)> {
     let key =
@@ -458,7 +481,7 @@ fn reconnect(bin: &Path, n: usize) -> Result<((String, String), serde_json::Valu
         .copied()
         .chain(["--resume-key-file", key.as_str()])
         .collect();
-    let (mut server, addr) = server_with(bin, &args)?;
+    let (server, addr) = server_with(bin, &args)?;
     let rt = tokio::runtime::Runtime::new()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -496,20 +519,7 @@ fn reconnect(bin: &Path, n: usize) -> Result<((String, String), serde_json::Valu
         })
     };
     let (first, _) = all_in(&mut rx, false);
-    let killed = Instant::now();
-    let _ = server.child.kill();
-    let _ = server.child.wait();
-    // Start again on the same port, as soon as the port can be bound.
-    let (mut server, listening) = loop {
-        match server_at(bin, &addr, &args) {
-            Ok((p, _)) => break (p, killed.elapsed()),
-            Err(e) if killed.elapsed() < Duration::from_secs(10) => {
-                eprintln!("restarting the server: {e:#}; trying again");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let (killed, mut server, listening) = kill_and_restart(server, bin, &addr, &args)?;
     let (back, refused) = all_in(&mut rx, true);
     let all_back = killed.elapsed();
     let rss = rss_kb(server.child.id()).unwrap_or(0);
@@ -582,7 +592,7 @@ pub(crate) fn resume_natives(
     let _ = std::fs::remove_file(&key);
     let key = key.display().to_string();
     let args = ["--resume-key-file", key.as_str()];
-    let (mut server, addr) = server_with(bin, &args)?;
+    let (server, addr) = server_with(bin, &args)?;
     let room = "bench-resume";
     let mut nodes = (0..n)
         .map(|_| crate::bench::node(bin, &addr, room, &["--workers", "1"]))
@@ -603,19 +613,7 @@ pub(crate) fn resume_natives(
             }
         }
     }
-    let killed = Instant::now();
-    let _ = server.child.kill();
-    let _ = server.child.wait();
-    let (mut again, listening) = loop {
-        match server_at(bin, &addr, &args) {
-            Ok((p, _)) => break (p, killed.elapsed()),
-            Err(e) if killed.elapsed() < Duration::from_secs(10) => {
-                eprintln!("restarting the server: {e:#}; trying again");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let (killed, mut again, listening) = kill_and_restart(server, bin, &addr, &args)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut back = None;
     while Instant::now() < deadline {
