@@ -1661,11 +1661,19 @@ fn Guide() -> impl IntoView {
     }
 }
 
-/// Mounts the app on the page (or, with `?bench=tile`, the worker benchmark).
+/// Mounts the app on the page (or, with `?bench=tile` or `?bench=kernels`, a worker
+/// benchmark).
 pub fn start() {
     console_error_panic_hook::set_once();
-    if query_param("bench").as_deref() == Some("tile") {
-        leptos::mount::mount_to_body(crate::bench::BenchTile);
+    let bench = match query_param("bench").as_deref() {
+        Some("tile") => Some(crate::bench::Which::Tile),
+        Some("kernels") => Some(crate::bench::Which::Kernels),
+        _ => None,
+    };
+    if let Some(which) = bench {
+        leptos::mount::mount_to_body(move || {
+            crate::bench::BenchPage(crate::bench::BenchPageProps { which })
+        });
     } else {
         leptos::mount::mount_to_body(App);
     }

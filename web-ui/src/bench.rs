@@ -1,8 +1,9 @@
-//! `?bench=tile`: the page computes nothing for a mesh and joins no room; it times one
-//! Mandelbrot tile (1024 × 1024, 1000 iterations, the speed baseline) in a compute
-//! worker, [`RUNS`] times in a row, and shows the times as JSON in
-//! `[data-testid=bench-result]` for `cargo xtask bench scale`, which compares them with
-//! the same tile computed natively.
+//! `?bench=tile` and `?bench=kernels`: the page computes nothing for a mesh and joins no
+//! room; it times one Mandelbrot tile (1024 × 1024, 1000 iterations, the speed
+//! baseline), or every kernel at its benchmark size, in one compute worker, [`RUNS`]
+//! times each in a row, and shows the times as JSON in `[data-testid=bench-result]` for
+//! `cargo xtask bench scale` and `cargo xtask bench kernels`, which compare them with the
+//! same work computed natively.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,7 +11,7 @@ use std::rc::Rc;
 use js_sys::Uint8Array;
 use leptos::prelude::*;
 use node_core::job::{JobId, TaskId};
-use node_core::kernels::{Kernel, mandelbrot};
+use node_core::kernels::{Kernel, mandelbrot, monte_carlo, primes};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{MessageEvent, Worker};
@@ -18,36 +19,100 @@ use web_ui::{TaskReply, TaskRequest, decode, encode};
 
 use crate::pool::WORKER_URL;
 
-/// Times the tile is computed: the first call, then warm ones.
+/// Times each kernel is computed: the first call, then warm ones.
 pub const RUNS: usize = 5;
 
-fn request() -> TaskRequest {
-    TaskRequest {
-        job: JobId(0),
-        task: TaskId(0),
-        kernel: Kernel::Mandelbrot(mandelbrot::Params {
+/// What a page benchmarks: one Mandelbrot tile (`?bench=tile`) or every kernel at the
+/// sizes `cargo xtask bench kernels` compares (`?bench=kernels`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Tile,
+    Kernels,
+}
+
+/// The kernels timed, by name, as single-task jobs.
+pub fn cases(which: Which) -> Vec<(&'static str, Kernel)> {
+    let mandelbrot = (
+        "mandelbrot 1024x1024 1000 it",
+        Kernel::Mandelbrot(mandelbrot::Params {
             tiles_x: 1,
             tiles_y: 1,
             ..mandelbrot::Params::default()
         }),
+    );
+    if which == Which::Tile {
+        return vec![mandelbrot];
+    }
+    vec![
+        mandelbrot,
+        (
+            "primes pi(10^8)",
+            Kernel::Primes(primes::Params {
+                n: 100_000_000,
+                ranges: 1,
+            }),
+        ),
+        (
+            "primes pi(10^9)",
+            Kernel::Primes(primes::Params {
+                n: 1_000_000_000,
+                ranges: 1,
+            }),
+        ),
+        (
+            "monte carlo 10M samples",
+            Kernel::MonteCarloPi(monte_carlo::Params {
+                samples_per_task: 10_000_000,
+                tasks: 1,
+                seed: 7,
+            }),
+        ),
+    ]
+}
+
+fn request(kernel: Kernel) -> TaskRequest {
+    TaskRequest {
+        job: JobId(0),
+        task: TaskId(0),
+        kernel,
     }
 }
 
+/// One kernel's times in the worker, as JSON.
+fn times_json(name: &str, t: &[f64], hash: u64) -> String {
+    let mut warm = t[1..].to_vec();
+    warm.sort_by(f64::total_cmp);
+    format!(
+        "{{\"name\": \"{name}\", \"first_ms\": {:.1}, \"warm_ms\": {:.1}, \"runs_ms\": {:?}, \"hash\": \"{hash:016x}\"}}",
+        t[0],
+        warm[warm.len() / 2],
+        t
+    )
+}
+
+/// The kernel being timed, its times so far, and the finished kernels' JSON.
+type Progress = (usize, Vec<f64>, Vec<String>);
+
 /// Starts the runs once the worker says it is ready; `result` gets the JSON (or an
-/// error) when they are done.
-pub fn start(result: RwSignal<String>) {
+/// error) when they are done: for `Tile`, the tile's times; for `Kernels`,
+/// `{"kernels": [...]}` with each kernel's.
+pub fn start(result: RwSignal<String>, which: Which) {
     let worker = match Worker::new(WORKER_URL) {
         Ok(w) => w,
         Err(e) => return result.set(format!("{{\"error\": \"no worker: {e:?}\"}}")),
     };
-    let b = Uint8Array::from(encode(&request()).as_slice());
-    let times: Rc<RefCell<Vec<f64>>> = Rc::default();
+    let cases = cases(which);
+    let bytes: Vec<Uint8Array> = cases
+        .iter()
+        .map(|(_, k)| Uint8Array::from(encode(&request(k.clone())).as_slice()))
+        .collect();
+    let state: Rc<RefCell<Progress>> = Rc::default();
     let w = worker.clone();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
         let data = Uint8Array::new(&e.data()).to_vec();
         if data.is_empty() {
             // The worker is ready: the first request.
-            if let Err(err) = w.post_message(&b) {
+            if let Err(err) = w.post_message(&bytes[0]) {
                 result.set(format!("{{\"error\": \"{err:?}\"}}"));
             }
             return;
@@ -60,20 +125,24 @@ pub fn start(result: RwSignal<String>) {
             Ok(out) => node_core::job::content_hash(out),
             Err(err) => return result.set(format!("{{\"error\": \"{err}\"}}")),
         };
-        let mut t = times.borrow_mut();
-        t.push(reply.compute_ms);
-        if t.len() < RUNS {
-            let _ = w.post_message(&b);
+        let mut s = state.borrow_mut();
+        let (index, times, done) = &mut *s;
+        times.push(reply.compute_ms);
+        if times.len() < RUNS {
+            let _ = w.post_message(&bytes[*index]);
             return;
         }
-        let mut warm = t[1..].to_vec();
-        warm.sort_by(f64::total_cmp);
-        result.set(format!(
-            "{{\"first_ms\": {:.1}, \"warm_ms\": {:.1}, \"runs_ms\": {:?}, \"hash\": \"{hash:016x}\"}}",
-            t[0],
-            warm[warm.len() / 2],
-            *t
-        ));
+        done.push(times_json(cases[*index].0, times, hash));
+        times.clear();
+        *index += 1;
+        if *index < bytes.len() {
+            let _ = w.post_message(&bytes[*index]);
+            return;
+        }
+        result.set(match which {
+            Which::Tile => done[0].clone(),
+            Which::Kernels => format!("{{\"kernels\": [{}]}}", done.join(", ")),
+        });
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     // The page lives for the benchmark only.
@@ -82,13 +151,17 @@ pub fn start(result: RwSignal<String>) {
 
 /// The benchmark page.
 #[component]
-pub fn BenchTile() -> impl IntoView {
+pub fn BenchPage(which: Which) -> impl IntoView {
     let result = RwSignal::new(String::new());
-    start(result);
+    start(result, which);
+    let what = match which {
+        Which::Tile => "Mandelbrot 1024 × 1024, 1000 iterations",
+        Which::Kernels => "every kernel",
+    };
     view! {
         <main class="app">
-            <h1>"Meshwork: one tile in a worker"</h1>
-            <p>"Mandelbrot 1024 × 1024, 1000 iterations, computed "{RUNS}" times in a compute worker."</p>
+            <h1>"Meshwork: kernels in a worker"</h1>
+            <p>{what}", computed "{RUNS}" times each in a compute worker."</p>
             <pre data-testid="bench-result">{move || result.get()}</pre>
         </main>
     }

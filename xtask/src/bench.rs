@@ -21,9 +21,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         Some("scale") => crate::scale::run(root),
         Some("view") => crate::viewbench::run(root),
         Some("signaling") => crate::sigbench::run(root),
+        Some("kernels") => crate::kernbench::run(root),
         Some(other) => {
             bail!(
-                "unknown benchmark {other:?}; try `cargo xtask bench mesh`, `bench scale` or `bench view`"
+                "unknown benchmark {other:?}; try `cargo xtask bench mesh`, `bench scale`, `bench view`, `bench signaling` or `bench kernels`"
             )
         }
     }

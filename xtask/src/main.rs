@@ -24,6 +24,7 @@
 //! person runs.
 
 mod bench;
+mod kernbench;
 mod scale;
 mod sigbench;
 mod viewbench;
@@ -91,6 +92,9 @@ const HELP: &str = "cargo xtask <command>
   bench signaling  the server's memory with 1,000 and 10,000 idle joined members,
                joins per second, relay latency with 1,000 active members, and
                1,000 members' return after a restart (JSON in target/)
+  bench kernels  every kernel natively, in wasm in a Chromium worker (first task and
+               warm) and prime counting against primesieve on one thread (JSON in
+               target/)
   soak [N]     run the engine simulator over N seeds (default 100000) and the
                whole-node simulator over N/10, in a release build
   mutants [--iterate] [FILE…]  mutation testing of the engine (default

@@ -1,0 +1,166 @@
+//! `cargo xtask bench kernels`: every kernel natively, in wasm inside a headless Chromium
+//! compute worker, and prime counting in `primesieve` on one thread, in one run.
+//!
+//! - Natively: `cargo bench -p node-core --bench kernels` (release, one core): each
+//!   kernel's first call and warm time.
+//! - In wasm: the page at `?bench=kernels` (`web-ui/src/bench.rs`) times the same work in
+//!   one compute worker, first task and warm, inside a network namespace of its own
+//!   (`tests/e2e/worker_bench.mjs`); needs root and Chromium, else the rows say skipped.
+//! - `primesieve N --threads=1 --time`, best of three, where it is installed.
+//!
+//! Prints one table with the ratios (wasm speed over native, first task over warm, our
+//! time over primesieve's) and whether wasm and native produced the same bytes, and writes
+//! it as JSON to `bench-kernels.json` in the target directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::bench::{build_release, node_in_netns};
+
+/// The last line of `text` that is JSON.
+fn last_json(text: &str) -> Option<Value> {
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+}
+
+fn native(root: &Path) -> Result<Value> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["bench", "-p", "node-core", "--bench", "kernels"])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("run the native kernels benchmark")?;
+    if !out.status.success() {
+        bail!("the native kernels benchmark failed");
+    }
+    last_json(&String::from_utf8_lossy(&out.stdout)).context("no JSON from the native benchmark")
+}
+
+/// primesieve's best time of three for π(`n`) on one thread, in ms.
+fn primesieve_ms(n: u64) -> Option<f64> {
+    (0..3)
+        .filter_map(|_| {
+            let out = Command::new("primesieve")
+                .args([&n.to_string(), "--threads=1", "--time"])
+                .stderr(Stdio::null())
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let secs: f64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Seconds:"))?
+                .trim()
+                .parse()
+                .ok()?;
+            Some(secs * 1000.0)
+        })
+        .min_by(f64::total_cmp)
+}
+
+pub fn run(root: &Path) -> Result<()> {
+    let native = native(root)?;
+    let bin = build_release(root)?;
+    let dist = root.join("dist");
+    let wasm = if !Path::new("/usr/bin/chromium").exists() {
+        json!({"skipped": "needs /usr/bin/chromium"})
+    } else {
+        let envs = [
+            ("MESHWORK_BIN", bin.display().to_string()),
+            ("MESHWORK_DIST", dist.display().to_string()),
+            ("BENCH", "kernels".to_string()),
+        ];
+        node_in_netns(root, &root.join("tests/e2e/worker_bench.mjs"), &envs)
+            .unwrap_or_else(|e| json!({"skipped": e}))
+    };
+    let find = |doc: &Value, name: &str| -> Option<Value> {
+        doc["kernels"]
+            .as_array()?
+            .iter()
+            .find(|k| k["name"] == name)
+            .cloned()
+    };
+    let mut rows = Vec::new();
+    println!();
+    println!(
+        "  {:<30} {:>17} {:>17} {:>11} {:>11} {:>6} {:>22}",
+        "kernel",
+        "native first/warm",
+        "wasm first/warm",
+        "wasm speed",
+        "first/warm",
+        "bytes",
+        "vs primesieve (nat/wasm)"
+    );
+    for k in native["kernels"].as_array().into_iter().flatten() {
+        let name = k["name"].as_str().unwrap_or_default();
+        let (nf, nw) = (k["first_ms"].as_f64(), k["warm_ms"].as_f64());
+        let w = find(&wasm, name);
+        let (wf, ww) = (
+            w.as_ref().and_then(|w| w["first_ms"].as_f64()),
+            w.as_ref().and_then(|w| w["warm_ms"].as_f64()),
+        );
+        let same = w.as_ref().map(|w| w["hash"] == k["hash"]);
+        let n = match name {
+            "primes pi(10^8)" => Some(100_000_000),
+            "primes pi(10^9)" => Some(1_000_000_000),
+            _ => None,
+        };
+        let ps = n.and_then(primesieve_ms);
+        let fmt = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{a:.0} / {b:.0} ms"),
+            _ => "skipped".into(),
+        };
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let speed = ratio(nw, ww);
+        let first_over_warm = ratio(ww, wf);
+        let vs_ps = match ps {
+            Some(ps) => format!(
+                "{ps:.0} ms: {} / {}",
+                ratio(nw, Some(ps)).map_or("–".into(), |r| format!("{r:.2}x")),
+                ratio(ww, Some(ps)).map_or("–".into(), |r| format!("{r:.2}x"))
+            ),
+            None if n.is_some() => "skipped (no primesieve)".into(),
+            None => String::new(),
+        };
+        println!(
+            "  {name:<30} {:>17} {:>17} {:>11} {:>11} {:>6} {vs_ps:>22}",
+            fmt(nf, nw),
+            fmt(wf, ww),
+            speed.map_or("–".into(), |r| format!("{r:.2}x")),
+            first_over_warm.map_or("–".into(), |r| format!("{r:.2}x")),
+            match same {
+                Some(true) => "same",
+                Some(false) => "DIFFER",
+                None => "–",
+            },
+        );
+        rows.push(json!({
+            "kernel": name,
+            "native_first_ms": nf, "native_warm_ms": nw,
+            "wasm_first_ms": wf, "wasm_warm_ms": ww,
+            "wasm_speed_over_native": speed, "wasm_first_speed_over_warm": first_over_warm,
+            "same_bytes": same,
+            "primesieve_ms": ps,
+        }));
+    }
+    if let Some(why) = wasm["skipped"].as_str().or(wasm["error"].as_str()) {
+        println!("  wasm rows skipped: {why}");
+    }
+    println!(
+        "  goals: wasm ≥ 0.95x native warm, a worker's first task ≥ 0.7x warm; π(10^9) ≤ 1.2x primesieve natively, ≤ 1.5x in wasm; Mandelbrot ≤ 170 ms natively"
+    );
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let out = target.join("bench-kernels.json");
+    let doc = json!({ "rows": rows, "chromium": wasm["chromium"] });
+    std::fs::write(&out, serde_json::to_string_pretty(&doc)?)?;
+    println!("\n  written to {}", out.display());
+    Ok(())
+}
