@@ -67,10 +67,74 @@ pub fn compute(req: &TaskRequest) -> Result<Vec<u8>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// How often each warm-up job runs when a worker starts.
+pub const WARM_UP_ROUNDS: usize = 12;
+
+/// Small jobs a compute worker runs before it says it is ready, each
+/// [`WARM_UP_ROUNDS`] times: a wasm function starts in V8's baseline tier and is
+/// optimised only after it has run for a while, and a call under way keeps the code it
+/// started with, so a worker's first real task (one long call) would otherwise run
+/// entirely unoptimised. Every kernel's hot loops run here; all together they take a few
+/// milliseconds natively.
+pub fn warm_up_jobs() -> Vec<node_core::kernels::Kernel> {
+    use node_core::kernels::{Kernel, mandelbrot, monte_carlo, primes};
+    vec![
+        Kernel::Mandelbrot(mandelbrot::Params {
+            width: 64,
+            height: 64,
+            max_iter: 500,
+            tiles_x: 1,
+            tiles_y: 1,
+            ..mandelbrot::Params::default()
+        }),
+        Kernel::Primes(primes::Params {
+            n: 2_000_000,
+            ranges: 1,
+        }),
+        Kernel::MonteCarloPi(monte_carlo::Params {
+            samples_per_task: 200_000,
+            tasks: 1,
+            seed: 1,
+        }),
+    ]
+}
+
+/// Runs the warm-up jobs; returns how many ran without an error.
+pub fn warm_up() -> usize {
+    let mut ok = 0;
+    let mut out = Vec::new();
+    for kernel in warm_up_jobs() {
+        for _ in 0..WARM_UP_ROUNDS {
+            out.clear();
+            ok += usize::from(kernel.run_task(0, &mut out).is_ok());
+        }
+    }
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use node_core::kernels::mandelbrot;
+
+    #[test]
+    fn the_warm_up_runs_every_kernel_briefly() {
+        let started = std::time::Instant::now();
+        let jobs = warm_up_jobs();
+        assert_eq!(warm_up(), jobs.len() * WARM_UP_ROUNDS, "every warm-up job is valid");
+        let kinds: std::collections::BTreeSet<_> = jobs
+            .iter()
+            .map(std::mem::discriminant)
+            .map(|d| format!("{d:?}"))
+            .collect();
+        assert_eq!(kinds.len(), 3, "one job per kernel");
+        for k in &jobs {
+            assert_eq!(k.task_count(), 1);
+        }
+        // Not a speed assertion: a bound on how much work the warm-up is (natively it
+        // takes a few ms; debug builds are far slower, so the bound is loose).
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
 
     #[test]
     fn requests_and_replies_survive_the_trip_and_garbage_is_refused() {

@@ -1,6 +1,7 @@
 //! A compute worker's loop: each message is a [`TaskRequest`]'s bytes; each answer a
-//! [`TaskReply`]'s. One task at a time, on the worker's own thread. Its first message is
-//! empty: it is ready (requests posted before that may be lost while its wasm loads).
+//! [`TaskReply`]'s. One task at a time, on the worker's own thread. It first runs the
+//! warm-up jobs ([`crate::warm_up`]); its first message is empty: it is ready (requests
+//! posted before that may be lost while its wasm loads).
 
 use js_sys::Uint8Array;
 use wasm_bindgen::JsCast;
@@ -45,6 +46,12 @@ pub fn start() {
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     // Lives as long as the worker.
     on_message.forget();
+    // Before saying ready: the kernels' code optimised, so the first task runs at speed.
+    let t0 = clock(&scope);
+    let warmed = crate::warm_up();
+    web_sys::console::debug_1(
+        &format!("worker warmed up: {warmed} small tasks in {:.0} ms", clock(&scope) - t0).into(),
+    );
     // A message that arrives before the handler is set (while the wasm loads) is lost:
     // say when requests may come (an empty message).
     if let Err(err) = scope.post_message(&Uint8Array::new_with_length(0)) {
