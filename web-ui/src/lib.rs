@@ -121,7 +121,11 @@ mod tests {
     fn the_warm_up_runs_every_kernel_briefly() {
         let started = std::time::Instant::now();
         let jobs = warm_up_jobs();
-        assert_eq!(warm_up(), jobs.len() * WARM_UP_ROUNDS, "every warm-up job is valid");
+        assert_eq!(
+            warm_up(),
+            jobs.len() * WARM_UP_ROUNDS,
+            "every warm-up job is valid"
+        );
         let kinds: std::collections::BTreeSet<_> = jobs
             .iter()
             .map(std::mem::discriminant)

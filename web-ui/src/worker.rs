@@ -50,7 +50,11 @@ pub fn start() {
     let t0 = clock(&scope);
     let warmed = crate::warm_up();
     web_sys::console::debug_1(
-        &format!("worker warmed up: {warmed} small tasks in {:.0} ms", clock(&scope) - t0).into(),
+        &format!(
+            "worker warmed up: {warmed} small tasks in {:.0} ms",
+            clock(&scope) - t0
+        )
+        .into(),
     );
     // A message that arrives before the handler is set (while the wasm loads) is lost:
     // say when requests may come (an empty message).

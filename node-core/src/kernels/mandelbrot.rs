@@ -26,12 +26,15 @@
 //!
 //! **Why it is deterministic.** Only IEEE f64 `+ - *` and `/` (for `dx`, `dy`) and
 //! comparisons, in a fixed order, with no fused multiply-add and no libm call; integer
-//! colouring. The escape loop runs `LANES` pixels side by side in arrays so that LLVM
-//! emits SIMD (SSE2 natively, simd128 in wasm when enabled) or at least independent
-//! dependency chains, but each lane performs exactly the scalar loop's operations, so it
-//! sees the same iterates; the step at which a lane escapes is found by replaying that
-//! lane alone (see `escape_counts`). The tests check every count against the plain
-//! scalar loop, and `tests/kernels_same_bytes.rs` checks the bytes on wasm32.
+//! colouring. The escape loop runs several pixels side by side in arrays so that LLVM
+//! emits SIMD (simd128 in wasm; natively the widest the CPU has, chosen at run time with
+//! `pulp`: AVX-512 with 16 lanes, AVX2 with 8, else SSE2 with [`LANES`]) or at least
+//! independent dependency chains, but each lane performs exactly the scalar loop's
+//! operations, so it sees the same iterates (Rust never fuses `a * b + c` into a
+//! multiply-add, even where the CPU has one); the step at which a lane escapes is found
+//! by replaying that lane alone (see `escape_counts`). The tests check every count, at
+//! every width and vector level the machine has, against the plain scalar loop, and
+//! `tests/kernels_same_bytes.rs` checks the bytes on wasm32.
 
 use serde::{Deserialize, Serialize};
 
@@ -160,14 +163,39 @@ impl Params {
     }
 
     /// Calls `f` with the escape count of every pixel of `tile`, row-major.
-    fn for_each_count(&self, tile: Tile, mut f: impl FnMut(u32)) {
+    ///
+    /// On x86_64 the lanes run with the widest vectors the CPU has (AVX-512: 16 lanes,
+    /// AVX2: 8 in 256-bit registers), chosen at run time; elsewhere with [`LANES`]. The
+    /// counts are the same whatever the width: each lane is the scalar loop.
+    fn for_each_count(&self, tile: Tile, f: impl FnMut(u32)) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(simd) = pulp::x86::V4::try_new() {
+                return simd.vectorize(
+                    #[inline(always)]
+                    || self.counts_in_lanes::<16>(tile, f),
+                );
+            }
+            if let Some(simd) = pulp::x86::V3::try_new() {
+                return simd.vectorize(
+                    #[inline(always)]
+                    || self.counts_in_lanes::<8>(tile, f),
+                );
+            }
+        }
+        self.counts_in_lanes::<LANES>(tile, f);
+    }
+
+    /// [`Params::for_each_count`] with `N` lanes.
+    #[inline(always)]
+    fn counts_in_lanes<const N: usize>(&self, tile: Tile, mut f: impl FnMut(u32)) {
         let (dx, dy) = self.spacing();
-        let mut cr = [0.0; LANES];
+        let mut cr = [0.0; N];
         for py in tile.y0..tile.y1 {
             let ci = self.y_max - (f64::from(py) + 0.5) * dy;
             let mut px = tile.x0;
             while px < tile.x1 {
-                let lanes = ((tile.x1 - px) as usize).min(LANES);
+                let lanes = ((tile.x1 - px) as usize).min(N);
                 for (lane, c) in cr.iter_mut().enumerate() {
                     // Lanes past the tile's edge repeat its last pixel; their counts
                     // are dropped.
@@ -201,21 +229,21 @@ impl Params {
 /// step; for a lane that did, [`escape_step`] replays that block alone, from the z saved
 /// at its start, to find the exact step. A lane keeps iterating after it escapes (its z
 /// may grow to inf or NaN), but its count is fixed by then and it is ignored.
-#[inline]
-fn escape_counts(cr: [f64; LANES], ci: f64, max_iter: u32) -> [u32; LANES] {
-    let mut zr = [0.0f64; LANES];
-    let mut zi = [0.0f64; LANES];
-    let mut count = [max_iter; LANES];
-    let mut done = [false; LANES];
+#[inline(always)]
+fn escape_counts<const N: usize>(cr: [f64; N], ci: f64, max_iter: u32) -> [u32; N] {
+    let mut zr = [0.0f64; N];
+    let mut zi = [0.0f64; N];
+    let mut count = [max_iter; N];
+    let mut done = [false; N];
     let mut before = 0; // iterations completed before the current block
     while before < max_iter {
         let steps = (max_iter - before).min(ESCAPE_BLOCK);
         let (zr_start, zi_start) = (zr, zi);
         // All-ones bits in a lane once |z|² > 4 (or is NaN) at some step of the block.
         // Bit masks rather than bools keep the whole loop in SIMD registers.
-        let mut escaped = [0u64; LANES];
+        let mut escaped = [0u64; N];
         for _ in 0..steps {
-            for l in 0..LANES {
+            for l in 0..N {
                 let zr2 = zr[l] * zr[l];
                 let zi2 = zi[l] * zi[l];
                 escaped[l] |= if zr2 + zi2 <= 4.0 { 0 } else { u64::MAX };
@@ -224,7 +252,7 @@ fn escape_counts(cr: [f64; LANES], ci: f64, max_iter: u32) -> [u32; LANES] {
                 zr[l] = zr2 - zi2 + cr[l];
             }
         }
-        for l in 0..LANES {
+        for l in 0..N {
             if escaped[l] != 0 && !done[l] {
                 count[l] = before + escape_step(zr_start[l], zi_start[l], cr[l], ci, steps);
                 done[l] = true;
@@ -455,6 +483,9 @@ mod tests {
         }
     }
 
+    /// A way of counting a tile's pixels (a lane width, a vector level).
+    type CountTile<'a> = dyn Fn(Tile, &mut dyn FnMut(u32)) + 'a;
+
     #[test]
     fn lanes_agree_with_the_scalar_loop() {
         // Near the boundary (many different counts), inside, far outside, and a deep
@@ -480,7 +511,6 @@ mod tests {
             };
             let (dx, dy) = p.spacing();
             let mut expected = Vec::new();
-            let mut got = Vec::new();
             for task in 0..2 {
                 let tile = p.tile(task);
                 for py in tile.y0..tile.y1 {
@@ -490,9 +520,37 @@ mod tests {
                         expected.push(escape_count_scalar(cr, ci, p.max_iter));
                     }
                 }
-                p.for_each_count(tile, |n| got.push(n));
             }
-            assert_eq!(got, expected, "view {x} {y} {r}");
+            // The width this machine chose, and every width on every vector level it
+            // has: each must be the scalar loop.
+            let through = |count: &CountTile| {
+                let mut got = Vec::new();
+                for task in 0..2 {
+                    count(p.tile(task), &mut |n| got.push(n));
+                }
+                got
+            };
+            let widths: [(&str, &CountTile); 5] = [
+                ("chosen", &|t, f| p.for_each_count(t, f)),
+                ("1 lane", &|t, f| p.counts_in_lanes::<1>(t, f)),
+                ("4 lanes", &|t, f| p.counts_in_lanes::<4>(t, f)),
+                ("8 lanes", &|t, f| p.counts_in_lanes::<8>(t, f)),
+                ("16 lanes", &|t, f| p.counts_in_lanes::<16>(t, f)),
+            ];
+            for (what, count) in widths {
+                assert_eq!(through(count), expected, "view {x} {y} {r}, {what}");
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                if let Some(simd) = pulp::x86::V3::try_new() {
+                    let got = simd.vectorize(|| through(&|t, f| p.counts_in_lanes::<8>(t, f)));
+                    assert_eq!(got, expected, "view {x} {y} {r}, AVX2");
+                }
+                if let Some(simd) = pulp::x86::V4::try_new() {
+                    let got = simd.vectorize(|| through(&|t, f| p.counts_in_lanes::<16>(t, f)));
+                    assert_eq!(got, expected, "view {x} {y} {r}, AVX-512");
+                }
+            }
         }
     }
 
