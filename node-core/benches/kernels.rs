@@ -5,50 +5,12 @@
 
 use std::time::Instant;
 
-use node_core::kernels::{Kernel, mandelbrot, monte_carlo, primes};
-
 /// Runs per kernel: the first call, then warm ones.
 const RUNS: usize = 5;
 
-/// The cases, as the worker page times them (`web-ui/src/bench.rs`, `?bench=kernels`).
-fn cases() -> Vec<(&'static str, Kernel)> {
-    vec![
-        (
-            "mandelbrot 1024x1024 1000 it",
-            Kernel::Mandelbrot(mandelbrot::Params {
-                tiles_x: 1,
-                tiles_y: 1,
-                ..mandelbrot::Params::default()
-            }),
-        ),
-        (
-            "primes pi(10^8)",
-            Kernel::Primes(primes::Params {
-                n: 100_000_000,
-                ranges: 1,
-            }),
-        ),
-        (
-            "primes pi(10^9)",
-            Kernel::Primes(primes::Params {
-                n: 1_000_000_000,
-                ranges: 1,
-            }),
-        ),
-        (
-            "monte carlo 10M samples",
-            Kernel::MonteCarloPi(monte_carlo::Params {
-                samples_per_task: 10_000_000,
-                tasks: 1,
-                seed: 7,
-            }),
-        ),
-    ]
-}
-
 fn main() {
     let mut rows = Vec::new();
-    for (name, kernel) in cases() {
+    for (name, kernel) in node_core::kernels::bench::single_task_cases() {
         let mut times = Vec::with_capacity(RUNS);
         let mut hash = 0;
         for _ in 0..RUNS {

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use js_sys::Uint8Array;
 use leptos::prelude::*;
 use node_core::job::{JobId, TaskId};
-use node_core::kernels::{Kernel, mandelbrot, monte_carlo, primes};
+use node_core::kernels::Kernel;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{MessageEvent, Worker};
@@ -32,42 +32,11 @@ pub enum Which {
 
 /// The kernels timed, by name, as single-task jobs.
 pub fn cases(which: Which) -> Vec<(&'static str, Kernel)> {
-    let mandelbrot = (
-        "mandelbrot 1024x1024 1000 it",
-        Kernel::Mandelbrot(mandelbrot::Params {
-            tiles_x: 1,
-            tiles_y: 1,
-            ..mandelbrot::Params::default()
-        }),
-    );
+    let mut all = node_core::kernels::bench::single_task_cases();
     if which == Which::Tile {
-        return vec![mandelbrot];
+        all.truncate(1);
     }
-    vec![
-        mandelbrot,
-        (
-            "primes pi(10^8)",
-            Kernel::Primes(primes::Params {
-                n: 100_000_000,
-                ranges: 1,
-            }),
-        ),
-        (
-            "primes pi(10^9)",
-            Kernel::Primes(primes::Params {
-                n: 1_000_000_000,
-                ranges: 1,
-            }),
-        ),
-        (
-            "monte carlo 10M samples",
-            Kernel::MonteCarloPi(monte_carlo::Params {
-                samples_per_task: 10_000_000,
-                tasks: 1,
-                seed: 7,
-            }),
-        ),
-    ]
+    all
 }
 
 fn request(kernel: Kernel) -> TaskRequest {

@@ -290,6 +290,44 @@ pub mod bench {
         ]
     }
 
+    /// One-task jobs of the sizes `cargo xtask bench kernels` compares natively and in
+    /// a browser's compute worker (Mandelbrot first: the worker-tile benchmark uses it
+    /// alone).
+    pub fn single_task_cases() -> Vec<(&'static str, Kernel)> {
+        vec![
+            (
+                "mandelbrot 1024x1024 1000 it",
+                Kernel::Mandelbrot(mandelbrot::Params {
+                    tiles_x: 1,
+                    tiles_y: 1,
+                    ..mandelbrot::Params::default()
+                }),
+            ),
+            (
+                "primes pi(10^8)",
+                Kernel::Primes(primes::Params {
+                    n: 100_000_000,
+                    ranges: 1,
+                }),
+            ),
+            (
+                "primes pi(10^9)",
+                Kernel::Primes(primes::Params {
+                    n: 1_000_000_000,
+                    ranges: 1,
+                }),
+            ),
+            (
+                "monte carlo 10M samples",
+                Kernel::MonteCarloPi(monte_carlo::Params {
+                    samples_per_task: 10_000_000,
+                    tasks: 1,
+                    seed: 7,
+                }),
+            ),
+        ]
+    }
+
     /// How much work a job is, in its natural unit: escape-time iterations for
     /// Mandelbrot (computed by running the escape loop, so as slow as the job itself),
     /// numbers sieved for primes, points for Monte Carlo. `None` if the job is invalid.
