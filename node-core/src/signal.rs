@@ -157,6 +157,33 @@ pub enum ClientMsg {
 pub const OUTAGE_SECS_MAX: u32 = 300;
 
 impl ClientMsg {
+    /// A connection's first frame: a resume with `token` once the member has one, or
+    /// else a join.
+    pub fn enter(
+        room: &str,
+        token: Option<String>,
+        kind: PeerKind,
+        name: &str,
+        presenter_key: Option<String>,
+    ) -> ClientMsg {
+        let (room, name) = (room.to_string(), name.to_string());
+        match token {
+            Some(token) => ClientMsg::Resume {
+                room,
+                token,
+                kind,
+                name,
+                presenter_key,
+            },
+            None => ClientMsg::Join {
+                room,
+                kind,
+                name,
+                presenter_key,
+            },
+        }
+    }
+
     /// The `type` tags this version understands, to tell an unknown type from a
     /// malformed known one.
     pub const TYPES: &'static [&'static str] = &["join", "signal", "outage", "resume"];

@@ -189,9 +189,8 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<StatsBody> {
         (registry.counts(), registry.slow_dropped())
     };
     let s = &shared.stats;
-    let free = shared.connection_slots.available_permits() as u64;
     Json(StatsBody {
-        connections_open: u64::from(shared.connection_slots_total).saturating_sub(free),
+        connections_open: shared.connections_open(),
         connections_opened: s.connections_opened.load(Ordering::Relaxed),
         connections_refused: s.connections_refused.load(Ordering::Relaxed),
         slow_clients_dropped: registry_slow + s.slow_dropped.load(Ordering::Relaxed),
@@ -225,9 +224,8 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     }
     let s = &shared.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let free = shared.connection_slots.available_permits() as u64;
     let mut e = Exposition::new();
-    let open = u64::from(shared.connection_slots_total).saturating_sub(free);
+    let open = shared.connections_open();
     e.single("connections_open", "gauge", "WebSockets open now.", open);
     let handshakes = shared.handshakes.len() as u64;
     e.single(

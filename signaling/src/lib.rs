@@ -297,6 +297,12 @@ impl Shared {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// WebSockets open now.
+    fn connections_open(&self) -> u64 {
+        let free = self.connection_slots.available_permits() as u64;
+        u64::from(self.connection_slots_total).saturating_sub(free)
+    }
+
     fn next_conn_number(&self) -> u64 {
         self.stats
             .connections_opened

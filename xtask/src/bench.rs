@@ -322,11 +322,15 @@ pub(crate) fn node_in_netns(
     let out = c.output();
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     let out = out.map_err(|e| format!("cannot run node: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    last_json(&String::from_utf8_lossy(&out.stdout))
+        .ok_or_else(|| format!("{} printed no summary", script.display()))
+}
+
+/// The last line of `text` that is JSON (a script's summary after its progress).
+pub(crate) fn last_json(text: &str) -> Option<serde_json::Value> {
     text.lines()
         .rev()
         .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .ok_or_else(|| format!("{} printed no summary", script.display()))
 }
 
 /// Chromium rows: run the browser controller in bench mode inside a namespace.

@@ -18,14 +18,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::bench::{build_release, node_in_netns};
-
-/// The last line of `text` that is JSON.
-fn last_json(text: &str) -> Option<Value> {
-    text.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Value>(l).ok())
-}
+use crate::bench::{build_release, last_json, node_in_netns};
 
 fn native(root: &Path) -> Result<Value> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

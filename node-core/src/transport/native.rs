@@ -29,7 +29,7 @@ use webrtc::peer_connection::{
 };
 
 use super::negotiation::{Candidate, ConnId, Negotiation, NegotiationConfig, Step};
-use super::pace::Pacer;
+use super::pace::{Pacer, reconnect_delay_ms, xorshift};
 use super::{SendError, Transport, TransportEvent};
 use crate::signal::{
     self, ClientMsg, ErrorCode, IceServer, PeerId, PeerKind, RateLimits, ServerMsg, SignalData,
@@ -201,10 +201,6 @@ enum SocketEnd {
 /// dead and replaced.
 const SERVER_SILENT_MAX: Duration = Duration::from_secs(15);
 
-/// First reconnection delay, and the longest (before jitter of up to half again).
-const RECONNECT_MIN: Duration = Duration::from_millis(100);
-const RECONNECT_MAX: Duration = Duration::from_secs(5);
-
 /// The signaling connection over the transport's life: serves `ws`, and whenever a
 /// socket ends, opens another (backoff with jitter) and resumes under the same id with
 /// the last resume token. The mesh's data channels carry on meanwhile.
@@ -217,13 +213,10 @@ async fn signaling_session(weak: Weak<Inner>, ws: WsStream, mut out_rx: mpsc::Re
         let ws = match next.take() {
             Some(ws) => ws,
             None => {
-                let delay = RECONNECT_MIN
-                    .saturating_mul(1 << attempt.min(16))
-                    .min(RECONNECT_MAX);
                 rng = xorshift(rng);
-                let delay = delay + delay.mul_f64((rng % 1000) as f64 / 2000.0);
+                let delay = reconnect_delay_ms(attempt, (rng % 1000) as f64 / 1000.0);
                 attempt = attempt.saturating_add(1);
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(Duration::from_millis(delay)).await;
                 let Some(url) = weak.upgrade().map(|i| i.config.server_url.clone()) else {
                     return;
                 };
@@ -432,13 +425,6 @@ fn seed() -> u64 {
         | 1
 }
 
-fn xorshift(mut x: u64) -> u64 {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    x
-}
-
 /// `IP` → `IP:0`; `IP:PORT` and `[v6]:PORT` pass; anything else is refused.
 fn normalize_bind(addr: &str) -> Option<String> {
     if let Ok(ip) = addr.parse::<std::net::IpAddr>() {
@@ -464,22 +450,13 @@ impl Inner {
     /// is one, or else a join.
     fn enter_frame(&self) -> String {
         let c = &self.config;
-        let msg = match lock(&self.resume_token).clone() {
-            Some(token) => ClientMsg::Resume {
-                room: c.room.clone(),
-                token,
-                kind: self.kind,
-                name: c.name.clone(),
-                presenter_key: c.presenter_key.clone(),
-            },
-            None => ClientMsg::Join {
-                room: c.room.clone(),
-                kind: self.kind,
-                name: c.name.clone(),
-                presenter_key: c.presenter_key.clone(),
-            },
-        };
-        signal::encode_client(msg)
+        signal::encode_client(ClientMsg::enter(
+            &c.room,
+            lock(&self.resume_token).clone(),
+            self.kind,
+            &c.name,
+            c.presenter_key.clone(),
+        ))
     }
 
     /// Feeds one input to the policy and takes the steps it caused. The lock is held

@@ -207,13 +207,32 @@ impl Pacer {
     }
 
     fn next_random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+        self.rng = xorshift(self.rng);
+        self.rng
     }
+}
+
+/// The next state of a xorshift64 generator (jitter only: not for secrets).
+pub fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
+/// First delay before reopening a signaling socket that dropped, and the longest.
+const RECONNECT_MIN_MS: u64 = 100;
+const RECONNECT_MAX_MS: u64 = 5_000;
+
+/// How long to wait before reconnection attempt `attempt` (0 for the first since the
+/// last welcome): 100 ms doubling to 5 s, plus `jitter` (0 to 1) times half of that, so
+/// that members of a restarted server do not all come back at once. Both transports
+/// wait this long.
+pub fn reconnect_delay_ms(attempt: u32, jitter: f64) -> u64 {
+    let base = RECONNECT_MIN_MS
+        .saturating_mul(1 << attempt.min(16))
+        .min(RECONNECT_MAX_MS);
+    base + (base as f64 * jitter.clamp(0.0, 1.0) / 2.0) as u64
 }
 
 #[cfg(test)]
@@ -328,6 +347,16 @@ mod tests {
             waits.iter().all(|w| *w <= BACKOFF_MAX_MS * 3 / 2),
             "{waits:?}"
         );
+    }
+
+    #[test]
+    fn reconnection_backs_off_with_jitter_up_to_a_bound() {
+        assert_eq!(reconnect_delay_ms(0, 0.0), 100);
+        assert_eq!(reconnect_delay_ms(0, 1.0), 150);
+        assert_eq!(reconnect_delay_ms(3, 0.0), 800);
+        assert_eq!(reconnect_delay_ms(6, 0.0), 5_000);
+        assert_eq!(reconnect_delay_ms(u32::MAX, 1.0), 7_500);
+        assert_eq!(reconnect_delay_ms(1, 7.0), 300, "jitter past 1 counts as 1");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use web_sys::{
 };
 
 use super::negotiation::{Candidate, ConnId, Negotiation, NegotiationConfig, Step};
-use super::pace::Pacer;
+use super::pace::{Pacer, reconnect_delay_ms};
 use super::{SendError, Transport, TransportEvent};
 use crate::signal::{
     self, ClientMsg, ErrorCode, IceServer, PeerId, PeerKind, ServerMsg, SignalData,
@@ -201,31 +201,19 @@ fn jitter_seed() -> u64 {
     (js_sys::Math::random() * 1e15) as u64 | 1
 }
 
-/// First reconnection delay, and the longest (before jitter of up to half again).
-const RECONNECT_MIN_MS: f64 = 100.0;
-const RECONNECT_MAX_MS: f64 = 5_000.0;
-
 impl Inner {
     /// Installs the current socket's callbacks and queues its first frame: a resume
     /// with the last token, once there is one, or else a join.
     fn serve_socket(self: &Rc<Self>) {
         let ws = self.ws.borrow().clone();
         ws.set_binary_type(BinaryType::Arraybuffer);
-        let first = match self.resume_token.borrow().clone() {
-            Some(token) => ClientMsg::Resume {
-                room: self.room.clone(),
-                token,
-                kind: PeerKind::Browser,
-                name: self.name.clone(),
-                presenter_key: self.presenter_key.clone(),
-            },
-            None => ClientMsg::Join {
-                room: self.room.clone(),
-                kind: PeerKind::Browser,
-                name: self.name.clone(),
-                presenter_key: self.presenter_key.clone(),
-            },
-        };
+        let first = ClientMsg::enter(
+            &self.room,
+            self.resume_token.borrow().clone(),
+            PeerKind::Browser,
+            &self.name,
+            self.presenter_key.clone(),
+        );
         {
             let mut pacer = Pacer::new(now_ms(), jitter_seed());
             pacer.push(signal::encode_client(first));
@@ -355,8 +343,7 @@ impl Inner {
         }
         let attempt = self.attempt.get();
         self.attempt.set(attempt.saturating_add(1));
-        let delay = (RECONNECT_MIN_MS * f64::from(1u32 << attempt.min(16))).min(RECONNECT_MAX_MS);
-        let delay = delay * (1.0 + js_sys::Math::random() / 2.0);
+        let delay = reconnect_delay_ms(attempt, js_sys::Math::random());
         let weak = Rc::downgrade(self);
         let reopen = Closure::once_into_js(move || {
             let Some(inner) = weak.upgrade() else { return };
@@ -375,7 +362,7 @@ impl Inner {
         if let Some(window) = web_sys::window() {
             let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
                 reopen.unchecked_ref(),
-                delay as i32,
+                i32::try_from(delay).unwrap_or(i32::MAX),
             );
         }
     }
