@@ -138,17 +138,26 @@ fn bad_arguments_are_refused_with_a_clear_message() {
             "{args:?}: {out:?}"
         );
     }
-    // The server refuses a bad presenter key, audience address or resume key file
-    // before it binds.
+    // The server refuses a bad presenter key, audience address, resume key file or TURN
+    // setting before it binds.
     let bad_key = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad-resume-key");
     std::fs::write(&bad_key, "not a key\n").unwrap();
     let bad_key = bad_key.to_str().unwrap();
-    let serve: [(&[&str], &str); 5] = [
+    let serve: [(&[&str], &str); 8] = [
         (
             &["--resume-key-file", bad_key],
             "is not a resume key (64 hex digits)",
         ),
         (&["--resume-token-secs", "5"], "--resume-token-secs"),
+        (
+            &["--turn-secret", "s3cret"],
+            "--turn-secret needs a TURN server",
+        ),
+        (
+            &["--ice-server", "turn:192.0.2.1:3478", "--turn-secret", ""],
+            "--turn-secret must not be empty",
+        ),
+        (&["--turn-credential-secs", "10"], "--turn-credential-secs"),
         (
             &["--presenter-key", "short"],
             "--presenter-key must be 8 to 128",
@@ -160,11 +169,24 @@ fn bad_arguments_are_refused_with_a_clear_message() {
         ),
     ];
     for (args, says) in serve {
-        let out = common::meshwork()
+        // A server that took the arguments would run for ever: give it 10 s to refuse.
+        let mut child = common::meshwork()
             .args(["serve", "--bind", "127.0.0.1:0"])
             .args(args)
-            .output()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{args:?} was accepted: the server is running");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
         assert!(!out.status.success(), "{args:?} must fail");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(says),
