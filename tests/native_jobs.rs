@@ -170,7 +170,7 @@ fn a_prime_count_to_a_billion_on_the_mesh_is_50_847_534() {
 fn invalid_jobs_are_refused_before_anything_reaches_a_mesh() {
     // No server runs: a job refused for its parameters never tries to connect.
     // (arguments, what the message says); clap's own usage errors span a few lines.
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["--kernel", "mandelbrot", "--tiles", "0x4", "--out", "x.png"],
             "tile grid",
@@ -197,6 +197,19 @@ fn invalid_jobs_are_refused_before_anything_reaches_a_mesh() {
         ),
         (&["--kernel", "primes", "--n", "0"], "primes"),
         (&["--kernel", "fractal"], "invalid value 'fractal'"),
+        (&["--kernel", "julia"], "--out"),
+        (
+            &["--kernel", "julia", "--c=3,0", "--out", "x.png"],
+            "c_re 3 is not",
+        ),
+        (
+            &["--kernel", "julia", "--c=-0.8", "--out", "x.png"],
+            "is not RE,IM",
+        ),
+        (
+            &["--kernel", "julia", "--view=0,1,2", "--out", "x.png"],
+            "is not X_MIN,X_MAX,Y_MIN,Y_MAX",
+        ),
     ];
     for (args, want) in cases {
         let out = meshwork()
@@ -219,6 +232,37 @@ fn invalid_jobs_are_refused_before_anything_reaches_a_mesh() {
             );
         }
     }
+}
+
+#[test]
+fn meshwork_run_draws_a_julia_set_the_same_in_any_tiling() {
+    let dir = std::env::temp_dir().join(format!("meshwork-julia-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = |kernel: &str, tiles: &str, c: &str| -> Vec<u8> {
+        let out = dir.join(format!("{kernel}-{tiles}-{c}.png"));
+        reference(&[
+            "--kernel",
+            kernel,
+            "--width",
+            "96",
+            "--height",
+            "64",
+            "--max-iter",
+            "300",
+            "--tiles",
+            tiles,
+            &format!("--c={c}"),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        std::fs::read(&out).unwrap()
+    };
+    let whole = png("julia", "1x1", "-0.8,0.156");
+    assert!(whole.starts_with(b"\x89PNG"));
+    assert_eq!(png("julia", "8x4", "-0.8,0.156"), whole);
+    assert_ne!(png("julia", "1x1", "0.285,0.01"), whole, "c is used");
+    assert_ne!(png("mandelbrot", "1x1", "-0.8,0.156"), whole);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

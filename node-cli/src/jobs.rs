@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use node_core::engine::{Command, Event};
 use node_core::job::{JobId, JobSpec, NodeId};
-use node_core::kernels::{JobOutput, Kernel, mandelbrot, monte_carlo, primes};
+use node_core::kernels::{JobOutput, Kernel, julia, mandelbrot, monte_carlo, primes};
 use serde_json::json;
 
 /// The kernels a job can run.
@@ -18,6 +18,8 @@ use serde_json::json;
 pub enum KernelKind {
     /// The Mandelbrot set as an image, one task per tile.
     Mandelbrot,
+    /// A Julia set (see --c) as an image, one task per tile.
+    Julia,
     /// Count the primes up to N, one task per range.
     Primes,
     /// Estimate π by Monte Carlo, one task per batch of samples.
@@ -27,29 +29,37 @@ pub enum KernelKind {
 /// What to compute, and where the output goes.
 #[derive(Args, Debug, Clone)]
 pub struct JobArgs {
-    /// The kernel: mandelbrot (writes a PNG), primes or pi (write JSON).
+    /// The kernel: mandelbrot or julia (write a PNG), primes or pi (write JSON).
     #[arg(long, value_enum)]
     pub kernel: KernelKind,
-    /// mandelbrot: image width in pixels.
-    #[arg(long, default_value_t = 1024, help_heading = "Mandelbrot")]
+    /// mandelbrot, julia: image width in pixels.
+    #[arg(long, default_value_t = 1024, help_heading = "Mandelbrot and Julia")]
     pub width: u32,
-    /// mandelbrot: image height in pixels.
-    #[arg(long, default_value_t = 1024, help_heading = "Mandelbrot")]
+    /// mandelbrot, julia: image height in pixels.
+    #[arg(long, default_value_t = 1024, help_heading = "Mandelbrot and Julia")]
     pub height: u32,
-    /// mandelbrot: iteration cap.
-    #[arg(long, default_value_t = 1000, help_heading = "Mandelbrot")]
+    /// mandelbrot, julia: iteration cap.
+    #[arg(long, default_value_t = 1000, help_heading = "Mandelbrot and Julia")]
     pub max_iter: u32,
-    /// mandelbrot: tiles across and down, COLSxROWS; each tile is a task.
-    #[arg(long, default_value = "16x16", help_heading = "Mandelbrot")]
+    /// mandelbrot, julia: tiles across and down, COLSxROWS; each tile is a task.
+    #[arg(long, default_value = "16x16", help_heading = "Mandelbrot and Julia")]
     pub tiles: String,
-    /// mandelbrot: the region of the plane, X_MIN,X_MAX,Y_MIN,Y_MAX.
+    /// mandelbrot, julia: the region of the plane, X_MIN,X_MAX,Y_MIN,Y_MAX
+    /// [default: -2,1,-1.5,1.5 for mandelbrot, -1.6,1.6,-1.6,1.6 for julia].
     #[arg(
         long,
-        default_value = "-2,1,-1.5,1.5",
         allow_hyphen_values = true,
-        help_heading = "Mandelbrot"
+        help_heading = "Mandelbrot and Julia"
     )]
-    pub view: String,
+    pub view: Option<String>,
+    /// julia: the constant c, RE,IM.
+    #[arg(
+        long,
+        default_value = "-0.8,0.156",
+        allow_hyphen_values = true,
+        help_heading = "Mandelbrot and Julia"
+    )]
+    pub c: String,
     /// primes: count the primes up to N.
     #[arg(long, default_value_t = 100_000_000, help_heading = "Primes")]
     pub n: u64,
@@ -65,7 +75,7 @@ pub struct JobArgs {
     /// pi: seed of the whole job (the same seed gives the same estimate).
     #[arg(long, default_value_t = 1, help_heading = "Pi")]
     pub seed: u64,
-    /// Write the output to this file (mandelbrot needs one: a PNG); without it, counts
+    /// Write the output to this file (an image needs one: a PNG); without it, counts
     /// and estimates are printed as JSON on stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -83,38 +93,55 @@ fn parse_pair(s: &str, what: &str) -> Result<(u32, u32)> {
     Ok((parse(a)?, parse(b)?))
 }
 
-fn parse_view(s: &str) -> Result<[f64; 4]> {
+/// `N` comma-separated numbers, for the option `flag` whose form is `form`.
+fn parse_numbers<const N: usize>(s: &str, flag: &str, form: &str) -> Result<[f64; N]> {
     let parts: Vec<&str> = s.split(',').collect();
-    let [a, b, c, d] = parts[..] else {
-        bail!("--view {s:?} is not X_MIN,X_MAX,Y_MIN,Y_MAX");
-    };
-    let mut out = [0.0; 4];
-    for (o, p) in out.iter_mut().zip([a, b, c, d]) {
+    if parts.len() != N {
+        bail!("{flag} {s:?} is not {form}");
+    }
+    let mut out = [0.0; N];
+    for (o, p) in out.iter_mut().zip(parts) {
         *o = p
             .trim()
             .parse()
-            .with_context(|| format!("--view {s:?}: {p:?} is not a number"))?;
+            .with_context(|| format!("{flag} {s:?}: {p:?} is not a number"))?;
     }
     Ok(out)
 }
 
 impl JobArgs {
+    /// The image options over `default`'s region unless --view gives one.
+    fn image(&self, default: mandelbrot::Params) -> Result<mandelbrot::Params> {
+        let (tiles_x, tiles_y) = parse_pair(&self.tiles, "--tiles")?;
+        let [x_min, x_max, y_min, y_max] = match &self.view {
+            Some(view) => parse_numbers(view, "--view", "X_MIN,X_MAX,Y_MIN,Y_MAX")?,
+            None => [default.x_min, default.x_max, default.y_min, default.y_max],
+        };
+        Ok(mandelbrot::Params {
+            x_min,
+            x_max,
+            y_min,
+            y_max,
+            width: self.width,
+            height: self.height,
+            max_iter: self.max_iter,
+            tiles_x,
+            tiles_y,
+        })
+    }
+
     /// The kernel these arguments describe, checked.
     pub fn kernel(&self) -> Result<Kernel> {
         let kernel = match self.kernel {
             KernelKind::Mandelbrot => {
-                let (tiles_x, tiles_y) = parse_pair(&self.tiles, "--tiles")?;
-                let [x_min, x_max, y_min, y_max] = parse_view(&self.view)?;
-                Kernel::Mandelbrot(mandelbrot::Params {
-                    x_min,
-                    x_max,
-                    y_min,
-                    y_max,
-                    width: self.width,
-                    height: self.height,
-                    max_iter: self.max_iter,
-                    tiles_x,
-                    tiles_y,
+                Kernel::Mandelbrot(self.image(mandelbrot::Params::default())?)
+            }
+            KernelKind::Julia => {
+                let [c_re, c_im] = parse_numbers(&self.c, "--c", "RE,IM")?;
+                Kernel::Julia(julia::Params {
+                    image: self.image(julia::Params::default().image)?,
+                    c_re,
+                    c_im,
                 })
             }
             KernelKind::Primes => Kernel::Primes(primes::Params {
@@ -128,7 +155,7 @@ impl JobArgs {
             }),
         };
         kernel.validate()?;
-        if matches!(kernel, Kernel::Mandelbrot(_)) && self.out.is_none() {
+        if kernel.image().is_some() && self.out.is_none() {
             bail!("an image needs a file: add --out FILE.png");
         }
         Ok(kernel)

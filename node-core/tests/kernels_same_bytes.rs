@@ -7,7 +7,7 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use node_core::kernels::{JobOutput, Kernel, hash64, mandelbrot, monte_carlo, primes};
+use node_core::kernels::{JobOutput, Kernel, hash64, julia, mandelbrot, monte_carlo, primes};
 
 /// Runs every task of `job`, checks `hash64` of each task's output and of the assembled
 /// output's bytes, and returns the assembled output. On a mismatch the message shows the
@@ -106,6 +106,60 @@ fn mandelbrot_deep_zoom_is_identical_on_every_target() {
 }
 
 #[test]
+fn julia_tiles_are_identical_on_every_target() {
+    // A connected set, and a zoom onto another set's boundary where pixels are ~1e-13
+    // apart, so every last bit of rounding shows.
+    let whole = Kernel::Julia(julia::Params {
+        image: mandelbrot::Params {
+            width: 80,
+            height: 60,
+            max_iter: 700,
+            tiles_x: 2,
+            tiles_y: 3,
+            ..julia::Params::default().image
+        },
+        ..julia::Params::default()
+    });
+    check(
+        &whole,
+        &[
+            0x6e28ac967f2ad7c9,
+            0x60e7308c60930cc1,
+            0x6b57c03201dc3633,
+            0xc27f480c11421b9b,
+            0xc1f902f9c22f0ccb,
+            0xf953dec51a9db4ee,
+        ],
+        0x32a6f223e8a91e6f,
+    );
+    let (x, y, r) = (0.160_658_295_060_485, 0.542_513_174_050_455, 3e-12);
+    let zoom = Kernel::Julia(julia::Params {
+        image: mandelbrot::Params {
+            x_min: x - r,
+            x_max: x + r,
+            y_min: y - r,
+            y_max: y + r,
+            width: 40,
+            height: 30,
+            max_iter: 3000,
+            tiles_x: 2,
+            tiles_y: 1,
+        },
+        c_re: 0.285,
+        c_im: 0.01,
+    });
+    let JobOutput::Image { rgba, .. } = check(
+        &zoom,
+        &[0xf0b480577b4dad24, 0xfb9666f11c1fb7b6],
+        0xcd36c05c866a60dc,
+    ) else {
+        unreachable!()
+    };
+    let colours: std::collections::BTreeSet<&[u8]> = rgba.chunks(4).collect();
+    assert!(colours.len() > 8, "{} colours in the zoom", colours.len());
+}
+
+#[test]
 fn prime_counts_are_identical_on_every_target() {
     let job = Kernel::Primes(primes::Params {
         n: 2_000_000,
@@ -129,6 +183,17 @@ fn prime_counts_are_identical_on_every_target() {
             count: 148_933
         }
     );
+    // Across segments and chunks (30 · 512 Ki numbers each), where the small and the
+    // larger primes cross off apart, and at the top of the range, where base primes reach
+    // 10^6 and positions exceed 32 bits: the counts primesieve gives.
+    let run = |kernel: Kernel, task: u32| {
+        let mut out = Vec::new();
+        kernel.run_task(task, &mut out).unwrap();
+        u64::from_le_bytes(out[16..24].try_into().unwrap())
+    };
+    let pi = |n, ranges| Kernel::Primes(primes::Params { n, ranges });
+    assert_eq!(run(pi(40_000_000, 1), 0), 2_433_654);
+    assert_eq!(run(pi(primes::N_MAX, 1 << 16), (1 << 16) - 1), 553_032);
 }
 
 #[test]

@@ -345,8 +345,7 @@ impl Painter {
             if let Some((canvas, ctx)) = context(&job_dom_id("cells", row.id)) {
                 task_grid(&canvas, &ctx, row, flashes);
             }
-            let Some(Kernel::Mandelbrot(params)) = engine.job_spec(row.id).map(|s| &s.kernel)
-            else {
+            let Some(params) = engine.job_spec(row.id).and_then(|s| s.kernel.image()) else {
                 continue;
             };
             let Some((_, ctx)) = context(&job_dom_id("img", row.id)) else {
@@ -1377,10 +1376,13 @@ fn SubmitForm(view: MeshView, controls: Controls) -> impl IntoView {
                         }).collect_view()}
                     </select>
                 </label>
-                <Show when=move || kernel() == "mandelbrot">
+                <Show when=move || kernel() == "mandelbrot" || kernel() == "julia">
                     {field("size (px)", "size", |f| f.size.clone(), |f, v| f.size = v)}
                     {field("iterations", "max-iter", |f| f.max_iter.clone(), |f, v| f.max_iter = v)}
                     {field("tiles per side", "tiles", |f| f.tiles.clone(), |f, v| f.tiles = v)}
+                </Show>
+                <Show when=move || kernel() == "julia">
+                    {field("c (re, im)", "julia-c", |f| f.c.clone(), |f, v| f.c = v)}
                 </Show>
                 <Show when=move || kernel() == "primes">
                     {field("count up to", "n", |f| f.n.clone(), |f, v| f.n = v)}

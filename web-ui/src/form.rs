@@ -4,11 +4,12 @@
 
 use node_core::engine::Command;
 use node_core::job::{JobError, JobSpec, NodeId};
-use node_core::kernels::{Kernel, mandelbrot, monte_carlo, primes};
+use node_core::kernels::{Kernel, julia, mandelbrot, monte_carlo, primes};
 
 /// The kernels the form offers, by the value of its `<select>`.
-pub const KERNELS: [(&str, &str); 3] = [
+pub const KERNELS: [(&str, &str); 4] = [
     ("mandelbrot", "Mandelbrot image"),
+    ("julia", "Julia image"),
     ("primes", "count primes"),
     ("pi", "estimate π"),
 ];
@@ -16,14 +17,16 @@ pub const KERNELS: [(&str, &str); 3] = [
 /// The form's fields, as typed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobForm {
-    /// "mandelbrot", "primes" or "pi".
+    /// "mandelbrot", "julia", "primes" or "pi".
     pub kernel: String,
-    /// Mandelbrot: side of the square image, in pixels.
+    /// Mandelbrot and Julia: side of the square image, in pixels.
     pub size: String,
-    /// Mandelbrot: iteration cap.
+    /// Mandelbrot and Julia: iteration cap.
     pub max_iter: String,
-    /// Mandelbrot: tiles per side (the job has its square tasks).
+    /// Mandelbrot and Julia: tiles per side (the job has its square tasks).
     pub tiles: String,
+    /// Julia: the constant c as "re, im".
+    pub c: String,
     /// Primes: count up to this.
     pub n: String,
     /// Primes: ranges (tasks).
@@ -49,6 +52,7 @@ impl Default for JobForm {
             size: "512".into(),
             max_iter: "500".into(),
             tiles: "16".into(),
+            c: "-0.8, 0.156".into(),
             n: "100000000".into(),
             ranges: "64".into(),
             samples: "1000000".into(),
@@ -69,29 +73,51 @@ fn number<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, String> {
         .map_err(|_| format!("{field}: {value:?} is not a whole number in range"))
 }
 
+/// "re, im" as two finite numbers.
+fn complex(field: &str, value: &str) -> Result<(f64, f64), String> {
+    let parse = |v: &str| v.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+    value
+        .split_once(',')
+        .and_then(|(re, im)| Some((parse(re)?, parse(im)?)))
+        .ok_or_else(|| {
+            format!("{field}: {value:?} is not two numbers \"re, im\", e.g. -0.8, 0.156")
+        })
+}
+
 impl JobForm {
+    /// A square image with the size, iterations and tiles typed, over `view`.
+    fn image(&self, view: mandelbrot::Params) -> Result<mandelbrot::Params, String> {
+        let side = number::<u32>("size", &self.size)?;
+        let tiles = number::<u32>("tiles per side", &self.tiles)?;
+        if tiles == 0 {
+            return Err("tiles per side: at least 1".into());
+        }
+        if side > mandelbrot::SIDE_MAX {
+            return Err(format!(
+                "size: {side} pixels is over the {} limit",
+                mandelbrot::SIDE_MAX
+            ));
+        }
+        Ok(mandelbrot::Params {
+            width: side,
+            height: side,
+            max_iter: number("iterations", &self.max_iter)?,
+            tiles_x: tiles,
+            tiles_y: tiles,
+            ..view
+        })
+    }
+
     /// The kernel the fields describe, checked.
     pub fn kernel(&self) -> Result<Kernel, String> {
         let kernel = match self.kernel.as_str() {
-            "mandelbrot" => {
-                let side = number::<u32>("size", &self.size)?;
-                let tiles = number::<u32>("tiles per side", &self.tiles)?;
-                if tiles == 0 {
-                    return Err("tiles per side: at least 1".into());
-                }
-                if side > mandelbrot::SIDE_MAX {
-                    return Err(format!(
-                        "size: {side} pixels is over the {} limit",
-                        mandelbrot::SIDE_MAX
-                    ));
-                }
-                Kernel::Mandelbrot(mandelbrot::Params {
-                    width: side,
-                    height: side,
-                    max_iter: number("iterations", &self.max_iter)?,
-                    tiles_x: tiles,
-                    tiles_y: tiles,
-                    ..mandelbrot::Params::default()
+            "mandelbrot" => Kernel::Mandelbrot(self.image(mandelbrot::Params::default())?),
+            "julia" => {
+                let (c_re, c_im) = complex("c", &self.c)?;
+                Kernel::Julia(julia::Params {
+                    image: self.image(julia::Params::default().image)?,
+                    c_re,
+                    c_im,
                 })
             }
             "primes" => Kernel::Primes(primes::Params {
@@ -146,9 +172,10 @@ mod tests {
 
     #[test]
     fn the_default_form_and_each_kernel_submit() {
-        for ((kernel, _), name) in KERNELS
-            .iter()
-            .zip(["mandelbrot", "primes", "monte_carlo_pi"])
+        for ((kernel, _), name) in
+            KERNELS
+                .iter()
+                .zip(["mandelbrot", "julia", "primes", "monte_carlo_pi"])
         {
             let form = JobForm {
                 kernel: (*kernel).into(),
@@ -211,5 +238,42 @@ mod tests {
             })
             .starts_with("tasks:")
         );
+        let julia = |c: &str| {
+            refused(|f| {
+                f.kernel = "julia".into();
+                f.c = c.into();
+            })
+        };
+        for bad in ["", "-0.8", "a, b", "1, 2, 3", "inf, 0", "NaN, 0"] {
+            assert!(julia(bad).starts_with("c: "), "{bad:?}: {}", julia(bad));
+        }
+        let far = julia("3, 0");
+        assert!(far.contains("julia") && far.contains("c_re 3"), "{far}");
+        assert!(
+            refused(|f| {
+                f.kernel = "julia".into();
+                f.tiles = "0".into();
+            })
+            .contains("tiles per side")
+        );
+    }
+
+    #[test]
+    fn a_julia_form_carries_its_c() {
+        let form = JobForm {
+            kernel: "julia".into(),
+            c: " 0.285 , -0.01 ".into(),
+            ..JobForm::default()
+        };
+        let Ok(Command::Submit {
+            kernel: Kernel::Julia(j),
+            ..
+        }) = form.submit(NodeId(7), 1)
+        else {
+            panic!("julia refused");
+        };
+        assert_eq!((j.c_re, j.c_im), (0.285, -0.01));
+        assert_eq!((j.image.width, j.image.tiles_x), (512, 16));
+        assert_eq!(j.image.x_min, julia::Params::default().image.x_min);
     }
 }

@@ -77,18 +77,31 @@ pub const WARM_UP_ROUNDS: usize = 12;
 /// entirely unoptimised. Every kernel's hot loops run here; all together they take a few
 /// milliseconds natively.
 pub fn warm_up_jobs() -> Vec<node_core::kernels::Kernel> {
-    use node_core::kernels::{Kernel, mandelbrot, monte_carlo, primes};
+    use node_core::kernels::{Kernel, julia, mandelbrot, monte_carlo, primes};
+    let small_image = mandelbrot::Params {
+        width: 64,
+        height: 64,
+        max_iter: 500,
+        tiles_x: 1,
+        tiles_y: 1,
+        ..mandelbrot::Params::default()
+    };
     vec![
-        Kernel::Mandelbrot(mandelbrot::Params {
-            width: 64,
-            height: 64,
-            max_iter: 500,
-            tiles_x: 1,
-            tiles_y: 1,
-            ..mandelbrot::Params::default()
+        Kernel::Mandelbrot(small_image.clone()),
+        // The same escape loop with the other orbit: both arms optimised.
+        Kernel::Julia(julia::Params {
+            image: mandelbrot::Params {
+                x_min: -1.6,
+                x_max: 1.6,
+                y_min: -1.6,
+                y_max: 1.6,
+                ..small_image
+            },
+            ..julia::Params::default()
         }),
+        // √n above 4,096: the larger primes' whole-segment loop runs too.
         Kernel::Primes(primes::Params {
-            n: 2_000_000,
+            n: 20_000_000,
             ranges: 1,
         }),
         Kernel::MonteCarloPi(monte_carlo::Params {
@@ -131,7 +144,7 @@ mod tests {
             .map(std::mem::discriminant)
             .map(|d| format!("{d:?}"))
             .collect();
-        assert_eq!(kinds.len(), 3, "one job per kernel");
+        assert_eq!(kinds.len(), 4, "one job per kernel");
         for k in &jobs {
             assert_eq!(k.task_count(), 1);
         }

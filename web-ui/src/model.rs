@@ -65,7 +65,7 @@ pub struct JobRow {
     pub pacing_ms: u32,
     /// The output is assembled here.
     pub assembled: bool,
-    /// The image's size, for a Mandelbrot job.
+    /// The image's size, for a Mandelbrot or Julia job.
     pub image: Option<(u32, u32)>,
     /// Columns of the task grid: an image's tile columns, else up to 32.
     pub columns: u32,
@@ -83,6 +83,20 @@ pub fn describe(kernel: &Kernel) -> String {
         Kernel::Primes(p) => format!("primes up to {} in {} ranges", p.n, p.ranges),
         Kernel::MonteCarloPi(p) => {
             format!("π from {} × {} random points", p.tasks, p.samples_per_task)
+        }
+        Kernel::Julia(j) => {
+            let p = &j.image;
+            format!(
+                "Julia c = {} {} {}i, {}×{}, {} iterations, {}×{} tiles",
+                j.c_re,
+                if j.c_im < 0.0 { "−" } else { "+" },
+                j.c_im.abs(),
+                p.width,
+                p.height,
+                p.max_iter,
+                p.tiles_x,
+                p.tiles_y
+            )
         }
     }
 }
@@ -172,9 +186,9 @@ pub fn job_rows(engine: &Engine) -> Vec<JobRow> {
         .filter_map(|id| {
             let spec = engine.job_spec(id)?;
             let (validated, tasks) = engine.progress(id)?;
-            let (image, columns) = match &spec.kernel {
-                Kernel::Mandelbrot(p) => (Some((p.width, p.height)), p.tiles_x),
-                _ => (None, tasks.clamp(1, 32)),
+            let (image, columns) = match spec.kernel.image() {
+                Some(p) => (Some((p.width, p.height)), p.tiles_x),
+                None => (None, tasks.clamp(1, 32)),
             };
             Some(JobRow {
                 id,
@@ -596,6 +610,29 @@ mod tests {
                 nonce: 1,
             }),
         );
+    }
+
+    #[test]
+    fn a_julia_job_is_described_and_drawn_as_an_image() {
+        use node_core::kernels::julia;
+        let j = julia::Params {
+            image: mandelbrot::Params {
+                width: 64,
+                height: 32,
+                max_iter: 50,
+                tiles_x: 4,
+                tiles_y: 2,
+                ..julia::Params::default().image
+            },
+            c_re: -0.8,
+            c_im: -0.156,
+        };
+        let kernel = Kernel::Julia(j.clone());
+        assert_eq!(
+            describe(&kernel),
+            "Julia c = -0.8 − 0.156i, 64×32, 50 iterations, 4×2 tiles"
+        );
+        assert_eq!(kernel.image(), Some(&j.image));
     }
 
     #[test]

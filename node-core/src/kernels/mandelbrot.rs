@@ -68,6 +68,16 @@ const LANES: usize = 4;
 /// so longer blocks spend less on checks and more on lanes that escaped early on.
 const ESCAPE_BLOCK: u32 = 8;
 
+/// What the escape loop iterates for a pixel at point p: the Mandelbrot set starts from
+/// z = 0 and adds c = p; a Julia set ([`super::julia`]) starts from z = p and adds its
+/// fixed c. Either way the same loop, lanes and replay run, so both keep the same
+/// guarantees.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Orbit {
+    Mandelbrot,
+    Julia { c_re: f64, c_im: f64 },
+}
+
 /// Parameters of a Mandelbrot job. See the module docs for how they map to pixels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Params {
@@ -167,28 +177,28 @@ impl Params {
     /// On x86_64 the lanes run with the widest vectors the CPU has (AVX-512: 16 lanes,
     /// AVX2: 8 in 256-bit registers), chosen at run time; elsewhere with [`LANES`]. The
     /// counts are the same whatever the width: each lane is the scalar loop.
-    fn for_each_count(&self, tile: Tile, f: impl FnMut(u32)) {
+    fn for_each_count(&self, tile: Tile, orbit: Orbit, f: impl FnMut(u32)) {
         #[cfg(target_arch = "x86_64")]
         {
             if let Some(simd) = pulp::x86::V4::try_new() {
                 return simd.vectorize(
                     #[inline(always)]
-                    || self.counts_in_lanes::<16>(tile, f),
+                    || self.counts_in_lanes::<16>(tile, orbit, f),
                 );
             }
             if let Some(simd) = pulp::x86::V3::try_new() {
                 return simd.vectorize(
                     #[inline(always)]
-                    || self.counts_in_lanes::<8>(tile, f),
+                    || self.counts_in_lanes::<8>(tile, orbit, f),
                 );
             }
         }
-        self.counts_in_lanes::<LANES>(tile, f);
+        self.counts_in_lanes::<LANES>(tile, orbit, f);
     }
 
     /// [`Params::for_each_count`] with `N` lanes.
     #[inline(always)]
-    fn counts_in_lanes<const N: usize>(&self, tile: Tile, mut f: impl FnMut(u32)) {
+    fn counts_in_lanes<const N: usize>(&self, tile: Tile, orbit: Orbit, mut f: impl FnMut(u32)) {
         let (dx, dy) = self.spacing();
         let mut cr = [0.0; N];
         for py in tile.y0..tile.y1 {
@@ -202,7 +212,12 @@ impl Params {
                     let x = px + lane.min(lanes - 1) as u32;
                     *c = self.x_min + (f64::from(x) + 0.5) * dx;
                 }
-                let counts = escape_counts(cr, ci, self.max_iter);
+                let counts = match orbit {
+                    Orbit::Mandelbrot => escape_counts([0.0; N], 0.0, cr, ci, self.max_iter),
+                    Orbit::Julia { c_re, c_im } => {
+                        escape_counts(cr, ci, [c_re; N], c_im, self.max_iter)
+                    }
+                };
                 counts[..lanes].iter().for_each(|&n| f(n));
                 px += lanes as u32;
             }
@@ -213,15 +228,49 @@ impl Params {
     /// "iterations per second". Runs the escape loop, so it takes as long as the job.
     pub fn iterations_total(&self) -> Result<u64, KernelError> {
         self.validate()?;
+        Ok(self.iterations_of(Orbit::Mandelbrot))
+    }
+
+    /// [`Params::iterations_total`] for either orbit; parameters valid.
+    pub(super) fn iterations_of(&self, orbit: Orbit) -> u64 {
         let mut total = 0;
         for task in 0..self.tiles_x * self.tiles_y {
-            self.for_each_count(self.tile(task), |n| total += u64::from(n));
+            self.for_each_count(self.tile(task), orbit, |n| total += u64::from(n));
         }
-        Ok(total)
+        total
+    }
+
+    /// Task `task`'s tile computed with the plain scalar loop, one pixel at a time: the
+    /// same bytes as [`Kernel::run_task`](super::Kernel::run_task), slower; the baseline
+    /// `cargo xtask bench kernels` measures the lanes against. Parameters must be valid
+    /// (checked: invalid ones give an empty output).
+    pub fn run_task_scalar_loop(&self, task: u32, out: &mut Vec<u8>) {
+        if self.validate().is_err() || task >= self.task_count() {
+            return;
+        }
+        let tile = self.tile(task);
+        let (dx, dy) = self.spacing();
+        for py in tile.y0..tile.y1 {
+            let ci = self.y_max - (f64::from(py) + 0.5) * dy;
+            for px in tile.x0..tile.x1 {
+                let cr = self.x_min + (f64::from(px) + 0.5) * dx;
+                let n = escape_count_scalar_from(0.0, 0.0, cr, ci, self.max_iter);
+                out.extend_from_slice(&colour(n, self.max_iter));
+            }
+        }
+    }
+
+    /// Appends task `task`'s tile, coloured, to `out`; parameters valid.
+    pub(super) fn run_tile(&self, task: u32, orbit: Orbit, out: &mut Vec<u8>) {
+        let tile = self.tile(task);
+        out.reserve(tile.width() * tile.height() * 4);
+        let max_iter = self.max_iter;
+        self.for_each_count(tile, orbit, |n| out.extend_from_slice(&colour(n, max_iter)));
     }
 }
 
-/// Escape counts of the points `cr[lane] + i·ci`, computed in lanes.
+/// Escape counts of z ← z² + c from z = `zr[lane] + i·zi`, c = `cr[lane] + i·ci`, in
+/// lanes (the Mandelbrot set passes z = 0, a Julia set the same c in every lane).
 ///
 /// Per lane this is exactly the scalar loop (see `tests::escape_count_scalar`): the same
 /// operations in the same order, so the same iterates z_k. The loop runs blocks of
@@ -230,9 +279,14 @@ impl Params {
 /// at its start, to find the exact step. A lane keeps iterating after it escapes (its z
 /// may grow to inf or NaN), but its count is fixed by then and it is ignored.
 #[inline(always)]
-fn escape_counts<const N: usize>(cr: [f64; N], ci: f64, max_iter: u32) -> [u32; N] {
-    let mut zr = [0.0f64; N];
-    let mut zi = [0.0f64; N];
+fn escape_counts<const N: usize>(
+    mut zr: [f64; N],
+    zi: f64,
+    cr: [f64; N],
+    ci: f64,
+    max_iter: u32,
+) -> [u32; N] {
+    let mut zi = [zi; N];
     let mut count = [max_iter; N];
     let mut done = [false; N];
     let mut before = 0; // iterations completed before the current block
@@ -264,6 +318,25 @@ fn escape_counts<const N: usize>(cr: [f64; N], ci: f64, max_iter: u32) -> [u32; 
         before += steps;
     }
     count
+}
+
+/// The plain scalar escape-time loop from z = `zr + i·zi`, one pixel at a time: the
+/// definition [`escape_counts`] must match (tests), and the baseline its speed is
+/// measured against (`cargo xtask bench kernels`).
+fn escape_count_scalar_from(mut zr: f64, mut zi: f64, cr: f64, ci: f64, max_iter: u32) -> u32 {
+    let mut n = 0;
+    while n < max_iter {
+        let zr2 = zr * zr;
+        let zi2 = zi * zi;
+        if zr2 + zi2 > 4.0 {
+            break;
+        }
+        let t = zr * zi;
+        zi = t + t + ci;
+        zr = zr2 - zi2 + cr;
+        n += 1;
+    }
+    n
 }
 
 /// The first of `steps` iterations from z = `zr + i·zi` at which |z|² > 4 (or `steps`):
@@ -401,10 +474,7 @@ impl Compute for Params {
     }
 
     fn run_task(&self, task: u32, out: &mut Vec<u8>) {
-        let tile = self.tile(task);
-        out.reserve(tile.width() * tile.height() * 4);
-        let max_iter = self.max_iter;
-        self.for_each_count(tile, |n| out.extend_from_slice(&colour(n, max_iter)));
+        self.run_tile(task, Orbit::Mandelbrot, out);
     }
 
     fn assemble(&self, outputs: &[&[u8]]) -> Result<JobOutput, KernelError> {
@@ -447,22 +517,21 @@ mod tests {
     use super::*;
     use crate::kernels::{Kernel, hash64};
 
-    /// The plain scalar escape-time loop: the definition the lanes must match.
+    /// The plain scalar escape-time loop from z = 0.
     fn escape_count_scalar(cr: f64, ci: f64, max_iter: u32) -> u32 {
-        let (mut zr, mut zi) = (0.0f64, 0.0f64);
-        let mut n = 0;
-        while n < max_iter {
-            let zr2 = zr * zr;
-            let zi2 = zi * zi;
-            if zr2 + zi2 > 4.0 {
-                break;
-            }
-            let t = zr * zi;
-            zi = t + t + ci;
-            zr = zr2 - zi2 + cr;
-            n += 1;
+        escape_count_scalar_from(0.0, 0.0, cr, ci, max_iter)
+    }
+
+    #[test]
+    fn the_scalar_loop_gives_the_same_tiles() {
+        let p = small(3, 2);
+        let job = Kernel::Mandelbrot(p.clone());
+        for task in 0..6 {
+            let (mut lanes, mut scalar) = (Vec::new(), Vec::new());
+            job.run_task(task, &mut lanes).unwrap();
+            p.run_task_scalar_loop(task, &mut scalar);
+            assert_eq!(lanes, scalar, "task {task}");
         }
-        n
     }
 
     fn small(tiles_x: u32, tiles_y: u32) -> Params {
@@ -489,15 +558,23 @@ mod tests {
     #[test]
     fn lanes_agree_with_the_scalar_loop() {
         // Near the boundary (many different counts), inside, far outside, and a deep
-        // zoom where rounding matters.
+        // zoom where rounding matters; for the Mandelbrot set and for a Julia set.
+        let julia = Orbit::Julia {
+            c_re: -0.8,
+            c_im: 0.156,
+        };
         let views = [
-            (-0.75, 0.1, 0.02),
-            (-0.1, 0.9, 0.3),
-            (0.0, 0.0, 0.2),
-            (5.0, 5.0, 3.0),
-            (-1.768_778_833, -0.001_738_996, 1e-9),
+            (Orbit::Mandelbrot, (-0.75, 0.1, 0.02)),
+            (Orbit::Mandelbrot, (-0.1, 0.9, 0.3)),
+            (Orbit::Mandelbrot, (0.0, 0.0, 0.2)),
+            (Orbit::Mandelbrot, (5.0, 5.0, 3.0)),
+            (Orbit::Mandelbrot, (-1.768_778_833, -0.001_738_996, 1e-9)),
+            (julia, (0.0, 0.0, 1.5)),
+            (julia, (0.31, 0.27, 0.01)),
+            (julia, (0.0, 0.0, 1e-9)),
         ];
-        for (x, y, r) in views {
+        let mut julia_counts = std::collections::BTreeSet::new();
+        for (orbit, (x, y, r)) in views {
             let p = Params {
                 x_min: x - r,
                 x_max: x + r,
@@ -515,11 +592,19 @@ mod tests {
                 let tile = p.tile(task);
                 for py in tile.y0..tile.y1 {
                     for px in tile.x0..tile.x1 {
-                        let cr = p.x_min + (f64::from(px) + 0.5) * dx;
-                        let ci = p.y_max - (f64::from(py) + 0.5) * dy;
-                        expected.push(escape_count_scalar(cr, ci, p.max_iter));
+                        let x = p.x_min + (f64::from(px) + 0.5) * dx;
+                        let y = p.y_max - (f64::from(py) + 0.5) * dy;
+                        expected.push(match orbit {
+                            Orbit::Mandelbrot => escape_count_scalar(x, y, p.max_iter),
+                            Orbit::Julia { c_re, c_im } => {
+                                escape_count_scalar_from(x, y, c_re, c_im, p.max_iter)
+                            }
+                        });
                     }
                 }
+            }
+            if let Orbit::Julia { .. } = orbit {
+                julia_counts.extend(expected.iter().copied());
             }
             // The width this machine chose, and every width on every vector level it
             // has: each must be the scalar loop.
@@ -531,27 +616,34 @@ mod tests {
                 got
             };
             let widths: [(&str, &CountTile); 5] = [
-                ("chosen", &|t, f| p.for_each_count(t, f)),
-                ("1 lane", &|t, f| p.counts_in_lanes::<1>(t, f)),
-                ("4 lanes", &|t, f| p.counts_in_lanes::<4>(t, f)),
-                ("8 lanes", &|t, f| p.counts_in_lanes::<8>(t, f)),
-                ("16 lanes", &|t, f| p.counts_in_lanes::<16>(t, f)),
+                ("chosen", &|t, f| p.for_each_count(t, orbit, f)),
+                ("1 lane", &|t, f| p.counts_in_lanes::<1>(t, orbit, f)),
+                ("4 lanes", &|t, f| p.counts_in_lanes::<4>(t, orbit, f)),
+                ("8 lanes", &|t, f| p.counts_in_lanes::<8>(t, orbit, f)),
+                ("16 lanes", &|t, f| p.counts_in_lanes::<16>(t, orbit, f)),
             ];
+            let view = format!("{orbit:?} view {x} {y} {r}");
             for (what, count) in widths {
-                assert_eq!(through(count), expected, "view {x} {y} {r}, {what}");
+                assert_eq!(through(count), expected, "{view}, {what}");
             }
             #[cfg(target_arch = "x86_64")]
             {
                 if let Some(simd) = pulp::x86::V3::try_new() {
-                    let got = simd.vectorize(|| through(&|t, f| p.counts_in_lanes::<8>(t, f)));
-                    assert_eq!(got, expected, "view {x} {y} {r}, AVX2");
+                    let got =
+                        simd.vectorize(|| through(&|t, f| p.counts_in_lanes::<8>(t, orbit, f)));
+                    assert_eq!(got, expected, "{view}, AVX2");
                 }
                 if let Some(simd) = pulp::x86::V4::try_new() {
-                    let got = simd.vectorize(|| through(&|t, f| p.counts_in_lanes::<16>(t, f)));
-                    assert_eq!(got, expected, "view {x} {y} {r}, AVX-512");
+                    let got =
+                        simd.vectorize(|| through(&|t, f| p.counts_in_lanes::<16>(t, orbit, f)));
+                    assert_eq!(got, expected, "{view}, AVX-512");
                 }
             }
         }
+        assert!(
+            julia_counts.len() > 20,
+            "Julia views too plain: {julia_counts:?}"
+        );
     }
 
     /// Escape counts of points on the real axis, through the lanes.
@@ -561,7 +653,7 @@ mod tests {
             .flat_map(|chunk| {
                 let mut cr = [0.0; LANES];
                 cr[..chunk.len()].copy_from_slice(chunk);
-                escape_counts(cr, 0.0, max_iter)[..chunk.len()].to_vec()
+                escape_counts([0.0; LANES], 0.0, cr, 0.0, max_iter)[..chunk.len()].to_vec()
             })
             .collect()
     }

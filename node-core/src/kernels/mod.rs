@@ -10,6 +10,8 @@
 //! - [`mandelbrot`]: escape-time image tiles (RGBA8), the visual default.
 //! - [`primes`]: π(N) by a segmented sieve over ranges, checkable against published values.
 //! - [`monte_carlo`]: π estimated from random points, one seeded stream per task.
+//! - [`julia`]: Julia set tiles, the Mandelbrot kernel's escape loop started at each
+//!   pixel with a fixed c.
 //!
 //! What this module guarantees (the project's determinism invariant): the same task gives the same
 //! bytes on wasm32 and x86_64. Kernels therefore use integer arithmetic or plain IEEE f64
@@ -26,6 +28,7 @@
 //! Adding a kernel is one file (its `Params`, implementing the private `Compute` trait)
 //! plus one [`Kernel`] variant and its arm in `Kernel::compute`.
 
+pub mod julia;
 pub mod mandelbrot;
 pub mod monte_carlo;
 pub mod primes;
@@ -49,6 +52,9 @@ pub enum Kernel {
     Primes(primes::Params),
     /// π from seeded random points in batches; output [`JobOutput::Estimate`].
     MonteCarloPi(monte_carlo::Params),
+    /// A Julia set image in tiles; output [`JobOutput::Image`]. (Last, so that the
+    /// other variants keep their wire encoding.)
+    Julia(julia::Params),
 }
 
 /// What a whole job computes, assembled from every task's output.
@@ -106,10 +112,21 @@ impl Kernel {
             Kernel::Mandelbrot(p) => p,
             Kernel::Primes(p) => p,
             Kernel::MonteCarloPi(p) => p,
+            Kernel::Julia(p) => p,
         }
     }
 
-    /// Short name for the UI and logs: "mandelbrot", "primes", "monte_carlo_pi".
+    /// The image geometry (size, viewport, tiles) of a kernel whose output is an image:
+    /// Mandelbrot and Julia; task t is tile t of it.
+    pub fn image(&self) -> Option<&mandelbrot::Params> {
+        match self {
+            Kernel::Mandelbrot(p) => Some(p),
+            Kernel::Julia(p) => Some(&p.image),
+            Kernel::Primes(_) | Kernel::MonteCarloPi(_) => None,
+        }
+    }
+
+    /// Short name for the UI and logs: "mandelbrot", "primes", "monte_carlo_pi", "julia".
     pub fn name(&self) -> &'static str {
         self.compute().name()
     }
@@ -256,7 +273,7 @@ fn read_words<const N: usize>(task: usize, bytes: &[u8]) -> Result<[u64; N], Ker
 /// in a browser V8 tiers code up between calls, so a kernel's first call is about twice
 /// as slow.
 pub mod bench {
-    use super::{Kernel, mandelbrot, monte_carlo, primes};
+    use super::{Kernel, julia, mandelbrot, monte_carlo, primes};
 
     /// Named jobs of the sizes the speed baselines are measured at.
     pub fn example_jobs() -> Vec<(&'static str, Kernel)> {
@@ -290,34 +307,88 @@ pub mod bench {
         ]
     }
 
-    /// One-task jobs of the sizes `cargo xtask bench kernels` compares natively and in
-    /// a browser's compute worker (Mandelbrot first: the worker-tile benchmark uses it
-    /// alone).
-    pub fn single_task_cases() -> Vec<(&'static str, Kernel)> {
+    /// One timed case of `cargo xtask bench kernels`: task `task` of `kernel`, computed
+    /// by the kernel or, with `scalar_loop`, by Mandelbrot's plain scalar loop (the
+    /// baseline the lanes are measured against).
+    pub struct Case {
+        pub name: &'static str,
+        pub kernel: Kernel,
+        pub task: u32,
+        pub scalar_loop: bool,
+    }
+
+    impl Case {
+        fn new(name: &'static str, kernel: Kernel) -> Case {
+            Case {
+                name,
+                kernel,
+                task: 0,
+                scalar_loop: false,
+            }
+        }
+
+        /// Computes the case's task into `out` (cleared first).
+        pub fn run(&self, out: &mut Vec<u8>) -> Result<(), super::KernelError> {
+            out.clear();
+            match &self.kernel {
+                Kernel::Mandelbrot(p) if self.scalar_loop => {
+                    self.kernel.validate()?;
+                    p.run_task_scalar_loop(self.task, out);
+                    Ok(())
+                }
+                kernel => kernel.run_task(self.task, out),
+            }
+        }
+
+        /// The numbers `[lo, hi)` a prime-counting case counts in.
+        pub fn primes_range(&self) -> Option<(u64, u64)> {
+            match &self.kernel {
+                Kernel::Primes(p) => Some(p.range(self.task)),
+                _ => None,
+            }
+        }
+    }
+
+    /// The cases `cargo xtask bench kernels` compares natively and in a browser's
+    /// compute worker (Mandelbrot first: the worker-tile benchmark uses it alone).
+    pub fn single_task_cases() -> Vec<Case> {
+        let one_tile = mandelbrot::Params {
+            tiles_x: 1,
+            tiles_y: 1,
+            ..mandelbrot::Params::default()
+        };
+        let primes = |n, ranges| Kernel::Primes(primes::Params { n, ranges });
         vec![
-            (
+            Case::new(
                 "mandelbrot 1024x1024 1000 it",
-                Kernel::Mandelbrot(mandelbrot::Params {
-                    tiles_x: 1,
-                    tiles_y: 1,
-                    ..mandelbrot::Params::default()
+                Kernel::Mandelbrot(one_tile.clone()),
+            ),
+            Case {
+                scalar_loop: true,
+                ..Case::new(
+                    "mandelbrot, plain scalar loop",
+                    Kernel::Mandelbrot(one_tile.clone()),
+                )
+            },
+            Case::new(
+                "julia 1024x1024 1000 it",
+                Kernel::Julia(julia::Params {
+                    image: mandelbrot::Params {
+                        tiles_x: 1,
+                        tiles_y: 1,
+                        ..julia::Params::default().image
+                    },
+                    ..julia::Params::default()
                 }),
             ),
-            (
-                "primes pi(10^8)",
-                Kernel::Primes(primes::Params {
-                    n: 100_000_000,
-                    ranges: 1,
-                }),
-            ),
-            (
-                "primes pi(10^9)",
-                Kernel::Primes(primes::Params {
-                    n: 1_000_000_000,
-                    ranges: 1,
-                }),
-            ),
-            (
+            Case::new("primes pi(10^8)", primes(100_000_000, 1)),
+            Case::new("primes pi(10^9)", primes(1_000_000_000, 1)),
+            Case::new("primes pi(10^10)", primes(10_000_000_000, 1)),
+            Case {
+                task: 999,
+                ..Case::new("primes top 10^9 to 10^12", primes(primes::N_MAX, 1000))
+            },
+            Case::new(
                 "monte carlo 10M samples",
                 Kernel::MonteCarloPi(monte_carlo::Params {
                     samples_per_task: 10_000_000,
@@ -329,7 +400,7 @@ pub mod bench {
     }
 
     /// How much work a job is, in its natural unit: escape-time iterations for
-    /// Mandelbrot (computed by running the escape loop, so as slow as the job itself),
+    /// Mandelbrot and Julia (computed by running the escape loop, so as slow as the job itself),
     /// numbers sieved for primes, points for Monte Carlo. `None` if the job is invalid.
     pub fn work(kernel: &Kernel) -> Option<(u64, &'static str)> {
         kernel.validate().ok()?;
@@ -337,6 +408,7 @@ pub mod bench {
             Kernel::Mandelbrot(p) => (p.iterations_total().ok()?, "iterations"),
             Kernel::Primes(p) => (p.n, "numbers"),
             Kernel::MonteCarloPi(p) => (p.samples_per_task * u64::from(p.tasks), "samples"),
+            Kernel::Julia(p) => (p.iterations_total().ok()?, "iterations"),
         })
     }
 }
@@ -364,13 +436,24 @@ mod tests {
                 tasks: 5,
                 seed: 9,
             }),
+            Kernel::Julia(julia::Params {
+                image: mandelbrot::Params {
+                    width: 40,
+                    height: 30,
+                    max_iter: 200,
+                    tiles_x: 2,
+                    tiles_y: 3,
+                    ..julia::Params::default().image
+                },
+                ..julia::Params::default()
+            }),
         ]
     }
 
     #[test]
     fn names_are_stable() {
         let names: Vec<_> = small_jobs().iter().map(Kernel::name).collect();
-        assert_eq!(names, ["mandelbrot", "primes", "monte_carlo_pi"]);
+        assert_eq!(names, ["mandelbrot", "primes", "monte_carlo_pi", "julia"]);
     }
 
     #[test]

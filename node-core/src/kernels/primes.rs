@@ -511,7 +511,9 @@ fn primes_up_to(limit: u64) -> Vec<u32> {
         if !composite[i] {
             let p = 2 * i + 1;
             primes.push(p as u32);
-            let mut j = p * p / 2;
+            // p² in u64: on wasm32 a usize p² overflows once p > 65,535 (n > 4.3 · 10^9).
+            let square_index = (p as u64 * p as u64 / 2).min(composite.len() as u64);
+            let mut j = square_index as usize;
             while j < composite.len() {
                 composite[j] = true;
                 j += p;
