@@ -664,6 +664,10 @@ impl Reporter {
             NodeEvent::SignalingBack { peers } => {
                 json!({"event": "signaling_back", "peers": peers})
             }
+            NodeEvent::NoLocalAddress { peer } => {
+                json!({"event": "no_local_address", "peer": peer,
+                       "message": "this node offered WebRTC no network address (no ICE candidate): check --ice-bind and the interfaces"})
+            }
             NodeEvent::Console { from, cmd, obeyed } => {
                 let who = from.as_ref().map_or("this node", |p| p.name.as_str());
                 let text = if *obeyed {

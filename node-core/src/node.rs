@@ -60,6 +60,9 @@ pub enum NodeEvent {
         local: String,
         remote: String,
     },
+    /// The connection to `peer` gathered no local ICE candidate: this node offered WebRTC
+    /// no network address, so it cannot connect (see `TransportEvent::NoLocalAddress`).
+    NoLocalAddress { peer: PeerId },
     /// A console command reached this node: from a presenter (`from`; `None` when this
     /// node gave it itself) and obeyed, or from someone without the presenter key and
     /// ignored.
@@ -279,6 +282,9 @@ impl MeshNode {
                 local,
                 remote,
             })),
+            TransportEvent::NoLocalAddress(peer) => self
+                .actions
+                .push_back(Action::Event(NodeEvent::NoLocalAddress { peer })),
             TransportEvent::Rejoined { peers } => {
                 let n = peers.len();
                 if let Some(m) = &mut self.membership {

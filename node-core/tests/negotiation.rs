@@ -429,6 +429,47 @@ fn peer_left_closes_the_connection_then_reports_the_departure() {
 }
 
 #[test]
+fn gathering_without_a_local_candidate_is_reported_once_and_only_then() {
+    let no_address = |steps: &[Step]| {
+        steps
+            .iter()
+            .filter(|s| matches!(s, Step::Emit(TransportEvent::NoLocalAddress(p)) if *p == id("b")))
+            .count()
+    };
+    // No candidate at all: reported once, however often gathering is said to be done,
+    // then the failure closes the attempt as usual.
+    let mut n = alone();
+    let conn = offered_by(&mut n, "b");
+    n.gathering_done(&id("b"), conn);
+    n.gathering_done(&id("b"), conn);
+    let steps = drain(&mut n);
+    assert_eq!(no_address(&steps), 1, "{steps:?}");
+    n.connection_closed(&id("b"), conn);
+    assert_eq!(channel_closed_count(&drain(&mut n)), 1);
+
+    // One candidate, then done: nothing to report.
+    let mut n = alone();
+    let conn = offered_by(&mut n, "b");
+    n.local_candidate(
+        &id("b"),
+        conn,
+        cand("candidate:1 1 udp 1 127.0.0.1 5000 typ host"),
+    );
+    n.gathering_done(&id("b"), conn);
+    assert_eq!(no_address(&drain(&mut n)), 0);
+
+    // A stale attempt's report is not this attempt's.
+    let mut n = alone();
+    let old = offered_by(&mut n, "b");
+    let new = offered_by(&mut n, "b");
+    assert_ne!(old, new);
+    n.gathering_done(&id("b"), old);
+    assert_eq!(no_address(&drain(&mut n)), 0);
+    n.gathering_done(&id("b"), new);
+    assert_eq!(no_address(&drain(&mut n)), 1);
+}
+
+#[test]
 fn several_close_signals_give_one_channel_closed() {
     let mut n = alone();
     let conn = offered_by(&mut n, "b");

@@ -162,6 +162,37 @@ pub fn missing_prerequisites(ws: &Path, dist: &Path) -> Vec<String> {
     missing
 }
 
+pub const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+/// `name` in a directory of `PATH`.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Firefox ESR and geckodriver for the Firefox members, or what is missing.
+pub fn firefox_prerequisites() -> Result<(PathBuf, PathBuf), String> {
+    let firefox = Path::new(FIREFOX);
+    let driver = on_path("geckodriver");
+    match (firefox.exists(), driver) {
+        (true, Some(driver)) => Ok((driver, firefox.to_path_buf())),
+        (has_firefox, driver) => Err([
+            (!has_firefox).then(|| {
+                format!("{FIREFOX} (`cargo xtask setup`, or `apt-get install -y firefox-esr`)")
+            }),
+            driver.is_none().then(|| {
+                "geckodriver on PATH (`cargo xtask setup`, or `cargo install geckodriver`)"
+                    .to_string()
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ")),
+    }
+}
+
 /// Skips (prints why) or, under CI=true, fails.
 pub fn skip_or_fail(test: &str, what: &str) {
     let msg = format!(

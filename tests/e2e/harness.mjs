@@ -23,6 +23,31 @@ export const CHROMIUM_FLAGS = [
   '--remote-debugging-port=0',
 ];
 
+/**
+ * Firefox's preferences for a member in a namespace that holds only `lo`. Without the
+ * first two Firefox gathers no ICE candidate there: it keeps loopback addresses out of
+ * ICE unless `media.peerconnection.ice.loopback` is set, and without a camera permission
+ * it offers only the address of the default route, of which `lo` has none. The rest keep
+ * a test browser from reaching out for updates, telemetry and the like.
+ */
+export const FIREFOX_PREFS = {
+  'media.peerconnection.ice.loopback': true,
+  'permissions.default.camera': 1,
+  'media.navigator.permission.disabled': true,
+  'app.update.auto': false,
+  'app.update.enabled': false,
+  'browser.shell.checkDefaultBrowser': false,
+  'browser.startup.homepage_override.mstone': 'ignore',
+  'datareporting.healthreport.uploadEnabled': false,
+  'datareporting.policy.dataSubmissionEnabled': false,
+  'toolkit.telemetry.enabled': false,
+  'network.captive-portal-service.enabled': false,
+  'network.connectivity-service.enabled': false,
+  'browser.safebrowsing.malware.enabled': false,
+  'browser.safebrowsing.phishing.enabled': false,
+  'extensions.update.enabled': false,
+};
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export const validId = (s) => typeof s === 'string' && /^[\w-]+$/.test(s);
@@ -343,6 +368,115 @@ export class Harness {
     await cdp.detach().catch(() => {});
     return { browser_pid: b.proc.pid, renderers, killed: victims, processes: procInfo.processInfo.map((p) => `${p.type}:${p.id}`) };
   }
+}
+
+// ---------------------------------------------------------------- Firefox over WebDriver
+
+/**
+ * A page in a Firefox driven by geckodriver over WebDriver (HTTP), with the few calls
+ * the controllers use, shaped like playwright's so that `readTab` and friends work on
+ * it: `evaluate(fn, arg)`, `goto(url)`, `screenshot({ path })`.
+ */
+export class WebDriverPage {
+  constructor(base, session) {
+    this.base = base;
+    this.session = session;
+  }
+
+  async command(method, route, body) {
+    const res = await fetch(`${this.base}/session/${this.session}${route}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const json = await res.json();
+    if (!res.ok) throw new Error(`WebDriver ${method} ${route}: ${json?.value?.error}: ${json?.value?.message}`);
+    return json.value;
+  }
+
+  goto(url) {
+    return this.command('POST', '/url', { url });
+  }
+
+  /** Runs `fn(arg)` in the page (its source is sent; it must not close over anything). */
+  evaluate(fn, arg) {
+    return this.command('POST', '/execute/sync', {
+      script: `return (${fn.toString()}).apply(null, arguments);`,
+      args: arg === undefined ? [] : [arg],
+    });
+  }
+
+  async screenshot({ path: file }) {
+    const png = await this.command('GET', '/screenshot');
+    fs.writeFileSync(file, Buffer.from(png, 'base64'));
+  }
+}
+
+/**
+ * Starts geckodriver and, through it, a headless Firefox with its own profile and
+ * `prefs`; opens `url`. Returns { name, proc (geckodriver), page, firefoxPids() }.
+ * geckodriver and Firefox are children of this harness: cleanup() kills both trees.
+ */
+export async function launchFirefox(h, name, url, { prefs = FIREFOX_PREFS, geckodriver = 'geckodriver', firefox = '/usr/bin/firefox-esr' } = {}) {
+  let resolvePort;
+  const portLine = new Promise((r) => (resolvePort = r));
+  const proc = h.start(name, geckodriver, ['--host', '127.0.0.1', '--port', '0', '--log', 'info'], {
+    onStdoutLine: (l) => {
+      const m = l.match(/Listening on 127\.0\.0\.1:(\d+)/);
+      if (m) resolvePort(Number(m[1]));
+    },
+    onStderrLine: (l) => {
+      const m = l.match(/Listening on 127\.0\.0\.1:(\d+)/);
+      if (m) resolvePort(Number(m[1]));
+    },
+  });
+  proc.on('exit', () => resolvePort(null));
+  const port = await Promise.race([portLine, sleep(20_000).then(() => null)]);
+  if (!port) throw new Error(`${name}: geckodriver printed no "Listening on" line within 20 s (see ${name}.stderr.log)`);
+  const profiles = h.profilesDir ?? os.tmpdir();
+  fs.mkdirSync(profiles, { recursive: true });
+  const profile = fs.mkdtempSync(path.join(profiles, `meshwork-${h.tag}-${name}-`));
+  h.tempDirs.push(profile);
+  const base = `http://127.0.0.1:${port}`;
+  const res = await fetch(`${base}/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      capabilities: {
+        alwaysMatch: {
+          browserName: 'firefox',
+          'moz:firefoxOptions': { binary: firefox, args: ['-headless', '-profile', profile], prefs },
+        },
+      },
+    }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${name}: no WebDriver session: ${json?.value?.message}`);
+  const page = new WebDriverPage(base, json.value.sessionId);
+  const version = json.value.capabilities?.browserVersion;
+  h.say(name, 'Firefox', version, 'geckodriver pid', proc.pid);
+  await page.command('POST', '/window/rect', { width: 1280, height: 900 }).catch(() => {});
+  await page.goto(url);
+  // Console errors cannot be read over classic WebDriver: the page's own error
+  // handlers are wrapped once it has loaded, and read with `firefoxErrors`.
+  await page.evaluate(() => {
+    window.__errors = [];
+    const orig = console.error.bind(console);
+    console.error = (...a) => {
+      window.__errors.push(a.map(String).join(' '));
+      orig(...a);
+    };
+    window.addEventListener('error', (e) => window.__errors.push(String(e.message)));
+  });
+  const b = { name, proc, page, version, firefoxPids: () => descendants(proc.pid) };
+  return b;
+}
+
+/** Console errors a Firefox page logged since `launchFirefox` wrapped them. */
+export function firefoxErrors(page) {
+  return page.evaluate(() => window.__errors ?? []);
 }
 
 // ---------------------------------------------------------------- native nodes

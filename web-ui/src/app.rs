@@ -59,6 +59,9 @@ struct PeerRow {
     /// Last round trip, rounded to 0.1 ms so the view does not churn on noise.
     rtt_ms: Option<f64>,
     colour: String,
+    /// The ICE path of the connection: the local and remote candidate kinds, "host/host"
+    /// on one network, "relay/…" through a TURN server; empty until known.
+    path: String,
 }
 
 /// One line of the event log.
@@ -541,6 +544,10 @@ struct Shell {
     graph_at: f64,
     /// Departed members and how they went, for the inspector (bounded).
     departed_words: Vec<(NodeId, String)>,
+    /// Each connected peer's ICE path ("host/host"), by peer id.
+    paths: BTreeMap<String, String>,
+    /// Peers whose connection gathered no local address: their departure says so.
+    no_address: BTreeSet<String>,
     /// The selection the inspector's words were worked out for.
     inspected: Option<Selection>,
     /// Tasks that lost a copy to a departure, until healed and a little after.
@@ -856,8 +863,12 @@ impl Page for Shell {
                 detect_ms,
                 ..
             }) => {
+                self.paths.remove(&peer.id.0);
                 let how = match reason.as_str() {
                     "signaling" => "the signaling server saw its socket close",
+                    "channel_closed" if self.no_address.remove(&peer.id.0) => {
+                        "its data channel closed: this browser offered no network address for WebRTC"
+                    }
                     "channel_closed" => "its data channel closed",
                     _ => "its heartbeats stopped",
                 };
@@ -938,7 +949,25 @@ impl Page for Shell {
             NodeEvent::SignalingClosed => view
                 .status
                 .set("signaling away, mesh still working: reconnecting…".into()),
-            NodeEvent::Path { .. } => {}
+            NodeEvent::Path {
+                peer,
+                local,
+                remote,
+            } => {
+                // Bounded by the room: entries go when the peer leaves.
+                self.paths
+                    .insert(peer.0.clone(), format!("{local}/{remote}"));
+                self.dirty = true;
+            }
+            NodeEvent::NoLocalAddress { peer } => {
+                self.no_address.insert(peer.0.clone());
+                let text = format!(
+                    "this browser offered no network address for WebRTC, so it cannot connect to {}: \
+                     it gathered no ICE candidate (a privacy setting, or no usable network interface)",
+                    peer.0
+                );
+                view.log("warning", &peer.0, "no_local_address", 0.0, text);
+            }
             NodeEvent::SignalingBack { peers } => view.status.set(format!(
                 "signaling back: the server knows {peers} other member(s) again"
             )),
@@ -947,7 +976,7 @@ impl Page for Shell {
 
     fn on_change(&mut self, node: &MeshNode) {
         let view = self.view;
-        let new = peer_rows(node);
+        let new = peer_rows(node, &self.paths);
         if view.peers.with_untracked(|old| *old != new) {
             view.peers.set(new);
         }
@@ -984,7 +1013,7 @@ impl Page for Shell {
     }
 }
 
-fn peer_rows(node: &MeshNode) -> Vec<PeerRow> {
+fn peer_rows(node: &MeshNode, paths: &BTreeMap<String, String>) -> Vec<PeerRow> {
     let Some(m) = node.membership() else {
         return Vec::new();
     };
@@ -999,6 +1028,7 @@ fn peer_rows(node: &MeshNode) -> Vec<PeerRow> {
                 .filter(|_| p.state == PeerState::Connected)
                 .map(|ms| (ms * 10.0).round() / 10.0),
             colour: colour(node_id(&p.info.id)),
+            path: paths.get(&p.info.id.0).cloned().unwrap_or_default(),
         })
         .collect()
 }
@@ -1106,6 +1136,8 @@ fn start_node(
         gone: Vec::new(),
         graph_at: f64::NEG_INFINITY,
         departed_words: Vec::new(),
+        paths: BTreeMap::new(),
+        no_address: BTreeSet::new(),
         inspected: None,
         flashes: Flashes::default(),
         last_rows: Vec::new(),
@@ -1524,10 +1556,13 @@ fn Peers(view: MeshView) -> impl IntoView {
                         let rtt = p.rtt_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "–".into());
                         view! {
                             <tr data-testid="peer-row" data-peer-id=p.id.clone() data-kind=p.kind data-state=p.state
-                                class=format!("peer {} {}", p.kind, p.state)>
+                                data-path=p.path.clone() class=format!("peer {} {}", p.kind, p.state)>
                                 <td class="name" title=p.id.clone()><span class="swatch" style=format!("background: {}", p.colour)></span>{p.name.clone()}</td>
                                 <td data-testid="peer-kind">{p.kind}</td>
-                                <td data-testid="peer-state">{p.state}</td>
+                                <td data-testid="peer-state" title=if p.path.is_empty() { String::new() } else { format!("ICE path (local/remote candidate): {}", p.path) }>
+                                    {p.state}
+                                    <span class="path">{if p.path.is_empty() { String::new() } else { format!(" · {}", p.path) }}</span>
+                                </td>
                                 <td data-testid="peer-rtt">{rtt}</td>
                             </tr>
                         }

@@ -37,6 +37,8 @@ use anyhow::{Context, Result, bail};
 
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
 const TRUNK_VERSION: &str = "0.21.14";
+/// geckodriver, for Firefox over WebDriver (the Firefox tests).
+const GECKODRIVER_VERSION: &str = "0.37.1";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -257,6 +259,11 @@ fn setup() -> Result<()> {
             Path::new("/usr/bin/turnserver").exists(),
             "the TURN test will be skipped (a failure under CI=true)",
         ),
+        (
+            "firefox-esr",
+            Path::new("/usr/bin/firefox-esr").exists(),
+            "the Firefox tests will be skipped (a failure under CI=true)",
+        ),
     ] {
         if present || !Path::new("/usr/bin/apt-get").exists() || !is_root() {
             if !present {
@@ -279,6 +286,20 @@ fn setup() -> Result<()> {
         if !done {
             eprintln!("xtask: could not install {package}: {without}");
         }
+    }
+    // geckodriver drives Firefox over WebDriver for the Firefox tests.
+    if version_of("geckodriver", "--version").is_none() {
+        let mut c = cargo();
+        c.args([
+            "install",
+            "geckodriver",
+            "--version",
+            GECKODRIVER_VERSION,
+            "--locked",
+        ]);
+        run(c).with_context(|| {
+            format!("run `cargo install geckodriver --version {GECKODRIVER_VERSION} --locked`")
+        })?;
     }
     Ok(())
 }
@@ -541,41 +562,88 @@ fn cargo_test_in(
     Ok(child.wait()?.success())
 }
 
-/// The page's view logic on wasm32 in headless Chromium (wasm-bindgen-test), inside a
-/// network namespace of its own with only `lo`, so the browser can reach nothing but
-/// loopback. Needs root for the namespace: elsewhere it is skipped with a message, and
-/// under `CI=true` that is a failure.
-fn view_logic_in_chromium(tally: &mut Tally) -> Result<bool> {
-    let args = [
-        "-p",
-        "web-ui",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--test",
-        "view_logic",
+/// Component tests on wasm32 in headless browsers (wasm-bindgen-test): the page's view
+/// logic and the kernels' same bytes, each in Chromium and in Firefox, inside a network
+/// namespace of its own with only `lo`, so the browsers can reach nothing but loopback.
+/// Needs root for the namespace and both drivers: without one the browser's runs are
+/// skipped with a message, and under `CI=true` that is a failure.
+fn component_tests_in_browsers(tally: &mut Tally) -> Result<bool> {
+    // (what, cargo test arguments, extra environment)
+    type Suite<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)]);
+    let suites: [Suite; 2] = [
+        (
+            "the view logic",
+            &[
+                "-p",
+                "web-ui",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--test",
+                "view_logic",
+            ],
+            &[],
+        ),
+        (
+            "the kernels' same bytes",
+            &[
+                "-p",
+                "node-core",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--test",
+                "kernels_same_bytes",
+            ],
+            // The suite runs in Node by default; this puts it in the browser.
+            &[("WASM_BINDGEN_USE_BROWSER", "1")],
+        ),
     ];
-    let root_user = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let driver = std::path::Path::new("/usr/bin/chromedriver");
-    if !root_user || !driver.exists() {
-        let why = if root_user {
-            "chromedriver is missing (apt-get install chromium-driver)"
-        } else {
-            "creating a network namespace needs root"
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let root_user = is_root();
+    let gecko = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("geckodriver"))
+        .find(|p| p.is_file());
+    let browsers = [
+        (
+            "Chromium",
+            "CHROMEDRIVER",
+            Some(Path::new("/usr/bin/chromedriver").to_path_buf())
+                .filter(|p| p.exists() && Path::new("/usr/bin/chromium").exists()),
+            "chromedriver or chromium is missing (apt-get install chromium chromium-driver)",
+        ),
+        (
+            "Firefox",
+            "GECKODRIVER",
+            gecko.filter(|_| Path::new("/usr/bin/firefox").exists()),
+            "geckodriver or Firefox is missing (`cargo xtask setup`: apt-get install firefox-esr, cargo install geckodriver)",
+        ),
+    ];
+    let mut ok = true;
+    let mut runnable = Vec::new();
+    for (browser, var, driver, missing) in browsers {
+        let why = match (root_user, driver) {
+            (true, Some(driver)) => {
+                runnable.push((browser, var, driver));
+                continue;
+            }
+            (false, _) => "creating a network namespace needs root",
+            (true, None) => missing,
         };
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            eprintln!("xtask: the view logic tests in Chromium cannot run: {why}");
-            return Ok(false);
+        if ci {
+            eprintln!("xtask: the component tests in {browser} cannot run: {why}");
+            ok = false;
+        } else {
+            eprintln!("xtask: SKIP the component tests in {browser}: {why}");
         }
-        eprintln!("xtask: SKIP the view logic tests in Chromium: {why}");
-        return Ok(true);
+    }
+    if runnable.is_empty() {
+        return Ok(ok);
     }
     // Built outside the namespace, which has no network to fetch with.
-    let mut build = cargo();
-    build.arg("test").args(args).arg("--no-run");
-    run(build)?;
+    for (_, args, _) in &suites {
+        let mut build = cargo();
+        build.arg("test").args(*args).arg("--no-run");
+        run(build)?;
+    }
     let ns = format!("meshwork-wbt-{}", std::process::id());
     let mut add = Command::new("ip");
     add.args(["netns", "add", &ns]);
@@ -583,14 +651,17 @@ fn view_logic_in_chromium(tally: &mut Tally) -> Result<bool> {
     let mut up = Command::new("ip");
     up.args(["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
     let result = run(up).and_then(|()| {
-        let mut with_offline = args.to_vec();
-        with_offline.push("--offline");
-        cargo_test_in(
-            &["ip", "netns", "exec", &ns],
-            &with_offline,
-            &[("CHROMEDRIVER", driver.into())],
-            tally,
-        )
+        for (browser, var, driver) in &runnable {
+            for (what, args, env) in &suites {
+                eprintln!("xtask: {what} in {browser}");
+                let mut with_offline = args.to_vec();
+                with_offline.push("--offline");
+                let mut vars: Vec<(&str, std::ffi::OsString)> = vec![(var, driver.into())];
+                vars.extend(env.iter().map(|(k, v)| (*k, std::ffi::OsString::from(v))));
+                ok &= cargo_test_in(&["ip", "netns", "exec", &ns], &with_offline, &vars, tally)?;
+            }
+        }
+        Ok(ok)
     });
     let mut del = Command::new("ip");
     del.args(["netns", "del", &ns]);
@@ -668,7 +739,7 @@ fn test() -> Result<()> {
         &[],
         &mut tally,
     )?;
-    ok &= view_logic_in_chromium(&mut tally)?;
+    ok &= component_tests_in_browsers(&mut tally)?;
     println!();
     println!("total: {} passed, {} failed", tally.passed, tally.failed);
     if tally.ignored > 0 {

@@ -46,12 +46,18 @@ pub enum TransportEvent {
     ChannelClosed(PeerId),
     /// The network path of the peer's open connection: the kinds of the local and the
     /// remote candidate ICE selected (`host`, `srflx`, `prflx`, `relay`). Reported by
-    /// the native transport after the channel opens.
+    /// both transports after the channel opens (the browser's from `getStats`).
     Path {
         peer: PeerId,
         local: String,
         remote: String,
     },
+    /// The connection attempt to the peer finished gathering ICE candidates without a
+    /// single local one: this side offered WebRTC no network address (a browser that
+    /// hides its addresses, a machine with no usable interface), so the attempt will
+    /// fail. Reported before that failure's [`TransportEvent::ChannelClosed`], by the
+    /// browser transport (webrtc-rs binds the addresses it is given).
+    NoLocalAddress(PeerId),
     /// One message arrived on the peer's data channel.
     Message(PeerId, Vec<u8>),
     /// The signaling server refused one of our frames.

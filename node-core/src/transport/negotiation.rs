@@ -48,6 +48,9 @@
 //!   once per attempt**: the first close signal ends the attempt, every later one is
 //!   stale. One is enough: membership's `handle_channel_closed` removes the peer and
 //!   ignores the rest.
+//! - **No local address.** An attempt whose gathering ended
+//!   ([`Negotiation::gathering_done`]) without one local candidate cannot connect:
+//!   [`TransportEvent::NoLocalAddress`] says so, once per attempt, before the failure.
 //! - **Channel open** is emitted at most once per attempt (a browser answerer's channel
 //!   may arrive already open and is reported at once; a second report is ignored).
 //! - **PeerLeft** closes the peer's attempt first, then emits
@@ -207,6 +210,10 @@ struct Attempt {
     remote_set: bool,
     /// Whether ChannelOpen was emitted.
     open: bool,
+    /// Local ICE candidates gathered so far.
+    local_candidates: u32,
+    /// Whether the platform said gathering is done.
+    gathered: bool,
 }
 
 #[derive(Debug, Default)]
@@ -470,13 +477,27 @@ impl Negotiation {
 
     /// `conn` gathered a local ICE candidate: send it (trickle ICE).
     pub fn local_candidate(&mut self, peer: &PeerId, conn: ConnId, candidate: Candidate) {
-        if self.current(peer, conn).is_none() {
+        let Some(a) = self.current(peer, conn) else {
             return;
-        }
+        };
+        a.local_candidates += 1;
         self.steps.push_back(Step::Signal {
             to: peer.clone(),
             data: candidate.into_signal(),
         });
+    }
+
+    /// `conn` finished gathering local ICE candidates. With none at all it cannot
+    /// connect to anyone: reported as [`TransportEvent::NoLocalAddress`] (the browser or
+    /// the network offered WebRTC no address), before the failure that follows.
+    pub fn gathering_done(&mut self, peer: &PeerId, conn: ConnId) {
+        let Some(a) = self.current(peer, conn) else {
+            return;
+        };
+        let first = !std::mem::replace(&mut a.gathered, true);
+        if first && a.local_candidates == 0 {
+            self.emit(TransportEvent::NoLocalAddress(peer.clone()));
+        }
     }
 
     /// The remote description of `conn` is set: add the candidates that came early.
@@ -565,6 +586,8 @@ impl Negotiation {
             role,
             remote_set: false,
             open: false,
+            local_candidates: 0,
+            gathered: false,
         });
         conn
     }

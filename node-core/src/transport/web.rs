@@ -20,9 +20,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::{
     BinaryType, MessageEvent, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent,
-    RtcDataChannelType, RtcIceCandidateInit, RtcIceServer, RtcPeerConnection,
-    RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
-    WebSocket,
+    RtcDataChannelType, RtcIceCandidateInit, RtcIceConnectionState, RtcIceGatheringState,
+    RtcIceServer, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType,
+    RtcSessionDescriptionInit, WebSocket,
 };
 
 use super::negotiation::{Candidate, ConnId, Negotiation, NegotiationConfig, Step};
@@ -173,6 +173,41 @@ impl WebTransport {
         let inner = self.inner.clone();
         move || inner.close_all()
     }
+}
+
+/// The candidate kinds (`host`, `srflx`, `prflx`, `relay`) of the selected pair in an
+/// `RTCStatsReport`: the pair the transport names (Chromium), else the one marked
+/// selected (Firefox), else the nominated pair that succeeded.
+fn selected_path(report: &JsValue) -> Option<(String, String)> {
+    let get = |v: &JsValue, key: &str| Reflect::get(v, &JsValue::from_str(key)).ok();
+    let text = |v: &JsValue, key: &str| get(v, key).and_then(|x| x.as_string());
+    let yes = |v: &JsValue, key: &str| get(v, key).and_then(|x| x.as_bool()) == Some(true);
+    // The report is maplike: iterating it gives [id, stats] entries.
+    let stats: Vec<JsValue> = js_sys::try_iter(report)
+        .ok()??
+        .filter_map(Result::ok)
+        .map(|entry| Array::from(&entry).get(1))
+        .collect();
+    let of_type = |t: &'static str| {
+        stats
+            .iter()
+            .filter(move |s| text(s, "type").as_deref() == Some(t))
+    };
+    let by_id = |id: Option<String>| {
+        let id = id?;
+        stats
+            .iter()
+            .find(|s| text(s, "id").as_deref() == Some(id.as_str()))
+    };
+    let pair = of_type("transport")
+        .find_map(|t| by_id(text(t, "selectedCandidatePairId")))
+        .or_else(|| of_type("candidate-pair").find(|p| yes(p, "selected")))
+        .or_else(|| {
+            of_type("candidate-pair")
+                .find(|p| yes(p, "nominated") && text(p, "state").as_deref() == Some("succeeded"))
+        })?;
+    let kind = |key: &str| text(by_id(text(pair, key))?, "candidateType");
+    Some((kind("localCandidateId")?, kind("remoteCandidateId")?))
 }
 
 /// A normalised candidate as the browser takes it.
@@ -547,15 +582,14 @@ impl Inner {
             let (weak, peer) = (weak.clone(), peer.clone());
             callback(move |ev: JsValue| {
                 let Some(inner) = weak.upgrade() else { return };
-                let Some(c) = ev
-                    .dyn_ref::<RtcPeerConnectionIceEvent>()
-                    .and_then(|e| e.candidate())
-                else {
+                let Some(e) = ev.dyn_ref::<RtcPeerConnectionIceEvent>() else {
                     return;
                 };
-                if c.candidate().is_empty() {
+                // A null candidate (or an empty one, end-of-candidates) ends gathering.
+                let Some(c) = e.candidate().filter(|c| !c.candidate().is_empty()) else {
+                    inner.run(inner.input(|n| n.gathering_done(&peer, conn)));
                     return;
-                }
+                };
                 let candidate = Candidate::new(c.candidate(), c.sdp_mid(), c.sdp_m_line_index());
                 inner.run(inner.input(|n| n.local_candidate(&peer, conn, candidate)));
             })
@@ -568,7 +602,7 @@ impl Inner {
                     pc.connection_state(),
                     RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed
                 ) {
-                    inner.run(inner.input(|n| n.connection_closed(&peer, conn)));
+                    inner.closed(&peer, conn);
                 }
             })
         };
@@ -625,6 +659,7 @@ impl Inner {
             callback(move |_| {
                 if let Some(inner) = weak.upgrade() {
                     inner.run(inner.input(|n| n.channel_open(&peer, conn)));
+                    inner.report_path(&peer, conn);
                 }
             })
         };
@@ -645,7 +680,7 @@ impl Inner {
             let (weak, peer) = (weak.clone(), peer.clone());
             callback(move |_| {
                 if let Some(inner) = weak.upgrade() {
-                    inner.run(inner.input(|n| n.connection_closed(&peer, conn)));
+                    inner.closed(&peer, conn);
                 }
             })
         };
@@ -673,7 +708,46 @@ impl Inner {
         // An answerer's channel can arrive already open; its open event then never fires.
         if open {
             self.run(self.input(|n| n.channel_open(peer, conn)));
+            self.report_path(peer, conn);
         }
+    }
+
+    /// Attempt `conn`'s channel or connection closed or failed. A browser may report that
+    /// before the end of its candidate gathering, so a gathering that is complete, or an
+    /// ICE that failed, is reported first: with no local candidate the policy then says
+    /// why it failed.
+    fn closed(self: &Rc<Self>, peer: &PeerId, conn: ConnId) {
+        if self.pc(peer, conn).is_some_and(|pc| {
+            pc.ice_gathering_state() == RtcIceGatheringState::Complete
+                || pc.ice_connection_state() == RtcIceConnectionState::Failed
+        }) {
+            self.run(self.input(|n| n.gathering_done(peer, conn)));
+        }
+        self.run(self.input(|n| n.connection_closed(peer, conn)));
+    }
+
+    /// Reports, as [`TransportEvent::Path`], the kinds of the candidates ICE selected for
+    /// attempt `conn`, read from the connection's statistics once its channel is open.
+    fn report_path(self: &Rc<Self>, peer: &PeerId, conn: ConnId) {
+        let Some(pc) = self.pc(peer, conn) else {
+            return;
+        };
+        let (weak, peer) = (Rc::downgrade(self), peer.clone());
+        spawn_local(async move {
+            let Ok(report) = JsFuture::from(pc.get_stats()).await else {
+                return;
+            };
+            let Some((local, remote)) = selected_path(&report) else {
+                return;
+            };
+            if let Some(inner) = weak.upgrade() {
+                inner.emit(TransportEvent::Path {
+                    peer,
+                    local,
+                    remote,
+                });
+            }
+        });
     }
 
     /// Builds the connection with our data channel and sets our offer: its SDP.
