@@ -15,7 +15,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{E2eRun, assert_no_problems, firefox_prerequisites, run_e2e, skip_or_fail};
-use common::meshwork;
+use common::{mandelbrot_args, reference_png};
 use serde_json::json;
 
 const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(170);
@@ -24,20 +24,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(200);
 /// 256 tiles paced at 120 ms each over five single-worker members: about 6 s, long
 /// enough to kill Firefox mid-job.
 fn job_args() -> Vec<String> {
-    [
-        "--kernel",
-        "mandelbrot",
-        "--width",
-        "256",
-        "--height",
-        "256",
-        "--tiles",
-        "16x16",
-        "--max-iter",
-        "300",
-    ]
-    .map(String::from)
-    .to_vec()
+    mandelbrot_args(256, 16, 300)
 }
 
 #[test]
@@ -70,14 +57,7 @@ fn firefox_chromium_and_natives_mesh_and_a_job_outlives_firefox() {
         ],
         |out| {
             let (mesh_png, ref_png) = (out.join("mesh.png"), out.join("ref.png"));
-            let status = meshwork()
-                .arg("run")
-                .args(job_args())
-                .arg("--out")
-                .arg(&ref_png)
-                .status()
-                .expect("meshwork run");
-            assert!(status.success(), "meshwork run failed: {status}");
+            reference_png(&job_args(), &ref_png);
             let mut cli_args = job_args();
             cli_args.extend(
                 [

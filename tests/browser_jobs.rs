@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::browser::{E2eRun, Image, assert_no_problems, decode_png, run_e2e};
-use common::meshwork;
+use common::{mandelbrot_args, reference_png};
 use serde_json::json;
 
 const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(170);
@@ -36,32 +36,12 @@ const CLI_ITER: u32 = 200;
 const PACING_MS: u32 = 160;
 
 fn job_args(max_iter: u32) -> Vec<String> {
-    [
-        "--kernel".to_string(),
-        "mandelbrot".into(),
-        "--width".into(),
-        SIZE.to_string(),
-        "--height".into(),
-        SIZE.to_string(),
-        "--tiles".into(),
-        format!("{TILES}x{TILES}"),
-        "--max-iter".into(),
-        max_iter.to_string(),
-    ]
-    .to_vec()
+    mandelbrot_args(SIZE, TILES, max_iter)
 }
 
 /// `meshwork run`'s output for a job: the reference.
 fn reference(max_iter: u32, out: &Path) -> Vec<u8> {
-    let status = meshwork()
-        .arg("run")
-        .args(job_args(max_iter))
-        .arg("--out")
-        .arg(out)
-        .status()
-        .expect("meshwork run");
-    assert!(status.success(), "meshwork run failed: {status}");
-    std::fs::read(out).expect("reference PNG")
+    reference_png(&job_args(max_iter), out)
 }
 
 /// Pixels that differ between an image and the reference (None if the sizes differ).

@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{E2eRun, assert_no_problems, run_e2e};
-use common::meshwork;
+use common::{mandelbrot_args, reference_png};
 use serde_json::json;
 
 const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(150);
@@ -22,20 +22,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The job: 256 tiles, paced so that it outlasts a server restart and a reload.
 fn job_args() -> Vec<String> {
-    [
-        "--kernel",
-        "mandelbrot",
-        "--width",
-        "256",
-        "--height",
-        "256",
-        "--tiles",
-        "16x16",
-        "--max-iter",
-        "250",
-    ]
-    .map(String::from)
-    .to_vec()
+    mandelbrot_args(256, 16, 250)
 }
 
 #[test]
@@ -67,16 +54,7 @@ fn the_mesh_outlives_a_server_restart_and_a_reloaded_tab_keeps_its_id() {
             "no_console_errors",
         ],
         |out| {
-            let ref_png = out.join("ref.png");
-            let status = meshwork()
-                .arg("run")
-                .args(job_args())
-                .arg("--out")
-                .arg(&ref_png)
-                .status()
-                .expect("meshwork run");
-            assert!(status.success(), "meshwork run failed: {status}");
-            let _ = reference.set(std::fs::read(&ref_png).expect("reference PNG"));
+            let _ = reference.set(reference_png(&job_args(), &out.join("ref.png")));
             let png = out.join("cli.png");
             let mut args = job_args();
             args.extend(

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::browser::{Netns, skip_or_fail};
-use common::{Proc, meshwork};
+use common::{Proc, mandelbrot_args, meshwork, reference_png};
 
 const SECRET: &str = "meshwork-turn-test-secret";
 
@@ -96,20 +96,7 @@ fn spawn_in(ns: &Netns, name: &str, program: &std::path::Path, args: &[&str]) ->
 }
 
 fn job_args() -> Vec<String> {
-    [
-        "--kernel",
-        "mandelbrot",
-        "--width",
-        "128",
-        "--height",
-        "128",
-        "--tiles",
-        "8x8",
-        "--max-iter",
-        "200",
-    ]
-    .map(String::from)
-    .to_vec()
+    mandelbrot_args(128, 8, 200)
 }
 
 #[test]
@@ -271,18 +258,9 @@ fn nodes_on_two_networks_that_cannot_reach_each_other_meet_through_turn() {
         "meshwork submit failed: {status}; {:?}",
         a.seen
     );
-    let reference = tmp.join("reference.png");
-    let ran = meshwork()
-        .arg("run")
-        .args(job_args())
-        .arg("--out")
-        .arg(&reference)
-        .status()
-        .unwrap();
-    assert!(ran.success());
     assert_eq!(
         std::fs::read(&png).expect("the job's PNG"),
-        std::fs::read(&reference).unwrap(),
+        reference_png(&job_args(), &tmp.join("reference.png")),
         "the job's output differs from meshwork run's"
     );
     // B computed part of it, through the relay.

@@ -42,6 +42,25 @@ fn check(job: &Kernel, task_hashes: &[u64], output_hash: u64) -> JobOutput {
     output
 }
 
+/// A 40 × 30 image of the square of half-side `r` around (`x`, `y`).
+fn zoom(
+    (x, y, r): (f64, f64, f64),
+    max_iter: u32,
+    (tiles_x, tiles_y): (u32, u32),
+) -> mandelbrot::Params {
+    mandelbrot::Params {
+        x_min: x - r,
+        x_max: x + r,
+        y_min: y - r,
+        y_max: y + r,
+        width: 40,
+        height: 30,
+        max_iter,
+        tiles_x,
+        tiles_y,
+    }
+}
+
 #[test]
 fn hash64_is_xxh64_on_every_target() {
     assert_eq!(hash64(b""), 0xef46_db37_51d8_e999);
@@ -81,18 +100,11 @@ fn mandelbrot_tiles_are_identical_on_every_target() {
 #[test]
 fn mandelbrot_deep_zoom_is_identical_on_every_target() {
     // At this zoom pixels are ~1e-12 apart, so every last bit of rounding shows.
-    let (x, y, r) = (-0.743_643_887_037_151, 0.131_825_904_205_33, 3e-11);
-    let job = Kernel::Mandelbrot(mandelbrot::Params {
-        x_min: x - r,
-        x_max: x + r,
-        y_min: y - r,
-        y_max: y + r,
-        width: 40,
-        height: 30,
-        max_iter: 5000,
-        tiles_x: 2,
-        tiles_y: 2,
-    });
+    let job = Kernel::Mandelbrot(zoom(
+        (-0.743_643_887_037_151, 0.131_825_904_205_33, 3e-11),
+        5000,
+        (2, 2),
+    ));
     check(
         &job,
         &[
@@ -132,24 +144,17 @@ fn julia_tiles_are_identical_on_every_target() {
         ],
         0x32a6f223e8a91e6f,
     );
-    let (x, y, r) = (0.160_658_295_060_485, 0.542_513_174_050_455, 3e-12);
-    let zoom = Kernel::Julia(julia::Params {
-        image: mandelbrot::Params {
-            x_min: x - r,
-            x_max: x + r,
-            y_min: y - r,
-            y_max: y + r,
-            width: 40,
-            height: 30,
-            max_iter: 3000,
-            tiles_x: 2,
-            tiles_y: 1,
-        },
+    let edge = Kernel::Julia(julia::Params {
+        image: zoom(
+            (0.160_658_295_060_485, 0.542_513_174_050_455, 3e-12),
+            3000,
+            (2, 1),
+        ),
         c_re: 0.285,
         c_im: 0.01,
     });
     let JobOutput::Image { rgba, .. } = check(
-        &zoom,
+        &edge,
         &[0xf0b480577b4dad24, 0xfb9666f11c1fb7b6],
         0xcd36c05c866a60dc,
     ) else {

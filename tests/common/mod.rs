@@ -17,6 +17,38 @@ pub fn meshwork() -> Command {
     Command::new(env!("CARGO_BIN_EXE_meshwork"))
 }
 
+/// `meshwork run` / `submit` arguments of a square Mandelbrot job: `side`² pixels in
+/// `tiles`² tiles at `max_iter` iterations.
+pub fn mandelbrot_args(side: u32, tiles: u32, max_iter: u32) -> Vec<String> {
+    [
+        "--kernel".to_string(),
+        "mandelbrot".into(),
+        "--width".into(),
+        side.to_string(),
+        "--height".into(),
+        side.to_string(),
+        "--tiles".into(),
+        format!("{tiles}x{tiles}"),
+        "--max-iter".into(),
+        max_iter.to_string(),
+    ]
+    .to_vec()
+}
+
+/// Runs `meshwork run JOB --out FILE` and returns the PNG: the one-process reference a
+/// mesh's image must equal byte for byte.
+pub fn reference_png(job: &[String], out: &std::path::Path) -> Vec<u8> {
+    let status = meshwork()
+        .arg("run")
+        .args(job)
+        .arg("--out")
+        .arg(out)
+        .status()
+        .expect("meshwork run starts");
+    assert!(status.success(), "meshwork run failed: {status}");
+    std::fs::read(out).expect("the reference PNG")
+}
+
 /// A child process whose stdout is one JSON object per line. Killed on drop.
 pub struct Proc {
     pub name: String,
