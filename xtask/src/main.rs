@@ -2,13 +2,14 @@
 //!
 //! - `setup`: installs what a fresh machine lacks, idempotently (checks versions first):
 //!   the wasm32 target, wasm-bindgen-cli and Trunk at their pinned versions, the npm
-//!   packages of `package-lock.json` (`wasm-opt`, `playwright-core`), and Chromium
-//!   (with apt, when run as root).
+//!   packages of `package-lock.json` (`wasm-opt`, `playwright-core`), geckodriver, and
+//!   Chromium, Firefox ESR, primesieve and coturn (with apt, when run as root).
 //! - `demo [ARGS]`: setup, build the web UI, run `meshwork demo ARGS` (release build).
 //! - `test`: setup, build the web UI, then `cargo fmt --check`, clippy natively and for
 //!   wasm32, `cargo test --workspace` (every native layer, the browser end to end
-//!   included), the simulator over 5,000 seeds in release, and node-core's tests on
-//!   wasm32; ends with `total: N passed, N failed`.
+//!   included), the simulator over 5,000 seeds in release, node-core's tests on
+//!   wasm32 in Node, and the view logic and kernel bytes in Chromium and Firefox; ends
+//!   with `total: N passed, N failed`.
 //! - `build-ui`: build the web UI into `dist/` with Trunk (offline; needs `setup`).
 //! - `bench mesh` (or `bench` alone): setup, build the web UI, then the mesh benchmark
 //!   on release builds (see `bench.rs`).
@@ -79,7 +80,8 @@ fn main() -> Result<()> {
 const HELP: &str = "cargo xtask <command>
 
   setup        install what this machine lacks (wasm target, wasm-bindgen-cli, Trunk,
-               npm packages, Chromium, primesieve, coturn); skips what is already there
+               npm packages, Chromium, Firefox ESR, geckodriver, primesieve, coturn);
+               skips what is already there
   demo [ARGS]  build everything and run `meshwork demo ARGS` (try --help)
   test         build everything, check fmt and clippy (native and wasm32), run every
                test layer; ends with `total: N passed, N failed`
@@ -95,8 +97,8 @@ const HELP: &str = "cargo xtask <command>
                joins per second, relay latency with 1,000 active members, and
                1,000 members' return after a restart (JSON in target/)
   bench kernels  every kernel natively, in wasm in a Chromium worker (first task and
-               warm) and prime counting against primesieve on one thread (JSON in
-               target/)
+               warm), Mandelbrot against its plain scalar loop, and prime counting
+               against primesieve on one thread (JSON in target/)
   soak [N]     run the engine simulator over N seeds (default 100000) and the
                whole-node simulator over N/10, in a release build
   mutants [--iterate] [FILE…]  mutation testing of the engine (default
