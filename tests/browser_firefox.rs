@@ -47,7 +47,6 @@ fn firefox_chromium_and_natives_mesh_and_a_job_outlives_firefox() {
             "host_pairs:chromium",
             "native_paths_to_firefox",
             "firefox_computes",
-            "firefox_no_console_errors",
             "natives_notice_firefox_left",
             "job_done_after_firefox_killed",
             "killed_mid_job",

@@ -34,6 +34,14 @@ export const FIREFOX_PREFS = {
   'media.peerconnection.ice.loopback': true,
   'permissions.default.camera': 1,
   'media.navigator.permission.disabled': true,
+  // The page's and its workers' console output on Firefox's stdout, where the harness
+  // reads it (classic WebDriver has no console log); Firefox's own console not.
+  'devtools.console.stdout.content': true,
+  'devtools.console.stdout.chrome': false,
+  // No experiments or studies fetched (they fail, and say so, without a network).
+  'messaging-system.rsexperimentloader.enabled': false,
+  'app.normandy.enabled': false,
+  'app.shield.optoutstudies.enabled': false,
   'app.update.auto': false,
   'app.update.enabled': false,
   'browser.shell.checkDefaultBrowser': false,
@@ -421,15 +429,26 @@ export class WebDriverPage {
 export async function launchFirefox(h, name, url, { prefs = FIREFOX_PREFS, geckodriver = 'geckodriver', firefox = '/usr/bin/firefox-esr' } = {}) {
   let resolvePort;
   const portLine = new Promise((r) => (resolvePort = r));
+  // Firefox's output comes through geckodriver's. The page's and its workers' console
+  // messages print their arguments, a string quoted (`console.error: "…"`), and an
+  // uncaught error in the page as `JavaScript error: http://127.0.0.1…`: those are
+  // collected like a Chromium page's. Firefox's own modules log unquoted with their
+  // name (`console.error: RSLoader: …`, experiments it cannot fetch without a
+  // network): kept as warnings, not the page's errors.
+  const onLine = (l) => {
+    const m = l.match(/Listening on 127\.0\.0\.1:(\d+)/);
+    if (m) resolvePort(Number(m[1]));
+    const c = l.match(/^console\.(error|warn): (.*)$/);
+    const uncaught = /^JavaScript error: http:\/\/127\.0\.0\.1/.test(l);
+    if (!c && !uncaught) return;
+    const pageError = uncaught || (c[1] === 'error' && c[2].startsWith('"'));
+    const entry = { page: name, type: pageError ? 'error' : 'warning', text: c ? c[2] : l, location: {}, t_ms: h.since() };
+    (pageError ? h.consoleErrors : h.consoleOther).push(entry);
+    h.say(name, pageError ? 'console.error:' : 'console.warn (or Firefox\'s own):', entry.text);
+  };
   const proc = h.start(name, geckodriver, ['--host', '127.0.0.1', '--port', '0', '--log', 'info'], {
-    onStdoutLine: (l) => {
-      const m = l.match(/Listening on 127\.0\.0\.1:(\d+)/);
-      if (m) resolvePort(Number(m[1]));
-    },
-    onStderrLine: (l) => {
-      const m = l.match(/Listening on 127\.0\.0\.1:(\d+)/);
-      if (m) resolvePort(Number(m[1]));
-    },
+    onStdoutLine: onLine,
+    onStderrLine: onLine,
   });
   proc.on('exit', () => resolvePort(null));
   const port = await Promise.race([portLine, sleep(20_000).then(() => null)]);
@@ -459,24 +478,7 @@ export async function launchFirefox(h, name, url, { prefs = FIREFOX_PREFS, gecko
   h.say(name, 'Firefox', version, 'geckodriver pid', proc.pid);
   await page.command('POST', '/window/rect', { width: 1280, height: 900 }).catch(() => {});
   await page.goto(url);
-  // Console errors cannot be read over classic WebDriver: the page's own error
-  // handlers are wrapped once it has loaded, and read with `firefoxErrors`.
-  await page.evaluate(() => {
-    window.__errors = [];
-    const orig = console.error.bind(console);
-    console.error = (...a) => {
-      window.__errors.push(a.map(String).join(' '));
-      orig(...a);
-    };
-    window.addEventListener('error', (e) => window.__errors.push(String(e.message)));
-  });
-  const b = { name, proc, page, version, firefoxPids: () => descendants(proc.pid) };
-  return b;
-}
-
-/** Console errors a Firefox page logged since `launchFirefox` wrapped them. */
-export function firefoxErrors(page) {
-  return page.evaluate(() => window.__errors ?? []);
+  return { name, proc, page, version, firefoxPids: () => descendants(proc.pid) };
 }
 
 // ---------------------------------------------------------------- native nodes

@@ -864,9 +864,10 @@ impl Page for Shell {
                 ..
             }) => {
                 self.paths.remove(&peer.id.0);
+                let no_address = self.no_address.remove(&peer.id.0);
                 let how = match reason.as_str() {
                     "signaling" => "the signaling server saw its socket close",
-                    "channel_closed" if self.no_address.remove(&peer.id.0) => {
+                    "channel_closed" if no_address => {
                         "its data channel closed: this browser offered no network address for WebRTC"
                     }
                     "channel_closed" => "its data channel closed",
@@ -954,9 +955,11 @@ impl Page for Shell {
                 local,
                 remote,
             } => {
-                // Bounded by the room: entries go when the peer leaves.
+                // Bounded by the room: entries go when the peer leaves. A connection
+                // that opened had an address, whatever an earlier attempt said.
                 self.paths
                     .insert(peer.0.clone(), format!("{local}/{remote}"));
+                self.no_address.remove(&peer.0);
                 self.dirty = true;
             }
             NodeEvent::NoLocalAddress { peer } => {

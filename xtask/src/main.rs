@@ -289,8 +289,12 @@ fn setup() -> Result<()> {
             eprintln!("xtask: could not install {package}: {without}");
         }
     }
-    // geckodriver drives Firefox over WebDriver for the Firefox tests.
-    if version_of("geckodriver", "--version").is_none() {
+    // geckodriver drives Firefox over WebDriver for the Firefox tests, which skip
+    // without it (a failure under CI=true): a failed install is reported, not fatal.
+    // Its first line reads "geckodriver 0.37.1 (…)".
+    if version_of("geckodriver", "--version")
+        .is_none_or(|v| v.split_whitespace().nth(1) != Some(GECKODRIVER_VERSION))
+    {
         let mut c = cargo();
         c.args([
             "install",
@@ -298,10 +302,13 @@ fn setup() -> Result<()> {
             "--version",
             GECKODRIVER_VERSION,
             "--locked",
+            "--force",
         ]);
-        run(c).with_context(|| {
-            format!("run `cargo install geckodriver --version {GECKODRIVER_VERSION} --locked`")
-        })?;
+        if let Err(e) = run(c) {
+            eprintln!(
+                "xtask: could not install geckodriver {GECKODRIVER_VERSION} ({e:#}): the Firefox tests will be skipped (a failure under CI=true)"
+            );
+        }
     }
     Ok(())
 }
@@ -583,7 +590,7 @@ fn component_tests_in_browsers(tally: &mut Tally) -> Result<bool> {
                 "--test",
                 "view_logic",
             ],
-            &[],
+            &[("WASM_BINDGEN_TEST_TIMEOUT", "120")],
         ),
         (
             "the kernels' same bytes",
@@ -595,8 +602,13 @@ fn component_tests_in_browsers(tally: &mut Tally) -> Result<bool> {
                 "--test",
                 "kernels_same_bytes",
             ],
-            // The suite runs in Node by default; this puts it in the browser.
-            &[("WASM_BINDGEN_USE_BROWSER", "1")],
+            // The suite runs in Node by default; this puts it in the browser. The runner
+            // gives a browser 20 s by default; a debug build of the prime cases on a
+            // busy machine may want more.
+            &[
+                ("WASM_BINDGEN_USE_BROWSER", "1"),
+                ("WASM_BINDGEN_TEST_TIMEOUT", "120"),
+            ],
         ),
     ];
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
@@ -615,6 +627,8 @@ fn component_tests_in_browsers(tally: &mut Tally) -> Result<bool> {
         (
             "Firefox",
             "GECKODRIVER",
+            // wasm-bindgen-test-runner's geckodriver starts `firefox` from PATH, which
+            // Debian's firefox-esr provides as /usr/bin/firefox.
             gecko.filter(|_| Path::new("/usr/bin/firefox").exists()),
             "geckodriver or Firefox is missing (`cargo xtask setup`: apt-get install firefox-esr, cargo install geckodriver)",
         ),

@@ -585,9 +585,12 @@ impl Inner {
                 let Some(e) = ev.dyn_ref::<RtcPeerConnectionIceEvent>() else {
                     return;
                 };
-                // A null candidate (or an empty one, end-of-candidates) ends gathering.
+                // A null candidate (or an empty one, end-of-candidates) ends gathering;
+                // of the attempt held now only (a replaced one's report is not news).
                 let Some(c) = e.candidate().filter(|c| !c.candidate().is_empty()) else {
-                    inner.run(inner.input(|n| n.gathering_done(&peer, conn)));
+                    if inner.pc(&peer, conn).is_some() {
+                        inner.run(inner.input(|n| n.gathering_done(&peer, conn)));
+                    }
                     return;
                 };
                 let candidate = Candidate::new(c.candidate(), c.sdp_mid(), c.sdp_m_line_index());
@@ -740,7 +743,10 @@ impl Inner {
             let Some((local, remote)) = selected_path(&report) else {
                 return;
             };
-            if let Some(inner) = weak.upgrade() {
+            // Only for the attempt still held: a replaced or closed one's path is stale.
+            if let Some(inner) = weak.upgrade()
+                && inner.pc(&peer, conn).is_some()
+            {
                 inner.emit(TransportEvent::Path {
                     peer,
                     local,
