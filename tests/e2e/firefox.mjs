@@ -21,7 +21,7 @@
 //     "geckodriver", "firefox", "cli_args": [ ...`meshwork submit` job arguments ] }
 // Output: progress on stderr; the LAST stdout line is the JSON summary.
 
-import { FIREFOX_PREFS, dead, launchFirefox, pollUntil, readTab, sleep, startController } from './harness.mjs';
+import { FIREFOX_PREFS, computedBy, dead, launchFirefox, pollUntil, readTab, sleep, startController } from './harness.mjs';
 
 const { cfg, h, run } = startController(
   'firefox',
@@ -40,13 +40,6 @@ function readPaths(page) {
       [...document.querySelectorAll('[data-testid=peer-row]')].map((r) => [r.getAttribute('data-peer-id'), r.getAttribute('data-path') ?? '']),
     ),
   );
-}
-
-/** Tasks the tab's workers computed (from "N busy, M tasks computed"). */
-async function computedBy(page) {
-  const t = await page.evaluate(() => document.querySelector('[data-testid=pool]')?.textContent ?? '');
-  const m = t.match(/(\d+) tasks computed/);
-  return m ? Number(m[1]) : null;
 }
 
 /** The page's event log, as text. */

@@ -156,6 +156,13 @@ export function readPeerRtts(page) {
   );
 }
 
+/** Tasks the tab's workers computed (from "N busy, M tasks computed"). */
+export async function computedBy(page) {
+  const t = await page.evaluate(() => document.querySelector('[data-testid=pool]')?.textContent ?? '');
+  const m = t.match(/(\d+) tasks computed/);
+  return m ? Number(m[1]) : null;
+}
+
 /** The page's clock now (performance.now(), ms). */
 export function pageNow(page) {
   return page.evaluate(() => performance.now());

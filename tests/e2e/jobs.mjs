@@ -23,7 +23,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { dead, horizontalOverflow, longTasks, pageNow, pollUntil, readTab, sleep, startController } from './harness.mjs';
+import { computedBy, dead, horizontalOverflow, longTasks, pageNow, pollUntil, readTab, sleep, startController } from './harness.mjs';
 
 const { cfg, h, run } = startController(
   'jobs',
@@ -62,13 +62,6 @@ function readJobs(page) {
       };
     }),
   );
-}
-
-/** Tasks the tab's workers computed (from "N busy, M tasks computed"). */
-async function computedBy(page) {
-  const t = await page.evaluate(() => document.querySelector('[data-testid=pool]')?.textContent ?? '');
-  const m = t.match(/(\d+) tasks computed/);
-  return m ? Number(m[1]) : null;
 }
 
 /** A job without its cells, for check details. */

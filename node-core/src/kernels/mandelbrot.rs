@@ -242,11 +242,13 @@ impl Params {
 
     /// Task `task`'s tile computed with the plain scalar loop, one pixel at a time: the
     /// same bytes as [`Kernel::run_task`](super::Kernel::run_task), slower; the baseline
-    /// `cargo xtask bench kernels` measures the lanes against. Parameters must be valid
-    /// (checked: invalid ones give an empty output).
-    pub fn run_task_scalar_loop(&self, task: u32, out: &mut Vec<u8>) {
-        if self.validate().is_err() || task >= self.task_count() {
-            return;
+    /// `cargo xtask bench kernels` measures the lanes against. Checks the parameters and
+    /// the task as `run_task` does.
+    pub fn run_task_scalar_loop(&self, task: u32, out: &mut Vec<u8>) -> Result<(), KernelError> {
+        self.validate()?;
+        let task_count = self.task_count();
+        if task >= task_count {
+            return Err(KernelError::TaskOutOfRange { task, task_count });
         }
         let tile = self.tile(task);
         let (dx, dy) = self.spacing();
@@ -258,6 +260,7 @@ impl Params {
                 out.extend_from_slice(&colour(n, self.max_iter));
             }
         }
+        Ok(())
     }
 
     /// Appends task `task`'s tile, coloured, to `out`; parameters valid.
@@ -529,9 +532,22 @@ mod tests {
         for task in 0..6 {
             let (mut lanes, mut scalar) = (Vec::new(), Vec::new());
             job.run_task(task, &mut lanes).unwrap();
-            p.run_task_scalar_loop(task, &mut scalar);
+            p.run_task_scalar_loop(task, &mut scalar).unwrap();
             assert_eq!(lanes, scalar, "task {task}");
         }
+        // Refused like run_task: a task past the last, and invalid parameters.
+        assert_eq!(
+            p.run_task_scalar_loop(6, &mut Vec::new()),
+            Err(KernelError::TaskOutOfRange {
+                task: 6,
+                task_count: 6
+            })
+        );
+        let bad = Params { max_iter: 0, ..p };
+        assert!(matches!(
+            bad.run_task_scalar_loop(0, &mut Vec::new()),
+            Err(KernelError::InvalidParams { .. })
+        ));
     }
 
     fn small(tiles_x: u32, tiles_y: u32) -> Params {

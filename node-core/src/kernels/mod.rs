@@ -331,11 +331,7 @@ pub mod bench {
         pub fn run(&self, out: &mut Vec<u8>) -> Result<(), super::KernelError> {
             out.clear();
             match &self.kernel {
-                Kernel::Mandelbrot(p) if self.scalar_loop => {
-                    self.kernel.validate()?;
-                    p.run_task_scalar_loop(self.task, out);
-                    Ok(())
-                }
+                Kernel::Mandelbrot(p) if self.scalar_loop => p.run_task_scalar_loop(self.task, out),
                 kernel => kernel.run_task(self.task, out),
             }
         }
