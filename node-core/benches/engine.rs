@@ -36,6 +36,7 @@ fn run(nodes: usize, tasks: u32, replication: u8, quorum: u8) -> Run {
         flooders: 0,
         forgers: 0,
         mutes: 0,
+        front_runners: 0,
         authors_max: 256,
         loss: 0.0,
         dup: 0.0,

@@ -118,6 +118,8 @@ fn simulated_meshes_stay_safe_and_live() {
             "copies checked",
             "work checked",
             "authors capped",
+            "front run",
+            "store flood",
         ] {
             assert!(
                 counts.get(path).is_some_and(|n| *n > 0),
@@ -248,6 +250,7 @@ fn prime_count_jobs_reproduce_published_values() {
             flooders: 0,
             forgers: 0,
             mutes: 0,
+            front_runners: 0,
             authors_max: 256,
             loss: 0.05,
             dup: 0.05,

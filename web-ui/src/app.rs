@@ -621,10 +621,20 @@ impl Shell {
                     format!("job {job} was cancelled by its submitter"),
                 );
             }
-            Event::LiarMarked { node, job, task } => {
+            Event::LiarMarked {
+                node,
+                job,
+                task,
+                everywhere,
+            } => {
                 let text = format!(
-                    "{} reported a wrong result for {job} {task}: it gets no more tasks",
-                    view.name(*node)
+                    "{} reported a wrong result for {job} {task}, against the hash two other members reported: caught lying, it gets no more tasks {}",
+                    view.name(*node),
+                    if *everywhere {
+                        "in any job"
+                    } else {
+                        "in this job"
+                    }
                 );
                 view.log_about("warning", Some(*node), Some((*job, *task)), text);
             }

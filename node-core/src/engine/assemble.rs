@@ -156,7 +156,7 @@ impl Engine {
                 .filter(|n| {
                     *n != self.me
                         && self.is_live(*n)
-                        && !self.liars.contains(n)
+                        && !self.excluded(j, *n)
                         && !a.gave_up_on(task, *n)
                 })
                 .collect();

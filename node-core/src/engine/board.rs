@@ -336,6 +336,27 @@ mod tests {
         assert_eq!(b.task(TaskId(0)).validated_hash, Some(5));
     }
 
+    /// A holding is not a report: bytes anyone may hold (a copy, a fetch) are no
+    /// computation, so they never count towards the quorum nor make a mismatch.
+    #[test]
+    fn holdings_are_not_reports() {
+        let mut b = Board::new(1, 8, NodeId(0));
+        b.add(NodeId(1), f(0, Fact::Report(5)));
+        for n in 2..=4 {
+            b.add(NodeId(n), f(0, Fact::Holding(5)));
+        }
+        b.add(NodeId(5), f(0, Fact::Holding(6)));
+        let e = b.task(TaskId(0));
+        assert_eq!(e.reporters_of(5), 1);
+        assert_eq!(e.reporters_of(6), 0);
+        assert_eq!(e.best_agreement(), 1);
+        assert!(!e.has_mismatch());
+        assert_eq!(b.check_quorum(TaskId(0), 2), None);
+        assert_eq!(b.task(TaskId(0)).holders_of(5).count(), 4);
+        b.add(NodeId(2), f(0, Fact::Report(5)));
+        assert_eq!(b.check_quorum(TaskId(0), 2), Some(5));
+    }
+
     #[test]
     fn bounds_refuse_and_count() {
         let mut b = Board::new(1, 2, NodeId(0));

@@ -80,14 +80,16 @@ pub enum Event {
         /// The hash that reached the quorum.
         hash: u64,
     },
-    /// Nodes reported different results for a task.
+    /// Nodes reported different results for a task (before or after it was
+    /// validated); said once per task.
     TaskMismatch {
         /// The job.
         job: JobId,
         /// The task.
         task: TaskId,
     },
-    /// A node reported a result other than the validated one and is no longer placed.
+    /// A node reported a result other than the validated one, with evidence (see
+    /// [`super::Verdict`]), and is no longer placed in the job, or in any job.
     LiarMarked {
         /// The node.
         node: NodeId,
@@ -95,6 +97,8 @@ pub enum Event {
         job: JobId,
         /// The task where it was caught.
         task: TaskId,
+        /// Whether the mark holds in every job (else in `job` only).
+        everywhere: bool,
     },
     /// This node sent a copy of a result to a holder.
     ResultReplicated {
@@ -297,9 +301,20 @@ impl std::fmt::Display for Event {
                 write!(f, "{job} {task} validated, hash {hash:016x}")
             }
             TaskMismatch { job, task } => write!(f, "{job} {task}: nodes disagree on the result"),
-            LiarMarked { node, job, task } => {
-                write!(f, "{node} reported a wrong result for {job} {task}")
-            }
+            LiarMarked {
+                node,
+                job,
+                task,
+                everywhere,
+            } => write!(
+                f,
+                "{node} reported a wrong result for {job} {task}: caught lying {}",
+                if *everywhere {
+                    "in every job"
+                } else {
+                    "in this job"
+                }
+            ),
             ResultReplicated { job, task, to } => write!(f, "{job} {task} result copied to {to}"),
             HolderLost { job, task, holder } => write!(f, "{job} {task}: holder {holder} left"),
             PeerDead { node } => write!(f, "{node} left the mesh"),

@@ -64,7 +64,7 @@ impl Engine {
         }
         match f.fact {
             Fact::Claim => self.on_claim(job, f.task, author),
-            Fact::Report(_) => self.on_report(job, f.task, author),
+            Fact::Report(_) => self.on_report(job, f.task),
             Fact::Holding(_) => self.on_holding(job, f.task, author),
         }
     }

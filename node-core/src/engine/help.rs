@@ -49,7 +49,7 @@ impl Engine {
                 }
                 let fresh = |n: &NodeId| {
                     *n != self.me
-                        && !self.liars.contains(n)
+                        && !self.excluded(j, *n)
                         && entry.facts_of(*n).is_none_or(|f| f.reports.is_empty())
                 };
                 let mut helpers: Vec<NodeId> = j

@@ -37,6 +37,9 @@ pub(super) struct Job {
     pub(super) tasks_validated: u32,
     /// Tasks whose mismatch was announced already (once each).
     pub(super) mismatched: BTreeSet<TaskId>,
+    /// Members caught lying in this job ([`super::quorum::verdict`]): no longer placed
+    /// in it. Those caught with evidence enough for every job are in `Engine::liars`.
+    pub(super) caught: BTreeSet<NodeId>,
     /// When this node accepted the job.
     pub(super) started_at: Millis,
     /// When the last task was validated here.
@@ -70,6 +73,16 @@ impl Job {
     /// node assembles, the output assembled. Only such a job may be evicted.
     pub(super) fn finished_here(&self) -> bool {
         self.all_validated() && (!self.assembly.assembler || self.assembly.assembled)
+    }
+
+    /// The members this job places tasks on: `members` (live, and not caught lying in
+    /// every job) less those caught lying in this job.
+    pub(super) fn placed_among(&self, members: &[NodeId]) -> Vec<NodeId> {
+        members
+            .iter()
+            .copied()
+            .filter(|n| !self.caught.contains(n))
+            .collect()
     }
 }
 
@@ -234,6 +247,7 @@ impl Engine {
             tasks,
             tasks_validated: 0,
             mismatched: BTreeSet::new(),
+            caught: BTreeSet::new(),
             started_at: self.now,
             validated_at: None,
             computed_here: 0,

@@ -61,7 +61,9 @@
 //! [`Input::PeerDown`]); views may disagree for a while and the engine stays safe:
 //! - A task is *validated* when `q` distinct nodes reported the same result hash
 //!   (`quorum.rs`). That is the only way a result is accepted, so with at most `q - 1`
-//!   liars no wrong result is. Reporters of another hash are then marked as liars.
+//!   liars no wrong result is. A reporter of another hash is marked a liar only with
+//!   evidence: `q ≥ 2` and two other reporters of the validated hash (in the job; in
+//!   every job when two of them are not the submitter), so never at `q = 1`.
 //! - Facts (claims, reports, holdings) are accepted only from their author and merged
 //!   by set union ([`board`]); digests every `sync_ms` repair lost messages
 //!   (`gossip.rs`).
@@ -105,6 +107,7 @@ pub use config::EngineConfig;
 pub use event::{DropReason, EngineStats, Event, JobTimings, Why};
 use job::Job;
 use placement::mix64;
+pub use quorum::Verdict;
 pub use timer::Timer;
 use timer::Timers;
 
@@ -119,7 +122,9 @@ pub struct Engine {
     rng: u64,
     /// Peers this node considers up.
     peers: BTreeSet<NodeId>,
-    /// Nodes caught reporting a wrong result; never placed again.
+    /// Nodes caught reporting a wrong result with evidence enough for every job (see
+    /// [`quorum::verdict`]); never placed again. Those caught in one job only are in
+    /// that job's `caught`.
     liars: BTreeSet<NodeId>,
     /// The jobs this node takes part in.
     jobs: BTreeMap<JobId, Job>,
@@ -196,9 +201,51 @@ impl Engine {
         self.peers.iter().copied()
     }
 
-    /// Nodes caught reporting a wrong result.
+    /// Nodes caught reporting a wrong result, placed in no job.
     pub fn liars(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.liars.iter().copied()
+    }
+
+    /// Nodes caught reporting a wrong result in `job` (those placed in no job included):
+    /// the job places no task on them, and their copies do not count.
+    pub fn caught_in(&self, job: JobId) -> impl Iterator<Item = NodeId> + '_ {
+        let caught = self.jobs.get(&job).map(|j| &j.caught);
+        let mut all: Vec<NodeId> = self
+            .liars
+            .iter()
+            .chain(caught.into_iter().flatten())
+            .copied()
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all.into_iter()
+    }
+
+    /// What `author`'s reports for a task earned it, if it reported another hash than
+    /// the validated one ([`quorum::verdict`]).
+    pub fn verdict(&self, job: JobId, task: TaskId, author: NodeId) -> Option<Verdict> {
+        let j = self.jobs.get(&job)?;
+        quorum::verdict(j.board.get(task)?, j.spec.quorum, j.spec.submitter, author)
+    }
+
+    /// The members `job` places tasks on, this node included, sorted: live, and not
+    /// caught lying in the job or everywhere.
+    pub fn placed_members(&self, job: JobId) -> Vec<NodeId> {
+        let members = self.members();
+        match self.jobs.get(&job) {
+            Some(j) => j.placed_among(&members),
+            None => members,
+        }
+    }
+
+    /// A task's top ranked members, best first, as this node's placement keeps them
+    /// (`max(q, r) + 2` of them at most): its `q` computers and `r` holders come first.
+    pub fn placement(&self, job: JobId, task: TaskId) -> Vec<NodeId> {
+        self.jobs
+            .get(&job)
+            .filter(|j| task.0 < j.tasks)
+            .map(|j| j.ranking.top(task).collect())
+            .unwrap_or_default()
     }
 
     /// The jobs this node takes part in.
@@ -300,7 +347,13 @@ impl Engine {
             payload_bytes: sum(&|j| j.held.payload_bytes),
             retired: self.retired.len(),
             asked: self.asked.len(),
-            liars: self.liars.len(),
+            liars: {
+                let mut all: BTreeSet<NodeId> = self.liars.clone();
+                for j in self.jobs.values() {
+                    all.extend(j.caught.iter().copied());
+                }
+                all.len()
+            },
             peer_budgets: self.served.len() + self.helped_for.len(),
             task_marks: sum(&|j| {
                 j.sched.claim_seen.len()
@@ -399,7 +452,7 @@ impl Engine {
         let honest = !self.liars.contains(&n);
         let me = self.me;
         for j in self.jobs.values_mut() {
-            if honest {
+            if honest && !j.caught.contains(&n) {
                 j.ranking.add(n);
                 j.rebuild_owned(me);
             }
@@ -421,7 +474,7 @@ impl Engine {
         let members = self.members();
         let me = self.me;
         for j in self.jobs.values_mut() {
-            j.ranking.remove(n, &members);
+            j.ranking.remove(n, &j.placed_among(&members));
             j.rebuild_owned(me);
             j.gossip.behind_since.remove(&n);
             j.gossip.resent_to.remove(&n);
@@ -511,6 +564,12 @@ impl Engine {
     /// Whether `n` is this node or a peer it considers up.
     pub fn is_live(&self, n: NodeId) -> bool {
         n == self.me || self.peers.contains(&n)
+    }
+
+    /// Whether `n` was caught lying in job `j` or everywhere: no task, copy, fetch or
+    /// help goes to it for that job, and its claims and copies count for nothing.
+    fn excluded(&self, j: &Job, n: NodeId) -> bool {
+        self.liars.contains(&n) || j.caught.contains(&n)
     }
 }
 

@@ -1,33 +1,93 @@
-//! Validation: a task's result is accepted when `q` distinct authors reported the same
-//! hash, and the first hash to get there is final. Reporters of another hash are then
-//! liars and are no longer placed.
+//! Validation and verdicts: a task's result is accepted when `q` distinct authors
+//! reported the same hash, and the first hash to get there is final. A report of
+//! another hash is a disagreement; it makes its author a liar only with evidence
+//! ([`verdict`]).
 //!
-//! Never accepts a result on fewer than `q` distinct reporters, and never changes a
-//! validated hash.
+//! Never accepts a result on fewer than `q` distinct reporters, never changes a
+//! validated hash, and never marks a member on the word of fewer than two others.
 
+use super::board::TaskEntry;
 use super::{Engine, Event};
 use crate::job::{JobId, NodeId, TaskId};
 
+/// What a report of another hash than a task's validated one earns its author.
+///
+/// The rule (ARCHITECTURE.md, "Hostile peers"): with `q = 1` the first report is
+/// believed, so a later different one proves nothing about who is wrong: it is a
+/// disagreement and nobody is marked. With `q ≥ 2` the author is caught in the job when
+/// at least two *other* members reported the validated hash; the mark holds in every
+/// job only when two of those backers are not the job's submitter, so that a hostile
+/// submitter (who picks `q` and may report first) cannot, with one accomplice, have an
+/// honest member shut out of a third party's jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    /// `q = 1`: the first report was believed; this one only disagrees with it.
+    Disagreed,
+    /// `q ≥ 2`, but fewer than two members other than the author back the validated
+    /// hash (the author reported it too, contradicting itself): not marked yet.
+    Unproven,
+    /// Caught lying in this job: no longer placed in it.
+    CaughtInJob,
+    /// Caught lying with two backers besides the job's submitter: placed in no job.
+    CaughtEverywhere,
+}
+
+impl Verdict {
+    /// Whether the author is marked a liar (in the job or everywhere).
+    pub fn caught(self) -> bool {
+        matches!(self, Verdict::CaughtInJob | Verdict::CaughtEverywhere)
+    }
+}
+
+/// The verdict on `author`'s reports for a task, or `None` if the task is not validated
+/// or the author reported nothing but the validated hash.
+pub fn verdict(
+    entry: &TaskEntry,
+    quorum: u8,
+    submitter: NodeId,
+    author: NodeId,
+) -> Option<Verdict> {
+    let hash = entry.validated_hash?;
+    let facts = entry.facts_of(author)?;
+    if !facts.reports.iter().any(|r| *r != hash) {
+        return None;
+    }
+    if quorum < 2 {
+        return Some(Verdict::Disagreed);
+    }
+    let backers = || {
+        entry
+            .authors
+            .iter()
+            .filter(move |(n, f)| *n != author && f.reports.contains(&hash))
+            .map(|(n, _)| *n)
+    };
+    Some(if backers().filter(|n| *n != submitter).count() >= 2 {
+        Verdict::CaughtEverywhere
+    } else if backers().count() >= 2 {
+        Verdict::CaughtInJob
+    } else {
+        Verdict::Unproven
+    })
+}
+
 impl Engine {
     /// A report (own or a peer's) was added to the board.
-    pub(super) fn on_report(&mut self, job: JobId, task: TaskId, author: NodeId) {
+    pub(super) fn on_report(&mut self, job: JobId, task: TaskId) {
         let Some(j) = self.jobs.get_mut(&job) else {
             return;
         };
         let entry = j.board.task(task);
-        if entry.validated_hash.is_none() && entry.has_mismatch() && j.mismatched.insert(task) {
-            j.sched.idle = false;
+        if entry.has_mismatch() && j.mismatched.insert(task) {
+            if entry.validated_hash.is_none() {
+                j.sched.idle = false;
+            }
             self.event(Event::TaskMismatch { job, task });
         }
-        let entry = self.jobs[&job].board.task(task);
-        if let Some(h) = entry.validated_hash {
-            // A report after validation: a different hash is a lie.
-            if entry
-                .facts_of(author)
-                .is_some_and(|a| a.reports.iter().any(|r| *r != h))
-            {
-                self.mark_liar(author, job, task);
-            }
+        if self.jobs[&job].board.task(task).validated_hash.is_some() {
+            // A report after validation: judged against the validated hash; and a report
+            // of the validated hash may be the second backer that proves an earlier lie.
+            self.judge(job, task);
         } else {
             self.check_quorum(job, task);
             // A report short of the quorum ends that author's claim without
@@ -58,23 +118,13 @@ impl Engine {
         if j.held.payloads.get(&task).is_some_and(|(h, _)| *h != hash) {
             j.held.forget(task);
         }
-        let liars: Vec<NodeId> = j
-            .board
-            .task(task)
-            .authors
-            .iter()
-            .filter(|(_, f)| f.reports.iter().any(|r| *r != hash))
-            .map(|(n, _)| *n)
-            .collect();
         self.event(Event::TaskValidated { job, task, hash });
         self.event(Event::JobProgress {
             job,
             tasks_validated,
             tasks,
         });
-        for n in liars {
-            self.mark_liar(n, job, task);
-        }
+        self.judge(job, task);
         if tasks_validated == tasks {
             let now = self.now;
             if let Some(j) = self.jobs.get_mut(&job) {
@@ -88,17 +138,50 @@ impl Engine {
         self.try_assemble(job);
     }
 
-    /// A node reported a hash other than the validated one: take it out of placement.
-    fn mark_liar(&mut self, n: NodeId, job: JobId, task: TaskId) {
-        if n == self.me || !self.liars.insert(n) {
+    /// Applies [`verdict`] to every author of a validated task's board entry.
+    fn judge(&mut self, job: JobId, task: TaskId) {
+        let Some(j) = self.jobs.get(&job) else {
+            return;
+        };
+        let entry = j.board.task(task);
+        let marks: Vec<(NodeId, Verdict)> = entry
+            .authors
+            .iter()
+            .filter_map(|(n, _)| {
+                verdict(entry, j.spec.quorum, j.spec.submitter, *n)
+                    .filter(|v| v.caught())
+                    .map(|v| (*n, v))
+            })
+            .collect();
+        for (n, v) in marks {
+            self.mark_liar(n, job, task, v == Verdict::CaughtEverywhere);
+        }
+    }
+
+    /// A node was caught reporting a wrong result: take it out of the job's placement,
+    /// and of every job's if `everywhere`. Each mark is announced once.
+    fn mark_liar(&mut self, n: NodeId, job: JobId, task: TaskId, everywhere: bool) {
+        if n == self.me {
             return;
         }
-        self.event(Event::LiarMarked { node: n, job, task });
-        let members = self.members();
         let me = self.me;
+        let new_in_job = self.jobs.get_mut(&job).is_some_and(|j| j.caught.insert(n));
+        let new_everywhere = everywhere && self.liars.insert(n);
+        if !new_in_job && !new_everywhere {
+            return;
+        }
+        self.event(Event::LiarMarked {
+            node: n,
+            job,
+            task,
+            everywhere: self.liars.contains(&n),
+        });
+        let members = self.members();
         for j in self.jobs.values_mut() {
-            j.ranking.remove(n, &members);
-            j.rebuild_owned(me);
+            if j.id == job || new_everywhere {
+                j.ranking.remove(n, &j.placed_among(&members));
+                j.rebuild_owned(me);
+            }
         }
     }
 }

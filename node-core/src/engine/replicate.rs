@@ -53,7 +53,7 @@ impl Engine {
         j.ranking
             .top(task)
             .filter(|n| {
-                self.is_live(*n) && !self.liars.contains(n) && !j.held.refused.contains(&(task, *n))
+                self.is_live(*n) && !self.excluded(j, *n) && !j.held.refused.contains(&(task, *n))
             })
             .take(usize::from(j.spec.replication))
             .collect()

@@ -115,7 +115,7 @@ impl Engine {
                     && f.claimed
                     && f.reports.is_empty()
                     && self.is_live(*n)
-                    && !self.liars.contains(n)
+                    && !self.excluded(j, *n)
             })
             .count()
     }
@@ -143,7 +143,7 @@ impl Engine {
     /// as found.
     fn find_steal(&self, j: &Job) -> Steal {
         let n = j.tasks;
-        let members = self.members();
+        let members = j.placed_among(&self.members());
         let plenty = members.len().min(STEAL_CHOICES);
         let mut steals = Vec::new();
         for t in (0..n).map(|i| TaskId((j.sched.steal_cursor + n - i) % n)) {
@@ -264,9 +264,17 @@ impl Engine {
             if j.held.payloads.get(&task).is_some_and(|(x, _)| *x == h) {
                 return None;
             }
-            if entry.holders_of(h).any(|n| {
-                self.is_live(n) && !self.liars.contains(&n) && !j.assembly.gave_up_on(task, n)
-            }) {
+            if entry
+                .holders_of(h)
+                .any(|n| self.is_live(n) && !self.excluded(j, n) && !j.assembly.gave_up_on(task, n))
+            {
+                return None;
+            }
+            // This node computed the task and got other bytes: kernels are deterministic,
+            // so computing it again cannot bring the validated ones back (with q = 1 a
+            // wrong first report is believed, and its author may leave). Without this,
+            // it would recompute the task forever.
+            if mine.is_some_and(|f| f.reports.iter().any(|r| *r != h)) {
                 return None;
             }
             let first = j.ranking.top(task).find(|n| self.is_live(*n));

@@ -45,6 +45,8 @@ pub const HONEST_LOSSY_RECOVERY_MS: u64 = 20_000;
 pub const COPIES_MS: u64 = 30_000;
 /// Hard stop for a run, in simulated time.
 const RUN_LIMIT_MS: u64 = 1_000_000;
+/// Most tasks in a hostile submitter's job.
+const FRONT_RUN_TASKS_MAX: u32 = 12;
 
 /// A small, fast, seedable generator (splitmix64), so a seed replays exactly.
 pub struct Rng(pub u64);
@@ -102,6 +104,11 @@ pub struct Scenario {
     /// send nothing at all (mid-transfer, maybe), while their links stay up, so nobody
     /// is told they left. Liars and the other hostile nodes together are at most `q - 1`.
     pub mutes: usize,
+    /// Hostile submitters (after the mutes): each submits a `q = 1` job of its own and,
+    /// as soon as another node claims one of its tasks, reports a fake hash for it to
+    /// every peer, ahead of the claimer's true report. Honest in node 0's job, so not
+    /// counted among its `q - 1` hostile nodes.
+    pub front_runners: usize,
     /// Authors of facts each node takes per job (the engine's `authors_max`); small in
     /// some scenarios, so that some peers' facts are refused.
     pub authors_max: usize,
@@ -165,6 +172,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
     let forgers = rng.below((hostile_max - silent - fake_holders - flooders) as u64 + 1) as usize;
     let mutes =
         rng.below((hostile_max - silent - fake_holders - flooders - forgers) as u64 + 1) as usize;
+    let front_runners = usize::from(nodes >= 3 && rng.chance(0.15));
     let cap_authors = rng.chance(0.1);
     let calm = rng.chance(0.2);
     let mut faults = Vec::new();
@@ -228,6 +236,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         flooders,
         forgers,
         mutes,
+        front_runners,
         authors_max,
         loss: if calm {
             0.0
@@ -254,6 +263,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         sc.flooders = 0;
         sc.forgers = 0;
         sc.mutes = 0;
+        sc.front_runners = 0;
         sc.authors_max = EngineConfig::default().authors_max;
         sc.faults.clear();
         sc.loss = 0.0;
@@ -299,6 +309,9 @@ pub struct Node {
     /// Any of the adversaries above (or a flooder): its copies and claims count for
     /// nothing in the checkers.
     hostile: bool,
+    /// A hostile submitter (honest in node 0's job): its own `q = 1` job, and the tasks
+    /// of it it has front-run already.
+    front_runner: Option<(Option<JobId>, BTreeSet<TaskId>)>,
     slow: bool,
     /// Partition side; nodes talk only within a side.
     side: u8,
@@ -334,6 +347,10 @@ pub enum Delivery {
         at: NodeId,
         job: JobId,
     },
+    /// A hostile submitter submits its own job.
+    FrontRunnerSubmits {
+        at: NodeId,
+    },
 }
 
 pub struct Sim {
@@ -366,8 +383,14 @@ pub struct Sim {
     /// the authors of each result hash whose report reached that node (a delivered
     /// `Facts` message, or the node's own computation).
     pub reports_seen: HashMap<(usize, TaskId), BTreeMap<u64, BTreeSet<NodeId>>>,
-    /// By node, the peers it marked as liars: it must never place them again.
-    pub marked: HashMap<usize, BTreeSet<NodeId>>,
+    /// By node, the peers it marked as liars, in a job (`Some`) or in every job
+    /// (`None`): it must never place them again there.
+    pub marked: HashMap<usize, BTreeSet<(Option<JobId>, NodeId)>>,
+    /// By node, the peers it was told are up (and not down since): the only members
+    /// its placement may rank, besides itself.
+    pub views: HashMap<usize, BTreeSet<NodeId>>,
+    /// Whether the step under way may have changed a placement (see `check_placement`).
+    pub placement_moved: bool,
     /// Result bytes each node sent each peer, by sync interval.
     pub served: HashMap<(usize, NodeId, u64), usize>,
     /// When the last fault happened (or the job was submitted, if later).
@@ -437,6 +460,8 @@ impl Sim {
             counts: BTreeMap::new(),
             reports_seen: HashMap::new(),
             marked: HashMap::new(),
+            views: HashMap::new(),
+            placement_moved: false,
             served: HashMap::new(),
             faults_end: 0,
             submitted_at: 0,
@@ -461,7 +486,9 @@ impl Sim {
             let hostile = forgers_end + sim.sc.mutes;
             let forger = i > flooders_end && i <= forgers_end;
             let mute = i > forgers_end && i <= hostile;
-            let slow = i > hostile && i > sim.sc.nodes.saturating_sub(stragglers);
+            let front_runner = i > hostile && i <= hostile + sim.sc.front_runners;
+            let slow =
+                i > hostile + sim.sc.front_runners && i > sim.sc.nodes.saturating_sub(stragglers);
             let n = sim.add_node(liar, slow);
             sim.nodes[n].silent = silent;
             sim.nodes[n].fake_holder = fake_holder;
@@ -471,6 +498,12 @@ impl Sim {
                 // While results are computed, stored and fetched (the job is submitted
                 // in the first 400 ms and its tasks take up to a few seconds).
                 sim.nodes[n].mute_at = Some(sim.rng.range(300, 3_000));
+            }
+            if front_runner {
+                sim.nodes[n].front_runner = Some((None, BTreeSet::new()));
+                let at = sim.rng.range(100, 600);
+                let id = sim.nodes[n].id;
+                sim.push(at, Delivery::FrontRunnerSubmits { at: id });
             }
             if flooder || forger {
                 // Early (jobs, then fetches) and then every second for a while
@@ -506,6 +539,7 @@ impl Sim {
             forger: false,
             mute_at: None,
             hostile: false,
+            front_runner: None,
             slow,
             side: 0,
         });
@@ -638,6 +672,13 @@ impl Sim {
     }
 
     fn step_engine(&mut self, i: usize, input: Input) {
+        // Placement changes only with membership, marks and new jobs: checked then.
+        if matches!(
+            input,
+            Input::PeerUp(_) | Input::PeerDown(_) | Input::Command(_)
+        ) {
+            self.placement_moved = true;
+        }
         let now = Millis(self.now);
         let t0 = std::time::Instant::now();
         self.nodes[i].engine.handle_input(now, input);
@@ -705,6 +746,9 @@ impl Sim {
             }
         }
         self.check_memory(i);
+        if std::mem::take(&mut self.placement_moved) {
+            self.check_placement(i);
+        }
     }
 
     /// Result bytes a node may send one peer per sync interval in this simulation:
@@ -737,11 +781,15 @@ impl Sim {
                 );
             }
         }
-        // A node never places a peer it marked as a liar: no copy, fetch or help for it.
-        if matches!(
-            msg,
-            EngineMsg::Store { .. } | EngineMsg::Fetch { .. } | EngineMsg::Help { .. }
-        ) && self.marked.get(&from).is_some_and(|m| m.contains(&to))
+        // A node never places a peer it marked as a liar (in that job, or in every job):
+        // no copy, fetch or help for it.
+        if let EngineMsg::Store { job, .. }
+        | EngineMsg::Fetch { job, .. }
+        | EngineMsg::Help { job, .. } = msg
+            && self
+                .marked
+                .get(&from)
+                .is_some_and(|m| m.contains(&(Some(*job), to)) || m.contains(&(None, to)))
         {
             fail(
                 self.seed,
@@ -858,7 +906,14 @@ impl Sim {
                 Why::Recompute => "recomputed",
             }),
             Event::TaskMismatch { .. } => Some("mismatch"),
-            Event::LiarMarked { .. } => Some("liar marked"),
+            Event::LiarMarked { .. } => {
+                self.placement_moved = true;
+                Some("liar marked")
+            }
+            Event::JobAccepted { .. } => {
+                self.placement_moved = true;
+                None
+            }
             Event::ResultReplicated { .. } => Some("replicated"),
             Event::HolderLost { .. } => Some("holder lost"),
             _ => None,
@@ -906,13 +961,22 @@ impl Sim {
                     );
                 }
             }
-            Event::LiarMarked { node, .. } => {
+            Event::LiarMarked {
+                node,
+                job,
+                everywhere,
+                ..
+            } => {
                 if let Some(j) = self.index(node)
                     && !self.nodes[j].liar
                 {
                     fail(seed, format!("honest node {node} was marked a liar"));
                 }
-                self.marked.entry(i).or_default().insert(node);
+                let marked = self.marked.entry(i).or_default();
+                marked.insert((Some(job), node));
+                if everywhere {
+                    marked.insert((None, node));
+                }
             }
             // Every node that assembles the job gets the one-process output.
             Event::JobDone { job, output, .. } if Some(job) == self.job && i != 0 => {
@@ -1043,11 +1107,13 @@ impl Sim {
         let tasks = self.sc.kernel.task_count() as usize;
         let authors = self.next_id as usize; // every node that ever existed
         let flood = self.sc.flooders > 0;
-        // A flooder's jobs have one tiny task each; at most `jobs_max` jobs are kept.
-        let other_tasks = if flood { 16 } else { 0 };
+        // A flooder's jobs have one tiny task each; at most `jobs_max` jobs are kept. A
+        // hostile submitter's job has at most `FRONT_RUN_TASKS_MAX` tasks.
+        let fronts = self.sc.front_runners;
+        let other_tasks = if flood { 16 } else { 0 } + fronts * FRONT_RUN_TASKS_MAX as usize;
         let all_tasks = tasks + other_tasks;
-        let jobs_max = if flood { 16 } else { 1 };
-        let ids_max = if flood { 64 } else { 1 };
+        let jobs_max = if flood { 16 } else { 1 + fronts };
+        let ids_max = if flood { 64 } else { 1 + fronts };
         let bounds: [(&str, usize, usize); 12] = [
             ("jobs", fp.jobs, jobs_max),
             ("facts", fp.facts as usize, all_tasks * authors * 5),
@@ -1075,6 +1141,60 @@ impl Sim {
                         self.nodes[i].id
                     ),
                 );
+            }
+        }
+        // No submitter other than this node has more than its share of unfinished jobs
+        // here (a job is finished here once every task is validated: only node 0's
+        // own job, which it assembles, waits for more).
+        let me = self.nodes[i].id;
+        let engine = &self.nodes[i].engine;
+        let mut open: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for job in engine.job_ids() {
+            let (Some(spec), Some((done, all))) = (engine.job_spec(job), engine.progress(job))
+            else {
+                continue;
+            };
+            if spec.submitter != me && done < all {
+                *open.entry(spec.submitter).or_insert(0) += 1;
+            }
+        }
+        let share = EngineConfig::default().jobs_per_submitter_max;
+        if let Some((s, n)) = open.into_iter().find(|(_, n)| *n > share) {
+            fail(
+                self.seed,
+                format!("{me} keeps {n} unfinished jobs of {s} (its share is {share})"),
+            );
+        }
+    }
+
+    /// A node's placement ranks only members it was told are up (or itself), and none
+    /// it marked as a liar in that job or in every job: checked against the simulator's
+    /// own record of the `PeerUp`/`PeerDown` it delivered and the marks it saw.
+    fn check_placement(&self, i: usize) {
+        let engine = &self.nodes[i].engine;
+        let me = self.nodes[i].id;
+        let view = self.views.get(&i);
+        let marked = self.marked.get(&i);
+        for job in engine.job_ids() {
+            let tasks = engine.progress(job).map_or(0, |(_, t)| t);
+            for task in (0..tasks).map(TaskId) {
+                for n in engine.placement(job, task) {
+                    if n != me && !view.is_some_and(|v| v.contains(&n)) {
+                        fail(
+                            self.seed,
+                            format!(
+                                "{me} ranks {n} for {task}, which it was told is gone (or never up)"
+                            ),
+                        );
+                    }
+                    if marked.is_some_and(|m| m.contains(&(Some(job), n)) || m.contains(&(None, n)))
+                    {
+                        fail(
+                            self.seed,
+                            format!("{me} ranks {n} for {task}, which it marked as a liar"),
+                        );
+                    }
+                }
             }
         }
     }
@@ -1148,7 +1268,14 @@ impl Sim {
     /// No hostile node, and every author's facts are taken.
     pub fn honest_mesh(&self) -> bool {
         let sc = &self.sc;
-        sc.liars + sc.silent + sc.fake_holders + sc.flooders + sc.forgers + sc.mutes == 0
+        sc.liars
+            + sc.silent
+            + sc.fake_holders
+            + sc.flooders
+            + sc.forgers
+            + sc.mutes
+            + sc.front_runners
+            == 0
             && sc.authors_max >= EngineConfig::default().authors_max
     }
 
@@ -1227,6 +1354,89 @@ impl Sim {
             for (task, _) in &hashes {
                 self.transmit(i, to, EngineMsg::Help { job, task: *task });
             }
+            // True bytes under their true hash, to nodes that may not hold them: only a
+            // node ranked among a task's top keeps them.
+            for (task, hash) in &hashes {
+                let payload = self.output_for(*task, false);
+                let store = EngineMsg::Store {
+                    job,
+                    task: *task,
+                    hash: *hash,
+                    payload,
+                };
+                self.transmit(i, to, store);
+            }
+        }
+        *self.counts.entry("store flood").or_insert(0) += 1;
+    }
+
+    /// A hostile submitter submits its own `q = 1` job.
+    fn front_runner_submits(&mut self, i: usize) {
+        let tasks = self.rng.range(4, u64::from(FRONT_RUN_TASKS_MAX)) as u32;
+        let kernel = Kernel::MonteCarloPi(monte_carlo::Params {
+            samples_per_task: 16,
+            tasks,
+            seed: self.rng.next(),
+        });
+        let replication = self.rng.range(1, 2) as u8;
+        let nonce = self.rng.next();
+        let spec = JobSpec {
+            kernel: kernel.clone(),
+            replication,
+            quorum: 1,
+            pacing_ms: 0,
+            submitter: self.nodes[i].id,
+            nonce,
+        };
+        if let Some((job, _)) = &mut self.nodes[i].front_runner {
+            *job = Some(spec.id());
+        }
+        let submit = Command::Submit {
+            kernel,
+            replication,
+            quorum: 1,
+            pacing_ms: 0,
+            nonce,
+        };
+        self.step_engine(i, Input::Command(submit));
+    }
+
+    /// A hostile submitter `i` heard `facts` about a job: for every task of its own job
+    /// another node claims, it reports a fake hash to every peer at once, ahead of the
+    /// claimer's report (once a task).
+    fn front_run(&mut self, i: usize, job: JobId, facts: &[TaskFact]) {
+        let Some((Some(own), done)) = &self.nodes[i].front_runner else {
+            return;
+        };
+        if *own != job {
+            return;
+        }
+        let fresh: Vec<TaskId> = facts
+            .iter()
+            .filter(|f| f.fact == Fact::Claim && !done.contains(&f.task))
+            .map(|f| f.task)
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        if let Some((_, done)) = &mut self.nodes[i].front_runner {
+            done.extend(fresh.iter().copied());
+        }
+        *self.counts.entry("front run").or_insert(0) += fresh.len() as u64;
+        let facts: Vec<TaskFact> = fresh
+            .iter()
+            .map(|t| TaskFact {
+                task: *t,
+                fact: Fact::Report(0xfa4e_0000_0000_0000 ^ u64::from(t.0)),
+            })
+            .collect();
+        let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
+        for to in peers {
+            let msg = EngineMsg::Facts {
+                job,
+                facts: facts.clone(),
+            };
+            self.transmit(i, to, msg);
         }
     }
 
@@ -1332,7 +1542,12 @@ impl Sim {
                     for task in (0..t).map(TaskId) {
                         let e = self.nodes[0].engine.task_entry(job, task);
                         if e.is_some_and(|e| e.validated_hash.is_none()) {
-                            println!("stuck at node 0: {task} {:?}", e);
+                            println!(
+                                "stuck at node 0: {task} {:?}; placement {:?}, peers {:?}",
+                                e,
+                                self.nodes[0].engine.placement(job, task),
+                                self.nodes[0].engine.peers().collect::<Vec<_>>()
+                            );
                         }
                     }
                     let alive: Vec<(NodeId, bool)> = self
@@ -1394,6 +1609,13 @@ impl Sim {
                         self.step_engine(i, Input::Command(Command::Assemble { job }));
                     }
                 }
+                Delivery::FrontRunnerSubmits { at } => {
+                    if let Some(i) = self.index(at)
+                        && self.nodes[i].alive
+                    {
+                        self.front_runner_submits(i);
+                    }
+                }
                 Delivery::Flood { at } => {
                     if let Some(i) = self.index(at)
                         && self.nodes[i].alive
@@ -1430,13 +1652,41 @@ impl Sim {
                         {
                             self.submitter_asked.insert((t, *task));
                         }
+                        if let EngineMsg::Facts { job, facts } = &msg {
+                            self.front_run(t, *job, facts);
+                        }
+                        // A store kept only by a node its own placement ranks for the task.
+                        let stored = match &msg {
+                            EngineMsg::Store { job, task, .. }
+                                if self.nodes[t].engine.held(*job, *task).is_none() =>
+                            {
+                                Some((*job, *task))
+                            }
+                            _ => None,
+                        };
                         self.step_engine(t, Input::Message { from, msg });
+                        if let Some((job, task)) = stored
+                            && self.nodes[t].engine.held(job, task).is_some()
+                            && !self.nodes[t]
+                                .engine
+                                .placement(job, task)
+                                .contains(&self.nodes[t].id)
+                        {
+                            fail(
+                                self.seed,
+                                format!(
+                                    "{} kept a copy of {task} from {from}, a task it does not rank for",
+                                    self.nodes[t].id
+                                ),
+                            );
+                        }
                     }
                 }
                 Delivery::Up { at, peer } => {
                     if let (Some(a), Some(p)) = (self.index(at), self.index(peer))
                         && self.connected(a, p)
                     {
+                        self.views.entry(a).or_default().insert(peer);
                         self.step_engine(a, Input::PeerUp(peer));
                     }
                 }
@@ -1445,6 +1695,9 @@ impl Sim {
                         && self.nodes[a].alive
                         && !self.connected(a, p)
                     {
+                        if let Some(v) = self.views.get_mut(&a) {
+                            v.remove(&peer);
+                        }
                         self.step_engine(a, Input::PeerDown(peer));
                     }
                 }

@@ -5,6 +5,7 @@ mod gossip;
 mod hostile;
 mod lifecycle;
 mod recovery;
+mod verdicts;
 
 use super::*;
 use crate::kernels::{Kernel, monte_carlo};

@@ -1,0 +1,225 @@
+//! Verdicts: who is marked a liar, on what evidence, and in which jobs
+//! ([`super::super::quorum::verdict`]). No honest member is ever marked at `q = 1`, and
+//! a hostile submitter cannot have an honest member shut out of a third party's jobs.
+
+use super::*;
+use crate::wire::{Fact, TaskFact};
+
+/// Node 1, which computes nothing, with peers 2 to 6 up.
+fn watcher_node() -> Engine {
+    let mut e = watcher(1, &[2, 3, 4, 5, 6]);
+    drain(&mut e);
+    e
+}
+
+/// Node `from` reports `hash` for `task` of `job`.
+fn reports(e: &mut Engine, from: u64, job: JobId, task: u32, hash: u64) -> Vec<Output> {
+    e.handle_input(
+        Millis(10),
+        Input::Message {
+            from: NodeId(from),
+            msg: EngineMsg::Facts {
+                job,
+                facts: vec![TaskFact {
+                    task: TaskId(task),
+                    fact: Fact::Report(hash),
+                }],
+            },
+        },
+    );
+    drain(e)
+}
+
+fn marks(out: &[Output]) -> Vec<(NodeId, bool)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::LiarMarked {
+                node, everywhere, ..
+            }) => Some((*node, *everywhere)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn mismatches(out: &[Output]) -> usize {
+    out.iter()
+        .filter(|o| matches!(o, Output::Event(Event::TaskMismatch { .. })))
+        .count()
+}
+
+const TRUE: u64 = 0x7777;
+const FAKE: u64 = 0xbad;
+
+#[test]
+fn at_q1_a_later_different_report_is_a_disagreement_and_marks_nobody() {
+    let mut e = watcher_node();
+    let job = peer_job(&mut e, 1, 2, kernel(4), 1, 1, 0);
+    drain(&mut e);
+    let before: Vec<Vec<NodeId>> = (0..4).map(|t| e.placement(job, TaskId(t))).collect();
+    assert!(marks(&reports(&mut e, 2, job, 0, FAKE)).is_empty());
+    assert_eq!(
+        e.validated_hash(job, TaskId(0)),
+        Some(FAKE),
+        "q = 1 believes it"
+    );
+    // Three honest members computed it too: each only disagrees.
+    for n in [3, 4, 5] {
+        let out = reports(&mut e, n, job, 0, TRUE);
+        assert!(marks(&out).is_empty(), "{n} marked at q = 1");
+        assert_eq!(
+            e.verdict(job, TaskId(0), NodeId(n)),
+            Some(Verdict::Disagreed)
+        );
+    }
+    assert_eq!(
+        e.verdict(job, TaskId(0), NodeId(2)),
+        None,
+        "its report was believed"
+    );
+    assert_eq!(e.caught_in(job).count(), 0);
+    assert_eq!(e.liars().count(), 0);
+    assert_eq!(e.footprint().liars, 0);
+    assert!(e.placed_members(job).contains(&NodeId(3)));
+    let after: Vec<Vec<NodeId>> = (0..4).map(|t| e.placement(job, TaskId(t))).collect();
+    assert_eq!(before, after, "members that disagreed stay placed");
+}
+
+#[test]
+fn a_disagreement_after_validation_is_said_once_per_task() {
+    let mut e = watcher_node();
+    let job = peer_job(&mut e, 1, 2, kernel(4), 1, 1, 0);
+    drain(&mut e);
+    assert_eq!(mismatches(&reports(&mut e, 2, job, 0, TRUE)), 0);
+    assert_eq!(mismatches(&reports(&mut e, 3, job, 0, FAKE)), 1);
+    assert_eq!(
+        mismatches(&reports(&mut e, 4, job, 0, FAKE)),
+        0,
+        "said already"
+    );
+}
+
+/// The hostile submitter of a `q = 1` job front-runs every honest report with a fake
+/// hash: under the old rule every honest member that computed a task was marked by
+/// every node, and dropped out of other submitters' `q = 2` jobs.
+#[test]
+fn a_front_running_submitter_gets_no_honest_member_marked() {
+    let mut e = watcher_node();
+    let hostile = peer_job(&mut e, 1, 2, kernel(4), 1, 1, 0);
+    let other = peer_job(&mut e, 1, 4, kernel(4), 2, 2, 0);
+    drain(&mut e);
+    for t in 0..4 {
+        reports(&mut e, 2, hostile, t, FAKE + u64::from(t));
+    }
+    for honest in [3, 5] {
+        for t in 0..4 {
+            let out = reports(&mut e, honest, hostile, t, TRUE + u64::from(t));
+            assert!(marks(&out).is_empty(), "{honest} marked in {t}");
+        }
+    }
+    assert_eq!(e.footprint().liars, 0);
+    let placed = e.placed_members(other);
+    assert!(placed.contains(&NodeId(3)) && placed.contains(&NodeId(5)));
+}
+
+/// With one accomplice and `q = 2`, the hostile pair makes its fake hash the validated
+/// one in its own job: the honest member that disagrees is caught in that job only,
+/// because one of the two backers is the submitter. Third parties' jobs still place it.
+#[test]
+fn a_hostile_submitter_and_one_accomplice_cannot_shut_a_member_out_of_other_jobs() {
+    let mut e = watcher_node();
+    let hostile = peer_job(&mut e, 1, 2, kernel(4), 2, 2, 0);
+    let other = peer_job(&mut e, 1, 4, kernel(4), 2, 2, 0);
+    drain(&mut e);
+    reports(&mut e, 2, hostile, 0, FAKE);
+    reports(&mut e, 6, hostile, 0, FAKE);
+    assert_eq!(e.validated_hash(hostile, TaskId(0)), Some(FAKE));
+    let out = reports(&mut e, 3, hostile, 0, TRUE);
+    assert_eq!(marks(&out), [(NodeId(3), false)]);
+    assert_eq!(
+        e.verdict(hostile, TaskId(0), NodeId(3)),
+        Some(Verdict::CaughtInJob)
+    );
+    assert_eq!(e.caught_in(hostile).collect::<Vec<_>>(), [NodeId(3)]);
+    assert_eq!(e.caught_in(other).count(), 0);
+    assert_eq!(e.liars().count(), 0);
+    assert!(!e.placed_members(hostile).contains(&NodeId(3)));
+    assert!(e.placed_members(other).contains(&NodeId(3)));
+    for t in 0..4 {
+        assert!(!e.placement(hostile, TaskId(t)).contains(&NodeId(3)));
+    }
+    // Caught again in the same job: not news.
+    reports(&mut e, 2, hostile, 1, FAKE);
+    reports(&mut e, 6, hostile, 1, FAKE);
+    assert!(marks(&reports(&mut e, 3, hostile, 1, TRUE)).is_empty());
+}
+
+#[test]
+fn a_liar_with_two_backers_besides_the_submitter_is_out_of_every_job() {
+    let mut e = watcher_node();
+    let job = peer_job(&mut e, 1, 2, kernel(4), 2, 2, 0);
+    let other = peer_job(&mut e, 1, 4, kernel(4), 2, 2, 0);
+    drain(&mut e);
+    // Backed by the submitter and node 3: caught in this job.
+    reports(&mut e, 6, job, 0, FAKE);
+    reports(&mut e, 2, job, 0, TRUE);
+    let out = reports(&mut e, 3, job, 0, TRUE);
+    assert_eq!(marks(&out), [(NodeId(6), false)]);
+    assert!(e.placed_members(other).contains(&NodeId(6)));
+    // A third backer, not the submitter: the evidence now holds everywhere.
+    let out = reports(&mut e, 5, job, 0, TRUE);
+    assert_eq!(marks(&out), [(NodeId(6), true)]);
+    assert_eq!(
+        e.verdict(job, TaskId(0), NodeId(6)),
+        Some(Verdict::CaughtEverywhere)
+    );
+    assert_eq!(e.liars().collect::<Vec<_>>(), [NodeId(6)]);
+    assert!(!e.placed_members(other).contains(&NodeId(6)));
+    assert_eq!(e.footprint().liars, 1, "one node, however many marks");
+    // A job taken up later does not place it either.
+    let later = peer_job(&mut e, 20, 5, kernel(4), 1, 1, 0);
+    assert!(!e.placed_members(later).contains(&NodeId(6)));
+    for t in 0..4 {
+        assert!(!e.placement(later, TaskId(t)).contains(&NodeId(6)));
+    }
+}
+
+#[test]
+fn an_author_that_backs_both_hashes_is_unproven_until_two_others_back_one() {
+    let mut e = watcher_node();
+    let job = peer_job(&mut e, 1, 2, kernel(4), 2, 2, 0);
+    drain(&mut e);
+    reports(&mut e, 6, job, 0, TRUE);
+    reports(&mut e, 6, job, 0, FAKE);
+    let out = reports(&mut e, 3, job, 0, TRUE);
+    assert_eq!(e.validated_hash(job, TaskId(0)), Some(TRUE));
+    assert!(marks(&out).is_empty());
+    assert_eq!(
+        e.verdict(job, TaskId(0), NodeId(6)),
+        Some(Verdict::Unproven)
+    );
+    let out = reports(&mut e, 4, job, 0, TRUE);
+    assert_eq!(marks(&out), [(NodeId(6), true)]);
+}
+
+/// A member that comes back after being cut off is placed again unless caught.
+#[test]
+fn a_caught_member_stays_out_of_its_job_across_a_departure_and_return() {
+    let mut e = watcher_node();
+    let job = peer_job(&mut e, 1, 2, kernel(4), 2, 2, 0);
+    drain(&mut e);
+    reports(&mut e, 6, job, 0, FAKE);
+    reports(&mut e, 2, job, 0, TRUE);
+    reports(&mut e, 3, job, 0, TRUE);
+    assert!(!e.placed_members(job).contains(&NodeId(6)));
+    e.handle_input(Millis(30), Input::PeerDown(NodeId(6)));
+    e.handle_input(Millis(40), Input::PeerUp(NodeId(6)));
+    drain(&mut e);
+    for t in 0..4 {
+        assert!(!e.placement(job, TaskId(t)).contains(&NodeId(6)));
+    }
+    // Node 3 left and came back: placed again.
+    e.handle_input(Millis(50), Input::PeerDown(NodeId(3)));
+    assert!(!e.placed_members(job).contains(&NodeId(3)));
+    e.handle_input(Millis(60), Input::PeerUp(NodeId(3)));
+    assert!(e.placed_members(job).contains(&NodeId(3)));
+}
