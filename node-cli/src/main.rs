@@ -635,6 +635,17 @@ impl Reporter {
                 self.rtt_printed.insert(peer.0.clone(), now);
                 json!({"event": "rtt", "peer": peer, "ms": round(*ms)})
             }
+            NodeEvent::Mesh(MeshEvent::PeerBack { peer, silent_ms }) => {
+                json!({"event": "peer_back", "peer": peer.id, "kind": peer.kind,
+                       "name": peer.name, "silent_ms": round(*silent_ms)})
+            }
+            NodeEvent::Mesh(MeshEvent::SilentGone { peer, reason }) => {
+                json!({"event": "peer_gone", "peer": peer.id, "kind": peer.kind,
+                       "reason": reason.as_str()})
+            }
+            NodeEvent::Mesh(MeshEvent::Background { peer, on }) => {
+                json!({"event": "peer_background", "peer": peer, "on": on})
+            }
             NodeEvent::Mesh(MeshEvent::LinkCut { peer }) => {
                 json!({"event": "link_cut", "peer": peer.id, "name": peer.name})
             }
@@ -925,7 +936,7 @@ impl SubmitState {
                 });
                 self.job = Some(sub);
             }
-            NodeEvent::Mesh(MeshEvent::PeerConnected { .. }) => {
+            NodeEvent::Mesh(MeshEvent::PeerConnected { .. } | MeshEvent::PeerBack { .. }) => {
                 self.nodes.fetch_add(1, Ordering::Relaxed);
             }
             NodeEvent::Mesh(MeshEvent::PeerLeft { was_connected, .. }) if *was_connected => {

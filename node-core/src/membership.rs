@@ -15,6 +15,17 @@
 //! - no message of any kind for [`MembershipConfig::dead_after_ms`]
 //!   ([`LeftReason::Heartbeat`]): works even when the signaling server is down.
 //!
+//! Silence is a suspicion, not a death sentence. A member declared gone by silence stays
+//! tracked as [`PeerState::Silent`] with its channel open: the layers above treat it as
+//! gone (its work moves), and the first message it sends again brings it back
+//! ([`MeshEvent::PeerBack`]). Only its channel closing, the server's `peer_left`, or
+//! [`MembershipConfig::forget_after_ms`] more of silence end it for good. A member that
+//! said it is in the background ([`WireMsg::Background`]: a hidden tab, a phone about to
+//! lock) gets [`MembershipConfig::background_dead_after_ms`] instead. And this node
+//! judges others only over time it was awake itself: when its own timer comes late
+//! (a frozen process, a busy or throttled page), the time it slept does not count as
+//! their silence.
+//!
 //! Run-loop rule: after every `handle_*` call, drain `poll_output()` until `None`, then
 //! call `handle_timeout` no later than `poll_timeout()`.
 
@@ -53,6 +64,12 @@ pub struct MembershipConfig {
     pub dead_after_ms: u64,
     /// Most peers tracked at once; announcements beyond it are dropped and counted.
     pub peers_max: usize,
+    /// Silence after which a member that said it is in the background is declared gone
+    /// (its timers may run once a second or less, or not at all for a while).
+    pub background_dead_after_ms: u64,
+    /// Silence, after being declared gone by silence, after which a member is
+    /// forgotten and its channel closed: it may come back until then.
+    pub forget_after_ms: u64,
 }
 
 impl Default for MembershipConfig {
@@ -61,6 +78,8 @@ impl Default for MembershipConfig {
             heartbeat_ms: 250,
             dead_after_ms: 1500,
             peers_max: 256,
+            background_dead_after_ms: 10_000,
+            forget_after_ms: 60_000,
         }
     }
 }
@@ -98,6 +117,9 @@ pub enum PeerState {
     ChannelOpen,
     /// Hello received: a member of the mesh.
     Connected,
+    /// A member declared gone by its silence; its channel stays open and any message
+    /// from it makes it `Connected` again.
+    Silent,
 }
 
 impl PeerState {
@@ -106,6 +128,7 @@ impl PeerState {
             PeerState::Connecting => "connecting",
             PeerState::ChannelOpen => "channel_open",
             PeerState::Connected => "connected",
+            PeerState::Silent => "silent",
         }
     }
 }
@@ -134,6 +157,16 @@ pub struct PeerView {
     pub cut: bool,
     /// Messages taken from this peer.
     pub messages_in: u64,
+    /// The peer said it is in the background (a hidden tab): a longer allowance.
+    pub background: bool,
+}
+
+impl PeerView {
+    /// When anything was last heard from the peer (or it was announced), less the time
+    /// this node itself was asleep since.
+    pub fn last_heard(&self) -> Micros {
+        self.last_heard
+    }
 }
 
 /// Something for the UI, the log or the engine.
@@ -167,6 +200,18 @@ pub enum MeshEvent {
     LinkCut { peer: PeerInfo },
     /// The link was restored: the member is back, with everything it kept.
     LinkRestored { peer: PeerInfo },
+    /// A member declared gone by its silence ([`MeshEvent::PeerLeft`] with
+    /// [`LeftReason::Heartbeat`]) was heard again: it is a member again.
+    PeerBack {
+        peer: PeerInfo,
+        /// How long it had been silent (from the last message before, to this one).
+        silent_ms: f64,
+    },
+    /// A member declared gone by its silence is now gone for good (its channel closed,
+    /// the server said it left, or it stayed silent `forget_after_ms`).
+    SilentGone { peer: PeerInfo, reason: LeftReason },
+    /// A member said it went to the background (a hidden tab) or came back.
+    Background { peer: PeerId, on: bool },
 }
 
 /// What the driver must do.
@@ -212,6 +257,10 @@ pub struct Membership {
     out: VecDeque<MeshOutput>,
     next_seq: u32,
     stats: MeshStats,
+    /// When `handle_timeout` last ran: a much later call means this node was asleep.
+    last_tick: Option<Micros>,
+    /// This node said it is in the background.
+    background: bool,
 }
 
 impl Membership {
@@ -224,6 +273,8 @@ impl Membership {
             out: VecDeque::new(),
             next_seq: 0,
             stats: MeshStats::default(),
+            last_tick: None,
+            background: false,
         }
     }
 
@@ -277,8 +328,35 @@ impl Membership {
                 bulk_rx_bytes: 0,
                 cut: false,
                 messages_in: 0,
+                background: false,
             },
         );
+    }
+
+    /// This node goes to the background (a hidden tab) or comes back: every peer is told,
+    /// and gives it [`MembershipConfig::background_dead_after_ms`] meanwhile.
+    pub fn set_background(&mut self, on: bool) {
+        if self.background == on {
+            return;
+        }
+        self.background = on;
+        for (id, view) in &self.peers {
+            if matches!(
+                view.state,
+                PeerState::ChannelOpen | PeerState::Connected | PeerState::Silent
+            ) && !view.cut
+            {
+                self.out.push_back(MeshOutput::Send {
+                    to: id.clone(),
+                    msg: WireMsg::Background { on },
+                });
+            }
+        }
+    }
+
+    /// Whether this node said it is in the background.
+    pub fn is_background(&self) -> bool {
+        self.background
     }
 
     /// Cuts (or restores) the link to a member, as a presenter's demonstration of a
@@ -331,6 +409,12 @@ impl Membership {
                 cores: self.cores,
             },
         });
+        if self.background {
+            self.out.push_back(MeshOutput::Send {
+                to: peer.clone(),
+                msg: WireMsg::Background { on: true },
+            });
+        }
     }
 
     /// Bytes arrived from `peer`'s data channel.
@@ -370,6 +454,15 @@ impl Membership {
         }
         self.stats.messages_in += 1;
         view.messages_in += 1;
+        if view.state == PeerState::Silent {
+            view.state = PeerState::Connected;
+            view.ping_out = None;
+            view.next_ping = now;
+            self.out.push_back(MeshOutput::Event(MeshEvent::PeerBack {
+                peer: view.info.clone(),
+                silent_ms: now.saturating_sub(view.last_heard).as_ms_f64(),
+            }));
+        }
         view.last_heard = now;
         let protocol_error = |stats: &mut MeshStats, out: &mut VecDeque<MeshOutput>, why: &str| {
             stats.dropped_protocol += 1;
@@ -454,6 +547,15 @@ impl Membership {
                     bytes,
                 }));
             }
+            WireMsg::Background { on } => {
+                if view.background != on {
+                    view.background = on;
+                    self.out.push_back(MeshOutput::Event(MeshEvent::Background {
+                        peer: peer.clone(),
+                        on,
+                    }));
+                }
+            }
         }
     }
 
@@ -467,16 +569,47 @@ impl Membership {
         self.remove(now, peer, LeftReason::ChannelClosed);
     }
 
-    /// Time passed: send due Pings, declare silent peers dead.
+    /// Time passed: send due Pings, declare silent peers gone.
     pub fn handle_timeout(&mut self, now: Micros) {
-        let mut dead = Vec::new();
+        // Called about every heartbeat while peers are tracked: a call much later than
+        // that means this node was asleep (frozen, busy, throttled), and the time it
+        // slept is nobody's silence.
+        let heartbeat = Micros::from_ms(self.config.heartbeat_ms);
+        if let Some(last) = self.last_tick {
+            let gap = now.saturating_sub(last);
+            if gap.0 > 2 * heartbeat.0 {
+                let slept = gap.0 - heartbeat.0;
+                for view in self.peers.values_mut() {
+                    view.last_heard = Micros(view.last_heard.0.saturating_add(slept).min(now.0));
+                }
+            }
+        }
+        self.last_tick = Some(now);
+        let mut silent = Vec::new();
+        let mut forgotten = Vec::new();
         for (id, view) in &mut self.peers {
             if view.state == PeerState::Connecting || view.cut {
                 continue;
             }
-            if now.saturating_sub(view.last_heard) >= Micros::from_ms(self.config.dead_after_ms) {
-                dead.push(id.clone());
-                continue;
+            let quiet = now.saturating_sub(view.last_heard);
+            let allowance = if view.background {
+                self.config.background_dead_after_ms
+            } else {
+                self.config.dead_after_ms
+            };
+            match view.state {
+                // A channel open without a Hello is not a member yet: it waits as long as
+                // a silent member may come back (the peer may be the one asleep).
+                PeerState::Silent | PeerState::ChannelOpen
+                    if quiet >= Micros::from_ms(allowance + self.config.forget_after_ms) =>
+                {
+                    forgotten.push(id.clone());
+                    continue;
+                }
+                PeerState::Connected if quiet >= Micros::from_ms(allowance) => {
+                    silent.push(id.clone());
+                }
+                _ => {}
             }
             if now >= view.next_ping {
                 self.next_seq = self.next_seq.wrapping_add(1);
@@ -488,7 +621,18 @@ impl Membership {
                 });
             }
         }
-        for id in dead {
+        for id in silent {
+            if let Some(view) = self.peers.get_mut(&id) {
+                view.state = PeerState::Silent;
+                self.out.push_back(MeshOutput::Event(MeshEvent::PeerLeft {
+                    peer: view.info.clone(),
+                    reason: LeftReason::Heartbeat,
+                    detect_ms: now.saturating_sub(view.last_heard).as_ms_f64(),
+                    was_connected: true,
+                }));
+            }
+        }
+        for id in forgotten {
             self.remove(now, &id, LeftReason::Heartbeat);
             self.out.push_back(MeshOutput::Close { peer: id });
         }
@@ -506,20 +650,37 @@ impl Membership {
             .values()
             .filter(|v| v.state != PeerState::Connecting && !v.cut)
             .map(|v| {
-                v.next_ping
-                    .min(v.last_heard.plus_ms(self.config.dead_after_ms))
+                let allowance = if v.background {
+                    self.config.background_dead_after_ms
+                } else {
+                    self.config.dead_after_ms
+                };
+                let judged = match v.state {
+                    PeerState::Connected => allowance,
+                    _ => allowance + self.config.forget_after_ms,
+                };
+                v.next_ping.min(v.last_heard.plus_ms(judged))
             })
             .min()
     }
 
     fn remove(&mut self, now: Micros, peer: &PeerId, reason: LeftReason) {
         if let Some(view) = self.peers.remove(peer) {
-            self.out.push_back(MeshOutput::Event(MeshEvent::PeerLeft {
-                peer: view.info,
-                reason,
-                detect_ms: now.saturating_sub(view.last_heard).as_ms_f64(),
-                was_connected: view.state == PeerState::Connected,
-            }));
+            // A silent member was declared gone already: now it is gone for good.
+            let e = if view.state == PeerState::Silent {
+                MeshEvent::SilentGone {
+                    peer: view.info,
+                    reason,
+                }
+            } else {
+                MeshEvent::PeerLeft {
+                    peer: view.info,
+                    reason,
+                    detect_ms: now.saturating_sub(view.last_heard).as_ms_f64(),
+                    was_connected: view.state == PeerState::Connected,
+                }
+            };
+            self.out.push_back(MeshOutput::Event(e));
         }
     }
 }
@@ -682,34 +843,199 @@ mod tests {
         );
     }
 
+    /// Runs `m`'s timers (and nothing else) until `until_ms`, returning what came out
+    /// with the time it came out.
+    fn run_timers(m: &mut Membership, until_ms: u64) -> Vec<(Micros, MeshOutput)> {
+        let mut out = Vec::new();
+        while let Some(now) = m.poll_timeout().filter(|t| *t <= Micros::from_ms(until_ms)) {
+            m.handle_timeout(now);
+            out.extend(drain(m).into_iter().map(|o| (now, o)));
+        }
+        out
+    }
+
+    fn left(out: &[(Micros, MeshOutput)]) -> Vec<(Micros, LeftReason, f64)> {
+        out.iter()
+            .filter_map(|(t, o)| match o {
+                MeshOutput::Event(MeshEvent::PeerLeft {
+                    reason, detect_ms, ..
+                }) => Some((*t, *reason, *detect_ms)),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn silence_is_death_after_the_configured_time() {
+    fn silence_is_a_suspicion_that_heals_when_the_peer_is_heard_again() {
         let (mut m, b) = connected_pair();
         // Last heard at 120 ms; pings go out but nothing comes back.
-        let mut left = None;
-        for _ in 0..100 {
-            let now = m
-                .poll_timeout()
-                .expect("a deadline while a peer is tracked");
-            m.handle_timeout(now);
-            for o in drain(&mut m) {
-                if let MeshOutput::Event(MeshEvent::PeerLeft {
-                    reason, detect_ms, ..
-                }) = o
-                {
-                    left = Some((reason, detect_ms, now));
-                }
+        let out = run_timers(&mut m, 3_000);
+        assert_eq!(
+            left(&out),
+            [(Micros::from_ms(120 + 1500), LeftReason::Heartbeat, 1500.0)]
+        );
+        // Declared gone, but still tracked, its channel open (nothing closes it) and
+        // still pinged, so that it hears from us when it wakes.
+        assert!(
+            !out.iter()
+                .any(|(_, o)| matches!(o, MeshOutput::Close { .. }))
+        );
+        assert_eq!(m.peer(&b).unwrap().state, PeerState::Silent);
+        assert_eq!(m.connected().count(), 0);
+        assert!(
+            out.iter()
+                .filter(|(t, _)| *t > Micros::from_ms(1620))
+                .any(|(_, o)| matches!(
+                    o,
+                    MeshOutput::Send {
+                        msg: WireMsg::Ping { .. },
+                        ..
+                    }
+                ))
+        );
+        // It speaks again at 3.5 s: back, silent for 3.38 s; and its message counts.
+        m.handle_wire(Micros::from_ms(3_500), &b, WireMsg::Ping { seq: 7 });
+        let out = drain(&mut m);
+        assert!(
+            matches!(&out[0], MeshOutput::Event(MeshEvent::PeerBack { peer, silent_ms })
+                if peer.id == b && *silent_ms == 3380.0),
+            "{out:?}"
+        );
+        assert!(matches!(
+            &out[1],
+            MeshOutput::Send {
+                msg: WireMsg::Pong { seq: 7 },
+                ..
             }
-            if left.is_some() {
-                break;
-            }
-        }
-        let (reason, detect_ms, at) = left.expect("peer declared dead");
-        assert_eq!(reason, LeftReason::Heartbeat);
-        assert_eq!(at, Micros::from_ms(120 + 1500));
-        assert_eq!(detect_ms, 1500.0);
+        ));
+        assert_eq!(m.peer(&b).unwrap().state, PeerState::Connected);
+        // Once only.
+        m.handle_wire(Micros::from_ms(3_600), &b, WireMsg::Ping { seq: 8 });
+        assert!(
+            !drain(&mut m)
+                .iter()
+                .any(|o| matches!(o, MeshOutput::Event(_)))
+        );
+    }
+
+    #[test]
+    fn a_silent_peer_is_forgotten_after_the_forget_time_or_when_its_channel_closes() {
+        let (mut m, b) = connected_pair();
+        let config = MembershipConfig::default();
+        let out = run_timers(
+            &mut m,
+            120 + config.dead_after_ms + config.forget_after_ms + 1_000,
+        );
+        let gone: Vec<Micros> = out
+            .iter()
+            .filter(|(_, o)| {
+                matches!(
+                    o,
+                    MeshOutput::Event(MeshEvent::SilentGone {
+                        reason: LeftReason::Heartbeat,
+                        ..
+                    })
+                )
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(gone, [Micros::from_ms(120 + 1500 + 60_000)]);
+        assert!(
+            out.iter()
+                .any(|(_, o)| matches!(o, MeshOutput::Close { peer } if *peer == b))
+        );
         assert!(m.peer(&b).is_none());
         assert_eq!(m.poll_timeout(), None);
+        assert_eq!(left(&out).len(), 1, "declared gone once");
+        // A silent peer whose channel closes: gone for good, said so once.
+        let (mut m, b) = connected_pair();
+        run_timers(&mut m, 2_000);
+        m.handle_channel_closed(Micros::from_ms(2_100), &b);
+        let out = drain(&mut m);
+        assert!(
+            matches!(
+                &out[..],
+                [MeshOutput::Event(MeshEvent::SilentGone {
+                    reason: LeftReason::ChannelClosed,
+                    ..
+                })]
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn the_time_this_node_slept_is_nobodys_silence() {
+        let (mut m, b) = connected_pair();
+        run_timers(&mut m, 1_000);
+        // Frozen from 1 s to 4 s (a stopped process, a page busy or throttled): the
+        // peer's messages of that time wait behind the timer that fires on waking.
+        m.handle_timeout(Micros::from_ms(4_000));
+        assert!(
+            left(
+                &drain(&mut m)
+                    .into_iter()
+                    .map(|o| (Micros(0), o))
+                    .collect::<Vec<_>>()
+            )
+            .is_empty()
+        );
+        assert_eq!(m.peer(&b).unwrap().state, PeerState::Connected);
+        // Real silence after waking is still noticed, a dead_after later.
+        let out = run_timers(&mut m, 8_000);
+        let l = left(&out);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(l[0].0 <= Micros::from_ms(4_000 + 1_500 + 250), "{l:?}");
+    }
+
+    #[test]
+    fn a_peer_in_the_background_gets_a_longer_allowance_and_we_say_when_we_are() {
+        let (mut m, b) = connected_pair();
+        m.handle_wire(Micros::from_ms(200), &b, WireMsg::Background { on: true });
+        assert_eq!(
+            drain(&mut m),
+            [MeshOutput::Event(MeshEvent::Background {
+                peer: b.clone(),
+                on: true
+            })]
+        );
+        assert!(m.peer(&b).unwrap().background);
+        let out = run_timers(&mut m, 10_000);
+        assert!(left(&out).is_empty(), "9.8 s of silence in the background");
+        let out = run_timers(&mut m, 11_000);
+        assert_eq!(left(&out).len(), 1, "10 s of it");
+        // This node's own: every member is told, and a member met later too.
+        let (mut m, b) = connected_pair();
+        m.set_background(true);
+        assert_eq!(
+            drain(&mut m),
+            [MeshOutput::Send {
+                to: b,
+                msg: WireMsg::Background { on: true }
+            }]
+        );
+        m.set_background(true);
+        assert!(drain(&mut m).is_empty(), "said once");
+        let c = PeerId("c".into());
+        m.handle_announced(Micros(0), info("c", PeerKind::Browser));
+        m.handle_channel_open(Micros::from_ms(10), &c);
+        let out = drain(&mut m);
+        assert!(
+            matches!(
+                &out[..],
+                [
+                    MeshOutput::Send {
+                        msg: WireMsg::Hello { .. },
+                        ..
+                    },
+                    MeshOutput::Send {
+                        msg: WireMsg::Background { on: true },
+                        ..
+                    }
+                ]
+            ),
+            "{out:?}"
+        );
     }
 
     #[test]

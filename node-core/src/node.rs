@@ -347,6 +347,18 @@ impl MeshNode {
         self.pump(now);
     }
 
+    /// This node went to the background (a hidden tab) or came back: its peers are
+    /// told, and allow it a longer silence meanwhile (see [`Membership::set_background`]).
+    pub fn set_background(&mut self, now: Micros, on: bool) {
+        if self.failed {
+            return;
+        }
+        if let Some(m) = &mut self.membership {
+            m.set_background(on);
+        }
+        self.pump(now);
+    }
+
     /// A computation asked for by [`Action::Compute`] finished.
     pub fn handle_computed(&mut self, now: Micros, job: JobId, task: TaskId, mut output: Vec<u8>) {
         if self.failed {
@@ -540,10 +552,15 @@ impl MeshNode {
                             self.engine_input(now, Input::PeerDown(n));
                         }
                     }
-                    MeshEvent::LinkRestored { peer } => {
+                    MeshEvent::LinkRestored { peer } | MeshEvent::PeerBack { peer, .. } => {
                         let n = node_id(&peer.id);
                         self.members.insert(n, peer.id.clone());
                         self.engine_input(now, Input::PeerUp(n));
+                    }
+                    MeshEvent::SilentGone { peer, .. } => {
+                        self.sent.remove(&peer.id);
+                        self.reassembly.forget(&peer.id);
+                        self.bulk.remove(&peer.id);
                     }
                     _ => {}
                 }

@@ -60,6 +60,10 @@ pub enum WireMsg {
     /// server marked the sender a presenter ([`crate::signal::PeerInfo::presenter`]);
     /// anyone else's is dropped and counted.
     Console(ConsoleCmd),
+    /// The sender went to the background (a hidden tab, a phone about to lock) or came
+    /// back: its timers may run late, so the receiver waits longer before it takes its
+    /// silence for a departure.
+    Background { on: bool },
 }
 
 /// What a presenter can make a member do, to show the mesh coping.

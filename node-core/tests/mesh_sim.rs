@@ -8,10 +8,11 @@
 //!
 //! - nodes that crash, announced by the signaling server or not (then only their silence
 //!   tells), and nodes that join mid-job;
-//! - nodes that freeze for a while (a tab in the background, a laptop lid, a GC pause)
-//!   while they compute: shorter than the heartbeat timeout, or longer, so that they are
-//!   declared dead by silence while their computation goes on, and come back to find
-//!   their channels closed;
+//! - nodes that freeze for a while (a tab in the background, a laptop lid, a GC pause,
+//!   SIGSTOP) while they compute: shorter than the heartbeat timeout, or longer, so that
+//!   they are declared gone by silence while their computation goes on, and are taken
+//!   back when they speak again; on waking, a frozen node's timer may fire before the
+//!   messages that waited for it;
 //! - flapping nodes that freeze again and again for about the heartbeat timeout;
 //! - slow channels carrying results of many chunks.
 //!
@@ -19,8 +20,10 @@
 //! equals the one-process output, within a time bound after the last fault; a heartbeat
 //! never waits on a channel behind more than the run loop's bulk allowance (control
 //! traffic never waits behind a transfer); no live node that was not frozen is ever
-//! declared dead by silence; no message is over the channel limit; nothing is dropped
-//! from a bulk queue.
+//! declared gone by silence, not even by a node that was frozen itself; a few seconds
+//! after the job and the last freeze, every live node counts every other as a member
+//! again (membership and engine), so no living member is shown dead; no message is
+//! over the channel limit; nothing is dropped from a bulk queue.
 //!
 //! `cargo test -p node-core --test mesh_sim` runs `MESH_SIM_SEEDS` seeds (default 20, ten
 //! seconds in a debug build; `cargo xtask test` runs 2,000 in release and `cargo xtask
@@ -35,8 +38,8 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use node_core::engine::{Command, Event};
 use node_core::job::{JobId, TaskId};
 use node_core::kernels::{JobOutput, Kernel, mandelbrot};
-use node_core::membership::{LeftReason, MembershipConfig, MeshEvent, Micros};
-use node_core::node::{Action, BULK_IN_FLIGHT_MAX, BULK_POLL_MS, MeshNode, NodeEvent};
+use node_core::membership::{LeftReason, MembershipConfig, MeshEvent, Micros, PeerState};
+use node_core::node::{Action, BULK_IN_FLIGHT_MAX, BULK_POLL_MS, MeshNode, NodeEvent, node_id};
 use node_core::signal::{PeerId, PeerInfo, PeerKind};
 use node_core::transport::TransportEvent;
 use node_core::wire::{self, MESSAGE_LEN_MAX, WireMsg};
@@ -50,6 +53,9 @@ use simulator::Rng;
 const RECOVERY_MS: u64 = 6_000;
 /// Hard stop for a run, in simulated time.
 const RUN_LIMIT_MS: u64 = 300_000;
+/// After the job and the last freeze, members have this long to take back those they
+/// declared gone by silence (a heartbeat or two, and a message's way).
+const SETTLE_MS: u64 = 3_000;
 
 #[derive(Clone, Debug)]
 enum Fault {
@@ -148,17 +154,14 @@ fn scenario(rng: &mut Rng) -> Scenario {
         }
     }
     faults.sort_by_key(|(t, _)| *t);
-    // Liveness needs q members that stay: a crashed node is gone, and so may be one that
-    // froze for about the heartbeat timeout or longer (its peers close its channels and
-    // nothing reconnects). Spare faults, the latest first, until q remain.
+    // Liveness needs q members that stay: a crashed node is gone (a frozen one comes
+    // back). Spare faults, the latest first, until q remain.
     let lost = |faults: &[(u64, Fault)]| {
         let mut gone = std::collections::BTreeSet::new();
         for (_, f) in faults {
-            match f {
-                Fault::Crash { node, .. } => gone.insert(*node),
-                Fault::Freeze { node, ms } if *ms + 400 >= dead_after => gone.insert(*node),
-                _ => false,
-            };
+            if let Fault::Crash { node, .. } = f {
+                gone.insert(*node);
+            }
         }
         gone.len()
     };
@@ -239,6 +242,8 @@ struct World {
     last_fault_ms: u64,
     /// Deaths by silence: (time µs, the node that declared, the peer declared dead).
     silent_deaths: Vec<(u64, usize, usize)>,
+    /// Members declared gone by silence and heard again.
+    returns: usize,
     /// When a node removed a peer (any reason): (node, peer) -> time µs.
     removed: HashMap<(usize, usize), u64>,
     largest: usize,
@@ -272,6 +277,7 @@ impl World {
             done: None,
             last_fault_ms: sc.submit_at_ms,
             silent_deaths: Vec::new(),
+            returns: 0,
             removed: HashMap::new(),
             largest: 0,
             longest_wait_us: 0,
@@ -467,6 +473,7 @@ impl World {
                     self.silent_deaths.push((self.now, i, p));
                 }
             }
+            NodeEvent::Mesh(MeshEvent::PeerBack { .. }) => self.returns += 1,
             NodeEvent::Engine(Event::JobDone { output, .. }) if i == 0 => {
                 self.done = Some((self.now, output));
             }
@@ -542,10 +549,18 @@ impl World {
 
     /// Runs to the end and checks everything; returns the steps taken, the longest wait
     /// on a channel (µs) and the deaths by silence.
-    fn run(mut self) -> (u64, u64, usize) {
+    fn run(mut self) -> (u64, u64, usize, usize) {
         let mut submitted = false;
         let limit = RUN_LIMIT_MS * 1000;
-        while self.done.is_none() && self.now < limit {
+        // Once the job is done, the run goes on until every node has thawed and the
+        // last fault happened, and then `SETTLE_MS`, for the members to take back those they declared gone.
+        let settle = |w: &World| {
+            w.done.as_ref().map(|(at, _)| {
+                let thawed = w.nodes.iter().map(|n| n.frozen_until).max().unwrap_or(0);
+                (*at).max(thawed).max(w.last_fault_ms * 1000) + SETTLE_MS * 1000
+            })
+        };
+        while settle(&self).is_none_or(|end| self.now < end) && self.now < limit {
             let submit_at = self.sc.submit_at_ms * 1000;
             // The earliest of: a queued event, a node's timer, a frozen node thawing.
             let mut next = self.queue.peek().map_or(u64::MAX, |Reverse((t, _))| *t);
@@ -579,7 +594,12 @@ impl World {
             self.steps += 1;
             if let Some(i) = timer {
                 if !self.nodes[i].deferred.is_empty() && self.nodes[i].frozen_until <= self.now {
-                    // Thawed: what arrived meanwhile first, then the timers.
+                    // Thawed: what arrived meanwhile, and the timers, in either order (a
+                    // browser may run an overdue timer before queued messages).
+                    if self.rng.chance(0.5) {
+                        self.nodes[i].node.handle_timeout(Micros(self.now));
+                        self.drain(i);
+                    }
                     for ev in std::mem::take(&mut self.nodes[i].deferred) {
                         self.handle(i, ev);
                     }
@@ -618,7 +638,12 @@ impl World {
             self.handle(i, ev);
         }
         self.check();
-        (self.steps, self.longest_wait_us, self.silent_deaths.len())
+        (
+            self.steps,
+            self.longest_wait_us,
+            self.silent_deaths.len(),
+            self.returns,
+        )
     }
 
     fn check(&self) {
@@ -654,8 +679,9 @@ impl World {
                 format!("done at {} ms, over the bound of {bound} ms", at / 1000),
             );
         }
-        // No death by silence of a live node that was not frozen, unless its own side
-        // had already let go of the channel.
+        // No death by silence of a live node that was not frozen (the declaring node may
+        // have been frozen itself: the time it slept is nobody's silence), unless its own
+        // side had already let go of the channel.
         let dead_after = MembershipConfig::default().dead_after_ms * 1000;
         for &(t, n, p) in &self.silent_deaths {
             let window = t.saturating_sub(dead_after + 1_000)..=t;
@@ -667,7 +693,7 @@ impl World {
             };
             let crashed = !self.nodes[p].alive;
             let let_go = self.removed.get(&(p, n)).is_some_and(|r| *r <= t);
-            if !crashed && !froze(p) && !froze(n) && !let_go {
+            if !crashed && !froze(p) && !let_go {
                 fail(
                     seed,
                     format!(
@@ -675,6 +701,32 @@ impl World {
                         t as f64 / 1000.0
                     ),
                 );
+            }
+        }
+        // Every live node takes every other back: a member in its membership and its
+        // engine, however long it was frozen.
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].alive)
+            .collect();
+        for &i in &live {
+            let node = &self.nodes[i].node;
+            for &p in live.iter().filter(|p| **p != i) {
+                let peer = &self.nodes[p].peer;
+                let state = node
+                    .membership()
+                    .and_then(|m| m.peer(peer))
+                    .map(|v| v.state);
+                let in_engine = node
+                    .engine()
+                    .is_some_and(|e| e.peers().any(|n| n == node_id(peer)));
+                if state != Some(PeerState::Connected) || !in_engine {
+                    fail(
+                        seed,
+                        format!(
+                            "n{i} shows live n{p} as {state:?} (in its engine: {in_engine}) {SETTLE_MS} ms after the job and the last fault"
+                        ),
+                    );
+                }
             }
         }
         for (i, n) in self.nodes.iter().enumerate().filter(|(_, n)| n.alive) {
@@ -693,6 +745,7 @@ fn whole_nodes_finish_every_job_through_crashes_freezes_and_slow_channels() {
     let mut steps = 0;
     let mut longest_wait = 0;
     let mut silent_deaths = 0;
+    let mut returns = 0;
     for &seed in &seeds {
         let w = World::new(seed);
         for (_, f) in &w.sc.faults {
@@ -709,13 +762,14 @@ fn whole_nodes_finish_every_job_through_crashes_freezes_and_slow_channels() {
             };
             *kinds.entry(k).or_default() += 1;
         }
-        let (n, wait, silent) = w.run();
+        let (n, wait, silent, back) = w.run();
+        returns += back;
         steps += n;
         longest_wait = longest_wait.max(wait);
         silent_deaths += silent;
     }
     eprintln!(
-        "mesh_sim: {} seeds, {steps} steps, longest wait on a channel {} ms, {silent_deaths} deaths by silence (of frozen or crashed nodes), faults {kinds:?}",
+        "mesh_sim: {} seeds, {steps} steps, longest wait on a channel {} ms, {silent_deaths} deaths by silence (of frozen or crashed nodes), {returns} members back after one, faults {kinds:?}",
         seeds.len(),
         longest_wait / 1000
     );
@@ -730,5 +784,6 @@ fn whole_nodes_finish_every_job_through_crashes_freezes_and_slow_channels() {
         ] {
             assert!(kinds.get(k).is_some_and(|n| *n > 0), "no {k} in {kinds:?}");
         }
+        assert!(returns > 0, "no member came back after its silence");
     }
 }
