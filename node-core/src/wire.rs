@@ -89,13 +89,29 @@ pub enum ConsoleCmd {
     Step,
 }
 
+/// Why a node computes a task. It travels with the node's claim ([`Fact::Claim`]), so
+/// every member can say why a task ran where it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Why {
+    /// Placement chose this node.
+    Assigned,
+    /// Another node asked for this node's result ([`EngineMsg::Help`]).
+    Helped,
+    /// Nobody live had started it and this node was idle.
+    Stolen,
+    /// Backup copy of a straggling task.
+    Speculative,
+    /// Its validated result was lost with every holder.
+    Recompute,
+}
+
 /// One fact about a task, authored by the node that sends it. Facts are only accepted
 /// from their author (the data channel vouches for the sender), so a lying node cannot
 /// speak for another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Fact {
-    /// "I am computing this task."
-    Claim,
+    /// "I am computing this task, for this reason."
+    Claim(Why),
     /// "My result for this task hashes to this."
     Report(u64),
     /// "I hold the bytes of a result with this hash."

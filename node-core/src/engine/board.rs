@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use crate::job::{NodeId, TaskId};
-use crate::wire::{Fact, TaskFact};
+use crate::wire::{Fact, TaskFact, Why};
 
 /// Distinct report (and holding) hashes kept per author and task. An honest node has
 /// one; a second one proves the author contradicts itself.
@@ -26,6 +26,9 @@ pub const HASHES_PER_AUTHOR: usize = 2;
 pub struct AuthorFacts {
     /// Whether the author said it is computing the task.
     pub claimed: bool,
+    /// Why it computes it, as it said (the first in [`Why`]'s order if it said several,
+    /// so that the board does not depend on the order facts arrive in).
+    pub claim_why: Option<Why>,
     /// Reported result hashes, ascending, at most [`HASHES_PER_AUTHOR`].
     pub reports: Vec<u64>,
     /// Hashes of results whose bytes the author holds, ascending, bounded likewise.
@@ -206,9 +209,15 @@ impl Board {
         };
         let facts = &mut entry.authors[i].1;
         let added = match tf.fact {
-            Fact::Claim if facts.claimed => Added::Duplicate,
-            Fact::Claim => {
+            Fact::Claim(why) if facts.claimed => {
+                if facts.claim_why.is_none_or(|w| why < w) {
+                    facts.claim_why = Some(why);
+                }
+                Added::Duplicate
+            }
+            Fact::Claim(why) => {
                 facts.claimed = true;
+                facts.claim_why = Some(why);
                 Added::New
             }
             Fact::Report(h) => insert_sorted(&mut facts.reports, h),
@@ -253,10 +262,10 @@ impl Board {
                 continue;
             };
             let task = TaskId(i as u32);
-            if f.claimed {
+            if let (true, Some(why)) = (f.claimed, f.claim_why) {
                 out.push(TaskFact {
                     task,
-                    fact: Fact::Claim,
+                    fact: Fact::Claim(why),
                 });
             }
             out.extend(f.reports.iter().map(|h| TaskFact {
@@ -286,7 +295,7 @@ mod tests {
     #[test]
     fn merge_is_order_free_and_idempotent() {
         let facts = [
-            (NodeId(1), f(0, Fact::Claim)),
+            (NodeId(1), f(0, Fact::Claim(Why::Assigned))),
             (NodeId(2), f(0, Fact::Report(7))),
             (NodeId(1), f(0, Fact::Report(7))),
             (NodeId(3), f(1, Fact::Holding(9))),
@@ -336,6 +345,25 @@ mod tests {
         assert_eq!(b.task(TaskId(0)).validated_hash, Some(5));
     }
 
+    /// A claim says why its author computes the task; two claims of one author keep the
+    /// first reason in `Why`'s order, whatever order they arrive in, and count once.
+    #[test]
+    fn a_claim_carries_its_reason_and_merges_order_free() {
+        let (a, b) = (Fact::Claim(Why::Stolen), Fact::Claim(Why::Recompute));
+        let mut x = Board::new(1, 8, NodeId(0));
+        x.add(NodeId(1), f(0, a));
+        assert_eq!(x.add(NodeId(1), f(0, b)), Added::Duplicate);
+        let mut y = Board::new(1, 8, NodeId(0));
+        y.add(NodeId(1), f(0, b));
+        y.add(NodeId(1), f(0, a));
+        for board in [&x, &y] {
+            let facts = board.task(TaskId(0)).facts_of(NodeId(1)).unwrap();
+            assert_eq!((facts.claimed, facts.claim_why), (true, Some(Why::Stolen)));
+            assert_eq!(board.count(NodeId(1)), 1);
+        }
+        assert_eq!(x.facts_of(NodeId(1)), [f(0, a)]);
+    }
+
     /// A holding is not a report: bytes anyone may hold (a copy, a fetch) are no
     /// computation, so they never count towards the quorum nor make a mismatch.
     #[test]
@@ -360,12 +388,27 @@ mod tests {
     #[test]
     fn bounds_refuse_and_count() {
         let mut b = Board::new(1, 2, NodeId(0));
-        assert_eq!(b.add(NodeId(1), f(0, Fact::Claim)), Added::New);
-        assert_eq!(b.add(NodeId(2), f(0, Fact::Claim)), Added::New);
-        assert_eq!(b.add(NodeId(3), f(0, Fact::Claim)), Added::Refused);
+        assert_eq!(
+            b.add(NodeId(1), f(0, Fact::Claim(Why::Assigned))),
+            Added::New
+        );
+        assert_eq!(
+            b.add(NodeId(2), f(0, Fact::Claim(Why::Assigned))),
+            Added::New
+        );
+        assert_eq!(
+            b.add(NodeId(3), f(0, Fact::Claim(Why::Assigned))),
+            Added::Refused
+        );
         // This node's own facts are taken however many authors there are.
-        assert_eq!(b.add(NodeId(0), f(0, Fact::Claim)), Added::New);
-        assert_eq!(b.add(NodeId(4), f(0, Fact::Claim)), Added::Refused);
+        assert_eq!(
+            b.add(NodeId(0), f(0, Fact::Claim(Why::Assigned))),
+            Added::New
+        );
+        assert_eq!(
+            b.add(NodeId(4), f(0, Fact::Claim(Why::Assigned))),
+            Added::Refused
+        );
         for h in 0..5 {
             b.add(NodeId(1), f(0, Fact::Report(h)));
         }
@@ -381,7 +424,10 @@ mod tests {
             c.task(TaskId(0)).facts_of(NodeId(1)).unwrap().reports,
             vec![0, 1]
         );
-        assert_eq!(b.add(NodeId(1), f(7, Fact::Claim)), Added::BadTask);
+        assert_eq!(
+            b.add(NodeId(1), f(7, Fact::Claim(Why::Assigned))),
+            Added::BadTask
+        );
         assert_eq!((b.len(), b.is_empty()), (1, false));
         assert_eq!(Board::new(5, 2, NodeId(0)).len(), 5);
         assert!(Board::new(0, 2, NodeId(0)).is_empty());

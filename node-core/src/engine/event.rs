@@ -4,6 +4,7 @@
 use super::Millis;
 use crate::job::{JobId, NodeId, TaskId};
 use crate::kernels::JobOutput;
+pub use crate::wire::Why;
 
 /// How long a job took, from this node's point of view.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,21 +17,6 @@ pub struct JobTimings {
     pub assembled_at: Millis,
     /// Tasks this node computed.
     pub computed_here: u32,
-}
-
-/// Why a task runs here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Why {
-    /// Placement chose this node.
-    Assigned,
-    /// Another node asked for this node's result ([`crate::wire::EngineMsg::Help`]).
-    Helped,
-    /// Nobody live had started it and this node was idle.
-    Stolen,
-    /// Backup copy of a straggling task.
-    Speculative,
-    /// Its validated result was lost with every holder.
-    Recompute,
 }
 
 /// Something worth showing a person, in plain words via `Display`.

@@ -63,7 +63,7 @@ impl Engine {
             j.gossip.outbox.push(f);
         }
         match f.fact {
-            Fact::Claim => self.on_claim(job, f.task, author),
+            Fact::Claim(_) => self.on_claim(job, f.task, author),
             Fact::Report(_) => self.on_report(job, f.task),
             Fact::Holding(_) => self.on_holding(job, f.task, author),
         }

@@ -450,7 +450,7 @@ impl Engine {
         if let Some(j) = self.jobs.get_mut(&id) {
             j.help.requests.remove(&task);
         }
-        self.say(id, task, Fact::Claim);
+        self.say(id, task, Fact::Claim(why));
         let Some(j) = self.jobs.get(&id) else { return };
         let kernel = j.spec.kernel.clone();
         self.event(Event::TaskStarted { job: id, task, why });

@@ -707,7 +707,9 @@ impl Sim {
                 }
                 Output::RunTask { job, .. } if self.nodes[i].silent => {
                     // Claim every task at once, and never finish any.
-                    self.say_once_for_every_task(i, job, "silent claimer", |_, _| Fact::Claim);
+                    self.say_once_for_every_task(i, job, "silent claimer", |_, _| {
+                        Fact::Claim(Why::Assigned)
+                    });
                 }
                 Output::RunTask { job, task, kernel } => {
                     let ours = Some(job) == self.job;
@@ -1413,7 +1415,7 @@ impl Sim {
         }
         let fresh: Vec<TaskId> = facts
             .iter()
-            .filter(|f| f.fact == Fact::Claim && !done.contains(&f.task))
+            .filter(|f| matches!(f.fact, Fact::Claim(_)) && !done.contains(&f.task))
             .map(|f| f.task)
             .collect();
         if fresh.is_empty() {

@@ -52,7 +52,7 @@ fn a_message_of_exactly_the_most_facts_is_taken_one_more_is_refused() {
         (0..n)
             .map(|t| TaskFact {
                 task: TaskId(t as u32),
-                fact: Fact::Claim,
+                fact: Fact::Claim(Why::Assigned),
             })
             .collect::<Vec<_>>()
     };

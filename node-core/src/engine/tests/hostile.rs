@@ -18,7 +18,7 @@ fn bad_messages_are_dropped_and_counted_never_trusted() {
             job,
             facts: vec![TaskFact {
                 task: TaskId(99),
-                fact: Fact::Claim,
+                fact: Fact::Claim(Why::Assigned),
             }],
         },
         // Bytes that do not match their hash.
@@ -58,7 +58,7 @@ fn bad_messages_are_dropped_and_counted_never_trusted() {
             facts: vec![
                 TaskFact {
                     task: TaskId(0),
-                    fact: Fact::Claim,
+                    fact: Fact::Claim(Why::Assigned),
                 };
                 EngineConfig::default().facts_per_msg_max + 1
             ],

@@ -164,7 +164,7 @@ fn a_claim_goes_out_with_the_task_not_a_flush_later() {
     submit(&mut e, 4, 0);
     let claimed = drain(&mut e).into_iter().any(|o| {
         matches!(o, Output::Broadcast { msg: EngineMsg::Facts { facts, .. } }
-            if facts.iter().any(|f| f.fact == Fact::Claim))
+            if facts.iter().any(|f| matches!(f.fact, Fact::Claim(_))))
     });
     assert!(claimed, "the claim is broadcast in the same step");
 }
@@ -198,7 +198,7 @@ fn facts_in_flight_cause_no_resend_but_lost_ones_do() {
         facts: tasks
             .map(|t| TaskFact {
                 task: TaskId(t),
-                fact: Fact::Claim,
+                fact: Fact::Claim(Why::Assigned),
             })
             .collect(),
     };

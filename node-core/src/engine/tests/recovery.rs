@@ -127,7 +127,7 @@ fn help_goes_to_the_next_fresh_node_once_per_straggler_interval() {
     t += sync;
     assert_eq!(helps(&advance(&mut e, t)), vec![(fresh[1], TaskId(0))]);
     // A claim by another node is work in flight: no help while it is fresh...
-    report_from(&mut e, t + 1, 4, job, Fact::Claim);
+    report_from(&mut e, t + 1, 4, job, Fact::Claim(Why::Assigned));
     for k in 1..=4 {
         let at = t + k * straggler;
         assert_eq!(helps(&advance(&mut e, at)), vec![], "asked despite a claim");
@@ -585,7 +585,7 @@ fn unknown_jobs_are_asked_for_once_a_sync_interval_within_a_bound() {
                     job: JobId(job),
                     facts: vec![TaskFact {
                         task: TaskId(0),
-                        fact: Fact::Claim,
+                        fact: Fact::Claim(Why::Assigned),
                     }],
                 },
             },
@@ -835,7 +835,7 @@ fn started(out: &[Output]) -> Vec<Why> {
 fn a_straggling_claim_gets_one_backup_after_the_straggler_delay() {
     let (mut e, job) = second_in_line(2, 1);
     assert_eq!(started(&drain(&mut e)), []);
-    report_from(&mut e, 10, 2, job, Fact::Claim);
+    report_from(&mut e, 10, 2, job, Fact::Claim(Why::Assigned));
     let straggler = EngineConfig::default().straggler_ms;
     assert_eq!(started(&advance(&mut e, straggler)), []);
     let out = advance(&mut e, straggler + EngineConfig::default().sync_ms + 10);
@@ -849,7 +849,7 @@ fn a_straggling_claim_gets_one_backup_after_the_straggler_delay() {
 fn no_backup_while_the_claimer_delivers_in_time() {
     let (mut e, job) = second_in_line(2, 1);
     drain(&mut e);
-    report_from(&mut e, 10, 2, job, Fact::Claim);
+    report_from(&mut e, 10, 2, job, Fact::Claim(Why::Assigned));
     let mut bytes = Vec::new();
     kernel(1).run_task(0, &mut bytes).unwrap();
     report_from(&mut e, 1_000, 2, job, Fact::Report(content_hash(&bytes)));
@@ -867,8 +867,8 @@ fn claims_past_the_quorum_block_backups_until_they_expire() {
     // backup; once their claims expire, node 1 computes it.
     let (mut e, job) = second_in_line(3, 1);
     drain(&mut e);
-    report_from(&mut e, 10, 2, job, Fact::Claim);
-    report_from(&mut e, 10, 3, job, Fact::Claim);
+    report_from(&mut e, 10, 2, job, Fact::Claim(Why::Assigned));
+    report_from(&mut e, 10, 3, job, Fact::Claim(Why::Assigned));
     let expire = EngineConfig::default().claim_expire_ms;
     assert_eq!(started(&advance(&mut e, expire)), []);
     let out = advance(&mut e, expire + EngineConfig::default().sync_ms + 10);
@@ -879,7 +879,7 @@ fn claims_past_the_quorum_block_backups_until_they_expire() {
 fn a_claimer_that_leaves_is_no_longer_work_in_flight() {
     let (mut e, job) = second_in_line(2, 1);
     drain(&mut e);
-    report_from(&mut e, 10, 2, job, Fact::Claim);
+    report_from(&mut e, 10, 2, job, Fact::Claim(Why::Assigned));
     assert_eq!(started(&advance(&mut e, 500)), []);
     e.handle_input(Millis(600), Input::PeerDown(NodeId(2)));
     let out = step(&mut e, 600);
