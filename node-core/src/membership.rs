@@ -701,6 +701,7 @@ mod tests {
             kind,
             name: id.into(),
             presenter: false,
+            colour: 0,
         }
     }
 

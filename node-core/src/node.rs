@@ -609,6 +609,7 @@ impl MeshNode {
                             kind: crate::signal::PeerKind::Browser,
                             name: String::new(),
                             presenter: false,
+                            colour: 0,
                         });
                         self.actions.push_back(Action::Event(NodeEvent::Console {
                             from: Some(from),
@@ -706,6 +707,7 @@ mod tests {
             kind,
             name: String::new(),
             presenter: false,
+            colour: 0,
         }
     }
 

@@ -79,6 +79,11 @@ pub struct PeerInfo {
     /// obeyed. Only the server sets this (from the key), so a member cannot claim it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub presenter: bool,
+    /// The member's colour: a slot of the page's palette, the lowest free among the
+    /// room's members when it joined, so that no two live members share one and every
+    /// tab draws a member alike. Only the server sets it.
+    #[serde(default)]
+    pub colour: u8,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -150,6 +155,10 @@ pub enum ClientMsg {
         name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         presenter_key: Option<String>,
+        /// The colour the member had (its welcome's), kept if still free in the room, so
+        /// that a member keeps its colour for its session across a server restart.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        colour: Option<u8>,
     },
 }
 
@@ -165,6 +174,7 @@ impl ClientMsg {
         kind: PeerKind,
         name: &str,
         presenter_key: Option<String>,
+        colour: Option<u8>,
     ) -> ClientMsg {
         let (room, name) = (room.to_string(), name.to_string());
         match token {
@@ -174,6 +184,7 @@ impl ClientMsg {
                 kind,
                 name,
                 presenter_key,
+                colour,
             },
             None => ClientMsg::Join {
                 room,
@@ -205,6 +216,9 @@ pub enum ServerMsg {
         /// instead of being refused. Absent from older servers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limits: Option<RateLimits>,
+        /// This member's colour ([`PeerInfo::colour`]).
+        #[serde(default)]
+        colour: u8,
     },
     PeerJoined {
         peer: PeerInfo,
@@ -555,6 +569,7 @@ mod tests {
                 kind: PeerKind::Native,
                 name: "n".into(),
                 presenter: false,
+                colour: 0,
             }],
             ice_servers: vec![IceServer {
                 urls: vec!["stun:127.0.0.1:3478".into()],
@@ -566,6 +581,7 @@ mod tests {
                 messages_per_second: 50,
                 messages_burst: 320,
             }),
+            colour: 3,
         };
         assert_eq!(decode_server(&encode_server(msg.clone())).unwrap(), msg);
         let refused = ServerMsg::Error {

@@ -305,6 +305,7 @@ impl World {
             kind: PeerKind::Native,
             name: format!("n{i}"),
             presenter: false,
+            colour: 0,
         }
     }
 

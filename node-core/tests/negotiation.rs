@@ -21,6 +21,7 @@ fn info(s: &str) -> PeerInfo {
         kind: PeerKind::Browser,
         name: s.into(),
         presenter: false,
+        colour: 0,
     }
 }
 
@@ -44,6 +45,7 @@ fn welcome(peers: &[&str]) -> ServerMsg {
         ice_servers: stun(),
         presenter: false,
         limits: None,
+        colour: 0,
     }
 }
 
@@ -134,6 +136,7 @@ fn the_newcomer_offers_to_every_peer_in_the_welcome() {
             kind: PeerKind::Browser,
             name: "tab".into(),
             presenter: false,
+            colour: 0,
         }
     );
     assert_eq!(peers, &vec![info("a"), info("b")]);

@@ -50,6 +50,7 @@ fn info(id: &PeerId) -> PeerInfo {
         kind: PeerKind::Native,
         name: String::new(),
         presenter: id.0 == "peer0",
+        colour: 0,
     }
 }
 

@@ -60,6 +60,7 @@ fn failure_detection_decides_the_same_on_every_target() {
         kind: PeerKind::Browser,
         name: "me".into(),
         presenter: false,
+        colour: 0,
     };
     let peer = PeerId("p".into());
     let mut m = Membership::new(me, 4, MembershipConfig::default());
@@ -70,6 +71,7 @@ fn failure_detection_decides_the_same_on_every_target() {
             kind: PeerKind::Native,
             name: "p".into(),
             presenter: false,
+            colour: 0,
         },
     );
     m.handle_channel_open(Micros(1_000), &peer);

@@ -394,14 +394,15 @@ impl Connection {
                 kind,
                 name,
                 presenter_key,
-            } => self.enter(room, None, kind, &name, presenter_key),
+            } => self.enter(room, None, kind, &name, presenter_key, None),
             ClientMsg::Resume {
                 room,
                 token,
                 kind,
                 name,
                 presenter_key,
-            } => self.enter(room, Some(token), kind, &name, presenter_key),
+                colour,
+            } => self.enter(room, Some(token), kind, &name, presenter_key, colour),
             ClientMsg::Signal { to, data } => {
                 let Some(joined) = &self.joined else {
                     return self
@@ -450,6 +451,7 @@ impl Connection {
         kind: PeerKind,
         name: &str,
         presenter_key: Option<String>,
+        colour: Option<u8>,
     ) -> Flow {
         if let Some(joined) = &self.joined {
             let message = format!("already joined room {:?}", joined.room);
@@ -514,7 +516,10 @@ impl Connection {
             let mut registry = shared.registry();
             let (outbox, ice) = (self.outbox.clone(), &ice);
             match resumed_id {
-                Some(id) => registry.rejoin(&room, id, kind, name.clone(), presenter, outbox, ice),
+                Some(id) => {
+                    let member = (kind, name.clone(), presenter, colour);
+                    registry.rejoin(&room, id, member, outbox, ice)
+                }
                 None => registry.join(&room, kind, name.clone(), presenter, outbox, ice),
             }
         };

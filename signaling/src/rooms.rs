@@ -156,37 +156,33 @@ impl Registry {
         ice_servers: &[IceServer],
     ) -> Result<PeerId, JoinError> {
         let id = self.fresh_id();
-        self.enter(room, id, kind, name, presenter, outbox, ice_servers)
+        self.enter(room, id, (kind, name, presenter, None), outbox, ice_servers)
     }
 
     /// Adds a member to `room` under `id`, which a resume token proved is its own (the
     /// caller checked the token): as [`Registry::join`] otherwise. Refused while a
     /// connected member holds the id, here or in any room.
-    #[allow(clippy::too_many_arguments)]
+    /// `member` is its kind, name, presenter bit and the colour it had (kept if no
+    /// member of the room has it now).
     pub fn rejoin(
         &mut self,
         room: &str,
         id: PeerId,
-        kind: PeerKind,
-        name: String,
-        presenter: bool,
+        member: Entering,
         outbox: Outbox,
         ice_servers: &[IceServer],
     ) -> Result<PeerId, JoinError> {
         if self.room_of.contains_key(&id) {
             return Err(JoinError::IdInUse);
         }
-        self.enter(room, id, kind, name, presenter, outbox, ice_servers)
+        self.enter(room, id, member, outbox, ice_servers)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn enter(
         &mut self,
         room: &str,
         id: PeerId,
-        kind: PeerKind,
-        name: String,
-        presenter: bool,
+        (kind, name, presenter, colour_was): Entering,
         outbox: Outbox,
         ice_servers: &[IceServer],
     ) -> Result<PeerId, JoinError> {
@@ -198,13 +194,15 @@ impl Registry {
             return Err(JoinError::RoomFull);
         }
 
+        let members = self.rooms.entry(room.to_string()).or_default();
+        let colour = free_colour(members, colour_was);
         let info = PeerInfo {
             id: id.clone(),
             kind,
             name,
             presenter,
+            colour,
         };
-        let members = self.rooms.entry(room.to_string()).or_default();
         let mut failed = Vec::new();
 
         let welcome = encode(ServerMsg::Welcome {
@@ -214,6 +212,7 @@ impl Registry {
             ice_servers: ice_servers.to_vec(),
             presenter,
             limits: self.limits.rate,
+            colour,
         });
         deliver(&id, &outbox, welcome, &mut failed);
 
@@ -364,6 +363,22 @@ impl Registry {
     }
 }
 
+/// What a member brings to a room: its kind, its name, whether it holds the presenter
+/// key, and the colour it had before (a resume), if any.
+pub type Entering = (PeerKind, String, bool, Option<u8>);
+
+/// The colour for a member entering a room: the one it had if no member has it now,
+/// else the lowest no member has. With at most 256 members a room always has one free
+/// (a room is capped well below that); past the page's palette, the page tells members
+/// apart by a pattern.
+fn free_colour(members: &[Member], had: Option<u8>) -> u8 {
+    let taken = |c: u8| members.iter().any(|m| m.info.colour == c);
+    if let Some(c) = had.filter(|c| !taken(*c)) {
+        return c;
+    }
+    (0..=u8::MAX).find(|c| !taken(*c)).unwrap_or(u8::MAX)
+}
+
 /// Queues one frame, noting the member for removal if it cannot take it.
 fn deliver(id: &PeerId, outbox: &Outbox, frame: Utf8Bytes, failed: &mut Vec<(PeerId, Removal)>) {
     match outbox.push_text(frame) {
@@ -432,6 +447,59 @@ mod tests {
         SignalData::Offer { sdp: "v=0".into() }
     }
 
+    fn colour_of(c: &mut Client) -> u8 {
+        match c.drain().first() {
+            Some(ServerMsg::Welcome { colour, .. }) => *colour,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Live members of a room never share a colour; a member that comes back gets its
+    /// colour again if it is still free, and the lowest free one otherwise.
+    #[test]
+    fn members_get_the_lowest_free_colour_and_keep_it_when_they_resume() {
+        let mut reg = Registry::new(Limits {
+            peers_per_room_max: 8,
+            ..LIMITS
+        });
+        let clients: Vec<Client> = (0..4).map(|_| Client::new(32)).collect();
+        let mut ids = Vec::new();
+        for c in &clients {
+            ids.push(join(&mut reg, "r", c).unwrap());
+        }
+        let mut clients = clients;
+        let colours: Vec<u8> = clients.iter_mut().map(colour_of).collect();
+        assert_eq!(colours, [0, 1, 2, 3]);
+        // Another room counts apart.
+        let mut other = Client::new(8);
+        join(&mut reg, "s", &other).unwrap();
+        assert_eq!(colour_of(&mut other), 0);
+        // Slot 1 leaves: a newcomer takes it.
+        reg.leave(&ids[1]);
+        let mut newcomer = Client::new(8);
+        join(&mut reg, "r", &newcomer).unwrap();
+        assert_eq!(colour_of(&mut newcomer), 1);
+        // Slot 2 leaves and resumes asking for its colour: it gets it back.
+        reg.leave(&ids[2]);
+        let mut back = Client::new(8);
+        let member = (PeerKind::Native, "n".to_string(), false, Some(2));
+        reg.rejoin("r", ids[2].clone(), member, back.outbox.clone(), &[])
+            .unwrap();
+        assert_eq!(colour_of(&mut back), 2);
+        // Slot 3 leaves and resumes asking for 0, which is taken: the lowest free, 3.
+        reg.leave(&ids[3]);
+        let mut late = Client::new(8);
+        let member = (PeerKind::Native, "n".to_string(), false, Some(0));
+        reg.rejoin("r", ids[3].clone(), member, late.outbox.clone(), &[])
+            .unwrap();
+        assert_eq!(colour_of(&mut late), 3);
+        // The room shows every member with its colour, all different.
+        let room = reg.rooms().into_iter().find(|r| r.name == "r").unwrap();
+        let mut seen: Vec<u8> = room.peers.iter().map(|p| p.colour).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 1, 2, 3]);
+    }
+
     #[test]
     fn join_welcomes_and_announces() {
         let mut reg = Registry::new(LIMITS);
@@ -466,6 +534,7 @@ mod tests {
                 ice_servers: ice.to_vec(),
                 presenter: false,
                 limits: None,
+                colour: 0,
             }]
         );
 

@@ -1134,6 +1134,7 @@ async fn send_resume(c: &mut Client, room: &str, token: &str) {
         kind: PeerKind::Native,
         name: "n".into(),
         presenter_key: None,
+        colour: None,
     })
     .await;
 }

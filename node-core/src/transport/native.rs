@@ -456,6 +456,7 @@ impl Inner {
             self.kind,
             &c.name,
             c.presenter_key.clone(),
+            lock(&self.policy).colour(),
         ))
     }
 

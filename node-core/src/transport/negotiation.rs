@@ -233,6 +233,8 @@ pub struct Negotiation {
     name: String,
     /// Our id, once the server has welcomed us.
     me: Option<PeerId>,
+    /// Our colour, from the last welcome.
+    colour: Option<u8>,
     shut_down: bool,
     next_conn: u64,
     peers: BTreeMap<PeerId, PeerNegotiation>,
@@ -248,6 +250,7 @@ impl Negotiation {
             kind,
             name,
             me: None,
+            colour: None,
             shut_down: false,
             next_conn: 0,
             peers: BTreeMap::new(),
@@ -259,6 +262,12 @@ impl Negotiation {
     // ---- getters ----
 
     /// Our id, once welcomed.
+    /// The colour the server gave this node in its last welcome: asked for again when
+    /// it resumes.
+    pub fn colour(&self) -> Option<u8> {
+        self.colour
+    }
+
     pub fn me(&self) -> Option<&PeerId> {
         self.me.as_ref()
     }
@@ -295,12 +304,14 @@ impl Negotiation {
                 peers,
                 ice_servers,
                 presenter,
+                colour,
                 ..
             } => {
+                self.colour = Some(colour);
                 if self.me.as_ref() == Some(&id) {
                     self.on_welcome_back(peers, ice_servers);
                 } else {
-                    self.on_welcome(id, peers, ice_servers, presenter);
+                    self.on_welcome(id, peers, ice_servers, presenter, colour);
                 }
             }
             // The transport keeps the token; nothing to negotiate.
@@ -337,6 +348,7 @@ impl Negotiation {
         peers: Vec<PeerInfo>,
         ice_servers: Vec<IceServer>,
         presenter: bool,
+        colour: u8,
     ) {
         if self.me.is_some() {
             self.stats.dropped_frames += 1;
@@ -349,6 +361,7 @@ impl Negotiation {
             kind: self.kind,
             name: self.name.clone(),
             presenter,
+            colour,
         };
         let to_offer: Vec<PeerId> = peers.iter().map(|p| p.id.clone()).collect();
         self.emit(TransportEvent::Joined { me, peers });

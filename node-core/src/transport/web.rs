@@ -248,6 +248,7 @@ impl Inner {
             PeerKind::Browser,
             &self.name,
             self.presenter_key.clone(),
+            self.policy.borrow().colour(),
         );
         {
             let mut pacer = Pacer::new(now_ms(), jitter_seed());
