@@ -40,26 +40,11 @@ fn decode_qr(img: &Image) -> Result<String, String> {
         .map_err(|e| format!("the QR code does not decode: {e:?}"))
 }
 
-/// `hsl(H 80% 62%)` (the page's node colours) as RGB.
-fn hsl_rgb(css: &str) -> Option<[u8; 3]> {
-    let inner = css.strip_prefix("hsl(")?.strip_suffix(')')?;
-    let mut parts = inner.split_whitespace();
-    let h: f64 = parts.next()?.parse().ok()?;
-    let s: f64 = parts.next()?.trim_end_matches('%').parse::<f64>().ok()? / 100.0;
-    let l: f64 = parts.next()?.trim_end_matches('%').parse::<f64>().ok()? / 100.0;
-    let c = (1.0 - (2.0 * l - 1.0).abs()) * s;
-    let x = c * (1.0 - ((h / 60.0) % 2.0 - 1.0).abs());
-    let m = l - c / 2.0;
-    let (r, g, b) = match (h / 60.0) as u32 {
-        0 => (c, x, 0.0),
-        1 => (x, c, 0.0),
-        2 => (0.0, c, x),
-        3 => (0.0, x, c),
-        4 => (x, 0.0, c),
-        _ => (c, 0.0, x),
-    };
-    let to = |v: f64| ((v + m) * 255.0).round().clamp(0.0, 255.0) as u8;
-    Some([to(r), to(g), to(b)])
+/// `#rrggbb` (the page's member colours) as RGB.
+fn hex_rgb(css: &str) -> Option<[u8; 3]> {
+    let hex = css.strip_prefix('#').filter(|h| h.len() == 6)?;
+    let v = u32::from_str_radix(hex, 16).ok()?;
+    Some([(v >> 16) as u8, (v >> 8) as u8, v as u8])
 }
 
 #[test]
@@ -96,7 +81,7 @@ fn the_view_shows_the_mesh_and_the_console_runs_a_talk() {
             "inspector_explains",
             "console_fails_a_native_and_a_tab",
             "replicas_lost_and_healed",
-            "graph_loses_departed_members",
+            "graph_shows_failed_members_silent",
             "time_machine_scrubs_back",
             "run_exported_and_imported",
             "events_link_to_the_guide",
@@ -181,9 +166,9 @@ fn the_view_shows_the_mesh_and_the_console_runs_a_talk() {
             .cloned()
             .unwrap_or_default();
         let liar = summary["info"]["liar"].as_str().unwrap_or_default();
-        let rgb = |peer: &str| colours.get(peer).and_then(|c| c.as_str()).and_then(hsl_rgb);
-        // Colours come from ids, so two nodes may look alike: only a colour no other
-        // node's is near tells which node's tiles it marks.
+        let rgb = |peer: &str| colours.get(peer).and_then(|c| c.as_str()).and_then(hex_rgb);
+        // Only a colour no other node's is near tells which node's tiles it marks (live
+        // members never share one; the check stays in case a palette gets too close).
         let distinct = |peer: &str| {
             let Some(mine) = rgb(peer) else { return false };
             colours

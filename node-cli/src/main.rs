@@ -599,6 +599,9 @@ struct Reporter {
     bulk_armed: bool,
     /// Last RTT line per peer, to print at most one a second.
     rtt_printed: std::collections::HashMap<String, Instant>,
+    /// The signaling id of every engine node met, so that an engine event can name
+    /// its peer (bounded by the peers ever met).
+    peers: std::collections::HashMap<node_core::job::NodeId, node_core::signal::PeerId>,
 }
 
 impl Reporter {
@@ -614,6 +617,9 @@ impl Reporter {
             }) => {
                 if self.bulk_armed && self.bulk_started.is_none() {
                     self.bulk_started = Some(Instant::now());
+                }
+                if self.peers.len() < 4096 {
+                    self.peers.insert(node_id(&peer.id), peer.id.clone());
                 }
                 json!({"event": "peer_connected", "peer": peer.id, "kind": peer.kind,
                        "name": peer.name, "cores": cores, "connect_ms": round(*connect_ms)})
@@ -697,7 +703,17 @@ impl Reporter {
                        "from": from.as_ref().map(|p| &p.id), "command": format!("{cmd:?}"),
                        "text": text})
             }
-            NodeEvent::Engine(e) => engine_line(e),
+            NodeEvent::Engine(e) => {
+                let mut v = engine_line(e);
+                if let node_core::engine::Event::LiarMarked {
+                    node, everywhere, ..
+                } = e
+                {
+                    v["peer"] = json!(self.peers.get(node));
+                    v["everywhere"] = json!(everywhere);
+                }
+                v
+            }
         };
         if self.json {
             println!("{line}");
@@ -750,6 +766,7 @@ async fn node(a: NodeArgs) -> Result<()> {
         bulk_started: None,
         bulk_armed: a.bench_bulk_bytes.is_some(),
         rtt_printed: Default::default(),
+        peers: Default::default(),
     };
     let options = RunOptions {
         bulk_bytes: a.bench_bulk_bytes,
@@ -802,6 +819,7 @@ async fn demo(a: DemoArgs) -> Result<()> {
             bulk_started: None,
             bulk_armed: false,
             rtt_printed: Default::default(),
+            peers: Default::default(),
         };
         nodes.push(tokio::spawn(async move {
             run_native(
@@ -999,6 +1017,7 @@ async fn submit(a: SubmitArgs) -> Result<()> {
             bulk_started: None,
             bulk_armed: false,
             rtt_printed: Default::default(),
+            peers: Default::default(),
         },
         progress: jobs::Progress::new(a.json),
         job: None,

@@ -14,6 +14,7 @@ use node_core::driver::{Page, PageInput, run_web, web_now};
 use node_core::engine::{Command, Event};
 use node_core::job::{JobId, NodeId, TaskId};
 use node_core::kernels::{JobOutput, Kernel};
+use node_core::membership::LeftReason;
 use node_core::membership::{MembershipConfig, MeshEvent, PeerState};
 use node_core::node::{MeshNode, NodeEvent, node_id};
 use node_core::signal::{PeerId, PeerInfo, valid_room_name};
@@ -24,7 +25,9 @@ use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 use web_ui::form::{JobForm, KERNELS};
 use web_ui::inspect;
-use web_ui::model::{self, Departure, Flash, Flashes, JobRow, RateMeter, TaskState, colour};
+use web_ui::model::{
+    self, Departure, Flash, Flashes, JobRow, RateMeter, TaskState, colour, plural, remember_colour,
+};
 
 use crate::console::{Console, ConsolePanel, Overlays};
 use crate::graph::{GONE_SHOWN_MS, GRAPH_MS, Gone, GraphNode, MeshGraph, Pulse, Sampler};
@@ -124,6 +127,8 @@ pub(crate) struct RatesView {
     /// Validated tasks per second, each second of the last minute.
     series: Vec<f64>,
     total: f64,
+    /// Results computed per second, all members together.
+    results: f64,
     /// Name, colour and results per second of every node computing now.
     per: Vec<(String, String, f64)>,
     speedup: Option<f64>,
@@ -281,6 +286,15 @@ impl MeshView {
         });
     }
 
+    /// Adds to the end of a line already logged.
+    fn log_append(&self, seq: u64, more: &str) {
+        self.log.update(|log| {
+            if let Some(l) = log.iter_mut().find(|l| l.seq == seq) {
+                l.text += more;
+            }
+        });
+    }
+
     fn relog(&self, seq: u64, text: String) {
         self.log.update(|log| {
             if let Some(l) = log.iter_mut().find(|l| l.seq == seq) {
@@ -424,6 +438,14 @@ pub(crate) fn task_grid(
         ctx.set_global_alpha(alpha);
         ctx.set_fill_style_str(&fill);
         ctx.fill_rect(x + 0.5, y + 0.5, side - 1.0, side - 1.0);
+        // Past the palette, a member's colour repeats with a white corner.
+        if let Some(by) = cell.by
+            && cell.state != TaskState::Waiting
+            && model::pattern(model::slot(by)) > 0
+        {
+            ctx.set_fill_style_str("#ffffff");
+            ctx.fill_rect(x + 0.5, y + 0.5, 4.0, 4.0);
+        }
         ctx.set_global_alpha(1.0);
         if cell.state == TaskState::Validated {
             let short = cell.replicas < u32::from(row.replication);
@@ -453,10 +475,8 @@ pub(crate) fn task_grid(
 }
 
 /// The task states as text, for tests and screen readers: `state:copies` per task
-/// (`v2,r0,w0,…`), and a sentence.
-fn cells_text(row: &JobRow) -> (String, String) {
-    let mut counts = [0u32; 3];
-    let mut short = 0;
+/// (`v2,r0,w0,…`).
+fn cells_text(row: &JobRow) -> String {
     let mut compact = String::with_capacity(row.cells.len() * 3);
     for (i, c) in row.cells.iter().enumerate() {
         if i > 0 {
@@ -468,24 +488,13 @@ fn cells_text(row: &JobRow) -> (String, String) {
             TaskState::Validated => 'v',
         });
         compact.push_str(&c.replicas.to_string());
-        counts[c.state as usize] += 1;
-        if c.state == TaskState::Validated && c.replicas < u32::from(row.replication) {
-            short += 1;
-        }
     }
-    let words = format!(
-        "{} validated, {} running, {} waiting; {short} with fewer than {} live copies",
-        counts[TaskState::Validated as usize],
-        counts[TaskState::Running as usize],
-        counts[TaskState::Waiting as usize],
-        row.replication
-    );
-    (compact, words)
+    compact
 }
 
-/// Task states over the image: a validated tile is outlined in the colour of the node
-/// that computed it (and tinted while its pixels are not here); a running one is tinted
-/// in its node's colour.
+/// Task states over the image: a validated tile is outlined, thin and translucent, in
+/// the colour of the node that computed it (and tinted while its pixels are not here); a
+/// running one is tinted in its node's colour. Off by default: the picture comes first.
 pub(crate) fn overlay(
     ctx: &CanvasRenderingContext2d,
     params: &node_core::kernels::mandelbrot::Params,
@@ -508,7 +517,7 @@ pub(crate) fn overlay(
                     ctx.set_fill_style_str(&c);
                     ctx.fill_rect(x, y, w, h);
                 }
-                ctx.set_global_alpha(0.9);
+                ctx.set_global_alpha(0.5);
                 ctx.set_stroke_style_str(&c);
                 ctx.stroke_rect(x + 0.5, y + 0.5, (w - 1.0).max(0.0), (h - 1.0).max(0.0));
             }
@@ -639,8 +648,9 @@ impl Shell {
                 view.log_about("warning", Some(*node), Some((*job, *task)), text);
             }
             Event::TaskMismatch { job, task } => {
-                let text =
-                    format!("{job} {task}: nodes reported different results; the quorum decides");
+                let text = format!(
+                    "{job} {task}: members reported different results (click for who, and what it proves)"
+                );
                 view.log_about("warning", None, Some((*job, *task)), text);
             }
             _ => {}
@@ -721,22 +731,44 @@ impl Shell {
                             .rtt_ms
                             .map(|ms| format!(", {ms:.1} ms away"))
                             .unwrap_or_default();
-                        let state = match g.state {
-                            "gone" => format!(", {}", g.note),
-                            "cut" => ", its link to this tab is cut".to_string(),
-                            _ => String::new(),
+                        let cut = if g.state == "cut" {
+                            ", its link to this tab is cut"
+                        } else {
+                            ""
                         };
-                        (format!("{} ({kind}{rtt}{state})", g.name), g.load)
+                        let state = inspect::MemberState {
+                            gone: match g.state {
+                                "gone" => Some(g.note.clone()),
+                                "silent" => {
+                                    Some(format!("{}; it is taken back if it speaks again", g.note))
+                                }
+                                _ => None,
+                            },
+                            silent: g.state == "silent",
+                            background: g.background,
+                        };
+                        (format!("{} ({kind}{rtt}{cut})", g.name), g.load, state)
                     })
                 });
-                let (about, load) = shown.unwrap_or_else(|| {
+                let (about, load, state) = shown.unwrap_or_else(|| {
                     let load = inspect::loads(engine, LOAD_TASKS_MAX)
                         .get(&n)
                         .copied()
                         .unwrap_or_default();
-                    (view.name(n), load)
+                    // Not on the graph any more: a member that left a while ago.
+                    let gone = self
+                        .departed_words
+                        .iter()
+                        .find(|(d, _)| *d == n)
+                        .map(|(_, how)| how.clone())
+                        .or_else(|| (!engine.is_live(n)).then(|| "no longer a member".to_string()));
+                    let state = inspect::MemberState {
+                        gone,
+                        ..Default::default()
+                    };
+                    (view.name(n), load, state)
                 });
-                inspect::node_words(engine, n, load, &about)
+                inspect::node_words(engine, n, load, &about, &state)
             }
         };
         if view.inspect.with_untracked(|w| *w != words) {
@@ -753,10 +785,19 @@ impl Shell {
         self.graph_at = now;
         self.gone.retain(|g| g.until > now);
         let (loads, liars): (_, Vec<NodeId>) = match node.engine() {
-            Some(e) => (inspect::loads(e, LOAD_TASKS_MAX), e.liars().collect()),
+            Some(e) => {
+                let mut caught: Vec<NodeId> = e
+                    .job_ids()
+                    .flat_map(|j| e.caught_in(j).collect::<Vec<_>>())
+                    .collect();
+                caught.extend(e.liars());
+                caught.sort_unstable();
+                caught.dedup();
+                (inspect::loads(e, LOAD_TASKS_MAX), caught)
+            }
             None => Default::default(),
         };
-        let graph = crate::graph::build(node, &loads, &liars, &self.gone);
+        let graph = crate::graph::build(node, &loads, &liars, &self.gone, web_now());
         let view = self.view;
         let validated: u64 = self.last_rows.iter().map(|r| u64::from(r.validated)).sum();
         let done = loads.iter().map(|(n, l)| (*n, l.done)).collect();
@@ -765,6 +806,7 @@ impl Shell {
             let rates = RatesView {
                 series: self.rate_meter.total_series(),
                 total,
+                results: per.values().sum(),
                 per: per
                     .into_iter()
                     .filter(|(_, r)| *r > 0.0)
@@ -825,6 +867,40 @@ impl Shell {
     }
 }
 
+impl Shell {
+    /// Keeps a member that left on the graph a few seconds, dashed, with `note`.
+    fn show_gone(&mut self, peer: &PeerInfo, note: String) {
+        let n = node_id(&peer.id);
+        let last = self
+            .view
+            .graph
+            .with_untracked(|g| g.iter().find(|g| g.peer == peer.id.0).cloned());
+        let mut gone = last.unwrap_or_else(|| GraphNode {
+            peer: peer.id.0.clone(),
+            node: n,
+            name: peer.name.clone(),
+            kind: peer.kind.as_str(),
+            state: "gone",
+            presenter: peer.presenter,
+            rtt_ms: None,
+            load: Default::default(),
+            liar: false,
+            note: String::new(),
+            colour: peer.colour,
+            background: false,
+        });
+        gone.state = "gone";
+        gone.rtt_ms = None;
+        gone.background = false;
+        gone.note = note;
+        self.gone.retain(|g| g.node.peer != peer.id.0);
+        self.gone.push(Gone {
+            node: gone,
+            until: ms_now() + GONE_SHOWN_MS,
+        });
+    }
+}
+
 impl Page for Shell {
     fn compute(&mut self, job: JobId, task: TaskId, kernel: Kernel) {
         self.pool.compute(job, task, kernel);
@@ -835,6 +911,7 @@ impl Page for Shell {
         match e {
             NodeEvent::Joined { me } => {
                 self.me = Some(node_id(&me.id));
+                remember_colour(node_id(&me.id), me.colour);
                 view.names.update(|m| {
                     m.insert(node_id(&me.id), me.name.clone());
                 });
@@ -849,6 +926,7 @@ impl Page for Shell {
                 let back = view
                     .names
                     .with_untracked(|m| m.contains_key(&node_id(&peer.id)));
+                remember_colour(node_id(&peer.id), peer.colour);
                 view.names.update(|m| {
                     if m.len() < NAMES_MAX {
                         m.insert(node_id(&peer.id), peer.name.clone());
@@ -873,8 +951,8 @@ impl Page for Shell {
                 detect_ms,
                 ..
             }) => {
-                self.paths.remove(&peer.id.0);
                 let no_address = self.no_address.remove(&peer.id.0);
+                let silent = *reason == LeftReason::Heartbeat;
                 let how = match reason.as_str() {
                     "signaling" => "the signaling server saw its socket close",
                     "channel_closed" if no_address => {
@@ -883,10 +961,17 @@ impl Page for Shell {
                     "channel_closed" => "its data channel closed",
                     _ => "its heartbeats stopped",
                 };
-                let headline = format!(
-                    "{} ({}) left: {how}, {:.0} ms after it was last heard",
-                    peer.name, peer.kind, detect_ms
-                );
+                let headline = if silent {
+                    format!(
+                        "{} ({}) went silent: no message for {:.0} ms, so its work moves to others; it is taken back if it speaks again",
+                        peer.name, peer.kind, detect_ms
+                    )
+                } else {
+                    format!(
+                        "{} ({}) left: {how}, {:.0} ms after it was last heard",
+                        peer.name, peer.kind, detect_ms
+                    )
+                };
                 let seq = view.log(
                     "left",
                     &peer.id.0,
@@ -896,36 +981,72 @@ impl Page for Shell {
                 );
                 let n = node_id(&peer.id);
                 self.departed.push((n, headline, seq));
-                let note =
-                    format!("left: {how}, noticed {detect_ms:.0} ms after it was last heard");
-                self.departed_words
-                    .push((n, format!("{how}, at {:.1} s", ms_now() / 1000.0)));
+                let gone_words = if silent {
+                    format!(
+                        "went silent at {:.1} s (no message for {detect_ms:.0} ms)",
+                        ms_now() / 1000.0
+                    )
+                } else {
+                    format!("left at {:.1} s: {how}", ms_now() / 1000.0)
+                };
+                self.departed_words.retain(|(d, _)| *d != n);
+                self.departed_words.push((n, gone_words));
                 if self.departed_words.len() > DEPARTED_MAX {
                     self.departed_words.remove(0);
                 }
-                let last = view
-                    .graph
-                    .with_untracked(|g| g.iter().find(|g| g.peer == peer.id.0).cloned());
-                let mut gone = last.unwrap_or_else(|| GraphNode {
-                    peer: peer.id.0.clone(),
-                    node: n,
-                    name: peer.name.clone(),
-                    kind: peer.kind.as_str(),
-                    state: "gone",
-                    presenter: peer.presenter,
-                    rtt_ms: None,
-                    load: Default::default(),
-                    liar: false,
-                    note: String::new(),
+                if !silent {
+                    self.paths.remove(&peer.id.0);
+                    let note =
+                        format!("left: {how}, noticed {detect_ms:.0} ms after it was last heard");
+                    self.show_gone(peer, note);
+                }
+                self.graph_at = f64::NEG_INFINITY;
+            }
+            NodeEvent::Mesh(MeshEvent::PeerBack { peer, silent_ms }) => {
+                let n = node_id(&peer.id);
+                let text = format!(
+                    "{} ({}) is back: it was silent {:.1} s; a member again, its results and copies count again",
+                    peer.name,
+                    peer.kind,
+                    silent_ms / 1000.0
+                );
+                view.log("joined", &peer.id.0, "back", *silent_ms, text);
+                self.departed_words.retain(|(d, _)| *d != n);
+                // Its departure's line says it came back, and is followed no more.
+                self.following.retain(|(seq, d, _)| {
+                    if d.node == n {
+                        let back = format!(" It came back {:.1} s later.", silent_ms / 1000.0);
+                        view.log_append(*seq, &back);
+                    }
+                    d.node != n
                 });
-                gone.state = "gone";
-                gone.rtt_ms = None;
-                gone.note = note;
-                self.gone.retain(|g| g.node.peer != peer.id.0);
-                self.gone.push(Gone {
-                    node: gone,
-                    until: ms_now() + GONE_SHOWN_MS,
-                });
+                self.graph_at = f64::NEG_INFINITY;
+            }
+            NodeEvent::Mesh(MeshEvent::SilentGone { peer, reason }) => {
+                self.paths.remove(&peer.id.0);
+                let how = match reason {
+                    LeftReason::Signaling => "the signaling server saw its socket close",
+                    LeftReason::ChannelClosed => "its data channel closed",
+                    LeftReason::Heartbeat => "it stayed silent a minute",
+                };
+                let text = format!(
+                    "{} ({}), silent until now, left for good: {how}",
+                    peer.name, peer.kind
+                );
+                view.log("left", &peer.id.0, reason.as_str(), 0.0, text);
+                self.show_gone(peer, format!("left: {how}"));
+                self.graph_at = f64::NEG_INFINITY;
+            }
+            NodeEvent::Mesh(MeshEvent::Background { peer, on }) => {
+                let name = view.name(node_id(peer));
+                let text = if *on {
+                    format!(
+                        "{name} went to the background (its tab is hidden): the others now wait 10 s before they take its silence for a departure"
+                    )
+                } else {
+                    format!("{name} is in the foreground again")
+                };
+                view.log("joined", &peer.0, "background", 0.0, text);
                 self.graph_at = f64::NEG_INFINITY;
             }
             NodeEvent::Mesh(MeshEvent::LinkCut { peer }) => {
@@ -1129,6 +1250,22 @@ fn start_node(
         // Lives as long as the page.
         on_pagehide.forget();
     }
+    // A hidden tab's timers may run once a second or less: its peers are told, so that
+    // they wait longer before they take its silence for a departure.
+    if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+        let to_node = controls.to_node.clone();
+        let d = doc.clone();
+        let on_visibility = Closure::<dyn FnMut()>::new(move || {
+            let hidden = d.visibility_state() == web_sys::VisibilityState::Hidden;
+            let _ = to_node.unbounded_send(PageInput::Background(hidden));
+        });
+        let _ = doc.add_event_listener_with_callback(
+            "visibilitychange",
+            on_visibility.as_ref().unchecked_ref(),
+        );
+        // Lives as long as the page.
+        on_visibility.forget();
+    }
     let node = MeshNode::new(
         MembershipConfig::default(),
         name,
@@ -1170,7 +1307,7 @@ fn App() -> impl IntoView {
         jobs: RwSignal::new(Vec::new()),
         pool: RwSignal::new(PoolStats::default()),
         names: RwSignal::new(BTreeMap::new()),
-        outlines: RwSignal::new(true),
+        outlines: RwSignal::new(false),
         graph: RwSignal::new(Vec::new()),
         pulses: RwSignal::new(Vec::new()),
         selected: RwSignal::new(None),
@@ -1248,6 +1385,7 @@ fn App() -> impl IntoView {
                     (false, ms) => format!("Slow motion: every member waits {ms} ms after each task."),
                 }}</p>
             </Show>
+            <StartBar view controls=controls.clone()/>
             <MeshGraph view/>
             <ConsolePanel console/>
             <Inspector view/>
@@ -1293,16 +1431,19 @@ fn Numbers(view: MeshView) -> impl IntoView {
     view! {
         <section class="numbers" aria-labelledby="numbers-title">
             <h2 id="numbers-title">"Numbers"</h2>
-            <p data-testid="rate-total">{move || view.rates.with(|r| format!(
-                "{:.1} tasks validated per second{}", r.total,
-                r.speedup.map(|s| format!("; the mesh runs {s:.1}× as fast as its fastest member alone")).unwrap_or_default()))}</p>
+            <p data-testid="rate-total" data-validated-per-s=move || view.rates.with(|r| format!("{:.2}", r.total))
+                data-results-per-s=move || view.rates.with(|r| format!("{:.2}", r.results))>
+                {move || view.rates.with(|r| format!(
+                "Over the last 5 s: {:.1} tasks validated per second, from {:.1} results per second (a task needs q matching results, and a backup or a steal may compute one again){}",
+                r.total, r.results,
+                r.speedup.map(|s| format!(". The members together compute {s:.1}× as many results per second as the fastest of them alone")).unwrap_or_default()))}</p>
             <svg class="spark" viewBox="0 0 240 48" role="img" aria-label="Tasks validated per second over the last minute">
                 <polyline points=line fill="none" stroke="#7fd962" stroke-width="2"/>
             </svg>
             <ul class="rates" data-testid="rates">
                 {move || view.rates.get().per.into_iter().map(|(name, c, r)| {
                     let width = format!("width: {:.0}%; background: {c}", r / fastest() * 100.0);
-                    view! { <li><span class="bar" style=width></span>{format!("{name}: {r:.1} results/s")}</li> }
+                    view! { <li data-testid="rate-member" data-per-s=format!("{r:.2}")><span class="bar" style=width></span>{format!("{name}: {r:.1} results/s")}</li> }
                 }).collect_view()}
             </ul>
         </section>
@@ -1372,6 +1513,51 @@ fn Me(view: MeshView, room: String, controls: Controls) -> impl IntoView {
     }
 }
 
+/// The first thing on the page: what to do, and a way to start a job without scrolling.
+#[component]
+fn StartBar(view: MeshView, controls: Controls) -> impl IntoView {
+    let error = RwSignal::new(String::new());
+    let to_node = controls.to_node.clone();
+    let start = move |_| {
+        let Some(me) = view.me.get_untracked() else {
+            error.set("not in a room yet: wait for the server's welcome".into());
+            return;
+        };
+        let nonce = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
+        match JobForm::default().submit(node_id(&me.id), nonce) {
+            Ok(cmd) => {
+                error.set(String::new());
+                let _ = to_node.unbounded_send(PageInput::Command(cmd));
+            }
+            Err(e) => error.set(e),
+        }
+    };
+    let peers = move || {
+        view.peers
+            .with(|p| p.iter().filter(|r| r.state == "connected").count())
+    };
+    view! {
+        <section class="start" data-testid="start">
+            <p>
+                {move || match peers() {
+                    0 => "You are the only member so far: open this page in another tab (or on a phone, from the QR code) to add one. ".to_string(),
+                    n => format!("This tab and {n} other {} form the mesh. ", plural(n as u32, "member", "members")),
+                }}
+                "Start a job and watch the members split it, copy the results and carry on when one leaves."
+            </p>
+            <div class="row">
+                <button data-testid="start-job" disabled=move || view.me.with(Option::is_none) on:click=start>
+                    "Draw a Mandelbrot picture"
+                </button>
+                <a href="#submit-title">"…or choose the kernel, size, r and q"</a>
+            </div>
+            <Show when=move || error.with(|e| !e.is_empty())>
+                <p class="error" data-testid="start-error">{move || error.get()}</p>
+            </Show>
+        </section>
+    }
+}
+
 /// The job form: every field checked before anything is sent.
 #[component]
 fn SubmitForm(view: MeshView, controls: Controls) -> impl IntoView {
@@ -1410,7 +1596,7 @@ fn SubmitForm(view: MeshView, controls: Controls) -> impl IntoView {
     let kernel = move || form.with(|f| f.kernel.clone());
     view! {
         <section class="submit">
-            <h2>"Submit a job"</h2>
+            <h2 id="submit-title">"Submit a job"</h2>
             <form data-testid="job-form" on:submit=submit>
                 <label class="field">
                     <span>"kernel"</span>
@@ -1471,6 +1657,36 @@ fn Jobs(view: MeshView) -> impl IntoView {
     }
 }
 
+/// Results computed against tasks validated, and disagreements, in words.
+fn results_words(row: &JobRow) -> String {
+    if row.validated == 0 {
+        return String::new();
+    }
+    let q = u32::from(row.quorum);
+    let extra = row.results.saturating_sub(q * row.validated);
+    let mut s = format!(
+        "{} {} computed and accepted for {} validated {} (q = {q}: {q} matching {} each",
+        row.results,
+        plural(row.results, "result", "results"),
+        row.validated,
+        plural(row.validated, "task", "tasks"),
+        plural(q, "result", "results"),
+    );
+    if extra > 0 {
+        s += &format!("; {extra} more computed again by a backup, a steal or help).");
+    } else {
+        s += ").";
+    }
+    if row.disagreed > 0 {
+        s += &format!(
+            " {} validated {} had a member report a different result.",
+            row.disagreed,
+            plural(row.disagreed, "task", "tasks")
+        );
+    }
+    s
+}
+
 #[component]
 fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
     let job = Memo::new(move |_| view.shown_jobs(|js| js.iter().find(|j| j.row.id == id).cloned()));
@@ -1488,9 +1704,14 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
     let columns = job.with_untracked(|j| j.as_ref().map_or(16, |j| j.row.columns));
     // Worked out once per change, read by the grid's attributes and its summary.
     let states = Memo::new(move |_| {
-        job.with(|j| j.as_ref().map(|j| cells_text(&j.row)).unwrap_or_default())
+        job.with(|j| {
+            j.as_ref()
+                .map(|j| (cells_text(&j.row), j.row.summary()))
+                .unwrap_or_default()
+        })
     });
     let tasks = job.with_untracked(|j| j.as_ref().map_or(0, |j| j.row.tasks));
+    let count = move |f: fn(&JobRow) -> u32| job.with(|j| j.as_ref().map_or(0, |j| f(&j.row)));
     // A click on the picture or the grid selects the task under it for the inspector.
     let pick = move |ev: web_sys::MouseEvent, cols: u32, rows: u32| {
         let Some(el) = ev
@@ -1539,11 +1760,31 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
                 data-cells=move || states.with(|(compact, _)| compact.clone())
                 role="img" aria-label=move || states.with(|(_, words)| words.clone())
                 width=columns * CELL_PX height=CELL_PX></canvas>
-            <p class="dim" data-testid="task-summary">{move || states.with(|(_, words)| words.clone())}</p>
+            <p class="dim" data-testid="task-summary"
+                data-tasks=move || count(|r| r.tasks)
+                data-waiting=move || count(|r| r.counts()[TaskState::Waiting as usize])
+                data-running=move || count(|r| r.counts()[TaskState::Running as usize])
+                data-validated=move || count(|r| r.counts()[TaskState::Validated as usize])
+                data-short=move || count(JobRow::short)
+                data-results=move || count(|r| r.results)
+                data-disagreed=move || count(|r| r.disagreed)
+                data-disagreed-tasks=move || job.with(|j| j.as_ref().map(|j| {
+                    j.row.disagreed_tasks.iter().map(|t| t.0.to_string()).collect::<Vec<_>>().join(",")
+                }).unwrap_or_default())
+                data-quorum=move || count(|r| u32::from(r.quorum))
+                data-replication=move || count(|r| u32::from(r.replication))>
+                {move || states.with(|(_, words)| words.clone())}
+            </p>
+            <p class="dim" data-testid="results">{move || job.with(|j| j.as_ref().map(|j| results_words(&j.row)).unwrap_or_default())}</p>
             <p class="dim" data-testid="copies" data-lost=move || job.with(|j| j.as_ref().map_or(0, |j| j.lost))
                 data-healed=move || job.with(|j| j.as_ref().map_or(0, |j| j.healed))>
                 {move || job.with(|j| match j {
-                    Some(j) if j.lost > 0 => format!("{} tasks lost a copy with a departed member (red frame); {} back to r copies at their top-ranked members (white frame)", j.lost, j.healed),
+                    Some(j) if j.lost > 0 => format!(
+                        "Since this page opened, {} {} lost a copy when a member left (red frame); {} of them {} back to {} {} at their top-ranked members (white frame).",
+                        j.lost, plural(j.lost as u32, "task", "tasks"),
+                        j.healed, plural(j.healed as u32, "is", "are"),
+                        j.row.replication, plural(u32::from(j.row.replication), "copy", "copies"),
+                    ),
                     _ => String::new(),
                 })}
             </p>

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use node_core::job::NodeId;
-use node_core::membership::PeerState;
+use node_core::membership::{Micros, PeerState};
 use node_core::node::{MeshNode, node_id};
+use wasm_bindgen::JsCast;
 use web_ui::inspect::Load;
+use web_ui::layout::{edge_label, label_width, place};
 pub use web_ui::model::GraphNode;
-use web_ui::model::colour;
+use web_ui::model::{palette, pattern, plural};
 
 use crate::app::{MeshView, Selection};
 
@@ -22,9 +24,6 @@ use crate::app::{MeshView, Selection};
 pub const GRAPH_MS: f64 = 150.0;
 /// A departed member stays on the graph this long (ms).
 pub const GONE_SHOWN_MS: f64 = 6_000.0;
-
-const W: f64 = 640.0;
-const H: f64 = 380.0;
 
 /// A message crossing an edge, drawn once as a dot moving along it.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,11 +77,13 @@ impl Sampler {
 }
 
 /// The graph's members: this node first, then its peers by id, then recent departures.
+/// `now` is the node's clock (for how long a silent member has been silent).
 pub fn build(
     node: &MeshNode,
     loads: &BTreeMap<NodeId, Load>,
     liars: &[NodeId],
     gone: &[Gone],
+    now: Micros,
 ) -> Vec<GraphNode> {
     let Some(m) = node.membership() else {
         return Vec::new();
@@ -99,9 +100,12 @@ pub fn build(
         load: loads.get(&node_id(&me.id)).copied().unwrap_or_default(),
         liar: node.is_lying(),
         note: String::new(),
+        colour: me.colour,
+        background: m.is_background(),
     }];
     for p in m.peers() {
         let n = node_id(&p.info.id);
+        let silent = p.state == PeerState::Silent;
         out.push(GraphNode {
             peer: p.info.id.0.clone(),
             node: n,
@@ -110,6 +114,7 @@ pub fn build(
             state: match (p.cut, p.state) {
                 (true, _) => "cut",
                 (false, PeerState::Connected) => "live",
+                (false, PeerState::Silent) => "silent",
                 _ => "connecting",
             },
             presenter: p.info.presenter,
@@ -119,7 +124,16 @@ pub fn build(
                 .map(|ms| (ms * 10.0).round() / 10.0),
             load: loads.get(&n).copied().unwrap_or_default(),
             liar: liars.contains(&n),
-            note: String::new(),
+            note: if silent {
+                format!(
+                    "silent {:.0} s: its work moved",
+                    now.saturating_sub(p.last_heard()).as_ms_f64() / 1000.0
+                )
+            } else {
+                String::new()
+            },
+            colour: p.info.colour,
+            background: p.background,
         });
     }
     for g in gone {
@@ -130,98 +144,176 @@ pub fn build(
     out
 }
 
-/// Where member `i` of `n` sits: this node at the top, the rest around an ellipse.
-fn position(i: usize, n: usize) -> (f64, f64) {
-    let angle = -std::f64::consts::FRAC_PI_2 + std::f64::consts::TAU * i as f64 / n.max(1) as f64;
-    let (rx, ry) = (W / 2.0 - 90.0, H / 2.0 - 60.0);
-    (W / 2.0 + rx * angle.cos(), H / 2.0 + 8.0 + ry * angle.sin())
-}
+/// Smallest graph height, in pixels.
+const H_MIN: f64 = 260.0;
+/// The graph is never drawn narrower or wider than this (pixels).
+const W_MIN: f64 = 300.0;
+const W_MAX: f64 = 1400.0;
 
-fn label(n: &GraphNode) -> String {
-    let kind = match n.kind {
+/// A member's kind in words.
+fn kind_words(kind: &str) -> &'static str {
+    match kind {
         "me" => "this tab",
         "browser" => "browser tab",
         _ => "native node",
-    };
-    let mut s = format!("{} ({kind})", n.name);
+    }
+}
+
+fn label(n: &GraphNode) -> String {
+    let mut s = format!("{} ({})", n.name, kind_words(n.kind));
     if n.presenter {
         s += ", presenter";
     }
     match n.state {
         "gone" if !n.note.is_empty() => s += &format!(", {}", n.note),
         "gone" => s += ", gone",
+        "silent" => s += &format!(", {}; it may come back", n.note),
         "cut" => s += ", link cut",
         "connecting" => s += ", connecting",
         _ => {}
     }
+    if n.background {
+        s += ", in the background";
+    }
     if n.liar {
-        s += ", caught lying";
+        s += if n.kind == "me" {
+            ", lying on the presenter's command"
+        } else {
+            ", caught lying"
+        };
     }
     s + &format!(
-        ": {} running, {} done, {} held",
-        n.load.running, n.load.done, n.load.held
+        ": {} running, {} {} computed and accepted, {} held",
+        n.load.running,
+        n.load.done,
+        plural(n.load.done, "result", "results"),
+        n.load.held
     )
 }
 
-/// The graph of the mesh, as SVG. Click (or Enter on) a member to inspect it.
+/// A member's two label lines: its name, then what it does, or where it went.
+fn lines(n: &GraphNode) -> (String, String) {
+    let star = if n.presenter { "★ " } else { "" };
+    let mut name = format!("{star}{}", n.name);
+    if n.background {
+        name += " (background)";
+    }
+    let under = match n.state {
+        "gone" | "silent" => n.note.clone(),
+        "cut" => "link cut".to_string(),
+        "connecting" => "connecting…".to_string(),
+        _ => format!(
+            "{} running · {} {}",
+            n.load.running,
+            n.load.done,
+            plural(n.load.done, "result", "results")
+        ),
+    };
+    (name, under)
+}
+
+/// The graph of the mesh, as SVG, one unit a CSS pixel so that its text is as large on
+/// a phone as on a projector. Click (or Enter on) a member to inspect it.
 #[component]
 pub fn MeshGraph(view: MeshView) -> impl IntoView {
+    // The drawing is as wide as the graph's box on the page (CSS gives the SVG the
+    // whole width): one unit a pixel.
+    let svg = NodeRef::<leptos::svg::Svg>::new();
+    let width = RwSignal::new(640.0);
+    let measure = move || {
+        if let Some(el) = svg.get_untracked() {
+            let w = f64::from(el.client_width());
+            if w > 0.0 && (w.clamp(W_MIN, W_MAX) - width.get_untracked()).abs() >= 1.0 {
+                width.set(w.clamp(W_MIN, W_MAX));
+            }
+        }
+    };
+    Effect::new(move |_| {
+        if svg.get().is_some() {
+            measure();
+        }
+    });
+    let on_resize = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(measure);
+    if let Some(w) = web_sys::window() {
+        let _ = w.add_event_listener_with_callback("resize", on_resize.as_ref().unchecked_ref());
+    }
+    // Lives as long as the page.
+    on_resize.forget();
     let layout = Memo::new(move |_| {
+        let w = width.get();
         view.shown_graph(|g| {
-            let n = g.len();
-            g.iter()
-                .enumerate()
-                .map(|(i, node)| (node.clone(), position(i, n)))
-                .collect::<Vec<_>>()
+            let widths: Vec<f64> = g
+                .iter()
+                .map(|n| {
+                    let (a, b) = lines(n);
+                    label_width(&[&a, &b])
+                })
+                .collect();
+            let placed = place(w, H_MIN.max(w * 0.45).min(520.0), &widths);
+            (g.clone(), placed)
         })
     });
-    let at =
-        move |peer: &str| layout.with(|l| l.iter().find(|(n, _)| n.peer == peer).map(|(_, p)| *p));
+    let at = move |peer: &str| {
+        layout.with(|(g, l)| {
+            g.iter()
+                .position(|n| n.peer == peer)
+                .and_then(|i| l.members.get(i))
+                .map(|p| (p.x, p.y))
+        })
+    };
     let edges = move || {
-        let l = layout.get();
-        let Some(((me, (mx, my)), rest)) = l.split_first() else {
+        let (g, l) = layout.get();
+        let (Some(me), Some(mp)) = (g.first(), l.members.first()) else {
             return Vec::new();
         };
+        let (mx, my) = (mp.x, mp.y);
         let cuts = view.cuts.get();
-        let mut lines = Vec::new();
+        let mut lines_out = Vec::new();
         // Between other members: channels this tab cannot measure, drawn faint (or
         // cut, where this tab's presenter cut them).
-        for (i, (a, (ax, ay))) in rest.iter().enumerate() {
-            for (b, (bx, by)) in &rest[i + 1..] {
-                if a.state == "gone" || b.state == "gone" {
+        for i in 1..g.len() {
+            for j in i + 1..g.len() {
+                let (a, b) = (&g[i], &g[j]);
+                if matches!(a.state, "gone" | "silent") || matches!(b.state, "gone" | "silent") {
                     continue;
                 }
+                let (pa, pb) = (l.members[i], l.members[j]);
                 let cut = cuts.contains(&(a.peer.clone(), b.peer.clone()))
                     || cuts.contains(&(b.peer.clone(), a.peer.clone()));
-                lines.push(view! {
-                    <line x1=*ax y1=*ay x2=*bx y2=*by class=if cut { "edge cut" } else { "edge far" }
+                lines_out.push(view! {
+                    <line x1=pa.x y1=pa.y x2=pb.x y2=pb.y class=if cut { "edge cut" } else { "edge far" }
                         data-testid="edge" data-a=a.peer.clone() data-b=b.peer.clone() data-state=if cut { "cut" } else { "assumed" }/>
                 }.into_any());
             }
         }
-        for (p, (px, py)) in rest {
+        let mut taken = Vec::new();
+        for (p, pp) in g.iter().zip(&l.members).skip(1) {
             if p.state == "gone" {
                 continue;
             }
-            let rtt = p.rtt_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_default();
-            let (tx, ty) = ((mx + px) / 2.0, (my + py) / 2.0 - 4.0);
-            let text = if p.state == "cut" {
-                "✂ cut".to_string()
-            } else {
-                rtt
+            let text = match (p.state, p.rtt_ms) {
+                ("cut", _) => "✂ cut".to_string(),
+                (_, Some(ms)) => format!("{ms:.1} ms"),
+                _ => String::new(),
             };
-            lines.push(view! {
+            let rtt = edge_label(&l, (mx, my), (pp.x, pp.y), text.chars().count(), &taken)
+                .filter(|_| !text.is_empty())
+                .inspect(|r| taken.push(*r))
+                .map(|r| view! {
+                    <text x=r.x + r.w / 2.0 y=r.y + r.h - 3.0 class="rtt" data-testid="rtt-label">{text.clone()}</text>
+                });
+            lines_out.push(view! {
                 <g>
-                    <line x1=*mx y1=*my x2=*px y2=*py class=format!("edge mine {}", p.state)
+                    <line x1=mx y1=my x2=pp.x y2=pp.y class=format!("edge mine {}", p.state)
                         data-testid="edge" data-a=me.peer.clone() data-b=p.peer.clone() data-state=p.state/>
-                    <text x=tx y=ty class="rtt">{text}</text>
+                    {rtt}
                 </g>
             }.into_any());
         }
-        lines
+        lines_out
     };
     let pulses = move || {
-        let me = layout.with(|l| l.first().map(|(_, p)| *p));
+        let me = layout.with(|(_, l)| l.members.first().map(|p| (p.x, p.y)));
         view.pulses
             .get()
             .into_iter()
@@ -241,52 +333,60 @@ pub fn MeshGraph(view: MeshView) -> impl IntoView {
     };
     let select = move |n: NodeId| view.selected.set(Some(Selection::Node(n)));
     let nodes = move || {
-        layout
-            .get()
-            .into_iter()
-            .map(|(n, (x, y))| {
-                let c = colour(n.node);
+        let (g, l) = layout.get();
+        g.into_iter()
+            .zip(l.members)
+            .map(|(n, p)| {
+                let (x, y) = (p.x, p.y);
+                let c = palette(n.colour);
+                let outlined = pattern(n.colour) > 0;
                 let id = n.node;
+                let shape_class = if outlined { "shape patterned" } else { "shape" };
                 let shape = if n.kind == "native" {
-                    view! { <rect x=x - 17.0 y=y - 17.0 width="34" height="34" rx="5" fill=c.clone() class="shape"/> }.into_any()
+                    view! { <rect x=x - 17.0 y=y - 17.0 width="34" height="34" rx="5" fill=c class=shape_class/> }.into_any()
                 } else {
-                    view! { <circle cx=x cy=y r="18" fill=c.clone() class="shape"/> }.into_any()
+                    view! { <circle cx=x cy=y r="18" fill=c class=shape_class/> }.into_any()
                 };
                 let ring = (n.kind == "me").then(|| view! { <circle cx=x cy=y r="24" class="ring"/> });
                 let liar = n.liar.then(|| view! {
                     <g class="liar-mark"><circle cx=x cy=y r="27" class="liar-ring"/>
                     <text x=x y=y + 5.0 class="badge">"✗"</text></g>
                 });
-                let star = if n.presenter { "★ " } else { "" };
-                let under = match n.state {
-                    "gone" => n.note.clone(),
-                    "cut" => "link cut".to_string(),
-                    _ => format!("{} running · {} done", n.load.running, n.load.done),
-                };
+                let (name, under) = lines(&n);
+                let (tx, y1, y2) = p.text_at();
                 let aria = label(&n);
                 let aria_label = aria.clone();
+                let lb = p.label;
                 view! {
                     <g class=format!("member {} {}", n.kind, n.state) data-testid="graph-node"
                         data-peer-id=n.peer.clone() data-kind=n.kind data-state=n.state
                         data-liar=if n.liar { "true" } else { "false" }
+                        data-background=if n.background { "true" } else { "false" }
+                        data-colour=n.colour.to_string() data-fill=c
                         data-running=n.load.running.to_string() data-done=n.load.done.to_string()
+                        data-held=n.load.held.to_string()
                         tabindex="0" role="button" aria-label=aria_label
                         on:click=move |_| select(id)
                         on:keydown=move |ev| if ev.key() == "Enter" { select(id) }>
                         <title>{aria}</title>
                         {ring}{shape}{liar}
-                        <text x=x y=y + 40.0 class="name">{format!("{star}{}", n.name)}</text>
-                        <text x=x y=y + 54.0 class="load">{under}</text>
+                        <g class="label" data-testid="graph-label" data-x=lb.x.to_string() data-y=lb.y.to_string()
+                            data-w=lb.w.to_string() data-h=lb.h.to_string()>
+                            <text x=tx y=y1 class="name">{name}</text>
+                            <text x=tx y=y2 class="load">{under}</text>
+                        </g>
                     </g>
                 }
             })
             .collect::<Vec<_>>()
     };
+    let size = move || layout.with(|(_, l)| (l.w, l.h));
     view! {
         <section class="graph">
             <h2>"The mesh"</h2>
-            <svg data-testid="mesh-graph" viewBox=format!("0 0 {W} {H}") role="group"
-                aria-label="Every member of the mesh and the data channels between them">
+            <svg node_ref=svg data-testid="mesh-graph" viewBox=move || { let (w, h) = size(); format!("0 0 {w:.0} {h:.0}") }
+                width=move || format!("{:.0}", size().0) height=move || format!("{:.0}", size().1)
+                role="group" aria-label="Every member of the mesh and the data channels between them">
                 <g class="edges">{edges}</g>
                 <g class="pulses">
                     <For each=pulses key=|(seq, _)| *seq let:p>
@@ -295,7 +395,7 @@ pub fn MeshGraph(view: MeshView) -> impl IntoView {
                 </g>
                 <g class="nodes">{nodes}</g>
             </svg>
-            <p class="legend dim">"● this tab (ringed) and other tabs · ■ native nodes · ★ presenter · ✗ caught lying · dashed: gone or cut. Click a member to see what it does."</p>
+            <p class="legend dim" data-testid="graph-legend">"● this tab (ringed) and other tabs · ■ native nodes · ★ presenter · ✗ caught lying · dashed: gone, silent or cut. Click a member to see what it does."</p>
         </section>
     }
 }

@@ -17,6 +17,7 @@ pub mod form;
 pub mod guide;
 pub mod inspect;
 pub mod keys;
+pub mod layout;
 pub mod model;
 pub mod qr;
 pub mod record;

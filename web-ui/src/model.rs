@@ -4,6 +4,7 @@
 //!
 //! Platform-free, so that it is tested natively; the page only renders it.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use node_core::engine::Engine;
@@ -13,10 +14,60 @@ use node_core::kernels::{JobOutput, Kernel};
 
 /// Most task cells shown per job (a bigger job shows its first ones).
 pub const CELLS_SHOWN_MAX: u32 = 4096;
+/// Tasks with a disagreement listed per job, at most.
+pub const DISAGREED_LISTED_MAX: usize = 64;
 
-/// One colour per node, the same everywhere on the page (and on every tab).
+/// The members' colours, by the slot the signaling server gives each member
+/// ([`node_core::signal::PeerInfo::colour`]: the lowest no live member of the room has).
+/// Chosen by a max-min search in CIELAB: every pair differs by a CIEDE2000 ΔE of at
+/// least 23 (at least 37 among the first 8, the slots of a room of 8), every colour has
+/// a WCAG contrast of at least 4.5 against the page's background, and pairs stay at
+/// least 12.9 apart for deuteranopia (Machado 2009). Past 12 members, a slot's pattern
+/// ([`pattern`]) tells two members of the same colour apart.
+pub const PALETTE: [&str; 12] = [
+    "#e354ff", "#caff00", "#66f5ff", "#ef9b00", "#fff6ff", "#0280db", "#fa0030", "#009050",
+    "#977985", "#00f4a7", "#a8a494", "#009aa7",
+];
+
+/// Colours remembered at most (members and former members).
+pub const COLOURS_MAX: usize = 1024;
+
+thread_local! {
+    /// Each node's colour slot, as the server gave it: the same on every tab.
+    static SLOTS: RefCell<BTreeMap<NodeId, u8>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// Remembers a node's colour slot (from its `PeerInfo`, or a recording).
+pub fn remember_colour(node: NodeId, slot: u8) {
+    SLOTS.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < COLOURS_MAX || m.contains_key(&node) {
+            m.insert(node, slot);
+        }
+    });
+}
+
+/// A node's colour slot: the one the server gave it, or (for a node this page never
+/// met, as in an old recording) one from its id.
+pub fn slot(node: NodeId) -> u8 {
+    SLOTS
+        .with(|m| m.borrow().get(&node).copied())
+        .unwrap_or((node.0 % PALETTE.len() as u64) as u8)
+}
+
+/// The colour of a slot.
+pub fn palette(slot: u8) -> &'static str {
+    PALETTE[usize::from(slot) % PALETTE.len()]
+}
+
+/// 0 for the first 12 slots, 1 for the next 12 (drawn with an outline), and so on.
+pub fn pattern(slot: u8) -> u8 {
+    slot / PALETTE.len() as u8
+}
+
+/// One colour per node, the same everywhere on the page and on every tab.
 pub fn colour(node: NodeId) -> String {
-    format!("hsl({} 80% 62%)", node.0 % 360)
+    palette(slot(node)).to_string()
 }
 
 /// Where a task is, in this node's view.
@@ -71,6 +122,59 @@ pub struct JobRow {
     pub columns: u32,
     /// The first [`CELLS_SHOWN_MAX`] tasks.
     pub cells: Vec<Cell>,
+    /// Results computed that match their task's validated result (`q` or more per
+    /// validated task: more where a backup, a steal or help computed it again).
+    pub results: u32,
+    /// Validated tasks for which some member reported a different result.
+    pub disagreed: u32,
+    /// The first [`DISAGREED_LISTED_MAX`] of them, for the page to point at.
+    pub disagreed_tasks: Vec<TaskId>,
+    /// Members caught lying in this job (or in every job), by this node.
+    pub caught: Vec<NodeId>,
+}
+
+impl JobRow {
+    /// Tasks waiting, running and validated among the cells shown: they add up to the
+    /// cells shown (all the tasks, up to [`CELLS_SHOWN_MAX`]).
+    pub fn counts(&self) -> [u32; 3] {
+        let mut counts = [0u32; 3];
+        for c in &self.cells {
+            counts[c.state as usize] += 1;
+        }
+        counts
+    }
+
+    /// Validated tasks shown with fewer than `r` live copies at their top-ranked
+    /// members, now.
+    pub fn short(&self) -> u32 {
+        self.cells
+            .iter()
+            .filter(|c| c.state == TaskState::Validated && c.replicas < u32::from(self.replication))
+            .count() as u32
+    }
+
+    /// The task grid in words: what each count counts, adding up, with copies now.
+    pub fn summary(&self) -> String {
+        let [waiting, running, validated] = self.counts();
+        let shown = self.cells.len() as u32;
+        let of = if shown < self.tasks {
+            format!(" (the first {shown} of {} tasks shown)", self.tasks)
+        } else {
+            format!(" of {} {}", self.tasks, plural(self.tasks, "task", "tasks"))
+        };
+        let r = self.replication;
+        format!(
+            "{validated} validated, {running} running, {waiting} waiting{of}; {} validated {} fewer than {r} live {} now",
+            self.short(),
+            plural(self.short(), "task has", "tasks have"),
+            plural(u32::from(r), "copy", "copies"),
+        )
+    }
+}
+
+/// `one` for 1, else `many`.
+pub fn plural<'a>(n: u32, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
 }
 
 /// A kernel and its size in words.
@@ -114,14 +218,10 @@ pub fn output_words(output: &JobOutput) -> String {
     }
 }
 
-/// The members placement ranks over in `engine`'s view: itself and its live peers, less
-/// the nodes it caught lying.
-pub fn members(engine: &Engine) -> Vec<NodeId> {
-    let liars: Vec<NodeId> = engine.liars().collect();
-    std::iter::once(engine.id())
-        .chain(engine.peers())
-        .filter(|n| !liars.contains(n))
-        .collect()
+/// The members placement ranks over for `job` in `engine`'s view: itself and its live
+/// peers, less the nodes caught lying there.
+pub fn members(engine: &Engine, job: JobId) -> Vec<NodeId> {
+    engine.placed_members(job)
 }
 
 /// Placement's order for a task over `nodes`: highest rendezvous score first.
@@ -190,8 +290,31 @@ pub fn job_rows(engine: &Engine) -> Vec<JobRow> {
                 Some(p) => (Some((p.width, p.height)), p.tiles_x),
                 None => (None, tasks.clamp(1, 32)),
             };
+            let (mut results, mut disagreed) = (0, 0);
+            let mut disagreed_tasks = Vec::new();
+            for t in 0..tasks {
+                let Some(e) = engine.task_entry(id, TaskId(t)) else {
+                    continue;
+                };
+                if let Some(h) = e.validated_hash {
+                    results += e.reporters_of(h) as u32;
+                    if e.authors
+                        .iter()
+                        .any(|(_, f)| f.reports.iter().any(|r| *r != h))
+                    {
+                        disagreed += 1;
+                        if disagreed_tasks.len() < DISAGREED_LISTED_MAX {
+                            disagreed_tasks.push(TaskId(t));
+                        }
+                    }
+                }
+            }
             Some(JobRow {
                 id,
+                results,
+                disagreed,
+                disagreed_tasks,
+                caught: engine.caught_in(id).collect(),
                 what: describe(&spec.kernel),
                 submitter: spec.submitter,
                 tasks,
@@ -309,14 +432,21 @@ pub struct GraphNode {
     pub name: String,
     /// "me", "browser" or "native": the shape.
     pub kind: &'static str,
-    /// "live", "connecting", "cut" (a presenter cut our link), "gone".
+    /// "live", "connecting", "cut" (a presenter cut our link), "silent" (declared gone
+    /// by its silence: its work moved, and it may come back) or "gone".
     pub state: &'static str,
     pub presenter: bool,
     pub rtt_ms: Option<f64>,
     pub load: crate::inspect::Load,
+    /// Caught lying (in some job) by this node, or, for this node, lying on a
+    /// presenter's command.
     pub liar: bool,
-    /// For a departure: how it was noticed and how fast.
+    /// For a departure or a silence: how it was noticed and how fast.
     pub note: String,
+    /// Its colour slot ([`palette`]).
+    pub colour: u8,
+    /// It said it is in the background (a hidden tab).
+    pub background: bool,
 }
 
 /// Samples kept by [`RateMeter`]: a minute at one a second.
@@ -375,12 +505,15 @@ impl RateMeter {
         (v1.saturating_sub(*v0) as f64 / secs, per)
     }
 
-    /// The mesh's rate over its fastest member's: roughly how many times faster than
-    /// that member alone. `None` while nothing is computed.
+    /// The mesh's results per second over its fastest member's: how many times as many
+    /// results the members compute together as the fastest alone. Results, not
+    /// validated tasks, on both sides: with `q = 2` every task needs two results, and a
+    /// backup or a steal may compute one again. `None` while nothing is computed.
     pub fn speedup(&self) -> Option<f64> {
-        let (total, per) = self.rates();
+        let (_, per) = self.rates();
+        let all: f64 = per.values().sum();
         let fastest = per.values().copied().fold(0.0, f64::max);
-        (total > 0.0 && fastest > 0.0).then(|| total / fastest)
+        (all > 0.0 && fastest > 0.0).then(|| all / fastest)
     }
 }
 
@@ -462,6 +595,93 @@ impl Flashes {
     pub fn of(&self, job: JobId, task: TaskId) -> Option<Flash> {
         self.now.get(&(job, task)).map(|(f, _)| *f)
     }
+}
+
+/// How different two colours look: the CIEDE2000 colour difference (Sharma, Wu and Dalal,
+/// 2005) of two CIELAB colours. The page keeps live members at least 20 apart.
+pub fn ciede2000((l1, a1, b1): (f64, f64, f64), (l2, a2, b2): (f64, f64, f64)) -> f64 {
+    use std::f64::consts::PI;
+    let deg = |r: f64| r * 180.0 / PI;
+    let rad = |d: f64| d * PI / 180.0;
+    let c_bar = ((a1 * a1 + b1 * b1).sqrt() + (a2 * a2 + b2 * b2).sqrt()) / 2.0;
+    let g = 0.5 * (1.0 - (c_bar.powi(7) / (c_bar.powi(7) + 25f64.powi(7))).sqrt());
+    let (a1p, a2p) = ((1.0 + g) * a1, (1.0 + g) * a2);
+    let (c1p, c2p) = ((a1p * a1p + b1 * b1).sqrt(), (a2p * a2p + b2 * b2).sqrt());
+    let hue = |b: f64, a: f64| {
+        if b == 0.0 && a == 0.0 {
+            0.0
+        } else {
+            deg(b.atan2(a)).rem_euclid(360.0)
+        }
+    };
+    let (h1p, h2p) = (hue(b1, a1p), hue(b2, a2p));
+    let dl = l2 - l1;
+    let dc = c2p - c1p;
+    let dh = if c1p * c2p == 0.0 {
+        0.0
+    } else if (h2p - h1p).abs() <= 180.0 {
+        h2p - h1p
+    } else if h2p - h1p > 180.0 {
+        h2p - h1p - 360.0
+    } else {
+        h2p - h1p + 360.0
+    };
+    let dhh = 2.0 * (c1p * c2p).sqrt() * rad(dh / 2.0).sin();
+    let l_bar = (l1 + l2) / 2.0;
+    let cp_bar = (c1p + c2p) / 2.0;
+    let h_bar = if c1p * c2p == 0.0 {
+        h1p + h2p
+    } else if (h1p - h2p).abs() <= 180.0 {
+        (h1p + h2p) / 2.0
+    } else if h1p + h2p < 360.0 {
+        (h1p + h2p + 360.0) / 2.0
+    } else {
+        (h1p + h2p - 360.0) / 2.0
+    };
+    let t = 1.0 - 0.17 * rad(h_bar - 30.0).cos()
+        + 0.24 * rad(2.0 * h_bar).cos()
+        + 0.32 * rad(3.0 * h_bar + 6.0).cos()
+        - 0.20 * rad(4.0 * h_bar - 63.0).cos();
+    let d_theta = 30.0 * (-((h_bar - 275.0) / 25.0).powi(2)).exp();
+    let rc = 2.0 * (cp_bar.powi(7) / (cp_bar.powi(7) + 25f64.powi(7))).sqrt();
+    let sl = 1.0 + 0.015 * (l_bar - 50.0).powi(2) / (20.0 + (l_bar - 50.0).powi(2)).sqrt();
+    let sc = 1.0 + 0.045 * cp_bar;
+    let sh = 1.0 + 0.015 * cp_bar * t;
+    let rt = -rad(2.0 * d_theta).sin() * rc;
+    ((dl / sl).powi(2) + (dc / sc).powi(2) + (dhh / sh).powi(2) + rt * (dc / sc) * (dhh / sh))
+        .sqrt()
+}
+
+/// sRGB `#rrggbb` to CIELAB (D65); black for anything else.
+pub fn lab(hex: &str) -> (f64, f64, f64) {
+    let v = hex
+        .strip_prefix('#')
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .unwrap_or(0);
+    let lin = |c: u32| {
+        let c = f64::from(c & 0xff) / 255.0;
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let (r, g, b) = (lin(v >> 16), lin(v >> 8), lin(v));
+    let x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
+    let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    let z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
+    let f = |t: f64| {
+        if t > 216.0 / 24389.0 {
+            t.cbrt()
+        } else {
+            (24389.0 / 27.0 * t + 16.0) / 116.0
+        }
+    };
+    (
+        116.0 * f(y) - 16.0,
+        500.0 * (f(x) - f(y)),
+        200.0 * (f(y) - f(z)),
+    )
 }
 
 #[cfg(test)]
@@ -759,5 +979,64 @@ mod tests {
             idle.summary(&m.engines[0], name),
             ("n99 left: it held no work".into(), true)
         );
+    }
+
+    fn luminance(hex: &str) -> f64 {
+        let v = u32::from_str_radix(&hex[1..], 16).unwrap();
+        let lin = |c: u32| {
+            let c = f64::from(c & 0xff) / 255.0;
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * lin(v >> 16) + 0.7152 * lin(v >> 8) + 0.0722 * lin(v)
+    }
+
+    #[test]
+    fn ciede2000_matches_the_published_pairs() {
+        // Pairs 1, 7, 17 and 25 of Sharma, Wu and Dalal's test data, both ways round.
+        let pairs = [
+            ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+            ((50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
+            ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+            (
+                (60.2574, -34.0099, 36.2677),
+                (60.4626, -34.1751, 39.4387),
+                1.2644,
+            ),
+        ];
+        for (a, b, want) in pairs {
+            assert!((ciede2000(a, b) - want).abs() < 1e-4, "{a:?} {b:?}");
+            assert!((ciede2000(b, a) - want).abs() < 1e-4, "{b:?} {a:?}");
+        }
+    }
+
+    /// The measure the page keeps: every two live members differ by a CIEDE2000 ΔE of
+    /// at least 20 (23 over all 12 slots, 37 over the first 8), and each colour is
+    /// readable on the page's background (WCAG contrast of at least 4.5).
+    #[test]
+    fn palette_colours_differ_visibly_and_read_on_the_background() {
+        let min = |n: usize| {
+            let mut m = f64::MAX;
+            for (i, a) in PALETTE[..n].iter().enumerate() {
+                for b in &PALETTE[i + 1..n] {
+                    m = m.min(ciede2000(lab(a), lab(b)));
+                }
+            }
+            m
+        };
+        assert!(min(8) >= 37.0, "{}", min(8));
+        assert!(min(12) >= 23.0, "{}", min(12));
+        let bg = luminance("#0f1419");
+        for c in PALETTE {
+            let contrast = (luminance(c) + 0.05) / (bg + 0.05);
+            assert!(contrast >= 4.5, "{c}: {contrast}");
+        }
+        // Slots past the palette repeat its colours with a pattern.
+        assert_eq!((palette(13), pattern(13)), (PALETTE[1], 1));
+        remember_colour(NodeId(77), 4);
+        assert_eq!(colour(NodeId(77)), PALETTE[4]);
     }
 }

@@ -37,6 +37,9 @@ pub struct NodeRec {
     pub node: u64,
     pub name: String,
     pub kind: String,
+    /// Its colour slot (absent from recordings made before members had one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour: Option<u8>,
 }
 
 /// One member at one moment.
@@ -56,6 +59,8 @@ pub struct MemberAt {
     pub rtt_ms: Option<f64>,
     #[serde(default)]
     pub note: String,
+    #[serde(default)]
+    pub background: bool,
 }
 
 /// A job as it does not change: what it is.
@@ -86,6 +91,12 @@ pub struct JobAt {
     pub cells: Vec<u8>,
     /// Per task: index + 1 into the nodes of who computes or computed it; 0 for none.
     pub by: Vec<u16>,
+    /// Results matching their validated task's, and validated tasks with a
+    /// disagreement ([`JobRow::results`], [`JobRow::disagreed`]).
+    #[serde(default)]
+    pub results: u32,
+    #[serde(default)]
+    pub disagreed: u32,
 }
 
 /// Everything seen at one moment.
@@ -134,7 +145,7 @@ fn known(s: &str, all: &[&'static str]) -> Option<&'static str> {
 }
 
 const KINDS: &[&str] = &["me", "browser", "native"];
-const STATES: &[&str] = &["live", "connecting", "cut", "gone"];
+const STATES: &[&str] = &["live", "connecting", "cut", "silent", "gone"];
 
 impl Recording {
     pub fn new() -> Recording {
@@ -156,6 +167,7 @@ impl Recording {
             node: g.node.0,
             name: g.name.clone(),
             kind: g.kind.to_string(),
+            colour: Some(g.colour),
         });
         Some(self.nodes.len() as u16 - 1)
     }
@@ -202,6 +214,7 @@ impl Recording {
                     liar: g.liar,
                     rtt_ms: g.rtt_ms,
                     note: g.note.clone(),
+                    background: g.background,
                 })
             })
             .collect();
@@ -219,6 +232,8 @@ impl Recording {
                         .map(|c| state_code(c.state) * 64 + c.replicas.min(63) as u8)
                         .collect(),
                     by: row.cells.iter().map(|c| self.by_index(c.by)).collect(),
+                    results: row.results,
+                    disagreed: row.disagreed,
                 })
             })
             .collect();
@@ -281,6 +296,10 @@ impl Recording {
                     },
                     liar: m.liar,
                     note: m.note.clone(),
+                    colour: n
+                        .colour
+                        .unwrap_or_else(|| crate::model::slot(NodeId(n.node))),
+                    background: m.background,
                 })
             })
             .collect();
@@ -319,6 +338,10 @@ impl Recording {
                     image: jr.image,
                     columns: jr.columns,
                     cells,
+                    results: ja.results,
+                    disagreed: ja.disagreed,
+                    disagreed_tasks: Vec::new(),
+                    caught: Vec::new(),
                 })
             })
             .collect();
@@ -443,6 +466,8 @@ mod tests {
             },
             liar: false,
             note: String::new(),
+            colour: 3,
+            background: false,
         }
     }
 
@@ -471,6 +496,10 @@ mod tests {
             image: Some((8, 8)),
             columns: 2,
             cells,
+            results: validated,
+            disagreed: 0,
+            disagreed_tasks: Vec::new(),
+            caught: Vec::new(),
         }
     }
 

@@ -275,6 +275,12 @@ fn import(view: MeshView, file: web_sys::File) {
             }
         };
         tm.error.set(String::new());
+        // The recorded members' colours, so the replay draws each as the run did.
+        for n in &rec.nodes {
+            if let Some(c) = n.colour {
+                web_ui::model::remember_colour(node_core::job::NodeId(n.node), c);
+            }
+        }
         let last = rec.frames.len() - 1;
         let pictures: Vec<(u64, (u32, u32), String)> = rec
             .jobs

@@ -58,6 +58,9 @@ pub enum PageInput {
     },
     /// The presenter takes the signaling server away from the room for `secs` seconds.
     ServerAway { secs: u32 },
+    /// The tab went to the background (hidden) or came back: peers are told, and give
+    /// it a longer allowance meanwhile.
+    Background(bool),
 }
 
 /// What the run loop needs from the page.
@@ -121,6 +124,7 @@ pub async fn run_web<T: Transport, P: Page>(
                 node.handle_computed(now(), job, task, output)
             }
             Woke::Page(Some(PageInput::Workers(n))) => node.set_workers(now(), n),
+            Woke::Page(Some(PageInput::Background(on))) => node.set_background(now(), on),
             Woke::Page(Some(PageInput::ServerAway { secs })) => transport.take_server_away(secs),
             Woke::Page(Some(PageInput::Console { target, cmd })) => {
                 if let Err(e) = node.console(now(), &target, cmd) {

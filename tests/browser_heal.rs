@@ -1,0 +1,80 @@
+//! Suspicion that heals, end to end with real browsers (`tests/e2e/heal.mjs`): a tab in
+//! the background for 5 s is shown so and never declared gone; a native frozen with
+//! SIGSTOP for 3 s is shown gone and then back on every tab and by every other native,
+//! buries nobody itself, and the job it was computing for completes with `meshwork
+//! run`'s PNG; at the end every tab's graph and peer list agree.
+//!
+//! Prerequisites as for `browser_mesh` (dist/, playwright-core, Chromium, node, root for
+//! the namespace): without them the test prints SKIP, except under `CI=true`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::{E2eRun, assert_no_problems, run_e2e};
+use common::{mandelbrot_args, reference_png};
+use serde_json::json;
+
+const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(150);
+const TEST_TIMEOUT: Duration = Duration::from_secs(180);
+
+#[test]
+fn a_frozen_native_and_a_hidden_tab_are_taken_back_and_the_job_is_exact() {
+    let job = mandelbrot_args(256, 16, 200);
+    let png = std::cell::OnceCell::new();
+    let reference = std::cell::OnceCell::new();
+    let Some(E2eRun {
+        out, mut problems, ..
+    }) = run_e2e(
+        "browser_heal",
+        "heal.mjs",
+        (CONTROLLER_TIMEOUT, TEST_TIMEOUT),
+        &[
+            "full_mesh",
+            "job_under_way",
+            "background_tab_shown_and_never_gone",
+            "frozen_native_gone_then_back_everywhere",
+            "frozen_native_buried_nobody",
+            "cli_submit_exit_0",
+            "graph_and_peers_agree:tab-a",
+            "graph_and_peers_agree:tab-b",
+            "no_console_errors",
+        ],
+        |out| {
+            let _ = reference.set(reference_png(&job, &out.join("reference.png")));
+            let file = out.join("mesh.png");
+            let mut args = job.clone();
+            for a in [
+                "--replicas",
+                "2",
+                "--quorum",
+                "1",
+                "--pace-ms",
+                "300",
+                "--timeout",
+                "120",
+                "--out",
+            ] {
+                args.push(a.to_string());
+            }
+            args.push(file.display().to_string());
+            let _ = png.set(file);
+            json!({ "cli_args": args })
+        },
+    )
+    else {
+        return;
+    };
+    let (Some(png), Some(reference)) = (png.get(), reference.get()) else {
+        panic!("the config was not made");
+    };
+    match std::fs::read(png) {
+        Ok(bytes) if bytes == *reference => {}
+        Ok(_) => problems.push(format!(
+            "{} differs from meshwork run's output",
+            png.display()
+        )),
+        Err(e) => problems.push(format!("{}: {e}", png.display())),
+    }
+    assert_no_problems("browser_heal", &problems, &out);
+}
