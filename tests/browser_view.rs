@@ -155,7 +155,8 @@ fn the_view_shows_the_mesh_and_the_console_runs_a_talk() {
 
     // Tiles carry the colour of the node that computed them (with q = 2 a tile shows
     // one of its two computers): at least two computing nodes' colours are on the
-    // outlines (and far less without them), and the liar's never is.
+    // outlines (the overlay canvas, read apart from the picture under it; far fewer such
+    // pixels in the picture alone), and the liar's never is.
     if let (Some(Ok(shot)), Some(plain)) = (file("outlines").map(decode_png), &reference) {
         let colours = summary["info"]["colours"]
             .as_object()

@@ -209,10 +209,15 @@ async function main() {
   fs.writeFileSync(files.liar_canvas, Buffer.from(dataUrl.split(',')[1], 'base64'));
   await pp.check('[data-testid=outlines]');
   await sleep(150);
+  // The outlines are thin and translucent over the picture (the picture comes first):
+  // their colours are read from the overlay canvas itself, not from a screenshot.
   files.outlines = path.join(cfg.outdir, 'outlines.png');
+  const overlayUrl = await pp.locator('.canvas canvas.overlay').evaluate((c) => c.toDataURL('image/png'));
+  fs.writeFileSync(files.outlines, Buffer.from(overlayUrl.split(',')[1], 'base64'));
   const canvasBox = pp.locator('.canvas');
   await canvasBox.scrollIntoViewIfNeeded();
-  await canvasBox.screenshot({ path: files.outlines });
+  files.outlines_screen = path.join(cfg.outdir, 'outlines-screen.png');
+  await canvasBox.screenshot({ path: files.outlines_screen });
   // Which nodes computed validated tiles (by their colour), for the screenshot check.
   info.colours = Object.fromEntries((await graph(pp)).map((n) => [n.peer, n.fill]));
   info.liar = ids[liar.name];

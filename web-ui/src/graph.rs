@@ -14,7 +14,7 @@ use node_core::membership::{Micros, PeerState};
 use node_core::node::{MeshNode, node_id};
 use wasm_bindgen::JsCast;
 use web_ui::inspect::Load;
-use web_ui::layout::{edge_label, label_width, place};
+use web_ui::layout::{CHAR_PX, edge_label, label_width, place};
 pub use web_ui::model::GraphNode;
 use web_ui::model::{palette, pattern, plural};
 
@@ -191,8 +191,26 @@ fn label(n: &GraphNode) -> String {
     )
 }
 
-/// A member's two label lines: its name, then what it does, or where it went.
-fn lines(n: &GraphNode) -> (String, String) {
+/// `text` cut to at most `chars` characters, with an ellipsis when cut (the whole text
+/// is in the member's title and label for a screen reader).
+fn fit(text: String, chars: usize) -> String {
+    if text.chars().count() <= chars {
+        return text;
+    }
+    let mut t: String = text.chars().take(chars.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+/// A member's two label lines, each fitting a graph `w` px wide: its name, then what it
+/// does, or where it went.
+fn lines(n: &GraphNode, w: f64) -> (String, String) {
+    let chars = ((w - 16.0) / CHAR_PX).floor().max(8.0) as usize;
+    let (a, b) = full_lines(n);
+    (fit(a, chars), fit(b, chars))
+}
+
+fn full_lines(n: &GraphNode) -> (String, String) {
     let star = if n.presenter { "★ " } else { "" };
     let mut name = format!("{star}{}", n.name);
     if n.background {
@@ -245,7 +263,7 @@ pub fn MeshGraph(view: MeshView) -> impl IntoView {
             let widths: Vec<f64> = g
                 .iter()
                 .map(|n| {
-                    let (a, b) = lines(n);
+                    let (a, b) = lines(n, w);
                     label_width(&[&a, &b])
                 })
                 .collect();
@@ -334,6 +352,7 @@ pub fn MeshGraph(view: MeshView) -> impl IntoView {
     let select = move |n: NodeId| view.selected.set(Some(Selection::Node(n)));
     let nodes = move || {
         let (g, l) = layout.get();
+        let graph_w = l.w;
         g.into_iter()
             .zip(l.members)
             .map(|(n, p)| {
@@ -352,7 +371,7 @@ pub fn MeshGraph(view: MeshView) -> impl IntoView {
                     <g class="liar-mark"><circle cx=x cy=y r="27" class="liar-ring"/>
                     <text x=x y=y + 5.0 class="badge">"✗"</text></g>
                 });
-                let (name, under) = lines(&n);
+                let (name, under) = lines(&n, graph_w);
                 let (tx, y1, y2) = p.text_at();
                 let aria = label(&n);
                 let aria_label = aria.clone();

@@ -36,6 +36,8 @@ pub const TOPICS: &[Topic] = &[
             "A member can notice that another has gone in three ways. The signaling server sees its connection close (when a tab is closed or a process ends). The data channel between the two closes (when the browser tears it down). Or nothing arrives any more: every member sends a small heartbeat to every other four times a second, and one that stays silent for 1.5 s is declared gone.",
             "Browsers on their own notice a dead connection only after 5 to 6 seconds, because WebRTC waits that long for the network to come back. The heartbeat makes it under 1.5 s. The log says which signal came first and how long after the member was last heard.",
             "\"Fail\" in the presenter's console makes a member go silent as a crashed machine would, with its connections still open: only the heartbeat can tell.",
+            "Silence is a suspicion, not a death sentence. A member declared gone by its silence gives up its work (others take it over), but its connection stays open: if it speaks again (a busy laptop, a stopped process that resumes, a phone that wakes) it is taken back at once, and the log says how long it was silent. A member also judges others only over the time it was awake itself, so waking up never makes it bury the members it did not hear while it slept.",
+            "A tab that goes to the background (hidden behind another, or a phone about to lock) tells the others, which then wait 10 s instead of 1.5 s before they take its silence for a departure: a background tab's timers may run only once a second.",
         ],
     },
     Topic {
@@ -43,7 +45,8 @@ pub const TOPICS: &[Topic] = &[
         title: "Quorum and liars",
         text: &[
             "A member can be wrong: a bug, a broken machine, or someone who lies on purpose. With q = 1 the first result reported is believed. With q = 2 a result counts only once two members have reported the same result (compared by a hash of its bytes).",
-            "When two reports disagree, more members compute the task until q of them agree. A member whose report disagrees with the agreed result is marked a liar: it gets no more tasks, and its reports are ignored. The graph marks it with ✗ and a dashed red ring.",
+            "When two reports disagree before a result is accepted, more members compute the task until q of them agree.",
+            "A disagreement is not yet proof. With q = 1 the first report is believed, whoever sent it, so when a later report differs nobody can tell who is wrong: the page says so and marks nobody. With q = 2 or more, a member is caught lying only when at least two other members reported the accepted result: it gets no more tasks of that job, and its copies there do not count. It is shut out of every job only when two of those members are not the job's submitter, so that whoever submits a job cannot, with one friend, get an honest member shut out of everyone else's. The graph marks a caught member with ✗ and a dashed red ring.",
             "Try it: the console's scenario \"A liar, caught by q = 2\" makes a member return wrong pictures, and the finished picture is still exactly right.",
         ],
     },
@@ -51,7 +54,7 @@ pub const TOPICS: &[Topic] = &[
         id: "stealing",
         title: "Stealing and speculative backups",
         text: &[
-            "A member that has finished its own tasks does not wait: it takes a task that belongs to a busy member and computes it (stealing). The inspector then says it ranks lower than first for that task.",
+            "A member that has finished its own tasks does not wait: it takes a task that belongs to a busy member and computes it (stealing). Every member says why it computes a task when it starts it (placement chose it, it stole it, a backup, help asked for, or a result lost with every copy), so \"Why?\" gives the reason on every tab, with where the member ranks for that task.",
             "When a task runs much longer than the others, another member starts a backup copy of it; whichever finishes first counts. This hides a slow machine without knowing why it is slow.",
         ],
     },
@@ -68,6 +71,7 @@ pub const TOPICS: &[Topic] = &[
 /// The topic an event of the log is an example of, by its kind.
 pub fn topic_for(event: &str, reason: &str) -> Option<&'static str> {
     Some(match (event, reason) {
+        ("joined", "back" | "background") => "failure",
         ("left", "cut") | ("joined", _) => "board",
         ("left", _) => "failure",
         ("job", _) => "partitioning",
@@ -88,6 +92,8 @@ mod tests {
             ("left", "heartbeat"),
             ("left", "cut"),
             ("joined", ""),
+            ("joined", "back"),
+            ("joined", "background"),
             ("job", ""),
             ("warning", ""),
             ("done", ""),
