@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{E2eRun, assert_no_problems, run_e2e};
-use common::{mandelbrot_args, reference_png};
+use common::{mandelbrot_args, paced_submit_args, reference_png, same_png};
 use serde_json::json;
 
 const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(150);
@@ -43,21 +43,7 @@ fn a_frozen_native_and_a_hidden_tab_are_taken_back_and_the_job_is_exact() {
         |out| {
             let _ = reference.set(reference_png(&job, &out.join("reference.png")));
             let file = out.join("mesh.png");
-            let mut args = job.clone();
-            for a in [
-                "--replicas",
-                "2",
-                "--quorum",
-                "1",
-                "--pace-ms",
-                "300",
-                "--timeout",
-                "120",
-                "--out",
-            ] {
-                args.push(a.to_string());
-            }
-            args.push(file.display().to_string());
+            let args = paced_submit_args(&job, 300, &file);
             let _ = png.set(file);
             json!({ "cli_args": args })
         },
@@ -68,13 +54,6 @@ fn a_frozen_native_and_a_hidden_tab_are_taken_back_and_the_job_is_exact() {
     let (Some(png), Some(reference)) = (png.get(), reference.get()) else {
         panic!("the config was not made");
     };
-    match std::fs::read(png) {
-        Ok(bytes) if bytes == *reference => {}
-        Ok(_) => problems.push(format!(
-            "{} differs from meshwork run's output",
-            png.display()
-        )),
-        Err(e) => problems.push(format!("{}: {e}", png.display())),
-    }
+    same_png(png, reference, &mut problems);
     assert_no_problems("browser_heal", &problems, &out);
 }

@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{E2eRun, assert_no_problems, run_e2e};
-use common::{mandelbrot_args, reference_png};
+use common::{mandelbrot_args, paced_submit_args, reference_png, same_png};
 use serde_json::json;
 
 const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(150);
@@ -56,22 +56,7 @@ fn the_mesh_outlives_a_server_restart_and_a_reloaded_tab_keeps_its_id() {
         |out| {
             let _ = reference.set(reference_png(&job_args(), &out.join("ref.png")));
             let png = out.join("cli.png");
-            let mut args = job_args();
-            args.extend(
-                [
-                    "--replicas",
-                    "2",
-                    "--quorum",
-                    "1",
-                    "--pace-ms",
-                    "300",
-                    "--timeout",
-                    "120",
-                    "--out",
-                ]
-                .map(String::from),
-            );
-            args.push(png.display().to_string());
+            let args = paced_submit_args(&job_args(), 300, &png);
             let _ = cli_png.set(png);
             json!({
                 "key_file": out.join("resume-key"),
@@ -85,13 +70,6 @@ fn the_mesh_outlives_a_server_restart_and_a_reloaded_tab_keeps_its_id() {
     let (Some(cli_png), Some(reference)) = (cli_png.get(), reference.get()) else {
         panic!("the config was not made");
     };
-    match std::fs::read(cli_png) {
-        Ok(bytes) if bytes == *reference => {}
-        Ok(_) => problems.push(format!(
-            "{} differs from meshwork run's output",
-            cli_png.display()
-        )),
-        Err(e) => problems.push(format!("{}: {e}", cli_png.display())),
-    }
+    same_png(cli_png, reference, &mut problems);
     assert_no_problems("browser_resume", &problems, &out);
 }

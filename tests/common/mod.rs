@@ -17,6 +17,40 @@ pub fn meshwork() -> Command {
     Command::new(env!("CARGO_BIN_EXE_meshwork"))
 }
 
+/// `meshwork submit` arguments for `job` with two copies of every result, `q = 1`,
+/// `pace_ms` of pacing, a 120 s timeout and its output written to `png`.
+pub fn paced_submit_args(job: &[String], pace_ms: u32, png: &std::path::Path) -> Vec<String> {
+    let mut args = job.to_vec();
+    let pace = pace_ms.to_string();
+    for a in [
+        "--replicas",
+        "2",
+        "--quorum",
+        "1",
+        "--pace-ms",
+        &pace,
+        "--timeout",
+        "120",
+        "--out",
+    ] {
+        args.push(a.to_string());
+    }
+    args.push(png.display().to_string());
+    args
+}
+
+/// Notes a problem unless the file `png` holds exactly the bytes `reference`.
+pub fn same_png(png: &std::path::Path, reference: &[u8], problems: &mut Vec<String>) {
+    match std::fs::read(png) {
+        Ok(bytes) if bytes == reference => {}
+        Ok(_) => problems.push(format!(
+            "{} differs from meshwork run's output",
+            png.display()
+        )),
+        Err(e) => problems.push(format!("{}: {e}", png.display())),
+    }
+}
+
 /// `meshwork run` / `submit` arguments of a square Mandelbrot job: `side`² pixels in
 /// `tiles`² tiles at `max_iter` iterations.
 pub fn mandelbrot_args(side: u32, tiles: u32, max_iter: u32) -> Vec<String> {

@@ -144,6 +144,45 @@ export function readTab(page) {
   });
 }
 
+/**
+ * Waits until every page lists every other member and every native is connected to all
+ * of them (a full mesh of pages and natives); the peer counts, or null at `deadline`.
+ */
+export function fullMesh(pages, natives, deadline) {
+  const others = String(pages.length + natives.length - 1);
+  return pollUntil(async () => {
+    const counts = await Promise.all(pages.map((p) => readTab(p).then((t) => t.count)));
+    return counts.every((c) => c === others) && natives.every((n) => n.connected().size === Number(others)) ? counts : null;
+  }, deadline, 200);
+}
+
+/** Every member's signaling id by name: tabs (name → page) and natives. */
+export async function memberIds(tabs, natives) {
+  const ids = {};
+  for (const [name, page] of Object.entries(tabs)) ids[name] = (await readTab(page)).me;
+  for (const n of natives) ids[n.name] = n.id;
+  return ids;
+}
+
+/** The graph's members as a tab draws them, from their `data-` attributes. */
+export function readGraph(page) {
+  return page.$$eval('[data-testid=graph-node]', (els) =>
+    els.map((g) => ({
+      peer: g.getAttribute('data-peer-id'),
+      kind: g.getAttribute('data-kind'),
+      state: g.getAttribute('data-state'),
+      liar: g.getAttribute('data-liar') === 'true',
+      background: g.getAttribute('data-background') === 'true',
+      shape: g.querySelector('.shape')?.tagName.toLowerCase(),
+      fill: g.getAttribute('data-fill'),
+      colour: Number(g.getAttribute('data-colour')),
+      done: Number(g.getAttribute('data-done')),
+      label: g.getAttribute('aria-label'),
+      note: g.querySelector('.load')?.textContent ?? '',
+    })),
+  );
+}
+
 /** The RTT cell of every peer row, in ms: { peerId: number|null } ("0.4 ms" -> 0.4, "–" -> null). */
 export function readPeerRtts(page) {
   return page.evaluate(() =>

@@ -17,7 +17,7 @@
 // Output: progress on stderr; the LAST stdout line is the JSON summary.
 
 import path from 'node:path';
-import { pollUntil, readTab, sleep, startController } from './harness.mjs';
+import { fullMesh, memberIds, pollUntil, readGraph, readTab, sleep, startController } from './harness.mjs';
 
 const { cfg, h, run } = startController(
   'heal',
@@ -30,16 +30,7 @@ const info = {};
 const files = {};
 run.summary = { info, files };
 
-function graph(page) {
-  return page.$$eval('[data-testid=graph-node]', (els) =>
-    els.map((g) => ({
-      peer: g.getAttribute('data-peer-id'),
-      kind: g.getAttribute('data-kind'),
-      state: g.getAttribute('data-state'),
-      background: g.getAttribute('data-background') === 'true',
-    })),
-  );
-}
+const graph = readGraph;
 
 const log = (page) => page.$$eval('[data-testid=log-entry]', (els) => els.map((e) => ({ text: e.textContent, peer: e.getAttribute('data-peer'), event: e.getAttribute('data-event'), reason: e.getAttribute('data-reason') })));
 
@@ -63,13 +54,9 @@ async function main() {
   const [ba, bb] = await Promise.all(['tab-a', 'tab-b'].map((n) => h.launchBrowser(n)));
   await Promise.all([ba, bb].map((b) => h.openPage(b, origin, url(b.name))));
   const [pa, pb] = [ba.page, bb.page];
-  const meshed = await pollUntil(async () => {
-    const counts = await Promise.all([pa, pb].map((p) => readTab(p).then((t) => t.count)));
-    return counts.every((c) => c === '4') && natives.every((n) => n.connected().size === 4) ? counts : null;
-  }, Date.now() + cfg.mesh_timeout_ms, 200);
+  const meshed = await fullMesh([pa, pb], natives, Date.now() + cfg.mesh_timeout_ms);
   if (!check('full_mesh', meshed, { tabs: await Promise.all([pa, pb].map(readTab)) })) return;
-  const ids = { 'tab-a': (await readTab(pa)).me, 'tab-b': (await readTab(pb)).me };
-  for (const n of natives) ids[n.name] = n.id;
+  const ids = await memberIds({ 'tab-a': pa, 'tab-b': pb }, natives);
   info.ids = ids;
 
   const cli = h.meshwork('cli', ['submit', '--server', origin, '--room', room, '--name', 'cli', '--ice-bind', '127.0.0.1', '--workers', '1', '--json', '--wait-ms', '1500', ...cfg.cli_args]);

@@ -26,7 +26,7 @@
 // Output: progress on stderr; the LAST stdout line is the JSON summary.
 
 import path from 'node:path';
-import { pollUntil, readTab, sleep, startController } from './harness.mjs';
+import { fullMesh, memberIds, pollUntil, readGraph, readTab, sleep, startController } from './harness.mjs';
 
 const { cfg, h, run } = startController(
   'truth',
@@ -39,21 +39,7 @@ const info = {};
 const files = {};
 run.summary = { info, files };
 
-/** The graph's members as a tab draws them. */
-function graph(page) {
-  return page.$$eval('[data-testid=graph-node]', (els) =>
-    els.map((g) => ({
-      peer: g.getAttribute('data-peer-id'),
-      kind: g.getAttribute('data-kind'),
-      state: g.getAttribute('data-state'),
-      liar: g.getAttribute('data-liar') === 'true',
-      fill: g.getAttribute('data-fill'),
-      colour: Number(g.getAttribute('data-colour')),
-      done: Number(g.getAttribute('data-done')),
-      note: g.querySelector('.load')?.textContent ?? '',
-    })),
-  );
-}
+const graph = readGraph;
 
 /** Every job card: id, state, q, the summary's figures and the progress line. */
 function jobs(page) {
@@ -162,15 +148,10 @@ async function main() {
   await h.openPage(bp, origin, url('tab-p', `&presenter=${cfg.presenter_key}`));
   await h.openPage(bl, origin, url('tab-l'));
   const [pp, pl] = [bp.page, bl.page];
-  const meshed = await pollUntil(async () => {
-    const counts = await Promise.all([pp, pl].map((p) => readTab(p).then((t) => t.count)));
-    return counts.every((c) => c === '3') && natives.every((n) => n.connected().size === 3) ? counts : null;
-  }, Date.now() + cfg.mesh_timeout_ms, 200);
+  const meshed = await fullMesh([pp, pl], natives, Date.now() + cfg.mesh_timeout_ms);
   if (!check('full_mesh', meshed, { tabs: await Promise.all([pp, pl].map(readTab)) })) return;
-  const ids = { 'tab-p': (await readTab(pp)).me, 'tab-l': (await readTab(pl)).me };
-  for (const n of natives) ids[n.name] = n.id;
+  const ids = await memberIds({ 'tab-p': pp, 'tab-l': pl }, natives);
   info.ids = ids;
-  const honest = [ids['tab-p'], ids['native-1'], ids['native-2']];
 
   // 1. q = 1 with a liar that is frozen for a while with tasks in hand.
   await console_(pp, ids['tab-l'], 'console-lie');

@@ -30,7 +30,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { horizontalOverflow, pollUntil, readTab, sleep, startController } from './harness.mjs';
+import { horizontalOverflow, pollUntil, readGraph, readTab, sleep, startController } from './harness.mjs';
 
 const { cfg, h, run } = startController(
   'view',
@@ -43,21 +43,7 @@ const info = {};
 const files = {};
 run.summary = { info, files };
 
-/** The graph's members as a tab draws them. */
-function graph(page) {
-  return page.$$eval('[data-testid=graph-node]', (els) =>
-    els.map((g) => ({
-      peer: g.getAttribute('data-peer-id'),
-      kind: g.getAttribute('data-kind'),
-      state: g.getAttribute('data-state'),
-      liar: g.getAttribute('data-liar') === 'true',
-      shape: g.querySelector('.shape')?.tagName.toLowerCase(),
-      fill: g.querySelector('.shape')?.getAttribute('fill'),
-      label: g.getAttribute('aria-label'),
-      note: g.querySelector('.load')?.textContent ?? '',
-    })),
-  );
-}
+const graph = readGraph;
 
 /** Task states of a tab's first job: [[state letter, copies]...]. */
 async function cells(page) {

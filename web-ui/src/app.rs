@@ -953,14 +953,7 @@ impl Page for Shell {
             }) => {
                 let no_address = self.no_address.remove(&peer.id.0);
                 let silent = *reason == LeftReason::Heartbeat;
-                let how = match reason.as_str() {
-                    "signaling" => "the signaling server saw its socket close",
-                    "channel_closed" if no_address => {
-                        "its data channel closed: this browser offered no network address for WebRTC"
-                    }
-                    "channel_closed" => "its data channel closed",
-                    _ => "its heartbeats stopped",
-                };
+                let how = how_left(*reason, no_address);
                 let headline = if silent {
                     format!(
                         "{} ({}) went silent: no message for {:.0} ms, so its work moves to others; it is taken back if it speaks again",
@@ -1025,9 +1018,8 @@ impl Page for Shell {
             NodeEvent::Mesh(MeshEvent::SilentGone { peer, reason }) => {
                 self.paths.remove(&peer.id.0);
                 let how = match reason {
-                    LeftReason::Signaling => "the signaling server saw its socket close",
-                    LeftReason::ChannelClosed => "its data channel closed",
                     LeftReason::Heartbeat => "it stayed silent a minute",
+                    _ => how_left(*reason, false),
                 };
                 let text = format!(
                     "{} ({}), silent until now, left for good: {how}",
@@ -1144,6 +1136,18 @@ impl Page for Shell {
             self.refreshed_at = now;
             self.refresh_jobs(node);
         }
+    }
+}
+
+/// How a departure was noticed, in words.
+fn how_left(reason: LeftReason, no_address: bool) -> &'static str {
+    match reason {
+        LeftReason::Signaling => "the signaling server saw its socket close",
+        LeftReason::ChannelClosed if no_address => {
+            "its data channel closed: this browser offered no network address for WebRTC"
+        }
+        LeftReason::ChannelClosed => "its data channel closed",
+        LeftReason::Heartbeat => "its heartbeats stopped",
     }
 }
 

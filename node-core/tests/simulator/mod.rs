@@ -1221,11 +1221,17 @@ impl Sim {
                 fact: fact(self, TaskId(t)),
             })
             .collect();
+        self.facts_to_all(i, job, &facts);
+    }
+
+    /// Node `i` sends `facts` about `job` to every peer it has (as an adversary would,
+    /// outside its engine).
+    fn facts_to_all(&mut self, i: usize, job: JobId, facts: &[TaskFact]) {
         let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
         for to in peers {
             let msg = EngineMsg::Facts {
                 job,
-                facts: facts.clone(),
+                facts: facts.to_vec(),
             };
             self.transmit(i, to, msg);
         }
@@ -1432,14 +1438,7 @@ impl Sim {
                 fact: Fact::Report(0xfa4e_0000_0000_0000 ^ u64::from(t.0)),
             })
             .collect();
-        let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
-        for to in peers {
-            let msg = EngineMsg::Facts {
-                job,
-                facts: facts.clone(),
-            };
-            self.transmit(i, to, msg);
-        }
+        self.facts_to_all(i, job, &facts);
     }
 
     /// A forger pushes junk under every true hash, as stores and as payloads nobody
