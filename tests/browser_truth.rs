@@ -17,8 +17,8 @@ use common::browser::{E2eRun, assert_no_problems, run_e2e};
 use serde_json::json;
 use web_ui::model::{ciede2000, lab};
 
-const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(240);
-const TEST_TIMEOUT: Duration = Duration::from_secs(270);
+const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(260);
+const TEST_TIMEOUT: Duration = Duration::from_secs(290);
 /// The least CIEDE2000 difference between two live members' colours.
 const COLOUR_DIFFERENCE_MIN: f64 = 20.0;
 

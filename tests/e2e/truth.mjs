@@ -30,7 +30,9 @@ import { fullMesh, memberIds, pollUntil, readGraph, readTab, sleep, startControl
 
 const { cfg, h, run } = startController(
   'truth',
-  { timeout_ms: 240_000, mesh_timeout_ms: 60_000, job_timeout_ms: 90_000, copies_watch_ms: 20_000 },
+  // Copies are back within the re-replication time: a target that never confirms a
+  // copy is given up on after 10 tries a second apart, and the next one gets it.
+  { timeout_ms: 260_000, mesh_timeout_ms: 60_000, job_timeout_ms: 90_000, copies_watch_ms: 20_000, copies_back_ms: 30_000 },
   ['presenter_key', 'job'],
 );
 const say = (...a) => h.say(...a);
@@ -222,6 +224,7 @@ async function main() {
     return j?.state === 'done' ? j : null;
   }, Date.now() + cfg.job_timeout_ms, 300);
   if (!check('q2_job_done', q2done, await q2(pp))) return;
+  const doneAt = Date.now();
   samples.push(q2done);
   info.samples = samples.length;
   const badFigures = samples.map((j) => ({ at: j.validated, wrong: figuresWrong(j) })).filter((s) => s.wrong.length > 0);
@@ -244,7 +247,8 @@ async function main() {
   const whole = await pollUntil(async () => {
     const j = await q2(pp);
     return j.short === 0 ? j : null;
-  }, Date.now() + 15_000, 200);
+  }, Date.now() + cfg.copies_back_ms, 200);
+  info.copies_back_ms = Date.now() - doneAt;
   check('copies_back_to_r_after_the_job', whole, await q2(pp));
   const at0 = await q2(pp);
   const g0 = await graph(pp);

@@ -149,9 +149,11 @@ impl Engine {
                 if entry.validated_hash != Some(*hash) {
                     continue;
                 }
+                // A member caught lying in the job takes no turn: it may hold the true
+                // bytes (a copy sent before it was caught), but nobody counts on it.
                 let mut holders: Vec<NodeId> = entry
                     .holders_of(*hash)
-                    .filter(|n| self.is_live(*n))
+                    .filter(|n| self.is_live(*n) && !self.excluded(j, *n))
                     .collect();
                 // Ranked holders first, in ranking order; then the others, by id.
                 holders.sort_unstable();
