@@ -13,7 +13,8 @@
 //! - `driver`: the run loops, `run_native` (tokio) and `run_web` (browser timers), which
 //!   run a [`node::MeshNode`] over a transport and a clock.
 //! - [`engine`]: the sans-IO compute engine (placement, scheduling, the task board,
-//!   validation, assembly); it runs in the simulator, not yet over the live mesh.
+//!   validation, assembly); [`node::MeshNode`] drives it over the live mesh, and the
+//!   simulators drive it over simulated ones.
 //! - [`job`]: job specs, their content hash and the id newtypes.
 //! - [`kernels`]: the compute kernels, bit-identical on every target.
 //!

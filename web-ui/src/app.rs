@@ -1,4 +1,5 @@
-//! The page: the node's view signals, the components, and the node's start-up.
+//! The page: the node bridge (the `Shell` the run loop calls back), the node's start-up,
+//! and the components. The view state is in `view.rs`, the painting in `paint.rs`.
 //!
 //! The node runs in [`run_web`]; [`Shell`] is what it calls back: it hands tasks to the
 //! worker [`Pool`], turns events into log lines, and after each step refreshes the view
@@ -17,25 +18,28 @@ use node_core::kernels::{JobOutput, Kernel};
 use node_core::membership::LeftReason;
 use node_core::membership::{MembershipConfig, MeshEvent, PeerState};
 use node_core::node::{MeshNode, NodeEvent, node_id};
-use node_core::signal::{PeerId, PeerInfo, valid_room_name};
+use node_core::signal::{PeerInfo, valid_room_name};
 use node_core::transport::web::WebTransport;
 use node_core::wire::ConsoleCmd;
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 use web_ui::form::{JobForm, KERNELS};
 use web_ui::inspect;
 use web_ui::model::{
-    self, Departure, Flash, Flashes, JobRow, RateMeter, TaskState, colour, plural, remember_colour,
+    self, Departure, Flashes, GraphNode, JobRow, RateMeter, TaskState, colour, plural,
+    remember_colour,
 };
 
 use crate::console::{Console, ConsolePanel, Overlays};
-use crate::graph::{GONE_SHOWN_MS, GRAPH_MS, Gone, GraphNode, MeshGraph, Pulse, Sampler};
+use crate::graph::{GONE_SHOWN_MS, GRAPH_MS, MeshGraph, Sampler};
+use crate::paint::{CELL_PX, Painter, cells_text};
 use crate::pool::{Pool, PoolStats};
-use crate::timemachine::{TimeMachine, TimeMachinePanel};
+use crate::timemachine::TimeMachinePanel;
+use crate::view::{
+    Gone, JobView, LOG_KINDS, LogFilter, LogLine, MeshView, Overlay, PeerRow, RatesView, Selection,
+    TimeMachine, job_dom_id, ms_now, presenter_key, query_param,
+};
 
-/// Most lines kept in the event log.
-const LOG_LEN_MAX: usize = 200;
 /// Jobs are re-read from the engine at most this often (ms).
 const REFRESH_MS: f64 = 100.0;
 /// A departure's log line is updated for at most this long (ms).
@@ -48,268 +52,6 @@ const WORKERS_MAX: u16 = 64;
 const DEPARTED_MAX: usize = 64;
 /// Tasks per job the view scans for each member's load.
 const LOAD_TASKS_MAX: u32 = 4096;
-/// Where a tab keeps the presenter key for the rest of its session (a reload keeps the
-/// console; the key leaves the address bar, which a projector shows).
-const PRESENTER_KEY_STORAGE: &str = "meshwork-presenter-key";
-
-/// One peer as the page shows it.
-#[derive(Clone, Debug, PartialEq)]
-struct PeerRow {
-    id: String,
-    name: String,
-    kind: &'static str,
-    state: &'static str,
-    /// Last round trip, rounded to 0.1 ms so the view does not churn on noise.
-    rtt_ms: Option<f64>,
-    colour: String,
-    /// The ICE path of the connection: the local and remote candidate kinds, "host/host"
-    /// on one network, "relay/…" through a TURN server; empty until known.
-    path: String,
-}
-
-/// One line of the event log.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct LogLine {
-    /// Sequence number, the list key.
-    seq: u64,
-    /// "joined", "left", "job", "done", "warning" or "console".
-    event: &'static str,
-    /// The node the line is about, if one.
-    node: Option<NodeId>,
-    /// The task the line is about, if one.
-    task: Option<(JobId, TaskId)>,
-    /// The peer a join or departure is about.
-    peer: String,
-    /// How a departure was noticed; empty otherwise.
-    reason: &'static str,
-    /// Join: time to connect. Departure: time since the peer was last heard.
-    ms: f64,
-    text: String,
-}
-
-impl LogLine {
-    /// A line read back from a recording.
-    pub(crate) fn replayed(seq: u64, event: &str, text: String) -> LogLine {
-        let event = LOG_KINDS
-            .iter()
-            .map(|(k, _)| *k)
-            .find(|k| *k == event)
-            .unwrap_or("");
-        LogLine {
-            seq,
-            event,
-            node: None,
-            task: None,
-            peer: String::new(),
-            reason: "",
-            ms: 0.0,
-            text,
-        }
-    }
-}
-
-/// One job as the page shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct JobView {
-    pub(crate) row: JobRow,
-    pub(crate) submitter: String,
-    pub(crate) mine: bool,
-    /// The output in words, once assembled here.
-    pub(crate) output: Option<String>,
-    /// Tasks that lost a copy to a departure, and tasks healed, since the page loaded.
-    pub(crate) lost: u64,
-    pub(crate) healed: u64,
-}
-
-/// The numbers panel: tasks per second, in total and per node.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct RatesView {
-    /// Validated tasks per second, each second of the last minute.
-    series: Vec<f64>,
-    total: f64,
-    /// Results computed per second, all members together.
-    results: f64,
-    /// Name, colour and results per second of every node computing now.
-    per: Vec<(String, String, f64)>,
-    speedup: Option<f64>,
-}
-
-/// What a click selected for the inspector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Selection {
-    Node(NodeId),
-    Task(JobId, TaskId),
-}
-
-/// What lies over the page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Overlay {
-    None,
-    Qr,
-    Keys,
-}
-
-/// Which log lines are shown.
-#[derive(Clone, Debug, Default, PartialEq)]
-struct LogFilter {
-    /// Empty: every kind.
-    event: String,
-    node: Option<NodeId>,
-    /// A task number, in any job.
-    task: Option<u32>,
-}
-
-/// The page's view of the mesh, written by the node, read by components.
-#[derive(Clone, Copy)]
-pub(crate) struct MeshView {
-    pub(crate) me: RwSignal<Option<PeerInfo>>,
-    status: RwSignal<String>,
-    peers: RwSignal<Vec<PeerRow>>,
-    log: RwSignal<Vec<LogLine>>,
-    pub(crate) jobs: RwSignal<Vec<JobView>>,
-    pool: RwSignal<PoolStats>,
-    /// Names of nodes by engine id, this one included.
-    names: RwSignal<BTreeMap<NodeId, String>>,
-    outlines: RwSignal<bool>,
-    /// The graph's members and the pulses of the last sample.
-    pub(crate) graph: RwSignal<Vec<GraphNode>>,
-    pub(crate) pulses: RwSignal<Vec<Pulse>>,
-    /// What the inspector explains, and its words.
-    pub(crate) selected: RwSignal<Option<Selection>>,
-    inspect: RwSignal<String>,
-    /// Links between two other members this tab's console cut.
-    pub(crate) cuts: RwSignal<BTreeSet<(String, String)>>,
-    /// The console's mesh-wide state, as this tab set it.
-    pub(crate) paused: RwSignal<bool>,
-    pub(crate) slow_ms: RwSignal<u32>,
-    pub(crate) overlay: RwSignal<Overlay>,
-    pub(crate) blank: RwSignal<bool>,
-    pub(crate) projector: RwSignal<bool>,
-    /// The server's address for an audience, if it gave one.
-    pub(crate) public_url: RwSignal<Option<String>>,
-    /// Set when a presenter failed this node or made it leave: why it is silent.
-    halted: RwSignal<Option<String>>,
-    log_filter: RwSignal<LogFilter>,
-    /// The time machine, and what it shows while a recorded moment is on screen.
-    pub(crate) tm: TimeMachine,
-    pub(crate) replay_graph: RwSignal<Vec<GraphNode>>,
-    pub(crate) replay_jobs: RwSignal<Vec<JobView>>,
-    pub(crate) replay_log: RwSignal<Vec<LogLine>>,
-    rates: RwSignal<RatesView>,
-}
-
-impl MeshView {
-    fn name(&self, n: NodeId) -> String {
-        self.names
-            .with_untracked(|m| m.get(&n).cloned())
-            .unwrap_or_else(|| n.to_string())
-    }
-
-    fn log(
-        &self,
-        event: &'static str,
-        peer: &str,
-        reason: &'static str,
-        ms: f64,
-        text: String,
-    ) -> u64 {
-        self.push(LogLine {
-            seq: 0,
-            event,
-            node: (!peer.is_empty()).then(|| node_id(&PeerId(peer.to_string()))),
-            task: None,
-            peer: peer.to_string(),
-            reason,
-            ms,
-            text,
-        })
-    }
-
-    /// Whether a recorded moment is shown instead of the live view.
-    pub(crate) fn replaying(&self) -> bool {
-        self.tm.at.with(Option::is_some) || self.tm.is_imported.get()
-    }
-
-    /// The graph on screen: live, or the recorded moment's.
-    pub(crate) fn shown_graph<R>(&self, f: impl FnOnce(&Vec<GraphNode>) -> R) -> R {
-        if self.replaying() {
-            self.replay_graph.with(f)
-        } else {
-            self.graph.with(f)
-        }
-    }
-
-    /// The jobs on screen: live, or the recorded moment's.
-    fn shown_jobs<R>(&self, f: impl FnOnce(&Vec<JobView>) -> R) -> R {
-        if self.replaying() {
-            self.replay_jobs.with(f)
-        } else {
-            self.jobs.with(f)
-        }
-    }
-
-    /// Appends a line (its `seq` is set here) and returns its number.
-    fn push(&self, mut line: LogLine) -> u64 {
-        let t = ms_now() as u64;
-        self.tm
-            .live
-            .update_value(|r| r.log_line(t, line.event, &line.text));
-        let mut seq = 0;
-        self.log.update(|log| {
-            seq = log.last().map_or(0, |l| l.seq + 1);
-            line.seq = seq;
-            log.push(line);
-            if log.len() > LOG_LEN_MAX {
-                log.remove(0);
-            }
-        });
-        seq
-    }
-
-    /// A line about a node or a task, which a click on it inspects.
-    fn log_about(
-        &self,
-        event: &'static str,
-        node: Option<NodeId>,
-        task: Option<(JobId, TaskId)>,
-        text: String,
-    ) {
-        self.push(LogLine {
-            seq: 0,
-            event,
-            node,
-            task,
-            peer: String::new(),
-            reason: "",
-            ms: 0.0,
-            text,
-        });
-    }
-
-    /// Adds to the end of a line already logged.
-    fn log_append(&self, seq: u64, more: &str) {
-        self.log.update(|log| {
-            if let Some(l) = log.iter_mut().find(|l| l.seq == seq) {
-                l.text += more;
-            }
-        });
-    }
-
-    fn relog(&self, seq: u64, text: String) {
-        self.log.update(|log| {
-            if let Some(l) = log.iter_mut().find(|l| l.seq == seq) {
-                l.text = text;
-            }
-        });
-    }
-}
-
-pub(crate) fn query_param(name: &str) -> Option<String> {
-    let search = web_sys::window()?.location().search().ok()?;
-    web_sys::UrlSearchParams::new_with_str(&search)
-        .ok()?
-        .get(name)
-}
 
 fn signaling_url() -> Option<String> {
     let loc = web_sys::window()?.location();
@@ -319,217 +61,6 @@ fn signaling_url() -> Option<String> {
         "ws"
     };
     Some(format!("{scheme}://{}/ws", loc.host().ok()?))
-}
-
-pub(crate) fn job_dom_id(kind: &str, job: JobId) -> String {
-    format!("{kind}-{:016x}", job.0)
-}
-
-fn ms_now() -> f64 {
-    web_now().as_ms_f64()
-}
-
-/// Draws result tiles onto each Mandelbrot job's canvas as their bytes arrive, and the
-/// task states onto the overlay above it.
-#[derive(Default)]
-struct Painter {
-    /// Per job: which tiles' pixels are on the canvas.
-    drawn: BTreeMap<JobId, Vec<bool>>,
-    /// Assembled images not yet painted (the canvas may not exist yet).
-    finished: BTreeMap<JobId, JobOutput>,
-}
-
-pub(crate) fn context(id: &str) -> Option<(HtmlCanvasElement, CanvasRenderingContext2d)> {
-    let canvas: HtmlCanvasElement = web_sys::window()?
-        .document()?
-        .get_element_by_id(id)?
-        .dyn_into()
-        .ok()?;
-    let ctx = canvas.get_context("2d").ok()??.dyn_into().ok()?;
-    Some((canvas, ctx))
-}
-
-fn put(ctx: &CanvasRenderingContext2d, rgba: &[u8], x: u32, y: u32, w: u32, h: u32) -> bool {
-    ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), w, h)
-        .and_then(|img| ctx.put_image_data(&img, f64::from(x), f64::from(y)))
-        .is_ok()
-}
-
-impl Painter {
-    fn paint(&mut self, node: &MeshNode, rows: &[JobRow], flashes: &Flashes) {
-        let Some(engine) = node.engine() else { return };
-        for row in rows {
-            if let Some((canvas, ctx)) = context(&job_dom_id("cells", row.id)) {
-                task_grid(&canvas, &ctx, row, flashes);
-            }
-            let Some(params) = engine.job_spec(row.id).and_then(|s| s.kernel.image()) else {
-                continue;
-            };
-            let Some((_, ctx)) = context(&job_dom_id("img", row.id)) else {
-                continue;
-            };
-            let drawn = self
-                .drawn
-                .entry(row.id)
-                .or_insert_with(|| vec![false; row.tasks as usize]);
-            if let Some(JobOutput::Image {
-                width,
-                height,
-                rgba,
-            }) = self.finished.remove(&row.id)
-                && put(&ctx, &rgba, 0, 0, width, height)
-            {
-                drawn.iter_mut().for_each(|d| *d = true);
-            }
-            for t in 0..row.tasks {
-                if drawn[t as usize] {
-                    continue;
-                }
-                if let (Some(bytes), Some((x, y, w, h))) =
-                    (engine.held(row.id, TaskId(t)), params.tile_rect(t))
-                {
-                    drawn[t as usize] = put(&ctx, bytes, x, y, w, h);
-                }
-            }
-            if let Some((_, ovl)) = context(&job_dom_id("ovl", row.id)) {
-                overlay(&ovl, params, row, drawn);
-            }
-        }
-        self.drawn.retain(|id, _| rows.iter().any(|r| r.id == *id));
-    }
-}
-
-/// Side of a task's square in the task grid, in pixels.
-const CELL_PX: u32 = 16;
-
-/// The task grid of a job: a square per task, empty while it waits, tinted in the colour
-/// of the node computing it, filled in the colour of the node that computed it once
-/// validated, with its number of copies at its top-ranked members (red when under `r`);
-/// a task that lost a copy to a departure has a red dashed frame until it heals, then
-/// a white one for a while. Drawn on a canvas: a thousand tasks cost one draw per task,
-/// not a thousand DOM nodes.
-pub(crate) fn task_grid(
-    canvas: &HtmlCanvasElement,
-    ctx: &CanvasRenderingContext2d,
-    row: &JobRow,
-    flashes: &Flashes,
-) {
-    let cols = row.columns.max(1);
-    let rows = (row.cells.len() as u32).div_ceil(cols).max(1);
-    let (w, h) = (cols * CELL_PX, rows * CELL_PX);
-    if canvas.width() != w || canvas.height() != h {
-        canvas.set_width(w);
-        canvas.set_height(h);
-    }
-    ctx.set_fill_style_str("#151b23");
-    ctx.fill_rect(0.0, 0.0, f64::from(w), f64::from(h));
-    ctx.set_font("9px sans-serif");
-    ctx.set_text_align("center");
-    ctx.set_text_baseline("middle");
-    let side = f64::from(CELL_PX);
-    for (t, cell) in row.cells.iter().enumerate() {
-        let t = t as u32;
-        let (x, y) = (f64::from(t % cols) * side, f64::from(t / cols) * side);
-        let (fill, alpha) = match (cell.state, cell.by) {
-            (TaskState::Validated, Some(by)) => (colour(by), 1.0),
-            (TaskState::Running, Some(by)) => (colour(by), 0.45),
-            _ => ("#1d252f".to_string(), 1.0),
-        };
-        ctx.set_global_alpha(alpha);
-        ctx.set_fill_style_str(&fill);
-        ctx.fill_rect(x + 0.5, y + 0.5, side - 1.0, side - 1.0);
-        // Past the palette, a member's colour repeats with a white corner.
-        if let Some(by) = cell.by
-            && cell.state != TaskState::Waiting
-            && model::pattern(model::slot(by)) > 0
-        {
-            ctx.set_fill_style_str("#ffffff");
-            ctx.fill_rect(x + 0.5, y + 0.5, 4.0, 4.0);
-        }
-        ctx.set_global_alpha(1.0);
-        if cell.state == TaskState::Validated {
-            let short = cell.replicas < u32::from(row.replication);
-            ctx.set_fill_style_str(if short { "#b00020" } else { "#0f1419" });
-            let _ = ctx.fill_text(
-                &cell.replicas.to_string(),
-                x + side / 2.0,
-                y + side / 2.0 + 0.5,
-            );
-        }
-        if let Some(flash) = flashes.of(row.id, TaskId(t)) {
-            let (colour, dash) = match flash {
-                Flash::Lost => ("#ff3b4e", [3.0, 2.0]),
-                Flash::Healed => ("#ffffff", [16.0, 0.0]),
-            };
-            let dash: js_sys::Array = dash
-                .iter()
-                .map(|d| wasm_bindgen::JsValue::from(*d))
-                .collect();
-            let _ = ctx.set_line_dash(&dash);
-            ctx.set_line_width(2.0);
-            ctx.set_stroke_style_str(colour);
-            ctx.stroke_rect(x + 1.5, y + 1.5, side - 3.0, side - 3.0);
-            let _ = ctx.set_line_dash(&js_sys::Array::new());
-        }
-    }
-}
-
-/// The task states as text, for tests and screen readers: `state:copies` per task
-/// (`v2,r0,w0,…`).
-fn cells_text(row: &JobRow) -> String {
-    let mut compact = String::with_capacity(row.cells.len() * 3);
-    for (i, c) in row.cells.iter().enumerate() {
-        if i > 0 {
-            compact.push(',');
-        }
-        compact.push(match c.state {
-            TaskState::Waiting => 'w',
-            TaskState::Running => 'r',
-            TaskState::Validated => 'v',
-        });
-        compact.push_str(&c.replicas.to_string());
-    }
-    compact
-}
-
-/// Task states over the image: a validated tile is outlined, thin and translucent, in
-/// the colour of the node that computed it (and tinted while its pixels are not here); a
-/// running one is tinted in its node's colour. Off by default: the picture comes first.
-pub(crate) fn overlay(
-    ctx: &CanvasRenderingContext2d,
-    params: &node_core::kernels::mandelbrot::Params,
-    row: &JobRow,
-    drawn: &[bool],
-) {
-    ctx.clear_rect(0.0, 0.0, f64::from(params.width), f64::from(params.height));
-    ctx.set_line_width(1.0);
-    for (t, cell) in row.cells.iter().enumerate() {
-        let Some((x, y, w, h)) = params.tile_rect(t as u32) else {
-            break;
-        };
-        let (x, y, w, h) = (f64::from(x), f64::from(y), f64::from(w), f64::from(h));
-        let Some(by) = cell.by else { continue };
-        let c = colour(by);
-        match cell.state {
-            TaskState::Validated => {
-                if !drawn[t] {
-                    ctx.set_global_alpha(0.35);
-                    ctx.set_fill_style_str(&c);
-                    ctx.fill_rect(x, y, w, h);
-                }
-                ctx.set_global_alpha(0.5);
-                ctx.set_stroke_style_str(&c);
-                ctx.stroke_rect(x + 0.5, y + 0.5, (w - 1.0).max(0.0), (h - 1.0).max(0.0));
-            }
-            TaskState::Running => {
-                ctx.set_global_alpha(0.6);
-                ctx.set_fill_style_str(&c);
-                ctx.fill_rect(x, y, w, h);
-            }
-            TaskState::Waiting => {}
-        }
-    }
-    ctx.set_global_alpha(1.0);
 }
 
 /// What the run loop calls back: the page's side of the node.
@@ -1191,38 +722,6 @@ struct Controls {
     workers: RwSignal<u16>,
 }
 
-/// The presenter key this tab was given: `?presenter=KEY`, kept in the tab's session
-/// storage and taken out of the address bar (which a projector shows); or the one kept
-/// before a reload.
-pub(crate) fn presenter_key() -> Option<String> {
-    let w = web_sys::window()?;
-    let storage = w.session_storage().ok().flatten();
-    if let Some(key) = query_param("presenter").filter(|k| !k.is_empty()) {
-        if let Some(st) = &storage {
-            let _ = st.set_item(PRESENTER_KEY_STORAGE, &key);
-        }
-        // The same address without the key.
-        let loc = w.location();
-        if let (Ok(path), Ok(search)) = (loc.pathname(), loc.search())
-            && let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search)
-        {
-            params.delete("presenter");
-            let rest = String::from(params.to_string());
-            let url = if rest.is_empty() {
-                path
-            } else {
-                format!("{path}?{rest}")
-            };
-            if let Ok(history) = w.history() {
-                let _ =
-                    history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
-            }
-        }
-        return Some(key);
-    }
-    storage?.get_item(PRESENTER_KEY_STORAGE).ok().flatten()
-}
-
 /// Joins the room and runs the node for the life of the page.
 fn start_node(
     view: MeshView,
@@ -1855,17 +1354,6 @@ fn log_lines(view: MeshView) -> Vec<LogLine> {
             .collect()
     })
 }
-
-/// Event kinds the log can be narrowed to, with their labels.
-const LOG_KINDS: &[(&str, &str)] = &[
-    ("", "every kind"),
-    ("joined", "joins"),
-    ("left", "departures"),
-    ("job", "jobs"),
-    ("done", "finished jobs"),
-    ("warning", "warnings, liars"),
-    ("console", "console"),
-];
 
 /// Joins, departures (and what became of their work), jobs, in plain words.
 #[component]

@@ -20,7 +20,7 @@ use web_ui::form::JobForm;
 use web_ui::keys::{self, KEYS, KeyAction};
 use web_ui::qr;
 
-use crate::app::{MeshView, Overlay, query_param};
+use crate::view::{MeshView, Overlay, presenter_key, query_param};
 
 /// Slow motion's pause after each task (ms), on every member.
 pub const SLOW_MS: u32 = 600;
@@ -296,7 +296,7 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
     let view = console.view;
     let presenter = move || view.me.with(|m| m.as_ref().is_some_and(|m| m.presenter));
     // Read once: the key leaves the address bar when the node starts.
-    let wanted = crate::app::presenter_key().is_some() || query_param("console").is_some();
+    let wanted = presenter_key().is_some() || query_param("console").is_some();
     let target = RwSignal::new(String::new());
     let other = RwSignal::new(String::new());
     let said = RwSignal::new(String::new());

@@ -18,28 +18,12 @@ use web_ui::layout::{CHAR_PX, edge_label, label_width, place};
 pub use web_ui::model::GraphNode;
 use web_ui::model::{palette, pattern, plural};
 
-use crate::app::{MeshView, Selection};
+use crate::view::{Gone, MeshView, Pulse, Selection};
 
 /// The graph is rebuilt at most this often (ms): pulses are sampled at this rate.
 pub const GRAPH_MS: f64 = 150.0;
 /// A departed member stays on the graph this long (ms).
 pub const GONE_SHOWN_MS: f64 = 6_000.0;
-
-/// A message crossing an edge, drawn once as a dot moving along it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Pulse {
-    pub seq: u64,
-    pub peer: String,
-    /// From the peer to this node.
-    pub inbound: bool,
-}
-
-/// A member that left, kept on the graph for a while.
-#[derive(Clone, Debug)]
-pub struct Gone {
-    pub node: GraphNode,
-    pub until: f64,
-}
 
 /// Message counters per peer at the last sample, to tell when messages crossed.
 #[derive(Default)]

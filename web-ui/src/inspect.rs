@@ -6,18 +6,8 @@ use std::collections::BTreeMap;
 use node_core::engine::{Engine, Verdict, Why};
 use node_core::job::{JobId, NodeId, TaskId};
 
+pub use crate::model::Load;
 use crate::model::{members, plural, ranked};
-
-/// What one node is doing, as this node's board sees it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Load {
-    /// Tasks it claimed and has not reported.
-    pub running: u32,
-    /// Validated tasks whose result it computed.
-    pub done: u32,
-    /// Validated results whose bytes it holds.
-    pub held: u32,
-}
 
 /// Every node's load over every job (capped at `tasks_max` tasks per job, so a huge job
 /// costs a bounded scan).

@@ -423,6 +423,17 @@ impl Departure {
     }
 }
 
+/// What one node is doing, as this node's board sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Tasks it claimed and has not reported.
+    pub running: u32,
+    /// Validated tasks whose result it computed.
+    pub done: u32,
+    /// Validated results whose bytes it holds.
+    pub held: u32,
+}
+
 /// One member (or a member that just left) as the graph shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GraphNode {
@@ -437,7 +448,7 @@ pub struct GraphNode {
     pub state: &'static str,
     pub presenter: bool,
     pub rtt_ms: Option<f64>,
-    pub load: crate::inspect::Load,
+    pub load: Load,
     /// Caught lying (in some job) by this node, or, for this node, lying on a
     /// presenter's command.
     pub liar: bool,

@@ -19,48 +19,8 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 use web_ui::model::{Flashes, JobRow, TaskState};
 use web_ui::record::Recording;
 
-use crate::app::{JobView, LogLine, MeshView, context, job_dom_id, overlay, task_grid};
-
-/// The time machine's state, shared by the shell and the components.
-#[derive(Clone, Copy)]
-pub struct TimeMachine {
-    /// What this tab records of the live run.
-    pub live: StoredValue<Recording>,
-    /// A run read from a file, replayed instead of the live one.
-    pub imported: StoredValue<Option<Recording>>,
-    /// Frames in the run shown (for the slider), and whether it is imported.
-    pub frames: RwSignal<usize>,
-    pub is_imported: RwSignal<bool>,
-    /// The frame shown; `None`: live.
-    pub at: RwSignal<Option<usize>>,
-    /// Per job: the picture tiles are copied from while scrubbing.
-    sources: StoredValue<BTreeMap<u64, HtmlCanvasElement>, LocalStorage>,
-    pub error: RwSignal<String>,
-}
-
-impl TimeMachine {
-    pub fn new() -> TimeMachine {
-        TimeMachine {
-            live: StoredValue::new(Recording::new()),
-            imported: StoredValue::new(None),
-            frames: RwSignal::new(0),
-            is_imported: RwSignal::new(false),
-            at: RwSignal::new(None),
-            sources: StoredValue::new_local(BTreeMap::new()),
-            error: RwSignal::new(String::new()),
-        }
-    }
-
-    /// Runs `f` on the recording shown: the imported one, else the live one.
-    fn with<R>(&self, f: impl FnOnce(&Recording) -> R) -> R {
-        if self.is_imported.get_untracked() {
-            self.imported
-                .with_value(|i| f(i.as_ref().unwrap_or(&Recording::new())))
-        } else {
-            self.live.with_value(f)
-        }
-    }
-}
+use crate::paint::{context, overlay, task_grid};
+use crate::view::{JobView, LogLine, MeshView, job_dom_id};
 
 fn document() -> Option<web_sys::Document> {
     web_sys::window()?.document()

@@ -1,0 +1,390 @@
+//! The page's view state: the signals the node bridge writes and the components read
+//! ([`MeshView`]), the rows they hold (peers, log lines, jobs, rates), what is selected
+//! and what lies over the page, and the time machine's state. It imports no component
+//! and no part of the bridge, so every panel can depend on it without a loop.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use leptos::prelude::*;
+use node_core::driver::web_now;
+use node_core::job::{JobId, NodeId, TaskId};
+use node_core::node::node_id;
+use node_core::signal::{PeerId, PeerInfo};
+use web_sys::HtmlCanvasElement;
+use web_ui::model::{GraphNode, JobRow};
+use web_ui::record::Recording;
+
+use crate::pool::PoolStats;
+
+/// Most lines kept in the event log.
+pub(crate) const LOG_LEN_MAX: usize = 200;
+/// Where a tab keeps the presenter key for the rest of its session (a reload keeps the
+/// console; the key leaves the address bar, which a projector shows).
+const PRESENTER_KEY_STORAGE: &str = "meshwork-presenter-key";
+
+/// One peer as the page shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PeerRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) kind: &'static str,
+    pub(crate) state: &'static str,
+    /// Last round trip, rounded to 0.1 ms so the view does not churn on noise.
+    pub(crate) rtt_ms: Option<f64>,
+    pub(crate) colour: String,
+    /// The ICE path of the connection: the local and remote candidate kinds, "host/host"
+    /// on one network, "relay/…" through a TURN server; empty until known.
+    pub(crate) path: String,
+}
+
+/// One line of the event log.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LogLine {
+    /// Sequence number, the list key.
+    pub(crate) seq: u64,
+    /// "joined", "left", "job", "done", "warning" or "console".
+    pub(crate) event: &'static str,
+    /// The node the line is about, if one.
+    pub(crate) node: Option<NodeId>,
+    /// The task the line is about, if one.
+    pub(crate) task: Option<(JobId, TaskId)>,
+    /// The peer a join or departure is about.
+    pub(crate) peer: String,
+    /// How a departure was noticed; empty otherwise.
+    pub(crate) reason: &'static str,
+    /// Join: time to connect. Departure: time since the peer was last heard.
+    pub(crate) ms: f64,
+    pub(crate) text: String,
+}
+
+impl LogLine {
+    /// A line read back from a recording.
+    pub(crate) fn replayed(seq: u64, event: &str, text: String) -> LogLine {
+        let event = LOG_KINDS
+            .iter()
+            .map(|(k, _)| *k)
+            .find(|k| *k == event)
+            .unwrap_or("");
+        LogLine {
+            seq,
+            event,
+            node: None,
+            task: None,
+            peer: String::new(),
+            reason: "",
+            ms: 0.0,
+            text,
+        }
+    }
+}
+
+/// One job as the page shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct JobView {
+    pub(crate) row: JobRow,
+    pub(crate) submitter: String,
+    pub(crate) mine: bool,
+    /// The output in words, once assembled here.
+    pub(crate) output: Option<String>,
+    /// Tasks that lost a copy to a departure, and tasks healed, since the page loaded.
+    pub(crate) lost: u64,
+    pub(crate) healed: u64,
+}
+
+/// The numbers panel: tasks per second, in total and per node.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct RatesView {
+    /// Validated tasks per second, each second of the last minute.
+    pub(crate) series: Vec<f64>,
+    pub(crate) total: f64,
+    /// Results computed per second, all members together.
+    pub(crate) results: f64,
+    /// Name, colour and results per second of every node computing now.
+    pub(crate) per: Vec<(String, String, f64)>,
+    pub(crate) speedup: Option<f64>,
+}
+
+/// What a click selected for the inspector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Selection {
+    Node(NodeId),
+    Task(JobId, TaskId),
+}
+
+/// What lies over the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Overlay {
+    None,
+    Qr,
+    Keys,
+}
+
+/// Which log lines are shown.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct LogFilter {
+    /// Empty: every kind.
+    pub(crate) event: String,
+    pub(crate) node: Option<NodeId>,
+    /// A task number, in any job.
+    pub(crate) task: Option<u32>,
+}
+
+/// The page's view of the mesh, written by the node, read by components.
+#[derive(Clone, Copy)]
+pub(crate) struct MeshView {
+    pub(crate) me: RwSignal<Option<PeerInfo>>,
+    pub(crate) status: RwSignal<String>,
+    pub(crate) peers: RwSignal<Vec<PeerRow>>,
+    pub(crate) log: RwSignal<Vec<LogLine>>,
+    pub(crate) jobs: RwSignal<Vec<JobView>>,
+    pub(crate) pool: RwSignal<PoolStats>,
+    /// Names of nodes by engine id, this one included.
+    pub(crate) names: RwSignal<BTreeMap<NodeId, String>>,
+    pub(crate) outlines: RwSignal<bool>,
+    /// The graph's members and the pulses of the last sample.
+    pub(crate) graph: RwSignal<Vec<GraphNode>>,
+    pub(crate) pulses: RwSignal<Vec<Pulse>>,
+    /// What the inspector explains, and its words.
+    pub(crate) selected: RwSignal<Option<Selection>>,
+    pub(crate) inspect: RwSignal<String>,
+    /// Links between two other members this tab's console cut.
+    pub(crate) cuts: RwSignal<BTreeSet<(String, String)>>,
+    /// The console's mesh-wide state, as this tab set it.
+    pub(crate) paused: RwSignal<bool>,
+    pub(crate) slow_ms: RwSignal<u32>,
+    pub(crate) overlay: RwSignal<Overlay>,
+    pub(crate) blank: RwSignal<bool>,
+    pub(crate) projector: RwSignal<bool>,
+    /// The server's address for an audience, if it gave one.
+    pub(crate) public_url: RwSignal<Option<String>>,
+    /// Set when a presenter failed this node or made it leave: why it is silent.
+    pub(crate) halted: RwSignal<Option<String>>,
+    pub(crate) log_filter: RwSignal<LogFilter>,
+    /// The time machine, and what it shows while a recorded moment is on screen.
+    pub(crate) tm: TimeMachine,
+    pub(crate) replay_graph: RwSignal<Vec<GraphNode>>,
+    pub(crate) replay_jobs: RwSignal<Vec<JobView>>,
+    pub(crate) replay_log: RwSignal<Vec<LogLine>>,
+    pub(crate) rates: RwSignal<RatesView>,
+}
+
+impl MeshView {
+    pub(crate) fn name(&self, n: NodeId) -> String {
+        self.names
+            .with_untracked(|m| m.get(&n).cloned())
+            .unwrap_or_else(|| n.to_string())
+    }
+
+    pub(crate) fn log(
+        &self,
+        event: &'static str,
+        peer: &str,
+        reason: &'static str,
+        ms: f64,
+        text: String,
+    ) -> u64 {
+        self.push(LogLine {
+            seq: 0,
+            event,
+            node: (!peer.is_empty()).then(|| node_id(&PeerId(peer.to_string()))),
+            task: None,
+            peer: peer.to_string(),
+            reason,
+            ms,
+            text,
+        })
+    }
+
+    /// Whether a recorded moment is shown instead of the live view.
+    pub(crate) fn replaying(&self) -> bool {
+        self.tm.at.with(Option::is_some) || self.tm.is_imported.get()
+    }
+
+    /// The graph on screen: live, or the recorded moment's.
+    pub(crate) fn shown_graph<R>(&self, f: impl FnOnce(&Vec<GraphNode>) -> R) -> R {
+        if self.replaying() {
+            self.replay_graph.with(f)
+        } else {
+            self.graph.with(f)
+        }
+    }
+
+    /// The jobs on screen: live, or the recorded moment's.
+    pub(crate) fn shown_jobs<R>(&self, f: impl FnOnce(&Vec<JobView>) -> R) -> R {
+        if self.replaying() {
+            self.replay_jobs.with(f)
+        } else {
+            self.jobs.with(f)
+        }
+    }
+
+    /// Appends a line (its `seq` is set here) and returns its number.
+    pub(crate) fn push(&self, mut line: LogLine) -> u64 {
+        let t = ms_now() as u64;
+        self.tm
+            .live
+            .update_value(|r| r.log_line(t, line.event, &line.text));
+        let mut seq = 0;
+        self.log.update(|log| {
+            seq = log.last().map_or(0, |l| l.seq + 1);
+            line.seq = seq;
+            log.push(line);
+            if log.len() > LOG_LEN_MAX {
+                log.remove(0);
+            }
+        });
+        seq
+    }
+
+    /// A line about a node or a task, which a click on it inspects.
+    pub(crate) fn log_about(
+        &self,
+        event: &'static str,
+        node: Option<NodeId>,
+        task: Option<(JobId, TaskId)>,
+        text: String,
+    ) {
+        self.push(LogLine {
+            seq: 0,
+            event,
+            node,
+            task,
+            peer: String::new(),
+            reason: "",
+            ms: 0.0,
+            text,
+        });
+    }
+
+    /// Adds to the end of a line already logged.
+    pub(crate) fn log_append(&self, seq: u64, more: &str) {
+        self.log.update(|log| {
+            if let Some(l) = log.iter_mut().find(|l| l.seq == seq) {
+                l.text += more;
+            }
+        });
+    }
+
+    pub(crate) fn relog(&self, seq: u64, text: String) {
+        self.log.update(|log| {
+            if let Some(l) = log.iter_mut().find(|l| l.seq == seq) {
+                l.text = text;
+            }
+        });
+    }
+}
+
+pub(crate) fn query_param(name: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()?
+        .get(name)
+}
+
+/// The presenter key this tab was given: `?presenter=KEY`, kept in the tab's session
+/// storage and taken out of the address bar (which a projector shows); or the one kept
+/// before a reload.
+pub(crate) fn presenter_key() -> Option<String> {
+    let w = web_sys::window()?;
+    let storage = w.session_storage().ok().flatten();
+    if let Some(key) = query_param("presenter").filter(|k| !k.is_empty()) {
+        if let Some(st) = &storage {
+            let _ = st.set_item(PRESENTER_KEY_STORAGE, &key);
+        }
+        // The same address without the key.
+        let loc = w.location();
+        if let (Ok(path), Ok(search)) = (loc.pathname(), loc.search())
+            && let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search)
+        {
+            params.delete("presenter");
+            let rest = String::from(params.to_string());
+            let url = if rest.is_empty() {
+                path
+            } else {
+                format!("{path}?{rest}")
+            };
+            if let Ok(history) = w.history() {
+                let _ =
+                    history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
+            }
+        }
+        return Some(key);
+    }
+    storage?.get_item(PRESENTER_KEY_STORAGE).ok().flatten()
+}
+
+pub(crate) fn job_dom_id(kind: &str, job: JobId) -> String {
+    format!("{kind}-{:016x}", job.0)
+}
+
+pub(crate) fn ms_now() -> f64 {
+    web_now().as_ms_f64()
+}
+
+/// Event kinds the log can be narrowed to, with their labels.
+pub(crate) const LOG_KINDS: &[(&str, &str)] = &[
+    ("", "every kind"),
+    ("joined", "joins"),
+    ("left", "departures"),
+    ("job", "jobs"),
+    ("done", "finished jobs"),
+    ("warning", "warnings, liars"),
+    ("console", "console"),
+];
+
+/// A message crossing an edge, drawn once as a dot moving along it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pulse {
+    pub seq: u64,
+    pub peer: String,
+    /// From the peer to this node.
+    pub inbound: bool,
+}
+
+/// A member that left, kept on the graph for a while.
+#[derive(Clone, Debug)]
+pub struct Gone {
+    pub node: GraphNode,
+    pub until: f64,
+}
+
+/// The time machine's state, shared by the shell and the components.
+#[derive(Clone, Copy)]
+pub struct TimeMachine {
+    /// What this tab records of the live run.
+    pub live: StoredValue<Recording>,
+    /// A run read from a file, replayed instead of the live one.
+    pub imported: StoredValue<Option<Recording>>,
+    /// Frames in the run shown (for the slider), and whether it is imported.
+    pub frames: RwSignal<usize>,
+    pub is_imported: RwSignal<bool>,
+    /// The frame shown; `None`: live.
+    pub at: RwSignal<Option<usize>>,
+    /// Per job: the picture tiles are copied from while scrubbing.
+    pub(crate) sources: StoredValue<BTreeMap<u64, HtmlCanvasElement>, LocalStorage>,
+    pub error: RwSignal<String>,
+}
+
+impl TimeMachine {
+    pub fn new() -> TimeMachine {
+        TimeMachine {
+            live: StoredValue::new(Recording::new()),
+            imported: StoredValue::new(None),
+            frames: RwSignal::new(0),
+            is_imported: RwSignal::new(false),
+            at: RwSignal::new(None),
+            sources: StoredValue::new_local(BTreeMap::new()),
+            error: RwSignal::new(String::new()),
+        }
+    }
+
+    /// Runs `f` on the recording shown: the imported one, else the live one.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&Recording) -> R) -> R {
+        if self.is_imported.get_untracked() {
+            self.imported
+                .with_value(|i| f(i.as_ref().unwrap_or(&Recording::new())))
+        } else {
+            self.live.with_value(f)
+        }
+    }
+}
