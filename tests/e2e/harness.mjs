@@ -207,9 +207,21 @@ export function pageNow(page) {
   return page.evaluate(() => performance.now());
 }
 
-/** Main-thread tasks over 50 ms that started at or after `sinceMs` (page clock). */
+/**
+ * Main-thread tasks over 50 ms that started at or after `sinceMs` (page clock), each with
+ * the scripts of the long animation frames it overlaps (what ran, as the browser says:
+ * "RTCDataChannel.onmessage", "TimerHandler:setTimeout", ...), so that a failure names
+ * its cause.
+ */
 export function longTasks(page, sinceMs = 0) {
-  return page.evaluate((since) => (window.__longTasks ?? []).filter((t) => t.start >= since), sinceMs);
+  return page.evaluate((since) => (window.__longTasks ?? [])
+    .filter((t) => t.start >= since)
+    .map((t) => ({
+      ...t,
+      scripts: (window.__loafs ?? [])
+        .filter((f) => f.start < t.start + t.ms && t.start < f.start + f.ms)
+        .flatMap((f) => f.scripts),
+    })), sinceMs);
 }
 
 // ---------------------------------------------------------------- the harness
@@ -402,6 +414,28 @@ export class Harness {
         }).observe({ type: 'longtask', buffered: true });
       } catch {
         // No Long Tasks API: nothing recorded (a check on it then proves nothing).
+      }
+      // What ran in frames over 50 ms (the Long Animation Frames API), the last 200.
+      window.__loafs = [];
+      try {
+        new PerformanceObserver((list) => {
+          for (const e of list.getEntries()) {
+            window.__loafs.push({
+              start: e.startTime,
+              ms: e.duration,
+              scripts: (e.scripts ?? []).map((x) => ({
+                invoker: x.invoker,
+                fn: x.sourceFunctionName,
+                ms: Math.round(x.duration),
+                forced_layout_ms: Math.round(x.forcedStyleAndLayoutDuration ?? 0),
+              })),
+              render_ms: Math.round(e.startTime + e.duration - (e.renderStart || e.startTime + e.duration)),
+            });
+            if (window.__loafs.length > 200) window.__loafs.shift();
+          }
+        }).observe({ type: 'long-animation-frame', buffered: true });
+      } catch {
+        // No Long Animation Frames API: long tasks are reported without their scripts.
       }
     });
     await page.setViewportSize({ width: 1280, height: 900 });
@@ -709,4 +743,20 @@ export function horizontalOverflow(page) {
       .slice(0, 5)
       .map((e) => `${e.tagName.toLowerCase()}.${e.getAttribute('class') ?? ''}`),
   }));
+}
+
+/**
+ * Resizes `page` to `width` x `height` and waits (3 s at most) for it to lay itself out
+ * with nothing wider than the window (the graph measures itself again on the resize).
+ * Returns what horizontalOverflow() read last, with `fits`.
+ */
+export async function resizeAndFit(page, width, height) {
+  await page.setViewportSize({ width, height });
+  const fits = (o) => o.scroll_width <= o.width && o.wider.length === 0;
+  const ok = await pollUntil(async () => {
+    const o = await horizontalOverflow(page);
+    return fits(o) ? o : null;
+  }, Date.now() + 3_000);
+  const o = ok ?? (await horizontalOverflow(page));
+  return { ...o, fits: fits(o) };
 }

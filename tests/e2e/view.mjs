@@ -30,7 +30,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { horizontalOverflow, pollUntil, readGraph, readTab, sleep, startController } from './harness.mjs';
+import { pollUntil, resizeAndFit, readGraph, readTab, sleep, startController } from './harness.mjs';
 
 const { cfg, h, run } = startController(
   'view',
@@ -136,10 +136,8 @@ async function main() {
   }), Date.now() + 2_000);
   check('projector_layout_by_key', layout === 'projector', { layout });
   for (const [w, hgt] of [[1280, 900], [375, 800]]) {
-    await pp.setViewportSize({ width: w, height: hgt });
-    await sleep(200);
-    const s = await horizontalOverflow(pp);
-    check(`projector_no_horizontal_scroll:${w}`, s.scroll_width <= s.width && s.wider.length === 0, s);
+    const s = await resizeAndFit(pp, w, hgt);
+    check(`projector_no_horizontal_scroll:${w}`, s.fits, s);
   }
   files.projector = path.join(cfg.outdir, 'projector.png');
   await pp.screenshot({ path: files.projector, fullPage: false });
@@ -336,10 +334,8 @@ async function main() {
     return { unnamed, positive };
   });
   check('controls_labelled_and_focus_order', a11y.unnamed.length === 0 && a11y.positive === 0, a11y);
-  await px.setViewportSize({ width: 375, height: 800 });
-  await sleep(200);
-  const phone = await horizontalOverflow(px);
-  check('phone_no_horizontal_scroll', phone.scroll_width <= phone.width && phone.wider.length === 0, phone);
+  const phone = await resizeAndFit(px, 375, 800);
+  check('phone_no_horizontal_scroll', phone.fits, phone);
   files.presenter = path.join(cfg.outdir, 'presenter.png');
   await pp.screenshot({ path: files.presenter, fullPage: true });
 

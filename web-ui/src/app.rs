@@ -32,13 +32,13 @@ use web_ui::model::{
 
 use crate::console::{Console, ConsolePanel, Overlays};
 use crate::graph::{GONE_SHOWN_MS, GRAPH_MS, MeshGraph, Sampler};
-use crate::paint::{CELL_PX, Painter, cells_text};
 use crate::pool::{Pool, PoolStats};
 use crate::timemachine::TimeMachinePanel;
 use crate::view::{
     Gone, JobView, LOG_KINDS, LogFilter, LogLine, MeshView, Overlay, PeerRow, RatesView, Selection,
-    TimeMachine, job_dom_id, ms_now, presenter_key, query_param,
+    TimeMachine, ms_now, presenter_key, query_param,
 };
+use web_ui::paint::{CELL_PX, Painter, cells_text, job_dom_id};
 
 /// Jobs are re-read from the engine at most this often (ms).
 const REFRESH_MS: f64 = 100.0;
@@ -650,7 +650,7 @@ impl Page for Shell {
             view.tm.at.with_untracked(Option::is_some) || view.tm.is_imported.get_untracked();
         if self.was_replaying && !replaying {
             // Back to live: every picture is drawn again from the engine's bytes.
-            self.painter.drawn.clear();
+            self.painter.forget_canvases();
             self.dirty = true;
             self.refreshed_at = f64::NEG_INFINITY;
         }

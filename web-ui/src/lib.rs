@@ -19,6 +19,8 @@ pub mod inspect;
 pub mod keys;
 pub mod layout;
 pub mod model;
+#[cfg(target_arch = "wasm32")]
+pub mod paint;
 pub mod qr;
 pub mod record;
 #[cfg(target_arch = "wasm32")]

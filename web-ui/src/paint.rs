@@ -1,29 +1,75 @@
 //! Painting: result tiles onto each Mandelbrot job's canvas as their bytes arrive, the
 //! task grid (a square per task), and the task states over the picture. Canvas only: a
-//! thousand tasks cost one draw each, not a thousand DOM nodes.
+//! thousand tasks cost one draw each, not a thousand DOM nodes; and only what changed is
+//! drawn again. In the library (wasm only) so that a browser test can compare what it
+//! draws bit by bit (`tests/view_logic.rs`).
 
 use std::collections::BTreeMap;
 
-use node_core::job::{JobId, TaskId};
+use crate::model::{self, Flash, Flashes, JobRow, TaskState, colour};
+use node_core::job::{JobId, NodeId, TaskId};
 use node_core::kernels::JobOutput;
 use node_core::node::MeshNode;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
-use web_ui::model::{self, Flash, Flashes, JobRow, TaskState, colour};
-
-use crate::view::job_dom_id;
 
 /// Draws result tiles onto each Mandelbrot job's canvas as their bytes arrive, and the
-/// task states onto the overlay above it.
+/// task states onto the task grid and the overlay above the picture. Each draws only
+/// what changed since it last drew on the same canvas: a refresh of a 1,024-task job
+/// where three tasks moved costs three squares, not a thousand.
 #[derive(Default)]
-pub(crate) struct Painter {
+pub struct Painter {
     /// Per job: which tiles' pixels are on the canvas.
-    pub(crate) drawn: BTreeMap<JobId, Vec<bool>>,
+    pub drawn: BTreeMap<JobId, Vec<bool>>,
     /// Assembled images not yet painted (the canvas may not exist yet).
-    pub(crate) finished: BTreeMap<JobId, JobOutput>,
+    pub finished: BTreeMap<JobId, JobOutput>,
+    /// Per job: the task grid's canvas last drawn on, and what each square shows.
+    grids: BTreeMap<JobId, Shown<Square>>,
+    /// Per job: the overlay's canvas last drawn on, and what each tile's mark shows.
+    marks: BTreeMap<JobId, Shown<Mark>>,
 }
 
-pub(crate) fn context(id: &str) -> Option<(HtmlCanvasElement, CanvasRenderingContext2d)> {
+/// What is on one canvas: the canvas (a re-rendered card has a new one, drawn afresh)
+/// and one entry per task.
+struct Shown<T> {
+    canvas: wasm_bindgen::JsValue,
+    items: Vec<T>,
+}
+
+impl<T> Shown<T> {
+    /// What `canvas` shows, if it is the canvas drawn on last.
+    fn on<'a>(shown: Option<&'a Shown<T>>, canvas: &HtmlCanvasElement) -> Option<&'a [T]> {
+        let canvas: &wasm_bindgen::JsValue = canvas.as_ref();
+        shown
+            .filter(|s| &s.canvas == canvas)
+            .map(|s| s.items.as_slice())
+    }
+}
+
+/// One square of the task grid as drawn.
+#[derive(Clone, Copy, PartialEq)]
+pub struct Square {
+    state: TaskState,
+    by: Option<NodeId>,
+    replicas: u32,
+    short: bool,
+    flash: Option<Flash>,
+}
+
+/// One tile's mark on the overlay as drawn.
+#[derive(Clone, Copy, PartialEq)]
+pub struct Mark {
+    state: TaskState,
+    by: Option<NodeId>,
+    pixels_here: bool,
+}
+
+/// The DOM id of a job's canvas of `kind` (`img`, `ovl`, `cells`).
+pub fn job_dom_id(kind: &str, job: JobId) -> String {
+    format!("{kind}-{:016x}", job.0)
+}
+
+pub fn context(id: &str) -> Option<(HtmlCanvasElement, CanvasRenderingContext2d)> {
     let canvas: HtmlCanvasElement = web_sys::window()?
         .document()?
         .get_element_by_id(id)?
@@ -33,25 +79,34 @@ pub(crate) fn context(id: &str) -> Option<(HtmlCanvasElement, CanvasRenderingCon
     Some((canvas, ctx))
 }
 
-pub(crate) fn put(
-    ctx: &CanvasRenderingContext2d,
-    rgba: &[u8],
-    x: u32,
-    y: u32,
-    w: u32,
-    h: u32,
-) -> bool {
+pub fn put(ctx: &CanvasRenderingContext2d, rgba: &[u8], x: u32, y: u32, w: u32, h: u32) -> bool {
     ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), w, h)
         .and_then(|img| ctx.put_image_data(&img, f64::from(x), f64::from(y)))
         .is_ok()
 }
 
 impl Painter {
-    pub(crate) fn paint(&mut self, node: &MeshNode, rows: &[JobRow], flashes: &Flashes) {
+    /// Forgets what every canvas shows (another hand drew on them: the time machine), so
+    /// that the next paint draws everything again.
+    pub fn forget_canvases(&mut self) {
+        self.drawn.clear();
+        self.grids.clear();
+        self.marks.clear();
+    }
+
+    pub fn paint(&mut self, node: &MeshNode, rows: &[JobRow], flashes: &Flashes) {
         let Some(engine) = node.engine() else { return };
         for row in rows {
             if let Some((canvas, ctx)) = context(&job_dom_id("cells", row.id)) {
-                task_grid(&canvas, &ctx, row, flashes);
+                let before = Shown::on(self.grids.get(&row.id), &canvas);
+                let items = task_grid(&canvas, &ctx, row, flashes, before);
+                self.grids.insert(
+                    row.id,
+                    Shown {
+                        canvas: canvas.into(),
+                        items,
+                    },
+                );
             }
             let Some(params) = engine.job_spec(row.id).and_then(|s| s.kernel.image()) else {
                 continue;
@@ -82,16 +137,27 @@ impl Painter {
                     drawn[t as usize] = put(&ctx, bytes, x, y, w, h);
                 }
             }
-            if let Some((_, ovl)) = context(&job_dom_id("ovl", row.id)) {
-                overlay(&ovl, params, row, drawn);
+            if let Some((canvas, ovl)) = context(&job_dom_id("ovl", row.id)) {
+                let before = Shown::on(self.marks.get(&row.id), &canvas);
+                let items = overlay(&ovl, params, row, drawn, before);
+                self.marks.insert(
+                    row.id,
+                    Shown {
+                        canvas: canvas.into(),
+                        items,
+                    },
+                );
             }
         }
-        self.drawn.retain(|id, _| rows.iter().any(|r| r.id == *id));
+        let live = |id: &JobId| rows.iter().any(|r| r.id == *id);
+        self.drawn.retain(|id, _| live(id));
+        self.grids.retain(|id, _| live(id));
+        self.marks.retain(|id, _| live(id));
     }
 }
 
 /// Side of a task's square in the task grid, in pixels.
-pub(crate) const CELL_PX: u32 = 16;
+pub const CELL_PX: u32 = 16;
 
 /// The task grid of a job: a square per task, empty while it waits, tinted in the colour
 /// of the node computing it, filled in the colour of the node that computed it once
@@ -99,28 +165,50 @@ pub(crate) const CELL_PX: u32 = 16;
 /// a task that lost a copy to a departure has a red dashed frame until it heals, then
 /// a white one for a while. Drawn on a canvas: a thousand tasks cost one draw per task,
 /// not a thousand DOM nodes.
-pub(crate) fn task_grid(
+pub fn task_grid(
     canvas: &HtmlCanvasElement,
     ctx: &CanvasRenderingContext2d,
     row: &JobRow,
     flashes: &Flashes,
-) {
+    before: Option<&[Square]>,
+) -> Vec<Square> {
     let cols = row.columns.max(1);
     let rows = (row.cells.len() as u32).div_ceil(cols).max(1);
     let (w, h) = (cols * CELL_PX, rows * CELL_PX);
+    let mut before = before;
     if canvas.width() != w || canvas.height() != h {
         canvas.set_width(w);
         canvas.set_height(h);
+        before = None;
     }
-    ctx.set_fill_style_str("#151b23");
-    ctx.fill_rect(0.0, 0.0, f64::from(w), f64::from(h));
+    const BACKGROUND: &str = "#151b23";
+    if before.is_none() {
+        ctx.set_fill_style_str(BACKGROUND);
+        ctx.fill_rect(0.0, 0.0, f64::from(w), f64::from(h));
+    }
     ctx.set_font("9px sans-serif");
     ctx.set_text_align("center");
     ctx.set_text_baseline("middle");
     let side = f64::from(CELL_PX);
+    let mut shown = Vec::with_capacity(row.cells.len());
     for (t, cell) in row.cells.iter().enumerate() {
+        let square = Square {
+            state: cell.state,
+            by: cell.by,
+            replicas: cell.replicas,
+            short: cell.replicas < u32::from(row.replication),
+            flash: flashes.of(row.id, TaskId(t as u32)),
+        };
+        shown.push(square);
+        if before.and_then(|b| b.get(t)) == Some(&square) {
+            continue;
+        }
         let t = t as u32;
         let (x, y) = (f64::from(t % cols) * side, f64::from(t / cols) * side);
+        if before.is_some() {
+            ctx.set_fill_style_str(BACKGROUND);
+            ctx.fill_rect(x, y, side, side);
+        }
         let (fill, alpha) = match (cell.state, cell.by) {
             (TaskState::Validated, Some(by)) => (colour(by), 1.0),
             (TaskState::Running, Some(by)) => (colour(by), 0.45),
@@ -139,15 +227,14 @@ pub(crate) fn task_grid(
         }
         ctx.set_global_alpha(1.0);
         if cell.state == TaskState::Validated {
-            let short = cell.replicas < u32::from(row.replication);
-            ctx.set_fill_style_str(if short { "#b00020" } else { "#0f1419" });
+            ctx.set_fill_style_str(if square.short { "#b00020" } else { "#0f1419" });
             let _ = ctx.fill_text(
                 &cell.replicas.to_string(),
                 x + side / 2.0,
                 y + side / 2.0 + 0.5,
             );
         }
-        if let Some(flash) = flashes.of(row.id, TaskId(t)) {
+        if let Some(flash) = square.flash {
             let (colour, dash) = match flash {
                 Flash::Lost => ("#ff3b4e", [3.0, 2.0]),
                 Flash::Healed => ("#ffffff", [16.0, 0.0]),
@@ -163,11 +250,12 @@ pub(crate) fn task_grid(
             let _ = ctx.set_line_dash(&js_sys::Array::new());
         }
     }
+    shown
 }
 
 /// The task states as text, for tests and screen readers: `state:copies` per task
 /// (`v2,r0,w0,…`).
-pub(crate) fn cells_text(row: &JobRow) -> String {
+pub fn cells_text(row: &JobRow) -> String {
     let mut compact = String::with_capacity(row.cells.len() * 3);
     for (i, c) in row.cells.iter().enumerate() {
         if i > 0 {
@@ -186,24 +274,40 @@ pub(crate) fn cells_text(row: &JobRow) -> String {
 /// Task states over the image: a validated tile is outlined, thin and translucent, in
 /// the colour of the node that computed it (and tinted while its pixels are not here); a
 /// running one is tinted in its node's colour. Off by default: the picture comes first.
-pub(crate) fn overlay(
+pub fn overlay(
     ctx: &CanvasRenderingContext2d,
     params: &node_core::kernels::mandelbrot::Params,
     row: &JobRow,
     drawn: &[bool],
-) {
-    ctx.clear_rect(0.0, 0.0, f64::from(params.width), f64::from(params.height));
+    before: Option<&[Mark]>,
+) -> Vec<Mark> {
+    if before.is_none() {
+        ctx.clear_rect(0.0, 0.0, f64::from(params.width), f64::from(params.height));
+    }
     ctx.set_line_width(1.0);
+    let mut shown = Vec::with_capacity(row.cells.len());
     for (t, cell) in row.cells.iter().enumerate() {
         let Some((x, y, w, h)) = params.tile_rect(t as u32) else {
             break;
         };
+        let mark = Mark {
+            state: cell.state,
+            by: cell.by,
+            pixels_here: drawn.get(t).copied().unwrap_or(false),
+        };
+        shown.push(mark);
+        if before.and_then(|b| b.get(t)) == Some(&mark) {
+            continue;
+        }
         let (x, y, w, h) = (f64::from(x), f64::from(y), f64::from(w), f64::from(h));
+        if before.is_some() {
+            ctx.clear_rect(x, y, w, h);
+        }
         let Some(by) = cell.by else { continue };
         let c = colour(by);
         match cell.state {
             TaskState::Validated => {
-                if !drawn[t] {
+                if !mark.pixels_here {
                     ctx.set_global_alpha(0.35);
                     ctx.set_fill_style_str(&c);
                     ctx.fill_rect(x, y, w, h);
@@ -221,4 +325,5 @@ pub(crate) fn overlay(
         }
     }
     ctx.set_global_alpha(1.0);
+    shown
 }

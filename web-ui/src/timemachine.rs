@@ -19,8 +19,8 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 use web_ui::model::{Flashes, JobRow, TaskState};
 use web_ui::record::Recording;
 
-use crate::paint::{context, overlay, task_grid};
-use crate::view::{JobView, LogLine, MeshView, job_dom_id};
+use crate::view::{JobView, LogLine, MeshView};
+use web_ui::paint::{context, job_dom_id, overlay, task_grid};
 
 fn document() -> Option<web_sys::Document> {
     web_sys::window()?.document()
@@ -118,7 +118,7 @@ fn copy_live_pictures(view: MeshView) {
 fn draw_pictures(view: MeshView, rows: &[JobRow]) {
     for row in rows {
         if let Some((canvas, ctx)) = context(&job_dom_id("cells", row.id)) {
-            task_grid(&canvas, &ctx, row, &Flashes::default());
+            task_grid(&canvas, &ctx, row, &Flashes::default(), None);
         }
         let Some(p) = params(row) else { continue };
         let Some((_, ctx)) = context(&job_dom_id("img", row.id)) else {
@@ -144,7 +144,7 @@ fn draw_pictures(view: MeshView, rows: &[JobRow]) {
             }
         });
         if let Some((_, ovl)) = context(&job_dom_id("ovl", row.id)) {
-            overlay(&ovl, &p, row, &drawn);
+            overlay(&ovl, &p, row, &drawn, None);
         }
     }
 }

@@ -265,7 +265,15 @@ impl MeshView {
         });
     }
 
+    /// Rewrites a line already logged (a departure followed as its work moves). The
+    /// log's readers run again only when the words changed.
     pub(crate) fn relog(&self, seq: u64, text: String) {
+        let same = self
+            .log
+            .with_untracked(|log| log.iter().any(|l| l.seq == seq && l.text == text));
+        if same {
+            return;
+        }
         self.log.update(|log| {
             if let Some(l) = log.iter_mut().find(|l| l.seq == seq) {
                 l.text = text;
@@ -311,10 +319,6 @@ pub(crate) fn presenter_key() -> Option<String> {
         return Some(key);
     }
     storage?.get_item(PRESENTER_KEY_STORAGE).ok().flatten()
-}
-
-pub(crate) fn job_dom_id(kind: &str, job: JobId) -> String {
-    format!("{kind}-{:016x}", job.0)
 }
 
 pub(crate) fn ms_now() -> f64 {

@@ -2,7 +2,8 @@
 //! wasm-bindgen-test (`cargo xtask test` runs it there, inside a network namespace):
 //! the join QR code drawn by the browser's own canvas decodes to the join address; job
 //! rows, the inspector's words, copies lost and healed, rates and a recording behave the
-//! same in the browser's wasm as natively.
+//! same in the browser's wasm as natively; and the task grid and overlay, drawn change by
+//! change, equal one drawing (in the browser only).
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -183,4 +184,96 @@ fn rates_and_a_recording_round_trip() {
     r.log_line(6, "job", "a job");
     let back = Recording::from_json(&r.to_json(&BTreeMap::new())).unwrap();
     assert_eq!(back.view_at(0), Some((vec![me], rows)));
+}
+
+/// The pixels of a fresh canvas after `draw`.
+#[cfg(target_arch = "wasm32")]
+fn pixels(
+    draw: impl FnOnce(&web_sys::HtmlCanvasElement, &web_sys::CanvasRenderingContext2d),
+) -> Vec<u8> {
+    use wasm_bindgen::JsCast;
+    let doc = web_sys::window().unwrap().document().unwrap();
+    let canvas: web_sys::HtmlCanvasElement =
+        doc.create_element("canvas").unwrap().dyn_into().unwrap();
+    let ctx: web_sys::CanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .unwrap()
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    draw(&canvas, &ctx);
+    let (w, h) = (canvas.width(), canvas.height());
+    ctx.get_image_data(0.0, 0.0, f64::from(w), f64::from(h))
+        .unwrap()
+        .data()
+        .0
+}
+
+/// The task grid and the overlay draw only what changed since their last drawing on the
+/// same canvas: drawn that way, a job's second moment (tasks running, validated with too
+/// few copies, a lost copy flashing, a tile's pixels arrived) is the same, pixel for
+/// pixel, as the second moment drawn at once on a fresh canvas.
+#[cfg(target_arch = "wasm32")]
+#[test]
+fn grid_and_overlay_drawn_change_by_change_equal_one_drawing() {
+    use model::{Cell, JobRow};
+    use web_ui::paint::{overlay, task_grid};
+    let (e, job) = engine_with_job(&[2, 3]);
+    let before = model::job_rows(&e).remove(0);
+    let mut after: JobRow = before.clone();
+    let cell = |state, replicas, by| Cell {
+        state,
+        replicas,
+        by: Some(NodeId(by)),
+    };
+    after.cells[0] = cell(TaskState::Validated, 2, 2);
+    after.cells[1] = cell(TaskState::Validated, 1, 3);
+    after.cells[2] = cell(TaskState::Running, 0, 3);
+    after.cells[5] = Cell {
+        state: TaskState::Waiting,
+        replicas: 0,
+        by: None,
+    };
+    after.cells[15] = cell(TaskState::Validated, 2, 1);
+    assert_ne!(before.cells, after.cells);
+    let mut flashes = Flashes::default();
+    flashes.lost([(job, TaskId(1))], 0.0);
+    flashes.update(std::slice::from_ref(&after), 1.0);
+    assert_eq!(flashes.of(job, TaskId(1)), Some(Flash::Lost));
+    let none = Flashes::default();
+
+    let at_once = pixels(|c, ctx| {
+        task_grid(c, ctx, &after, &flashes, None);
+    });
+    let by_change = pixels(|c, ctx| {
+        let shown = task_grid(c, ctx, &before, &none, None);
+        task_grid(c, ctx, &after, &flashes, Some(&shown));
+    });
+    assert!(at_once.iter().any(|b| *b != 0), "the grid drew something");
+    assert_eq!(at_once, by_change, "the task grid");
+
+    let params = match &e.job_spec(job).unwrap().kernel {
+        Kernel::Mandelbrot(p) => p.clone(),
+        other => panic!("a Mandelbrot job, not {other:?}"),
+    };
+    let size = |c: &web_sys::HtmlCanvasElement| {
+        c.set_width(params.width);
+        c.set_height(params.height);
+    };
+    let mut here = vec![false; 16];
+    let at_once = pixels(|c, ctx| {
+        size(c);
+        here[0] = true;
+        overlay(ctx, &params, &after, &here, None);
+    });
+    let by_change = pixels(|c, ctx| {
+        size(c);
+        let shown = overlay(ctx, &params, &before, &[false; 16], None);
+        overlay(ctx, &params, &after, &here, Some(&shown));
+    });
+    assert!(
+        at_once.iter().any(|b| *b != 0),
+        "the overlay drew something"
+    );
+    assert_eq!(at_once, by_change, "the overlay");
 }

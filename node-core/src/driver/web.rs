@@ -38,6 +38,34 @@ async fn sleep_until(at: Option<Micros>) {
     let _ = JsFuture::from(promise).await;
 }
 
+/// The run loop hands the thread back to the browser once it has run this long without
+/// a break (ms): messages queued on the data channels are taken one step at a time, and
+/// the page renders, handles input and runs its timers between them instead of behind a
+/// burst of steps that all fell in one task.
+const SLICE_MS: f64 = 8.0;
+
+/// Resolves in a task of its own: everything queued before it (events, rendering,
+/// timers) runs first.
+async fn yield_to_browser() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        } else {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Yields to the browser if the run of steps that began at `slice_start` (ms) has lasted
+/// over [`SLICE_MS`]; a new run begins after it.
+async fn yield_if_spent(slice_start: &mut f64) {
+    if now().0 as f64 / 1000.0 - *slice_start > SLICE_MS {
+        yield_to_browser().await;
+        *slice_start = now().0 as f64 / 1000.0;
+    }
+}
+
 /// What the page hands the run loop besides the network's events.
 #[derive(Debug)]
 pub enum PageInput {
@@ -90,12 +118,15 @@ pub async fn run_web<T: Transport, P: Page>(
 ) {
     let mut inputs_open = true;
     let mut leave = false;
+    // When the current run of steps without a break began (ms on the page's clock).
+    let mut slice_start = now().0 as f64 / 1000.0;
     loop {
         let mut deadline = node.poll_timeout();
         if !node.bulk_waiting().is_empty() {
             let soon = Micros(now().0 + BULK_POLL_MS * 1000);
             deadline = Some(deadline.map_or(soon, |d| d.min(soon)));
         }
+        let waiting_since = now().0 as f64 / 1000.0;
         let woke = {
             let ev = std::pin::pin!(transport.next_event());
             let input = std::pin::pin!(async {
@@ -112,6 +143,11 @@ pub async fn run_web<T: Transport, P: Page>(
                 Either::Right(((), _)) => Woke::Timer,
             }
         };
+        let woke_at = now().0 as f64 / 1000.0;
+        if woke_at - waiting_since > 1.0 {
+            // It waited: this step starts a task of its own.
+            slice_start = woke_at;
+        }
         match woke {
             Woke::Transport(Some(ev)) => node.handle_transport(now(), ev),
             Woke::Transport(None) => break,
@@ -157,10 +193,14 @@ pub async fn run_web<T: Transport, P: Page>(
                 }
             }
         }
+        // The node's step and the view's refresh after it: each in a task of its own
+        // once the slice is spent.
+        yield_if_spent(&mut slice_start).await;
         page.on_change(&node);
         if leave {
             transport.shutdown().await;
             break;
         }
+        yield_if_spent(&mut slice_start).await;
     }
 }
