@@ -1,18 +1,24 @@
 //! Meshwork in the browser: this tab is a node of the mesh and a live window onto it.
 //!
 //! The tab joins the room named by `?room=NAME` (default `demo`) through the signaling
-//! server that served the page. Components only read signals; the node itself runs in
-//! [`node_core::driver::run_web`], which writes them. Elements that tests read carry
-//! `data-testid` attributes.
+//! server that served the page. `app.rs` mounts the page; `bridge.rs` starts the node
+//! ([`node_core::driver::run_web`]) and writes the view's signals (`view.rs`) from its
+//! callbacks; the panels (`panels/`, `graph.rs`, `console.rs`, `timemachine.rs`) only
+//! read them; `paint.rs` (in the library) draws the canvases. Elements that tests read
+//! carry `data-testid` attributes.
 
 #[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
 mod bench;
 #[cfg(target_arch = "wasm32")]
+mod bridge;
+#[cfg(target_arch = "wasm32")]
 mod console;
 #[cfg(target_arch = "wasm32")]
 mod graph;
+#[cfg(target_arch = "wasm32")]
+mod panels;
 #[cfg(target_arch = "wasm32")]
 mod pool;
 #[cfg(target_arch = "wasm32")]

@@ -45,12 +45,20 @@ async fn sleep_until(at: Option<Micros>) {
 const SLICE_MS: f64 = 8.0;
 
 /// Resolves in a task of its own: everything queued before it (events, rendering,
-/// timers) runs first.
+/// timers) runs first. A message to itself on a `MessageChannel`, not a timer: a hidden
+/// tab's timers are held to one a second or less, its messages are not.
 async fn yield_to_browser() {
+    thread_local! {
+        static CHANNEL: Option<web_sys::MessageChannel> = web_sys::MessageChannel::new().ok();
+    }
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
-        } else {
+        let posted = CHANNEL.with(|c| {
+            let Some(c) = c else { return false };
+            // One waiter at a time: the run loop is the only caller.
+            c.port1().set_onmessage(Some(&resolve));
+            c.port2().post_message(&JsValue::NULL).is_ok()
+        });
+        if !posted {
             let _ = resolve.call0(&JsValue::NULL);
         }
     });
