@@ -657,7 +657,7 @@ impl Page for Shell {
             self.refreshed_at = f64::NEG_INFINITY;
         }
         let now = ms_now();
-        let moving = !self.following.is_empty() || !self.flashes.is_empty();
+        let moving = !self.following.is_empty() || !self.flashes.is_empty() || self.painter.behind;
         let since = now - self.refreshed_at;
         if ((self.dirty || moving) && since >= REFRESH_MS) || since >= STALE_MS {
             self.dirty = false;

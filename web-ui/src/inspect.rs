@@ -34,9 +34,9 @@ pub fn loads(engine: &Engine, tasks_max: u32) -> BTreeMap<NodeId, Load> {
                     }
                 }
                 None => {
-                    for (n, f) in &entry.authors {
-                        if f.claimed && f.reports.is_empty() && engine.is_live(*n) {
-                            out.entry(*n).or_default().running += 1;
+                    for n in engine.unreported_claims(job, TaskId(t)) {
+                        if engine.is_live(n) {
+                            out.entry(n).or_default().running += 1;
                         }
                     }
                 }
@@ -198,11 +198,9 @@ pub fn task_words(
             }
         }
         None => {
-            let runners: Vec<NodeId> = entry
-                .authors
-                .iter()
-                .filter(|(n, f)| f.claimed && f.reports.is_empty() && engine.is_live(*n))
-                .map(|(n, _)| *n)
+            let runners: Vec<NodeId> = engine
+                .unreported_claims(job, task)
+                .filter(|n| engine.is_live(*n))
                 .collect();
             if runners.is_empty() {
                 match order.first() {
@@ -336,7 +334,6 @@ pub fn node_words(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use node_core::engine::placement::score;
     use node_core::engine::{Command, EngineConfig, Input, Millis, Output};
     use node_core::kernels::{Kernel, monte_carlo};
 
@@ -369,13 +366,22 @@ mod tests {
     }
 
     #[test]
-    fn ranking_is_by_score_and_ordinals_read_well() {
-        let (job, task) = (JobId(7), TaskId(3));
-        let nodes = [NodeId(1), NodeId(2), NodeId(3)];
-        let r = ranked(job, task, &nodes);
-        assert_eq!(r.len(), 3);
-        assert!(score(job, task, r[0]) > score(job, task, r[1]));
-        assert!(score(job, task, r[1]) > score(job, task, r[2]));
+    fn ranking_is_the_engines_and_ordinals_read_well() {
+        // The order the page explains is the order the engine places by.
+        let (e, job) = engine_with_job(1, &[2, 3, 4, 5, 6, 7]);
+        let members = members(&e, job);
+        assert_eq!(members.len(), 7);
+        let mut firsts = std::collections::BTreeSet::new();
+        for t in 0..8 {
+            let task = TaskId(t);
+            let placed = e.placement(job, task);
+            assert!(!placed.is_empty());
+            let r = ranked(job, task, &members);
+            assert_eq!(r.len(), 7);
+            assert_eq!(&r[..placed.len()], &placed[..], "task {t}");
+            firsts.insert(r[0]);
+        }
+        assert!(firsts.len() > 1, "tasks spread over members: {firsts:?}");
         assert_eq!(
             [ordinal(1), ordinal(2), ordinal(3), ordinal(4)],
             ["first", "second", "third", "4th"]

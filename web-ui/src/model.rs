@@ -8,7 +8,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use node_core::engine::Engine;
-use node_core::engine::placement::score;
 use node_core::job::{JobId, NodeId, TaskId};
 use node_core::kernels::{JobOutput, Kernel};
 
@@ -70,26 +69,8 @@ pub fn colour(node: NodeId) -> String {
     palette(slot(node)).to_string()
 }
 
-/// Where a task is, in this node's view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TaskState {
-    /// Nobody live has said it computes it.
-    Waiting,
-    /// A live member claimed it; no result is validated yet.
-    Running,
-    /// A result reached the quorum.
-    Validated,
-}
-
-impl TaskState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskState::Waiting => "waiting",
-            TaskState::Running => "running",
-            TaskState::Validated => "validated",
-        }
-    }
-}
+/// Where a task is: the engine's word for it.
+pub use node_core::engine::view::TaskState;
 
 /// One task as the page shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -226,56 +207,16 @@ pub fn members(engine: &Engine, job: JobId) -> Vec<NodeId> {
 
 /// Placement's order for a task over `nodes`: highest rendezvous score first.
 pub fn ranked(job: JobId, task: TaskId, nodes: &[NodeId]) -> Vec<NodeId> {
-    let mut v: Vec<(u64, NodeId)> = nodes.iter().map(|n| (score(job, task, *n), *n)).collect();
-    v.sort_unstable_by(|a, b| b.cmp(a));
-    v.into_iter().map(|(_, n)| n).collect()
+    Engine::ranked(job, task, nodes)
 }
 
-/// A task's cell in `engine`'s view. Its copies are those where the engine wants them
-/// ([`Engine::holders_wanted`]: the task's `r` top-ranked members). Other copies (a tab
-/// that assembled the picture keeps every tile) do not count: when a top-ranked holder
-/// leaves, the cell is short until the next-ranked member has its copy.
+/// A task's cell: the engine's view of it ([`Engine::task_view`]).
 pub fn cell(engine: &Engine, job: JobId, task: TaskId) -> Cell {
-    let Some(entry) = engine.task_entry(job, task) else {
-        return Cell {
-            state: TaskState::Waiting,
-            replicas: 0,
-            by: None,
-        };
-    };
-    if let Some(hash) = entry.validated_hash {
-        let wanted = engine.holders_wanted(job, task);
-        let replicas = entry
-            .holders_of(hash)
-            .filter(|n| wanted.contains(n))
-            .count() as u32;
-        // With q > 1 several nodes computed it: the page shows the top-ranked of them,
-        // so that each computing node's colour appears on its share of the tiles.
-        let by = entry
-            .authors
-            .iter()
-            .filter(|(_, f)| f.reports.contains(&hash))
-            .map(|(n, _)| *n)
-            .max_by_key(|n| score(job, task, *n));
-        return Cell {
-            state: TaskState::Validated,
-            replicas,
-            by,
-        };
-    }
-    let claimer = entry
-        .authors
-        .iter()
-        .find(|(n, f)| f.claimed && f.reports.is_empty() && engine.is_live(*n))
-        .map(|(n, _)| *n);
+    let v = engine.task_view(job, task);
     Cell {
-        state: if claimer.is_some() {
-            TaskState::Running
-        } else {
-            TaskState::Waiting
-        },
-        replicas: 0,
-        by: claimer,
+        state: v.state,
+        replicas: v.copies,
+        by: v.by,
     }
 }
 
@@ -364,7 +305,9 @@ impl Departure {
                     Some(h) if f.holding.contains(&h) => {
                         held.push((job, TaskId(t), spec.replication))
                     }
-                    None if f.claimed && f.reports.is_empty() => unfinished.push((job, TaskId(t))),
+                    None if engine.unreported_claims(job, TaskId(t)).any(|n| n == node) => {
+                        unfinished.push((job, TaskId(t)))
+                    }
                     _ => {}
                 }
             }

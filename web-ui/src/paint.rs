@@ -27,7 +27,15 @@ pub struct Painter {
     grids: BTreeMap<JobId, Shown<Square>>,
     /// Per job: the overlay's canvas last drawn on, and what each tile's mark shows.
     marks: BTreeMap<JobId, Shown<Mark>>,
+    /// Tiles held here were left undrawn at the last paint (its time was up): paint
+    /// again soon.
+    pub behind: bool,
 }
+
+/// Time one paint may spend putting tiles on canvases (ms): a tab that joins mid-job
+/// holds hundreds of tiles at once, and draws them over a few refreshes instead of in
+/// one long task.
+pub const TILES_BUDGET_MS: f64 = 6.0;
 
 /// What is on one canvas: the canvas (a re-rendered card has a new one, drawn afresh)
 /// and one entry per task.
@@ -94,8 +102,13 @@ impl Painter {
         self.marks.clear();
     }
 
+    /// Draws every job of `rows`: its grid and overlay (what changed), and the tiles
+    /// held here that are not on its canvas yet, for [`TILES_BUDGET_MS`] at most.
     pub fn paint(&mut self, node: &MeshNode, rows: &[JobRow], flashes: &Flashes) {
         let Some(engine) = node.engine() else { return };
+        let clock = || node_core::driver::web_now().as_ms_f64();
+        let deadline = clock() + TILES_BUDGET_MS;
+        self.behind = false;
         for row in rows {
             if let Some((canvas, ctx)) = context(&job_dom_id("cells", row.id)) {
                 let before = Shown::on(self.grids.get(&row.id), &canvas);
@@ -134,6 +147,10 @@ impl Painter {
                 if let (Some(bytes), Some((x, y, w, h))) =
                     (engine.held(row.id, TaskId(t)), params.tile_rect(t))
                 {
+                    if self.behind || clock() > deadline {
+                        self.behind = true;
+                        continue;
+                    }
                     drawn[t as usize] = put(&ctx, bytes, x, y, w, h);
                 }
             }

@@ -31,29 +31,15 @@ fn decode(px: usize, grey: &[u8]) -> String {
 /// The QR code's path as the browser's canvas draws it (Path2D from the SVG path).
 #[cfg(target_arch = "wasm32")]
 fn rasterise(side: u32, path: &str, scale: u32) -> Vec<u8> {
-    use wasm_bindgen::JsCast;
-    let doc = web_sys::window().unwrap().document().unwrap();
-    let canvas: web_sys::HtmlCanvasElement =
-        doc.create_element("canvas").unwrap().dyn_into().unwrap();
-    canvas.set_width(side * scale);
-    canvas.set_height(side * scale);
-    doc.body().unwrap().append_child(&canvas).unwrap();
-    let ctx: web_sys::CanvasRenderingContext2d = canvas
-        .get_context("2d")
-        .unwrap()
-        .unwrap()
-        .dyn_into()
-        .unwrap();
-    ctx.set_fill_style_str("#fff");
-    ctx.fill_rect(0.0, 0.0, f64::from(side * scale), f64::from(side * scale));
-    ctx.scale(f64::from(scale), f64::from(scale)).unwrap();
-    ctx.set_fill_style_str("#000");
-    ctx.fill_with_path_2d(&web_sys::Path2d::new_with_path_string(path).unwrap());
-    let px = side * scale;
-    let rgba = ctx
-        .get_image_data(0.0, 0.0, f64::from(px), f64::from(px))
-        .unwrap()
-        .data();
+    let rgba = pixels(|canvas, ctx| {
+        canvas.set_width(side * scale);
+        canvas.set_height(side * scale);
+        ctx.set_fill_style_str("#fff");
+        ctx.fill_rect(0.0, 0.0, f64::from(side * scale), f64::from(side * scale));
+        ctx.scale(f64::from(scale), f64::from(scale)).unwrap();
+        ctx.set_fill_style_str("#000");
+        ctx.fill_with_path_2d(&web_sys::Path2d::new_with_path_string(path).unwrap());
+    });
     rgba.chunks_exact(4).map(|p| p[0]).collect()
 }
 
@@ -186,7 +172,7 @@ fn rates_and_a_recording_round_trip() {
     assert_eq!(back.view_at(0), Some((vec![me], rows)));
 }
 
-/// The pixels of a fresh canvas after `draw`.
+/// The pixels (RGBA) of a fresh canvas on the page after `draw`.
 #[cfg(target_arch = "wasm32")]
 fn pixels(
     draw: impl FnOnce(&web_sys::HtmlCanvasElement, &web_sys::CanvasRenderingContext2d),
@@ -195,6 +181,7 @@ fn pixels(
     let doc = web_sys::window().unwrap().document().unwrap();
     let canvas: web_sys::HtmlCanvasElement =
         doc.create_element("canvas").unwrap().dyn_into().unwrap();
+    doc.body().unwrap().append_child(&canvas).unwrap();
     let ctx: web_sys::CanvasRenderingContext2d = canvas
         .get_context("2d")
         .unwrap()

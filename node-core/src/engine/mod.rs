@@ -97,6 +97,7 @@ mod schedule;
 #[cfg(test)]
 mod tests;
 mod timer;
+pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

@@ -2,6 +2,7 @@
 //! liars, and what the getters say of them.
 
 use super::*;
+use crate::engine::view::TaskState;
 use crate::job::content_hash;
 use crate::wire::{Fact, TaskFact};
 
@@ -233,4 +234,53 @@ fn seeds_spread_thieves_over_the_last_quarter() {
         .collect();
     assert!(cursors.len() > 4, "{cursors:?}");
     assert!(cursors.iter().all(|c| (48..64).contains(c)), "{cursors:?}");
+}
+
+/// The view's rules, decided once in the engine: a task is running on a live member that
+/// claimed it and has reported nothing; a claim with a report (waiting for its quorum)
+/// is not running; a departed claimer's unfinished claim is still its work, running on
+/// nobody; a validated task counts copies at the holders the engine wants, and shows the
+/// top-ranked of its reporters.
+#[test]
+fn the_view_says_what_runs_where_and_counts_only_wanted_copies() {
+    let (mut e, job) = node_with_job(16);
+    let claim = |task: u32| TaskFact {
+        task: TaskId(task),
+        fact: Fact::Claim(Why::Assigned),
+    };
+    facts(&mut e, 10, 2, job, vec![claim(0)]);
+    facts(&mut e, 10, 3, job, vec![claim(1), report(1, 77)]);
+    facts(&mut e, 10, 4, job, vec![claim(2)]);
+    let view = |e: &Engine, t: u32| e.task_view(job, TaskId(t));
+    assert_eq!(e.running_on(job, TaskId(0)), Some(NodeId(2)));
+    assert_eq!(view(&e, 0).state, TaskState::Running);
+    assert_eq!(view(&e, 0).by, Some(NodeId(2)));
+    // Reported, not validated (q = 2): computed, not running.
+    assert_eq!(e.running_on(job, TaskId(1)), None);
+    assert_eq!(view(&e, 1).state, TaskState::Waiting);
+    // Node 4 leaves: its claim is its unfinished work, and runs on nobody.
+    e.handle_input(Millis(20), Input::PeerDown(NodeId(4)));
+    drain(&mut e);
+    assert_eq!(e.running_on(job, TaskId(2)), None);
+    assert_eq!(
+        e.unreported_claims(job, TaskId(2)).collect::<Vec<_>>(),
+        vec![NodeId(4)]
+    );
+    // A task that nodes 2 and 3 validate and hold, where this node (1) ranks among the
+    // top r = 2: only one of the two copies is where the engine wants it.
+    let live = [NodeId(1), NodeId(2), NodeId(3)];
+    let t = (3..16)
+        .find(|t| Engine::ranked(job, TaskId(*t), &live)[..2].contains(&NodeId(1)))
+        .expect("node 1 ranks in the top two of some task");
+    facts(&mut e, 30, 2, job, vec![claim(t), report(t, 55)]);
+    facts(&mut e, 30, 3, job, vec![claim(t), report(t, 55)]);
+    let v = view(&e, t);
+    assert_eq!(v.state, TaskState::Validated);
+    let wanted = e.holders_wanted(job, TaskId(t));
+    assert_eq!(wanted, Engine::ranked(job, TaskId(t), &live)[..2].to_vec());
+    assert_eq!(v.copies, 1, "copies at {wanted:?} of those held by 2 and 3");
+    let top = Engine::ranked(job, TaskId(t), &[NodeId(2), NodeId(3)])[0];
+    assert_eq!(v.by, Some(top));
+    assert_eq!(e.running_on(job, TaskId(t)), None);
+    assert_eq!(e.unreported_claims(job, TaskId(t)).count(), 0);
 }

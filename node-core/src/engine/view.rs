@@ -1,0 +1,113 @@
+//! What a view of the mesh reads of a task, decided here once: where a task is (waiting,
+//! running, validated), which member computes or computed it, how many live copies it
+//! has where the engine wants them, and placement's order over any members. The page's
+//! job rows, its inspector and the recordings read these instead of restating the
+//! engine's rules from the task board.
+
+use super::Engine;
+use super::placement::score;
+use crate::job::{JobId, NodeId, TaskId};
+
+/// Where a task is, in this node's view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// Nobody live has said it computes it.
+    Waiting,
+    /// A live member claimed it and has not reported; no result is validated yet.
+    Running,
+    /// A result reached the quorum.
+    Validated,
+}
+
+impl TaskState {
+    /// The state in one word, as the page's data attributes and log say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Waiting => "waiting",
+            TaskState::Running => "running",
+            TaskState::Validated => "validated",
+        }
+    }
+}
+
+/// One task as this node sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TaskView {
+    /// Where it is.
+    pub state: TaskState,
+    /// Live copies of the validated result at the members the engine wants them at
+    /// ([`Engine::holders_wanted`]); 0 before validation. Other copies (a tab that
+    /// assembled the picture keeps every tile) do not count: when a wanted holder
+    /// leaves, the task is short until the next-ranked member has its copy.
+    pub copies: u32,
+    /// Validated: the top-ranked of the members that reported the validated result (with
+    /// q > 1 several computed it; each computing member's colour then shows on its share
+    /// of the tasks). Running: the live member computing it. Waiting: nobody.
+    pub by: Option<NodeId>,
+}
+
+impl Engine {
+    /// Task `task` of `job` as this node sees it (waiting, with nobody, if the job or
+    /// task is unknown here).
+    pub fn task_view(&self, job: JobId, task: TaskId) -> TaskView {
+        let waiting = TaskView {
+            state: TaskState::Waiting,
+            copies: 0,
+            by: None,
+        };
+        let Some(entry) = self.task_entry(job, task) else {
+            return waiting;
+        };
+        if let Some(hash) = entry.validated_hash {
+            let wanted = self.holders_wanted(job, task);
+            let copies = entry
+                .holders_of(hash)
+                .filter(|n| wanted.contains(n))
+                .count() as u32;
+            let by = entry
+                .authors
+                .iter()
+                .filter(|(_, f)| f.reports.contains(&hash))
+                .map(|(n, _)| *n)
+                .max_by_key(|n| score(job, task, *n));
+            return TaskView {
+                state: TaskState::Validated,
+                copies,
+                by,
+            };
+        }
+        match self.running_on(job, task) {
+            Some(n) => TaskView {
+                state: TaskState::Running,
+                copies: 0,
+                by: Some(n),
+            },
+            None => waiting,
+        }
+    }
+
+    /// The live member computing a task not validated yet: one that claimed it and has
+    /// reported nothing (the first by id if several did). None once it is validated.
+    pub fn running_on(&self, job: JobId, task: TaskId) -> Option<NodeId> {
+        self.unreported_claims(job, task).find(|n| self.is_live(*n))
+    }
+
+    /// Every member, live or not, that claimed a task not validated yet and has reported
+    /// nothing for it: the work it holds unfinished.
+    pub fn unreported_claims(&self, job: JobId, task: TaskId) -> impl Iterator<Item = NodeId> + '_ {
+        self.task_entry(job, task)
+            .filter(|e| e.validated_hash.is_none())
+            .into_iter()
+            .flat_map(|e| e.authors.iter())
+            .filter(|(_, f)| f.claimed && f.reports.is_empty())
+            .map(|(n, _)| *n)
+    }
+
+    /// `nodes` in placement's order for a task: the highest rendezvous score first, the
+    /// order every member computes alike.
+    pub fn ranked(job: JobId, task: TaskId, nodes: &[NodeId]) -> Vec<NodeId> {
+        let mut v: Vec<(u64, NodeId)> = nodes.iter().map(|n| (score(job, task, *n), *n)).collect();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.into_iter().map(|(_, n)| n).collect()
+    }
+}
