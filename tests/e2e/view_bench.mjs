@@ -7,6 +7,7 @@
 // from the tab and, while it runs, records every animation frame's interval and every
 // main-thread task over 50 ms in the tab. Prints one JSON object as the last stdout line.
 
+import os from 'node:os';
 import { benchHarness, pollUntil, readTab, sleep } from './harness.mjs';
 
 const members = Number(process.env.MEMBERS || 16);
@@ -28,6 +29,7 @@ try {
   if (!meshed) throw new Error(`no full mesh of ${members} within 120 s`);
   await sleep(1000);
   await page.evaluate(() => {
+    window.__t0 = performance.now();
     window.__frames = [];
     window.__long = [];
     new PerformanceObserver((l) => {
@@ -54,7 +56,29 @@ try {
   const secs = (Date.now() - started) / 1000;
   const m = await page.evaluate(() => {
     window.__stop = true;
-    return { frames: window.__frames.slice(1), long: window.__long };
+    // What ran in the frames over 50 ms (the harness records the last 200 with the
+    // Long Animation Frames API): script time by invoker, and the rest (style, layout,
+    // paint, and whatever the browser did between scripts).
+    const loafs = (window.__loafs ?? []).filter((f) => f.start >= window.__t0);
+    const by = {};
+    let scripts = 0;
+    for (const f of loafs) {
+      for (const x of f.scripts) {
+        by[x.invoker] = (by[x.invoker] ?? 0) + x.ms;
+        scripts += x.ms;
+      }
+    }
+    return {
+      frames: window.__frames.slice(1),
+      long: window.__long,
+      long_frames: {
+        count: loafs.length,
+        ms: Math.round(loafs.reduce((a, f) => a + f.ms, 0)),
+        script_ms: Math.round(scripts),
+        render_ms: Math.round(loafs.reduce((a, f) => a + (f.render_ms ?? 0), 0)),
+        by_invoker: Object.entries(by).sort((a, b) => b[1] - a[1]).slice(0, 5),
+      },
+    };
   });
   const f = m.frames.slice().sort((a, b) => a - b);
   const q = (p) => f[Math.min(f.length - 1, Math.floor(p * f.length))];
@@ -71,6 +95,10 @@ try {
     frame_ms_max: f[f.length - 1],
     long_tasks_over_50ms: m.long.length,
     long_task_ms_max: m.long.length ? Math.max(...m.long) : 0,
+    long_frames: m.long_frames,
+    // How busy the machine was: the 1-minute load average against its cores.
+    load_1min: os.loadavg()[0],
+    cores: os.cpus().length,
     chromium: b.browser.version(),
   };
 } catch (e) {

@@ -99,6 +99,9 @@ pub fn run(root: &Path) -> Result<()> {
             }
         };
         rows.push((what, frames_text(&frames)));
+        if let Some(words) = long_frames_text(&frames) {
+            rows.push(("  what ran in the frames over 50 ms".to_string(), words));
+        }
         all_frames.push(frames);
     }
     println!();
@@ -140,6 +143,30 @@ fn frames_text(frames: &serde_json::Value) -> String {
                 .unwrap_or("no result")
         ),
     }
+}
+
+/// What ran in the long animation frames: their time, the scripts' share by what
+/// invoked them, and the rendering's.
+fn long_frames_text(frames: &serde_json::Value) -> Option<String> {
+    let lf = &frames["long_frames"];
+    let count = lf["count"].as_u64().filter(|c| *c > 0)?;
+    let by = lf["by_invoker"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|e| Some(format!("{} {} ms", e[0].as_str()?, e[1].as_f64()?)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "{count} frames, {} ms: scripts {} ms ({by}), rendering {} ms; machine load {:.1} on {} cores",
+        lf["ms"],
+        lf["script_ms"],
+        lf["render_ms"],
+        frames["load_1min"].as_f64().unwrap_or(f64::NAN),
+        frames["cores"],
+    ))
 }
 
 /// Files with their gzipped sizes.
