@@ -7,7 +7,7 @@ use node_core::engine::{Engine, Verdict, Why};
 use node_core::job::{JobId, NodeId, TaskId};
 
 pub use crate::model::Load;
-use crate::model::{members, plural, ranked};
+use crate::model::{members, plural};
 
 /// Every node's load over every job (capped at `tasks_max` tasks per job, so a huge job
 /// costs a bounded scan).
@@ -104,7 +104,7 @@ pub fn task_words(
         return format!("task {} of job {job}: no such task", task.0);
     };
     let members = members(engine, job);
-    let order = ranked(job, task, &members);
+    let order = Engine::ranked(job, task, &members);
     let n = order.len();
     let rank_of = |node: NodeId| order.iter().position(|m| *m == node).map(|i| i + 1);
     let why_of = |node: NodeId| entry.facts_of(node).and_then(|f| f.claim_why);
@@ -237,7 +237,7 @@ pub fn task_words(
     // Where a departed member would have ranked above everyone now: its first owner.
     let mut all = members.clone();
     all.extend(departed.iter().map(|(n, _)| *n));
-    if let Some(first) = ranked(job, task, &all).first()
+    if let Some(first) = Engine::ranked(job, task, &all).first()
         && let Some((_, how)) = departed.iter().find(|(n, _)| n == first)
     {
         s += &format!(" Its first owner, {}, left ({how}).", name(*first));
@@ -376,7 +376,7 @@ mod tests {
             let task = TaskId(t);
             let placed = e.placement(job, task);
             assert!(!placed.is_empty());
-            let r = ranked(job, task, &members);
+            let r = Engine::ranked(job, task, &members);
             assert_eq!(r.len(), 7);
             assert_eq!(&r[..placed.len()], &placed[..], "task {t}");
             firsts.insert(r[0]);
@@ -414,7 +414,7 @@ mod tests {
         let gone = [(NodeId(3), "its heartbeats stopped".to_string())];
         let owned_by_3 = (0..8)
             .map(TaskId)
-            .find(|t| ranked(job, *t, &[NodeId(1), NodeId(2), NodeId(3)])[0] == NodeId(3));
+            .find(|t| Engine::ranked(job, *t, &[NodeId(1), NodeId(2), NodeId(3)])[0] == NodeId(3));
         let t = owned_by_3.expect("node 3 ranks first for one of 8 tasks");
         let words = task_words(&e, job, t, &gone, name);
         assert!(

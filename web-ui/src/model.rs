@@ -205,11 +205,6 @@ pub fn members(engine: &Engine, job: JobId) -> Vec<NodeId> {
     engine.placed_members(job)
 }
 
-/// Placement's order for a task over `nodes`: highest rendezvous score first.
-pub fn ranked(job: JobId, task: TaskId, nodes: &[NodeId]) -> Vec<NodeId> {
-    Engine::ranked(job, task, nodes)
-}
-
 /// A task's cell: the engine's view of it ([`Engine::task_view`]).
 pub fn cell(engine: &Engine, job: JobId, task: TaskId) -> Cell {
     let v = engine.task_view(job, task);

@@ -68,9 +68,9 @@ async fn yield_to_browser() {
 /// Yields to the browser if the run of steps that began at `slice_start` (ms) has lasted
 /// over [`SLICE_MS`]; a new run begins after it.
 async fn yield_if_spent(slice_start: &mut f64) {
-    if now().0 as f64 / 1000.0 - *slice_start > SLICE_MS {
+    if now().as_ms_f64() - *slice_start > SLICE_MS {
         yield_to_browser().await;
-        *slice_start = now().0 as f64 / 1000.0;
+        *slice_start = now().as_ms_f64();
     }
 }
 
@@ -127,14 +127,14 @@ pub async fn run_web<T: Transport, P: Page>(
     let mut inputs_open = true;
     let mut leave = false;
     // When the current run of steps without a break began (ms on the page's clock).
-    let mut slice_start = now().0 as f64 / 1000.0;
+    let mut slice_start = now().as_ms_f64();
     loop {
         let mut deadline = node.poll_timeout();
         if !node.bulk_waiting().is_empty() {
             let soon = Micros(now().0 + BULK_POLL_MS * 1000);
             deadline = Some(deadline.map_or(soon, |d| d.min(soon)));
         }
-        let waiting_since = now().0 as f64 / 1000.0;
+        let waiting_since = now().as_ms_f64();
         let woke = {
             let ev = std::pin::pin!(transport.next_event());
             let input = std::pin::pin!(async {
@@ -151,7 +151,7 @@ pub async fn run_web<T: Transport, P: Page>(
                 Either::Right(((), _)) => Woke::Timer,
             }
         };
-        let woke_at = now().0 as f64 / 1000.0;
+        let woke_at = now().as_ms_f64();
         if woke_at - waiting_since > 1.0 {
             // It waited: this step starts a task of its own.
             slice_start = woke_at;
