@@ -178,6 +178,9 @@ pub async fn run_web<T: Transport, P: Page>(
             Woke::Page(None) => inputs_open = false,
             Woke::Timer => node.handle_timeout(now()),
         }
+        // The step, what it caused (sends, and events that the page logs and renders),
+        // and the view's refresh: each in a task of its own once the slice is spent.
+        yield_if_spent(&mut slice_start).await;
         while let Some(action) = node.poll_action() {
             match action {
                 Action::Send { to, bytes } => {
@@ -201,8 +204,6 @@ pub async fn run_web<T: Transport, P: Page>(
                 }
             }
         }
-        // The node's step and the view's refresh after it: each in a task of its own
-        // once the slice is spent.
         yield_if_spent(&mut slice_start).await;
         page.on_change(&node);
         if leave {
