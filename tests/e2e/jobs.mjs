@@ -221,16 +221,23 @@ async function main() {
       // snapped to whole pixels (the offset rounded), which is where the clip goes.
       // The live panels above it (rates, the log) may change height meanwhile: a
       // screenshot counts only if the canvas was where the clip says before and after.
+      // The browser's scroll anchoring keeps the canvas where it was in the window when
+      // text above it grows, by scrolling the document; the screenshot places the clip
+      // in the document with the scroll offset it read, so the offset must hold too (a
+      // CI run captured half of the job above this one with the canvas's rect unchanged).
       const rect = () => canvas.evaluate((c) => {
         const r = c.getBoundingClientRect();
-        return { x: Math.round(r.left), y: Math.round(r.top), width: Math.round(r.width), height: Math.round(r.height) };
+        return {
+          clip: { x: Math.round(r.left), y: Math.round(r.top), width: Math.round(r.width), height: Math.round(r.height) },
+          scroll: [window.scrollX, window.scrollY],
+        };
       });
       for (let attempt = 0; attempt < 5; attempt++) {
         await canvas.scrollIntoViewIfNeeded();
-        const clip = await rect();
-        await page.screenshot({ path: shotFile, clip });
-        if (JSON.stringify(await rect()) === JSON.stringify(clip)) break;
-        say(`${name} ${kind}: the canvas moved during its screenshot; again`);
+        const before = await rect();
+        await page.screenshot({ path: shotFile, clip: before.clip });
+        if (JSON.stringify(await rect()) === JSON.stringify(before)) break;
+        say(`${name} ${kind}: the canvas or the page moved during its screenshot; again`);
       }
       files[`${name}:${kind}:canvas`] = canvasFile;
       files[`${name}:${kind}:screen`] = shotFile;
