@@ -17,6 +17,8 @@
 //!   simulators drive it over simulated ones.
 //! - [`job`]: job specs, their content hash and the id newtypes.
 //! - [`kernels`]: the compute kernels, bit-identical on every target.
+//! - [`testkit`]: whole nodes wired together in memory on virtual time, for the tests
+//!   of this crate and of the page's view.
 //!
 //! Feature `platform` builds exactly the platform code: the two transport
 //! implementations (webrtc-rs + tokio natively, web-sys on wasm32) and `driver`.
@@ -36,5 +38,6 @@ pub mod kernels;
 pub mod membership;
 pub mod node;
 pub mod signal;
+pub mod testkit;
 pub mod transport;
 pub mod wire;

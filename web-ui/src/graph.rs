@@ -3,130 +3,17 @@
 //! round trip, pulses along edges as messages cross them, each member's load, and
 //! departures that stay a few seconds with how they were noticed and how fast.
 //!
-//! [`build`] turns the node's state into [`GraphNode`]s (called by the shell after a
-//! step, at most every [`GRAPH_MS`]); [`MeshGraph`] draws them as SVG.
-
-use std::collections::BTreeMap;
+//! The feed (`web_ui::feed`) works out the [`GraphNode`]s from the node's state;
+//! [`MeshGraph`] draws them as SVG.
 
 use leptos::prelude::*;
 use node_core::job::NodeId;
-use node_core::membership::{Micros, PeerState};
-use node_core::node::{MeshNode, node_id};
 use wasm_bindgen::JsCast;
-use web_ui::inspect::Load;
 use web_ui::layout::{CHAR_PX, edge_label, label_width, place};
 pub use web_ui::model::GraphNode;
 use web_ui::model::{palette, pattern, plural};
 
-use crate::view::{Gone, MeshView, Pulse, Selection};
-
-/// The graph is rebuilt at most this often (ms): pulses are sampled at this rate.
-pub const GRAPH_MS: f64 = 150.0;
-/// A departed member stays on the graph this long (ms).
-pub const GONE_SHOWN_MS: f64 = 6_000.0;
-
-/// Message counters per peer at the last sample, to tell when messages crossed.
-#[derive(Default)]
-pub struct Sampler {
-    counts: BTreeMap<String, (u64, u64)>,
-    seq: u64,
-}
-
-impl Sampler {
-    /// One pulse per direction per edge that carried messages since the last sample.
-    pub fn pulses(&mut self, node: &MeshNode) -> Vec<Pulse> {
-        let Some(m) = node.membership() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let mut next = BTreeMap::new();
-        for p in m.connected() {
-            let now = (p.messages_in, node.messages_to(&p.info.id));
-            let before = self.counts.get(&p.info.id.0).copied().unwrap_or(now);
-            for (inbound, moved) in [(true, now.0 > before.0), (false, now.1 > before.1)] {
-                if moved && !p.cut {
-                    self.seq += 1;
-                    out.push(Pulse {
-                        seq: self.seq,
-                        peer: p.info.id.0.clone(),
-                        inbound,
-                    });
-                }
-            }
-            next.insert(p.info.id.0.clone(), now);
-        }
-        self.counts = next;
-        out
-    }
-}
-
-/// The graph's members: this node first, then its peers by id, then recent departures.
-/// `now` is the node's clock (for how long a silent member has been silent).
-pub fn build(
-    node: &MeshNode,
-    loads: &BTreeMap<NodeId, Load>,
-    liars: &[NodeId],
-    gone: &[Gone],
-    now: Micros,
-) -> Vec<GraphNode> {
-    let Some(m) = node.membership() else {
-        return Vec::new();
-    };
-    let me = m.me();
-    let mut out = vec![GraphNode {
-        peer: me.id.0.clone(),
-        node: node_id(&me.id),
-        name: me.name.clone(),
-        kind: "me",
-        state: if node.is_failed() { "gone" } else { "live" },
-        presenter: me.presenter,
-        rtt_ms: None,
-        load: loads.get(&node_id(&me.id)).copied().unwrap_or_default(),
-        liar: node.is_lying(),
-        note: String::new(),
-        colour: me.colour,
-        background: m.is_background(),
-    }];
-    for p in m.peers() {
-        let n = node_id(&p.info.id);
-        let silent = p.state == PeerState::Silent;
-        out.push(GraphNode {
-            peer: p.info.id.0.clone(),
-            node: n,
-            name: p.info.name.clone(),
-            kind: p.info.kind.as_str(),
-            state: match (p.cut, p.state) {
-                (true, _) => "cut",
-                (false, PeerState::Connected) => "live",
-                (false, PeerState::Silent) => "silent",
-                _ => "connecting",
-            },
-            presenter: p.info.presenter,
-            rtt_ms: p
-                .rtt_ms
-                .filter(|_| p.state == PeerState::Connected && !p.cut)
-                .map(|ms| (ms * 10.0).round() / 10.0),
-            load: loads.get(&n).copied().unwrap_or_default(),
-            liar: liars.contains(&n),
-            note: if silent {
-                format!(
-                    "silent {:.0} s: its work moved",
-                    now.saturating_sub(p.last_heard()).as_ms_f64() / 1000.0
-                )
-            } else {
-                String::new()
-            },
-            colour: p.info.colour,
-            background: p.background,
-        });
-    }
-    for g in gone {
-        if !out.iter().any(|n| n.peer == g.node.peer) {
-            out.push(g.node.clone());
-        }
-    }
-    out
-}
+use crate::view::{MeshView, Selection};
 
 /// Smallest graph height, in pixels.
 const H_MIN: f64 = 260.0;

@@ -13,6 +13,7 @@ use node_core::job::{JobId, TaskId};
 use node_core::kernels::Kernel;
 use serde::{Deserialize, Serialize};
 
+pub mod feed;
 pub mod form;
 pub mod guide;
 pub mod inspect;

@@ -483,7 +483,7 @@ pub const HEALED_SHOWN_MS: f64 = 2_000.0;
 pub const FLASHES_MAX: usize = 1 << 16;
 
 /// Which tasks lost a copy and which healed, with when, and totals per job.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Flashes {
     now: BTreeMap<(JobId, TaskId), (Flash, f64)>,
     /// Per job: tasks that lost a copy, tasks healed, since the page loaded.

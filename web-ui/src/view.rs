@@ -1,5 +1,5 @@
 //! The page's view state: the signals the node bridge writes and the components read
-//! ([`MeshView`]), the rows they hold (peers, log lines, jobs, rates), what is selected
+//! ([`MeshView`]; the rows they hold are the feed's: peers, log lines, jobs, rates), what is selected
 //! and what lies over the page, and the time machine's state. It imports no component
 //! and no part of the bridge, so every panel can depend on it without a loop.
 
@@ -7,109 +7,20 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use leptos::prelude::*;
 use node_core::driver::web_now;
-use node_core::job::{JobId, NodeId, TaskId};
-use node_core::node::node_id;
-use node_core::signal::{PeerId, PeerInfo};
+use node_core::job::NodeId;
+use node_core::signal::PeerInfo;
 use web_sys::HtmlCanvasElement;
-use web_ui::model::{GraphNode, JobRow};
+use web_ui::model::GraphNode;
 use web_ui::record::Recording;
 
 use crate::pool::PoolStats;
+pub(crate) use web_ui::feed::{
+    JobView, LOG_KINDS, LOG_LEN_MAX, LogLine, PeerRow, Pulse, RatesView, Selection,
+};
 
-/// Most lines kept in the event log.
-pub(crate) const LOG_LEN_MAX: usize = 200;
 /// Where a tab keeps the presenter key for the rest of its session (a reload keeps the
 /// console; the key leaves the address bar, which a projector shows).
 const PRESENTER_KEY_STORAGE: &str = "meshwork-presenter-key";
-
-/// One peer as the page shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct PeerRow {
-    pub(crate) id: String,
-    pub(crate) name: String,
-    pub(crate) kind: &'static str,
-    pub(crate) state: &'static str,
-    /// Last round trip, rounded to 0.1 ms so the view does not churn on noise.
-    pub(crate) rtt_ms: Option<f64>,
-    pub(crate) colour: String,
-    /// The ICE path of the connection: the local and remote candidate kinds, "host/host"
-    /// on one network, "relay/…" through a TURN server; empty until known.
-    pub(crate) path: String,
-}
-
-/// One line of the event log.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct LogLine {
-    /// Sequence number, the list key.
-    pub(crate) seq: u64,
-    /// "joined", "left", "job", "done", "warning" or "console".
-    pub(crate) event: &'static str,
-    /// The node the line is about, if one.
-    pub(crate) node: Option<NodeId>,
-    /// The task the line is about, if one.
-    pub(crate) task: Option<(JobId, TaskId)>,
-    /// The peer a join or departure is about.
-    pub(crate) peer: String,
-    /// How a departure was noticed; empty otherwise.
-    pub(crate) reason: &'static str,
-    /// Join: time to connect. Departure: time since the peer was last heard.
-    pub(crate) ms: f64,
-    pub(crate) text: String,
-}
-
-impl LogLine {
-    /// A line read back from a recording.
-    pub(crate) fn replayed(seq: u64, event: &str, text: String) -> LogLine {
-        let event = LOG_KINDS
-            .iter()
-            .map(|(k, _)| *k)
-            .find(|k| *k == event)
-            .unwrap_or("");
-        LogLine {
-            seq,
-            event,
-            node: None,
-            task: None,
-            peer: String::new(),
-            reason: "",
-            ms: 0.0,
-            text,
-        }
-    }
-}
-
-/// One job as the page shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct JobView {
-    pub(crate) row: JobRow,
-    pub(crate) submitter: String,
-    pub(crate) mine: bool,
-    /// The output in words, once assembled here.
-    pub(crate) output: Option<String>,
-    /// Tasks that lost a copy to a departure, and tasks healed, since the page loaded.
-    pub(crate) lost: u64,
-    pub(crate) healed: u64,
-}
-
-/// The numbers panel: tasks per second, in total and per node.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct RatesView {
-    /// Validated tasks per second, each second of the last minute.
-    pub(crate) series: Vec<f64>,
-    pub(crate) total: f64,
-    /// Results computed per second, all members together.
-    pub(crate) results: f64,
-    /// Name, colour and results per second of every node computing now.
-    pub(crate) per: Vec<(String, String, f64)>,
-    pub(crate) speedup: Option<f64>,
-}
-
-/// What a click selected for the inspector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Selection {
-    Node(NodeId),
-    Task(JobId, TaskId),
-}
 
 /// What lies over the page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,32 +80,6 @@ pub(crate) struct MeshView {
 }
 
 impl MeshView {
-    pub(crate) fn name(&self, n: NodeId) -> String {
-        self.names
-            .with_untracked(|m| m.get(&n).cloned())
-            .unwrap_or_else(|| n.to_string())
-    }
-
-    pub(crate) fn log(
-        &self,
-        event: &'static str,
-        peer: &str,
-        reason: &'static str,
-        ms: f64,
-        text: String,
-    ) -> u64 {
-        self.push(LogLine {
-            seq: 0,
-            event,
-            node: (!peer.is_empty()).then(|| node_id(&PeerId(peer.to_string()))),
-            task: None,
-            peer: peer.to_string(),
-            reason,
-            ms,
-            text,
-        })
-    }
-
     /// Whether a recorded moment is shown instead of the live view.
     pub(crate) fn replaying(&self) -> bool {
         self.tm.at.with(Option::is_some) || self.tm.is_imported.get()
@@ -218,41 +103,17 @@ impl MeshView {
         }
     }
 
-    /// Appends a line (its `seq` is set here) and returns its number.
-    pub(crate) fn push(&self, mut line: LogLine) -> u64 {
+    /// Appends a line the feed numbered, and records it for the time machine.
+    pub(crate) fn push(&self, line: LogLine) {
         let t = ms_now() as u64;
         self.tm
             .live
             .update_value(|r| r.log_line(t, line.event, &line.text));
-        let mut seq = 0;
         self.log.update(|log| {
-            seq = log.last().map_or(0, |l| l.seq + 1);
-            line.seq = seq;
             log.push(line);
             if log.len() > LOG_LEN_MAX {
                 log.remove(0);
             }
-        });
-        seq
-    }
-
-    /// A line about a node or a task, which a click on it inspects.
-    pub(crate) fn log_about(
-        &self,
-        event: &'static str,
-        node: Option<NodeId>,
-        task: Option<(JobId, TaskId)>,
-        text: String,
-    ) {
-        self.push(LogLine {
-            seq: 0,
-            event,
-            node,
-            task,
-            peer: String::new(),
-            reason: "",
-            ms: 0.0,
-            text,
         });
     }
 
@@ -265,15 +126,9 @@ impl MeshView {
         });
     }
 
-    /// Rewrites a line already logged (a departure followed as its work moves). The
-    /// log's readers run again only when the words changed.
+    /// Rewrites a line already logged (a departure followed as its work moves; the
+    /// feed sends only changed words).
     pub(crate) fn relog(&self, seq: u64, text: String) {
-        let same = self
-            .log
-            .with_untracked(|log| log.iter().any(|l| l.seq == seq && l.text == text));
-        if same {
-            return;
-        }
         self.log.update(|log| {
             if let Some(l) = log.iter_mut().find(|l| l.seq == seq) {
                 l.text = text;
@@ -323,33 +178,6 @@ pub(crate) fn presenter_key() -> Option<String> {
 
 pub(crate) fn ms_now() -> f64 {
     web_now().as_ms_f64()
-}
-
-/// Event kinds the log can be narrowed to, with their labels.
-pub(crate) const LOG_KINDS: &[(&str, &str)] = &[
-    ("", "every kind"),
-    ("joined", "joins"),
-    ("left", "departures"),
-    ("job", "jobs"),
-    ("done", "finished jobs"),
-    ("warning", "warnings, liars"),
-    ("console", "console"),
-];
-
-/// A message crossing an edge, drawn once as a dot moving along it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Pulse {
-    pub seq: u64,
-    pub peer: String,
-    /// From the peer to this node.
-    pub inbound: bool,
-}
-
-/// A member that left, kept on the graph for a while.
-#[derive(Clone, Debug)]
-pub struct Gone {
-    pub node: GraphNode,
-    pub until: f64,
 }
 
 /// The time machine's state, shared by the shell and the components.

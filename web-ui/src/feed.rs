@@ -1,0 +1,1259 @@
+//! The view's feed: what a page shows of its node, worked out from the node alone and
+//! handed out as a list of changes ([`ViewOp`]). [`Feed`] turns the node's events into
+//! log lines and, after each step, reads the node for the rows the panels show (peers,
+//! jobs, the graph, rates, the inspector's words); it emits a change only when what it
+//! read differs from what it last emitted. Applying every change in order to an empty
+//! view gives the view a fresh feed would emit for the node now ([`ViewModel`] is that
+//! view as plain data; the page's signals are another). The feed touches no browser
+//! API, so it is tested natively, and runs wherever the node runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use node_core::engine::{Command, Event};
+use node_core::job::{JobId, NodeId, TaskId};
+use node_core::kernels::JobOutput;
+use node_core::membership::{LeftReason, MeshEvent, Micros, PeerState};
+use node_core::node::{MeshNode, NodeEvent, node_id};
+use node_core::signal::{PeerId, PeerInfo};
+use node_core::wire::ConsoleCmd;
+
+use crate::inspect::{self, Load};
+use crate::model::{
+    self, Departure, Flashes, GraphNode, JobRow, RateMeter, colour, remember_colour,
+};
+
+/// Jobs are re-read from the engine at most this often (ms).
+pub const REFRESH_MS: f64 = 100.0;
+/// Jobs are re-read at least this often (ms) even when no event said they changed:
+/// facts that arrive by gossip (a copy confirmed, a late report) change the board
+/// without an event, and a finished job has no more events to wait for.
+pub const STALE_MS: f64 = 500.0;
+/// The graph is rebuilt at most this often (ms): pulses are sampled at this rate.
+pub const GRAPH_MS: f64 = 150.0;
+/// A departed member stays on the graph this long (ms).
+pub const GONE_SHOWN_MS: f64 = 6_000.0;
+/// Most lines kept in the event log.
+pub const LOG_LEN_MAX: usize = 200;
+/// A departure's log line is updated for at most this long (ms).
+const DEPARTURE_FOLLOW_MS: f64 = 30_000.0;
+/// Names remembered for nodes (members and former members).
+const NAMES_MAX: usize = 1024;
+/// Departures remembered for the inspector's "its first owner left".
+const DEPARTED_MAX: usize = 64;
+/// Tasks per job the view scans for each member's load.
+const LOAD_TASKS_MAX: u32 = 4096;
+
+/// One peer as the page shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerRow {
+    pub id: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub state: &'static str,
+    /// Last round trip, rounded to 0.1 ms so the view does not churn on noise.
+    pub rtt_ms: Option<f64>,
+    pub colour: String,
+    /// The ICE path of the connection: the local and remote candidate kinds, "host/host"
+    /// on one network, "relay/…" through a TURN server; empty until known.
+    pub path: String,
+}
+
+/// Event kinds the log can be narrowed to, with their labels.
+pub const LOG_KINDS: &[(&str, &str)] = &[
+    ("", "every kind"),
+    ("joined", "joins"),
+    ("left", "departures"),
+    ("job", "jobs"),
+    ("done", "finished jobs"),
+    ("warning", "warnings, liars"),
+    ("console", "console"),
+];
+
+/// One line of the event log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogLine {
+    /// Sequence number, the list key: the feed numbers its lines 0, 1, 2...
+    pub seq: u64,
+    /// "joined", "left", "job", "done", "warning" or "console".
+    pub event: &'static str,
+    /// The node the line is about, if one.
+    pub node: Option<NodeId>,
+    /// The task the line is about, if one.
+    pub task: Option<(JobId, TaskId)>,
+    /// The peer a join or departure is about.
+    pub peer: String,
+    /// How a departure was noticed; empty otherwise.
+    pub reason: &'static str,
+    /// Join: time to connect. Departure: time since the peer was last heard.
+    pub ms: f64,
+    pub text: String,
+}
+
+impl LogLine {
+    /// A line read back from a recording.
+    pub fn replayed(seq: u64, event: &str, text: String) -> LogLine {
+        let event = LOG_KINDS
+            .iter()
+            .map(|(k, _)| *k)
+            .find(|k| *k == event)
+            .unwrap_or("");
+        LogLine {
+            seq,
+            event,
+            node: None,
+            task: None,
+            peer: String::new(),
+            reason: "",
+            ms: 0.0,
+            text,
+        }
+    }
+}
+
+/// One job as the page shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobView {
+    pub row: JobRow,
+    pub submitter: String,
+    pub mine: bool,
+    /// The output in words, once assembled here.
+    pub output: Option<String>,
+    /// Tasks that lost a copy to a departure, and tasks healed, since the page loaded.
+    pub lost: u64,
+    pub healed: u64,
+}
+
+/// The numbers panel: tasks per second, in total and per node.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RatesView {
+    /// Validated tasks per second, each second of the last minute.
+    pub series: Vec<f64>,
+    pub total: f64,
+    /// Results computed per second, all members together.
+    pub results: f64,
+    /// Name, colour and results per second of every node computing now.
+    pub per: Vec<(String, String, f64)>,
+    pub speedup: Option<f64>,
+}
+
+/// What a click selected for the inspector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    Node(NodeId),
+    Task(JobId, TaskId),
+}
+
+/// A message crossing an edge, drawn once as a dot moving along it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pulse {
+    pub seq: u64,
+    pub peer: String,
+    /// From the peer to this node.
+    pub inbound: bool,
+}
+
+/// A member that left, kept on the graph for a while.
+#[derive(Clone, Debug)]
+pub struct Gone {
+    pub node: GraphNode,
+    pub until: f64,
+}
+
+/// One change to the view, in the order the feed made them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ViewOp {
+    /// This node joined, as this member.
+    Me(PeerInfo),
+    /// The status line under the title.
+    Status(String),
+    /// A member's name and colour slot, for every line and square that names it.
+    Member {
+        node: NodeId,
+        name: String,
+        colour: u8,
+    },
+    /// A new line of the log, numbered one past the previous line.
+    Log(LogLine),
+    /// Line `seq` now reads `text`.
+    Relog {
+        seq: u64,
+        text: String,
+    },
+    /// Line `seq` gets `more` at its end.
+    LogAppend {
+        seq: u64,
+        more: String,
+    },
+    /// The peers table.
+    Peers(Vec<PeerRow>),
+    /// The jobs were read again: the painter draws what changed on its canvases (tiles
+    /// arrive without a change to the rows). `jobs` (newest first) is set when the rows
+    /// changed; `flashes` are the tasks that lost a copy or healed.
+    Jobs {
+        jobs: Option<Vec<JobView>>,
+        flashes: Flashes,
+    },
+    /// A job's output, assembled here: its picture is drawn from it.
+    Finished(JobId, JobOutput),
+    /// The graph's members, at every rebuild (the time machine records each).
+    Graph(Vec<GraphNode>),
+    /// Messages that crossed edges since the last rebuild (empty: none since).
+    Pulses(Vec<Pulse>),
+    Rates(RatesView),
+    /// The inspector's words for the selection.
+    Inspect(String),
+    /// Why this node went silent (failed or sent away by a presenter).
+    Halted(String),
+    /// The console's mesh-wide pause and pacing, as a presenter set them.
+    Paused(bool),
+    SlowMs(u32),
+    /// Back from a recorded moment: every picture is drawn again from the node's bytes.
+    Redraw,
+}
+
+/// What the feed needs to know of the page.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PageState {
+    /// What the inspector explains.
+    pub selected: Option<Selection>,
+    /// A recorded moment is on screen instead of the live view.
+    pub replaying: bool,
+    /// The painter left tiles undrawn at its last paint: jobs are sent again soon.
+    pub painting_behind: bool,
+}
+
+/// The view as plain data: the result of applying a feed's changes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ViewModel {
+    pub me: Option<PeerInfo>,
+    pub status: String,
+    pub names: BTreeMap<NodeId, String>,
+    pub log: Vec<LogLine>,
+    pub peers: Vec<PeerRow>,
+    pub jobs: Vec<JobView>,
+    pub graph: Vec<GraphNode>,
+    pub rates: RatesView,
+    pub inspect: String,
+    pub halted: Option<String>,
+    pub paused: bool,
+    pub slow_ms: u32,
+    pub finished: BTreeSet<JobId>,
+}
+
+impl ViewModel {
+    pub fn apply(&mut self, op: ViewOp) {
+        match op {
+            ViewOp::Me(me) => self.me = Some(me),
+            ViewOp::Status(s) => self.status = s,
+            ViewOp::Member { node, name, .. } => {
+                self.names.insert(node, name);
+            }
+            ViewOp::Log(line) => {
+                self.log.push(line);
+                if self.log.len() > LOG_LEN_MAX {
+                    self.log.remove(0);
+                }
+            }
+            ViewOp::Relog { seq, text } => {
+                if let Some(l) = self.log.iter_mut().find(|l| l.seq == seq) {
+                    l.text = text;
+                }
+            }
+            ViewOp::LogAppend { seq, more } => {
+                if let Some(l) = self.log.iter_mut().find(|l| l.seq == seq) {
+                    l.text += &more;
+                }
+            }
+            ViewOp::Peers(p) => self.peers = p,
+            ViewOp::Jobs { jobs, .. } => {
+                if let Some(jobs) = jobs {
+                    self.jobs = jobs;
+                }
+            }
+            ViewOp::Finished(job, _) => {
+                self.finished.insert(job);
+            }
+            ViewOp::Graph(g) => self.graph = g,
+            ViewOp::Rates(r) => self.rates = r,
+            ViewOp::Inspect(w) => self.inspect = w,
+            ViewOp::Halted(h) => self.halted = Some(h),
+            ViewOp::Paused(p) => self.paused = p,
+            ViewOp::SlowMs(ms) => self.slow_ms = ms,
+            ViewOp::Pulses(_) | ViewOp::Redraw => {}
+        }
+    }
+}
+
+/// Works out the view from the node's events and state; see the module's words.
+#[derive(Default)]
+pub struct Feed {
+    me: Option<NodeId>,
+    names: BTreeMap<NodeId, String>,
+    /// Changes not yet taken.
+    ops: Vec<ViewOp>,
+    /// Commands for the node (a job to assemble here).
+    commands: Vec<Command>,
+    /// The next log line's number.
+    log_seq: u64,
+    /// Outputs assembled here, in words.
+    outputs: BTreeMap<JobId, String>,
+    /// Departures just logged, to be noted against the engine's state after this step.
+    departed: Vec<(NodeId, String, u64)>,
+    /// Departures followed: the log line, what it held, since when, its words now.
+    following: Vec<(u64, Departure, f64, String)>,
+    dirty: bool,
+    /// When jobs were last read (ms); `None`: never, or read them at the next step.
+    refreshed_at: Option<f64>,
+    /// The graph: message counters, recent departures, when it was last built.
+    sampler: Sampler,
+    gone: Vec<Gone>,
+    graph_at: Option<f64>,
+    /// What was last emitted, to emit only changes.
+    graph: Vec<GraphNode>,
+    peers: Vec<PeerRow>,
+    jobs: Vec<JobView>,
+    rates: RatesView,
+    inspect: String,
+    /// Departed members and how they went, for the inspector (bounded).
+    departed_words: Vec<(NodeId, String)>,
+    /// Each connected peer's ICE path ("host/host"), by peer id.
+    paths: BTreeMap<String, String>,
+    /// Peers whose connection gathered no local address: their departure says so.
+    no_address: BTreeSet<String>,
+    /// The selection the inspector's words were worked out for.
+    inspected: Option<Selection>,
+    /// Tasks that lost a copy to a departure, until healed and a little after.
+    flashes: Flashes,
+    /// The rows last read from the engine.
+    last_rows: Vec<JobRow>,
+    /// Whether the page showed a recorded moment at the last step.
+    was_replaying: bool,
+    rate_meter: RateMeter,
+    /// Whether the last sample sent pulses.
+    pulsed: bool,
+}
+
+impl Feed {
+    pub fn new() -> Feed {
+        Feed::default()
+    }
+
+    /// The changes made since the last call, in order.
+    pub fn take(&mut self) -> Vec<ViewOp> {
+        std::mem::take(&mut self.ops)
+    }
+
+    /// Commands the feed has for the node (every member's job is assembled here).
+    pub fn take_commands(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.commands)
+    }
+
+    /// The rows last read of the jobs (oldest first).
+    pub fn rows(&self) -> &[JobRow] {
+        &self.last_rows
+    }
+
+    fn name(&self, n: NodeId) -> String {
+        self.names.get(&n).cloned().unwrap_or_else(|| n.to_string())
+    }
+
+    fn member(&mut self, p: &PeerInfo) {
+        let n = node_id(&p.id);
+        remember_colour(n, p.colour);
+        if self.names.len() < NAMES_MAX || self.names.contains_key(&n) {
+            self.names.insert(n, p.name.clone());
+            self.ops.push(ViewOp::Member {
+                node: n,
+                name: p.name.clone(),
+                colour: p.colour,
+            });
+        }
+    }
+
+    fn push(&mut self, mut line: LogLine) -> u64 {
+        line.seq = self.log_seq;
+        self.log_seq += 1;
+        let seq = line.seq;
+        self.ops.push(ViewOp::Log(line));
+        seq
+    }
+
+    fn log(
+        &mut self,
+        event: &'static str,
+        peer: &str,
+        reason: &'static str,
+        ms: f64,
+        text: String,
+    ) -> u64 {
+        self.push(LogLine {
+            seq: 0,
+            event,
+            node: (!peer.is_empty()).then(|| node_id(&PeerId(peer.to_string()))),
+            task: None,
+            peer: peer.to_string(),
+            reason,
+            ms,
+            text,
+        })
+    }
+
+    /// A line about a node or a task, which a click on it inspects.
+    fn log_about(
+        &mut self,
+        event: &'static str,
+        node: Option<NodeId>,
+        task: Option<(JobId, TaskId)>,
+        text: String,
+    ) {
+        self.push(LogLine {
+            seq: 0,
+            event,
+            node,
+            task,
+            peer: String::new(),
+            reason: "",
+            ms: 0.0,
+            text,
+        });
+    }
+
+    fn on_engine(&mut self, e: &Event) {
+        match e {
+            Event::JobAccepted {
+                job,
+                tasks,
+                submitter,
+            } => {
+                if Some(*submitter) != self.me {
+                    // Every tab assembles every job: its canvas shows the whole picture.
+                    self.commands.push(Command::Assemble { job: *job });
+                }
+                let who = self.name(*submitter);
+                self.log(
+                    "job",
+                    "",
+                    "",
+                    0.0,
+                    format!("job {job} from {who}: {tasks} tasks"),
+                );
+            }
+            Event::JobRefused { job, why } => {
+                self.log("warning", "", "", 0.0, format!("job {job} refused: {why}"));
+            }
+            Event::JobDone {
+                job,
+                output,
+                timings,
+            } => {
+                let words = model::output_words(output);
+                let secs = timings.assembled_at.since(timings.started_at) as f64 / 1000.0;
+                self.log(
+                    "done",
+                    "",
+                    "",
+                    secs * 1000.0,
+                    format!(
+                        "job {job} done in {secs:.1} s: {words} ({} tasks computed here)",
+                        timings.computed_here
+                    ),
+                );
+                self.outputs.insert(*job, words);
+                self.ops.push(ViewOp::Finished(*job, output.clone()));
+                self.refreshed_at = None;
+            }
+            Event::JobFailed { job, why } => {
+                self.log("warning", "", "", 0.0, format!("job {job} failed: {why}"));
+            }
+            Event::JobCancelled { job } => {
+                self.log(
+                    "job",
+                    "",
+                    "",
+                    0.0,
+                    format!("job {job} was cancelled by its submitter"),
+                );
+            }
+            Event::LiarMarked {
+                node,
+                job,
+                task,
+                everywhere,
+            } => {
+                let text = format!(
+                    "{} reported a wrong result for {job} {task}, against the hash two other members reported: caught lying, it gets no more tasks {}",
+                    self.name(*node),
+                    if *everywhere {
+                        "in any job"
+                    } else {
+                        "in this job"
+                    }
+                );
+                self.log_about("warning", Some(*node), Some((*job, *task)), text);
+            }
+            Event::TaskMismatch { job, task } => {
+                let text = format!(
+                    "{job} {task}: members reported different results (click for who, and what it proves)"
+                );
+                self.log_about("warning", None, Some((*job, *task)), text);
+            }
+            _ => {}
+        }
+        self.dirty = true;
+    }
+
+    fn on_console(&mut self, from: Option<&PeerInfo>, cmd: &ConsoleCmd, obeyed: bool) {
+        let who = from.map_or_else(|| "this tab".to_string(), |p| p.name.clone());
+        let node = from.map(|p| node_id(&p.id));
+        if !obeyed {
+            let text = format!(
+                "ignored a console command from {who} ({cmd}): it did not join with the presenter key"
+            );
+            self.log_about("warning", node, None, text);
+            return;
+        }
+        self.log_about(
+            "console",
+            node,
+            None,
+            format!("console: {cmd} (from {who})"),
+        );
+        match cmd {
+            ConsoleCmd::Fail => self.ops.push(ViewOp::Halted(
+                "The presenter failed this node: it now answers nothing, as a crashed machine would, and the others notice only its silence. Reload the page to join again.".into(),
+            )),
+            ConsoleCmd::Leave => self.ops.push(ViewOp::Halted(
+                "This node left the mesh at the presenter's request. Reload the page to join again.".into(),
+            )),
+            ConsoleCmd::Pause { on } => self.ops.push(ViewOp::Paused(*on)),
+            ConsoleCmd::Pacing { ms } => self.ops.push(ViewOp::SlowMs(*ms)),
+            _ => {}
+        }
+    }
+
+    /// Keeps a member that left on the graph a few seconds, dashed, with `note`.
+    fn show_gone(&mut self, now_ms: f64, peer: &PeerInfo, note: String) {
+        let n = node_id(&peer.id);
+        let last = self.graph.iter().find(|g| g.peer == peer.id.0).cloned();
+        let mut gone = last.unwrap_or_else(|| GraphNode {
+            peer: peer.id.0.clone(),
+            node: n,
+            name: peer.name.clone(),
+            kind: peer.kind.as_str(),
+            state: "gone",
+            presenter: peer.presenter,
+            rtt_ms: None,
+            load: Load::default(),
+            liar: false,
+            note: String::new(),
+            colour: peer.colour,
+            background: false,
+        });
+        gone.state = "gone";
+        gone.rtt_ms = None;
+        gone.background = false;
+        gone.note = note;
+        self.gone.retain(|g| g.node.peer != peer.id.0);
+        self.gone.push(Gone {
+            node: gone,
+            until: now_ms + GONE_SHOWN_MS,
+        });
+    }
+
+    /// One event of the node, as it happens.
+    pub fn on_event(&mut self, now: Micros, e: &NodeEvent) {
+        let now_ms = now.as_ms_f64();
+        match e {
+            NodeEvent::Joined { me } => {
+                self.me = Some(node_id(&me.id));
+                self.member(me);
+                self.ops.push(ViewOp::Me(me.clone()));
+                self.ops.push(ViewOp::Status("joined".into()));
+            }
+            NodeEvent::Mesh(MeshEvent::PeerConnected {
+                peer, connect_ms, ..
+            }) => {
+                // An id seen before is a member coming back (a reloaded tab, a node
+                // that resumed): the same node to placement, not a new one.
+                let back = self.names.contains_key(&node_id(&peer.id));
+                self.member(peer);
+                let text = if back {
+                    format!(
+                        "{} ({}) rejoined under the same id, connected in {:.0} ms",
+                        peer.name, peer.kind, connect_ms
+                    )
+                } else {
+                    format!(
+                        "{} ({}) connected in {:.0} ms",
+                        peer.name, peer.kind, connect_ms
+                    )
+                };
+                self.log("joined", &peer.id.0, "", *connect_ms, text);
+            }
+            NodeEvent::Mesh(MeshEvent::PeerLeft {
+                peer,
+                reason,
+                detect_ms,
+                ..
+            }) => {
+                let no_address = self.no_address.remove(&peer.id.0);
+                let silent = *reason == LeftReason::Heartbeat;
+                let how = how_left(*reason, no_address);
+                let headline = if silent {
+                    format!(
+                        "{} ({}) went silent: no message for {:.0} ms, so its work moves to others; it is taken back if it speaks again",
+                        peer.name, peer.kind, detect_ms
+                    )
+                } else {
+                    format!(
+                        "{} ({}) left: {how}, {:.0} ms after it was last heard",
+                        peer.name, peer.kind, detect_ms
+                    )
+                };
+                let seq = self.log(
+                    "left",
+                    &peer.id.0,
+                    reason.as_str(),
+                    *detect_ms,
+                    headline.clone(),
+                );
+                let n = node_id(&peer.id);
+                self.departed.push((n, headline, seq));
+                let gone_words = if silent {
+                    format!(
+                        "went silent at {:.1} s (no message for {detect_ms:.0} ms)",
+                        now_ms / 1000.0
+                    )
+                } else {
+                    format!("left at {:.1} s: {how}", now_ms / 1000.0)
+                };
+                self.departed_words.retain(|(d, _)| *d != n);
+                self.departed_words.push((n, gone_words));
+                if self.departed_words.len() > DEPARTED_MAX {
+                    self.departed_words.remove(0);
+                }
+                if !silent {
+                    self.paths.remove(&peer.id.0);
+                    let note =
+                        format!("left: {how}, noticed {detect_ms:.0} ms after it was last heard");
+                    self.show_gone(now_ms, peer, note);
+                }
+                self.graph_at = None;
+            }
+            NodeEvent::Mesh(MeshEvent::PeerBack { peer, silent_ms }) => {
+                let n = node_id(&peer.id);
+                let text = format!(
+                    "{} ({}) is back: it was silent {:.1} s; a member again, its results and copies count again",
+                    peer.name,
+                    peer.kind,
+                    silent_ms / 1000.0
+                );
+                self.log("joined", &peer.id.0, "back", *silent_ms, text);
+                self.departed_words.retain(|(d, _)| *d != n);
+                // Its departure's line says it came back, and is followed no more.
+                let mut appended = Vec::new();
+                self.following.retain(|(seq, d, _, _)| {
+                    if d.node == n {
+                        appended.push(*seq);
+                    }
+                    d.node != n
+                });
+                for seq in appended {
+                    let more = format!(" It came back {:.1} s later.", silent_ms / 1000.0);
+                    self.ops.push(ViewOp::LogAppend { seq, more });
+                }
+                self.graph_at = None;
+            }
+            NodeEvent::Mesh(MeshEvent::SilentGone { peer, reason }) => {
+                self.paths.remove(&peer.id.0);
+                let how = match reason {
+                    LeftReason::Heartbeat => "it stayed silent a minute",
+                    _ => how_left(*reason, false),
+                };
+                let text = format!(
+                    "{} ({}), silent until now, left for good: {how}",
+                    peer.name, peer.kind
+                );
+                self.log("left", &peer.id.0, reason.as_str(), 0.0, text);
+                self.show_gone(now_ms, peer, format!("left: {how}"));
+                self.graph_at = None;
+            }
+            NodeEvent::Mesh(MeshEvent::Background { peer, on }) => {
+                let name = self.name(node_id(peer));
+                let text = if *on {
+                    format!(
+                        "{name} went to the background (its tab is hidden): the others now wait 10 s before they take its silence for a departure"
+                    )
+                } else {
+                    format!("{name} is in the foreground again")
+                };
+                self.log("joined", &peer.0, "background", 0.0, text);
+                self.graph_at = None;
+            }
+            NodeEvent::Mesh(MeshEvent::LinkCut { peer }) => {
+                let text = format!(
+                    "the link to {} was cut by the presenter: each side treats the other as gone",
+                    peer.name
+                );
+                self.log("left", &peer.id.0, "cut", 0.0, text);
+            }
+            NodeEvent::Mesh(MeshEvent::LinkRestored { peer }) => {
+                let text = format!(
+                    "the link to {} was restored: it is a member again, with what it kept",
+                    peer.name
+                );
+                self.log("joined", &peer.id.0, "", 0.0, text);
+            }
+            NodeEvent::Console { from, cmd, obeyed } => {
+                self.on_console(from.as_ref(), cmd, *obeyed)
+            }
+            NodeEvent::Mesh(_) => {}
+            NodeEvent::Engine(e) => self.on_engine(e),
+            NodeEvent::SignalingError { message, .. } => self
+                .ops
+                .push(ViewOp::Status(format!("signaling error: {message}"))),
+            NodeEvent::SignalingClosed => self.ops.push(ViewOp::Status(
+                "signaling away, mesh still working: reconnecting…".into(),
+            )),
+            NodeEvent::Path {
+                peer,
+                local,
+                remote,
+            } => {
+                // Bounded by the room: entries go when the peer leaves. A connection
+                // that opened had an address, whatever an earlier attempt said.
+                self.paths
+                    .insert(peer.0.clone(), format!("{local}/{remote}"));
+                self.no_address.remove(&peer.0);
+                self.dirty = true;
+            }
+            NodeEvent::NoLocalAddress { peer } => {
+                self.no_address.insert(peer.0.clone());
+                let text = format!(
+                    "this browser offered no network address for WebRTC, so it cannot connect to {}: \
+                     it gathered no ICE candidate (a privacy setting, or no usable network interface)",
+                    peer.0
+                );
+                self.log("warning", &peer.0, "no_local_address", 0.0, text);
+            }
+            NodeEvent::SignalingBack { peers } => self.ops.push(ViewOp::Status(format!(
+                "signaling back: the server knows {peers} other member(s) again"
+            ))),
+        }
+    }
+
+    /// The node after a step: what changed in the rows the page shows.
+    pub fn on_change(&mut self, now: Micros, node: &MeshNode, page: &PageState) {
+        let now_ms = now.as_ms_f64();
+        let peers = peer_rows(node, &self.paths);
+        if peers != self.peers {
+            self.peers.clone_from(&peers);
+            self.ops.push(ViewOp::Peers(peers));
+        }
+        if let Some(engine) = node.engine() {
+            for (n, headline, seq) in std::mem::take(&mut self.departed) {
+                let d = Departure::new(engine, n, headline.clone());
+                self.flashes
+                    .lost(d.held.iter().map(|(j, t, _)| (*j, *t)), now_ms);
+                self.following.push((seq, d, now_ms, headline));
+                self.dirty = true;
+            }
+        }
+        if self.was_replaying && !page.replaying {
+            // Back to live: every picture is drawn again from the node's bytes.
+            self.ops.push(ViewOp::Redraw);
+            self.dirty = true;
+            self.refreshed_at = None;
+        }
+        self.was_replaying = page.replaying;
+        self.refresh_graph(now, node);
+        if page.selected != self.inspected {
+            self.dirty = true;
+            self.refreshed_at = None;
+        }
+        let moving = !self.following.is_empty() || !self.flashes.is_empty() || page.painting_behind;
+        let since = self.refreshed_at.map_or(f64::INFINITY, |at| now_ms - at);
+        if ((self.dirty || moving) && since >= REFRESH_MS) || since >= STALE_MS {
+            self.dirty = false;
+            self.refreshed_at = Some(now_ms);
+            self.refresh_jobs(now_ms, node, page.selected);
+        }
+    }
+
+    fn refresh_jobs(&mut self, now_ms: f64, node: &MeshNode, selected: Option<Selection>) {
+        let Some(engine) = node.engine() else { return };
+        let rows = model::job_rows(engine);
+        self.flashes.update(&rows, now_ms);
+        self.last_rows.clone_from(&rows);
+        let jobs: Vec<JobView> = rows
+            .into_iter()
+            .rev()
+            .map(|row| {
+                let (lost, healed) = self
+                    .flashes
+                    .totals
+                    .get(&row.id)
+                    .copied()
+                    .unwrap_or_default();
+                JobView {
+                    submitter: self.name(row.submitter),
+                    mine: Some(row.submitter) == self.me,
+                    output: self.outputs.get(&row.id).cloned(),
+                    lost,
+                    healed,
+                    row,
+                }
+            })
+            .collect();
+        let changed = jobs != self.jobs;
+        if changed {
+            self.jobs.clone_from(&jobs);
+        }
+        self.ops.push(ViewOp::Jobs {
+            jobs: changed.then_some(jobs),
+            flashes: self.flashes.clone(),
+        });
+        let names = &self.names;
+        let name = |n: NodeId| names.get(&n).cloned().unwrap_or_else(|| n.to_string());
+        let ops = &mut self.ops;
+        self.following.retain_mut(|(seq, d, since, words)| {
+            let (mut text, done) = d.summary(engine, name);
+            if done && !(d.unfinished.is_empty() && d.held.is_empty()) {
+                text += &format!(
+                    " (all of it elsewhere {:.0} ms after the departure was noticed)",
+                    now_ms - *since
+                );
+            }
+            // The log's readers run again only when the words changed.
+            if text != *words {
+                words.clone_from(&text);
+                ops.push(ViewOp::Relog { seq: *seq, text });
+            }
+            !done && now_ms - *since < DEPARTURE_FOLLOW_MS
+        });
+        self.outputs.retain(|id, _| engine.job_spec(*id).is_some());
+        self.inspect(node, selected);
+    }
+
+    /// The inspector's words for the current selection.
+    fn inspect(&mut self, node: &MeshNode, selected: Option<Selection>) {
+        let Some(engine) = node.engine() else { return };
+        self.inspected = selected;
+        let words = match selected {
+            None => String::new(),
+            Some(Selection::Task(job, task)) => {
+                let names = &self.names;
+                let name = |n: NodeId| names.get(&n).cloned().unwrap_or_else(|| n.to_string());
+                inspect::task_words(engine, job, task, &self.departed_words, name)
+            }
+            Some(Selection::Node(n)) => {
+                // The graph holds each member's load as of its last build (150 ms at
+                // most): only a node it no longer shows needs the board scanned again.
+                let shown = self.graph.iter().find(|g| g.node == n).map(|g| {
+                    let kind = match g.kind {
+                        "me" => "this tab",
+                        "browser" => "a browser tab",
+                        _ => "a native node",
+                    };
+                    let rtt = g
+                        .rtt_ms
+                        .map(|ms| format!(", {ms:.1} ms away"))
+                        .unwrap_or_default();
+                    let cut = if g.state == "cut" {
+                        ", its link to this tab is cut"
+                    } else {
+                        ""
+                    };
+                    let state = inspect::MemberState {
+                        gone: match g.state {
+                            "gone" => Some(g.note.clone()),
+                            "silent" => {
+                                Some(format!("{}; it is taken back if it speaks again", g.note))
+                            }
+                            _ => None,
+                        },
+                        silent: g.state == "silent",
+                        background: g.background,
+                    };
+                    (format!("{} ({kind}{rtt}{cut})", g.name), g.load, state)
+                });
+                let (about, load, state) = shown.unwrap_or_else(|| {
+                    let load = inspect::loads(engine, LOAD_TASKS_MAX)
+                        .get(&n)
+                        .copied()
+                        .unwrap_or_default();
+                    // Not on the graph any more: a member that left a while ago.
+                    let gone = self
+                        .departed_words
+                        .iter()
+                        .find(|(d, _)| *d == n)
+                        .map(|(_, how)| how.clone())
+                        .or_else(|| (!engine.is_live(n)).then(|| "no longer a member".to_string()));
+                    let state = inspect::MemberState {
+                        gone,
+                        ..Default::default()
+                    };
+                    (self.name(n), load, state)
+                });
+                inspect::node_words(engine, n, load, &about, &state)
+            }
+        };
+        if words != self.inspect {
+            self.inspect.clone_from(&words);
+            self.ops.push(ViewOp::Inspect(words));
+        }
+    }
+
+    /// Rebuilds the graph (at most every [`GRAPH_MS`]) and samples the rates.
+    fn refresh_graph(&mut self, now: Micros, node: &MeshNode) {
+        let now_ms = now.as_ms_f64();
+        if self.graph_at.is_some_and(|at| now_ms - at < GRAPH_MS) {
+            return;
+        }
+        self.graph_at = Some(now_ms);
+        self.gone.retain(|g| g.until > now_ms);
+        let (loads, liars): (_, Vec<NodeId>) = match node.engine() {
+            Some(e) => {
+                let mut caught: Vec<NodeId> = e
+                    .job_ids()
+                    .flat_map(|j| e.caught_in(j).collect::<Vec<_>>())
+                    .collect();
+                caught.extend(e.liars());
+                caught.sort_unstable();
+                caught.dedup();
+                (inspect::loads(e, LOAD_TASKS_MAX), caught)
+            }
+            None => Default::default(),
+        };
+        let graph = build_graph(node, &loads, &liars, &self.gone, now);
+        let validated: u64 = self.last_rows.iter().map(|r| u64::from(r.validated)).sum();
+        let done = loads.iter().map(|(n, l)| (*n, l.done)).collect();
+        if self.rate_meter.sample(now_ms, validated, done) {
+            let (total, per) = self.rate_meter.rates();
+            let rates = RatesView {
+                series: self.rate_meter.total_series(),
+                total,
+                results: per.values().sum(),
+                per: per
+                    .into_iter()
+                    .filter(|(_, r)| *r > 0.0)
+                    .map(|(n, r)| (self.name(n), colour(n), r))
+                    .collect(),
+                speedup: self.rate_meter.speedup(),
+            };
+            if rates != self.rates {
+                self.rates.clone_from(&rates);
+                self.ops.push(ViewOp::Rates(rates));
+            }
+        }
+        // Sent at every build, changed or not: the time machine records each.
+        self.graph.clone_from(&graph);
+        self.ops.push(ViewOp::Graph(graph));
+        // Each pulse is drawn once: an empty sample after pulses clears them.
+        let pulses = self.sampler.pulses(node);
+        if !pulses.is_empty() || self.pulsed {
+            self.pulsed = !pulses.is_empty();
+            self.ops.push(ViewOp::Pulses(pulses));
+        }
+    }
+}
+
+/// Message counters per peer at the last sample, to tell when messages crossed.
+#[derive(Default)]
+struct Sampler {
+    counts: BTreeMap<String, (u64, u64)>,
+    seq: u64,
+}
+
+impl Sampler {
+    /// One pulse per direction per edge that carried messages since the last sample.
+    fn pulses(&mut self, node: &MeshNode) -> Vec<Pulse> {
+        let Some(m) = node.membership() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut next = BTreeMap::new();
+        for p in m.connected() {
+            let now = (p.messages_in, node.messages_to(&p.info.id));
+            let before = self.counts.get(&p.info.id.0).copied().unwrap_or(now);
+            for (inbound, moved) in [(true, now.0 > before.0), (false, now.1 > before.1)] {
+                if moved && !p.cut {
+                    self.seq += 1;
+                    out.push(Pulse {
+                        seq: self.seq,
+                        peer: p.info.id.0.clone(),
+                        inbound,
+                    });
+                }
+            }
+            next.insert(p.info.id.0.clone(), now);
+        }
+        self.counts = next;
+        out
+    }
+}
+
+/// The graph's members: this node first, then its peers by id, then recent departures.
+/// `now` is the node's clock (for how long a silent member has been silent).
+fn build_graph(
+    node: &MeshNode,
+    loads: &BTreeMap<NodeId, Load>,
+    liars: &[NodeId],
+    gone: &[Gone],
+    now: Micros,
+) -> Vec<GraphNode> {
+    let Some(m) = node.membership() else {
+        return Vec::new();
+    };
+    let me = m.me();
+    let mut out = vec![GraphNode {
+        peer: me.id.0.clone(),
+        node: node_id(&me.id),
+        name: me.name.clone(),
+        kind: "me",
+        state: if node.is_failed() { "gone" } else { "live" },
+        presenter: me.presenter,
+        rtt_ms: None,
+        load: loads.get(&node_id(&me.id)).copied().unwrap_or_default(),
+        liar: node.is_lying(),
+        note: String::new(),
+        colour: me.colour,
+        background: m.is_background(),
+    }];
+    for p in m.peers() {
+        let n = node_id(&p.info.id);
+        let silent = p.state == PeerState::Silent;
+        out.push(GraphNode {
+            peer: p.info.id.0.clone(),
+            node: n,
+            name: p.info.name.clone(),
+            kind: p.info.kind.as_str(),
+            state: match (p.cut, p.state) {
+                (true, _) => "cut",
+                (false, PeerState::Connected) => "live",
+                (false, PeerState::Silent) => "silent",
+                _ => "connecting",
+            },
+            presenter: p.info.presenter,
+            rtt_ms: p
+                .rtt_ms
+                .filter(|_| p.state == PeerState::Connected && !p.cut)
+                .map(|ms| (ms * 10.0).round() / 10.0),
+            load: loads.get(&n).copied().unwrap_or_default(),
+            liar: liars.contains(&n),
+            note: if silent {
+                format!(
+                    "silent {:.0} s: its work moved",
+                    now.saturating_sub(p.last_heard()).as_ms_f64() / 1000.0
+                )
+            } else {
+                String::new()
+            },
+            colour: p.info.colour,
+            background: p.background,
+        });
+    }
+    for g in gone {
+        if !out.iter().any(|n| n.peer == g.node.peer) {
+            out.push(g.node.clone());
+        }
+    }
+    out
+}
+
+/// How a departure was noticed, in words.
+fn how_left(reason: LeftReason, no_address: bool) -> &'static str {
+    match reason {
+        LeftReason::Signaling => "the signaling server saw its socket close",
+        LeftReason::ChannelClosed if no_address => {
+            "its data channel closed: this browser offered no network address for WebRTC"
+        }
+        LeftReason::ChannelClosed => "its data channel closed",
+        LeftReason::Heartbeat => "its heartbeats stopped",
+    }
+}
+
+fn peer_rows(node: &MeshNode, paths: &BTreeMap<String, String>) -> Vec<PeerRow> {
+    let Some(m) = node.membership() else {
+        return Vec::new();
+    };
+    m.peers()
+        .map(|p| PeerRow {
+            id: p.info.id.0.clone(),
+            name: p.info.name.clone(),
+            kind: p.info.kind.as_str(),
+            state: p.state.as_str(),
+            rtt_ms: p
+                .rtt_ms
+                .filter(|_| p.state == PeerState::Connected)
+                .map(|ms| (ms * 10.0).round() / 10.0),
+            colour: colour(node_id(&p.info.id)),
+            path: paths.get(&p.info.id.0).cloned().unwrap_or_default(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use node_core::engine::Command;
+    use node_core::kernels::{Kernel, mandelbrot};
+    use node_core::testkit::Net;
+
+    use super::*;
+
+    /// What watches node 0: its feed, the view its changes built, what is selected.
+    #[derive(Default)]
+    struct Page {
+        feed: Feed,
+        view: ViewModel,
+        selected: Option<Selection>,
+        ops: Vec<ViewOp>,
+    }
+
+    /// 64×64 in 4×4 tiles: 16 tasks.
+    fn picture() -> Kernel {
+        Kernel::Mandelbrot(mandelbrot::Params {
+            x_min: -2.0,
+            x_max: 1.0,
+            y_min: -1.5,
+            y_max: 1.5,
+            width: 64,
+            height: 64,
+            max_iter: 64,
+            tiles_x: 4,
+            tiles_y: 4,
+        })
+    }
+
+    /// A fresh feed's reading of the node now, applied to an empty view.
+    fn fresh(net: &Net, selected: Option<Selection>) -> ViewModel {
+        let mut feed = Feed::new();
+        let page = PageState {
+            selected,
+            ..Default::default()
+        };
+        feed.on_change(net.now, &net.nodes[0], &page);
+        let mut view = ViewModel::default();
+        for op in feed.take() {
+            view.apply(op);
+        }
+        view
+    }
+
+    /// Four nodes, node 0 watched as a page watches its node; it submits a 16-task job
+    /// with two copies of each result, and node 2 dies once results exist.
+    fn run_a_job_through_a_departure() -> (Net, Rc<RefCell<Page>>) {
+        let page = Rc::new(RefCell::new(Page::default()));
+        let watcher = page.clone();
+        let mut net = Net::watched(
+            4,
+            0,
+            Box::new(move |now, node, events| {
+                let mut p = watcher.borrow_mut();
+                for e in events {
+                    p.feed.on_event(now, e);
+                }
+                let state = PageState {
+                    selected: p.selected,
+                    ..Default::default()
+                };
+                p.feed.on_change(now, node, &state);
+                let ops = p.feed.take();
+                for op in &ops {
+                    p.view.apply(op.clone());
+                }
+                p.ops.extend(ops);
+            }),
+        );
+        net.run(0, 500);
+        let cmd = Command::Submit {
+            kernel: picture(),
+            replication: 2,
+            quorum: 1,
+            pacing_ms: 0,
+            nonce: 1,
+        };
+        let now = net.now;
+        net.nodes[0].handle_command(now, cmd).expect("joined");
+        net.drain(0);
+        // Until results exist (a task takes 20 ms here), then one member dies.
+        net.run(0, net.now.0 / 1000 + 70);
+        net.kill(2);
+        net.run(1, 60_000);
+        assert_eq!(net.done, vec![picture().run_all().unwrap()]);
+        (net, page)
+    }
+
+    #[test]
+    fn changes_applied_in_order_equal_a_fresh_reading_of_the_node() {
+        let (mut net, page) = run_a_job_through_a_departure();
+        let member = node_core::node::node_id(&net.ids[1]);
+        page.borrow_mut().selected = Some(Selection::Node(member));
+        // Quiet: only heartbeats step the node, past the longest a view may lag
+        // (STALE_MS) and the time a departed member stays on the graph.
+        let quiet_ms = (GONE_SHOWN_MS + STALE_MS) as u64 + 500;
+        net.run_until(net.now.0 / 1000 + quiet_ms);
+        let p = page.borrow();
+        let snap = fresh(&net, p.selected);
+        let live = &p.view;
+
+        assert_eq!(live.peers, snap.peers);
+        assert_eq!(live.peers.len(), 2, "{:?}", live.peers);
+        let rows = |v: &ViewModel| v.jobs.iter().map(|j| j.row.clone()).collect::<Vec<_>>();
+        assert_eq!(rows(live), rows(&snap));
+        assert_eq!(live.jobs.len(), 1);
+        assert_eq!(live.jobs[0].row.validated, 16);
+        assert_eq!(
+            live.jobs[0].row.short(),
+            0,
+            "every result back to two copies"
+        );
+        assert_eq!(live.graph, snap.graph);
+        assert!(!live.inspect.is_empty());
+        assert_eq!(live.inspect, snap.inspect);
+        // What only the events tell: the job's output in words, the log.
+        let job = live.jobs[0].row.id;
+        assert!(live.finished.contains(&job));
+        assert!(live.jobs[0].output.is_some(), "{:?}", live.jobs[0]);
+        let seqs: Vec<u64> = live.log.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+        // The departure's line was followed until its work was all elsewhere.
+        let left: Vec<&LogLine> = live.log.iter().filter(|l| l.event == "left").collect();
+        assert_eq!(left.len(), 1, "{:?}", live.log);
+        assert!(
+            left[0].text.contains("all of it elsewhere")
+                || left[0].text.ends_with("it held no work"),
+            "{}",
+            left[0].text
+        );
+        // The view's words name members by their names, never by a bare id.
+        assert_eq!(live.names.len(), 4);
+    }
+
+    #[test]
+    fn the_feed_sends_rows_only_when_they_changed() {
+        let (mut net, page) = run_a_job_through_a_departure();
+        net.run_until(net.now.0 / 1000 + 2_000);
+        page.borrow_mut().ops.clear();
+        // Two seconds more of quiet: the jobs are read again (at least every STALE_MS),
+        // but nothing in them changed, so no rows, peers or inspector words are sent.
+        net.run_until(net.now.0 / 1000 + 2_000);
+        let p = page.borrow();
+        let reads = p
+            .ops
+            .iter()
+            .filter(|op| matches!(op, ViewOp::Jobs { .. }))
+            .count();
+        assert!(reads >= 3, "{reads} reads of the jobs in 2 s");
+        for op in &p.ops {
+            match op {
+                ViewOp::Jobs { jobs: None, .. } | ViewOp::Graph(_) | ViewOp::Pulses(_) => {}
+                ViewOp::Rates(_) => {}
+                other => panic!("sent without a change: {other:?}"),
+            }
+        }
+    }
+}
