@@ -85,6 +85,34 @@ pub const BULK_IN_FLIGHT_MAX: usize = 256 << 10;
 /// While result bytes wait for a channel to drain, a run loop looks again this often.
 pub const BULK_POLL_MS: u64 = 2;
 
+/// What the page hands the run loop besides the network's events.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum PageInput {
+    /// A command of the page's user (submit, cancel, assemble...).
+    Command(crate::engine::Command),
+    /// A computation the run loop asked the page for finished.
+    Computed {
+        job: JobId,
+        task: TaskId,
+        output: Vec<u8>,
+    },
+    /// The page's user picked another number of workers.
+    Workers(u16),
+    /// A console command of the page's user for a member (or this node).
+    Console {
+        target: crate::signal::PeerId,
+        cmd: ConsoleCmd,
+    },
+    /// The presenter takes the signaling server away from the room for `secs` seconds.
+    ServerAway { secs: u32 },
+    /// The tab went to the background (hidden) or came back: peers are told, and give
+    /// it a longer allowance meanwhile.
+    Background(bool),
+    /// What the page shows changed (a selection, say): the run loop calls back
+    /// [`Page::on_change`](crate::driver) without a step of the node.
+    Refresh,
+}
+
 /// What the run loop must do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {

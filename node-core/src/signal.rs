@@ -77,7 +77,9 @@ pub struct PeerInfo {
     pub name: String,
     /// The member joined with the server's presenter key: its console commands are
     /// obeyed. Only the server sets this (from the key), so a member cannot claim it.
-    #[serde(default, skip_serializing_if = "is_false")]
+    /// Always written: a page hands `PeerInfo`s to its node worker in postcard, which
+    /// has no field names to tell a skipped field by.
+    #[serde(default)]
     pub presenter: bool,
     /// The member's colour: a slot of the page's palette, the lowest free among the
     /// room's members when it joined, so that no two live members share one and every

@@ -1,24 +1,38 @@
-//! The node bridge: the node's start-up (the signaling socket, the page's hooks, the run
-//! loop) and [`Shell`], what the run loop calls back. It hands tasks to the worker
-//! [`Pool`], and after each step applies what the [`Feed`] says changed to the view's
-//! signals and paints the canvases. The components only read what it writes.
+//! The node bridge: the page's half of the node. The node itself runs in a worker of its
+//! own (`web_ui::node_worker`); the page keeps what only a window holds. At start-up it
+//! opens the signaling socket and the peer connections ([`WebTransport`]), starts the
+//! node worker, and then relays: the transport's events to the worker, the worker's
+//! sends to the data channels ([`serve_transport`]), tasks to the compute [`Pool`] and
+//! their outputs back, and the page's own hooks (leaving, hiding). The feed's changes
+//! from the worker are applied to the view's signals and painted by [`Shell`]. The
+//! components only read what it writes.
 
-use futures_channel::mpsc::UnboundedSender;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use futures_channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use futures_util::StreamExt;
 use leptos::prelude::*;
-use node_core::driver::{Page, PageInput, run_web, web_now};
-use node_core::job::{JobId, TaskId};
-use node_core::kernels::{JobOutput, Kernel};
-use node_core::membership::MembershipConfig;
-use node_core::node::{MeshNode, NodeEvent};
+use node_core::kernels::JobOutput;
+use node_core::node::PageInput;
+use node_core::signal::PeerId;
+use node_core::transport::Transport;
 use node_core::transport::web::WebTransport;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
-use web_ui::feed::{Feed, PageState, ViewOp};
+use web_sys::{MessageEvent, Worker};
+use web_ui::feed::{PageState, ViewOp};
+use web_ui::link::{ToNode, ToPage};
 use web_ui::model::{JobRow, remember_colour};
+use web_ui::node_worker::{post, receive};
 use web_ui::paint::Painter;
 
 use crate::pool::Pool;
 use crate::view::{MeshView, ms_now, presenter_key, query_param};
+
+/// Where Trunk puts the node worker's loader (`src/bin/node.rs`).
+const NODE_WORKER_URL: &str = "./node_loader.js";
 
 /// Most workers the page starts.
 pub(crate) const WORKERS_MAX: u16 = 64;
@@ -33,26 +47,23 @@ fn signaling_url() -> Option<String> {
     Some(format!("{scheme}://{}/ws", loc.host().ok()?))
 }
 
-/// What the run loop calls back: the page's side of the node. The [`Feed`] works out
-/// what changed; the shell applies it to the view's signals and paints the canvases.
+/// The page's side of the node: applies the feed's changes (from the node worker) to
+/// the view's signals, paints the canvases, and tells the worker what the page shows.
 struct Shell {
     view: MeshView,
-    pool: Pool,
-    to_node: UnboundedSender<PageInput>,
     painter: Painter,
-    feed: Feed,
-    /// The jobs' rows last received, for the recording.
+    /// The jobs' rows last received, for the recording and the painter.
     rows: Vec<JobRow>,
+    worker: Worker,
+    /// What the worker was last told of the page.
+    told: PageState,
 }
 
 impl Shell {
-    /// Applies the feed's changes to the view, and hands its commands to the node.
-    fn apply(&mut self, node: &MeshNode) {
-        for cmd in self.feed.take_commands() {
-            let _ = self.to_node.unbounded_send(PageInput::Command(cmd));
-        }
+    /// Applies the feed's changes to the view.
+    fn apply(&mut self, ops: Vec<ViewOp>) {
         let view = self.view;
-        for op in self.feed.take() {
+        for op in ops {
             match op {
                 ViewOp::Me(me) => view.me.set(Some(me)),
                 ViewOp::Status(s) => view.status.set(s),
@@ -72,7 +83,7 @@ impl Shell {
                         view.jobs.set(jobs);
                     }
                     if !self.replaying() {
-                        self.painter.paint(node, &self.rows, &flashes);
+                        self.painter.paint(&self.rows, &flashes);
                     }
                 }
                 ViewOp::Finished(job, output) => {
@@ -80,6 +91,7 @@ impl Shell {
                         self.painter.finished.insert(job, output);
                     }
                 }
+                ViewOp::Tiles { job, params, tiles } => self.painter.tiles(job, params, tiles),
                 ViewOp::Graph(graph) => {
                     let now = ms_now() as u64;
                     view.tm
@@ -104,30 +116,107 @@ impl Shell {
                 ViewOp::Redraw => self.painter.forget_canvases(),
             }
         }
+        self.tell();
     }
 
     fn replaying(&self) -> bool {
         self.view.tm.at.with_untracked(Option::is_some) || self.view.tm.is_imported.get_untracked()
     }
-}
 
-impl Page for Shell {
-    fn compute(&mut self, job: JobId, task: TaskId, kernel: Kernel) {
-        self.pool.compute(job, task, kernel);
-    }
-
-    fn on_event(&mut self, e: &NodeEvent) {
-        self.feed.on_event(web_now(), e);
-    }
-
-    fn on_change(&mut self, node: &MeshNode) {
-        let page = PageState {
+    /// Tells the worker what the page shows, when it changed.
+    fn tell(&mut self) {
+        let now = PageState {
             selected: self.view.selected.get_untracked(),
             replaying: self.replaying(),
             painting_behind: self.painter.behind,
         };
-        self.feed.on_change(web_now(), node, &page);
-        self.apply(node);
+        if now != self.told {
+            self.told = now;
+            if let Err(e) = post(&self.worker, ToNode::Page(now)) {
+                web_sys::console::error_1(&e);
+            }
+        }
+    }
+}
+
+/// Resolves after `ms` milliseconds (the page's timer).
+async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// While a channel holds bytes, the page tells the worker how much this often (ms), so
+/// that the node's result transfers go on as the channel drains.
+const DRAIN_POLL_MS: i32 = 4;
+
+/// Carries out what the node worker asks of the transport, in order: sends (saying
+/// after each how much the channel holds), closes, the server's outage, the shutdown.
+async fn serve_transport(
+    transport: WebTransport,
+    worker: Worker,
+    mut asks: UnboundedReceiver<ToPage>,
+) {
+    let mut draining: BTreeSet<PeerId> = BTreeSet::new();
+    let tell = |peer: PeerId, sent: usize, buffered: usize| {
+        if let Err(e) = post(
+            &worker,
+            ToNode::Queued {
+                peer,
+                sent,
+                buffered,
+            },
+        ) {
+            web_sys::console::error_1(&e);
+        }
+    };
+    loop {
+        let ask = if draining.is_empty() {
+            asks.next().await
+        } else {
+            let next = std::pin::pin!(asks.next());
+            let tick = std::pin::pin!(sleep_ms(DRAIN_POLL_MS));
+            match futures_util::future::select(next, tick).await {
+                futures_util::future::Either::Left((ask, _)) => ask,
+                futures_util::future::Either::Right(((), _)) => {
+                    for peer in std::mem::take(&mut draining) {
+                        let held = transport.queued(&peer).await;
+                        tell(peer.clone(), 0, held);
+                        if held > 0 {
+                            draining.insert(peer);
+                        }
+                    }
+                    continue;
+                }
+            }
+        };
+        let Some(ask) = ask else { return };
+        match ask {
+            ToPage::Send { to, bytes } => {
+                let sent = bytes.len();
+                if let Err(e) = transport.send(&to, bytes).await {
+                    web_sys::console::debug_1(&format!("send to {to}: {e}").into());
+                }
+                let held = transport.queued(&to).await;
+                if held > 0 {
+                    draining.insert(to.clone());
+                }
+                tell(to, sent, held);
+            }
+            ToPage::Close(peer) => {
+                draining.remove(&peer);
+                transport.close_peer(&peer);
+            }
+            ToPage::ServerAway(secs) => transport.take_server_away(secs),
+            ToPage::Shutdown => {
+                transport.shutdown().await;
+                return;
+            }
+            ToPage::Ready | ToPage::Compute { .. } | ToPage::View(_) => {}
+        }
     }
 }
 
@@ -198,18 +287,98 @@ pub(crate) fn start_node(
         // Lives as long as the page.
         on_visibility.forget();
     }
-    let node = MeshNode::new(
-        MembershipConfig::default(),
-        name,
-        controls.workers.get_untracked(),
-    );
-    let shell = Shell {
-        view,
-        pool: controls.pool,
-        to_node: controls.to_node,
-        painter: Painter::default(),
-        feed: Feed::new(),
-        rows: Vec::new(),
+    let worker = match Worker::new(NODE_WORKER_URL) {
+        Ok(w) => w,
+        Err(e) => {
+            view.status
+                .set(format!("cannot start the node's worker: {e:?}"));
+            return;
+        }
     };
-    wasm_bindgen_futures::spawn_local(run_web(transport, node, inputs, shell));
+    view.status.set("joining…".into());
+    let (transport, mut events) = transport.into_parts();
+    let shell = Rc::new(RefCell::new(Shell {
+        view,
+        painter: Painter::default(),
+        rows: Vec::new(),
+        worker: worker.clone(),
+        told: PageState::default(),
+    }));
+    // What the page shows, told to the worker when it changes (a click on a task).
+    let told = shell.clone();
+    Effect::new(move |_| {
+        view.selected.track();
+        view.tm.at.track();
+        view.tm.is_imported.track();
+        if let Ok(mut s) = told.try_borrow_mut() {
+            s.tell();
+        }
+    });
+    let (ready_tx, ready_rx) = futures_channel::oneshot::channel::<()>();
+    let mut ready_tx = Some(ready_tx);
+    let (asks_tx, asks_rx) = mpsc::unbounded::<ToPage>();
+    let pool = controls.pool;
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        let Some(msg) = receive::<ToPage>(&e) else {
+            return;
+        };
+        match msg {
+            ToPage::Ready => {
+                if let Some(tx) = ready_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+            ToPage::Compute { job, task, kernel } => pool.compute(job, task, kernel),
+            ToPage::View(ops) => shell.borrow_mut().apply(ops),
+            ask => {
+                let _ = asks_tx.unbounded_send(ask);
+            }
+        }
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    // Lives as long as the page.
+    on_message.forget();
+    let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |e: web_sys::ErrorEvent| {
+        view.status
+            .set(format!("the node's worker failed: {}", e.message()));
+    });
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    on_error.forget();
+    let workers = controls.workers.get_untracked();
+    wasm_bindgen_futures::spawn_local(async move {
+        // Messages sent before the worker's code has loaded are lost.
+        if ready_rx.await.is_err() {
+            return;
+        }
+        let hidden = web_sys::window()
+            .and_then(|w| w.document())
+            .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);
+        let start = ToNode::Start {
+            name,
+            workers,
+            hidden,
+        };
+        if let Err(e) = post(&worker, start) {
+            web_sys::console::error_1(&e);
+            return;
+        }
+        let w = worker.clone();
+        let events = async move {
+            while let Some(ev) = events.next().await {
+                if let Err(e) = post(&w, ToNode::Transport(ev)) {
+                    web_sys::console::error_1(&e);
+                }
+            }
+        };
+        let w = worker.clone();
+        let mut inputs = inputs;
+        let inputs = async move {
+            while let Some(input) = inputs.next().await {
+                if let Err(e) = post(&w, ToNode::Input(input)) {
+                    web_sys::console::error_1(&e);
+                }
+            }
+        };
+        futures_util::join!(events, inputs, serve_transport(transport, worker, asks_rx));
+    });
 }

@@ -11,11 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use node_core::engine::{Command, Event};
 use node_core::job::{JobId, NodeId, TaskId};
-use node_core::kernels::JobOutput;
+use node_core::kernels::{JobOutput, mandelbrot};
 use node_core::membership::{LeftReason, MeshEvent, Micros, PeerState};
 use node_core::node::{MeshNode, NodeEvent, node_id};
 use node_core::signal::{PeerId, PeerInfo};
 use node_core::wire::ConsoleCmd;
+use serde::{Deserialize, Serialize};
 
 use crate::inspect::{self, Load};
 use crate::model::{
@@ -32,6 +33,9 @@ pub const STALE_MS: f64 = 500.0;
 pub const GRAPH_MS: f64 = 150.0;
 /// A departed member stays on the graph this long (ms).
 pub const GONE_SHOWN_MS: f64 = 6_000.0;
+/// Result bytes sent to the page for its pictures at most per read of the jobs: a tab
+/// that joins mid-job gets hundreds of tiles over a few reads instead of in one message.
+pub const TILE_BYTES_MAX: usize = 1 << 20;
 /// Most lines kept in the event log.
 pub const LOG_LEN_MAX: usize = 200;
 /// A departure's log line is updated for at most this long (ms).
@@ -44,12 +48,12 @@ const DEPARTED_MAX: usize = 64;
 const LOAD_TASKS_MAX: u32 = 4096;
 
 /// One peer as the page shows it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PeerRow {
     pub id: String,
     pub name: String,
-    pub kind: &'static str,
-    pub state: &'static str,
+    pub kind: String,
+    pub state: String,
     /// Last round trip, rounded to 0.1 ms so the view does not churn on noise.
     pub rtt_ms: Option<f64>,
     pub colour: String,
@@ -70,12 +74,12 @@ pub const LOG_KINDS: &[(&str, &str)] = &[
 ];
 
 /// One line of the event log.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogLine {
     /// Sequence number, the list key: the feed numbers its lines 0, 1, 2...
     pub seq: u64,
     /// "joined", "left", "job", "done", "warning" or "console".
-    pub event: &'static str,
+    pub event: String,
     /// The node the line is about, if one.
     pub node: Option<NodeId>,
     /// The task the line is about, if one.
@@ -83,7 +87,7 @@ pub struct LogLine {
     /// The peer a join or departure is about.
     pub peer: String,
     /// How a departure was noticed; empty otherwise.
-    pub reason: &'static str,
+    pub reason: String,
     /// Join: time to connect. Departure: time since the peer was last heard.
     pub ms: f64,
     pub text: String,
@@ -99,11 +103,11 @@ impl LogLine {
             .unwrap_or("");
         LogLine {
             seq,
-            event,
+            event: event.to_string(),
             node: None,
             task: None,
             peer: String::new(),
-            reason: "",
+            reason: "".to_string(),
             ms: 0.0,
             text,
         }
@@ -111,7 +115,7 @@ impl LogLine {
 }
 
 /// One job as the page shows it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
     pub row: JobRow,
     pub submitter: String,
@@ -124,7 +128,7 @@ pub struct JobView {
 }
 
 /// The numbers panel: tasks per second, in total and per node.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RatesView {
     /// Validated tasks per second, each second of the last minute.
     pub series: Vec<f64>,
@@ -137,14 +141,14 @@ pub struct RatesView {
 }
 
 /// What a click selected for the inspector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Selection {
     Node(NodeId),
     Task(JobId, TaskId),
 }
 
 /// A message crossing an edge, drawn once as a dot moving along it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pulse {
     pub seq: u64,
     pub peer: String,
@@ -160,7 +164,7 @@ pub struct Gone {
 }
 
 /// One change to the view, in the order the feed made them.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ViewOp {
     /// This node joined, as this member.
     Me(PeerInfo),
@@ -195,6 +199,14 @@ pub enum ViewOp {
     },
     /// A job's output, assembled here: its picture is drawn from it.
     Finished(JobId, JobOutput),
+    /// Result bytes held here that the page has not been sent, for the job's picture
+    /// (an image job: `params` say where each tile goes). Sent before the `Jobs` read
+    /// they belong to.
+    Tiles {
+        job: JobId,
+        params: mandelbrot::Params,
+        tiles: Vec<(TaskId, Vec<u8>)>,
+    },
     /// The graph's members, at every rebuild (the time machine records each).
     Graph(Vec<GraphNode>),
     /// Messages that crossed edges since the last rebuild (empty: none since).
@@ -207,12 +219,13 @@ pub enum ViewOp {
     /// The console's mesh-wide pause and pacing, as a presenter set them.
     Paused(bool),
     SlowMs(u32),
-    /// Back from a recorded moment: every picture is drawn again from the node's bytes.
+    /// Back from a recorded moment: every picture is drawn again, from tiles sent
+    /// again after this.
     Redraw,
 }
 
 /// What the feed needs to know of the page.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PageState {
     /// What the inspector explains.
     pub selected: Option<Selection>,
@@ -238,6 +251,9 @@ pub struct ViewModel {
     pub paused: bool,
     pub slow_ms: u32,
     pub finished: BTreeSet<JobId>,
+    /// Per job, the tiles received (since the last redraw), and how many in all.
+    pub tiles: BTreeMap<JobId, BTreeSet<TaskId>>,
+    pub tiles_received: usize,
 }
 
 impl ViewModel {
@@ -279,7 +295,13 @@ impl ViewModel {
             ViewOp::Halted(h) => self.halted = Some(h),
             ViewOp::Paused(p) => self.paused = p,
             ViewOp::SlowMs(ms) => self.slow_ms = ms,
-            ViewOp::Pulses(_) | ViewOp::Redraw => {}
+            ViewOp::Tiles { job, tiles, .. } => {
+                self.tiles_received += tiles.len();
+                let got = self.tiles.entry(job).or_default();
+                got.extend(tiles.into_iter().map(|(t, _)| t));
+            }
+            ViewOp::Redraw => self.tiles.clear(),
+            ViewOp::Pulses(_) => {}
         }
     }
 }
@@ -331,6 +353,10 @@ pub struct Feed {
     rate_meter: RateMeter,
     /// Whether the last sample sent pulses.
     pulsed: bool,
+    /// Per image job, the tiles sent to the page (since the last redraw).
+    tiles_sent: BTreeMap<JobId, Vec<bool>>,
+    /// Tiles held here were left unsent at the last read (its budget was spent).
+    tiles_behind: bool,
 }
 
 impl Feed {
@@ -388,11 +414,11 @@ impl Feed {
     ) -> u64 {
         self.push(LogLine {
             seq: 0,
-            event,
+            event: event.to_string(),
             node: (!peer.is_empty()).then(|| node_id(&PeerId(peer.to_string()))),
             task: None,
             peer: peer.to_string(),
-            reason,
+            reason: reason.to_string(),
             ms,
             text,
         })
@@ -408,11 +434,11 @@ impl Feed {
     ) {
         self.push(LogLine {
             seq: 0,
-            event,
+            event: event.to_string(),
             node,
             task,
             peer: String::new(),
-            reason: "",
+            reason: "".to_string(),
             ms: 0.0,
             text,
         });
@@ -539,8 +565,8 @@ impl Feed {
             peer: peer.id.0.clone(),
             node: n,
             name: peer.name.clone(),
-            kind: peer.kind.as_str(),
-            state: "gone",
+            kind: peer.kind.as_str().to_string(),
+            state: "gone".to_string(),
             presenter: peer.presenter,
             rtt_ms: None,
             load: Load::default(),
@@ -549,7 +575,7 @@ impl Feed {
             colour: peer.colour,
             background: false,
         });
-        gone.state = "gone";
+        gone.state = "gone".to_string();
         gone.rtt_ms = None;
         gone.background = false;
         gone.note = note;
@@ -762,6 +788,7 @@ impl Feed {
         if self.was_replaying && !page.replaying {
             // Back to live: every picture is drawn again from the node's bytes.
             self.ops.push(ViewOp::Redraw);
+            self.tiles_sent.clear();
             self.dirty = true;
             self.refreshed_at = None;
         }
@@ -771,7 +798,10 @@ impl Feed {
             self.dirty = true;
             self.refreshed_at = None;
         }
-        let moving = !self.following.is_empty() || !self.flashes.is_empty() || page.painting_behind;
+        let moving = !self.following.is_empty()
+            || !self.flashes.is_empty()
+            || page.painting_behind
+            || self.tiles_behind;
         let since = self.refreshed_at.map_or(f64::INFINITY, |at| now_ms - at);
         if ((self.dirty || moving) && since >= REFRESH_MS) || since >= STALE_MS {
             self.dirty = false;
@@ -805,6 +835,7 @@ impl Feed {
                 }
             })
             .collect();
+        self.send_tiles(engine);
         let changed = jobs != self.jobs;
         if changed {
             self.jobs.clone_from(&jobs);
@@ -835,6 +866,51 @@ impl Feed {
         self.inspect(node, selected);
     }
 
+    /// Sends the page the result bytes it has not been sent for each image job's
+    /// picture, [`TILE_BYTES_MAX`] at most per read.
+    fn send_tiles(&mut self, engine: &node_core::engine::Engine) {
+        let mut budget = TILE_BYTES_MAX;
+        self.tiles_behind = false;
+        self.tiles_sent
+            .retain(|job, _| engine.job_spec(*job).is_some());
+        for job in engine.job_ids().collect::<Vec<_>>() {
+            let Some(params) = engine.job_spec(job).and_then(|s| s.kernel.image()) else {
+                continue;
+            };
+            let tasks = params.tiles_x * params.tiles_y;
+            let sent = self
+                .tiles_sent
+                .entry(job)
+                .or_insert_with(|| vec![false; tasks as usize]);
+            let mut tiles = Vec::new();
+            for t in 0..tasks {
+                if sent[t as usize] {
+                    continue;
+                }
+                let Some(bytes) = engine.held(job, TaskId(t)) else {
+                    continue;
+                };
+                if budget < bytes.len() && !tiles.is_empty() {
+                    self.tiles_behind = true;
+                    break;
+                }
+                budget = budget.saturating_sub(bytes.len());
+                sent[t as usize] = true;
+                tiles.push((TaskId(t), bytes.to_vec()));
+            }
+            if !tiles.is_empty() {
+                self.ops.push(ViewOp::Tiles {
+                    job,
+                    params: params.clone(),
+                    tiles,
+                });
+            }
+            if self.tiles_behind {
+                break;
+            }
+        }
+    }
+
     /// The inspector's words for the current selection.
     fn inspect(&mut self, node: &MeshNode, selected: Option<Selection>) {
         let Some(engine) = node.engine() else { return };
@@ -850,7 +926,7 @@ impl Feed {
                 // The graph holds each member's load as of its last build (150 ms at
                 // most): only a node it no longer shows needs the board scanned again.
                 let shown = self.graph.iter().find(|g| g.node == n).map(|g| {
-                    let kind = match g.kind {
+                    let kind = match g.kind.as_str() {
                         "me" => "this tab",
                         "browser" => "a browser tab",
                         _ => "a native node",
@@ -865,7 +941,7 @@ impl Feed {
                         ""
                     };
                     let state = inspect::MemberState {
-                        gone: match g.state {
+                        gone: match g.state.as_str() {
                             "gone" => Some(g.note.clone()),
                             "silent" => {
                                 Some(format!("{}; it is taken back if it speaks again", g.note))
@@ -1010,8 +1086,12 @@ fn build_graph(
         peer: me.id.0.clone(),
         node: node_id(&me.id),
         name: me.name.clone(),
-        kind: "me",
-        state: if node.is_failed() { "gone" } else { "live" },
+        kind: "me".to_string(),
+        state: if node.is_failed() {
+            "gone".to_string()
+        } else {
+            "live".to_string()
+        },
         presenter: me.presenter,
         rtt_ms: None,
         load: loads.get(&node_id(&me.id)).copied().unwrap_or_default(),
@@ -1027,13 +1107,14 @@ fn build_graph(
             peer: p.info.id.0.clone(),
             node: n,
             name: p.info.name.clone(),
-            kind: p.info.kind.as_str(),
+            kind: p.info.kind.as_str().to_string(),
             state: match (p.cut, p.state) {
                 (true, _) => "cut",
                 (false, PeerState::Connected) => "live",
                 (false, PeerState::Silent) => "silent",
                 _ => "connecting",
-            },
+            }
+            .to_string(),
             presenter: p.info.presenter,
             rtt_ms: p
                 .rtt_ms
@@ -1081,8 +1162,8 @@ fn peer_rows(node: &MeshNode, paths: &BTreeMap<String, String>) -> Vec<PeerRow> 
         .map(|p| PeerRow {
             id: p.info.id.0.clone(),
             name: p.info.name.clone(),
-            kind: p.info.kind.as_str(),
-            state: p.state.as_str(),
+            kind: p.info.kind.as_str().to_string(),
+            state: p.state.as_str().to_string(),
             rtt_ms: p
                 .rtt_ms
                 .filter(|_| p.state == PeerState::Connected)
@@ -1091,169 +1172,4 @@ fn peer_rows(node: &MeshNode, paths: &BTreeMap<String, String>) -> Vec<PeerRow> 
             path: paths.get(&p.info.id.0).cloned().unwrap_or_default(),
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    use node_core::engine::Command;
-    use node_core::kernels::{Kernel, mandelbrot};
-    use node_core::testkit::Net;
-
-    use super::*;
-
-    /// What watches node 0: its feed, the view its changes built, what is selected.
-    #[derive(Default)]
-    struct Page {
-        feed: Feed,
-        view: ViewModel,
-        selected: Option<Selection>,
-        ops: Vec<ViewOp>,
-    }
-
-    /// 64×64 in 4×4 tiles: 16 tasks.
-    fn picture() -> Kernel {
-        Kernel::Mandelbrot(mandelbrot::Params {
-            x_min: -2.0,
-            x_max: 1.0,
-            y_min: -1.5,
-            y_max: 1.5,
-            width: 64,
-            height: 64,
-            max_iter: 64,
-            tiles_x: 4,
-            tiles_y: 4,
-        })
-    }
-
-    /// A fresh feed's reading of the node now, applied to an empty view.
-    fn fresh(net: &Net, selected: Option<Selection>) -> ViewModel {
-        let mut feed = Feed::new();
-        let page = PageState {
-            selected,
-            ..Default::default()
-        };
-        feed.on_change(net.now, &net.nodes[0], &page);
-        let mut view = ViewModel::default();
-        for op in feed.take() {
-            view.apply(op);
-        }
-        view
-    }
-
-    /// Four nodes, node 0 watched as a page watches its node; it submits a 16-task job
-    /// with two copies of each result, and node 2 dies once results exist.
-    fn run_a_job_through_a_departure() -> (Net, Rc<RefCell<Page>>) {
-        let page = Rc::new(RefCell::new(Page::default()));
-        let watcher = page.clone();
-        let mut net = Net::watched(
-            4,
-            0,
-            Box::new(move |now, node, events| {
-                let mut p = watcher.borrow_mut();
-                for e in events {
-                    p.feed.on_event(now, e);
-                }
-                let state = PageState {
-                    selected: p.selected,
-                    ..Default::default()
-                };
-                p.feed.on_change(now, node, &state);
-                let ops = p.feed.take();
-                for op in &ops {
-                    p.view.apply(op.clone());
-                }
-                p.ops.extend(ops);
-            }),
-        );
-        net.run(0, 500);
-        let cmd = Command::Submit {
-            kernel: picture(),
-            replication: 2,
-            quorum: 1,
-            pacing_ms: 0,
-            nonce: 1,
-        };
-        let now = net.now;
-        net.nodes[0].handle_command(now, cmd).expect("joined");
-        net.drain(0);
-        // Until results exist (a task takes 20 ms here), then one member dies.
-        net.run(0, net.now.0 / 1000 + 70);
-        net.kill(2);
-        net.run(1, 60_000);
-        assert_eq!(net.done, vec![picture().run_all().unwrap()]);
-        (net, page)
-    }
-
-    #[test]
-    fn changes_applied_in_order_equal_a_fresh_reading_of_the_node() {
-        let (mut net, page) = run_a_job_through_a_departure();
-        let member = node_core::node::node_id(&net.ids[1]);
-        page.borrow_mut().selected = Some(Selection::Node(member));
-        // Quiet: only heartbeats step the node, past the longest a view may lag
-        // (STALE_MS) and the time a departed member stays on the graph.
-        let quiet_ms = (GONE_SHOWN_MS + STALE_MS) as u64 + 500;
-        net.run_until(net.now.0 / 1000 + quiet_ms);
-        let p = page.borrow();
-        let snap = fresh(&net, p.selected);
-        let live = &p.view;
-
-        assert_eq!(live.peers, snap.peers);
-        assert_eq!(live.peers.len(), 2, "{:?}", live.peers);
-        let rows = |v: &ViewModel| v.jobs.iter().map(|j| j.row.clone()).collect::<Vec<_>>();
-        assert_eq!(rows(live), rows(&snap));
-        assert_eq!(live.jobs.len(), 1);
-        assert_eq!(live.jobs[0].row.validated, 16);
-        assert_eq!(
-            live.jobs[0].row.short(),
-            0,
-            "every result back to two copies"
-        );
-        assert_eq!(live.graph, snap.graph);
-        assert!(!live.inspect.is_empty());
-        assert_eq!(live.inspect, snap.inspect);
-        // What only the events tell: the job's output in words, the log.
-        let job = live.jobs[0].row.id;
-        assert!(live.finished.contains(&job));
-        assert!(live.jobs[0].output.is_some(), "{:?}", live.jobs[0]);
-        let seqs: Vec<u64> = live.log.iter().map(|l| l.seq).collect();
-        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
-        // The departure's line was followed until its work was all elsewhere.
-        let left: Vec<&LogLine> = live.log.iter().filter(|l| l.event == "left").collect();
-        assert_eq!(left.len(), 1, "{:?}", live.log);
-        assert!(
-            left[0].text.contains("all of it elsewhere")
-                || left[0].text.ends_with("it held no work"),
-            "{}",
-            left[0].text
-        );
-        // The view's words name members by their names, never by a bare id.
-        assert_eq!(live.names.len(), 4);
-    }
-
-    #[test]
-    fn the_feed_sends_rows_only_when_they_changed() {
-        let (mut net, page) = run_a_job_through_a_departure();
-        net.run_until(net.now.0 / 1000 + 2_000);
-        page.borrow_mut().ops.clear();
-        // Two seconds more of quiet: the jobs are read again (at least every STALE_MS),
-        // but nothing in them changed, so no rows, peers or inspector words are sent.
-        net.run_until(net.now.0 / 1000 + 2_000);
-        let p = page.borrow();
-        let reads = p
-            .ops
-            .iter()
-            .filter(|op| matches!(op, ViewOp::Jobs { .. }))
-            .count();
-        assert!(reads >= 3, "{reads} reads of the jobs in 2 s");
-        for op in &p.ops {
-            match op {
-                ViewOp::Jobs { jobs: None, .. } | ViewOp::Graph(_) | ViewOp::Pulses(_) => {}
-                ViewOp::Rates(_) => {}
-                other => panic!("sent without a change: {other:?}"),
-            }
-        }
-    }
 }

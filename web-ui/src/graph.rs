@@ -31,11 +31,11 @@ fn kind_words(kind: &str) -> &'static str {
 }
 
 fn label(n: &GraphNode) -> String {
-    let mut s = format!("{} ({})", n.name, kind_words(n.kind));
+    let mut s = format!("{} ({})", n.name, kind_words(&n.kind));
     if n.presenter {
         s += ", presenter";
     }
-    match n.state {
+    match n.state.as_str() {
         "gone" if !n.note.is_empty() => s += &format!(", {}", n.note),
         "gone" => s += ", gone",
         "silent" => s += &format!(", {}; it may come back", n.note),
@@ -87,7 +87,7 @@ fn full_lines(n: &GraphNode) -> (String, String) {
     if n.background {
         name += " (background)";
     }
-    let under = match n.state {
+    let under = match n.state.as_str() {
         "gone" | "silent" => n.note.clone(),
         "cut" => "link cut".to_string(),
         "connecting" => "connecting…".to_string(),
@@ -163,7 +163,9 @@ pub fn MeshGraph(view: MeshView) -> impl IntoView {
         for i in 1..g.len() {
             for j in i + 1..g.len() {
                 let (a, b) = (&g[i], &g[j]);
-                if matches!(a.state, "gone" | "silent") || matches!(b.state, "gone" | "silent") {
+                if matches!(a.state.as_str(), "gone" | "silent")
+                    || matches!(b.state.as_str(), "gone" | "silent")
+                {
                     continue;
                 }
                 let (pa, pb) = (l.members[i], l.members[j]);
@@ -180,7 +182,7 @@ pub fn MeshGraph(view: MeshView) -> impl IntoView {
             if p.state == "gone" {
                 continue;
             }
-            let text = match (p.state, p.rtt_ms) {
+            let text = match (p.state.as_str(), p.rtt_ms) {
                 ("cut", _) => "✂ cut".to_string(),
                 (_, Some(ms)) => format!("{ms:.1} ms"),
                 _ => String::new(),
@@ -194,7 +196,7 @@ pub fn MeshGraph(view: MeshView) -> impl IntoView {
             lines_out.push(view! {
                 <g>
                     <line x1=mx y1=my x2=pp.x y2=pp.y class=format!("edge mine {}", p.state)
-                        data-testid="edge" data-a=me.peer.clone() data-b=p.peer.clone() data-state=p.state/>
+                        data-testid="edge" data-a=me.peer.clone() data-b=p.peer.clone() data-state=p.state.clone()/>
                     {rtt}
                 </g>
             }.into_any());

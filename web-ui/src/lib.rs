@@ -19,7 +19,10 @@ pub mod guide;
 pub mod inspect;
 pub mod keys;
 pub mod layout;
+pub mod link;
 pub mod model;
+#[cfg(target_arch = "wasm32")]
+pub mod node_worker;
 #[cfg(target_arch = "wasm32")]
 pub mod paint;
 pub mod qr;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use node_core::engine::Engine;
 use node_core::job::{JobId, NodeId, TaskId};
 use node_core::kernels::{JobOutput, Kernel};
+use serde::{Deserialize, Serialize};
 
 /// Most task cells shown per job (a bigger job shows its first ones).
 pub const CELLS_SHOWN_MAX: u32 = 4096;
@@ -73,7 +74,7 @@ pub fn colour(node: NodeId) -> String {
 pub use node_core::engine::view::TaskState;
 
 /// One task as the page shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Cell {
     pub state: TaskState,
     /// Live members holding the validated result's bytes (0 before validation).
@@ -84,7 +85,7 @@ pub struct Cell {
 }
 
 /// One job as the page shows it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRow {
     pub id: JobId,
     /// The kernel and its size, in words ("Mandelbrot 512×512, 1000 iterations").
@@ -362,7 +363,7 @@ impl Departure {
 }
 
 /// What one node is doing, as this node's board sees it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Load {
     /// Tasks it claimed and has not reported.
     pub running: u32,
@@ -373,17 +374,17 @@ pub struct Load {
 }
 
 /// One member (or a member that just left) as the graph shows it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GraphNode {
     /// Signaling id, for tests and keys.
     pub peer: String,
     pub node: NodeId,
     pub name: String,
     /// "me", "browser" or "native": the shape.
-    pub kind: &'static str,
+    pub kind: String,
     /// "live", "connecting", "cut" (a presenter cut our link), "silent" (declared gone
     /// by its silence: its work moved, and it may come back) or "gone".
-    pub state: &'static str,
+    pub state: String,
     pub presenter: bool,
     pub rtt_ms: Option<f64>,
     pub load: Load,
@@ -467,7 +468,7 @@ impl RateMeter {
 }
 
 /// A task's copies seen going and coming back, for the grid to flash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Flash {
     /// A member holding it left: it lost a copy.
     Lost,
@@ -483,7 +484,7 @@ pub const HEALED_SHOWN_MS: f64 = 2_000.0;
 pub const FLASHES_MAX: usize = 1 << 16;
 
 /// Which tasks lost a copy and which healed, with when, and totals per job.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Flashes {
     now: BTreeMap<(JobId, TaskId), (Flash, f64)>,
     /// Per job: tasks that lost a copy, tasks healed, since the page loaded.

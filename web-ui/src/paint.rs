@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::model::{self, Flash, Flashes, JobRow, TaskState, colour};
 use node_core::job::{JobId, NodeId, TaskId};
-use node_core::kernels::JobOutput;
-use node_core::node::MeshNode;
+use node_core::kernels::{JobOutput, mandelbrot};
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
@@ -23,6 +22,8 @@ pub struct Painter {
     pub drawn: BTreeMap<JobId, Vec<bool>>,
     /// Assembled images not yet painted (the canvas may not exist yet).
     pub finished: BTreeMap<JobId, JobOutput>,
+    /// Per image job: where its tiles go, and tiles received and not yet painted.
+    tiles: BTreeMap<JobId, (mandelbrot::Params, BTreeMap<TaskId, Vec<u8>>)>,
     /// Per job: the task grid's canvas last drawn on, and what each square shows.
     grids: BTreeMap<JobId, Shown<Square>>,
     /// Per job: the overlay's canvas last drawn on, and what each tile's mark shows.
@@ -102,10 +103,19 @@ impl Painter {
         self.marks.clear();
     }
 
+    /// Tiles of a job's picture, to paint at the next [`Painter::paint`]; their bytes are
+    /// dropped once on the canvas (a redraw is sent them again).
+    pub fn tiles(&mut self, job: JobId, params: mandelbrot::Params, tiles: Vec<(TaskId, Vec<u8>)>) {
+        let (_, held) = self
+            .tiles
+            .entry(job)
+            .or_insert_with(|| (params, BTreeMap::new()));
+        held.extend(tiles);
+    }
+
     /// Draws every job of `rows`: its grid and overlay (what changed), and the tiles
-    /// held here that are not on its canvas yet, for [`TILES_BUDGET_MS`] at most.
-    pub fn paint(&mut self, node: &MeshNode, rows: &[JobRow], flashes: &Flashes) {
-        let Some(engine) = node.engine() else { return };
+    /// received that are not on its canvas yet, for [`TILES_BUDGET_MS`] at most.
+    pub fn paint(&mut self, rows: &[JobRow], flashes: &Flashes) {
         let clock = || node_core::driver::web_now().as_ms_f64();
         let deadline = clock() + TILES_BUDGET_MS;
         self.behind = false;
@@ -121,7 +131,7 @@ impl Painter {
                     },
                 );
             }
-            let Some(params) = engine.job_spec(row.id).and_then(|s| s.kernel.image()) else {
+            let Some((params, held)) = self.tiles.get_mut(&row.id) else {
                 continue;
             };
             let Some((_, ctx)) = context(&job_dom_id("img", row.id)) else {
@@ -140,20 +150,23 @@ impl Painter {
             {
                 drawn.iter_mut().for_each(|d| *d = true);
             }
-            for t in 0..row.tasks {
-                if drawn[t as usize] {
-                    continue;
+            held.retain(|t, bytes| {
+                let Some(d) = drawn.get_mut(t.0 as usize) else {
+                    return false;
+                };
+                if *d {
+                    return false;
                 }
-                if let (Some(bytes), Some((x, y, w, h))) =
-                    (engine.held(row.id, TaskId(t)), params.tile_rect(t))
-                {
-                    if self.behind || clock() > deadline {
-                        self.behind = true;
-                        continue;
-                    }
-                    drawn[t as usize] = put(&ctx, bytes, x, y, w, h);
+                let Some((x, y, w, h)) = params.tile_rect(t.0) else {
+                    return false;
+                };
+                if self.behind || clock() > deadline {
+                    self.behind = true;
+                    return true;
                 }
-            }
+                *d = put(&ctx, bytes, x, y, w, h);
+                !*d
+            });
             if let Some((canvas, ovl)) = context(&job_dom_id("ovl", row.id)) {
                 let before = Shown::on(self.marks.get(&row.id), &canvas);
                 let items = overlay(&ovl, params, row, drawn, before);
@@ -168,6 +181,7 @@ impl Painter {
         }
         let live = |id: &JobId| rows.iter().any(|r| r.id == *id);
         self.drawn.retain(|id, _| live(id));
+        self.tiles.retain(|id, _| live(id));
         self.grids.retain(|id, _| live(id));
         self.marks.retain(|id, _| live(id));
     }

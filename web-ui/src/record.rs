@@ -285,8 +285,8 @@ impl Recording {
                     peer: n.peer.clone(),
                     node: NodeId(n.node),
                     name: n.name.clone(),
-                    kind: known(&n.kind, KINDS)?,
-                    state: known(&m.state, STATES)?,
+                    kind: known(&n.kind, KINDS)?.to_string(),
+                    state: known(&m.state, STATES)?.to_string(),
                     presenter: m.presenter,
                     rtt_ms: m.rtt_ms,
                     load: Load {
@@ -455,8 +455,8 @@ mod tests {
             peer: peer.into(),
             node: NodeId(peer.len() as u64 * 1000 + u64::from(peer.as_bytes()[0])),
             name: format!("name-{peer}"),
-            kind: "native",
-            state,
+            kind: "native".to_string(),
+            state: state.to_string(),
             presenter: false,
             rtt_ms: Some(1.5),
             load: Load {

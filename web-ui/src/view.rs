@@ -108,7 +108,7 @@ impl MeshView {
         let t = ms_now() as u64;
         self.tm
             .live
-            .update_value(|r| r.log_line(t, line.event, &line.text));
+            .update_value(|r| r.log_line(t, &line.event, &line.text));
         self.log.update(|log| {
             log.push(line);
             if log.len() > LOG_LEN_MAX {

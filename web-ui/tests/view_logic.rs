@@ -3,19 +3,27 @@
 //! the join QR code drawn by the browser's own canvas decodes to the join address; job
 //! rows, the inspector's words, copies lost and healed, rates and a recording behave the
 //! same in the browser's wasm as natively; and the task grid and overlay, drawn change by
-//! change, equal one drawing (in the browser only).
+//! change, equal one drawing (in the browser only); the view's feed, its changes applied
+//! in order after crossing the page/worker encoding, equals a fresh reading of the node.
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use node_core::engine::{Command, Engine, EngineConfig, Event, Input, Millis, Output};
 use node_core::job::{JobId, NodeId, TaskId};
 use node_core::kernels::{Kernel, mandelbrot};
+use node_core::testkit::Net;
+use web_ui::feed::{
+    Feed, GONE_SHOWN_MS, LogLine, PageState, STALE_MS, Selection, ViewModel, ViewOp,
+};
 use web_ui::inspect;
+use web_ui::link::{self, ToPage};
 use web_ui::model::{self, Flash, Flashes, GraphNode, RateMeter, TaskState};
 use web_ui::qr;
 use web_ui::record::Recording;
@@ -152,8 +160,8 @@ fn rates_and_a_recording_round_trip() {
         peer: "p1".into(),
         node: NodeId(1),
         name: "tab".into(),
-        kind: "me",
-        state: "live",
+        kind: "me".to_string(),
+        state: "live".to_string(),
         presenter: true,
         rtt_ms: None,
         load: inspect::loads(&e, 64)
@@ -263,4 +271,169 @@ fn grid_and_overlay_drawn_change_by_change_equal_one_drawing() {
         "the overlay drew something"
     );
     assert_eq!(at_once, by_change, "the overlay");
+}
+
+// The view's feed (`web_ui::feed`): four nodes in memory on virtual time
+// (`node_core::testkit::Net`), node 0 watched as its page watches it; every batch of
+// changes crosses the page/worker boundary's encoding before it is applied.
+
+/// What watches node 0: its feed, the view its changes built, what is selected.
+#[derive(Default)]
+struct Watcher {
+    feed: Feed,
+    view: ViewModel,
+    selected: Option<Selection>,
+    ops: Vec<ViewOp>,
+}
+
+/// 64×64 in 4×4 tiles: 16 tasks.
+fn picture() -> Kernel {
+    Kernel::Mandelbrot(mandelbrot::Params {
+        x_min: -2.0,
+        x_max: 1.0,
+        y_min: -1.5,
+        y_max: 1.5,
+        width: 64,
+        height: 64,
+        max_iter: 64,
+        tiles_x: 4,
+        tiles_y: 4,
+    })
+}
+
+/// A fresh feed's reading of the node now, applied to an empty view.
+fn fresh(net: &Net, selected: Option<Selection>) -> ViewModel {
+    let mut feed = Feed::new();
+    let page = PageState {
+        selected,
+        ..Default::default()
+    };
+    feed.on_change(net.now, &net.nodes[0], &page);
+    let mut view = ViewModel::default();
+    for op in feed.take() {
+        view.apply(op);
+    }
+    view
+}
+
+/// Four nodes, node 0 watched as a page watches its node; it submits a 16-task job
+/// with two copies of each result, and node 2 dies once results exist.
+fn run_a_job_through_a_departure() -> (Net, Rc<RefCell<Watcher>>) {
+    let page = Rc::new(RefCell::new(Watcher::default()));
+    let watcher = page.clone();
+    let mut net = Net::watched(
+        4,
+        0,
+        Box::new(move |now, node, events| {
+            let mut p = watcher.borrow_mut();
+            for e in events {
+                p.feed.on_event(now, e);
+            }
+            let state = PageState {
+                selected: p.selected,
+                ..Default::default()
+            };
+            p.feed.on_change(now, node, &state);
+            // As they travel to the page: encoded, then decoded.
+            let ops = p.feed.take();
+            let (header, payload) = link::split(ToPage::View(ops));
+            let Ok(ToPage::View(ops)) = link::join::<ToPage>(&header, payload) else {
+                panic!("the view's changes did not survive the trip");
+            };
+            for op in &ops {
+                p.view.apply(op.clone());
+            }
+            p.ops.extend(ops);
+        }),
+    );
+    net.run(0, 500);
+    let cmd = Command::Submit {
+        kernel: picture(),
+        replication: 2,
+        quorum: 1,
+        pacing_ms: 0,
+        nonce: 1,
+    };
+    let now = net.now;
+    net.nodes[0].handle_command(now, cmd).expect("joined");
+    net.drain(0);
+    // Until results exist (a task takes 20 ms here), then one member dies.
+    net.run(0, net.now.0 / 1000 + 70);
+    net.kill(2);
+    net.run(1, 60_000);
+    assert_eq!(net.done, vec![picture().run_all().unwrap()]);
+    (net, page)
+}
+
+#[test]
+fn the_feeds_changes_applied_in_order_equal_a_fresh_reading_of_the_node() {
+    let (mut net, page) = run_a_job_through_a_departure();
+    let member = node_core::node::node_id(&net.ids[1]);
+    page.borrow_mut().selected = Some(Selection::Node(member));
+    // Quiet: only heartbeats step the node, past the longest a view may lag
+    // (STALE_MS) and the time a departed member stays on the graph.
+    let quiet_ms = (GONE_SHOWN_MS + STALE_MS) as u64 + 500;
+    net.run_until(net.now.0 / 1000 + quiet_ms);
+    let p = page.borrow();
+    let snap = fresh(&net, p.selected);
+    let live = &p.view;
+
+    assert_eq!(live.peers, snap.peers);
+    assert_eq!(live.peers.len(), 2, "{:?}", live.peers);
+    let rows = |v: &ViewModel| v.jobs.iter().map(|j| j.row.clone()).collect::<Vec<_>>();
+    assert_eq!(rows(live), rows(&snap));
+    assert_eq!(live.jobs.len(), 1);
+    assert_eq!(live.jobs[0].row.validated, 16);
+    assert_eq!(
+        live.jobs[0].row.short(),
+        0,
+        "every result back to two copies"
+    );
+    assert_eq!(live.graph, snap.graph);
+    assert!(!live.inspect.is_empty());
+    assert_eq!(live.inspect, snap.inspect);
+    // Every tile of the picture reached the page, once.
+    assert_eq!(live.tiles, snap.tiles);
+    assert_eq!(live.tiles.values().map(BTreeSet::len).sum::<usize>(), 16);
+    assert_eq!(live.tiles_received, 16);
+    // What only the events tell: the job's output in words, the log.
+    let job = live.jobs[0].row.id;
+    assert!(live.finished.contains(&job));
+    assert!(live.jobs[0].output.is_some(), "{:?}", live.jobs[0]);
+    let seqs: Vec<u64> = live.log.iter().map(|l| l.seq).collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    // The departure's line was followed until its work was all elsewhere.
+    let left: Vec<&LogLine> = live.log.iter().filter(|l| l.event == "left").collect();
+    assert_eq!(left.len(), 1, "{:?}", live.log);
+    assert!(
+        left[0].text.contains("all of it elsewhere") || left[0].text.ends_with("it held no work"),
+        "{}",
+        left[0].text
+    );
+    // The view's words name members by their names, never by a bare id.
+    assert_eq!(live.names.len(), 4);
+}
+
+#[test]
+fn the_feed_sends_rows_only_when_they_changed() {
+    let (mut net, page) = run_a_job_through_a_departure();
+    net.run_until(net.now.0 / 1000 + 2_000);
+    page.borrow_mut().ops.clear();
+    // Two seconds more of quiet: the jobs are read again (at least every STALE_MS),
+    // but nothing in them changed, so no rows, peers or inspector words are sent.
+    net.run_until(net.now.0 / 1000 + 2_000);
+    let p = page.borrow();
+    let reads = p
+        .ops
+        .iter()
+        .filter(|op| matches!(op, ViewOp::Jobs { .. }))
+        .count();
+    assert!(reads >= 3, "{reads} reads of the jobs in 2 s");
+    for op in &p.ops {
+        match op {
+            ViewOp::Jobs { jobs: None, .. } | ViewOp::Graph(_) | ViewOp::Pulses(_) => {}
+            ViewOp::Rates(_) => {}
+            other => panic!("sent without a change: {other:?}"),
+        }
+    }
 }

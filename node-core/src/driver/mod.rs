@@ -7,7 +7,7 @@
 //! decisions: everything they do comes from `MeshNode::poll_action` and
 //! `MeshNode::poll_timeout`.
 
-pub use crate::node::{BULK_IN_FLIGHT_MAX, BULK_POLL_MS};
+pub use crate::node::{BULK_IN_FLIGHT_MAX, BULK_POLL_MS, PageInput};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
@@ -17,4 +17,4 @@ pub use native::{RunOptions, run_native};
 #[cfg(target_arch = "wasm32")]
 mod web;
 #[cfg(target_arch = "wasm32")]
-pub use web::{Page, PageInput, now as web_now, run_web};
+pub use web::{Page, now as web_now, run_web};

@@ -1,26 +1,48 @@
-//! The browser run loop, on the page's timers.
+//! The browser run loop, on the timers of the page or of the worker it runs in.
 
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use super::{BULK_IN_FLIGHT_MAX, BULK_POLL_MS};
-use crate::engine::Command;
 use crate::job::{JobId, TaskId};
 use crate::kernels::Kernel;
 use crate::membership::Micros;
-use crate::node::{Action, MeshNode, NodeEvent};
+use crate::node::{Action, MeshNode, NodeEvent, PageInput};
 use crate::transport::Transport;
 
-/// The page's clock, in microseconds since it loaded.
+/// The browser's clock, from the window or, in a worker, the worker's global scope.
+fn performance() -> Option<web_sys::Performance> {
+    match web_sys::window() {
+        Some(w) => w.performance(),
+        None => js_sys::global()
+            .dyn_into::<web_sys::WorkerGlobalScope>()
+            .ok()?
+            .performance(),
+    }
+}
+
+/// The page's (or the worker's) clock, in microseconds since it loaded.
 pub fn now() -> Micros {
-    let ms = web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or(0.0);
+    let ms = performance().map(|p| p.now()).unwrap_or(0.0);
     Micros((ms * 1000.0) as u64)
+}
+
+/// A timer on the window or, in a worker, on the worker's global scope.
+fn set_timeout(f: &js_sys::Function, ms: i32) -> bool {
+    match web_sys::window() {
+        Some(w) => w
+            .set_timeout_with_callback_and_timeout_and_arguments_0(f, ms)
+            .is_ok(),
+        None => js_sys::global()
+            .dyn_into::<web_sys::WorkerGlobalScope>()
+            .is_ok_and(|g| {
+                g.set_timeout_with_callback_and_timeout_and_arguments_0(f, ms)
+                    .is_ok()
+            }),
+    }
 }
 
 async fn sleep_until(at: Option<Micros>) {
@@ -29,9 +51,7 @@ async fn sleep_until(at: Option<Micros>) {
     };
     let ms = (at.0.saturating_sub(now().0) / 1000) as i32;
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        } else {
+        if !set_timeout(&resolve, ms) {
             let _ = resolve.call0(&JsValue::NULL);
         }
     });
@@ -72,31 +92,6 @@ async fn yield_if_spent(slice_start: &mut f64) {
         yield_to_browser().await;
         *slice_start = now().as_ms_f64();
     }
-}
-
-/// What the page hands the run loop besides the network's events.
-#[derive(Debug)]
-pub enum PageInput {
-    /// A command of the page's user (submit, cancel, assemble...).
-    Command(Command),
-    /// A computation the loop asked for with [`Page::compute`] finished.
-    Computed {
-        job: JobId,
-        task: TaskId,
-        output: Vec<u8>,
-    },
-    /// The page's user picked another number of workers.
-    Workers(u16),
-    /// A console command of the page's user for a member (or this node).
-    Console {
-        target: crate::signal::PeerId,
-        cmd: crate::wire::ConsoleCmd,
-    },
-    /// The presenter takes the signaling server away from the room for `secs` seconds.
-    ServerAway { secs: u32 },
-    /// The tab went to the background (hidden) or came back: peers are told, and give
-    /// it a longer allowance meanwhile.
-    Background(bool),
 }
 
 /// What the run loop needs from the page.
@@ -175,6 +170,7 @@ pub async fn run_web<T: Transport, P: Page>(
                     web_sys::console::warn_1(&format!("console command not sent: {e}").into());
                 }
             }
+            Woke::Page(Some(PageInput::Refresh)) => {}
             Woke::Page(None) => inputs_open = false,
             Woke::Timer => node.handle_timeout(now()),
         }

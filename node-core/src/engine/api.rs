@@ -25,7 +25,7 @@ impl Millis {
 }
 
 /// A command from this node's user.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     /// Start a job; this node assembles its output.
     Submit {

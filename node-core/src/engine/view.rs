@@ -9,7 +9,7 @@ use super::placement::score;
 use crate::job::{JobId, NodeId, TaskId};
 
 /// Where a task is, in this node's view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TaskState {
     /// Nobody live has said it computes it.
     Waiting,

@@ -24,7 +24,7 @@ pub mod native;
 pub mod web;
 
 /// Something that happened on the signaling socket or a data channel.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum TransportEvent {
     /// The server welcomed us: our id and the members already in the room, to whom this
     /// transport is now sending offers.

@@ -167,6 +167,21 @@ impl WebTransport {
         Ok(WebTransport { inner, events: rx })
     }
 
+    /// The transport and, apart, the stream of its events: for a page that reads the
+    /// events in one task while it sends in another. The transport's own
+    /// [`Transport::next_event`] then ends at once.
+    pub fn into_parts(self) -> (WebTransport, mpsc::UnboundedReceiver<TransportEvent>) {
+        let (_, none) = mpsc::unbounded();
+        let events = self.events;
+        (
+            WebTransport {
+                inner: self.inner,
+                events: none,
+            },
+            events,
+        )
+    }
+
     /// A function that closes every connection at once, synchronously: for `pagehide`,
     /// after which no promise runs again.
     pub fn closer(&self) -> impl FnMut() + 'static {

@@ -76,11 +76,11 @@ pub(crate) fn EventLog(view: MeshView) -> impl IntoView {
             <ol data-testid="event-log" reversed>
                 // Keyed by line and text: a new or updated line re-renders alone.
                 <For each=move || log_lines(view) key=|l| (l.seq, l.text.clone()) let:l>
-                    <li data-testid="log-entry" data-event=l.event data-peer=l.peer.clone()
-                        data-reason=l.reason data-ms=format!("{:.1}", l.ms) class=l.event
+                    <li data-testid="log-entry" data-event=l.event.clone() data-peer=l.peer.clone()
+                        data-reason=l.reason.clone() data-ms=format!("{:.1}", l.ms) class=l.event.clone()
                         tabindex=if l.node.is_some() || l.task.is_some() { "0" } else { "-1" }
                         on:click=inspect(&l)>{l.text.clone()}
-                        {web_ui::guide::topic_for(l.event, l.reason).map(|id| view! {
+                        {web_ui::guide::topic_for(&l.event, &l.reason).map(|id| view! {
                             " "<a class="why" href=format!("#guide-{id}") data-testid="log-why"
                                 on:click=move |_| open_topic(id)>"why?"</a>
                         })}

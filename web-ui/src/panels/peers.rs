@@ -20,12 +20,12 @@ pub(crate) fn Peers(view: MeshView) -> impl IntoView {
                     {move || view.peers.get().into_iter().map(|p| {
                         let rtt = p.rtt_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "–".into());
                         view! {
-                            <tr data-testid="peer-row" data-peer-id=p.id.clone() data-kind=p.kind data-state=p.state
+                            <tr data-testid="peer-row" data-peer-id=p.id.clone() data-kind=p.kind.clone() data-state=p.state.clone()
                                 data-path=p.path.clone() class=format!("peer {} {}", p.kind, p.state)>
                                 <td class="name" title=p.id.clone()><span class="swatch" style=format!("background: {}", p.colour)></span>{p.name.clone()}</td>
-                                <td data-testid="peer-kind">{p.kind}</td>
+                                <td data-testid="peer-kind">{p.kind.clone()}</td>
                                 <td data-testid="peer-state" title=if p.path.is_empty() { String::new() } else { format!("ICE path (local/remote candidate): {}", p.path) }>
-                                    {p.state}
+                                    {p.state.clone()}
                                     <span class="path">{if p.path.is_empty() { String::new() } else { format!(" · {}", p.path) }}</span>
                                 </td>
                                 <td data-testid="peer-rtt">{rtt}</td>

@@ -1,0 +1,318 @@
+//! The node worker: this tab's node (membership, the engine, chunk reassembly) and the
+//! feed of its view run here, on a thread of their own, so that heartbeats, timers and
+//! the engine never wait behind the page's rendering. The page starts it from
+//! `node_loader.js` (a third binary of this crate, `src/bin/node.rs`) and talks to it
+//! in [`crate::link`] messages:
+//!
+//! - the page's transport (peer connections live on the page) reports its events, and
+//!   [`RelayTransport`] hands them to the run loop; what the node sends goes back to
+//!   the page, which puts it on the data channel and says how much the channel holds;
+//! - the page's user and its compute pool send [`PageInput`]s;
+//! - the feed's changes go to the page at most once a frame ([`FRAME_MS`]).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use futures_channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use futures_util::StreamExt;
+use js_sys::{Array, Uint8Array};
+use node_core::driver::{Page, run_web, web_now};
+use node_core::job::{JobId, TaskId};
+use node_core::kernels::Kernel;
+use node_core::membership::MembershipConfig;
+use node_core::node::{MeshNode, NodeEvent, PageInput};
+use node_core::signal::PeerId;
+use node_core::transport::{SendError, Transport, TransportEvent};
+use node_core::wire::MESSAGE_LEN_MAX;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use crate::feed::{Feed, PageState, ViewOp};
+use crate::link::{Payload, ToNode, ToPage, join, split};
+
+/// The feed's changes go to the page at most this often (ms): about once a frame.
+pub const FRAME_MS: f64 = 16.0;
+
+/// Posts a message with its payload beside it (transferred, not copied again), to the
+/// page from the worker, or to the worker from the page.
+pub fn post<T: Payload + serde::Serialize>(
+    to: &impl PostMessage,
+    msg: T,
+) -> Result<(), wasm_bindgen::JsValue> {
+    let (header, payload) = split(msg);
+    let header = Uint8Array::from(header.as_slice());
+    let parts = Array::of1(&header);
+    let transfer = Array::of1(&header.buffer());
+    if let Some(p) = payload {
+        let p = Uint8Array::from(p.as_slice());
+        parts.push(&p);
+        transfer.push(&p.buffer());
+    }
+    to.post(&parts, &transfer)
+}
+
+/// A message posted with [`post`], read back; `None` (and a warning) if malformed.
+pub fn receive<T: Payload + for<'a> serde::Deserialize<'a>>(e: &MessageEvent) -> Option<T> {
+    let parts: Array = e.data().dyn_into().ok()?;
+    let header = Uint8Array::new(&parts.get(0)).to_vec();
+    let payload = (parts.length() > 1).then(|| Uint8Array::new(&parts.get(1)).to_vec());
+    match join(&header, payload) {
+        Ok(m) => Some(m),
+        Err(err) => {
+            web_sys::console::warn_1(&format!("dropped a message: {err}").into());
+            None
+        }
+    }
+}
+
+/// Whatever can post a message with transfers: the worker's scope, or a `Worker`.
+pub trait PostMessage {
+    fn post(&self, msg: &Array, transfer: &Array) -> Result<(), wasm_bindgen::JsValue>;
+}
+
+impl PostMessage for DedicatedWorkerGlobalScope {
+    fn post(&self, msg: &Array, transfer: &Array) -> Result<(), wasm_bindgen::JsValue> {
+        self.post_message_with_transfer(msg, transfer)
+    }
+}
+
+impl PostMessage for web_sys::Worker {
+    fn post(&self, msg: &Array, transfer: &Array) -> Result<(), wasm_bindgen::JsValue> {
+        self.post_message_with_transfer(msg, transfer)
+    }
+}
+
+/// What the worker's message handler and the run loop share.
+#[derive(Default)]
+struct Shared {
+    page: Cell<PageState>,
+    /// Per peer: bytes posted to the page for its channel and not yet handed to it,
+    /// and what the channel held at the page's last word.
+    queued: RefCell<BTreeMap<PeerId, (usize, usize)>>,
+}
+
+/// The transport as the node worker sees it: events come from the page's transport,
+/// and sends go back to the page.
+pub struct RelayTransport {
+    events: UnboundedReceiver<TransportEvent>,
+    scope: DedicatedWorkerGlobalScope,
+    shared: Rc<Shared>,
+}
+
+impl RelayTransport {
+    fn tell(&self, msg: ToPage) {
+        if let Err(e) = post(&self.scope, msg) {
+            web_sys::console::error_1(&e);
+        }
+    }
+}
+
+impl Transport for RelayTransport {
+    async fn next_event(&mut self) -> Option<TransportEvent> {
+        self.events.next().await
+    }
+
+    async fn send(&self, to: &PeerId, bytes: Vec<u8>) -> Result<(), SendError> {
+        if bytes.len() > MESSAGE_LEN_MAX {
+            return Err(SendError::TooBig(bytes.len()));
+        }
+        self.shared
+            .queued
+            .borrow_mut()
+            .entry(to.clone())
+            .or_default()
+            .0 += bytes.len();
+        self.tell(ToPage::Send {
+            to: to.clone(),
+            bytes,
+        });
+        Ok(())
+    }
+
+    async fn queued(&self, to: &PeerId) -> usize {
+        self.shared
+            .queued
+            .borrow()
+            .get(to)
+            .map_or(0, |(posted, held)| posted + held)
+    }
+
+    fn close_peer(&self, peer: &PeerId) {
+        self.shared.queued.borrow_mut().remove(peer);
+        self.tell(ToPage::Close(peer.clone()));
+    }
+
+    fn take_server_away(&self, secs: u32) {
+        self.tell(ToPage::ServerAway(secs));
+    }
+
+    async fn shutdown(&self) {
+        self.tell(ToPage::Shutdown);
+    }
+}
+
+/// The feed's changes waiting for the next post, and when the last one went.
+struct Outbox {
+    ops: Vec<ViewOp>,
+    posted_at: f64,
+    timer: bool,
+}
+
+/// What the run loop calls back in the worker: tasks go to the page's pool, and the
+/// feed's changes to the page.
+struct WorkerShell {
+    scope: DedicatedWorkerGlobalScope,
+    shared: Rc<Shared>,
+    feed: Feed,
+    to_node: UnboundedSender<PageInput>,
+    outbox: Rc<RefCell<Outbox>>,
+}
+
+/// Posts what the outbox holds.
+fn flush(scope: &DedicatedWorkerGlobalScope, outbox: &RefCell<Outbox>) {
+    let ops = {
+        let mut o = outbox.borrow_mut();
+        o.posted_at = web_now().as_ms_f64();
+        o.timer = false;
+        std::mem::take(&mut o.ops)
+    };
+    if !ops.is_empty()
+        && let Err(e) = post(scope, ToPage::View(ops))
+    {
+        web_sys::console::error_1(&e);
+    }
+}
+
+impl WorkerShell {
+    /// Sends the outbox now if a frame has passed since the last post, else once it has.
+    fn send_view(&mut self) {
+        let ops = self.feed.take();
+        let wait = {
+            let mut o = self.outbox.borrow_mut();
+            o.ops.extend(ops);
+            if o.ops.is_empty() || o.timer {
+                return;
+            }
+            FRAME_MS - (web_now().as_ms_f64() - o.posted_at)
+        };
+        if wait <= 0.0 {
+            flush(&self.scope, &self.outbox);
+            return;
+        }
+        self.outbox.borrow_mut().timer = true;
+        let (scope, outbox) = (self.scope.clone(), self.outbox.clone());
+        let later = Closure::once_into_js(move || flush(&scope, &outbox));
+        if self
+            .scope
+            .set_timeout_with_callback_and_timeout_and_arguments_0(
+                later.unchecked_ref(),
+                wait as i32,
+            )
+            .is_err()
+        {
+            flush(&self.scope, &self.outbox);
+        }
+    }
+}
+
+impl Page for WorkerShell {
+    fn compute(&mut self, job: JobId, task: TaskId, kernel: Kernel) {
+        if let Err(e) = post(&self.scope, ToPage::Compute { job, task, kernel }) {
+            web_sys::console::error_1(&e);
+        }
+    }
+
+    fn on_event(&mut self, e: &NodeEvent) {
+        self.feed.on_event(web_now(), e);
+    }
+
+    fn on_change(&mut self, node: &MeshNode) {
+        self.feed
+            .on_change(web_now(), node, &self.shared.page.get());
+        for cmd in self.feed.take_commands() {
+            let _ = self.to_node.unbounded_send(PageInput::Command(cmd));
+        }
+        self.send_view();
+    }
+}
+
+/// Installs the worker's message handler and tells the page it is ready; the node
+/// starts at the page's `Start`.
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let shared = Rc::new(Shared::default());
+    let (events_tx, events_rx) = mpsc::unbounded::<TransportEvent>();
+    let (inputs_tx, inputs_rx) = mpsc::unbounded::<PageInput>();
+    let waiting = RefCell::new(Some((events_rx, inputs_rx)));
+    let (s, sh) = (scope.clone(), shared.clone());
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        let Some(msg) = receive::<ToNode>(&e) else {
+            return;
+        };
+        match msg {
+            ToNode::Start {
+                name,
+                workers,
+                hidden,
+            } => {
+                let Some((events, inputs)) = waiting.borrow_mut().take() else {
+                    web_sys::console::warn_1(&"the node was started twice".into());
+                    return;
+                };
+                let node = MeshNode::new(MembershipConfig::default(), name, workers);
+                if hidden {
+                    let _ = inputs_tx.unbounded_send(PageInput::Background(true));
+                }
+                let transport = RelayTransport {
+                    events,
+                    scope: s.clone(),
+                    shared: sh.clone(),
+                };
+                let shell = WorkerShell {
+                    scope: s.clone(),
+                    shared: sh.clone(),
+                    feed: Feed::new(),
+                    to_node: inputs_tx.clone(),
+                    outbox: Rc::new(RefCell::new(Outbox {
+                        ops: Vec::new(),
+                        posted_at: f64::NEG_INFINITY,
+                        timer: false,
+                    })),
+                };
+                wasm_bindgen_futures::spawn_local(run_web(transport, node, inputs, shell));
+            }
+            ToNode::Transport(ev) => {
+                if let TransportEvent::ChannelClosed(p) | TransportEvent::PeerLeft(p) = &ev {
+                    sh.queued.borrow_mut().remove(p);
+                }
+                let _ = events_tx.unbounded_send(ev);
+            }
+            ToNode::Input(input) => {
+                let _ = inputs_tx.unbounded_send(input);
+            }
+            ToNode::Page(state) => {
+                sh.page.set(state);
+                let _ = inputs_tx.unbounded_send(PageInput::Refresh);
+            }
+            ToNode::Queued {
+                peer,
+                sent,
+                buffered,
+            } => {
+                let mut q = sh.queued.borrow_mut();
+                let e = q.entry(peer).or_default();
+                e.0 = e.0.saturating_sub(sent);
+                e.1 = buffered;
+            }
+        }
+    });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    // Lives as long as the worker.
+    on_message.forget();
+    if let Err(e) = post(&scope, ToPage::Ready) {
+        web_sys::console::error_1(&e);
+    }
+}
