@@ -1,8 +1,10 @@
 //! Suspicion that heals, end to end with real browsers (`tests/e2e/heal.mjs`): a tab in
-//! the background for 5 s is shown so and never declared gone; a native frozen with
-//! SIGSTOP for 3 s is shown gone and then back on every tab and by every other native,
-//! buries nobody itself, and the job it was computing for completes with `meshwork
-//! run`'s PNG; at the end every tab's graph and peer list agree.
+//! the background for 5 s is shown so and never declared gone; a tab whose main thread
+//! is blocked for 2 s is declared gone by nobody and buries nobody (its node runs in a
+//! worker, with its data channels moved there); a native frozen with SIGSTOP for 3 s is
+//! shown gone and then back on every tab and by every other native, buries nobody
+//! itself, and the job it was computing for completes with `meshwork run`'s PNG; at the
+//! end every tab's graph and peer list agree.
 //!
 //! Prerequisites as for `browser_mesh` (dist/, playwright-core, Chromium, node, root for
 //! the namespace): without them the test prints SKIP, except under `CI=true`.
@@ -33,6 +35,7 @@ fn a_frozen_native_and_a_hidden_tab_are_taken_back_and_the_job_is_exact() {
             "full_mesh",
             "job_under_way",
             "background_tab_shown_and_never_gone",
+            "blocked_main_thread_nobody_gone",
             "frozen_native_gone_then_back_everywhere",
             "frozen_native_buried_nobody",
             "cli_submit_exit_0",

@@ -7,13 +7,14 @@
 //! from the worker are applied to the view's signals and painted by [`Shell`]. The
 //! components only read what it writes.
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use futures_channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use futures_util::StreamExt;
 use leptos::prelude::*;
+use node_core::driver::{SLICE_MS, yield_to_browser};
 use node_core::kernels::JobOutput;
 use node_core::node::PageInput;
 use node_core::signal::PeerId;
@@ -25,7 +26,7 @@ use web_sys::{MessageEvent, Worker};
 use web_ui::feed::{PageState, ViewOp};
 use web_ui::link::{ToNode, ToPage};
 use web_ui::model::{JobRow, remember_colour};
-use web_ui::node_worker::{post, receive};
+use web_ui::node_worker::{post, post_channel, receive};
 use web_ui::paint::Painter;
 
 use crate::pool::Pool;
@@ -57,13 +58,36 @@ struct Shell {
     worker: Worker,
     /// What the worker was last told of the page.
     told: PageState,
+    /// Changes received and not yet applied.
+    waiting: VecDeque<ViewOp>,
+}
+
+/// Applies the changes received, handing the thread back to the browser whenever it has
+/// spent [`SLICE_MS`] at it: a tab that joins mid-job receives hundreds of changes at
+/// once, and renders them over a few frames instead of in one long task.
+async fn apply_waiting(shell: Rc<RefCell<Shell>>) {
+    loop {
+        let start = ms_now();
+        loop {
+            let mut s = shell.borrow_mut();
+            let Some(op) = s.waiting.pop_front() else {
+                s.tell();
+                return;
+            };
+            s.apply(op);
+            if ms_now() - start > SLICE_MS {
+                break;
+            }
+        }
+        yield_to_browser().await;
+    }
 }
 
 impl Shell {
-    /// Applies the feed's changes to the view.
-    fn apply(&mut self, ops: Vec<ViewOp>) {
+    /// Applies one of the feed's changes to the view.
+    fn apply(&mut self, op: ViewOp) {
         let view = self.view;
-        for op in ops {
+        {
             match op {
                 ViewOp::Me(me) => view.me.set(Some(me)),
                 ViewOp::Status(s) => view.status.set(s),
@@ -116,7 +140,6 @@ impl Shell {
                 ViewOp::Redraw => self.painter.forget_canvases(),
             }
         }
-        self.tell();
     }
 
     fn replaying(&self) -> bool {
@@ -211,6 +234,7 @@ async fn serve_transport(
                 transport.close_peer(&peer);
             }
             ToPage::ServerAway(secs) => transport.take_server_away(secs),
+            ToPage::ChannelState { peer, conn, open } => transport.moved_channel(&peer, conn, open),
             ToPage::Shutdown => {
                 transport.shutdown().await;
                 return;
@@ -253,24 +277,7 @@ pub(crate) fn start_node(
         return;
     };
     let name = query_param("name").unwrap_or_default();
-    let transport = match WebTransport::connect(&url, &room, &name, presenter_key()) {
-        Ok(t) => t,
-        Err(e) => {
-            view.status
-                .set(format!("cannot open the signaling socket: {e:?}"));
-            return;
-        }
-    };
-    // Close every connection when the tab goes away, so that peers notice in
-    // milliseconds instead of waiting for their heartbeat timeout.
-    let close = transport.closer();
-    if let Some(w) = web_sys::window() {
-        let on_pagehide = Closure::<dyn FnMut()>::new(close);
-        let _ =
-            w.add_event_listener_with_callback("pagehide", on_pagehide.as_ref().unchecked_ref());
-        // Lives as long as the page.
-        on_pagehide.forget();
-    }
+    let presenter_key = presenter_key();
     // A hidden tab's timers may run once a second or less: its peers are told, so that
     // they wait longer before they take its silence for a departure.
     if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
@@ -296,13 +303,13 @@ pub(crate) fn start_node(
         }
     };
     view.status.set("joining…".into());
-    let (transport, mut events) = transport.into_parts();
     let shell = Rc::new(RefCell::new(Shell {
         view,
         painter: Painter::default(),
         rows: Vec::new(),
         worker: worker.clone(),
         told: PageState::default(),
+        waiting: VecDeque::new(),
     }));
     // What the page shows, told to the worker when it changes (a click on a task).
     let told = shell.clone();
@@ -329,7 +336,17 @@ pub(crate) fn start_node(
                 }
             }
             ToPage::Compute { job, task, kernel } => pool.compute(job, task, kernel),
-            ToPage::View(ops) => shell.borrow_mut().apply(ops),
+            ToPage::View(ops) => {
+                let start = {
+                    let mut s = shell.borrow_mut();
+                    let idle = s.waiting.is_empty();
+                    s.waiting.extend(ops);
+                    idle
+                };
+                if start {
+                    wasm_bindgen_futures::spawn_local(apply_waiting(shell.clone()));
+                }
+            }
             ask => {
                 let _ = asks_tx.unbounded_send(ask);
             }
@@ -346,10 +363,43 @@ pub(crate) fn start_node(
     on_error.forget();
     let workers = controls.workers.get_untracked();
     wasm_bindgen_futures::spawn_local(async move {
-        // Messages sent before the worker's code has loaded are lost.
+        // Messages sent before the worker's code has loaded are lost: the room is joined
+        // once it is ready, so that every data channel can move to it.
         if ready_rx.await.is_err() {
             return;
         }
+        let transport = match WebTransport::connect(&url, &room, &name, presenter_key) {
+            Ok(t) => t,
+            Err(e) => {
+                view.status
+                    .set(format!("cannot open the signaling socket: {e:?}"));
+                return;
+            }
+        };
+        // Close every connection when the tab goes away, so that peers notice in
+        // milliseconds instead of waiting for their heartbeat timeout.
+        let close = transport.closer();
+        if let Some(w) = web_sys::window() {
+            let on_pagehide = Closure::<dyn FnMut()>::new(close);
+            let _ = w
+                .add_event_listener_with_callback("pagehide", on_pagehide.as_ref().unchecked_ref());
+            // Lives as long as the page.
+            on_pagehide.forget();
+        }
+        // Each data channel moves to the worker where the browser can move it (Chromium):
+        // then heartbeats and results never wait for this thread. A browser that cannot
+        // (Firefox) keeps its channels here, and the page relays their messages.
+        if query_param("relay").is_none() {
+            let (w, can_move) = (worker.clone(), Rc::new(Cell::new(true)));
+            transport.host_channels(Box::new(move |peer, conn, dc| {
+                can_move.get() && {
+                    let moved = post_channel(&w, peer, conn, dc);
+                    can_move.set(moved);
+                    moved
+                }
+            }));
+        }
+        let (transport, mut events) = transport.into_parts();
         let hidden = web_sys::window()
             .and_then(|w| w.document())
             .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);

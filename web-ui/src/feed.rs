@@ -34,8 +34,9 @@ pub const GRAPH_MS: f64 = 150.0;
 /// A departed member stays on the graph this long (ms).
 pub const GONE_SHOWN_MS: f64 = 6_000.0;
 /// Result bytes sent to the page for its pictures at most per read of the jobs: a tab
-/// that joins mid-job gets hundreds of tiles over a few reads instead of in one message.
-pub const TILE_BYTES_MAX: usize = 1 << 20;
+/// that joins mid-job gets hundreds of tiles over a few reads instead of in one message
+/// (the page paints for 6 ms at a time anyway).
+pub const TILE_BYTES_MAX: usize = 256 << 10;
 /// Most lines kept in the event log.
 pub const LOG_LEN_MAX: usize = 200;
 /// A departure's log line is updated for at most this long (ms).

@@ -7,7 +7,9 @@
 //! that what crosses a data channel (a message in, a send out) and a task's output
 //! travel as the bytes they are, in a transferred buffer, never encoded again. The
 //! header of such a message holds an empty byte vector where the payload goes;
-//! [`split`] and [`join`] take the bytes out and put them back.
+//! [`split`] and [`join`] take the bytes out and put them back. Where the browser can
+//! move a data channel to a worker (Chromium), the channel itself goes
+//! ([`ToNode::Channel`]) and its messages no longer pass through the page.
 
 use node_core::job::{JobId, TaskId};
 use node_core::kernels::Kernel;
@@ -35,6 +37,9 @@ pub enum ToNode {
     Input(PageInput),
     /// What the page shows that the feed needs to know.
     Page(PageState),
+    /// The data channel of connection attempt `conn` to `peer`, moved to the worker: it
+    /// travels beside the header (transferred), and the worker reads and sends on it.
+    Channel { peer: PeerId, conn: u64 },
     /// The page handed `sent` bytes to the channel to `peer` since its last word,
     /// after which the channel held `buffered` bytes not yet on their way (read after
     /// each send, and while it drains).
@@ -54,6 +59,8 @@ pub enum ToPage {
     Send { to: PeerId, bytes: Vec<u8> },
     /// Close the connection to a peer.
     Close(PeerId),
+    /// A data channel moved to the worker opened (`open`) or closed.
+    ChannelState { peer: PeerId, conn: u64, open: bool },
     /// Ask the server to leave the room for `secs` seconds.
     ServerAway(u32),
     /// Close every connection and the signaling socket: the node left.

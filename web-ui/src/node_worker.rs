@@ -5,8 +5,12 @@
 //! in [`crate::link`] messages:
 //!
 //! - the page's transport (peer connections live on the page) reports its events, and
-//!   [`RelayTransport`] hands them to the run loop; what the node sends goes back to
-//!   the page, which puts it on the data channel and says how much the channel holds;
+//!   [`RelayTransport`] hands them to the run loop. Where the browser can move a data
+//!   channel to a worker (Chromium), the page moves each one here as it is made: the
+//!   worker reads and sends on it, and tells the page when it opens and closes (the
+//!   page's negotiation policy decides what that means). Elsewhere (Firefox) messages
+//!   pass through the page: what the node sends goes back to the page, which puts it
+//!   on the data channel and says how much the channel holds;
 //! - the page's user and its compute pool send [`PageInput`]s;
 //! - the feed's changes go to the page at most once a frame ([`FRAME_MS`]).
 
@@ -25,9 +29,12 @@ use node_core::node::{MeshNode, NodeEvent, PageInput};
 use node_core::signal::PeerId;
 use node_core::transport::{SendError, Transport, TransportEvent};
 use node_core::wire::MESSAGE_LEN_MAX;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{
+    DedicatedWorkerGlobalScope, MessageEvent, RtcDataChannel, RtcDataChannelState,
+    RtcDataChannelType,
+};
 
 use crate::feed::{Feed, PageState, ViewOp};
 use crate::link::{Payload, ToNode, ToPage, join, split};
@@ -53,11 +60,33 @@ pub fn post<T: Payload + serde::Serialize>(
     to.post(&parts, &transfer)
 }
 
+/// Moves data channel `dc` (of attempt `conn` to `peer`) to the node worker; `false` if
+/// this browser cannot move data channels (the page keeps it, and relays).
+pub fn post_channel(
+    worker: &web_sys::Worker,
+    peer: &PeerId,
+    conn: u64,
+    dc: &RtcDataChannel,
+) -> bool {
+    let (header, _) = split(ToNode::Channel {
+        peer: peer.clone(),
+        conn,
+    });
+    let header = Uint8Array::from(header.as_slice());
+    let parts = Array::of2(&header, dc);
+    let transfer = Array::of2(&header.buffer(), dc);
+    worker.post_message_with_transfer(&parts, &transfer).is_ok()
+}
+
 /// A message posted with [`post`], read back; `None` (and a warning) if malformed.
 pub fn receive<T: Payload + for<'a> serde::Deserialize<'a>>(e: &MessageEvent) -> Option<T> {
     let parts: Array = e.data().dyn_into().ok()?;
     let header = Uint8Array::new(&parts.get(0)).to_vec();
-    let payload = (parts.length() > 1).then(|| Uint8Array::new(&parts.get(1)).to_vec());
+    // A second part is the payload's bytes, or a moved data channel (read by the
+    // caller from the event itself).
+    let payload = Some(parts.get(1))
+        .filter(|p| p.is_instance_of::<Uint8Array>())
+        .map(|p| Uint8Array::new(&p).to_vec());
     match join(&header, payload) {
         Ok(m) => Some(m),
         Err(err) => {
@@ -91,6 +120,151 @@ struct Shared {
     /// Per peer: bytes posted to the page for its channel and not yet handed to it,
     /// and what the channel held at the page's last word.
     queued: RefCell<BTreeMap<PeerId, (usize, usize)>>,
+    /// Data channels moved here, by peer.
+    channels: RefCell<BTreeMap<PeerId, Moved>>,
+}
+
+/// A data channel the page moved to this worker.
+struct Moved {
+    /// The connection attempt it belongs to.
+    conn: u64,
+    dc: RtcDataChannel,
+    /// The node has been told it is open (the page's `ChannelOpen` passed): until then
+    /// its messages wait, so that none reaches the node before the channel does.
+    told_open: bool,
+    waiting: Vec<Vec<u8>>,
+    /// Its handlers, kept as long as it is.
+    _callbacks: [Closure<dyn FnMut(JsValue)>; 3],
+}
+
+impl Drop for Moved {
+    fn drop(&mut self) {
+        self.dc.set_onopen(None);
+        self.dc.set_onmessage(None);
+        self.dc.set_onclose(None);
+    }
+}
+
+/// Messages a moved channel may hold for the node before it is told the channel is
+/// open; more are dropped (the peer's Hello is the first).
+const WAITING_MAX: usize = 64;
+
+/// Takes in a data channel the page moved here: its messages go to the node, its
+/// opening and closing to the page.
+fn take_channel(
+    scope: &DedicatedWorkerGlobalScope,
+    shared: &Rc<Shared>,
+    events: &UnboundedSender<TransportEvent>,
+    peer: PeerId,
+    conn: u64,
+    dc: RtcDataChannel,
+) {
+    dc.set_binary_type(RtcDataChannelType::Arraybuffer);
+    let tell = {
+        let (scope, peer) = (scope.clone(), peer.clone());
+        move |open: bool| {
+            let msg = ToPage::ChannelState {
+                peer: peer.clone(),
+                conn,
+                open,
+            };
+            if let Err(e) = post(&scope, msg) {
+                web_sys::console::error_1(&e);
+            }
+        }
+    };
+    let on_open = {
+        let tell = tell.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |_| tell(true))
+    };
+    let on_close = {
+        let tell = tell.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |_| tell(false))
+    };
+    let on_message = {
+        let (shared, events, peer) = (Rc::downgrade(shared), events.clone(), peer.clone());
+        Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+            let Some(data) = ev.dyn_ref::<MessageEvent>().map(MessageEvent::data) else {
+                return;
+            };
+            if !data.is_instance_of::<js_sys::ArrayBuffer>() {
+                return;
+            }
+            let bytes = Uint8Array::new(&data).to_vec();
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let mut channels = shared.channels.borrow_mut();
+            match channels.get_mut(&peer) {
+                Some(m) if m.conn == conn && m.told_open => {
+                    let _ = events.unbounded_send(TransportEvent::Message(peer.clone(), bytes));
+                }
+                Some(m) if m.conn == conn && m.waiting.len() < WAITING_MAX => {
+                    m.waiting.push(bytes);
+                }
+                _ => {}
+            }
+        })
+    };
+    dc.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    dc.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    dc.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    let open = dc.ready_state() == RtcDataChannelState::Open;
+    let moved = Moved {
+        conn,
+        dc,
+        told_open: false,
+        waiting: Vec::new(),
+        _callbacks: [on_open, on_message, on_close],
+    };
+    // A newer attempt replaces an older one (the page closes the older connection).
+    let mut channels = shared.channels.borrow_mut();
+    if channels.get(&peer).is_some_and(|m| m.conn > conn) {
+        moved.dc.close();
+        return;
+    }
+    channels.insert(peer, moved);
+    drop(channels);
+    // An answerer's channel can arrive already open; its open event then never fires.
+    if open {
+        tell(true);
+    }
+}
+
+/// The page's transport reported `ev`: a moved channel's state follows it, and the
+/// messages that waited for the node to hear of the channel go after it.
+fn relay_event(shared: &Shared, events: &UnboundedSender<TransportEvent>, ev: TransportEvent) {
+    let mut after = Vec::new();
+    match &ev {
+        TransportEvent::ChannelOpen(p) => {
+            if let Some(m) = shared.channels.borrow_mut().get_mut(p) {
+                m.told_open = true;
+                after = std::mem::take(&mut m.waiting);
+            }
+        }
+        TransportEvent::ChannelClosed(p) | TransportEvent::PeerLeft(p) => {
+            shared.queued.borrow_mut().remove(p);
+            // Only a channel the node knew open: a newer attempt's channel, moved here
+            // before the older one's close was reported, stays.
+            let mut channels = shared.channels.borrow_mut();
+            if channels.get(p).is_some_and(|m| m.told_open)
+                && let Some(m) = channels.remove(p)
+            {
+                m.dc.close();
+            }
+        }
+        _ => {}
+    }
+    let peer = match &ev {
+        TransportEvent::ChannelOpen(p) => Some(p.clone()),
+        _ => None,
+    };
+    let _ = events.unbounded_send(ev);
+    if let Some(p) = peer {
+        for bytes in after {
+            let _ = events.unbounded_send(TransportEvent::Message(p.clone(), bytes));
+        }
+    }
 }
 
 /// The transport as the node worker sees it: events come from the page's transport,
@@ -118,6 +292,18 @@ impl Transport for RelayTransport {
         if bytes.len() > MESSAGE_LEN_MAX {
             return Err(SendError::TooBig(bytes.len()));
         }
+        let moved = self
+            .shared
+            .channels
+            .borrow()
+            .get(to)
+            .filter(|m| m.told_open)
+            .map(|m| m.dc.clone());
+        if let Some(dc) = moved {
+            return dc
+                .send_with_u8_array(&bytes)
+                .map_err(|e| SendError::Channel(format!("{e:?}")));
+        }
         self.shared
             .queued
             .borrow_mut()
@@ -132,6 +318,9 @@ impl Transport for RelayTransport {
     }
 
     async fn queued(&self, to: &PeerId) -> usize {
+        if let Some(m) = self.shared.channels.borrow().get(to) {
+            return m.dc.buffered_amount() as usize;
+        }
         self.shared
             .queued
             .borrow()
@@ -141,6 +330,9 @@ impl Transport for RelayTransport {
 
     fn close_peer(&self, peer: &PeerId) {
         self.shared.queued.borrow_mut().remove(peer);
+        if let Some(m) = self.shared.channels.borrow_mut().remove(peer) {
+            m.dc.close();
+        }
         self.tell(ToPage::Close(peer.clone()));
     }
 
@@ -149,6 +341,9 @@ impl Transport for RelayTransport {
     }
 
     async fn shutdown(&self) {
+        for (_, m) in std::mem::take(&mut *self.shared.channels.borrow_mut()) {
+            m.dc.close();
+        }
         self.tell(ToPage::Shutdown);
     }
 }
@@ -253,6 +448,15 @@ pub fn start() {
             return;
         };
         match msg {
+            ToNode::Channel { peer, conn } => {
+                let dc = js_sys::Array::from(&e.data()).get(1);
+                match dc.dyn_into::<RtcDataChannel>() {
+                    Ok(dc) => take_channel(&s, &sh, &events_tx, peer, conn, dc),
+                    Err(_) => {
+                        web_sys::console::warn_1(&"a moved channel without its channel".into())
+                    }
+                }
+            }
             ToNode::Start {
                 name,
                 workers,
@@ -284,12 +488,7 @@ pub fn start() {
                 };
                 wasm_bindgen_futures::spawn_local(run_web(transport, node, inputs, shell));
             }
-            ToNode::Transport(ev) => {
-                if let TransportEvent::ChannelClosed(p) | TransportEvent::PeerLeft(p) = &ev {
-                    sh.queued.borrow_mut().remove(p);
-                }
-                let _ = events_tx.unbounded_send(ev);
-            }
+            ToNode::Transport(ev) => relay_event(&sh, &events_tx, ev),
             ToNode::Input(input) => {
                 let _ = inputs_tx.unbounded_send(input);
             }

@@ -62,12 +62,12 @@ async fn sleep_until(at: Option<Micros>) {
 /// a break (ms): messages queued on the data channels are taken one step at a time, and
 /// the page renders, handles input and runs its timers between them instead of behind a
 /// burst of steps that all fell in one task.
-const SLICE_MS: f64 = 8.0;
+pub const SLICE_MS: f64 = 8.0;
 
 /// Resolves in a task of its own: everything queued before it (events, rendering,
 /// timers) runs first. A message to itself on a `MessageChannel`, not a timer: a hidden
 /// tab's timers are held to one a second or less, its messages are not.
-async fn yield_to_browser() {
+pub async fn yield_to_browser() {
     thread_local! {
         static CHANNEL: Option<web_sys::MessageChannel> = web_sys::MessageChannel::new().ok();
     }

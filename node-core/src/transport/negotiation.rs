@@ -104,6 +104,14 @@ impl Default for NegotiationConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(u64);
 
+impl ConnId {
+    /// The attempt's number, for a transport that reports on it from elsewhere (a
+    /// browser's data channel moved to a worker).
+    pub fn number(self) -> u64 {
+        self.0
+    }
+}
+
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)

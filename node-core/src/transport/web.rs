@@ -119,7 +119,14 @@ struct Inner {
     attempt: Cell<u32>,
     /// No more reconnecting: shut down, or the server refused our token for good.
     stopped: Cell<bool>,
+    /// Where new data channels go instead of staying on this page (see
+    /// [`WebTransport::host_channels`]).
+    host: RefCell<Option<ChannelHost>>,
 }
+
+/// Takes a new data channel elsewhere (to the node's worker): given the peer, the
+/// attempt's number and the channel, moves it and says whether it did.
+pub type ChannelHost = Box<dyn Fn(&PeerId, u64, &RtcDataChannel) -> bool>;
 
 /// A browser mesh endpoint.
 pub struct WebTransport {
@@ -162,6 +169,7 @@ impl WebTransport {
             away: Cell::new(false),
             attempt: Cell::new(0),
             stopped: Cell::new(false),
+            host: RefCell::new(None),
         });
         inner.serve_socket();
         Ok(WebTransport { inner, events: rx })
@@ -180,6 +188,34 @@ impl WebTransport {
             },
             events,
         )
+    }
+
+    /// From now on each new data channel is offered to `host` first. A channel it takes
+    /// lives where it went: messages are read and sent there, and whoever holds it
+    /// reports its opening and closing with [`WebTransport::moved_channel`], so that the
+    /// policy here sees them as it sees its own channels'. A channel it does not take
+    /// stays here.
+    pub fn host_channels(&self, host: ChannelHost) {
+        *self.inner.host.borrow_mut() = Some(host);
+    }
+
+    /// The moved channel of attempt `conn` (its [`ConnId::number`]) to `peer` opened, or
+    /// closed. Ignored if that attempt is no longer held.
+    pub fn moved_channel(&self, peer: &PeerId, conn: u64, open: bool) {
+        let inner = &self.inner;
+        let held = inner
+            .conns
+            .borrow()
+            .get(peer)
+            .filter(|c| c.id.number() == conn)
+            .map(|c| c.id);
+        let Some(conn) = held else { return };
+        if open {
+            inner.run(inner.input(|n| n.channel_open(peer, conn)));
+            inner.report_path(peer, conn);
+        } else {
+            inner.closed(peer, conn);
+        }
     }
 
     /// A function that closes every connection at once, synchronously: for `pagehide`,
@@ -668,8 +704,16 @@ impl Inner {
             .map(|c| c.pc.clone())
     }
 
-    /// Wires attempt `conn`'s data channel to the event queue and the policy.
+    /// Wires attempt `conn`'s data channel to the event queue and the policy, or moves it
+    /// to the channels' host if there is one and it takes it.
     fn attach_channel(self: &Rc<Self>, peer: &PeerId, conn: ConnId, dc: RtcDataChannel) {
+        if self.pc(peer, conn).is_some()
+            && let Some(host) = self.host.borrow().as_ref()
+            && host(peer, conn.number(), &dc)
+        {
+            // Its host reports its opening and closing (`moved_channel`).
+            return;
+        }
         dc.set_binary_type(RtcDataChannelType::Arraybuffer);
         dc.set_buffered_amount_low_threshold(BUFFERED_LOW_BYTES);
         let weak: Weak<Inner> = Rc::downgrade(self);
