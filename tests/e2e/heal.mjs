@@ -6,10 +6,13 @@
 //   1. tab B goes to the background for 5 s (a page hook makes `document.visibilityState`
 //      "hidden" and fires `visibilitychange`, as hiding the tab would): A and every
 //      native show it "in the background", and nobody declares it gone;
-//   2. native-3 is frozen with SIGSTOP for 3 s, then SIGCONT: every tab shows it gone
+//   2. tab A's main thread is blocked for 2 s (a busy loop in the page): its node runs
+//      in a worker with the data channels moved there, so it keeps heartbeating, and
+//      nobody (natives, tab B, tab A itself) declares anybody gone;
+//   3. native-3 is frozen with SIGSTOP for 3 s, then SIGCONT: every tab shows it gone
 //      (silent) and then back, and every other native (the submitter included) prints
 //      `peer_left` (heartbeat) and then `peer_back` for it;
-//   3. the job completes (the Rust test compares its PNG with `meshwork run`'s), and at
+//   4. the job completes (the Rust test compares its PNG with `meshwork run`'s), and at
 //      the end each tab's graph and peer list agree, everyone live.
 //
 // Input (argv[2] JSON): { meshwork, dist, outdir, cwd, chromium, profiles_dir,
@@ -85,7 +88,28 @@ async function main() {
   const nativesBuriedB = natives.filter((n) => n.events.some((e) => e.event === 'peer_left' && e.peer === ids['tab-b'])).map((n) => n.name);
   check('background_tab_shown_and_never_gone', shownBackground && nativesHeard && foreground && buriedB.length === 0 && nativesBuriedB.length === 0, { shownBackground: !!shownBackground, nativesHeard, foreground, buriedB, nativesBuriedB });
 
-  // 2. native-3 frozen for 3 s.
+  // 2. Tab A's main thread blocked for 2 s: rendering and the page's timers stop, the
+  // node worker does not.
+  const blockedMs = await pa.evaluate((ms) => {
+    const t0 = performance.now();
+    while (performance.now() - t0 < ms) { /* the main thread is busy */ }
+    return performance.now() - t0;
+  }, 2_000);
+  info.main_thread_blocked_ms = Math.round(blockedMs);
+  // Longer than any node takes to declare a silent member gone (1.5 s), after which the
+  // lines would be there.
+  await sleep(2_000);
+  const leftLines = async (page) => (await log(page)).filter((l) => l.event === 'left').map((l) => l.text);
+  const buriedA = {
+    natives: natives.filter((n) => n.events.some((e) => e.event === 'peer_left' && e.peer === ids['tab-a'])).map((n) => n.name),
+    cli: cli.events.filter((e) => e.event === 'peer_left' && e.peer === ids['tab-a']).length,
+    tab_b: (await log(pb)).filter((l) => l.peer === ids['tab-a'] && l.event === 'left').map((l) => l.text),
+    tab_a_buried: await leftLines(pa),
+  };
+  info.blocked_tab = buriedA;
+  check('blocked_main_thread_nobody_gone', blockedMs >= 2_000 && buriedA.natives.length === 0 && buriedA.cli === 0 && buriedA.tab_b.length === 0 && buriedA.tab_a_buried.length === 0, { blockedMs, ...buriedA });
+
+  // 3. native-3 frozen for 3 s.
   const victim = natives[2];
   process.kill(victim.proc.pid, 'SIGSTOP');
   say('SIGSTOP native-3');
@@ -112,7 +136,7 @@ async function main() {
   const buriedByVictim = victim.events.filter((e) => e.event === 'peer_left');
   check('frozen_native_buried_nobody', buriedByVictim.length === 0, buriedByVictim);
 
-  // 3. The job completes; graph and peer list agree at the end.
+  // 4. The job completes; graph and peer list agree at the end.
   const exit = await Promise.race([cliExit, sleep(cfg.job_timeout_ms).then(() => null)]);
   check('cli_submit_exit_0', exit && exit.code === 0 && cli.events.some((e) => e.event === 'job_done'), { exit });
   for (const [name, page] of [['tab-a', pa], ['tab-b', pb]]) {

@@ -43,6 +43,7 @@ try {
     await page.fill(`[data-testid=${id}]`, String(v));
   }
   const started = Date.now();
+  const linkBefore = await page.evaluate(() => ({ ...(window.__meshworkLink ?? {}) }));
   await page.click('[data-testid=submit]');
   const done = await pollUntil(
     () => page.evaluate(() => document.querySelector('[data-testid=job]')?.getAttribute('data-state') === 'done' || null),
@@ -50,6 +51,15 @@ try {
     250,
   );
   const secs = (Date.now() - started) / 1000;
+  const linkAfter = await page.evaluate(() => ({ ...(window.__meshworkLink ?? {}) }));
+  // What the page and its node worker said to each other during the job, per task.
+  const per = (k) => ((linkAfter[k] ?? 0) - (linkBefore[k] ?? 0)) / (tiles * tiles);
+  const link = {
+    to_worker_per_task: per('to_worker'),
+    to_worker_bytes_per_task: per('to_worker_bytes'),
+    from_worker_per_task: per('from_worker'),
+    from_worker_bytes_per_task: per('from_worker_bytes'),
+  };
   const m = await page.evaluate(() => {
     window.__stop = true;
     // What ran in the frames over 50 ms (the harness records the last 200 with the
@@ -93,6 +103,7 @@ try {
     long_tasks_over_50ms: m.long.length,
     long_task_ms_max: m.long.length ? Math.max(...m.long) : 0,
     long_frames: m.long_frames,
+    link,
     // How busy the machine was: the 1-minute load average against its cores.
     load_1min: os.loadavg()[0],
     cores: os.cpus().length,

@@ -26,7 +26,7 @@ use web_sys::{MessageEvent, Worker};
 use web_ui::feed::{PageState, ViewOp};
 use web_ui::link::{ToNode, ToPage};
 use web_ui::model::{JobRow, remember_colour};
-use web_ui::node_worker::{post, post_channel, receive};
+use web_ui::node_worker::{link_counts, post, post_channel, receive};
 use web_ui::paint::Painter;
 
 use crate::pool::Pool;
@@ -160,6 +160,23 @@ impl Shell {
             }
         }
     }
+}
+
+/// Puts what the page and its node worker said to each other so far where a benchmark
+/// reads it: `window.__meshworkLink` (messages and bytes, each way).
+fn show_link_counts() {
+    let Some(w) = web_sys::window() else { return };
+    let c = link_counts();
+    let o = js_sys::Object::new();
+    for (k, v) in [
+        ("to_worker", c.sent),
+        ("to_worker_bytes", c.sent_bytes),
+        ("from_worker", c.received),
+        ("from_worker_bytes", c.received_bytes),
+    ] {
+        let _ = js_sys::Reflect::set(&o, &k.into(), &(v as f64).into());
+    }
+    let _ = js_sys::Reflect::set(&w, &"__meshworkLink".into(), &o);
 }
 
 /// Resolves after `ms` milliseconds (the page's timer).
@@ -326,7 +343,9 @@ pub(crate) fn start_node(
     let (asks_tx, asks_rx) = mpsc::unbounded::<ToPage>();
     let pool = controls.pool;
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        let Some(msg) = receive::<ToPage>(&e) else {
+        let msg = receive::<ToPage>(&e);
+        show_link_counts();
+        let Some(msg) = msg else {
             return;
         };
         match msg {

@@ -42,6 +42,38 @@ use crate::link::{Payload, ToNode, ToPage, join, split};
 /// The feed's changes go to the page at most this often (ms): about once a frame.
 pub const FRAME_MS: f64 = 16.0;
 
+/// Messages and bytes (headers and payloads) this side of the link posted and read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinkCounts {
+    pub sent: u64,
+    pub sent_bytes: u64,
+    pub received: u64,
+    pub received_bytes: u64,
+}
+
+thread_local! {
+    static COUNTS: Cell<LinkCounts> = Cell::new(LinkCounts::default());
+}
+
+/// What this side of the link (the page, or the node worker) posted and read so far.
+pub fn link_counts() -> LinkCounts {
+    COUNTS.with(Cell::get)
+}
+
+fn count(sent: bool, bytes: usize) {
+    COUNTS.with(|c| {
+        let mut n = c.get();
+        if sent {
+            n.sent += 1;
+            n.sent_bytes += bytes as u64;
+        } else {
+            n.received += 1;
+            n.received_bytes += bytes as u64;
+        }
+        c.set(n);
+    });
+}
+
 /// Posts a message with its payload beside it (transferred, not copied again), to the
 /// page from the worker, or to the worker from the page.
 pub fn post<T: Payload + serde::Serialize>(
@@ -49,6 +81,7 @@ pub fn post<T: Payload + serde::Serialize>(
     msg: T,
 ) -> Result<(), wasm_bindgen::JsValue> {
     let (header, payload) = split(msg);
+    count(true, header.len() + payload.as_ref().map_or(0, Vec::len));
     let header = Uint8Array::from(header.as_slice());
     let parts = Array::of1(&header);
     let transfer = Array::of1(&header.buffer());
@@ -72,6 +105,7 @@ pub fn post_channel(
         peer: peer.clone(),
         conn,
     });
+    count(true, header.len());
     let header = Uint8Array::from(header.as_slice());
     let parts = Array::of2(&header, dc);
     let transfer = Array::of2(&header.buffer(), dc);
@@ -87,6 +121,7 @@ pub fn receive<T: Payload + for<'a> serde::Deserialize<'a>>(e: &MessageEvent) ->
     let payload = Some(parts.get(1))
         .filter(|p| p.is_instance_of::<Uint8Array>())
         .map(|p| Uint8Array::new(&p).to_vec());
+    count(false, header.len() + payload.as_ref().map_or(0, Vec::len));
     match join(&header, payload) {
         Ok(m) => Some(m),
         Err(err) => {

@@ -118,6 +118,9 @@ pub fn run(root: &Path) -> Result<()> {
         if let Some(words) = long_frames_text(&frames) {
             rows.push(("  what ran in the frames over 50 ms".to_string(), words));
         }
+        if let Some(words) = link_text(&frames) {
+            rows.push(("  page ⇄ node worker, per task".to_string(), words));
+        }
         all_frames.push(frames);
     }
     println!();
@@ -161,6 +164,19 @@ fn frames_text(frames: &serde_json::Value) -> String {
                 .unwrap_or("no result")
         ),
     }
+}
+
+/// What the page and its node worker said to each other during the job, per task.
+fn link_text(frames: &serde_json::Value) -> Option<String> {
+    let l = &frames["link"];
+    let f = |k: &str| l[k].as_f64();
+    Some(format!(
+        "{:.2} messages ({:.0} bytes) to the worker, {:.2} messages ({:.0} bytes) from it",
+        f("to_worker_per_task")?,
+        f("to_worker_bytes_per_task")?,
+        f("from_worker_per_task")?,
+        f("from_worker_bytes_per_task")?,
+    ))
 }
 
 /// What ran in the long animation frames: their time, the scripts' share by what
