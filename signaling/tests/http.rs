@@ -59,11 +59,11 @@ async fn api_rooms_lists_rooms_and_their_peers() {
         serde_json::from_str(&server.get("/api/rooms").await.body).unwrap();
     let expected = serde_json::json!({ "rooms": [
         { "name": "alpha", "peers": [
-            { "id": wb.id.as_str(), "kind": "native", "name": "cli", "colour": 0 },
+            { "id": wb.id.as_str(), "kind": "native", "name": "cli", "presenter": false, "colour": 0 },
         ]},
         { "name": "zeta", "peers": [
-            { "id": wa.id.as_str(), "kind": "browser", "name": "tab", "colour": 0 },
-            { "id": wc.id.as_str(), "kind": "native", "name": "", "colour": 1 },
+            { "id": wa.id.as_str(), "kind": "browser", "name": "tab", "presenter": false, "colour": 0 },
+            { "id": wc.id.as_str(), "kind": "native", "name": "", "presenter": false, "colour": 1 },
         ]},
     ], "rooms_total": 2, "peers_total": 3 });
     assert_eq!(json, expected);

@@ -1,13 +1,17 @@
-//! The page's logic that does not touch the browser, and what the page (`src/main.rs`)
-//! and its compute workers (`src/bin/worker.rs`) share: the job form ([`form`]), what
-//! the page shows of jobs and departures ([`model`]), the messages between page and
-//! workers ([`TaskRequest`], [`TaskReply`]) and, in wasm, the worker's loop
-//! ([`worker::start`]). All but the last is tested natively.
+//! The page's logic that does not touch the browser, and what the page (`src/main.rs`),
+//! its node worker (`src/bin/node.rs`) and its compute workers (`src/bin/worker.rs`)
+//! share: the view's feed ([`feed`]: what the page shows, worked out in the node
+//! worker), what page and node worker say ([`link`]), the job form ([`form`]), what the
+//! page shows of jobs and departures ([`model`]), the messages between page and compute
+//! workers ([`TaskRequest`], [`TaskReply`]) and, in wasm, the workers' loops
+//! (`node_worker::start`, `worker::start`) and the painter. All but the last three are
+//! tested natively.
 //!
-//! Trunk builds the worker as a second wasm binary of this crate (`data-type="worker"` in
-//! `index.html`) with a classic-script loader, `worker_loader.js`; the page starts one
-//! `Worker` per compute slot from it (see `pool.rs`). A worker runs one task at a time
-//! with the same kernels a native node runs, so a tab's bytes equal a native node's.
+//! Trunk builds each worker as a wasm binary of this crate (`data-type="worker"` in
+//! `index.html`) with a classic-script loader (`node_loader.js`, `worker_loader.js`);
+//! the page starts one node worker, and one compute `Worker` per compute slot (see
+//! `pool.rs`). A compute worker runs one task at a time with the same kernels a native
+//! node runs, so a tab's bytes equal a native node's.
 
 use node_core::job::{JobId, TaskId};
 use node_core::kernels::Kernel;

@@ -2,10 +2,11 @@
 //!
 //! The tab joins the room named by `?room=NAME` (default `demo`) through the signaling
 //! server that served the page. `app.rs` mounts the page; `bridge.rs` starts the node
-//! ([`node_core::driver::run_web`]) and writes the view's signals (`view.rs`) from its
-//! callbacks; the panels (`panels/`, `graph.rs`, `console.rs`, `timemachine.rs`) only
-//! read them; `paint.rs` (in the library) draws the canvases. Elements that tests read
-//! carry `data-testid` attributes.
+//! worker (`web_ui::node_worker`, where the node runs), relays between it and the peer
+//! connections, and writes the view's signals (`view.rs`) from the changes it sends;
+//! the panels (`panels/`, `graph.rs`, `console.rs`, `timemachine.rs`) only read them;
+//! `paint.rs` (in the library) draws the canvases. Elements that tests read carry
+//! `data-testid` attributes.
 
 #[cfg(target_arch = "wasm32")]
 mod app;
