@@ -46,7 +46,9 @@ fn a_frozen_native_and_a_hidden_tab_are_taken_back_and_the_job_is_exact() {
         |out| {
             let _ = reference.set(reference_png(&job, &out.join("reference.png")));
             let file = out.join("mesh.png");
-            let args = paced_submit_args(&job, 300, &file);
+            // Paced so that the job outlasts every step (about 30 s): the submitter must
+            // still be there to see the frozen native come back.
+            let args = paced_submit_args(&job, 600, &file);
             let _ = png.set(file);
             json!({ "cli_args": args })
         },

@@ -279,11 +279,14 @@ fn relay_event(shared: &Shared, events: &UnboundedSender<TransportEvent>, ev: Tr
         }
         TransportEvent::ChannelClosed(p) | TransportEvent::PeerLeft(p) => {
             shared.queued.borrow_mut().remove(p);
-            // Only a channel the node knew open: a newer attempt's channel, moved here
-            // before the older one's close was reported, stays.
+            // A channel the node knew open, or one already closed; a newer attempt's
+            // channel, moved here before the older one's close was reported, stays
+            // (unless the peer left the room).
+            let left = matches!(ev, TransportEvent::PeerLeft(_));
             let mut channels = shared.channels.borrow_mut();
-            if channels.get(p).is_some_and(|m| m.told_open)
-                && let Some(m) = channels.remove(p)
+            if channels.get(p).is_some_and(|m| {
+                left || m.told_open || m.dc.ready_state() == RtcDataChannelState::Closed
+            }) && let Some(m) = channels.remove(p)
             {
                 m.dc.close();
             }
