@@ -14,7 +14,7 @@ use std::rc::Rc;
 use futures_channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use futures_util::StreamExt;
 use leptos::prelude::*;
-use node_core::driver::{SLICE_MS, yield_to_browser};
+use node_core::driver::{SLICE_MS, sleep_ms, yield_to_browser};
 use node_core::kernels::JobOutput;
 use node_core::node::PageInput;
 use node_core::signal::PeerId;
@@ -177,16 +177,6 @@ fn show_link_counts() {
         let _ = js_sys::Reflect::set(&o, &k.into(), &(v as f64).into());
     }
     let _ = js_sys::Reflect::set(&w, &"__meshworkLink".into(), &o);
-}
-
-/// Resolves after `ms` milliseconds (the page's timer).
-async fn sleep_ms(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// While a channel holds bytes, the page tells the worker how much this often (ms), so

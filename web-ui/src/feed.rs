@@ -375,13 +375,8 @@ impl Feed {
         std::mem::take(&mut self.commands)
     }
 
-    /// The rows last read of the jobs (oldest first).
-    pub fn rows(&self) -> &[JobRow] {
-        &self.last_rows
-    }
-
     fn name(&self, n: NodeId) -> String {
-        self.names.get(&n).cloned().unwrap_or_else(|| n.to_string())
+        name_in(&self.names, n)
     }
 
     fn member(&mut self, p: &PeerInfo) {
@@ -846,7 +841,7 @@ impl Feed {
             flashes: self.flashes.clone(),
         });
         let names = &self.names;
-        let name = |n: NodeId| names.get(&n).cloned().unwrap_or_else(|| n.to_string());
+        let name = |n: NodeId| name_in(names, n);
         let ops = &mut self.ops;
         self.following.retain_mut(|(seq, d, since, words)| {
             let (mut text, done) = d.summary(engine, name);
@@ -920,7 +915,7 @@ impl Feed {
             None => String::new(),
             Some(Selection::Task(job, task)) => {
                 let names = &self.names;
-                let name = |n: NodeId| names.get(&n).cloned().unwrap_or_else(|| n.to_string());
+                let name = |n: NodeId| name_in(names, n);
                 inspect::task_words(engine, job, task, &self.departed_words, name)
             }
             Some(Selection::Node(n)) => {
@@ -1141,6 +1136,11 @@ fn build_graph(
         }
     }
     out
+}
+
+/// A node's name, or its id where no name is known.
+fn name_in(names: &BTreeMap<NodeId, String>, n: NodeId) -> String {
+    names.get(&n).cloned().unwrap_or_else(|| n.to_string())
 }
 
 /// How a departure was noticed, in words.

@@ -21,7 +21,7 @@ use std::rc::Rc;
 use futures_channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use futures_util::StreamExt;
 use js_sys::{Array, Uint8Array};
-use node_core::driver::{Page, run_web, web_now};
+use node_core::driver::{Page, run_web, sleep_ms, web_now};
 use node_core::job::{JobId, TaskId};
 use node_core::kernels::Kernel;
 use node_core::membership::MembershipConfig;
@@ -436,17 +436,10 @@ impl WorkerShell {
         }
         self.outbox.borrow_mut().timer = true;
         let (scope, outbox) = (self.scope.clone(), self.outbox.clone());
-        let later = Closure::once_into_js(move || flush(&scope, &outbox));
-        if self
-            .scope
-            .set_timeout_with_callback_and_timeout_and_arguments_0(
-                later.unchecked_ref(),
-                wait as i32,
-            )
-            .is_err()
-        {
-            flush(&self.scope, &self.outbox);
-        }
+        wasm_bindgen_futures::spawn_local(async move {
+            sleep_ms(wait as i32).await;
+            flush(&scope, &outbox);
+        });
     }
 }
 

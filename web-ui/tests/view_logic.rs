@@ -87,19 +87,8 @@ fn engine_with_job(peers: &[u64]) -> (Engine, JobId) {
     for p in peers {
         e.handle_input(Millis(0), Input::PeerUp(NodeId(*p)));
     }
-    let kernel = Kernel::Mandelbrot(mandelbrot::Params {
-        x_min: -2.0,
-        x_max: 1.0,
-        y_min: -1.5,
-        y_max: 1.5,
-        width: 64,
-        height: 64,
-        max_iter: 50,
-        tiles_x: 4,
-        tiles_y: 4,
-    });
     let cmd = Command::Submit {
-        kernel,
+        kernel: picture(50),
         replication: 2,
         quorum: 1,
         pacing_ms: 0,
@@ -286,8 +275,8 @@ struct Watcher {
     ops: Vec<ViewOp>,
 }
 
-/// 64×64 in 4×4 tiles: 16 tasks.
-fn picture() -> Kernel {
+/// 64×64 in 4×4 tiles: 16 tasks, `max_iter` iterations at most per pixel.
+fn picture(max_iter: u32) -> Kernel {
     Kernel::Mandelbrot(mandelbrot::Params {
         x_min: -2.0,
         x_max: 1.0,
@@ -295,7 +284,7 @@ fn picture() -> Kernel {
         y_max: 1.5,
         width: 64,
         height: 64,
-        max_iter: 64,
+        max_iter,
         tiles_x: 4,
         tiles_y: 4,
     })
@@ -348,7 +337,7 @@ fn run_a_job_through_a_departure() -> (Net, Rc<RefCell<Watcher>>) {
     );
     net.run(0, 500);
     let cmd = Command::Submit {
-        kernel: picture(),
+        kernel: picture(64),
         replication: 2,
         quorum: 1,
         pacing_ms: 0,
@@ -361,7 +350,7 @@ fn run_a_job_through_a_departure() -> (Net, Rc<RefCell<Watcher>>) {
     net.run(0, net.now.0 / 1000 + 70);
     net.kill(2);
     net.run(1, 60_000);
-    assert_eq!(net.done, vec![picture().run_all().unwrap()]);
+    assert_eq!(net.done, vec![picture(64).run_all().unwrap()]);
     (net, page)
 }
 

@@ -17,4 +17,4 @@ pub use native::{RunOptions, run_native};
 #[cfg(target_arch = "wasm32")]
 mod web;
 #[cfg(target_arch = "wasm32")]
-pub use web::{Page, SLICE_MS, now as web_now, run_web, yield_to_browser};
+pub use web::{Page, SLICE_MS, now as web_now, run_web, sleep_ms, yield_to_browser};

@@ -49,7 +49,12 @@ async fn sleep_until(at: Option<Micros>) {
     let Some(at) = at else {
         return std::future::pending().await;
     };
-    let ms = (at.0.saturating_sub(now().0) / 1000) as i32;
+    sleep_ms((at.0.saturating_sub(now().0) / 1000) as i32).await;
+}
+
+/// Resolves after `ms` milliseconds, on the timers of the page or of the worker it runs
+/// in (at once where there are none).
+pub async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         if !set_timeout(&resolve, ms) {
             let _ = resolve.call0(&JsValue::NULL);
