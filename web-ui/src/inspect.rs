@@ -18,17 +18,17 @@ pub fn loads(engine: &Engine, tasks_max: u32) -> BTreeMap<NodeId, Load> {
             continue;
         };
         for t in 0..tasks.min(tasks_max) {
-            let Some(entry) = engine.task_entry(job, TaskId(t)) else {
+            let Some(facts) = engine.task_facts(job, TaskId(t)) else {
                 continue;
             };
-            match entry.validated_hash {
-                Some(hash) => {
-                    for (n, f) in &entry.authors {
-                        let l = out.entry(*n).or_default();
-                        if f.reports.contains(&hash) {
+            match facts.accepted() {
+                Some(_) => {
+                    for a in facts.authors() {
+                        let l = out.entry(a.node).or_default();
+                        if a.reported_accepted {
                             l.done += 1;
                         }
-                        if f.reports.contains(&hash) || f.holding.contains(&hash) {
+                        if a.holds_accepted() {
                             l.held += 1;
                         }
                     }
@@ -100,26 +100,21 @@ pub fn task_words(
             task.0
         );
     };
-    let Some(entry) = engine.task_entry(job, task) else {
+    let Some(facts) = engine.task_facts(job, task) else {
         return format!("task {} of job {job}: no such task", task.0);
     };
     let members = members(engine, job);
     let order = Engine::ranked(job, task, &members);
     let n = order.len();
     let rank_of = |node: NodeId| order.iter().position(|m| *m == node).map(|i| i + 1);
-    let why_of = |node: NodeId| entry.facts_of(node).and_then(|f| f.claim_why);
+    let why_of = |node: NodeId| facts.author(node).and_then(|a| a.why);
     let names = |v: &[NodeId]| v.iter().map(|n| name(*n)).collect::<Vec<_>>().join(", ");
     let (q, r) = (spec.quorum, spec.replication);
     let mut s = format!("task {} of job {job}: ", task.0);
-    match entry.validated_hash {
-        Some(hash) => {
+    match facts.accepted() {
+        Some(_) => {
             // In the order placement ranks them; members gone last.
-            let mut by: Vec<NodeId> = entry
-                .authors
-                .iter()
-                .filter(|(_, f)| f.reports.contains(&hash))
-                .map(|(n, _)| *n)
-                .collect();
+            let mut by: Vec<NodeId> = facts.reporters().collect();
             by.sort_by_key(|n| (rank_of(*n).unwrap_or(usize::MAX), n.0));
             if q == 1 {
                 s += "validated: q = 1, so the first result reported was accepted.";
@@ -141,8 +136,8 @@ pub fn task_words(
             }
             let wanted = engine.holders_wanted(job, task);
             let caught: Vec<NodeId> = engine.caught_in(job).collect();
-            let live: Vec<NodeId> = entry
-                .holders_of(hash)
+            let live: Vec<NodeId> = facts
+                .holders()
                 .filter(|n| engine.is_live(*n) && !caught.contains(n))
                 .collect();
             let placed: Vec<NodeId> = live
@@ -169,10 +164,7 @@ pub fn task_words(
                     .iter()
                     .copied()
                     .filter(|n| {
-                        !placed.contains(n)
-                            && entry
-                                .facts_of(*n)
-                                .is_some_and(|f| f.reports.iter().any(|r| *r != hash))
+                        !placed.contains(n) && facts.author(*n).is_some_and(|a| a.reported_other)
                     })
                     .collect();
                 if refusing.is_empty() {
@@ -224,7 +216,7 @@ pub fn task_words(
                 }
                 s += ".";
             }
-            let best = entry.best_agreement();
+            let best = facts.best_agreement();
             if best > 0 {
                 s += &format!(
                     " {best} of the q = {q} matching {} needed {} in.",
@@ -242,17 +234,17 @@ pub fn task_words(
     {
         s += &format!(" Its first owner, {}, left ({how}).", name(*first));
     }
-    if entry.validated_hash.is_none() && entry.has_mismatch() {
+    if facts.accepted().is_none() && facts.has_mismatch() {
         s += &format!(
             " Members reported different results: a result is accepted once {q} {} on it.",
             plural(q.into(), "member reports", "members agree")
         );
     }
-    for (a, _) in &entry.authors {
-        let Some(v) = engine.verdict(job, task, *a) else {
+    for a in facts.authors() {
+        let Some(v) = engine.verdict(job, task, a.node) else {
             continue;
         };
-        let who = name(*a);
+        let who = name(a.node);
         s += &match v {
             Verdict::Disagreed => format!(
                 " {who} reported a different result: with q = 1 the first report is believed, so this is a disagreement, not proof of a lie; nobody is marked a liar."
@@ -395,9 +387,9 @@ mod tests {
         let running: Vec<TaskId> = (0..8)
             .map(TaskId)
             .filter(|t| {
-                e.task_entry(job, *t)
-                    .and_then(|en| en.facts_of(NodeId(1)))
-                    .is_some_and(|f| f.claimed)
+                e.task_facts(job, *t)
+                    .and_then(|f| f.author(NodeId(1)))
+                    .is_some_and(|a| a.claimed)
             })
             .collect();
         assert!(!running.is_empty());

@@ -230,15 +230,12 @@ pub fn job_rows(engine: &Engine) -> Vec<JobRow> {
             let (mut results, mut disagreed) = (0, 0);
             let mut disagreed_tasks = Vec::new();
             for t in 0..tasks {
-                let Some(e) = engine.task_entry(id, TaskId(t)) else {
+                let Some(f) = engine.task_facts(id, TaskId(t)) else {
                     continue;
                 };
-                if let Some(h) = e.validated_hash {
-                    results += e.reporters_of(h) as u32;
-                    if e.authors
-                        .iter()
-                        .any(|(_, f)| f.reports.iter().any(|r| *r != h))
-                    {
+                if f.accepted().is_some() {
+                    results += f.reporters().count() as u32;
+                    if f.authors().any(|a| a.reported_other) {
                         disagreed += 1;
                         if disagreed_tasks.len() < DISAGREED_LISTED_MAX {
                             disagreed_tasks.push(TaskId(t));
@@ -293,14 +290,14 @@ impl Departure {
                 continue;
             };
             for t in 0..tasks {
-                let Some(e) = engine.task_entry(job, TaskId(t)) else {
+                let Some(facts) = engine.task_facts(job, TaskId(t)) else {
                     continue;
                 };
-                let Some(f) = e.facts_of(node) else { continue };
-                match e.validated_hash {
-                    Some(h) if f.holding.contains(&h) => {
-                        held.push((job, TaskId(t), spec.replication))
-                    }
+                let Some(a) = facts.author(node) else {
+                    continue;
+                };
+                match facts.accepted() {
+                    Some(_) if a.holding_accepted => held.push((job, TaskId(t), spec.replication)),
                     None if engine.unreported_claims(job, TaskId(t)).any(|n| n == node) => {
                         unfinished.push((job, TaskId(t)))
                     }

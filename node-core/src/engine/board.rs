@@ -167,16 +167,6 @@ impl Board {
         self.tasks.get(t.0 as usize)
     }
 
-    /// Tasks on the board.
-    pub fn len(&self) -> u32 {
-        self.tasks.len() as u32
-    }
-
-    /// Whether the board has no task.
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-    }
-
     /// Facts accepted from `author`.
     pub fn count(&self, author: NodeId) -> u64 {
         self.counts.get(&author).copied().unwrap_or(0)
@@ -428,9 +418,11 @@ mod tests {
             b.add(NodeId(1), f(7, Fact::Claim(Why::Assigned))),
             Added::BadTask
         );
-        assert_eq!((b.len(), b.is_empty()), (1, false));
-        assert_eq!(Board::new(5, 2, NodeId(0)).len(), 5);
-        assert!(Board::new(0, 2, NodeId(0)).is_empty());
+        // Tasks in range only: one here, five, none.
+        assert!(b.get(TaskId(0)).is_some() && b.get(TaskId(1)).is_none());
+        let five = Board::new(5, 2, NodeId(0));
+        assert!(five.get(TaskId(4)).is_some() && five.get(TaskId(5)).is_none());
+        assert!(Board::new(0, 2, NodeId(0)).get(TaskId(0)).is_none());
         assert_eq!(b.refused, 5);
         assert_eq!(c.fact_count(), 2);
         assert_eq!(b.fact_count(), 5);

@@ -84,13 +84,13 @@
 
 mod api;
 mod assemble;
-pub mod board;
+mod board;
 mod config;
 mod event;
 mod gossip;
 mod help;
 mod job;
-pub mod placement;
+mod placement;
 mod quorum;
 mod replicate;
 mod schedule;
@@ -265,8 +265,8 @@ impl Engine {
             .map_or(0, |e| e.reporters_of(hash))
     }
 
-    /// Everything this node knows about a task (for debugging and the simulator).
-    pub fn task_entry(&self, job: JobId, task: TaskId) -> Option<&board::TaskEntry> {
+    /// Everything this node knows about a task (views read it as [`Engine::task_facts`]).
+    pub(crate) fn task_entry(&self, job: JobId, task: TaskId) -> Option<&board::TaskEntry> {
         self.jobs.get(&job)?.board.get(task)
     }
 

@@ -103,6 +103,46 @@ impl Ranking {
 mod tests {
     use super::*;
 
+    /// Every node must rank members the same way, or nodes would disagree about who
+    /// computes and holds what: the rendezvous hash is pinned to known values (splitmix64's
+    /// finaliser, computed independently), and so is a ranking built incrementally.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn placement_is_identical_on_every_target() {
+        assert_eq!(mix64(1), 0x5692_161d_100b_05e5);
+        assert_eq!(mix64(0x0123_4567_89ab_cdef), 0xb2c0_58e4_ebb5_112c);
+        assert_eq!(
+            score(JobId(42), TaskId(7), NodeId(3)),
+            0xa66e_3245_747b_26a7
+        );
+        let expected: [[u64; 6]; 4] = [
+            [6, 3, 1, 2, 5, 4],
+            [1, 4, 6, 2, 5, 3],
+            [3, 6, 5, 1, 4, 2],
+            [4, 1, 3, 6, 2, 5],
+        ];
+        // Built from two members, then the others join one by one, and one leaves and
+        // comes back: the same top 4 as ranking all six at once.
+        let all: Vec<NodeId> = (1..=6).map(NodeId).collect();
+        let mut r = Ranking::new(JobId(42), 4, 4, &all[..2]);
+        for n in &all[2..] {
+            r.add(*n);
+        }
+        let without_6: Vec<NodeId> = all[..5].to_vec();
+        r.remove(NodeId(6), &without_6);
+        for (t, want) in expected.iter().enumerate() {
+            let got: Vec<u64> = r.top(TaskId(t as u32)).map(|n| n.0).collect();
+            let want_without_6: Vec<u64> =
+                want.iter().copied().filter(|n| *n != 6).take(4).collect();
+            assert_eq!(got, want_without_6, "task {t} without node 6");
+        }
+        r.add(NodeId(6));
+        for (t, want) in expected.iter().enumerate() {
+            let got: Vec<u64> = r.top(TaskId(t as u32)).map(|n| n.0).collect();
+            assert_eq!(got, want[..4], "task {t}");
+        }
+    }
+
     #[test]
     fn a_member_joins_a_ranking_that_is_not_full_wherever_it_scores() {
         // Two members and k = 4: the newcomer belongs in every task's list, above or

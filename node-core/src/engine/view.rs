@@ -2,10 +2,13 @@
 //! running, validated), which member computes or computed it, how many live copies it
 //! has where the engine wants them, and placement's order over any members. The page's
 //! job rows, its inspector and the recordings read these instead of restating the
-//! engine's rules from the task board.
+//! engine's rules from the task board. [`TaskFacts`] is the board's entry for a task, read
+//! only, with its facts said against the accepted result: the board itself stays the
+//! engine's.
 
-use super::Engine;
+use super::board::{AuthorFacts, TaskEntry};
 use super::placement::score;
+use super::{Engine, Why};
 use crate::job::{JobId, NodeId, TaskId};
 
 /// Where a task is, in this node's view.
@@ -46,7 +49,105 @@ pub struct TaskView {
     pub by: Option<NodeId>,
 }
 
+/// What one member said of a task, as a view reads it: its claim, and its reports and
+/// copies against the task's accepted result (all false before a result is accepted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthorView {
+    /// The member.
+    pub node: NodeId,
+    /// It said it computes the task.
+    pub claimed: bool,
+    /// Why it computes it, as it said.
+    pub why: Option<Why>,
+    /// It reported nothing yet.
+    pub reported_nothing: bool,
+    /// It reported the accepted result.
+    pub reported_accepted: bool,
+    /// It said it holds the accepted result's bytes as a copy.
+    pub holding_accepted: bool,
+    /// It reported a result other than the accepted one.
+    pub reported_other: bool,
+}
+
+impl AuthorView {
+    fn new(node: NodeId, f: &AuthorFacts, accepted: Option<u64>) -> AuthorView {
+        let is = |h: &u64| Some(*h) == accepted;
+        AuthorView {
+            node,
+            claimed: f.claimed,
+            why: f.claim_why,
+            reported_nothing: f.reports.is_empty(),
+            reported_accepted: f.reports.iter().any(is),
+            holding_accepted: f.holding.iter().any(is),
+            reported_other: accepted.is_some_and(|a| f.reports.iter().any(|h| *h != a)),
+        }
+    }
+
+    /// It has the accepted result's bytes: it computed or copied them.
+    pub fn holds_accepted(&self) -> bool {
+        self.reported_accepted || self.holding_accepted
+    }
+}
+
+/// A task's entry on this node's board, read only: who said what about it.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskFacts<'a> {
+    entry: &'a TaskEntry,
+}
+
+impl<'a> TaskFacts<'a> {
+    /// The result's hash that reached the quorum here, if one did (it never changes).
+    pub fn accepted(&self) -> Option<u64> {
+        self.entry.validated_hash
+    }
+
+    /// Every member that said anything of the task, ascending by id.
+    pub fn authors(&self) -> impl Iterator<Item = AuthorView> + 'a {
+        let accepted = self.entry.validated_hash;
+        self.entry
+            .authors
+            .iter()
+            .map(move |(n, f)| AuthorView::new(*n, f, accepted))
+    }
+
+    /// What `node` said of the task, if anything.
+    pub fn author(&self, node: NodeId) -> Option<AuthorView> {
+        self.entry
+            .facts_of(node)
+            .map(|f| AuthorView::new(node, f, self.entry.validated_hash))
+    }
+
+    /// Members that reported the accepted result.
+    pub fn reporters(&self) -> impl Iterator<Item = NodeId> + 'a {
+        self.authors()
+            .filter(|a| a.reported_accepted)
+            .map(|a| a.node)
+    }
+
+    /// Members that have the accepted result's bytes, live or not.
+    pub fn holders(&self) -> impl Iterator<Item = NodeId> + 'a {
+        self.authors()
+            .filter(AuthorView::holds_accepted)
+            .map(|a| a.node)
+    }
+
+    /// The most members that reported one and the same result.
+    pub fn best_agreement(&self) -> usize {
+        self.entry.best_agreement()
+    }
+
+    /// Members reported more than one distinct result.
+    pub fn has_mismatch(&self) -> bool {
+        self.entry.has_mismatch()
+    }
+}
+
 impl Engine {
+    /// What this node's board holds of a task (none if the job or task is unknown here).
+    pub fn task_facts(&self, job: JobId, task: TaskId) -> Option<TaskFacts<'_>> {
+        self.task_entry(job, task).map(|entry| TaskFacts { entry })
+    }
+
     /// Task `task` of `job` as this node sees it (waiting, with nobody, if the job or
     /// task is unknown here).
     pub fn task_view(&self, job: JobId, task: TaskId) -> TaskView {

@@ -1541,8 +1541,8 @@ impl Sim {
                 let (v, t) = self.nodes[0].engine.progress(job).unwrap_or((0, 0));
                 if self.trace {
                     for task in (0..t).map(TaskId) {
-                        let e = self.nodes[0].engine.task_entry(job, task);
-                        if e.is_some_and(|e| e.validated_hash.is_none()) {
+                        let e = self.nodes[0].engine.task_facts(job, task);
+                        if e.is_some_and(|e| e.accepted().is_none()) {
                             println!(
                                 "stuck at node 0: {task} {:?}; placement {:?}, peers {:?}",
                                 e,
