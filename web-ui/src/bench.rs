@@ -4,17 +4,15 @@
 //! times each in a row, and shows the times as JSON in `[data-testid=bench-result]` for
 //! `cargo xtask bench scale` and `cargo xtask bench kernels`, which compare them with the
 //! same work computed natively. Mandelbrot's plain scalar loop (the baseline of its
-//! lanes) cannot go through the worker's task protocol, so the page times it on its own
-//! thread after the worker's cases: the same wasm binary and V8, another thread.
+//! lanes) runs in the worker too, asked for by [`TaskRequest::scalar_loop`], so that
+//! both are timed on the same thread.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::Uint8Array;
 use leptos::prelude::*;
-use node_core::driver::web_now;
 use node_core::job::{JobId, TaskId};
-use node_core::kernels::Kernel;
 use node_core::kernels::bench::Case;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
@@ -34,35 +32,22 @@ pub enum Which {
     Kernels,
 }
 
-/// The cases timed: in the worker, and on the page's thread (the scalar loop).
-pub fn cases(which: Which) -> (Vec<Case>, Vec<Case>) {
+/// The cases timed.
+pub fn cases(which: Which) -> Vec<Case> {
     let mut all = node_core::kernels::bench::single_task_cases();
     if which == Which::Tile {
         all.truncate(1);
     }
-    all.into_iter().partition(|c| !c.scalar_loop)
+    all
 }
 
-fn request(kernel: Kernel, task: u32) -> TaskRequest {
+fn request(case: &Case) -> TaskRequest {
     TaskRequest {
         job: JobId(0),
-        task: TaskId(task),
-        kernel,
+        task: TaskId(case.task),
+        kernel: case.kernel.clone(),
+        scalar_loop: case.scalar_loop,
     }
-}
-
-/// Times `case` [`RUNS`] times on this thread, as JSON.
-fn time_here(case: &Case) -> String {
-    let mut out = Vec::new();
-    let mut times = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
-        let t = web_now().as_ms_f64();
-        if let Err(e) = case.run(&mut out) {
-            return format!("{{\"name\": \"{}\", \"error\": \"{e}\"}}", case.name);
-        }
-        times.push(web_now().as_ms_f64() - t);
-    }
-    times_json(case.name, &times, node_core::job::content_hash(&out))
 }
 
 /// One kernel's times in the worker, as JSON.
@@ -88,10 +73,10 @@ pub fn start(result: RwSignal<String>, which: Which) {
         Ok(w) => w,
         Err(e) => return result.set(format!("{{\"error\": \"no worker: {e:?}\"}}")),
     };
-    let (cases, here) = cases(which);
+    let cases = cases(which);
     let bytes: Vec<Uint8Array> = cases
         .iter()
-        .map(|c| Uint8Array::from(encode(&request(c.kernel.clone(), c.task)).as_slice()))
+        .map(|c| Uint8Array::from(encode(&request(c)).as_slice()))
         .collect();
     let state: Rc<RefCell<Progress>> = Rc::default();
     let w = worker.clone();
@@ -126,7 +111,6 @@ pub fn start(result: RwSignal<String>, which: Which) {
             let _ = w.post_message(&bytes[*index]);
             return;
         }
-        done.extend(here.iter().map(time_here));
         result.set(match which {
             Which::Tile => done[0].clone(),
             Which::Kernels => format!("{{\"kernels\": [{}]}}", done.join(", ")),

@@ -60,22 +60,28 @@ struct Shell {
     told: PageState,
     /// Changes received and not yet applied.
     waiting: VecDeque<ViewOp>,
+    /// [`apply_waiting`] is at work (it may be waiting for the browser with nothing
+    /// queued): a second one would apply changes out of order.
+    applying: bool,
 }
 
 /// Applies the changes received, handing the thread back to the browser whenever it has
-/// spent [`SLICE_MS`] at it: a tab that joins mid-job receives hundreds of changes at
-/// once, and renders them over a few frames instead of in one long task.
+/// spent [`SLICE_MS`] at it, and after each change that re-renders a panel: a tab that
+/// joins mid-job receives hundreds of changes at once, and the panels' effects run after
+/// the slice that set their signals, in the same task. So the first picture of the
+/// mesh is built over a few tasks (jobs, graph, members, log) instead of in one long one.
 async fn apply_waiting(shell: Rc<RefCell<Shell>>) {
     loop {
         let start = ms_now();
         loop {
             let mut s = shell.borrow_mut();
             let Some(op) = s.waiting.pop_front() else {
+                s.applying = false;
                 s.tell();
                 return;
             };
-            s.apply(op);
-            if ms_now() - start > SLICE_MS {
+            let renders = s.apply(op);
+            if renders || ms_now() - start > SLICE_MS {
                 break;
             }
         }
@@ -84,9 +90,12 @@ async fn apply_waiting(shell: Rc<RefCell<Shell>>) {
 }
 
 impl Shell {
-    /// Applies one of the feed's changes to the view.
-    fn apply(&mut self, op: ViewOp) {
+    /// Applies one of the feed's changes to the view; true if it re-renders a panel
+    /// (the job cards, the peers table, the graph), whose effects then want a task of
+    /// their own.
+    fn apply(&mut self, op: ViewOp) -> bool {
         let view = self.view;
+        let mut renders = false;
         {
             match op {
                 ViewOp::Me(me) => view.me.set(Some(me)),
@@ -100,11 +109,15 @@ impl Shell {
                 ViewOp::Log(line) => view.push(line),
                 ViewOp::Relog { seq, text } => view.relog(seq, text),
                 ViewOp::LogAppend { seq, more } => view.log_append(seq, &more),
-                ViewOp::Peers(p) => view.peers.set(p),
+                ViewOp::Peers(p) => {
+                    view.peers.set(p);
+                    renders = true;
+                }
                 ViewOp::Jobs { jobs, flashes } => {
                     if let Some(jobs) = jobs {
                         self.rows = jobs.iter().rev().map(|j| j.row.clone()).collect();
                         view.jobs.set(jobs);
+                        renders = true;
                     }
                     if !self.replaying() {
                         self.painter.paint(&self.rows, &flashes);
@@ -129,6 +142,7 @@ impl Shell {
                     }
                     if view.graph.with_untracked(|g| *g != graph) {
                         view.graph.set(graph);
+                        renders = true;
                     }
                 }
                 ViewOp::Pulses(p) => view.pulses.set(p),
@@ -140,6 +154,7 @@ impl Shell {
                 ViewOp::Redraw => self.painter.forget_canvases(),
             }
         }
+        renders
     }
 
     fn replaying(&self) -> bool {
@@ -317,6 +332,7 @@ pub(crate) fn start_node(
         worker: worker.clone(),
         told: PageState::default(),
         waiting: VecDeque::new(),
+        applying: false,
     }));
     // What the page shows, told to the worker when it changes (a click on a task).
     let told = shell.clone();
@@ -348,9 +364,8 @@ pub(crate) fn start_node(
             ToPage::View(ops) => {
                 let start = {
                     let mut s = shell.borrow_mut();
-                    let idle = s.waiting.is_empty();
                     s.waiting.extend(ops);
-                    idle
+                    !std::mem::replace(&mut s.applying, true)
                 };
                 if start {
                     wasm_bindgen_futures::spawn_local(apply_waiting(shell.clone()));

@@ -40,6 +40,9 @@ pub struct TaskRequest {
     pub job: JobId,
     pub task: TaskId,
     pub kernel: Kernel,
+    /// Benchmarks only (`?bench=kernels`): compute a Mandelbrot task with the plain
+    /// scalar loop that its lanes are measured against, instead of the kernel.
+    pub scalar_loop: bool,
 }
 
 /// A worker's answer to a [`TaskRequest`].
@@ -72,10 +75,12 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Malformed> {
 /// Computes a request as a worker does (also what a test compares against).
 pub fn compute(req: &TaskRequest) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    req.kernel
-        .run_task(req.task.0, &mut out)
-        .map(|()| out)
-        .map_err(|e| e.to_string())
+    match &req.kernel {
+        Kernel::Mandelbrot(p) if req.scalar_loop => p.run_task_scalar_loop(req.task.0, &mut out),
+        kernel => kernel.run_task(req.task.0, &mut out),
+    }
+    .map(|()| out)
+    .map_err(|e| e.to_string())
 }
 
 /// How often each warm-up job runs when a worker starts.
@@ -176,6 +181,7 @@ mod tests {
                 tiles_y: 4,
                 ..mandelbrot::Params::default()
             }),
+            scalar_loop: false,
         };
         let back: TaskRequest = decode(&encode(&req)).unwrap();
         assert_eq!(back, req);
@@ -191,8 +197,14 @@ mod tests {
         assert!(decode::<TaskReply>(&[0xff; 3]).is_err());
         let bad = TaskRequest {
             task: TaskId(16),
-            ..req
+            ..req.clone()
         };
         assert!(compute(&bad).unwrap_err().contains("out of range"));
+        // The scalar loop the benchmark measures the lanes against: the same picture.
+        let scalar = TaskRequest {
+            scalar_loop: true,
+            ..req.clone()
+        };
+        assert_eq!(compute(&scalar), compute(&req));
     }
 }

@@ -31,6 +31,9 @@ pub struct Painter {
     /// Tiles held here were left undrawn at the last paint (its time was up): paint
     /// again soon.
     pub behind: bool,
+    /// The job the last paint's time ran out at: the next paint starts there, so that
+    /// every job gets its turn.
+    resume_at: Option<JobId>,
 }
 
 /// Time one paint may spend putting tiles on canvases (ms): a tab that joins mid-job
@@ -114,12 +117,24 @@ impl Painter {
     }
 
     /// Draws every job of `rows`: its grid and overlay (what changed), and the tiles
-    /// received that are not on its canvas yet, for [`TILES_BUDGET_MS`] at most.
+    /// received that are not on its canvas yet, for [`TILES_BUDGET_MS`] at most: once
+    /// it is spent, the jobs left wait for the next paint (a first draw of many big
+    /// jobs, a late joiner's, is spread over a few frames).
     pub fn paint(&mut self, rows: &[JobRow], flashes: &Flashes) {
         let clock = || node_core::driver::web_now().as_ms_f64();
         let deadline = clock() + TILES_BUDGET_MS;
         self.behind = false;
-        for row in rows {
+        let first = self
+            .resume_at
+            .take()
+            .and_then(|id| rows.iter().position(|r| r.id == id))
+            .unwrap_or(0);
+        for row in rows[first..].iter().chain(&rows[..first]) {
+            if clock() > deadline {
+                self.behind = true;
+                self.resume_at = Some(row.id);
+                break;
+            }
             if let Some((canvas, ctx)) = context(&job_dom_id("cells", row.id)) {
                 let before = Shown::on(self.grids.get(&row.id), &canvas);
                 let items = task_grid(&canvas, &ctx, row, flashes, before);

@@ -112,7 +112,12 @@ impl Pool {
     /// Computes a task in the next free worker.
     pub fn compute(&self, job: JobId, task: TaskId, kernel: Kernel) {
         let mut p = self.0.borrow_mut();
-        p.queue.push_back(TaskRequest { job, task, kernel });
+        p.queue.push_back(TaskRequest {
+            job,
+            task,
+            kernel,
+            scalar_loop: false,
+        });
         p.dispatch();
         p.publish();
     }

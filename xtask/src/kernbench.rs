@@ -6,7 +6,7 @@
 //! - In wasm: the page at `?bench=kernels` (`web-ui/src/bench.rs`) times the same work in
 //!   one compute worker, first task and warm, inside a network namespace of its own
 //!   (`tests/e2e/worker_bench.mjs`); needs root and Chromium, else the rows say skipped.
-//!   Mandelbrot's plain scalar loop runs on the page's thread (it is no worker task).
+//!   Mandelbrot's plain scalar loop runs in the worker too (a request that asks for it).
 //! - `primesieve LO HI --threads=1 --time` over each prime case's numbers, best of three,
 //!   where it is installed.
 //!

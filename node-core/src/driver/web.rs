@@ -1,8 +1,13 @@
 //! The browser run loop, on the timers of the page or of the worker it runs in.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
+use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -73,15 +78,38 @@ pub const SLICE_MS: f64 = 8.0;
 /// timers) runs first. A message to itself on a `MessageChannel`, not a timer: a hidden
 /// tab's timers are held to one a second or less, its messages are not.
 pub async fn yield_to_browser() {
+    /// One channel per thread, and the waiters in the order they posted: each message
+    /// wakes the first (any number of callers may wait at once: the run loop, the page's
+    /// view updates).
+    struct Yielder {
+        channel: web_sys::MessageChannel,
+        waiting: Rc<RefCell<VecDeque<js_sys::Function>>>,
+    }
     thread_local! {
-        static CHANNEL: Option<web_sys::MessageChannel> = web_sys::MessageChannel::new().ok();
+        static YIELDER: Option<Yielder> = web_sys::MessageChannel::new().ok().map(|channel| {
+            let waiting: Rc<RefCell<VecDeque<js_sys::Function>>> = Rc::default();
+            let w = waiting.clone();
+            let wake = Closure::<dyn FnMut()>::new(move || {
+                let first = w.borrow_mut().pop_front();
+                if let Some(resolve) = first {
+                    let _ = resolve.call0(&JsValue::NULL);
+                }
+            });
+            channel.port1().set_onmessage(Some(wake.as_ref().unchecked_ref()));
+            // Lives as long as the thread.
+            wake.forget();
+            Yielder { channel, waiting }
+        });
     }
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let posted = CHANNEL.with(|c| {
-            let Some(c) = c else { return false };
-            // One waiter at a time: the run loop is the only caller.
-            c.port1().set_onmessage(Some(&resolve));
-            c.port2().post_message(&JsValue::NULL).is_ok()
+        let posted = YIELDER.with(|y| {
+            let Some(y) = y else { return false };
+            y.waiting.borrow_mut().push_back(resolve.clone());
+            let posted = y.channel.port2().post_message(&JsValue::NULL).is_ok();
+            if !posted {
+                y.waiting.borrow_mut().pop_back();
+            }
+            posted
         });
         if !posted {
             let _ = resolve.call0(&JsValue::NULL);

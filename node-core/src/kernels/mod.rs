@@ -106,16 +106,54 @@ trait Compute {
     fn assemble(&self, outputs: &[&[u8]]) -> Result<JobOutput, KernelError>;
 }
 
-impl Kernel {
-    fn compute(&self) -> &dyn Compute {
-        match self {
-            Kernel::Mandelbrot(p) => p,
-            Kernel::Primes(p) => p,
-            Kernel::MonteCarloPi(p) => p,
-            Kernel::Julia(p) => p,
+/// Calls `$body` with `$p` bound to the kernel's parameters, statically: no vtable, so a
+/// binary that never computes (the node worker) links no kernel's loops.
+macro_rules! each_kernel {
+    ($kernel:expr, $p:ident => $body:expr) => {
+        match $kernel {
+            Kernel::Mandelbrot($p) => $body,
+            Kernel::Primes($p) => $body,
+            Kernel::MonteCarloPi($p) => $body,
+            Kernel::Julia($p) => $body,
         }
-    }
+    };
+}
 
+fn run_task_checked<C: Compute>(c: &C, task: u32, out: &mut Vec<u8>) -> Result<(), KernelError> {
+    c.validate()?;
+    let task_count = c.task_count();
+    if task >= task_count {
+        return Err(KernelError::TaskOutOfRange { task, task_count });
+    }
+    let start = out.len();
+    c.run_task(task, out);
+    debug_assert!(out.len() - start <= c.task_output_len_max());
+    Ok(())
+}
+
+fn assemble_checked<C: Compute>(c: &C, outputs: &[&[u8]]) -> Result<JobOutput, KernelError> {
+    c.validate()?;
+    let expected = c.task_count() as usize;
+    if outputs.len() != expected {
+        return Err(KernelError::OutputCount {
+            expected,
+            got: outputs.len(),
+        });
+    }
+    let len_max = c.task_output_len_max();
+    if let Some(task) = outputs.iter().position(|o| o.len() > len_max) {
+        return Err(KernelError::MalformedOutput {
+            task: task as u32,
+            reason: format!(
+                "{} bytes, more than the {len_max} a task can produce",
+                outputs[task].len()
+            ),
+        });
+    }
+    c.assemble(outputs)
+}
+
+impl Kernel {
     /// The image geometry (size, viewport, tiles) of a kernel whose output is an image:
     /// Mandelbrot and Julia; task t is tile t of it.
     pub fn image(&self) -> Option<&mandelbrot::Params> {
@@ -128,66 +166,38 @@ impl Kernel {
 
     /// Short name for the UI and logs: "mandelbrot", "primes", "monte_carlo_pi", "julia".
     pub fn name(&self) -> &'static str {
-        self.compute().name()
+        each_kernel!(self, p => p.name())
     }
 
     /// Checks parameters from an untrusted source: sizes, ranges and counts within their
     /// stated limits, a finite viewport, no more tasks than there is work.
     pub fn validate(&self) -> Result<(), KernelError> {
-        self.compute().validate()
+        each_kernel!(self, p => p.validate())
     }
 
     /// How many tasks the job splits into (tiles, ranges, sample batches). Meaningful
     /// only when [`validate`](Self::validate) passes; at most [`TASK_COUNT_MAX`].
     pub fn task_count(&self) -> u32 {
-        self.compute().task_count()
+        each_kernel!(self, p => p.task_count())
     }
 
     /// Upper bound on one task's output, in bytes; the engine bounds stored and received
     /// payloads with it. Meaningful only when [`validate`](Self::validate) passes.
     pub fn task_output_len_max(&self) -> usize {
-        self.compute().task_output_len_max()
+        each_kernel!(self, p => p.task_output_len_max())
     }
 
     /// Computes task `task` (`0..task_count()`) and appends its output bytes to `out`,
     /// which the caller has cleared. Pure and deterministic: the same parameters and task
     /// give the same bytes on every node and target. Validates the parameters first.
     pub fn run_task(&self, task: u32, out: &mut Vec<u8>) -> Result<(), KernelError> {
-        let compute = self.compute();
-        compute.validate()?;
-        let task_count = compute.task_count();
-        if task >= task_count {
-            return Err(KernelError::TaskOutOfRange { task, task_count });
-        }
-        let start = out.len();
-        compute.run_task(task, out);
-        debug_assert!(out.len() - start <= compute.task_output_len_max());
-        Ok(())
+        each_kernel!(self, p => run_task_checked(p, task, out))
     }
 
     /// Combines every task's output, indexed by task, into the job's output. The outputs
     /// came from the network: a wrong count, length or content is an error, not a panic.
     pub fn assemble(&self, outputs: &[&[u8]]) -> Result<JobOutput, KernelError> {
-        let compute = self.compute();
-        compute.validate()?;
-        let expected = compute.task_count() as usize;
-        if outputs.len() != expected {
-            return Err(KernelError::OutputCount {
-                expected,
-                got: outputs.len(),
-            });
-        }
-        let len_max = compute.task_output_len_max();
-        if let Some(task) = outputs.iter().position(|o| o.len() > len_max) {
-            return Err(KernelError::MalformedOutput {
-                task: task as u32,
-                reason: format!(
-                    "{} bytes, more than the {len_max} a task can produce",
-                    outputs[task].len()
-                ),
-            });
-        }
-        compute.assemble(outputs)
+        each_kernel!(self, p => assemble_checked(p, outputs))
     }
 
     /// Computes the whole job in this process, task after task: the reference that a
