@@ -84,6 +84,74 @@ fn at_q1_a_later_different_report_is_a_disagreement_and_marks_nobody() {
     assert_eq!(before, after, "members that disagreed stay placed");
 }
 
+/// Node `from` says `fact` of `task` of `job`.
+fn says(e: &mut Engine, from: u64, job: JobId, task: u32, fact: Fact) {
+    e.handle_input(
+        Millis(10),
+        Input::Message {
+            from: NodeId(from),
+            msg: EngineMsg::Facts {
+                job,
+                facts: vec![TaskFact {
+                    task: TaskId(task),
+                    fact,
+                }],
+            },
+        },
+    );
+    drain(e);
+}
+
+/// What a view reads of the board ([`Engine::task_facts`]): each author's claim, and
+/// its reports and copies against the accepted result, before and after one is accepted.
+#[test]
+fn task_facts_read_each_author_against_the_accepted_result() {
+    let mut e = watcher_node();
+    let job = peer_job(&mut e, 1, 2, kernel(4), 1, 1, 0);
+    drain(&mut e);
+    says(&mut e, 6, job, 1, Fact::Claim(Why::Stolen));
+    says(&mut e, 3, job, 1, Fact::Report(TRUE));
+    // Task 1 is accepted at once (q = 1); task 0 gets a claim and nothing else yet.
+    says(&mut e, 5, job, 0, Fact::Claim(Why::Assigned));
+    let open = e.task_facts(job, TaskId(0)).expect("task 0");
+    assert_eq!(open.accepted(), None);
+    let five = open.author(NodeId(5)).expect("node 5 claimed");
+    assert!(five.claimed && five.reported_nothing && !five.reported_other);
+    assert_eq!(five.why, Some(Why::Assigned));
+    assert_eq!(open.holders().count(), 0);
+    assert!(!open.has_mismatch());
+    // Task 0: node 2's FAKE is believed (q = 1); 3 and 4 contradict it; 6 copies FAKE.
+    says(&mut e, 2, job, 0, Fact::Report(FAKE));
+    says(&mut e, 3, job, 0, Fact::Report(TRUE));
+    says(&mut e, 4, job, 0, Fact::Report(TRUE));
+    says(&mut e, 6, job, 0, Fact::Holding(FAKE));
+    let f = e.task_facts(job, TaskId(0)).expect("task 0");
+    assert_eq!(f.accepted(), Some(FAKE));
+    assert_eq!(f.reporters().collect::<Vec<_>>(), [NodeId(2)]);
+    assert_eq!(f.holders().collect::<Vec<_>>(), [NodeId(2), NodeId(6)]);
+    let other: Vec<NodeId> = f
+        .authors()
+        .filter(|a| a.reported_other)
+        .map(|a| a.node)
+        .collect();
+    assert_eq!(other, [NodeId(3), NodeId(4)]);
+    let six = f.author(NodeId(6)).expect("node 6 holds a copy");
+    assert!(six.holding_accepted && !six.reported_accepted && six.holds_accepted());
+    let two = f.author(NodeId(2)).expect("node 2 reported");
+    assert!(two.reported_accepted && !two.holding_accepted && !two.reported_nothing);
+    assert!(f.author(NodeId(5)).unwrap().claimed);
+    assert_eq!(f.best_agreement(), 2, "3 and 4 agree");
+    assert!(f.has_mismatch());
+    assert!(f.author(NodeId(9)).is_none());
+    // Task 1: one report, no disagreement; its claimant's reason kept.
+    let one = e.task_facts(job, TaskId(1)).expect("task 1");
+    assert_eq!(one.accepted(), Some(TRUE));
+    assert!(!one.has_mismatch() && one.authors().all(|a| !a.reported_other));
+    assert_eq!(one.author(NodeId(6)).and_then(|a| a.why), Some(Why::Stolen));
+    assert!(e.task_facts(job, TaskId(4)).is_none(), "out of range");
+    assert!(e.task_facts(JobId(999), TaskId(0)).is_none(), "unknown job");
+}
+
 #[test]
 fn a_disagreement_after_validation_is_said_once_per_task() {
     let mut e = watcher_node();
