@@ -11,7 +11,8 @@
 //      stays);
 //   3. keys on P: `?` lists them, `q` shows the QR code (saved as a PNG for the Rust test
 //      to decode), `p` switches to the projector layout, `b` blanks the screen, space
-//      pauses the mesh (the natives obey) and resumes it;
+//      pauses the mesh (the natives obey) with a button focused, which it does not
+//      press, and resumes it; `[` replays a moment and `]` steps forward back to live;
 //   4. the liar scenario: a native lies, a job with q = 2 completes; the liar is marked on
 //      P's graph and log, and P's picture is saved for comparison with `meshwork run`;
 //      a screenshot with tile outlines shows the computing nodes' colours;
@@ -117,7 +118,7 @@ async function main() {
   const keysText = await pp.evaluate(() => document.querySelector('[data-testid=keys-overlay]')?.textContent ?? '');
   await pp.keyboard.press('Escape');
   const keysHidden = await pollUntil(async () => !(await visible('keys-overlay')), Date.now() + 2_000);
-  check('key_help_lists_the_keys', keysShown && keysHidden && /space/.test(keysText) && /page down/.test(keysText), { keysShown, keysHidden, keysText });
+  check('key_help_lists_the_keys', keysShown && keysHidden && ['space', 'page down', 'page up', 'submit', 'scenario: a liar', 'fail the member selected', 'one moment back'].every((k) => keysText.includes(k)), { keysShown, keysHidden, keysText });
   await pp.keyboard.press('q');
   const qrShown = await pollUntil(() => visible('qr'), Date.now() + 2_000);
   const qrUrl = await pp.evaluate(() => document.querySelector('[data-testid=qr]')?.getAttribute('data-url'));
@@ -149,17 +150,38 @@ async function main() {
   const unblank = await pollUntil(async () => !(await visible('blank')), Date.now() + 2_000);
   check('blank_screen_by_key', blank && unblank, { blank, unblank });
   const obeyed = (n, text) => n.events.some((e) => e.event === 'console' && e.text.includes(text));
+  // Space with a button focused (the projector switch, as if just clicked) pauses the
+  // mesh and does not press the button.
+  const layoutNow = () => pp.evaluate(() => document.querySelector('[data-testid=app]')?.getAttribute('data-layout'));
+  await pp.focus('[data-testid=projector]');
+  const focused = await pp.evaluate(() => document.activeElement?.getAttribute('data-testid'));
   await pp.keyboard.press(' ');
   const paused = await pollUntil(async () => {
     const banner = await visible('mesh-mode');
     return banner && natives.every((n) => obeyed(n, 'pause')) ? true : null;
   }, Date.now() + 5_000);
+  const layoutAfter = await layoutNow();
+  check('space_on_a_focused_button_pauses_and_presses_nothing', focused === 'projector' && paused && layoutAfter === 'standard', { focused, paused, layoutAfter });
   await pp.keyboard.press(' ');
   const resumed = await pollUntil(async () => {
     const banner = await visible('mesh-mode');
     return !banner && natives.every((n) => obeyed(n, 'resume')) ? true : null;
   }, Date.now() + 5_000);
   check('pause_and_resume_by_space', paused && resumed, { paused, resumed, natives: natives.map((n) => n.events.filter((e) => e.event === 'console').map((e) => e.text)) });
+
+  // The time machine by keys: `[` goes a moment back, `]` forward and, past the last
+  // moment recorded, live again.
+  const liveDisabled = () => pp.evaluate(() => document.querySelector('[data-testid=tm-live]')?.disabled ?? null);
+  await pp.keyboard.press('[');
+  const replaying = await pollUntil(async () => ((await liveDisabled()) === false ? true : null), Date.now() + 2_000);
+  let forward = 0;
+  let live = false;
+  while (!live && forward < 300) {
+    await pp.keyboard.press(']');
+    forward += 1;
+    live = (await liveDisabled()) === true;
+  }
+  check('time_machine_by_keys', replaying === true && live, { replaying, live, forward });
 
   // 4. The liar scenario: a native lies, a job with q = 2 catches it.
   await pp.click('[data-testid=scenario-liar]');

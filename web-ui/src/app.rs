@@ -70,6 +70,7 @@ fn App() -> impl IntoView {
     let console = Console {
         view,
         to_node: to_node.clone(),
+        said: RwSignal::new(String::new()),
     };
     let controls = Controls {
         to_node,

@@ -21,6 +21,7 @@ use web_ui::keys::{self, KEYS, KeyAction};
 use web_ui::qr;
 
 use crate::view::{MeshView, Overlay, presenter_key, query_param};
+use web_ui::feed::Selection;
 
 /// Slow motion's pause after each task (ms), on every member.
 pub const SLOW_MS: u32 = 600;
@@ -32,6 +33,8 @@ pub const SERVER_AWAY_SECS: u32 = 60;
 pub struct Console {
     pub view: MeshView,
     pub to_node: UnboundedSender<PageInput>,
+    /// What the console last did, in words (under its buttons).
+    pub said: RwSignal<String>,
 }
 
 impl Console {
@@ -168,6 +171,26 @@ impl Console {
         }
     }
 
+    /// Fails the member selected on the graph (a click on it).
+    pub fn fail_selected(&self) -> String {
+        let selected = match self.view.selected.get_untracked() {
+            Some(Selection::Node(n)) => n,
+            _ => return "select a member on the graph first (click it), then press f".into(),
+        };
+        let peer = self.view.graph.with_untracked(|g| {
+            g.iter()
+                .find(|n| n.node == selected && n.state == "live")
+                .map(|n| n.peer.clone())
+        });
+        match peer {
+            Some(p) => {
+                self.send(&p, ConsoleCmd::Fail);
+                format!("sent to {}: {}", self.name(&p), ConsoleCmd::Fail)
+            }
+            None => "the member selected is not live: nothing to fail".into(),
+        }
+    }
+
     fn name(&self, peer: &str) -> String {
         self.view.graph.with_untracked(|g| {
             g.iter()
@@ -197,6 +220,29 @@ impl Console {
                 let on = view.slow_ms.get_untracked() == 0;
                 self.slow_motion(if on { SLOW_MS } else { 0 });
             }
+            KeyAction::Submit => submit_the_form(),
+            KeyAction::LoseHalf => self.said.set(self.lose_half()),
+            KeyAction::Liar => self.said.set(self.liar()),
+            KeyAction::ServerAway => self.said.set(self.server_away()),
+            KeyAction::FailSelected => self.said.set(self.fail_selected()),
+            KeyAction::Back => {
+                let tm = view.tm;
+                let last = tm.frames.get_untracked().checked_sub(1);
+                let at = tm.at.get_untracked().or(last);
+                if let Some(i) = at {
+                    crate::timemachine::show(view, i.saturating_sub(1));
+                }
+            }
+            KeyAction::Forward => {
+                let tm = view.tm;
+                match tm.at.get_untracked() {
+                    Some(i) if i + 1 < tm.frames.get_untracked() => {
+                        crate::timemachine::show(view, i + 1)
+                    }
+                    Some(_) => crate::timemachine::go_live(view),
+                    None => {}
+                }
+            }
             KeyAction::Blank => view.blank.update(|b| *b = !*b),
             KeyAction::Qr => view.overlay.update(|o| {
                 *o = if *o == Overlay::Qr {
@@ -221,8 +267,9 @@ impl Console {
     }
 }
 
-/// Listens for the keys on the whole page, except while typing in a field (and, for
-/// space and Enter, on a focused control, which they press).
+/// Listens for the keys on the whole page, except while typing in a field. On a focused
+/// button every key but Enter is the page's: space pauses the mesh, it never presses
+/// the button that was clicked last.
 pub fn listen_for_keys(console: Console) {
     let Some(w) = web_sys::window() else { return };
     let on_key =
@@ -239,14 +286,23 @@ pub fn listen_for_keys(console: Console) {
                 return;
             }
             let key = ev.key();
-            let on_control = tag.0 == "button" || tag.1.as_deref() == Some("button");
-            if on_control && (key == " " || key == "Enter") {
-                return;
+            let Some(a) = keys::action(&key) else { return };
+            let control = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+                .filter(|e| {
+                    e.tag_name().eq_ignore_ascii_case("button")
+                        || tag.1.as_deref() == Some("button")
+                });
+            if let Some(control) = control {
+                if !keys::is_the_pages_on_a_control(&key) {
+                    return;
+                }
+                // Out of the button's reach: neither this key nor its release presses it.
+                let _ = control.blur();
             }
-            if let Some(a) = keys::action(&key) {
-                ev.prevent_default();
-                console.key(a);
-            }
+            ev.prevent_default();
+            console.key(a);
         });
     let _ = w.add_event_listener_with_callback("keydown", on_key.as_ref().unchecked_ref());
     // Lives as long as the page.
@@ -280,6 +336,17 @@ pub fn fetch_public_url(view: MeshView) {
     });
 }
 
+/// Submits the job form as its Submit button does: its values, its checks, its errors.
+fn submit_the_form() {
+    let form = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector("[data-testid=job-form]").ok().flatten())
+        .and_then(|f| f.dyn_into::<web_sys::HtmlFormElement>().ok());
+    if let Some(form) = form {
+        let _ = form.request_submit();
+    }
+}
+
 fn blur(ev: &web_sys::MouseEvent) {
     // A click leaves focus on the button, where a remote's space would press it again.
     if let Some(el) = ev
@@ -299,7 +366,7 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
     let wanted = presenter_key().is_some() || query_param("console").is_some();
     let target = RwSignal::new(String::new());
     let other = RwSignal::new(String::new());
-    let said = RwSignal::new(String::new());
+    let said = console.said;
     let members = move || {
         view.graph.with(|g| {
             g.iter()
@@ -418,9 +485,9 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
                 </div>
                 <div class="row">
                     <span class="dim">"Scenarios:"</span>
-                    <button data-testid="scenario-half" on:click=move |ev| { blur(&ev); said.set(c6.lose_half()) }>"Lose half the mesh"</button>
-                    <button data-testid="scenario-liar" on:click=move |ev| { blur(&ev); said.set(c7.liar()) }>"A liar, caught by q = 2"</button>
-                    <button data-testid="scenario-away" on:click=move |ev| { blur(&ev); said.set(c8.server_away()) }>"The signaling server goes away"</button>
+                    <button data-testid="scenario-half" on:click=move |ev| { blur(&ev); said.set(c6.lose_half()) }>"Lose half the mesh (1)"</button>
+                    <button data-testid="scenario-liar" on:click=move |ev| { blur(&ev); said.set(c7.liar()) }>"A liar, caught by q = 2 (2)"</button>
+                    <button data-testid="scenario-away" on:click=move |ev| { blur(&ev); said.set(c8.server_away()) }>"The signaling server goes away (3)"</button>
                 </div>
                 <p class="dim" data-testid="console-said" aria-live="polite">{move || said.get()}</p>
         </section>

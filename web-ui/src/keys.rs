@@ -1,15 +1,30 @@
-//! Keyboard shortcuts, the ones a presentation remote sends (space, arrows, page up and
-//! down, `.` and `b`) and a few more. Listed on the page under `?`.
+//! Keyboard shortcuts: every console action has one, so that a presenter can run a talk
+//! from a presentation remote (space, the arrows, page up and down, `.` and `b`) and a
+//! few letters. Listed on the page under `?`.
 
 /// What a key does on the page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyAction {
     /// Pause or resume the mesh's scheduling (presenter).
     Pause,
-    /// While paused, every member starts one more task (presenter).
+    /// Every member starts one more task, pausing the mesh first if it runs (presenter).
     Step,
     /// Slow motion on or off (presenter).
     SlowMotion,
+    /// Submit a job with the form's values.
+    Submit,
+    /// Scenario: half of the other members fail (presenter).
+    LoseHalf,
+    /// Scenario: a member lies and a `q = 2` job catches it (presenter).
+    Liar,
+    /// Scenario: the signaling server leaves the room for a while (presenter).
+    ServerAway,
+    /// Fail the member selected on the graph (presenter).
+    FailSelected,
+    /// The time machine: one recorded moment back.
+    Back,
+    /// The time machine: one recorded moment forward; past the last, live again.
+    Forward,
     /// Blank the screen, or bring it back (as slide software does with `.` and `b`).
     Blank,
     /// Show or hide the join QR code.
@@ -32,12 +47,43 @@ pub const KEYS: &[(&str, KeyAction, &str)] = &[
     (
         "→ or page down",
         KeyAction::Step,
-        "while paused: every member starts one more task (presenter)",
+        "every member starts one more task; a running mesh is paused first (presenter)",
     ),
     (
         "← or page up",
         KeyAction::SlowMotion,
         "slow motion on or off (presenter)",
+    ),
+    (
+        "s",
+        KeyAction::Submit,
+        "submit a job with the form's values",
+    ),
+    (
+        "1",
+        KeyAction::LoseHalf,
+        "scenario: half of the other members fail (presenter)",
+    ),
+    (
+        "2",
+        KeyAction::Liar,
+        "scenario: a liar, caught by q = 2 (presenter)",
+    ),
+    (
+        "3",
+        KeyAction::ServerAway,
+        "scenario: the signaling server goes away (presenter)",
+    ),
+    (
+        "f",
+        KeyAction::FailSelected,
+        "fail the member selected on the graph (presenter)",
+    ),
+    ("[", KeyAction::Back, "time machine: one moment back"),
+    (
+        "]",
+        KeyAction::Forward,
+        "time machine: one moment forward (past the last: live)",
     ),
     ("q", KeyAction::Qr, "show or hide the join QR code"),
     (
@@ -60,6 +106,13 @@ pub fn action(key: &str) -> Option<KeyAction> {
         " " | "Spacebar" => KeyAction::Pause,
         "ArrowRight" | "PageDown" => KeyAction::Step,
         "ArrowLeft" | "PageUp" => KeyAction::SlowMotion,
+        "s" | "S" => KeyAction::Submit,
+        "1" => KeyAction::LoseHalf,
+        "2" => KeyAction::Liar,
+        "3" => KeyAction::ServerAway,
+        "f" | "F" => KeyAction::FailSelected,
+        "[" => KeyAction::Back,
+        "]" => KeyAction::Forward,
         "." | "b" | "B" => KeyAction::Blank,
         "q" | "Q" => KeyAction::Qr,
         "p" | "P" => KeyAction::Projector,
@@ -73,8 +126,22 @@ pub fn action(key: &str) -> Option<KeyAction> {
 pub fn needs_presenter(a: KeyAction) -> bool {
     matches!(
         a,
-        KeyAction::Pause | KeyAction::Step | KeyAction::SlowMotion
+        KeyAction::Pause
+            | KeyAction::Step
+            | KeyAction::SlowMotion
+            | KeyAction::LoseHalf
+            | KeyAction::Liar
+            | KeyAction::ServerAway
+            | KeyAction::FailSelected
     )
+}
+
+/// Whether a key, pressed while a button (or another control that is no text field) has
+/// the focus, is the page's rather than the control's: everything but Enter, which
+/// presses the control. So space pauses the mesh instead of pressing whatever button was
+/// last clicked, as a presentation remote's keys must.
+pub fn is_the_pages_on_a_control(key: &str) -> bool {
+    key != "Enter"
 }
 
 #[cfg(test)]
@@ -96,6 +163,36 @@ mod tests {
         }
         assert_eq!(action("x"), None);
         assert_eq!(action("Enter"), None);
+        // A remote's keys stay the page's on a focused button; Enter presses it.
+        for key in [" ", "PageDown", "PageUp", "ArrowRight", "b"] {
+            assert!(is_the_pages_on_a_control(key), "{key:?}");
+        }
+        assert!(!is_the_pages_on_a_control("Enter"));
+    }
+
+    #[test]
+    fn every_console_action_has_a_key_and_presenter_actions_are_marked() {
+        for a in [
+            KeyAction::Submit,
+            KeyAction::LoseHalf,
+            KeyAction::Liar,
+            KeyAction::ServerAway,
+            KeyAction::FailSelected,
+            KeyAction::Back,
+            KeyAction::Forward,
+        ] {
+            let (key, _, what) = KEYS
+                .iter()
+                .find(|(_, b, _)| *b == a)
+                .unwrap_or_else(|| panic!("{a:?} unlisted"));
+            assert_eq!(action(key), Some(a), "{key:?} does what the list says");
+            assert_eq!(
+                what.contains("(presenter)"),
+                needs_presenter(a),
+                "{a:?}: the list says who may"
+            );
+        }
+        assert!(!needs_presenter(KeyAction::Submit) && !needs_presenter(KeyAction::Back));
     }
 
     #[test]
@@ -103,7 +200,23 @@ mod tests {
         for (key, a, _) in KEYS {
             assert_eq!(KEYS.iter().filter(|(_, b, _)| b == a).count(), 1, "{key}");
         }
-        for key in [" ", "ArrowRight", "ArrowLeft", ".", "q", "p", "?", "Escape"] {
+        for key in [
+            " ",
+            "ArrowRight",
+            "ArrowLeft",
+            "s",
+            "1",
+            "2",
+            "3",
+            "f",
+            "[",
+            "]",
+            ".",
+            "q",
+            "p",
+            "?",
+            "Escape",
+        ] {
             let a = action(key).unwrap();
             assert!(KEYS.iter().any(|(_, b, _)| *b == a), "{key:?} unlisted");
         }

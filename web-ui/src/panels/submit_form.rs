@@ -77,7 +77,7 @@ pub(crate) fn SubmitForm(view: MeshView, controls: Controls) -> impl IntoView {
                 {field("r (copies)", "replicas", |f| f.replicas.clone(), |f, v| f.replicas = v)}
                 {field("q (quorum)", "quorum", |f| f.quorum.clone(), |f, v| f.quorum = v)}
                 {field("pacing (ms)", "pacing", |f| f.pacing_ms.clone(), |f, v| f.pacing_ms = v)}
-                <button type="submit" data-testid="submit" disabled=move || !joined()>"Submit"</button>
+                <button type="submit" data-testid="submit" disabled=move || !joined()>"Submit (s)"</button>
             </form>
             <p class="error" data-testid="job-error">{move || error.get()}</p>
         </section>
