@@ -16,9 +16,9 @@
 //   4. the liar scenario: a native lies, a job with q = 2 completes; the liar is marked on
 //      P's graph and log, and P's picture is saved for comparison with `meshwork run`;
 //      a screenshot with tile outlines shows the computing nodes' colours;
-//   5. the console fails the other native node and tab T: both are seen to go (by their
-//      silence), T says it was failed, and P's task grid shows results losing a copy and
-//      healing;
+//   5. the console fails the other native node, and the `f` key tab T (selected on the
+//      graph): both are seen to go (by their silence), T says it was failed, and P's
+//      task grid shows results losing a copy and healing;
 //   6. the inspector explains a clicked member and a clicked task; accessibility basics
 //      (every control named, no positive tabindex); no horizontal scrolling at 375 px
 //      in either layout; no console error.
@@ -256,8 +256,9 @@ async function main() {
   });
   await pp.selectOption('[data-testid=console-target]', ids[other.name]);
   await pp.click('[data-testid=console-fail]');
-  await pp.selectOption('[data-testid=console-target]', ids['tab-t']);
-  await pp.click('[data-testid=console-fail]');
+  // Tab T by the keys a remote-holding presenter uses: a click on it on the graph, `f`.
+  await pp.click(`[data-testid=graph-node][data-peer-id="${ids['tab-t']}"] .shape`);
+  await pp.keyboard.press('f');
   const gone = await pollUntil(async () => {
     const g = await graph(pp);
     const st = (peer) => g.find((n) => n.peer === peer)?.state ?? 'removed';

@@ -177,11 +177,16 @@ impl Console {
             Some(Selection::Node(n)) => n,
             _ => return "select a member on the graph first (click it), then press f".into(),
         };
+        let me = self.view.me.get_untracked().map(|m| m.id.0);
         let peer = self.view.graph.with_untracked(|g| {
             g.iter()
                 .find(|n| n.node == selected && n.state == "live")
                 .map(|n| n.peer.clone())
         });
+        if peer.is_some() && peer == me {
+            // A key must not silence the presenter's own screen.
+            return "that is this tab: select another member on the graph".into();
+        }
         match peer {
             Some(p) => {
                 self.send(&p, ConsoleCmd::Fail);
