@@ -358,6 +358,27 @@ pub struct Feed {
     tiles_sent: BTreeMap<JobId, Vec<bool>>,
     /// Tiles held here were left unsent at the last read (its budget was spent).
     tiles_behind: bool,
+    /// Per job, the log line that counts its tasks with different results (one line,
+    /// said again with each new one, instead of a line per task): its number, the first
+    /// task and how many.
+    mismatch_lines: BTreeMap<JobId, (u64, TaskId, u32)>,
+}
+
+/// Jobs whose disagreements keep a line of their own (the oldest line gives way).
+const MISMATCH_LINES_MAX: usize = 16;
+
+/// The words of a job's disagreements: `count` tasks, the first `first`, the latest
+/// `latest`.
+fn mismatch_words(job: JobId, first: TaskId, latest: TaskId, count: u32) -> String {
+    if count == 1 {
+        format!(
+            "{job} {first}: members reported different results (click for who, and what it proves)"
+        )
+    } else {
+        format!(
+            "{job}: members reported different results for {count} tasks (latest {latest}; click for the first, {first}: who, and what it proves)"
+        )
+    }
 }
 
 impl Feed {
@@ -427,7 +448,7 @@ impl Feed {
         node: Option<NodeId>,
         task: Option<(JobId, TaskId)>,
         text: String,
-    ) {
+    ) -> u64 {
         self.push(LogLine {
             seq: 0,
             event: event.to_string(),
@@ -437,7 +458,7 @@ impl Feed {
             reason: "".to_string(),
             ms: 0.0,
             text,
-        });
+        })
     }
 
     fn on_engine(&mut self, e: &Event) {
@@ -514,10 +535,30 @@ impl Feed {
                 self.log_about("warning", Some(*node), Some((*job, *task)), text);
             }
             Event::TaskMismatch { job, task } => {
-                let text = format!(
-                    "{job} {task}: members reported different results (click for who, and what it proves)"
-                );
-                self.log_about("warning", None, Some((*job, *task)), text);
+                // One line per job, counting: a liar in a big job makes hundreds of
+                // these, which would push every other line out of the log.
+                let log_seq = self.log_seq;
+                match self.mismatch_lines.get_mut(job) {
+                    Some((seq, first, count)) if log_seq - *seq < LOG_LEN_MAX as u64 => {
+                        *count += 1;
+                        let text = mismatch_words(*job, *first, *task, *count);
+                        self.ops.push(ViewOp::Relog { seq: *seq, text });
+                    }
+                    _ => {
+                        let text = mismatch_words(*job, *task, *task, 1);
+                        let seq = self.log_about("warning", None, Some((*job, *task)), text);
+                        self.mismatch_lines.insert(*job, (seq, *task, 1));
+                        if self.mismatch_lines.len() > MISMATCH_LINES_MAX
+                            && let Some(oldest) = self
+                                .mismatch_lines
+                                .iter()
+                                .min_by_key(|(_, (seq, _, _))| *seq)
+                                .map(|(j, _)| *j)
+                        {
+                            self.mismatch_lines.remove(&oldest);
+                        }
+                    }
+                }
             }
             _ => {}
         }

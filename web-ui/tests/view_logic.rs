@@ -4,7 +4,8 @@
 //! rows, the inspector's words, copies lost and healed, rates and a recording behave the
 //! same in the browser's wasm as natively; and the task grid and overlay, drawn change by
 //! change, equal one drawing (in the browser only); the view's feed, its changes applied
-//! in order after crossing the page/worker encoding, equals a fresh reading of the node.
+//! in order after crossing the page/worker encoding, equals a fresh reading of the node;
+//! and a job's disagreements fold into one line that counts them.
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -425,4 +426,46 @@ fn the_feed_sends_rows_only_when_they_changed() {
             other => panic!("sent without a change: {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_jobs_disagreements_fold_into_one_counting_line() {
+    use node_core::membership::Micros;
+    use node_core::node::NodeEvent;
+    let mut feed = Feed::new();
+    let mut view = ViewModel::default();
+    let mismatch = |job: u64, task: u32| {
+        NodeEvent::Engine(Event::TaskMismatch {
+            job: JobId(job),
+            task: TaskId(task),
+        })
+    };
+    // 198 tasks of one job, then one of another, then one more of the first.
+    for t in 0..198 {
+        feed.on_event(Micros(1_000), &mismatch(7, t));
+    }
+    feed.on_event(Micros(2_000), &mismatch(8, 3));
+    feed.on_event(Micros(3_000), &mismatch(7, 200));
+    for op in feed.take() {
+        view.apply(op);
+    }
+    let lines: Vec<&LogLine> = view
+        .log
+        .iter()
+        .filter(|l| l.text.contains("different results"))
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per job: {lines:?}");
+    assert!(
+        lines[0].text.contains("for 199 tasks (latest t200;")
+            && lines[0].task == Some((JobId(7), TaskId(0))),
+        "{:?}",
+        lines[0]
+    );
+    assert!(
+        lines[1]
+            .text
+            .contains("t3: members reported different results"),
+        "{:?}",
+        lines[1]
+    );
 }
