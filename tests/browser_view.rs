@@ -70,6 +70,7 @@ fn the_view_shows_the_mesh_and_the_console_runs_a_talk() {
             "console_without_key_refused",
             "key_help_lists_the_keys",
             "qr_code_shown",
+            "qr_panel_leaves_the_graph_visible_and_counts_members",
             "projector_layout_by_key",
             "projector_no_horizontal_scroll:1280",
             "projector_no_horizontal_scroll:375",

@@ -470,8 +470,9 @@ fn fit_connections(connections: usize, handshakes: usize) -> (usize, usize) {
 }
 
 /// The URL an audience can reach: `--public-url`, or, when listening on every
-/// interface, this machine's first LAN address.
+/// interface, this machine's first LAN address; and whether it listens on loopback only.
 fn public_url(config: &mut signaling::Config, addr: SocketAddr) {
+    config.loopback_only = addr.ip().is_loopback();
     if config.public_url.is_some() || !addr.ip().is_unspecified() {
         return;
     }

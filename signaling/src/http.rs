@@ -140,11 +140,14 @@ struct InfoBody {
     /// The address an audience reaches the server at, if known; a page uses its own
     /// otherwise. Never the presenter key.
     public_url: Option<String>,
+    /// The server listens on loopback only: no other machine can join.
+    loopback_only: bool,
 }
 
 async fn info(State(shared): State<Arc<Shared>>) -> Json<InfoBody> {
     Json(InfoBody {
         public_url: shared.config.public_url.clone(),
+        loopback_only: shared.config.loopback_only,
     })
 }
 

@@ -6,7 +6,7 @@
 //! joined and who left, and serves the built web UI, `static/`, `/healthz`,
 //! `/api/rooms` (who is where, a page at a time), `/api/stats` (counters for
 //! operators), `/metrics` (the same and more for Prometheus) and `/api/info` (the
-//! address an audience joins at).
+//! address an audience joins at, and whether the server listens on loopback only).
 //!
 //! It holds no job state and sees none of the mesh's traffic: once peers are connected
 //! they talk over data channels, so an established mesh keeps working while this server
@@ -118,6 +118,10 @@ pub struct Config {
     /// The address an audience reaches the server at, given to pages at `/api/info` for
     /// the join QR code. `None`: each page uses its own address.
     pub public_url: Option<String>,
+    /// The server listens on a loopback address only (`--bind 127.0.0.1:…`): no other
+    /// machine can reach it, which the join QR code then says instead of showing an
+    /// address no phone can open.
+    pub loopback_only: bool,
     /// The key resume tokens are signed with. Keep it across restarts (`meshwork serve`
     /// keeps it in a file) and members get their ids back from the restarted server;
     /// `None`: a random key for this run.
@@ -161,6 +165,7 @@ impl Default for Config {
             join_deadline_ms: 10_000,
             presenter_key: None,
             public_url: None,
+            loopback_only: false,
             resume_key: None,
             resume_token_secs: 3_600,
             turn_secret: None,

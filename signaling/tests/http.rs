@@ -187,12 +187,13 @@ async fn stats_count_connections() {
 }
 
 #[tokio::test]
-async fn api_info_gives_the_audiences_address_when_known() {
+async fn api_info_gives_the_audiences_address_when_known_and_says_loopback_only() {
     let info = |body: &str| -> serde_json::Value { serde_json::from_str(body).unwrap() };
     let server = Server::default().await;
     let res = server.get("/api/info").await;
     assert_eq!(res.status, 200);
     assert_eq!(info(&res.body)["public_url"], serde_json::Value::Null);
+    assert_eq!(info(&res.body)["loopback_only"], false);
     let server = Server::start(Config {
         public_url: Some("http://192.0.2.7:8080".into()),
         ..Config::default()
@@ -201,6 +202,15 @@ async fn api_info_gives_the_audiences_address_when_known() {
     assert_eq!(
         info(&server.get("/api/info").await.body)["public_url"],
         "http://192.0.2.7:8080"
+    );
+    let server = Server::start(Config {
+        loopback_only: true,
+        ..Config::default()
+    })
+    .await;
+    assert_eq!(
+        info(&server.get("/api/info").await.body)["loopback_only"],
+        true
     );
 }
 

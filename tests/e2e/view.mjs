@@ -10,7 +10,8 @@
 //   2. X's console commands are refused by their target (a native node says so, and
 //      stays);
 //   3. keys on P: `?` lists them, `q` shows the QR code (saved as a PNG for the Rust test
-//      to decode), `p` switches to the projector layout, `b` blanks the screen, space
+//      to decode) in a panel beside the graph, which stays in view at 1920×1080 and
+//      1280×720, with the count of members joined, `p` switches to the projector layout, `b` blanks the screen, space
 //      pauses the mesh (the natives obey) with a button focused, which it does not
 //      press, and resumes it; `[` replays a moment and `]` steps forward back to live;
 //   4. the liar scenario: a native lies, a job with q = 2 completes; the liar is marked on
@@ -129,6 +130,27 @@ async function main() {
   }
   info.qr_url = qrUrl;
   check('qr_code_shown', qrShown && qrUrl === `${cfg.public_url}/?room=${room}`, { qrShown, qrUrl });
+  // The join panel sits beside the graph, which stays in view, and counts the members
+  // (two natives and three tabs); the address is one others reach: no warning.
+  const qrLayouts = [];
+  for (const [w, hgt] of [[1920, 1080], [1280, 720]]) {
+    await pp.setViewportSize({ width: w, height: hgt });
+    qrLayouts.push(await pollUntil(() => pp.evaluate(() => {
+      const box = (s) => {
+        const b = document.querySelector(s)?.getBoundingClientRect();
+        return b ? { x: b.x, y: b.y, w: b.width, h: b.height } : null;
+      };
+      const g = box('[data-testid=mesh-graph]');
+      const p = box('[data-testid=qr-overlay]');
+      const apart = !!g && !!p && (g.x + g.w <= p.x || p.x + p.w <= g.x);
+      const inView = !!g && g.y < innerHeight && g.x >= 0 && g.x + g.w <= innerWidth;
+      const members = document.querySelector('[data-testid=qr-members]')?.textContent ?? '';
+      const warned = !document.querySelector('[data-testid=join-warning]')?.hidden;
+      return apart && inView ? { size: `${innerWidth}x${innerHeight}`, g, p, members, warned } : null;
+    }), Date.now() + 2_000));
+  }
+  check('qr_panel_leaves_the_graph_visible_and_counts_members', qrLayouts.every((l) => l && l.members === '5 members joined' && !l.warned), qrLayouts);
+  await pp.setViewportSize({ width: 1280, height: 900 });
   await pp.keyboard.press('q');
   await pp.keyboard.press('p');
   const layout = await pollUntil(() => pp.evaluate(() => {

@@ -41,6 +41,7 @@ fn App() -> impl IntoView {
         blank: RwSignal::new(false),
         projector: RwSignal::new(query_param("layout").as_deref() == Some("projector")),
         public_url: RwSignal::new(None),
+        loopback_only: RwSignal::new(false),
         halted: RwSignal::new(None),
         log_filter: RwSignal::new(LogFilter::default()),
         tm: TimeMachine::new(),
@@ -87,7 +88,10 @@ fn App() -> impl IntoView {
         }
     };
     view! {
-        <main class=move || if view.projector.get() { "app projector" } else { "app" } data-testid="app"
+        <main class=move || {
+                let side = if view.overlay.get() == Overlay::Qr { " side-open" } else { "" };
+                format!("app{}{side}", if view.projector.get() { " projector" } else { "" })
+            } data-testid="app"
             data-layout=move || if view.projector.get() { "projector" } else { "standard" }>
             <header>
                 <h1>"Meshwork"</h1>

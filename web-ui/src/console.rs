@@ -330,7 +330,9 @@ pub fn fetch_public_url(view: MeshView) {
             return;
         };
         let text = text.as_string().unwrap_or_default();
-        // {"public_url":"http://…"} or {"public_url":null}
+        // {"public_url":"http://…","loopback_only":false} or {"public_url":null,…}
+        view.loopback_only
+            .set(text.contains("\"loopback_only\":true"));
         let url = text
             .split("\"public_url\":\"")
             .nth(1)
@@ -526,14 +528,39 @@ pub fn Overlays(view: MeshView, room: String) -> impl IntoView {
         }
         .into_any()
     };
+    let warning = move || {
+        let host = web_sys::window()
+            .and_then(|w| w.location().host().ok())
+            .unwrap_or_default();
+        qr::join_warning(
+            view.public_url.get().as_deref(),
+            &host,
+            view.loopback_only.get(),
+        )
+    };
+    let members = move || {
+        let n = view
+            .graph
+            .with(|g| g.iter().filter(|m| m.state == "live").count());
+        if n == 1 {
+            "1 member so far: this tab".to_string()
+        } else {
+            format!("{n} members joined")
+        }
+    };
     let close = move |_| view.overlay.set(Overlay::None);
     view! {
-        <div class="overlay" role="dialog" aria-label="Join this mesh" data-testid="qr-overlay"
+        // Beside the page, not over it: the room sees each member join on the graph.
+        <aside class="overlay side" role="dialog" aria-label="Join this mesh" data-testid="qr-overlay"
             hidden=move || view.overlay.get() != Overlay::Qr>
             <h2>"Join from your phone"</h2>
             {code}
+            <p class="error" data-testid="join-warning" hidden=move || warning().is_none()>
+                {move || warning().unwrap_or_default()}
+            </p>
+            <p class="members-joined" data-testid="qr-members" aria-live="polite">{members}</p>
             <button on:click=close>"Close (escape)"</button>
-        </div>
+        </aside>
         <Show when=move || view.overlay.get() == Overlay::Keys>
             <div class="overlay" role="dialog" aria-label="Keys" data-testid="keys-overlay">
                 <h2>"Keys"</h2>

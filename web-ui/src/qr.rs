@@ -30,6 +30,41 @@ pub fn join_url(public_url: Option<&str>, origin: &str, room: &str) -> String {
     format!("{base}/?room={room}")
 }
 
+/// Whether an address's host (`127.0.0.1:8080`, `localhost`, `[::1]:80`) is this
+/// machine's own, which no phone can open.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// What the join panel says when no phone can open the address it shows: the page was
+/// opened at this machine's own address and the server knows no other, because it
+/// listens on loopback only or found no LAN address. `None` when the address is one
+/// others can reach (`--public-url`, or the page itself was opened at such an address).
+pub fn join_warning(
+    public_url: Option<&str>,
+    page_host: &str,
+    loopback_only: bool,
+) -> Option<String> {
+    if public_url.is_some() || !is_loopback_host(page_host) {
+        return None;
+    }
+    Some(if loopback_only {
+        "The server listens on this machine only (loopback): no phone can join. Start it with \"meshwork serve --bind 0.0.0.0:8080\" (as \"cargo xtask demo\" does), or give it --public-url."
+            .into()
+    } else {
+        format!(
+            "This page's address ({page_host}) is this machine's own: a phone cannot open it. Open the page at this machine's LAN address, or start the server with --public-url URL."
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +121,42 @@ mod tests {
         assert_eq!(
             join_url(None, "http://127.0.0.1:8080", "r1"),
             "http://127.0.0.1:8080/?room=r1"
+        );
+    }
+
+    #[test]
+    fn a_join_address_no_phone_can_open_is_said_so() {
+        for host in [
+            "127.0.0.1:8080",
+            "localhost",
+            "LOCALHOST:80",
+            "[::1]:8080",
+            "127.1.2.3",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "192.168.1.20:8080",
+            "example.org",
+            "[2001:db8::1]:80",
+            "10.0.0.1",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+        let lan = Some("http://192.168.1.20:8080");
+        for loopback_only in [false, true] {
+            assert_eq!(join_warning(lan, "127.0.0.1:8080", loopback_only), None);
+            assert_eq!(join_warning(None, "192.168.1.20:8080", loopback_only), None);
+        }
+        let own = join_warning(None, "127.0.0.1:8080", false).expect("said");
+        assert!(
+            own.contains("127.0.0.1:8080") && own.contains("--public-url"),
+            "{own}"
+        );
+        let only = join_warning(None, "localhost:8080", true).expect("said");
+        assert!(
+            only.contains("loopback") && only.contains("--bind 0.0.0.0"),
+            "{only}"
         );
     }
 }

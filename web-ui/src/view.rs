@@ -68,6 +68,8 @@ pub(crate) struct MeshView {
     pub(crate) projector: RwSignal<bool>,
     /// The server's address for an audience, if it gave one.
     pub(crate) public_url: RwSignal<Option<String>>,
+    /// The server said it listens on loopback only: no other machine can join.
+    pub(crate) loopback_only: RwSignal<bool>,
     /// Set when a presenter failed this node or made it leave: why it is silent.
     pub(crate) halted: RwSignal<Option<String>>,
     pub(crate) log_filter: RwSignal<LogFilter>,
