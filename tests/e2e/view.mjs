@@ -13,7 +13,8 @@
 //      to decode) in a panel beside the graph, which stays in view at 1920×1080 and
 //      1280×720, with the count of members joined, `p` switches to the projector layout, `b` blanks the screen, space
 //      pauses the mesh (the natives obey) with a button focused, which it does not
-//      press, and resumes it; `[` replays a moment and `]` steps forward back to live;
+//      press, and resumes it; `[` replays a moment (a banner says so at the top of the
+//      window, scrolled or not) and `]` steps forward back to live;
 //   4. the liar scenario: a native lies, a job with q = 2 completes; the liar is marked on
 //      P's graph and log, and P's picture is saved for comparison with `meshwork run`;
 //      a screenshot with tile outlines shows the computing nodes' colours;
@@ -196,6 +197,18 @@ async function main() {
   const liveDisabled = () => pp.evaluate(() => document.querySelector('[data-testid=tm-live]')?.disabled ?? null);
   await pp.keyboard.press('[');
   const replaying = await pollUntil(async () => ((await liveDisabled()) === false ? true : null), Date.now() + 2_000);
+  // While a moment is replayed a banner says so at the top of the window, however far
+  // down the page is scrolled.
+  const bannerBox = () => pp.evaluate(() => {
+    const b = document.querySelector('[data-testid=replay-banner]')?.getBoundingClientRect();
+    return b ? { top: b.top, bottom: b.bottom, vh: innerHeight, text: document.querySelector('[data-testid=replay-banner]').textContent } : null;
+  });
+  await pp.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+  const banner = await pollUntil(async () => {
+    const b = await bannerBox();
+    return b && b.top >= 0 && b.bottom <= b.vh && /replaying this run: moment \d+ of \d+/.test(b.text) ? b : null;
+  }, Date.now() + 2_000);
+  await pp.evaluate(() => window.scrollTo(0, 0));
   let forward = 0;
   let live = false;
   while (!live && forward < 300) {
@@ -203,7 +216,8 @@ async function main() {
     forward += 1;
     live = (await liveDisabled()) === true;
   }
-  check('time_machine_by_keys', replaying === true && live, { replaying, live, forward });
+  const bannerGone = (await bannerBox()) === null;
+  check('time_machine_by_keys', replaying === true && live && banner !== null && bannerGone, { replaying, live, forward, banner, bannerGone });
 
   // 4. The liar scenario: a native lies, a job with q = 2 catches it.
   await pp.click('[data-testid=scenario-liar]');

@@ -16,7 +16,7 @@ use crate::panels::{
     peers::Peers, start_bar::StartBar, submit_form::SubmitForm,
 };
 use crate::pool::{Pool, PoolStats};
-use crate::timemachine::TimeMachinePanel;
+use crate::timemachine::{ReplayBanner, TimeMachinePanel};
 use crate::view::{LogFilter, MeshView, Overlay, RatesView, TimeMachine, query_param};
 
 #[component]
@@ -103,15 +103,20 @@ fn App() -> impl IntoView {
                         on:click=move |_| view.projector.update(|p| *p = !*p)>"Projector layout (p)"</button>
                 </nav>
             </header>
-            <Show when=move || view.halted.with(Option::is_some)>
-                <p class="halted" role="alert" data-testid="halted">{move || view.halted.get().unwrap_or_default()}</p>
-            </Show>
-            <Show when=move || { view.paused.get() || view.slow_ms.get() > 0 }>
-                <p class="paused" data-testid="mesh-mode">{move || match (view.paused.get(), view.slow_ms.get()) {
-                    (true, _) => "The mesh is paused: no member starts a task (→ steps one task on each).".to_string(),
-                    (false, ms) => format!("Slow motion: every member waits {ms} ms after each task."),
-                }}</p>
-            </Show>
+            // What the whole mesh is in (failed, paused, slowed, replayed): banners that
+            // stay at the top of the window however far the page is scrolled.
+            <div class="banners">
+                <Show when=move || view.halted.with(Option::is_some)>
+                    <p class="halted" role="alert" data-testid="halted">{move || view.halted.get().unwrap_or_default()}</p>
+                </Show>
+                <Show when=move || { view.paused.get() || view.slow_ms.get() > 0 }>
+                    <p class="paused" data-testid="mesh-mode">{move || match (view.paused.get(), view.slow_ms.get()) {
+                        (true, _) => "The mesh is paused: no member starts a task (→ steps one task on each).".to_string(),
+                        (false, ms) => format!("Slow motion: every member waits {ms} ms after each task."),
+                    }}</p>
+                </Show>
+                <ReplayBanner view/>
+            </div>
             <StartBar view controls=controls.clone()/>
             <MeshGraph view/>
             <ConsolePanel console/>

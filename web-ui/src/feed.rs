@@ -1046,7 +1046,8 @@ impl Feed {
             let rates = RatesView {
                 series: self.rate_meter.total_series(),
                 total,
-                results: per.values().sum(),
+                // Not `sum()`: a float sum of nothing is -0.0, shown as "-0.0".
+                results: per.values().fold(0.0, |a, b| a + b),
                 per: per
                     .into_iter()
                     .filter(|(_, r)| *r > 0.0)

@@ -19,7 +19,7 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 use web_ui::model::{Flashes, JobRow, TaskState};
 use web_ui::record::Recording;
 
-use crate::view::{JobView, LogLine, MeshView};
+use crate::view::{JobView, LogLine, MeshView, TimeMachine};
 use web_ui::paint::{context, job_dom_id, overlay, task_grid};
 
 fn document() -> Option<web_sys::Document> {
@@ -281,29 +281,50 @@ fn import(view: MeshView, file: web_sys::File) {
 }
 
 /// The slider, the way back to live, export and import.
+/// Where the time machine is, in words: live (with how much is recorded) or the moment
+/// replayed. Reactive: it reads the time machine's signals.
+pub fn where_words(tm: TimeMachine) -> String {
+    let t_of = move |i: usize| tm.with(|r| r.frames.get(i).map(|f| f.t).unwrap_or(0));
+    let n = tm.frames.get();
+    let span = tm.with(|r| r.span_ms()) as f64 / 1000.0;
+    match tm.at.get() {
+        None => format!("live; {n} moments recorded over {span:.1} s"),
+        Some(i) => {
+            let t = (t_of(i) - t_of(0)) as f64 / 1000.0;
+            let what = if tm.is_imported.get() {
+                "an imported run"
+            } else {
+                "this run"
+            };
+            format!(
+                "replaying {what}: moment {} of {n}, {t:.1} s of {span:.1} s",
+                i + 1
+            )
+        }
+    }
+}
+
+/// The banner over the whole page while a recorded moment is shown, so that nobody takes
+/// it for the live mesh: what is replayed, and what stays live.
+#[component]
+pub fn ReplayBanner(view: MeshView) -> impl IntoView {
+    let tm = view.tm;
+    view! {
+        <Show when=move || tm.at.with(Option::is_some)>
+            <p class="banner replaying" role="status" data-testid="replay-banner">
+                <strong>{move || where_words(tm)}</strong>
+                ". The graph, the jobs and the events show that moment; the numbers, the peers and this node stay live. "
+                <kbd>"]"</kbd>" steps forward (past the last moment: live), "<kbd>"["</kbd>" back. "
+                <button data-testid="replay-banner-live" on:click=move |_| go_live(view)>"Back to live"</button>
+            </p>
+        </Show>
+    }
+}
+
 #[component]
 pub fn TimeMachinePanel(view: MeshView, room: String) -> impl IntoView {
     let tm = view.tm;
-    let t_of = move |i: usize| tm.with(|r| r.frames.get(i).map(|f| f.t).unwrap_or(0));
-    let status = move || {
-        let n = tm.frames.get();
-        let span = tm.with(|r| r.span_ms()) as f64 / 1000.0;
-        match tm.at.get() {
-            None => format!("live; {n} moments recorded over {span:.1} s"),
-            Some(i) => {
-                let t = (t_of(i) - t_of(0)) as f64 / 1000.0;
-                let what = if tm.is_imported.get() {
-                    "an imported run"
-                } else {
-                    "this run"
-                };
-                format!(
-                    "replaying {what}: moment {} of {n}, {t:.1} s of {span:.1} s",
-                    i + 1
-                )
-            }
-        }
-    };
+    let status = move || where_words(tm);
     let on_slide = move |ev: leptos::ev::Event| {
         if let Ok(i) = event_target_value(&ev).parse::<usize>() {
             show(view, i);
