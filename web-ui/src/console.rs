@@ -299,11 +299,10 @@ pub fn listen_for_keys(console: Console) {
                     e.tag_name().eq_ignore_ascii_case("button")
                         || tag.1.as_deref() == Some("button")
                 });
+            // Enter is no key of the page's ([`keys::action`]): it still presses the
+            // focused button. Every other key is taken out of the button's reach, so
+            // that neither it nor its release presses it.
             if let Some(control) = control {
-                if !keys::is_the_pages_on_a_control(&key) {
-                    return;
-                }
-                // Out of the button's reach: neither this key nor its release presses it.
                 let _ = control.blur();
             }
             ev.prevent_default();

@@ -136,14 +136,6 @@ pub fn needs_presenter(a: KeyAction) -> bool {
     )
 }
 
-/// Whether a key, pressed while a button (or another control that is no text field) has
-/// the focus, is the page's rather than the control's: everything but Enter, which
-/// presses the control. So space pauses the mesh instead of pressing whatever button was
-/// last clicked, as a presentation remote's keys must.
-pub fn is_the_pages_on_a_control(key: &str) -> bool {
-    key != "Enter"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,12 +154,8 @@ mod tests {
             assert!(action(key).is_some(), "{key:?}");
         }
         assert_eq!(action("x"), None);
+        // Enter is not the page's: on a focused button it presses the button.
         assert_eq!(action("Enter"), None);
-        // A remote's keys stay the page's on a focused button; Enter presses it.
-        for key in [" ", "PageDown", "PageUp", "ArrowRight", "b"] {
-            assert!(is_the_pages_on_a_control(key), "{key:?}");
-        }
-        assert!(!is_the_pages_on_a_control("Enter"));
     }
 
     #[test]

@@ -36,9 +36,9 @@ pub struct Painter {
     resume_at: Option<JobId>,
 }
 
-/// Time one paint may spend putting tiles on canvases (ms): a tab that joins mid-job
-/// holds hundreds of tiles at once, and draws them over a few refreshes instead of in
-/// one long task.
+/// Time one paint may spend drawing grids, overlays and tiles (ms): a tab that joins
+/// mid-job holds hundreds of tiles at once, and draws them over a few refreshes instead
+/// of in one long task.
 pub const TILES_BUDGET_MS: f64 = 6.0;
 
 /// What is on one canvas: the canvas (a re-rendered card has a new one, drawn afresh)
