@@ -46,6 +46,13 @@ impl Console {
             .unbounded_send(PageInput::Console { target, cmd });
     }
 
+    /// One command to one member, and what was done, in words.
+    fn send_saying(&self, target: &str, cmd: ConsoleCmd) -> String {
+        let said = format!("sent to {}: {cmd}", self.name(target));
+        self.send(target, cmd);
+        said
+    }
+
     /// Members the console can act on now: this node and every live peer.
     fn live(&self) -> Vec<String> {
         self.view.graph.with_untracked(|g| {
@@ -188,10 +195,7 @@ impl Console {
             return "that is this tab: select another member on the graph".into();
         }
         match peer {
-            Some(p) => {
-                self.send(&p, ConsoleCmd::Fail);
-                format!("sent to {}: {}", self.name(&p), ConsoleCmd::Fail)
-            }
+            Some(p) => self.send_saying(&p, ConsoleCmd::Fail),
             None => "the member selected is not live: nothing to fail".into(),
         }
     }
@@ -290,19 +294,17 @@ pub fn listen_for_keys(console: Console) {
             if matches!(tag.0.as_str(), "input" | "select" | "textarea") {
                 return;
             }
-            let key = ev.key();
-            let Some(a) = keys::action(&key) else { return };
-            let control = ev
-                .target()
-                .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
-                .filter(|e| {
-                    e.tag_name().eq_ignore_ascii_case("button")
-                        || tag.1.as_deref() == Some("button")
-                });
+            let Some(a) = keys::action(&ev.key()) else {
+                return;
+            };
             // Enter is no key of the page's ([`keys::action`]): it still presses the
             // focused button. Every other key is taken out of the button's reach, so
             // that neither it nor its release presses it.
-            if let Some(control) = control {
+            if (tag.0 == "button" || tag.1.as_deref() == Some("button"))
+                && let Some(control) = ev
+                    .target()
+                    .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+            {
                 let _ = control.blur();
             }
             ev.prevent_default();
@@ -410,9 +412,7 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
             if t.is_empty() {
                 return;
             }
-            let cmd = cmd(&t);
-            said.set(format!("sent to {}: {cmd}", c.name(&t)));
-            c.send(&t, cmd);
+            said.set(c.send_saying(&t, cmd(&t)));
         }
     };
     let c2 = console.clone();

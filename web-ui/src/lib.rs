@@ -75,12 +75,9 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Malformed> {
 /// Computes a request as a worker does (also what a test compares against).
 pub fn compute(req: &TaskRequest) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    match &req.kernel {
-        Kernel::Mandelbrot(p) if req.scalar_loop => p.run_task_scalar_loop(req.task.0, &mut out),
-        kernel => kernel.run_task(req.task.0, &mut out),
-    }
-    .map(|()| out)
-    .map_err(|e| e.to_string())
+    node_core::kernels::bench::run_task(&req.kernel, req.task.0, req.scalar_loop, &mut out)
+        .map(|()| out)
+        .map_err(|e| e.to_string())
 }
 
 /// How often each warm-up job runs when a worker starts.

@@ -39,7 +39,7 @@ pub struct Painter {
 /// Time one paint may spend drawing grids, overlays and tiles (ms): a tab that joins
 /// mid-job holds hundreds of tiles at once, and draws them over a few refreshes instead
 /// of in one long task.
-pub const TILES_BUDGET_MS: f64 = 6.0;
+pub const PAINT_BUDGET_MS: f64 = 6.0;
 
 /// What is on one canvas: the canvas (a re-rendered card has a new one, drawn afresh)
 /// and one entry per task.
@@ -117,12 +117,12 @@ impl Painter {
     }
 
     /// Draws every job of `rows`: its grid and overlay (what changed), and the tiles
-    /// received that are not on its canvas yet, for [`TILES_BUDGET_MS`] at most: once
+    /// received that are not on its canvas yet, for [`PAINT_BUDGET_MS`] at most: once
     /// it is spent, the jobs left wait for the next paint (a first draw of many big
     /// jobs, a late joiner's, is spread over a few frames).
     pub fn paint(&mut self, rows: &[JobRow], flashes: &Flashes) {
         let clock = || node_core::driver::web_now().as_ms_f64();
-        let deadline = clock() + TILES_BUDGET_MS;
+        let deadline = clock() + PAINT_BUDGET_MS;
         self.behind = false;
         let first = self
             .resume_at

@@ -280,7 +280,6 @@ fn import(view: MeshView, file: web_sys::File) {
     });
 }
 
-/// The slider, the way back to live, export and import.
 /// Where the time machine is, in words: live (with how much is recorded) or the moment
 /// replayed. Reactive: it reads the time machine's signals.
 pub fn where_words(tm: TimeMachine) -> String {
@@ -321,6 +320,7 @@ pub fn ReplayBanner(view: MeshView) -> impl IntoView {
     }
 }
 
+/// The slider, the way back to live, export and import.
 #[component]
 pub fn TimeMachinePanel(view: MeshView, room: String) -> impl IntoView {
     let tm = view.tm;

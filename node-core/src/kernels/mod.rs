@@ -317,6 +317,21 @@ pub mod bench {
         ]
     }
 
+    /// Appends task `task` of `kernel` to `out`, computed by the kernel or, with
+    /// `scalar_loop`, by Mandelbrot's plain scalar loop (what a benchmark case runs,
+    /// natively here and in a browser's compute worker).
+    pub fn run_task(
+        kernel: &Kernel,
+        task: u32,
+        scalar_loop: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), super::KernelError> {
+        match kernel {
+            Kernel::Mandelbrot(p) if scalar_loop => p.run_task_scalar_loop(task, out),
+            kernel => kernel.run_task(task, out),
+        }
+    }
+
     /// One timed case of `cargo xtask bench kernels`: task `task` of `kernel`, computed
     /// by the kernel or, with `scalar_loop`, by Mandelbrot's plain scalar loop (the
     /// baseline the lanes are measured against).
@@ -340,10 +355,7 @@ pub mod bench {
         /// Computes the case's task into `out` (cleared first).
         pub fn run(&self, out: &mut Vec<u8>) -> Result<(), super::KernelError> {
             out.clear();
-            match &self.kernel {
-                Kernel::Mandelbrot(p) if self.scalar_loop => p.run_task_scalar_loop(self.task, out),
-                kernel => kernel.run_task(self.task, out),
-            }
+            run_task(&self.kernel, self.task, self.scalar_loop, out)
         }
 
         /// The numbers `[lo, hi)` a prime-counting case counts in.

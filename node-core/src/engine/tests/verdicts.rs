@@ -12,8 +12,8 @@ fn watcher_node() -> Engine {
     e
 }
 
-/// Node `from` reports `hash` for `task` of `job`.
-fn reports(e: &mut Engine, from: u64, job: JobId, task: u32, hash: u64) -> Vec<Output> {
+/// Node `from` says `fact` of `task` of `job`; what the engine did.
+fn says(e: &mut Engine, from: u64, job: JobId, task: u32, fact: Fact) -> Vec<Output> {
     e.handle_input(
         Millis(10),
         Input::Message {
@@ -22,12 +22,17 @@ fn reports(e: &mut Engine, from: u64, job: JobId, task: u32, hash: u64) -> Vec<O
                 job,
                 facts: vec![TaskFact {
                     task: TaskId(task),
-                    fact: Fact::Report(hash),
+                    fact,
                 }],
             },
         },
     );
     drain(e)
+}
+
+/// Node `from` reports `hash` for `task` of `job`.
+fn reports(e: &mut Engine, from: u64, job: JobId, task: u32, hash: u64) -> Vec<Output> {
+    says(e, from, job, task, Fact::Report(hash))
 }
 
 fn marks(out: &[Output]) -> Vec<(NodeId, bool)> {
@@ -82,24 +87,6 @@ fn at_q1_a_later_different_report_is_a_disagreement_and_marks_nobody() {
     assert!(e.placed_members(job).contains(&NodeId(3)));
     let after: Vec<Vec<NodeId>> = (0..4).map(|t| e.placement(job, TaskId(t))).collect();
     assert_eq!(before, after, "members that disagreed stay placed");
-}
-
-/// Node `from` says `fact` of `task` of `job`.
-fn says(e: &mut Engine, from: u64, job: JobId, task: u32, fact: Fact) {
-    e.handle_input(
-        Millis(10),
-        Input::Message {
-            from: NodeId(from),
-            msg: EngineMsg::Facts {
-                job,
-                facts: vec![TaskFact {
-                    task: TaskId(task),
-                    fact,
-                }],
-            },
-        },
-    );
-    drain(e);
 }
 
 /// What a view reads of the board ([`Engine::task_facts`]): each author's claim, and
