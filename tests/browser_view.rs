@@ -19,8 +19,8 @@ use common::browser::{E2eRun, Image, assert_no_problems, decode_png, run_e2e};
 use common::meshwork;
 use serde_json::json;
 
-const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(170);
-const TEST_TIMEOUT: Duration = Duration::from_secs(200);
+const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(260);
+const TEST_TIMEOUT: Duration = Duration::from_secs(290);
 const PRESENTER_KEY: &str = "view-test-key-5f0c2b9e";
 /// An address from TEST-NET-1 (RFC 5737): only ever written into the QR code, never
 /// connected to.
@@ -91,7 +91,12 @@ fn the_view_shows_the_mesh_and_the_console_runs_a_talk() {
             "departure_to_work_elsewhere_timed",
             "controls_labelled_and_focus_order",
             "phone_no_horizontal_scroll",
+            "reset_revives_the_failed_and_ends_the_lie",
+            "after_reset_every_member_computes_and_none_lies",
+            "reloaded_presenter_sees_paused_and_lying",
+            "reset_from_a_reloaded_tab",
             "server_away_mesh_carries_on",
+            "server_away_counts_down_and_comes_back_early",
             "no_console_errors",
         ],
         |out| {

@@ -670,7 +670,7 @@ impl Reporter {
                 json!({"event": "bulk", "peer": peer, "bytes": bytes, "ms": round(secs * 1000.0),
                        "mib_per_s": round(*bytes as f64 / 1048576.0 / secs)})
             }
-            NodeEvent::SignalingError { code, message } => {
+            NodeEvent::SignalingError { code, message, .. } => {
                 json!({"event": "signaling_error", "code": code, "message": message})
             }
             NodeEvent::SignalingClosed => json!({"event": "signaling_closed"}),
@@ -690,7 +690,7 @@ impl Reporter {
                 let who = from.as_ref().map_or("this node", |p| p.name.as_str());
                 let text = if *obeyed {
                     let stop = if matches!(cmd, node_core::wire::ConsoleCmd::Fail) {
-                        " (this process stays silent until stopped with Ctrl-C)"
+                        " (this process stays silent until a presenter's reset revives it, or Ctrl-C)"
                     } else {
                         ""
                     };
@@ -703,6 +703,15 @@ impl Reporter {
                 json!({"event": if *obeyed { "console" } else { "console_refused" },
                        "from": from.as_ref().map(|p| &p.id), "command": format!("{cmd:?}"),
                        "text": text})
+            }
+            NodeEvent::Revived { by } => {
+                let who = by.as_ref().map_or("a presenter", |p| p.name.as_str());
+                json!({"event": "revived", "by": by.as_ref().map(|p| &p.id),
+                       "text": format!("revived by {who}: entering the room again")})
+            }
+            NodeEvent::ConsoleState { peer, state } => {
+                json!({"event": "console_state", "peer": peer, "paused": state.paused,
+                       "pacing_ms": state.pacing_ms, "lying": state.lying, "cut": state.cut})
             }
             NodeEvent::Engine(e) => {
                 let mut v = engine_line(e);

@@ -530,7 +530,10 @@ impl Membership {
             }
             // Not membership's business: handed up, from members only (a peer is one
             // once its Hello arrived; the ordered channel delivers that first).
-            WireMsg::Engine(_) | WireMsg::Chunk { .. } | WireMsg::Console(_) => {
+            WireMsg::Engine(_)
+            | WireMsg::Chunk { .. }
+            | WireMsg::Console(_)
+            | WireMsg::State(_) => {
                 if view.state != PeerState::Connected {
                     protocol_error(&mut self.stats, &mut self.out, "message before hello");
                     return;

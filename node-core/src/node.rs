@@ -19,11 +19,12 @@ use crate::engine::{self, Command, Engine, EngineConfig, Input, Millis, Output};
 use crate::job::{JobId, NodeId, TaskId, content_hash};
 use crate::kernels::Kernel;
 use crate::membership::{
-    Membership, MembershipConfig, MeshEvent, MeshOutput, Micros, PeerState, default_name,
+    LeftReason, Membership, MembershipConfig, MeshEvent, MeshOutput, Micros, PeerState,
+    default_name,
 };
 use crate::signal::{ErrorCode, PeerId, PeerInfo};
 use crate::transport::TransportEvent;
-use crate::wire::{self, ConsoleCmd, EngineMsg, WireMsg};
+use crate::wire::{self, ConsoleCmd, ConsoleState, EngineMsg, WireMsg};
 
 /// The engine's id for a signaling peer: a hash of the id the server gave it (which a
 /// peer cannot choose), with the hash that resists crafted collisions.
@@ -46,7 +47,11 @@ pub enum NodeEvent {
     /// Something happened to a job.
     Engine(engine::Event),
     /// The signaling server refused a frame.
-    SignalingError { code: ErrorCode, message: String },
+    SignalingError {
+        code: ErrorCode,
+        message: String,
+        retry_after_ms: Option<u64>,
+    },
     /// The signaling socket closed; the mesh carries on without it, and the transport
     /// tries to resume.
     SignalingClosed,
@@ -71,6 +76,12 @@ pub enum NodeEvent {
         cmd: ConsoleCmd,
         obeyed: bool,
     },
+    /// A presenter (`by`, when this node still knew it) revived this failed node: it
+    /// enters the room again.
+    Revived { by: Option<PeerInfo> },
+    /// A member's console state (this node's own too) as it announced it: sent when it
+    /// changes, when the member connects, and as a plain state when it is gone for good.
+    ConsoleState { peer: PeerId, state: ConsoleState },
 }
 
 /// Result bytes waiting for one peer, at most this many (whole messages beyond it are
@@ -105,6 +116,9 @@ pub enum PageInput {
     },
     /// The presenter takes the signaling server away from the room for `secs` seconds.
     ServerAway { secs: u32 },
+    /// The presenter's reset: every member a presenter failed comes back (through the
+    /// signaling server, since a failed member hears nothing on its data channels).
+    ReviveRoom,
     /// The tab went to the background (hidden) or came back: peers are told, and give
     /// it a longer allowance meanwhile.
     Background(bool),
@@ -138,6 +152,9 @@ pub enum Action {
     /// A presenter asked this node to leave: close every connection and the signaling
     /// socket, and stop.
     Leave,
+    /// A presenter revived this failed node: enter the room again under the same id
+    /// ([`crate::transport::Transport::rejoin`]).
+    Rejoin,
 }
 
 /// A command given before the server welcomed this node (which has no id until then).
@@ -202,6 +219,11 @@ pub struct MeshNode {
     /// Data-channel messages handed to the run loop per peer, for the view's pulses.
     /// Bounded by the peers ever met (pruned when one leaves).
     sent: BTreeMap<PeerId, u64>,
+    /// This node's console state as it last announced it.
+    announced: ConsoleState,
+    /// The console states members announced (only those that are not plain): bounded
+    /// by the members, pruned when one is gone for good.
+    states: BTreeMap<PeerId, ConsoleState>,
 }
 
 impl MeshNode {
@@ -231,6 +253,77 @@ impl MeshNode {
             failed: false,
             lying: false,
             sent: BTreeMap::new(),
+            announced: ConsoleState::default(),
+            states: BTreeMap::new(),
+        }
+    }
+
+    /// This node's console state now: what a presenter's commands left set.
+    pub fn console_state(&self) -> ConsoleState {
+        let cut = self.membership.as_ref().map_or_else(Vec::new, |m| {
+            m.peers()
+                .filter(|p| p.cut)
+                .map(|p| p.info.id.clone())
+                .take(wire::STATE_CUTS_MAX)
+                .collect()
+        });
+        ConsoleState {
+            paused: self.engine.as_ref().is_some_and(Engine::is_paused),
+            pacing_ms: self.engine.as_ref().map_or(0, Engine::pacing_floor),
+            lying: self.lying,
+            cut,
+        }
+    }
+
+    /// The console states members announced that are not plain.
+    pub fn member_states(&self) -> &BTreeMap<PeerId, ConsoleState> {
+        &self.states
+    }
+
+    /// Tells every member this node's console state if it changed since it last did.
+    fn announce_state(&mut self) {
+        let now = self.console_state();
+        if now == self.announced {
+            return;
+        }
+        self.announced = now.clone();
+        let bytes = wire::encode(&WireMsg::State(now.clone()));
+        // Members, not through a link cut just now (its event is not pumped yet).
+        let peers: Vec<PeerId> = self.membership.as_ref().map_or_else(Vec::new, |m| {
+            m.peers()
+                .filter(|p| p.state == PeerState::Connected && !p.cut)
+                .map(|p| p.info.id.clone())
+                .collect()
+        });
+        for p in peers {
+            self.send(p, bytes.clone());
+        }
+        if let Some(m) = &self.membership {
+            let peer = m.me().id.clone();
+            self.actions
+                .push_back(Action::Event(NodeEvent::ConsoleState { peer, state: now }));
+        }
+    }
+
+    /// A member connected (or came back): it learns this node's console state, unless
+    /// there is nothing to learn.
+    fn tell_state(&mut self, to: &PeerId) {
+        if !self.announced.is_plain() {
+            let bytes = wire::encode(&WireMsg::State(self.announced.clone()));
+            self.send(to.clone(), bytes);
+        }
+    }
+
+    /// A member's console state arrived, or (plain) it is gone for good.
+    fn member_state(&mut self, peer: PeerId, state: ConsoleState) {
+        let old = if state.is_plain() {
+            self.states.remove(&peer)
+        } else {
+            self.states.insert(peer.clone(), state.clone())
+        };
+        if old.unwrap_or_default() != state {
+            self.actions
+                .push_back(Action::Event(NodeEvent::ConsoleState { peer, state }));
         }
     }
 
@@ -272,6 +365,10 @@ impl MeshNode {
 
     pub fn handle_transport(&mut self, now: Micros, ev: TransportEvent) {
         if self.failed {
+            // Silent, as a crashed machine, except to a presenter's revive.
+            if let TransportEvent::Revive(by) = ev {
+                self.revive(now, by);
+            }
             return;
         }
         match ev {
@@ -286,12 +383,24 @@ impl MeshNode {
                     m.handle_announced(now, p);
                 }
                 let id = node_id(&me.id);
-                // The cores offered are the tasks computed at once (0: none).
-                let config = EngineConfig {
-                    slots: usize::from(self.cores),
-                    ..self.engine_config.clone()
-                };
-                self.engine = Some(Engine::new(id, config, id.0, millis(now)));
+                if self.engine.as_ref().is_some_and(|e| e.id() == id) {
+                    // Entered again under the same id (revived): the engine keeps its
+                    // jobs and results; the members it knew come back as they connect.
+                    for n in std::mem::take(&mut self.members).into_keys() {
+                        self.engine_input(now, Input::PeerDown(n));
+                    }
+                } else {
+                    // The cores offered are the tasks computed at once (0: none).
+                    let config = EngineConfig {
+                        slots: usize::from(self.cores),
+                        ..self.engine_config.clone()
+                    };
+                    self.engine = Some(Engine::new(id, config, id.0, millis(now)));
+                }
+                self.members.clear();
+                self.bulk.clear();
+                self.states.clear();
+                self.announced = ConsoleState::default();
                 self.membership = Some(m);
                 self.actions
                     .push_back(Action::Event(NodeEvent::Joined { me }));
@@ -343,13 +452,44 @@ impl MeshNode {
                     m.handle_message(now, &id, &bytes);
                 }
             }
-            TransportEvent::SignalingError { code, message } => self
+            TransportEvent::SignalingError {
+                code,
+                message,
+                retry_after_ms,
+            } => self
                 .actions
-                .push_back(Action::Event(NodeEvent::SignalingError { code, message })),
+                .push_back(Action::Event(NodeEvent::SignalingError {
+                    code,
+                    message,
+                    retry_after_ms,
+                })),
             TransportEvent::SignalingClosed => self
                 .actions
                 .push_back(Action::Event(NodeEvent::SignalingClosed)),
+            // Only a failed node has anything to come back from.
+            TransportEvent::Revive(_) => {}
         }
+        self.pump(now);
+    }
+
+    /// A presenter revived this failed node: it speaks again, and enters the room again
+    /// so that the members, which took its silence for a departure, see it come back.
+    /// What it was told to do before it failed (pause, lie, slow motion) is over too.
+    fn revive(&mut self, now: Micros, by: PeerId) {
+        self.failed = false;
+        self.lying = false;
+        if let Some(e) = &mut self.engine {
+            e.set_paused(false);
+            e.set_pacing_floor(0);
+        }
+        let by = self
+            .membership
+            .as_ref()
+            .and_then(|m| m.peer(&by))
+            .map(|p| p.info.clone());
+        self.actions
+            .push_back(Action::Event(NodeEvent::Revived { by }));
+        self.actions.push_back(Action::Rejoin);
         self.pump(now);
     }
 
@@ -512,6 +652,9 @@ impl MeshNode {
                 }
             }
         }
+        if !self.failed {
+            self.announce_state();
+        }
     }
 
     /// Peers with result bytes waiting.
@@ -567,11 +710,17 @@ impl MeshNode {
                     MeshEvent::PeerConnected { peer, .. } => {
                         let n = node_id(&peer.id);
                         self.members.insert(n, peer.id.clone());
+                        self.tell_state(&peer.id);
                         self.engine_input(now, Input::PeerUp(n));
                     }
                     MeshEvent::PeerLeft { peer, .. } | MeshEvent::LinkCut { peer } => {
                         if matches!(e, MeshEvent::PeerLeft { .. }) {
                             self.sent.remove(&peer.id);
+                        }
+                        // Gone for good unless it fell silent (it may come back as it was).
+                        if matches!(e, MeshEvent::PeerLeft { reason, .. } if reason != LeftReason::Heartbeat)
+                        {
+                            self.member_state(peer.id.clone(), ConsoleState::default());
                         }
                         self.reassembly.forget(&peer.id);
                         self.bulk.remove(&peer.id);
@@ -583,9 +732,11 @@ impl MeshNode {
                     MeshEvent::LinkRestored { peer } | MeshEvent::PeerBack { peer, .. } => {
                         let n = node_id(&peer.id);
                         self.members.insert(n, peer.id.clone());
+                        self.tell_state(&peer.id);
                         self.engine_input(now, Input::PeerUp(n));
                     }
                     MeshEvent::SilentGone { peer, .. } => {
+                        self.member_state(peer.id.clone(), ConsoleState::default());
                         self.sent.remove(&peer.id);
                         self.reassembly.forget(&peer.id);
                         self.bulk.remove(&peer.id);
@@ -621,6 +772,7 @@ impl MeshNode {
                 let from = node_id(&from);
                 self.engine_input(now, Input::Message { from, msg });
             }
+            WireMsg::State(state) => self.member_state(from, state),
             WireMsg::Console(cmd) => {
                 let sender = self
                     .membership

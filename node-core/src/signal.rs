@@ -145,6 +145,11 @@ pub enum ClientMsg {
     /// anyone left (the mesh carries on over its data channels), and joins to the room
     /// are refused with [`ErrorCode::ServerAway`] until the time is up.
     Outage { secs: u32 },
+    /// A presenter's reset: every other member of the room is told
+    /// ([`ServerMsg::Revive`]), so that a member a presenter failed, which hears nothing
+    /// on its data channels any more, comes back. Members that are not failed ignore it.
+    /// Refused with [`ErrorCode::NotPresenter`] from anyone else.
+    Revive,
     /// Enter `room` again under the id a resume token names (a socket that dropped, a
     /// restarted server, a reloaded tab). Instead of a first `join`, once per
     /// connection; refused with [`ErrorCode::BadToken`], [`ErrorCode::TokenExpired`] or
@@ -199,7 +204,7 @@ impl ClientMsg {
 
     /// The `type` tags this version understands, to tell an unknown type from a
     /// malformed known one.
-    pub const TYPES: &'static [&'static str] = &["join", "signal", "outage", "resume"];
+    pub const TYPES: &'static [&'static str] = &["join", "signal", "outage", "revive", "resume"];
 }
 
 /// Frames the server sends.
@@ -231,6 +236,12 @@ pub enum ServerMsg {
     Signal {
         from: PeerId,
         data: SignalData,
+    },
+    /// Presenter `from` asked the room to revive ([`ClientMsg::Revive`]): a member a
+    /// presenter failed comes back (it enters the room again and reconnects); any other
+    /// member ignores it.
+    Revive {
+        from: PeerId,
     },
     /// A resume token for this member (after every welcome, and again before the last
     /// one expires): presented in a [`ClientMsg::Resume`], it gets this member's id back
@@ -280,6 +291,7 @@ impl ServerMsg {
         "peer_joined",
         "peer_left",
         "signal",
+        "revive",
         "resume_token",
         "error",
     ];

@@ -93,28 +93,37 @@ impl Net {
             events: Vec::new(),
             watched,
         };
-        for (i, w) in workers.iter().enumerate() {
-            let id = PeerId(format!("peer{i}"));
-            let node = MeshNode::new(MembershipConfig::default(), String::new(), *w);
-            net.nodes.push(node);
-            net.ids.push(id.clone());
-            net.alive.push(true);
-            let peers: Vec<PeerInfo> = net.ids[..i].iter().map(info).collect();
-            net.input(
-                i,
-                TransportEvent::Joined {
-                    me: info(&id),
-                    peers,
-                },
-            );
-            for j in 0..i {
-                net.input(j, TransportEvent::PeerJoined(info(&id)));
-                let (a, b) = (net.ids[i].clone(), net.ids[j].clone());
-                net.input(i, TransportEvent::ChannelOpen(b));
-                net.input(j, TransportEvent::ChannelOpen(a));
-            }
+        for w in workers {
+            net.add(*w);
         }
         net
+    }
+
+    /// A node computing `workers` tasks at once joins the room now and opens a channel
+    /// to every living member; returns its index.
+    pub fn add(&mut self, workers: u16) -> usize {
+        let i = self.nodes.len();
+        let id = PeerId(format!("peer{i}"));
+        let node = MeshNode::new(MembershipConfig::default(), String::new(), workers);
+        self.nodes.push(node);
+        self.ids.push(id.clone());
+        self.alive.push(true);
+        let living: Vec<usize> = (0..i).filter(|j| self.alive[*j]).collect();
+        let peers: Vec<PeerInfo> = living.iter().map(|j| info(&self.ids[*j])).collect();
+        self.input(
+            i,
+            TransportEvent::Joined {
+                me: info(&id),
+                peers,
+            },
+        );
+        for j in living {
+            self.input(j, TransportEvent::PeerJoined(info(&id)));
+            let (a, b) = (self.ids[i].clone(), self.ids[j].clone());
+            self.input(i, TransportEvent::ChannelOpen(b));
+            self.input(j, TransportEvent::ChannelOpen(a));
+        }
+        i
     }
 
     fn at(&mut self, at: u64, i: usize, input: Input) {
@@ -163,6 +172,7 @@ impl Net {
                 }
                 // As the run loop does: it closes everything; the server tells the rest.
                 Action::Leave => self.kill(i),
+                Action::Rejoin => self.rejoin_later(i),
             }
         }
         for to in self.nodes[i].bulk_waiting() {
@@ -220,6 +230,37 @@ impl Net {
     /// Runs until `ms` of virtual time, whatever finishes.
     pub fn run_until(&mut self, ms: u64) {
         self.run(usize::MAX, ms);
+    }
+
+    /// Node `i` enters the room again under its id, as its transport does for
+    /// [`Action::Rejoin`]: the server tells the others it left and joined again, welcomes
+    /// it with the living members, and new channels open both ways.
+    fn rejoin_later(&mut self, i: usize) {
+        let t = self.now.0 + 50_000;
+        let me = self.ids[i].clone();
+        let living: Vec<usize> = (0..self.nodes.len())
+            .filter(|j| *j != i && self.alive[*j])
+            .collect();
+        for &j in &living {
+            self.at(t, j, Input::Transport(TransportEvent::PeerLeft(me.clone())));
+            let joined = TransportEvent::PeerJoined(info(&me));
+            self.at(t, j, Input::Transport(joined));
+        }
+        let peers = living.iter().map(|j| info(&self.ids[*j])).collect();
+        let welcome = TransportEvent::Joined {
+            me: info(&me),
+            peers,
+        };
+        self.at(t, i, Input::Transport(welcome));
+        for &j in &living {
+            let open = TransportEvent::ChannelOpen(self.ids[j].clone());
+            self.at(t, i, Input::Transport(open));
+            self.at(
+                t,
+                j,
+                Input::Transport(TransportEvent::ChannelOpen(me.clone())),
+            );
+        }
     }
 
     /// Node `i` dies: nothing more from or to it; the others hear of it from the server.

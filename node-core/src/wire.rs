@@ -64,6 +64,33 @@ pub enum WireMsg {
     /// back: its timers may run late, so the receiver waits longer before it takes its
     /// silence for a departure.
     Background { on: bool },
+    /// What a presenter's console set on the sender, now: sent to every member when it
+    /// changes and to each member as it connects, so that every tab (a reloaded one
+    /// too) shows who is paused, slowed, lying or cut off.
+    State(ConsoleState),
+}
+
+/// Most members a [`ConsoleState`] names as cut off; a state naming more is refused.
+pub const STATE_CUTS_MAX: usize = 64;
+
+/// A member's console state, as it announces it ([`WireMsg::State`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleState {
+    /// It starts no new task ([`ConsoleCmd::Pause`]).
+    pub paused: bool,
+    /// Its slow-motion wait after each task, in ms (0: off).
+    pub pacing_ms: u32,
+    /// It reports wrong results on purpose ([`ConsoleCmd::Lie`]).
+    pub lying: bool,
+    /// Members its link is cut to ([`ConsoleCmd::Cut`]), at most [`STATE_CUTS_MAX`].
+    pub cut: Vec<PeerId>,
+}
+
+impl ConsoleState {
+    /// Nothing set: what a member that announced nothing is taken to be.
+    pub fn is_plain(&self) -> bool {
+        *self == ConsoleState::default()
+    }
 }
 
 /// What a presenter can make a member do, to show the mesh coping.
@@ -244,6 +271,17 @@ fn decode_within(bytes: &[u8], len_max: usize) -> Result<WireMsg, WireError> {
     {
         return Err(WireError::NameTooLong(peer.0.len()));
     }
+    if let WireMsg::State(state) = &msg {
+        if state.cut.len() > STATE_CUTS_MAX {
+            return Err(WireError::Decode(format!(
+                "a state naming {} cut links (at most {STATE_CUTS_MAX})",
+                state.cut.len()
+            )));
+        }
+        if let Some(long) = state.cut.iter().find(|p| p.0.len() > HELLO_NAME_LEN_MAX) {
+            return Err(WireError::NameTooLong(long.0.len()));
+        }
+    }
     Ok(msg)
 }
 
@@ -283,6 +321,12 @@ mod tests {
                 peer: PeerId("0123456789abcdef".into()),
             }),
             WireMsg::Console(ConsoleCmd::Pacing { ms: u32::MAX }),
+            WireMsg::State(ConsoleState {
+                paused: true,
+                pacing_ms: 600,
+                lying: true,
+                cut: vec![PeerId("x".repeat(HELLO_NAME_LEN_MAX)); STATE_CUTS_MAX],
+            }),
         ]
     }
 
@@ -321,6 +365,16 @@ mod tests {
             cores: 1,
         });
         assert!(matches!(decode(&long), Err(WireError::NameTooLong(_))));
+        let state = |cut: Vec<PeerId>| {
+            encode(&WireMsg::State(ConsoleState {
+                cut,
+                ..ConsoleState::default()
+            }))
+        };
+        let many = state(vec![PeerId("p".into()); STATE_CUTS_MAX + 1]);
+        assert!(matches!(decode(&many), Err(WireError::Decode(_))));
+        let long_id = state(vec![PeerId("p".repeat(HELLO_NAME_LEN_MAX + 1))]);
+        assert!(matches!(decode(&long_id), Err(WireError::NameTooLong(_))));
     }
 
     #[test]

@@ -442,7 +442,9 @@ impl World {
                     self.push(self.now + ms * 1000, i, Ev::Computed(job, task, out));
                 }
                 Action::Event(e) => self.on_event(i, e),
-                Action::Leave => panic!("node {i} left, but nobody here holds a console"),
+                Action::Leave | Action::Rejoin => {
+                    panic!("node {i} obeyed a console, but nobody here holds one")
+                }
             }
         }
         for to in self.nodes[i].node.bulk_waiting() {

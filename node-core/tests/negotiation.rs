@@ -231,6 +231,55 @@ fn a_welcome_back_under_our_id_offers_only_to_members_we_have_no_connection_with
 }
 
 #[test]
+fn a_restart_closes_every_attempt_quietly_and_the_next_welcome_offers_to_everyone() {
+    let mut n = Negotiation::new(NegotiationConfig::default(), PeerKind::Native, "".into());
+    n.handle_server(welcome(&["a"]));
+    let _ = drain(&mut n);
+    let from_b = offered_by(&mut n, "b");
+    let to_a = n.conn(&id("a")).expect("we offered to a");
+    // A presenter's revive reaches the policy as an event, nothing more.
+    n.handle_server(ServerMsg::Revive { from: id("a") });
+    assert_eq!(drain(&mut n), [Step::Emit(TransportEvent::Revive(id("a")))]);
+    n.restart();
+    let mut closed: Vec<_> = drain(&mut n)
+        .into_iter()
+        .map(|s| match s {
+            Step::Close { peer, conn } => (peer, conn),
+            other => panic!("a restart only closes: {other:?}"),
+        })
+        .collect();
+    closed.sort();
+    assert_eq!(closed, [(id("a"), to_a), (id("b"), from_b)]);
+    assert_eq!(n.me(), None);
+    // The welcome under the same id is a first one: offers to a and b, both connected
+    // before, in new attempts.
+    n.handle_server(welcome(&["a", "b"]));
+    let steps = drain(&mut n);
+    assert!(
+        steps
+            .iter()
+            .any(|s| matches!(s, Step::Emit(TransportEvent::Joined { .. }))),
+        "{steps:?}"
+    );
+    let offers: Vec<_> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Offer { peer, conn } => Some((peer.clone(), *conn)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offers.len(), 2, "{steps:?}");
+    assert!(offers.iter().all(|(_, c)| *c > to_a && *c > from_b));
+    // A report from an attempt of before the restart is stale.
+    n.channel_open(&id("b"), from_b);
+    assert!(
+        drain(&mut n)
+            .iter()
+            .all(|s| !matches!(s, Step::Emit(TransportEvent::ChannelOpen(_)))),
+    );
+}
+
+#[test]
 fn later_arrivals_are_reported_and_offer_to_us() {
     let mut n = alone();
     n.handle_server(ServerMsg::PeerJoined { peer: info("c") });
@@ -584,7 +633,23 @@ fn signaling_errors_and_the_socket_closing_pass_through() {
         drain(&mut n),
         [Step::Emit(TransportEvent::SignalingError {
             code: ErrorCode::NoSuchPeer,
-            message: "no such peer".into()
+            message: "no such peer".into(),
+            retry_after_ms: None,
+        })]
+    );
+    // A room taken away says when it is back.
+    n.handle_server(ServerMsg::Error {
+        code: ErrorCode::ServerAway,
+        message: "away".into(),
+        frame: Some(1),
+        retry_after_ms: Some(41_500),
+    });
+    assert_eq!(
+        drain(&mut n),
+        [Step::Emit(TransportEvent::SignalingError {
+            code: ErrorCode::ServerAway,
+            message: "away".into(),
+            retry_after_ms: Some(41_500),
         })]
     );
     n.signaling_closed();

@@ -11,7 +11,7 @@ use node_core::node::{Action, BULK_QUEUED_MAX, NodeEvent};
 use node_core::signal::{PeerId, PeerKind};
 use node_core::testkit::{Net, info};
 use node_core::transport::TransportEvent;
-use node_core::wire::{self, ConsoleCmd, MESSAGE_LEN_MAX, WireMsg};
+use node_core::wire::{self, ConsoleCmd, ConsoleState, MESSAGE_LEN_MAX, WireMsg};
 
 /// 256×256 in 2×2 tiles: every result is 64 KiB, five data-channel messages.
 fn image_job() -> Kernel {
@@ -453,4 +453,119 @@ fn slow_motion_spaces_every_task_out_and_leave_ends_the_node() {
     assert!(!net.alive[1], "node 1 did not leave");
     assert!(net.events.iter().any(|(i, e)| *i == 0
         && matches!(e, NodeEvent::Mesh(MeshEvent::PeerLeft { peer, .. }) if peer.id == net.ids[1])));
+}
+
+/// What node `at` holds of node `of`'s console state (plain when it holds none).
+fn state_of(net: &Net, at: usize, of: usize) -> ConsoleState {
+    net.nodes[at]
+        .member_states()
+        .get(&net.ids[of])
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_member_and_a_newcomer_learn_a_members_console_state_and_its_reset() {
+    let mut net = Net::new(3);
+    net.run_until(500); // the Hello exchange
+    console(&mut net, 0, 1, ConsoleCmd::Pause { on: true });
+    console(&mut net, 0, 1, ConsoleCmd::Lie { on: true });
+    console(&mut net, 0, 1, ConsoleCmd::Pacing { ms: 600 });
+    let two = net.ids[2].clone();
+    console(&mut net, 0, 1, ConsoleCmd::Cut { peer: two.clone() });
+    net.run_until(1_000);
+    let told = ConsoleState {
+        paused: true,
+        pacing_ms: 600,
+        lying: true,
+        cut: vec![net.ids[2].clone()],
+    };
+    assert_eq!(net.nodes[1].console_state(), told);
+    assert_eq!(state_of(&net, 0, 1), told, "the presenter hears it");
+    // Node 2's link to node 1 was cut last: it holds what it heard before.
+    let before_cut = ConsoleState {
+        cut: Vec::new(),
+        ..told.clone()
+    };
+    assert_eq!(state_of(&net, 2, 1), before_cut);
+    // A member that joins later (a reloaded tab) learns it as it connects.
+    let late = net.add(1);
+    net.run_until(1_500);
+    assert_eq!(state_of(&net, late, 1), told, "the newcomer learns it");
+    let said = net.events.iter().any(|(i, e)| {
+        *i == late && matches!(e, NodeEvent::ConsoleState { peer, state } if *peer == net.ids[1] && *state == told)
+    });
+    assert!(said, "the newcomer's shell is told");
+    // Undone command by command, it is plain again everywhere that heard it.
+    console(&mut net, 0, 1, ConsoleCmd::Pause { on: false });
+    console(&mut net, 0, 1, ConsoleCmd::Lie { on: false });
+    console(&mut net, 0, 1, ConsoleCmd::Pacing { ms: 0 });
+    console(&mut net, 0, 1, ConsoleCmd::Restore { peer: two });
+    net.run_until(2_000);
+    for at in [0, 2, late] {
+        assert_eq!(
+            state_of(&net, at, 1),
+            ConsoleState::default(),
+            "at node {at}"
+        );
+    }
+    assert!(net.nodes[0].member_states().is_empty());
+    // A member gone for good takes its state with it.
+    console(&mut net, 0, 2, ConsoleCmd::Pause { on: true });
+    net.run_until(2_500);
+    assert!(state_of(&net, 0, 2).paused);
+    net.kill(2);
+    net.run_until(3_000);
+    assert_eq!(state_of(&net, 0, 2), ConsoleState::default());
+}
+
+#[test]
+fn a_failed_member_hears_only_a_revive_then_comes_back_and_computes_again() {
+    let mut net = Net::new(3);
+    net.run_until(500);
+    console(&mut net, 0, 2, ConsoleCmd::Lie { on: true });
+    console(&mut net, 0, 2, ConsoleCmd::Fail);
+    // Silent: the others take it for gone.
+    net.run_until(10_000);
+    let gone = |net: &Net, at: usize| {
+        net.nodes[at]
+            .membership()
+            .and_then(|m| m.peer(&net.ids[2]))
+            .is_none_or(|p| p.state != node_core::membership::PeerState::Connected)
+    };
+    assert!(gone(&net, 0) && gone(&net, 1));
+    // A revive of a member that is not failed changes nothing there.
+    let presenter = net.ids[0].clone();
+    net.input(1, TransportEvent::Revive(presenter.clone()));
+    assert!(
+        !net.events
+            .iter()
+            .any(|(i, e)| *i == 1 && matches!(e, NodeEvent::Revived { .. }))
+    );
+    // Anything but a revive leaves the failed member silent.
+    let before = net.sent;
+    net.input(2, TransportEvent::ChannelOpen(net.ids[1].clone()));
+    assert_eq!(net.sent, before, "a failed member says nothing");
+    net.input(2, TransportEvent::Revive(presenter));
+    assert!(!net.nodes[2].is_failed());
+    assert!(
+        !net.nodes[2].is_lying(),
+        "a revive ends the lie it was told before"
+    );
+    assert!(
+        net.events
+            .iter()
+            .any(|(i, e)| *i == 2 && matches!(e, NodeEvent::Revived { .. }))
+    );
+    net.run_until(11_000);
+    assert!(!gone(&net, 0) && !gone(&net, 1), "the others see it back");
+    // It computes again: a job that needs every member's result completes.
+    submit(&mut net, &image_job(), 3, 3);
+    net.run(1, 60_000);
+    assert_eq!(net.done, vec![image_job().run_all().unwrap()]);
+    let computed_by_2 = net
+        .events
+        .iter()
+        .any(|(i, e)| *i == 2 && matches!(e, NodeEvent::Engine(Event::TaskComputed { .. })));
+    assert!(computed_by_2, "the revived member computed");
 }

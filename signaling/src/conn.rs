@@ -375,6 +375,7 @@ impl Connection {
                     ClientMsg::Join { .. } => "join",
                     ClientMsg::Signal { .. } => "signal",
                     ClientMsg::Outage { .. } => "outage",
+                    ClientMsg::Revive => "revive",
                     ClientMsg::Resume { .. } => "resume",
                 };
                 self.shared.stats.frames_in.add(kind);
@@ -418,6 +419,27 @@ impl Connection {
                     }
                     // This client was just dropped; the kick ends the connection.
                     Err(RelayError::SenderGone) => Flow::Continue,
+                }
+            }
+            ClientMsg::Revive => {
+                let Some(joined) = &self.joined else {
+                    return self.refuse(ErrorCode::NotJoined, "join a room first".into());
+                };
+                if !joined.presenter {
+                    return self.refuse(
+                        ErrorCode::NotPresenter,
+                        "only a member that joined with the presenter key can revive the room"
+                            .into(),
+                    );
+                }
+                let id = joined.id.clone();
+                let result = self.shared.registry().revive(&id);
+                match result {
+                    Ok(told) => {
+                        tracing::info!(conn = self.conn, told, "revive");
+                        self.accepted()
+                    }
+                    Err(_) => Flow::Continue,
                 }
             }
             ClientMsg::Outage { secs } => {
@@ -484,13 +506,17 @@ impl Connection {
                 return self.refuse(code, message);
             }
         };
-        if let Some(left) = shared.registry().away_for(&room, Instant::now()) {
-            return self.refuse(
+        let away = shared.registry().away_for(&room, Instant::now());
+        if let Some(left) = away {
+            // When, exactly, so that a page counts down to it.
+            let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            return self.refuse_with(
                 ErrorCode::ServerAway,
                 format!(
                     "a presenter took the server away from room {room:?}; back in {} s",
                     left.as_secs() + 1
                 ),
+                Some(ms),
             );
         }
         let presenter = match (&presenter_key, &shared.config.presenter_key) {
@@ -683,7 +709,7 @@ impl Connection {
 
 /// Whether a presenter key given in a join is the server's, in time that depends only
 /// on the lengths (a wrong guess learns nothing from how long the answer took).
-fn same_secret(given: &str, key: &str) -> bool {
+pub(crate) fn same_secret(given: &str, key: &str) -> bool {
     let (a, b) = (given.as_bytes(), key.as_bytes());
     if a.len() != b.len() {
         return false;

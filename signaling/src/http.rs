@@ -39,6 +39,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/rooms", get(rooms))
         .route("/api/stats", get(stats))
         .route("/api/info", get(info))
+        .route("/api/rooms/{room}/back", axum::routing::post(bring_back))
         .route("/metrics", get(metrics))
         .nest_service("/static", static_files)
         .fallback(web_ui)
@@ -149,6 +150,42 @@ async fn info(State(shared): State<Arc<Shared>>) -> Json<InfoBody> {
         public_url: shared.config.public_url.clone(),
         loopback_only: shared.config.loopback_only,
     })
+}
+
+/// The body of `POST /api/rooms/{room}/back`.
+#[derive(serde::Deserialize)]
+struct BackBody {
+    presenter_key: String,
+}
+
+/// A presenter ends a room's outage early (its "bring the server back now"): 200 with
+/// `{"back": true}` if the room was away, `{"back": false}` if it was not; 403 without
+/// the server's presenter key (or when the server has none).
+async fn bring_back(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(room): axum::extract::Path<String>,
+    Json(body): Json<BackBody>,
+) -> Response {
+    let allowed = shared
+        .config
+        .presenter_key
+        .as_deref()
+        .is_some_and(|key| crate::conn::same_secret(&body.presenter_key, key));
+    if !allowed {
+        shared
+            .stats
+            .presenter_keys_refused
+            .fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::FORBIDDEN,
+            "only a presenter (with the server's presenter key) can bring the server back",
+        )
+            .into_response();
+    }
+    let back = shared
+        .registry()
+        .bring_back(&room, tokio::time::Instant::now());
+    Json(serde_json::json!({ "back": back })).into_response()
 }
 
 /// The body of `/api/stats`: counters since the server started.

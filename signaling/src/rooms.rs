@@ -134,6 +134,16 @@ impl Registry {
         members.len()
     }
 
+    /// Ends `room`'s outage now; returns whether it was away.
+    pub fn bring_back(&mut self, room: &str, now: Instant) -> bool {
+        self.away.retain(|_, t| *t > now);
+        let was = self.away.remove(room).is_some();
+        if was {
+            tracing::info!(%room, "a presenter brought the server back to the room early");
+        }
+        was
+    }
+
     /// How long `room` is still away, if a presenter took the server away from it.
     pub fn away_for(&self, room: &str, now: Instant) -> Option<std::time::Duration> {
         self.away
@@ -262,6 +272,24 @@ impl Registry {
         self.sent("signal", 1);
         self.remove_all(failed);
         Ok(())
+    }
+
+    /// Tells every other member of `from`'s room that `from` asks for a revive; returns
+    /// how many were told.
+    pub fn revive(&mut self, from: &PeerId) -> Result<usize, RelayError> {
+        let room = self.room_of.get(from).ok_or(RelayError::SenderGone)?;
+        let frame = encode(ServerMsg::Revive { from: from.clone() });
+        let mut failed = Vec::new();
+        let mut told = 0;
+        for m in self.rooms.get(room).into_iter().flatten() {
+            if &m.info.id != from {
+                deliver(&m.info.id, &m.outbox, frame.clone(), &mut failed);
+                told += 1;
+            }
+        }
+        self.sent("revive", told as u64);
+        self.remove_all(failed);
+        Ok(told)
     }
 
     /// Up to `limit` rooms with their members, by room name, starting after `after`;

@@ -784,11 +784,46 @@ async fn a_presenter_takes_the_server_away_from_a_room_and_nobody_is_told_anyone
     elsewhere.expect_error(ErrorCode::NoSuchPeer).await;
     let rooms = server.get("/api/rooms").await.body;
     assert!(!rooms.contains("\"talk\""), "{rooms}");
-    // Nobody joins the room meanwhile; once the time is up, they do.
+    // Nobody joins the room meanwhile, and is told when it comes back.
     let mut late = server.client().await;
     late.send_join("talk").await;
-    let why = late.expect_error(ErrorCode::ServerAway).await;
-    assert!(why.contains("back in"), "{why}");
+    match late.recv().await {
+        ServerMsg::Error {
+            code: ErrorCode::ServerAway,
+            message,
+            retry_after_ms: Some(ms),
+            ..
+        } => assert!(message.contains("back in") && ms <= 2_000, "{message} {ms}"),
+        other => panic!("{other:?}"),
+    }
+    // Only the presenter key brings it back early; then anyone joins at once.
+    let back = |key: &str| format!(r#"{{"presenter_key":"{key}"}}"#);
+    let refused = server
+        .post_json("/api/rooms/talk/back", &back("not-the-key"))
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let ended = server.post_json("/api/rooms/talk/back", &back(key)).await;
+    assert_eq!(
+        (ended.status, ended.body.as_str()),
+        (200, r#"{"back":true}"#)
+    );
+    let mut now = server.client().await;
+    now.send_join("talk").await;
+    assert!(matches!(now.recv().await, ServerMsg::Welcome { .. }));
+    let again = server.post_json("/api/rooms/talk/back", &back(key)).await;
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (200, r#"{"back":false}"#)
+    );
+    // Once the time is up (taken away again), they join again by themselves.
+    let mut p2 = server.client().await;
+    assert!(join_with_key(&mut p2, "talk", Some(key)).await.1);
+    p2.send(ClientMsg::Outage { secs: 1 }).await;
+    // Its own socket closes once the room is away.
+    until_closed(&mut p2).await;
+    let mut away = server.client().await;
+    away.send_join("talk").await;
+    away.expect_error(ErrorCode::ServerAway).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let mut c = server.client().await;
@@ -805,6 +840,42 @@ async fn a_presenter_takes_the_server_away_from_a_room_and_nobody_is_told_anyone
             }
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[tokio::test]
+async fn a_presenters_revive_reaches_every_other_member_of_the_room_only() {
+    let key = "revive-key-0123456789";
+    let server = presenter_server(key).await;
+    let mut a = server.client().await;
+    a.join("talk").await;
+    let mut b = server.client().await;
+    b.join("talk").await;
+    assert!(matches!(a.recv().await, ServerMsg::PeerJoined { .. }));
+    let mut elsewhere = server.client().await;
+    elsewhere.join("other-room").await;
+    let mut p = server.client().await;
+    let (presenter, yes) = join_with_key(&mut p, "talk", Some(key)).await;
+    assert!(yes);
+    for c in [&mut a, &mut b] {
+        assert!(matches!(c.recv().await, ServerMsg::PeerJoined { .. }));
+    }
+    // Only a presenter may.
+    a.send(ClientMsg::Revive).await;
+    a.expect_error(ErrorCode::NotPresenter).await;
+    p.send(ClientMsg::Revive).await;
+    for c in [&mut a, &mut b] {
+        match c.recv().await {
+            ServerMsg::Revive { from } => assert_eq!(from, presenter),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Not the presenter itself, not another room: their next frame is an answer to
+    // their own next request.
+    for c in [&mut p, &mut elsewhere] {
+        c.signal(&PeerId("0000000000000000".into()), offer("v=0"))
+            .await;
+        c.expect_error(ErrorCode::NoSuchPeer).await;
     }
 }
 

@@ -179,6 +179,7 @@ export function readGraph(page) {
       done: Number(g.getAttribute('data-done')),
       label: g.getAttribute('aria-label'),
       note: g.querySelector('.load')?.textContent ?? '',
+      console: (g.getAttribute('data-console') ?? '').split(' ').filter((w) => w),
     })),
   );
 }

@@ -23,7 +23,14 @@
 //      task grid shows results losing a copy and healing;
 //   6. the inspector explains a clicked member and a clicked task; accessibility basics
 //      (every control named, no positive tabindex); no horizontal scrolling at 375 px
-//      in either layout; no console error.
+//      in either layout; no console error;
+//   7. the time machine scrubs back, exports the run, and another tab imports it;
+//   9. `r` resets the demo: the failed native and tab come back (logged as rejoined),
+//      the liar stops lying, and a q = 2 job after it has no disagreement, computed by
+//      the members that were failed too;
+//  10. the presenter's tab, reloaded while the natives are paused and one lies, shows
+//      both (the members announce them), and `r` clears both from there;
+//  11. the server goes away from the room; the mesh carries on, and a new tab is told.
 //
 // Input: a JSON object as argv[2]:
 //   { "meshwork", "dist", "outdir", "cwd", "chromium", "profiles_dir", "timeout_ms",
@@ -37,7 +44,7 @@ import { pollUntil, resizeAndFit, readGraph, readTab, sleep, startController } f
 
 const { cfg, h, run } = startController(
   'view',
-  { timeout_ms: 170_000, mesh_timeout_ms: 60_000, job_timeout_ms: 90_000 },
+  { timeout_ms: 260_000, mesh_timeout_ms: 60_000, job_timeout_ms: 90_000 },
   ['presenter_key', 'public_url'],
 );
 const say = (...a) => h.say(...a);
@@ -398,7 +405,75 @@ async function main() {
   files.presenter = path.join(cfg.outdir, 'presenter.png');
   await pp.screenshot({ path: files.presenter, fullPage: true });
 
-  // 8. The server goes away (scenario): every socket to it closes, the mesh carries on,
+  // 9. Reset (`r`): the failed native and tab T come back, and the others see them
+  // return; the liar stops lying. Then a job with q = 2 runs with no disagreement, and
+  // the members that were failed compute in it.
+  const mark = Object.fromEntries(natives.map((n) => [n.name, n.events.length]));
+  const since = (n) => n.events.slice(mark[n.name]);
+  const doneBefore = Object.fromEntries((await graph(pp)).map((n) => [n.peer, n.done]));
+  const rejoined = () => pp.$$eval('[data-testid=log-entry][data-event=joined]', (els) => els.filter((e) => /rejoined under the same id/.test(e.textContent)).map((e) => e.getAttribute('data-peer')));
+  const rejoinedBefore = await rejoined();
+  await pp.click('h1');
+  await pp.keyboard.press('r');
+  const back = await pollUntil(async () => {
+    const g = await graph(pp);
+    const st = (k) => g.find((n) => n.peer === ids[k])?.state;
+    const live = [other.name, 'tab-t', liar.name, 'tab-x'].every((k) => st(k) === 'live');
+    const halted = await bt.page.evaluate(() => !!document.querySelector('[data-testid=halted]'));
+    const clean = g.every((n) => n.console.length === 0);
+    return live && !halted && clean && since(other).some((e) => e.event === 'revived') ? g : null;
+  }, Date.now() + 20_000, 200);
+  const honest = since(liar).some((e) => e.event === 'console' && /stop lying/.test(e.text));
+  const returned = await rejoined();
+  const count = (list, p) => list.filter((x) => x === p).length;
+  const seenBack = [ids[other.name], ids['tab-t']].every((p) => count(returned, p) > count(rejoinedBefore, p));
+  check('reset_revives_the_failed_and_ends_the_lie', back && honest && seenBack, { returned, rejoinedBefore, graph: back ?? (await graph(pp)), honest, said: await pp.evaluate(() => document.querySelector('[data-testid=console-said]')?.textContent) });
+  await pp.fill('[data-testid=replicas]', '2');
+  await pp.fill('[data-testid=quorum]', '2');
+  await pp.click('h1');
+  const jobsBefore = await pp.$$eval('[data-testid=job]', (els) => els.length);
+  await pp.keyboard.press('s');
+  const afterReset = await pollUntil(async () => {
+    const jobs = await pp.$$eval('[data-testid=job]', (els) => els.map((e) => e.getAttribute('data-state')));
+    return jobs.length > jobsBefore && jobs[0] === 'done' ? jobs : null;
+  }, Date.now() + cfg.job_timeout_ms, 250);
+  const mismatches = natives.flatMap((n) => since(n).filter((e) => e.event === 'task_mismatch' || e.event === 'liar_marked'));
+  const nativesComputed = natives.every((n) => since(n).some((e) => e.event === 'task_computed'));
+  const doneAfter = Object.fromEntries((await graph(pp)).map((n) => [n.peer, n.done]));
+  const tabComputed = doneAfter[ids['tab-t']] > (doneBefore[ids['tab-t']] ?? 0);
+  check('after_reset_every_member_computes_and_none_lies', afterReset && mismatches.length === 0 && nativesComputed && tabComputed, { afterReset, mismatches: mismatches.slice(0, 3), nativesComputed, doneBefore, doneAfter });
+
+  // 10. A presenter's tab reloaded while the natives are paused and one lies shows both:
+  // the members announce what the console set.
+  await pp.selectOption('[data-testid=console-target]', ids[liar.name]);
+  await pp.click('[data-testid=console-lie]');
+  await pp.click('h1');
+  await pp.keyboard.press(' ');
+  const pausedNow = await pollUntil(() => natives.every((n) => since(n).some((e) => e.event === 'console' && /pause/.test(e.text))) || null, Date.now() + 5_000);
+  await pp.reload();
+  const announced = await pollUntil(async () => {
+    const g = await graph(pp);
+    const of = (k) => g.find((n) => n.peer === ids[k]);
+    const banner = await pp.evaluate(() => document.querySelector('[data-testid=mesh-mode]')?.textContent ?? '');
+    const ok = g.length >= 5 && natives.every((n) => of(n.name)?.console.includes('paused'))
+      && of(liar.name)?.console.includes('lying') && !of(other.name)?.console.includes('lying')
+      && /paused/.test(banner);
+    return ok ? { banner, natives: natives.map((n) => of(n.name)) } : null;
+  }, Date.now() + 20_000, 200);
+  files.reloaded = path.join(cfg.outdir, 'reloaded-presenter.png');
+  await pp.screenshot({ path: files.reloaded });
+  check('reloaded_presenter_sees_paused_and_lying', pausedNow && announced, { announced, graph: await graph(pp) });
+  // Reset again: nothing paused, nobody lying, on the reloaded tab's word too.
+  await pp.click('h1');
+  await pp.keyboard.press('r');
+  const plain = await pollUntil(async () => {
+    const g = await graph(pp);
+    const banner = await pp.evaluate(() => !!document.querySelector('[data-testid=mesh-mode]'));
+    return g.length >= 5 && g.every((n) => n.console.length === 0) && !banner ? g : null;
+  }, Date.now() + 10_000, 200);
+  check('reset_from_a_reloaded_tab', plain, await graph(pp));
+
+  // 11. The server goes away (scenario): every socket to it closes, the mesh carries on,
   // and nobody can join the room meanwhile.
   await pp.click('[data-testid=scenario-away]');
   const statusOf = (page) => page.evaluate(() => document.querySelector('[data-testid=status]')?.textContent ?? '');
@@ -412,7 +487,29 @@ async function main() {
   const stillMeshed = (await graph(pp)).filter((n) => n.state === 'live').map((n) => n.peer).sort();
   const late = await h.openPage(bt, origin, url('tab-late'));
   const refusedJoin = await pollUntil(() => statusOf(late).then((t) => (/took the server away/.test(t) ? t : null)), Date.now() + 5_000, 100);
-  check('server_away_mesh_carries_on', closedEverywhere && stillMeshed.length === 3 && stillMeshed.includes(ids['tab-x']) && stillMeshed.includes(ids[liar.name]) && refusedJoin, { closedEverywhere, stillMeshed, refusedJoin });
+  check('server_away_mesh_carries_on', closedEverywhere && stillMeshed.length === 5 && stillMeshed.includes(ids['tab-x']) && stillMeshed.includes(ids[liar.name]) && refusedJoin, { closedEverywhere, stillMeshed, refusedJoin });
+  // Every tab says so in a banner that counts down to the server's return, and the
+  // presenter brings it back early: the members resume and a new tab joins at once.
+  const awayText = (page) => page.evaluate(() => document.querySelector('[data-testid=server-away-words]')?.textContent ?? '');
+  const secsLeft = (t) => Number((t.match(/back in (\d+) s/) ?? [])[1] ?? NaN);
+  const countdown = await pollUntil(async () => {
+    const t = await Promise.all([pp, px].map(awayText));
+    return t.every((x) => Number.isFinite(secsLeft(x))) ? t : null;
+  }, Date.now() + 15_000, 200);
+  await sleep(2_500);
+  const later = await awayText(pp);
+  const counting = !!countdown && secsLeft(later) <= secsLeft(countdown[0]) - 2;
+  files.server_away = path.join(cfg.outdir, 'server-away.png');
+  await pp.screenshot({ path: files.server_away });
+  const backMark = liar.events.length;
+  await pp.click('[data-testid=server-back]');
+  const serverBack = await pollUntil(async () => {
+    const banners = await Promise.all([pp, px].map((p) => p.evaluate(() => !!document.querySelector('[data-testid=server-away]'))));
+    return banners.every((b) => !b) && liar.events.slice(backMark).some((e) => e.event === 'signaling_back') ? true : null;
+  }, Date.now() + 20_000, 200);
+  const newcomer = await h.openPage(bt, origin, url('tab-new'));
+  const joinedNow = await pollUntil(() => readTab(newcomer).then((t) => (t.count === '4' ? t : null)), Date.now() + 20_000, 200);
+  check('server_away_counts_down_and_comes_back_early', counting && serverBack && joinedNow, { countdown, later, serverBack, joinedNow: joinedNow ?? (await readTab(newcomer)) });
 }
 
 await run.run(main);

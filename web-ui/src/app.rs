@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use node_core::signal::valid_room_name;
 
 use crate::bridge::{Controls, default_workers, start_node};
-use crate::console::{Console, ConsolePanel, Overlays};
+use crate::console::{Console, ConsolePanel, Overlays, ServerAwayBanner};
 use crate::graph::MeshGraph;
 use crate::panels::{
     event_log::EventLog, guide::Guide, inspector::Inspector, jobs::Jobs, me::Me, numbers::Numbers,
@@ -43,6 +43,8 @@ fn App() -> impl IntoView {
         public_url: RwSignal::new(None),
         loopback_only: RwSignal::new(false),
         halted: RwSignal::new(None),
+        server_away: RwSignal::new(None),
+        clock: RwSignal::new(0.0),
         log_filter: RwSignal::new(LogFilter::default()),
         tm: TimeMachine::new(),
         replay_graph: RwSignal::new(Vec::new()),
@@ -109,10 +111,20 @@ fn App() -> impl IntoView {
                 <Show when=move || view.halted.with(Option::is_some)>
                     <p class="halted" role="alert" data-testid="halted">{move || view.halted.get().unwrap_or_default()}</p>
                 </Show>
+                <ServerAwayBanner view room=room.clone()/>
                 <Show when=move || { view.paused.get() || view.slow_ms.get() > 0 }>
-                    <p class="paused" data-testid="mesh-mode">{move || match (view.paused.get(), view.slow_ms.get()) {
-                        (true, _) => "The mesh is paused: no member starts a task (→ steps one task on each).".to_string(),
-                        (false, ms) => format!("Slow motion: every member waits {ms} ms after each task."),
+                    <p class="paused" data-testid="mesh-mode">{move || {
+                        // As the members announce it: all of them, or some.
+                        let (paused, slowed, live) = view.graph.with(|g| {
+                            let live: Vec<_> = g.iter().filter(|n| n.state == "live").collect();
+                            (live.iter().filter(|n| n.paused).count(), live.iter().filter(|n| n.slow_ms > 0).count(), live.len())
+                        });
+                        match (view.paused.get(), view.slow_ms.get()) {
+                            (true, _) if paused < live => format!("{paused} of {live} members are paused: they start no task (→ steps one task on each, space resumes them)."),
+                            (true, _) => "The mesh is paused: no member starts a task (→ steps one task on each).".to_string(),
+                            (false, ms) if slowed < live => format!("Slow motion on {slowed} of {live} members: each waits up to {ms} ms after each task."),
+                            (false, ms) => format!("Slow motion: every member waits {ms} ms after each task."),
+                        }
                     }}</p>
                 </Show>
                 <ReplayBanner view/>

@@ -148,10 +148,19 @@ impl Shell {
                 ViewOp::Pulses(p) => view.pulses.set(p),
                 ViewOp::Rates(r) => view.rates.set(r),
                 ViewOp::Inspect(w) => view.inspect.set(w),
-                ViewOp::Halted(h) => view.halted.set(Some(h)),
+                ViewOp::Halted(h) => view.halted.set(h),
                 ViewOp::Paused(on) => view.paused.set(on),
                 ViewOp::SlowMs(ms) => view.slow_ms.set(ms),
                 ViewOp::Redraw => self.painter.forget_canvases(),
+                ViewOp::ServerAway(None) => view.server_away.set(None),
+                ViewOp::ServerAway(Some(back_in)) => {
+                    let now = crate::view::page_now();
+                    let at = back_in.map(|ms| now + ms as f64);
+                    // A later word without a time keeps the time known.
+                    let at = at.or_else(|| view.server_away.get_untracked().flatten());
+                    view.clock.set(now);
+                    view.server_away.set(Some(at));
+                }
             }
         }
         renders
@@ -256,6 +265,11 @@ async fn serve_transport(
                 transport.close_peer(&peer);
             }
             ToPage::ServerAway(secs) => transport.take_server_away(secs),
+            ToPage::ReviveRoom => transport.revive_room(),
+            ToPage::Rejoin => {
+                draining.clear();
+                transport.rejoin();
+            }
             ToPage::ChannelState { peer, conn, open } => transport.moved_channel(&peer, conn, open),
             ToPage::Shutdown => {
                 transport.shutdown().await;

@@ -178,6 +178,35 @@ impl Console {
         }
     }
 
+    /// Resets the demo from whatever state a rehearsal left: every live member resumes,
+    /// stops lying and leaves slow motion; every cut link (as the members announce
+    /// them, and as this console cut them) is restored; and the server tells every
+    /// member to revive, which brings back those a presenter failed.
+    pub fn reset(&self) -> String {
+        self.pause(false);
+        self.slow_motion(0);
+        self.everyone(ConsoleCmd::Lie { on: false });
+        let mut cuts: Vec<(String, String)> = self.view.graph.with_untracked(|g| {
+            g.iter()
+                .filter(|n| n.state == "live")
+                .flat_map(|n| n.cut.iter().map(|c| (n.peer.clone(), c.clone())))
+                .collect()
+        });
+        cuts.extend(self.view.cuts.get_untracked());
+        cuts.sort();
+        cuts.dedup();
+        let links = cuts.len();
+        for (a, b) in cuts {
+            self.send(&a, ConsoleCmd::Restore { peer: PeerId(b) });
+        }
+        self.view.cuts.set(Default::default());
+        let _ = self.to_node.unbounded_send(PageInput::ReviveRoom);
+        format!(
+            "reset: every member resumes, stops lying and leaves slow motion; {links} cut {} restored; failed members are asked back through the server",
+            if links == 1 { "link" } else { "links" }
+        )
+    }
+
     /// Fails the member selected on the graph (a click on it).
     pub fn fail_selected(&self) -> String {
         let selected = match self.view.selected.get_untracked() {
@@ -234,6 +263,7 @@ impl Console {
             KeyAction::Liar => self.said.set(self.liar()),
             KeyAction::ServerAway => self.said.set(self.server_away()),
             KeyAction::FailSelected => self.said.set(self.fail_selected()),
+            KeyAction::Reset => self.said.set(self.reset()),
             KeyAction::Back => {
                 let tm = view.tm;
                 let last = tm.frames.get_untracked().checked_sub(1);
@@ -434,7 +464,8 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
             ));
         }
     };
-    let (c3, c4, c5, c6, c7, c8) = (
+    let (c3, c4, c5, c6, c7, c8, c9) = (
+        console.clone(),
         console.clone(),
         console.clone(),
         console.clone(),
@@ -488,6 +519,7 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
                     <button data-testid="console-slow" aria-pressed=move || (view.slow_ms.get() > 0).to_string()
                         on:click=move |ev| { blur(&ev); c5.slow_motion(if view.slow_ms.get_untracked() > 0 { 0 } else { SLOW_MS }) }>
                         {move || if view.slow_ms.get() > 0 { "Normal speed (←)" } else { "Slow motion (←)" }}</button>
+                    <button data-testid="console-reset" on:click=move |ev| { blur(&ev); said.set(c9.reset()) }>"Reset the demo (r)"</button>
                 </div>
                 <div class="row">
                     <span class="dim">"Scenarios:"</span>
@@ -497,6 +529,80 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
                 </div>
                 <p class="dim" data-testid="console-said" aria-live="polite">{move || said.get()}</p>
         </section>
+    }
+}
+
+/// Asks the server to take the room back now (a presenter's "bring it back"): the
+/// members' next attempt to resume succeeds. Returns what happened, in words.
+async fn bring_server_back(room: String) -> String {
+    let Some(key) = presenter_key() else {
+        return "only a presenter can bring the server back".into();
+    };
+    let Some(window) = web_sys::window() else {
+        return "no window".into();
+    };
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let headers = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&headers, &"content-type".into(), &"application/json".into());
+    init.set_headers(&headers);
+    let body = serde_json::json!({ "presenter_key": key }).to_string();
+    init.set_body(&body.into());
+    let url = format!("/api/rooms/{room}/back");
+    let sent =
+        wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(&url, &init)).await;
+    match sent
+        .ok()
+        .and_then(|r| r.dyn_into::<web_sys::Response>().ok())
+    {
+        Some(r) if r.ok() => {
+            "the server takes the room back now: members reconnect within a few seconds".into()
+        }
+        Some(r) => format!("the server refused to come back ({})", r.status()),
+        None => "the server did not answer".into(),
+    }
+}
+
+/// A banner while the signaling server is away: why, a countdown to its return when
+/// the server said when, and for a presenter a control to bring it back now.
+#[component]
+pub fn ServerAwayBanner(view: MeshView, room: String) -> impl IntoView {
+    // The countdown runs: the clock ticks each second while the server is away.
+    leptos::prelude::set_interval(
+        move || {
+            if view.server_away.with_untracked(Option::is_some) {
+                view.clock.set(crate::view::page_now());
+            }
+        },
+        std::time::Duration::from_millis(1000),
+    );
+    let presenter = move || view.me.with(|m| m.as_ref().is_some_and(|m| m.presenter));
+    let words = move || {
+        match view.server_away.get() {
+        Some(Some(at)) => {
+            let left = ((at - view.clock.get()) / 1000.0).ceil().max(0.0);
+            format!(
+                "The signaling server is away from this room (a presenter's demonstration): back in {left:.0} s. The mesh carries on over its data channels; nobody can join until then."
+            )
+        }
+        _ => "The signaling server is away: the mesh carries on over its data channels, and this tab reconnects to it (nobody can join meanwhile).".into(),
+    }
+    };
+    let said = RwSignal::new(String::new());
+    let back = move |ev: web_sys::MouseEvent| {
+        blur(&ev);
+        let room = room.clone();
+        said.set("asking the server to come back…".into());
+        wasm_bindgen_futures::spawn_local(async move { said.set(bring_server_back(room).await) });
+    };
+    view! {
+        <Show when=move || view.server_away.with(Option::is_some)>
+            <p class="server-away" role="status" data-testid="server-away">
+                <span data-testid="server-away-words">{words}</span>" "
+                <button data-testid="server-back" hidden=move || !presenter() on:click=back.clone()>"Bring it back now"</button>
+                " "<span class="dim">{move || said.get()}</span>
+            </p>
+        </Show>
     }
 }
 

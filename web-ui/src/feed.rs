@@ -14,7 +14,7 @@ use node_core::job::{JobId, NodeId, TaskId};
 use node_core::kernels::{JobOutput, mandelbrot};
 use node_core::membership::{LeftReason, MeshEvent, Micros, PeerState};
 use node_core::node::{MeshNode, NodeEvent, node_id};
-use node_core::signal::{PeerId, PeerInfo};
+use node_core::signal::{ErrorCode, PeerId, PeerInfo};
 use node_core::wire::ConsoleCmd;
 use serde::{Deserialize, Serialize};
 
@@ -215,14 +215,19 @@ pub enum ViewOp {
     Rates(RatesView),
     /// The inspector's words for the selection.
     Inspect(String),
-    /// Why this node went silent (failed or sent away by a presenter).
-    Halted(String),
-    /// The console's mesh-wide pause and pacing, as a presenter set them.
+    /// Why this node went silent (failed or sent away by a presenter), or (`None`) that
+    /// it speaks again (revived).
+    Halted(Option<String>),
+    /// Whether any live member is paused, and the longest slow motion of any, as the
+    /// members announce them.
     Paused(bool),
     SlowMs(u32),
     /// Back from a recorded moment: every picture is drawn again, from tiles sent
     /// again after this.
     Redraw,
+    /// The signaling server is here (`None`) or away: `Some(back_in_ms)`, with how long
+    /// until it takes the room back when it said (a presenter took it away).
+    ServerAway(Option<Option<u64>>),
 }
 
 /// What the feed needs to know of the page.
@@ -252,6 +257,8 @@ pub struct ViewModel {
     pub paused: bool,
     pub slow_ms: u32,
     pub finished: BTreeSet<JobId>,
+    /// The signaling server away, and how long until it is back if said.
+    pub server_away: Option<Option<u64>>,
     /// Per job, the tiles received (since the last redraw), and how many in all.
     pub tiles: BTreeMap<JobId, BTreeSet<TaskId>>,
     pub tiles_received: usize,
@@ -293,7 +300,7 @@ impl ViewModel {
             ViewOp::Graph(g) => self.graph = g,
             ViewOp::Rates(r) => self.rates = r,
             ViewOp::Inspect(w) => self.inspect = w,
-            ViewOp::Halted(h) => self.halted = Some(h),
+            ViewOp::Halted(h) => self.halted = h,
             ViewOp::Paused(p) => self.paused = p,
             ViewOp::SlowMs(ms) => self.slow_ms = ms,
             ViewOp::Tiles { job, tiles, .. } => {
@@ -302,6 +309,7 @@ impl ViewModel {
                 got.extend(tiles.into_iter().map(|(t, _)| t));
             }
             ViewOp::Redraw => self.tiles.clear(),
+            ViewOp::ServerAway(away) => self.server_away = away,
             ViewOp::Pulses(_) => {}
         }
     }
@@ -362,6 +370,9 @@ pub struct Feed {
     /// said again with each new one, instead of a line per task): its number, the first
     /// task and how many.
     mismatch_lines: BTreeMap<JobId, (u64, TaskId, u32)>,
+    /// The banners' pause and slow motion as last sent.
+    paused: bool,
+    slow_ms: u32,
 }
 
 /// Jobs whose disagreements keep a line of their own (the oldest line gives way).
@@ -582,14 +593,14 @@ impl Feed {
             format!("console: {cmd} (from {who})"),
         );
         match cmd {
-            ConsoleCmd::Fail => self.ops.push(ViewOp::Halted(
-                "The presenter failed this node: it now answers nothing, as a crashed machine would, and the others notice only its silence. Reload the page to join again.".into(),
-            )),
-            ConsoleCmd::Leave => self.ops.push(ViewOp::Halted(
+            ConsoleCmd::Fail => self.ops.push(ViewOp::Halted(Some(
+                "The presenter failed this node: it now answers nothing, as a crashed machine would, and the others notice only its silence. The presenter's reset brings it back (or reload the page).".into(),
+            ))),
+            ConsoleCmd::Leave => self.ops.push(ViewOp::Halted(Some(
                 "This node left the mesh at the presenter's request. Reload the page to join again.".into(),
-            )),
-            ConsoleCmd::Pause { on } => self.ops.push(ViewOp::Paused(*on)),
-            ConsoleCmd::Pacing { ms } => self.ops.push(ViewOp::SlowMs(*ms)),
+            ))),
+            // Pause and slow motion show from the members' announced states (see
+            // `build`), which a reloaded tab learns too.
             _ => {}
         }
     }
@@ -611,6 +622,10 @@ impl Feed {
             note: String::new(),
             colour: peer.colour,
             background: false,
+            paused: false,
+            slow_ms: 0,
+            told_to_lie: false,
+            cut: Vec::new(),
         });
         gone.state = "gone".to_string();
         gone.rtt_ms = None;
@@ -632,6 +647,7 @@ impl Feed {
                 self.member(me);
                 self.ops.push(ViewOp::Me(me.clone()));
                 self.ops.push(ViewOp::Status("joined".into()));
+                self.ops.push(ViewOp::ServerAway(None));
             }
             NodeEvent::Mesh(MeshEvent::PeerConnected {
                 peer, connect_ms, ..
@@ -770,14 +786,36 @@ impl Feed {
             NodeEvent::Console { from, cmd, obeyed } => {
                 self.on_console(from.as_ref(), cmd, *obeyed)
             }
+            // The graph shows it, and the banners whether anyone is paused or slowed.
+            NodeEvent::ConsoleState { .. } => self.dirty = true,
+            NodeEvent::Revived { by } => {
+                let who = by.as_ref().map_or("a presenter", |p| p.name.as_str());
+                let node = by.as_ref().map(|p| node_id(&p.id));
+                let text = format!(
+                    "console: revived by {who}: this node speaks again and enters the room again; the others see it come back"
+                );
+                self.log_about("console", node, None, text);
+                self.ops.push(ViewOp::Halted(None));
+            }
             NodeEvent::Mesh(_) => {}
             NodeEvent::Engine(e) => self.on_engine(e),
-            NodeEvent::SignalingError { message, .. } => self
-                .ops
-                .push(ViewOp::Status(format!("signaling error: {message}"))),
-            NodeEvent::SignalingClosed => self.ops.push(ViewOp::Status(
-                "signaling away, mesh still working: reconnecting…".into(),
-            )),
+            NodeEvent::SignalingError {
+                code,
+                message,
+                retry_after_ms,
+            } => {
+                self.ops
+                    .push(ViewOp::Status(format!("signaling error: {message}")));
+                if *code == ErrorCode::ServerAway {
+                    self.ops.push(ViewOp::ServerAway(Some(*retry_after_ms)));
+                }
+            }
+            NodeEvent::SignalingClosed => {
+                self.ops.push(ViewOp::Status(
+                    "signaling away, mesh still working: reconnecting…".into(),
+                ));
+                self.ops.push(ViewOp::ServerAway(Some(None)));
+            }
             NodeEvent::Path {
                 peer,
                 local,
@@ -799,9 +837,12 @@ impl Feed {
                 );
                 self.log("warning", &peer.0, "no_local_address", 0.0, text);
             }
-            NodeEvent::SignalingBack { peers } => self.ops.push(ViewOp::Status(format!(
-                "signaling back: the server knows {peers} other member(s) again"
-            ))),
+            NodeEvent::SignalingBack { peers } => {
+                self.ops.push(ViewOp::Status(format!(
+                    "signaling back: the server knows {peers} other member(s) again"
+                )));
+                self.ops.push(ViewOp::ServerAway(None));
+            }
         }
     }
 
@@ -1060,6 +1101,19 @@ impl Feed {
                 self.ops.push(ViewOp::Rates(rates));
             }
         }
+        // The banners: the mesh is paused while any live member is, and as slow as
+        // its slowest member.
+        let live = || graph.iter().filter(|g| g.state == "live");
+        let paused = live().any(|g| g.paused);
+        let slow_ms = live().map(|g| g.slow_ms).max().unwrap_or(0);
+        if paused != self.paused {
+            self.paused = paused;
+            self.ops.push(ViewOp::Paused(paused));
+        }
+        if slow_ms != self.slow_ms {
+            self.slow_ms = slow_ms;
+            self.ops.push(ViewOp::SlowMs(slow_ms));
+        }
         // Sent at every build, changed or not: the time machine records each.
         self.graph.clone_from(&graph);
         self.ops.push(ViewOp::Graph(graph));
@@ -1120,6 +1174,7 @@ fn build_graph(
         return Vec::new();
     };
     let me = m.me();
+    let mine = node.console_state();
     let mut out = vec![GraphNode {
         peer: me.id.0.clone(),
         node: node_id(&me.id),
@@ -1137,10 +1192,16 @@ fn build_graph(
         note: String::new(),
         colour: me.colour,
         background: m.is_background(),
+        paused: mine.paused,
+        slow_ms: mine.pacing_ms,
+        told_to_lie: mine.lying,
+        cut: mine.cut.iter().map(|p| p.0.clone()).collect(),
     }];
+    let plain = node_core::wire::ConsoleState::default();
     for p in m.peers() {
         let n = node_id(&p.info.id);
         let silent = p.state == PeerState::Silent;
+        let state = node.member_states().get(&p.info.id).unwrap_or(&plain);
         out.push(GraphNode {
             peer: p.info.id.0.clone(),
             node: n,
@@ -1170,6 +1231,10 @@ fn build_graph(
             },
             colour: p.info.colour,
             background: p.background,
+            paused: state.paused,
+            slow_ms: state.pacing_ms,
+            told_to_lie: state.lying,
+            cut: state.cut.iter().map(|p| p.0.clone()).collect(),
         });
     }
     for g in gone {

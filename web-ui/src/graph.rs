@@ -46,12 +46,17 @@ fn label(n: &GraphNode) -> String {
     if n.background {
         s += ", in the background";
     }
-    if n.liar {
-        s += if n.kind == "me" {
-            ", lying on the presenter's command"
-        } else {
-            ", caught lying"
-        };
+    if n.paused {
+        s += ", paused by the presenter (starts no new task)";
+    }
+    if n.slow_ms > 0 {
+        s += &format!(", in slow motion (waits {} ms after each task)", n.slow_ms);
+    }
+    if n.told_to_lie {
+        s += ", lying on the presenter's command";
+    }
+    if n.liar && n.kind != "me" {
+        s += ", caught lying";
     }
     s + &format!(
         ": {} running, {} {} computed and accepted, {} held",
@@ -91,12 +96,26 @@ fn full_lines(n: &GraphNode) -> (String, String) {
         "gone" | "silent" => n.note.clone(),
         "cut" => "link cut".to_string(),
         "connecting" => "connecting…".to_string(),
-        _ => format!(
-            "{} running · {} {}",
-            n.load.running,
-            n.load.done,
-            plural(n.load.done, "result", "results")
-        ),
+        _ => {
+            let mut under = String::new();
+            for (on, word) in [
+                (n.paused, "paused"),
+                (n.slow_ms > 0, "slow"),
+                (n.told_to_lie, "lying"),
+            ] {
+                if on {
+                    under += word;
+                    under += " · ";
+                }
+            }
+            under
+                + &format!(
+                    "{} running · {} {}",
+                    n.load.running,
+                    n.load.done,
+                    plural(n.load.done, "result", "results")
+                )
+        }
     };
     (name, under)
 }
@@ -249,11 +268,18 @@ pub fn MeshGraph(view: MeshView) -> impl IntoView {
                 let aria = label(&n);
                 let aria_label = aria.clone();
                 let lb = p.label;
+                // What its console state is, for tests: "paused slow lying" or a part.
+                let console = [(n.paused, "paused"), (n.slow_ms > 0, "slow"), (n.told_to_lie, "lying")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, w)| *w)
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 view! {
                     <g class=format!("member {} {}", n.kind, n.state) data-testid="graph-node"
                         data-peer-id=n.peer.clone() data-kind=n.kind data-state=n.state
                         data-liar=if n.liar { "true" } else { "false" }
-                        data-background=if n.background { "true" } else { "false" }
+                        data-background=if n.background { "true" } else { "false" } data-console=console
                         data-colour=n.colour.to_string() data-fill=c
                         data-running=n.load.running.to_string() data-done=n.load.done.to_string()
                         data-held=n.load.held.to_string()

@@ -21,6 +21,9 @@ pub enum KeyAction {
     ServerAway,
     /// Fail the member selected on the graph (presenter).
     FailSelected,
+    /// Reset the demo: resume, stop every lie and slow motion, restore cut links and
+    /// revive failed members (presenter).
+    Reset,
     /// The time machine: one recorded moment back.
     Back,
     /// The time machine: one recorded moment forward; past the last, live again.
@@ -79,6 +82,11 @@ pub const KEYS: &[(&str, KeyAction, &str)] = &[
         KeyAction::FailSelected,
         "fail the member selected on the graph (presenter)",
     ),
+    (
+        "r",
+        KeyAction::Reset,
+        "reset: resume, no liars, no slow motion, links restored, failed members back (presenter)",
+    ),
     ("[", KeyAction::Back, "time machine: one moment back"),
     (
         "]",
@@ -111,6 +119,7 @@ pub fn action(key: &str) -> Option<KeyAction> {
         "2" => KeyAction::Liar,
         "3" => KeyAction::ServerAway,
         "f" | "F" => KeyAction::FailSelected,
+        "r" | "R" => KeyAction::Reset,
         "[" => KeyAction::Back,
         "]" => KeyAction::Forward,
         "." | "b" | "B" => KeyAction::Blank,
@@ -133,6 +142,7 @@ pub fn needs_presenter(a: KeyAction) -> bool {
             | KeyAction::Liar
             | KeyAction::ServerAway
             | KeyAction::FailSelected
+            | KeyAction::Reset
     )
 }
 
@@ -166,6 +176,7 @@ mod tests {
             KeyAction::Liar,
             KeyAction::ServerAway,
             KeyAction::FailSelected,
+            KeyAction::Reset,
             KeyAction::Back,
             KeyAction::Forward,
         ] {
@@ -197,6 +208,7 @@ mod tests {
             "2",
             "3",
             "f",
+            "r",
             "[",
             "]",
             ".",

@@ -63,6 +63,10 @@ pub enum ToPage {
     ChannelState { peer: PeerId, conn: u64, open: bool },
     /// Ask the server to leave the room for `secs` seconds.
     ServerAway(u32),
+    /// Ask the server to tell the room to revive (a presenter's reset).
+    ReviveRoom,
+    /// Enter the room again under this node's id (it was revived).
+    Rejoin,
     /// Close every connection and the signaling socket: the node left.
     Shutdown,
     /// Compute a task in the pool; the output comes back as `PageInput::Computed`.

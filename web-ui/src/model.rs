@@ -394,6 +394,17 @@ pub struct GraphNode {
     pub colour: u8,
     /// It said it is in the background (a hidden tab).
     pub background: bool,
+    /// Its console state, as it announced it: paused, slow motion (ms after each task),
+    /// lying on a presenter's command.
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub slow_ms: u32,
+    #[serde(default)]
+    pub told_to_lie: bool,
+    /// The members its link is cut to (signaling ids), as it announced them.
+    #[serde(default)]
+    pub cut: Vec<String>,
 }
 
 /// Samples kept by [`RateMeter`]: a minute at one a second.

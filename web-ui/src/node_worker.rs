@@ -378,6 +378,20 @@ impl Transport for RelayTransport {
         self.tell(ToPage::ServerAway(secs));
     }
 
+    fn revive_room(&self) {
+        self.tell(ToPage::ReviveRoom);
+    }
+
+    fn rejoin(&self) {
+        // The channels of before go: the page closes their connections, and a closing
+        // one's word no longer matches an attempt there.
+        self.shared.queued.borrow_mut().clear();
+        for (_, m) in std::mem::take(&mut *self.shared.channels.borrow_mut()) {
+            m.dc.close();
+        }
+        self.tell(ToPage::Rejoin);
+    }
+
     async fn shutdown(&self) {
         for (_, m) in std::mem::take(&mut *self.shared.channels.borrow_mut()) {
             m.dc.close();

@@ -61,6 +61,13 @@ pub struct MemberAt {
     pub note: String,
     #[serde(default)]
     pub background: bool,
+    /// Its console state then (see [`GraphNode`]).
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub slow_ms: u32,
+    #[serde(default)]
+    pub told_to_lie: bool,
 }
 
 /// A job as it does not change: what it is.
@@ -215,6 +222,9 @@ impl Recording {
                     rtt_ms: g.rtt_ms,
                     note: g.note.clone(),
                     background: g.background,
+                    paused: g.paused,
+                    slow_ms: g.slow_ms,
+                    told_to_lie: g.told_to_lie,
                 })
             })
             .collect();
@@ -300,6 +310,10 @@ impl Recording {
                         .colour
                         .unwrap_or_else(|| crate::model::slot(NodeId(n.node))),
                     background: m.background,
+                    paused: m.paused,
+                    slow_ms: m.slow_ms,
+                    told_to_lie: m.told_to_lie,
+                    cut: Vec::new(),
                 })
             })
             .collect();
@@ -468,6 +482,10 @@ mod tests {
             note: String::new(),
             colour: 3,
             background: false,
+            paused: true,
+            slow_ms: 600,
+            told_to_lie: true,
+            cut: Vec::new(),
         }
     }
 

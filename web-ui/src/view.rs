@@ -72,6 +72,10 @@ pub(crate) struct MeshView {
     pub(crate) loopback_only: RwSignal<bool>,
     /// Set when a presenter failed this node or made it leave: why it is silent.
     pub(crate) halted: RwSignal<Option<String>>,
+    /// The signaling server is away: `Some(when it is back, on the page's clock)`, if
+    /// the server said. And the page's clock, ticking each second while it is away.
+    pub(crate) server_away: RwSignal<Option<Option<f64>>>,
+    pub(crate) clock: RwSignal<f64>,
     pub(crate) log_filter: RwSignal<LogFilter>,
     /// The time machine, and what it shows while a recorded moment is on screen.
     pub(crate) tm: TimeMachine,
@@ -221,4 +225,11 @@ impl TimeMachine {
             self.live.with_value(f)
         }
     }
+}
+
+/// The page's monotonic clock, in ms.
+pub(crate) fn page_now() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
 }

@@ -162,6 +162,10 @@ fn rates_and_a_recording_round_trip() {
         note: String::new(),
         colour: 5,
         background: false,
+        paused: false,
+        slow_ms: 0,
+        told_to_lie: false,
+        cut: Vec::new(),
     };
     let mut r = Recording::new();
     r.record(5, std::slice::from_ref(&me), &rows);

@@ -140,6 +140,7 @@ pub async fn run_native<T: Transport>(
                     }
                 }
                 Action::Close { peer } => transport.close_peer(&peer),
+                Action::Rejoin => transport.rejoin(),
                 Action::Leave => {
                     leave = true;
                     break;

@@ -198,6 +198,7 @@ pub async fn run_web<T: Transport, P: Page>(
             Woke::Page(Some(PageInput::Workers(n))) => node.set_workers(now(), n),
             Woke::Page(Some(PageInput::Background(on))) => node.set_background(now(), on),
             Woke::Page(Some(PageInput::ServerAway { secs })) => transport.take_server_away(secs),
+            Woke::Page(Some(PageInput::ReviveRoom)) => transport.revive_room(),
             Woke::Page(Some(PageInput::Console { target, cmd })) => {
                 if let Err(e) = node.console(now(), &target, cmd) {
                     web_sys::console::warn_1(&format!("console command not sent: {e}").into());
@@ -218,6 +219,7 @@ pub async fn run_web<T: Transport, P: Page>(
                     }
                 }
                 Action::Close { peer } => transport.close_peer(&peer),
+                Action::Rejoin => transport.rejoin(),
                 Action::Leave => leave = true,
                 Action::Compute { job, task, kernel } => page.compute(job, task, kernel),
                 Action::Event(e) => page.on_event(&e),

@@ -61,9 +61,18 @@ pub enum TransportEvent {
     /// One message arrived on the peer's data channel.
     Message(PeerId, Vec<u8>),
     /// The signaling server refused one of our frames.
-    SignalingError { code: ErrorCode, message: String },
+    SignalingError {
+        code: ErrorCode,
+        message: String,
+        /// When the refused thing can be tried again, if the server said
+        /// ([`ErrorCode::ServerAway`]: when the room is back).
+        retry_after_ms: Option<u64>,
+    },
     /// The signaling socket closed. Established data channels keep working.
     SignalingClosed,
+    /// A presenter asked the room to revive (a reset): a member a presenter failed
+    /// comes back; any other member ignores it.
+    Revive(PeerId),
 }
 
 /// Why a send failed.
@@ -101,6 +110,17 @@ pub trait Transport {
     /// presenter's demonstration; the server refuses it from anyone else). Every
     /// member's signaling socket closes; the data channels carry on.
     fn take_server_away(&self, secs: u32);
+
+    /// Asks the signaling server to tell every other member of the room to revive (a
+    /// presenter's reset; the server refuses it from anyone else).
+    fn revive_room(&self);
+
+    /// Enters the room again as if just started, under the same id (its resume token):
+    /// closes every peer connection and the signaling socket without a word, forgets
+    /// what the negotiation knew, and offers to every member the server lists. For a
+    /// node a presenter failed and revived: the others, which took its silence for a
+    /// departure, see it come back.
+    fn rejoin(&self);
 
     /// Closes every peer connection and the signaling socket, so that the others notice
     /// at once instead of waiting for a timeout.

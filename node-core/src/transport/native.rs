@@ -181,6 +181,19 @@ enum Out {
         frame: u64,
         retry_after_ms: Option<u64>,
     },
+    /// End this socket and enter the room again ([`Transport::rejoin`]).
+    Rejoin,
+}
+
+/// How the writer of one signaling socket ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriterEnd {
+    /// The transport was dropped.
+    Gone,
+    /// The socket failed or its reader ended.
+    Ended,
+    /// A rejoin was asked for.
+    Rejoin,
 }
 
 type WsStream =
@@ -238,7 +251,19 @@ async fn signaling_session(weak: Weak<Inner>, ws: WsStream, mut out_rx: mpsc::Re
         let (side_tx, side_rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_signaling(weak.clone(), ws_rx, side_tx));
         let writer_end = write_paced(ws_tx, &mut out_rx, side_rx, first).await;
-        let end = if writer_end {
+        if writer_end == WriterEnd::Rejoin {
+            reader.abort();
+            let Some(inner) = weak.upgrade() else { return };
+            // Quietly: no "signaling away"; the next welcome is a first one.
+            for step in inner.input(Negotiation::restart) {
+                if let Step::Close { peer, conn } = step {
+                    inner.close(&peer, conn);
+                }
+            }
+            attempt = 0;
+            continue;
+        }
+        let end = if writer_end == WriterEnd::Gone {
             reader.abort();
             SocketEnd::TransportGone
         } else {
@@ -344,6 +369,12 @@ async fn read_signaling(
                 code: ErrorCode::IdInUse,
                 ..
             } => Some(SocketEnd::Closed { welcomed: false }),
+            // The room is away for now (a presenter's demonstration): a new socket after
+            // the backoff finds it back soon after it is, early or on time.
+            ServerMsg::Error {
+                code: ErrorCode::ServerAway,
+                ..
+            } => Some(SocketEnd::Closed { welcomed: false }),
             _ => None,
         };
         let steps = inner.input(|n| n.handle_server(msg));
@@ -356,19 +387,19 @@ async fn read_signaling(
 }
 
 /// Sends frames to the signaling server at its pace ([`Pacer`]), `first` first, until
-/// the socket fails or its reader ends (`side` closes): `false`; or until the transport
-/// is dropped: `true`. Closes the socket.
+/// the socket fails or its reader ends (`side` closes), the transport is dropped, or a
+/// rejoin is asked for. Closes the socket.
 async fn write_paced(
     mut ws_tx: futures_util::stream::SplitSink<WsStream, Message>,
     out_rx: &mut mpsc::Receiver<Out>,
     mut side: mpsc::UnboundedReceiver<Out>,
     first: String,
-) -> bool {
+) -> WriterEnd {
     let start = tokio::time::Instant::now();
     let now_ms = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut pacer = Pacer::new(now_ms(), seed());
     pacer.push(first);
-    let mut gone = false;
+    let mut end = WriterEnd::Ended;
     'run: loop {
         while let Some(text) = pacer.poll(now_ms()) {
             if ws_tx.send(Message::text(text)).await.is_err() {
@@ -382,7 +413,7 @@ async fn write_paced(
             out = out_rx.recv() => match out {
                 Some(out) => out,
                 None => {
-                    gone = true;
+                    end = WriterEnd::Gone;
                     break;
                 }
             },
@@ -400,6 +431,10 @@ async fn write_paced(
                 frame,
                 retry_after_ms,
             } => pacer.refused(frame, retry_after_ms, now_ms()),
+            Out::Rejoin => {
+                end = WriterEnd::Rejoin;
+                break;
+            }
         }
     }
     let stats = pacer.stats();
@@ -412,7 +447,7 @@ async fn write_paced(
         );
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), ws_tx.send(Message::Close(None))).await;
-    gone
+    end
 }
 
 /// A seed for jitter that differs between processes and calls.
@@ -839,6 +874,19 @@ impl Transport for NativeTransport {
         let frame = signal::encode_client(ClientMsg::Outage { secs });
         if self.inner.ws_out.try_send(Out::Frame(frame)).is_err() {
             tracing::warn!("the signaling socket is closed or busy: outage not asked");
+        }
+    }
+
+    fn revive_room(&self) {
+        let frame = signal::encode_client(ClientMsg::Revive);
+        if self.inner.ws_out.try_send(Out::Frame(frame)).is_err() {
+            tracing::warn!("the signaling socket is closed or busy: revive not asked");
+        }
+    }
+
+    fn rejoin(&self) {
+        if self.inner.ws_out.try_send(Out::Rejoin).is_err() {
+            tracing::warn!("the signaling session is busy: rejoin not started");
         }
     }
 

@@ -337,9 +337,17 @@ impl Negotiation {
                 self.emit(TransportEvent::PeerLeft(id));
             }
             ServerMsg::Signal { from, data } => self.on_signal(from, data),
-            ServerMsg::Error { code, message, .. } => {
-                self.emit(TransportEvent::SignalingError { code, message })
-            }
+            ServerMsg::Revive { from } => self.emit(TransportEvent::Revive(from)),
+            ServerMsg::Error {
+                code,
+                message,
+                retry_after_ms,
+                ..
+            } => self.emit(TransportEvent::SignalingError {
+                code,
+                message,
+                retry_after_ms,
+            }),
         }
     }
 
@@ -585,6 +593,23 @@ impl Negotiation {
                 self.steps.push_back(Step::Close { peer, conn: a.conn });
             }
         }
+    }
+
+    /// Start over, as if just made (the transport enters the room again under the same
+    /// id, [`crate::transport::Transport::rejoin`]): every attempt is closed without a
+    /// report and forgotten, and the next welcome is a first one, after which we offer
+    /// to every member listed. Attempt numbers keep growing, so a report from an attempt
+    /// of before is stale. The colour is kept, to be asked for again.
+    pub fn restart(&mut self) {
+        if self.shut_down {
+            return;
+        }
+        for (peer, p) in std::mem::take(&mut self.peers) {
+            if let Some(a) = p.attempt {
+                self.steps.push_back(Step::Close { peer, conn: a.conn });
+            }
+        }
+        self.me = None;
     }
 
     // ---- internals ----

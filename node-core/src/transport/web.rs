@@ -386,6 +386,12 @@ impl Inner {
             _ => None,
         };
         self.run(self.input(|n| n.handle_server(msg)));
+        if code == Some(ErrorCode::ServerAway) {
+            // The room is away for now (a presenter's demonstration): try again after
+            // the backoff, which finds it back soon after it is, early or on time.
+            let _ = socket.close();
+            return;
+        }
         if !refused_token {
             return;
         }
@@ -876,6 +882,30 @@ impl Inner {
         }
     }
 
+    /// Enters the room again under this tab's id ([`Transport::rejoin`]): every
+    /// connection closes without a report, and a new socket resumes with the token.
+    fn rejoin(self: &Rc<Self>) {
+        for step in self.input(Negotiation::restart) {
+            if let Step::Close { peer, conn } = step {
+                self.close(&peer, conn);
+            }
+        }
+        let old = self.ws.borrow().clone();
+        old.set_onopen(None);
+        old.set_onmessage(None);
+        old.set_onclose(None);
+        let _ = old.close();
+        self.welcomed_now.set(false);
+        self.attempt.set(0);
+        match WebSocket::new(&self.url) {
+            Ok(ws) => {
+                *self.ws.borrow_mut() = ws;
+                self.serve_socket();
+            }
+            Err(e) => web_sys::console::error_2(&"cannot open the signaling socket".into(), &e),
+        }
+    }
+
     fn close_all(self: &Rc<Self>) {
         // The policy closes every attempt it knows of; all are closed here at once.
         for step in self.input(Negotiation::shutdown) {
@@ -937,6 +967,15 @@ impl Transport for WebTransport {
     fn take_server_away(&self, secs: u32) {
         let frame = signal::encode_client(ClientMsg::Outage { secs });
         self.inner.send_paced(frame);
+    }
+
+    fn revive_room(&self) {
+        self.inner
+            .send_paced(signal::encode_client(ClientMsg::Revive));
+    }
+
+    fn rejoin(&self) {
+        self.inner.rejoin();
     }
 
     async fn shutdown(&self) {

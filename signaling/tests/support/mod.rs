@@ -74,6 +74,10 @@ impl Server {
         http_get(self.addr, path).await
     }
 
+    pub async fn post_json(&self, path: &str, json: &str) -> HttpResponse {
+        http_post_json(self.addr, path, json).await
+    }
+
     /// `/api/stats` as JSON.
     pub async fn stats(&self) -> serde_json::Value {
         let res = self.get("/api/stats").await;
@@ -258,9 +262,22 @@ pub struct HttpResponse {
 /// `GET path` over a fresh connection with `Connection: close`, so the body ends where
 /// the stream does.
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    http_exchange(addr, request).await
+}
+
+/// POSTs a JSON body.
+pub async fn http_post_json(addr: SocketAddr, path: &str, json: &str) -> HttpResponse {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+        json.len()
+    );
+    http_exchange(addr, request).await
+}
+
+async fn http_exchange(addr: SocketAddr, request: String) -> HttpResponse {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.expect("read");
