@@ -79,6 +79,7 @@ fn the_view_shows_the_mesh_and_the_console_runs_a_talk() {
             "pause_and_resume_by_space",
             "time_machine_by_keys",
             "liar_job_done",
+            "stage_fits_one_screen",
             "liar_marked",
             "numbers_shown",
             "inspector_explains",

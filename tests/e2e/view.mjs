@@ -200,7 +200,9 @@ async function main() {
   check('pause_and_resume_by_space', paused && resumed, { paused, resumed, natives: natives.map((n) => n.events.filter((e) => e.event === 'console').map((e) => e.text)) });
 
   // The time machine by keys: `[` goes a moment back, `]` forward and, past the last
-  // moment recorded, live again.
+  // moment recorded, live again. In one column (narrower than the stage), where the
+  // page is long.
+  await pp.setViewportSize({ width: 1100, height: 900 });
   const liveDisabled = () => pp.evaluate(() => document.querySelector('[data-testid=tm-live]')?.disabled ?? null);
   await pp.keyboard.press('[');
   const replaying = await pollUntil(async () => ((await liveDisabled()) === false ? true : null), Date.now() + 2_000);
@@ -225,6 +227,7 @@ async function main() {
   }
   const bannerGone = (await bannerBox()) === null;
   check('time_machine_by_keys', replaying === true && live && banner !== null && bannerGone, { replaying, live, forward, banner, bannerGone });
+  await pp.setViewportSize({ width: 1280, height: 900 });
 
   // 4. The liar scenario: a native lies, a job with q = 2 catches it.
   await pp.click('[data-testid=scenario-liar]');
@@ -244,6 +247,36 @@ async function main() {
   }, Date.now() + cfg.job_timeout_ms, 250);
   check('numbers_shown', busiest && busiest.nodes.length >= 2 && /as many results per second as the fastest of them alone/.test(busiest.total), busiest);
   if (!check('liar_job_done', done && liar, { said, job: await jobState(pp), liar: liar?.name ?? null })) return;
+  // The stage: at 1920×1080 and at 1280×720 the graph, the current job's picture and its
+  // task board (large enough to read from the back of a room), the console and the last
+  // events are all inside the window, unscrolled.
+  const stage = [];
+  for (const [w, hgt] of [[1920, 1080], [1280, 720]]) {
+    await pp.setViewportSize({ width: w, height: hgt });
+    await pp.evaluate(() => window.scrollTo(0, 0));
+    const fit = await pollUntil(() => pp.evaluate(() => {
+      const boxes = {};
+      let ok = true;
+      for (const [name, sel] of [['graph', '[data-testid=mesh-graph]'], ['picture', '[data-testid=job-canvas]'], ['board', '[data-testid=task-grid]'], ['console', '[data-testid=console]'], ['events', 'section.log']]) {
+        const b = document.querySelector(sel)?.getBoundingClientRect();
+        const inside = !!b && b.width > 0 && b.height > 0 && b.left >= 0 && b.top >= 0 && b.right <= innerWidth + 0.5 && b.bottom <= innerHeight + 0.5;
+        ok = ok && inside;
+        boxes[name] = b ? [b.left, b.top, b.width, b.height].map(Math.round) : null;
+      }
+      // Large: the picture at least a third of the window's height, a task's square on
+      // the board at least 20 px.
+      const big = boxes.picture && boxes.picture[3] >= innerHeight / 3 && boxes.board && boxes.board[2] / 16 >= 20;
+      return ok && big ? { size: `${innerWidth}x${innerHeight}`, boxes } : null;
+    }), Date.now() + 3_000, 200);
+    if (fit) {
+      const file = path.join(cfg.outdir, `stage-${w}x${hgt}.png`);
+      await pp.screenshot({ path: file });
+      files[`stage_${w}`] = file;
+    }
+    stage.push(fit ?? { size: `${w}x${hgt}`, missed: true });
+  }
+  check('stage_fits_one_screen', stage.every((f) => !f.missed), stage);
+  await pp.setViewportSize({ width: 1280, height: 900 });
   const marked = await pollUntil(async () => {
     const g = await graph(pp);
     const node = g.find((n) => n.peer === ids[liar.name]);

@@ -83,6 +83,9 @@ fn App() -> impl IntoView {
     start_node(view, room.clone(), controls.clone(), inputs);
     crate::console::listen_for_keys(console.clone());
     crate::console::fetch_public_url(view);
+    // Whether this tab shows the console (the key, once read, stays in session storage).
+    let console_wanted =
+        crate::view::presenter_key().is_some() || crate::view::query_param("console").is_some();
     let toggle = move |o: Overlay| {
         move |_| {
             view.overlay
@@ -92,9 +95,15 @@ fn App() -> impl IntoView {
     view! {
         <main class=move || {
                 let side = if view.overlay.get() == Overlay::Qr { " side-open" } else { "" };
-                format!("app{}{side}", if view.projector.get() { " projector" } else { "" })
+                // The stage keeps a place for the console only where it is shown.
+                let presenter = view.me.with(|m| m.as_ref().is_some_and(|m| m.presenter));
+                let console = if console_wanted || presenter { " console-on" } else { "" };
+                format!("app{}{side}{console}", if view.projector.get() { " projector" } else { "" })
             } data-testid="app"
             data-layout=move || if view.projector.get() { "projector" } else { "standard" }>
+            // The stage: what a talk shows, in one screen from 1280 px wide (the CSS
+            // places it); narrower, its panels take their turn in the one column.
+            <div class="stage-area" data-testid="stage">
             <header>
                 <h1>"Meshwork"</h1>
                 <p class="tagline">"This tab is a node in a WebRTC mesh of browsers and native processes. Submit a job: it splits into tasks that every member computes a share of."</p>
@@ -133,13 +142,14 @@ fn App() -> impl IntoView {
             <MeshGraph view/>
             <ConsolePanel console/>
             <Inspector view/>
+            <Jobs view/>
+            <EventLog view/>
+            </div>
             <Numbers view/>
             <TimeMachinePanel view room=room.clone()/>
             <Me view room=room.clone() controls=controls.clone()/>
             <SubmitForm view controls/>
-            <Jobs view/>
             <Peers view/>
-            <EventLog view/>
             <Guide/>
             <Overlays view room/>
         </main>

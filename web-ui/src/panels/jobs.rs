@@ -109,7 +109,7 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
     let rows = tasks.div_ceil(columns.max(1)).max(1);
     let canvas = image.map(|(w, h)| {
         view! {
-            <div class="canvas" style=format!("width: min(100%, {w}px); aspect-ratio: {w} / {h}")
+            <div class="canvas" style=format!("width: min(100%, {w}px); aspect-ratio: {w} / {h}; --ar: {}", f64::from(w) / f64::from(h))
                 on:click=move |ev| pick(ev, columns.max(1), rows)>
                 <canvas id=job_dom_id("img", id) data-testid="job-canvas" width=w height=h></canvas>
                 <canvas id=job_dom_id("ovl", id) class="overlay" width=w height=h
@@ -119,6 +119,9 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
     });
     view! {
         <article class="job" data-testid="job" data-job-id=format!("{:016x}", id.0) data-state=state>
+            // On the stage (see the CSS) the head, the picture, the board and the notes
+            // each take a place of their own.
+            <div class="job-head">
             <h3>{get(|j| j.row.what.clone())}</h3>
             <p class="dim">
                 {format!("{id} · ")}{get(|j| format!("from {}{}", j.submitter, if j.mine { " (this tab)" } else { "" }))}
@@ -129,12 +132,17 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
                 " "<span data-testid="job-progress">{get(|j| format!("{} / {} tasks validated", j.row.validated, j.row.tasks))}</span>
                 " · "<span data-testid="job-state">{state}</span>
             </p>
-            {canvas}
+            </div>
+            <div class="job-picture">{canvas}</div>
+            <div class="job-board">
             <canvas id=job_dom_id("cells", id) class="cells" data-testid="task-grid"
+                style=format!("--ar: {}", f64::from(columns.max(1)) / f64::from(rows))
                 on:click=move |ev| pick(ev, columns.max(1), rows)
                 data-cells=move || states.with(|(compact, _)| compact.clone())
                 role="img" aria-label=move || states.with(|(_, words)| words.clone())
                 width=columns * CELL_PX height=CELL_PX></canvas>
+            </div>
+            <div class="job-notes">
             <p class="dim" data-testid="task-summary"
                 data-tasks=move || count(|r| r.tasks)
                 data-waiting=move || count(|r| r.counts()[TaskState::Waiting as usize])
@@ -164,6 +172,7 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
                 })}
             </p>
             <p class="output" data-testid="job-output">{get(|j| j.output.clone().unwrap_or_default())}</p>
+            </div>
         </article>
     }
 }
