@@ -94,6 +94,8 @@ fn the_view_shows_the_mesh_and_the_console_runs_a_talk() {
             "phone_no_horizontal_scroll",
             "reset_revives_the_failed_and_ends_the_lie",
             "after_reset_every_member_computes_and_none_lies",
+            "scenario_precondition_refused",
+            "stalled_job_says_why",
             "reloaded_presenter_sees_paused_and_lying",
             "reset_from_a_reloaded_tab",
             "server_away_mesh_carries_on",

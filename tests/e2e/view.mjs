@@ -476,6 +476,42 @@ async function main() {
   const tabComputed = doneAfter[ids['tab-t']] > (doneBefore[ids['tab-t']] ?? 0);
   check('after_reset_every_member_computes_and_none_lies', afterReset && mismatches.length === 0 && nativesComputed && tabComputed, { afterReset, mismatches: mismatches.slice(0, 3), nativesComputed, doneBefore, doneAfter });
 
+  // 9b. A scenario whose precondition fails says so and starts nothing (two natives lie,
+  // and two liars tell the same lie); a job that cannot validate says why within 10 s.
+  for (const n of natives) {
+    await pp.selectOption('[data-testid=console-target]', ids[n.name]);
+    await pp.click('[data-testid=console-lie]');
+  }
+  const twoLiars = await pollUntil(async () => {
+    const g = await graph(pp);
+    return natives.every((n) => g.find((m) => m.peer === ids[n.name])?.console.includes('lying')) ? g : null;
+  }, Date.now() + 5_000, 100);
+  const jobCount = () => pp.$$eval('[data-testid=job]', (els) => els.length);
+  const jobsBeforeScenario = await jobCount();
+  await pp.click('h1');
+  await pp.keyboard.press('2');
+  const refusal = await pp.evaluate(() => document.querySelector('[data-testid=console-said]')?.textContent ?? '');
+  await sleep(1_000);
+  const othersHonest = (await graph(pp)).filter((n) => !natives.some((m) => ids[m.name] === n.peer)).every((n) => !n.console.includes('lying'));
+  check('scenario_precondition_refused', twoLiars && /starts nothing/.test(refusal) && /already lying/.test(refusal) && (await jobCount()) === jobsBeforeScenario && othersHonest, { refusal, jobs: await jobCount(), jobsBeforeScenario, othersHonest });
+  await pp.keyboard.press('r');
+  await pollUntil(async () => ((await graph(pp)).every((n) => n.console.length === 0) ? true : null), Date.now() + 10_000, 200);
+  // q = 6 in a mesh of five: nothing can validate, and the job says so.
+  await pp.selectOption('[data-testid=kernel]', 'pi');
+  await pp.fill('[data-testid=samples]', '1000');
+  await pp.fill('[data-testid=tasks]', '4');
+  await pp.fill('[data-testid=replicas]', '6');
+  await pp.fill('[data-testid=quorum]', '6');
+  await pp.click('h1');
+  const stallFrom = Date.now();
+  await pp.keyboard.press('s');
+  const stalled = await pollUntil(() => pp.evaluate(() => document.querySelector('[data-testid=job-stalled]')?.textContent || null), stallFrom + 10_000, 200);
+  const stallLogged = await pp.$$eval('[data-testid=log-entry][data-event=warning]', (els) => els.some((e) => /no task validated for \d+ s/.test(e.textContent)));
+  check('stalled_job_says_why', stalled && /5 members, and a task needs 6 matching results/.test(stalled) && stallLogged, { stalled, after_ms: Date.now() - stallFrom, stallLogged });
+  await pp.selectOption('[data-testid=kernel]', 'mandelbrot');
+  await pp.fill('[data-testid=replicas]', '2');
+  await pp.fill('[data-testid=quorum]', '2');
+
   // 10. A presenter's tab reloaded while the natives are paused and one lies shows both:
   // the members announce what the console set.
   await pp.selectOption('[data-testid=console-target]', ids[liar.name]);

@@ -44,6 +44,7 @@ fn App() -> impl IntoView {
         loopback_only: RwSignal::new(false),
         halted: RwSignal::new(None),
         server_away: RwSignal::new(None),
+        form: RwSignal::new(web_ui::form::JobForm::default()),
         clock: RwSignal::new(0.0),
         log_filter: RwSignal::new(LogFilter::default()),
         tm: TimeMachine::new(),

@@ -10,7 +10,6 @@
 use futures_channel::mpsc::UnboundedSender;
 use leptos::prelude::*;
 use node_core::driver::PageInput;
-use node_core::engine::Command;
 use node_core::node::node_id;
 use node_core::signal::PeerId;
 use node_core::wire::ConsoleCmd;
@@ -140,8 +139,19 @@ impl Console {
         )
     }
 
-    /// Scenario: a member starts lying and a job with `q = 2` shows the quorum catching it.
+    /// Scenario: a member starts lying and a job with `q = 2` shows the quorum catching it:
+    /// the form's job (its kernel, size and pacing, for a pace one can narrate) with
+    /// `r = q = 2`. It starts nothing, and says what is missing, unless the mesh can show
+    /// it ([`web_ui::form::liar_scenario_check`]).
     pub fn liar(&self) -> String {
+        let (live, lying) = self.view.graph.with_untracked(|g| {
+            let live: Vec<_> = g.iter().filter(|n| n.state == "live").collect();
+            let lying = live.iter().filter(|n| n.told_to_lie || n.liar).count();
+            (live.len(), lying)
+        });
+        if let Err(why) = web_ui::form::liar_scenario_check(live, lying) {
+            return why;
+        }
         let me = self.view.me.get_untracked().map(|m| m.id.0);
         let candidates = self.view.graph.with_untracked(|g| {
             let mut v: Vec<(bool, String)> = g
@@ -156,26 +166,26 @@ impl Console {
         let Some((_, liar)) = candidates.first() else {
             return "a liar joins: there is no other member to make lie".into();
         };
-        self.send(liar, ConsoleCmd::Lie { on: true });
         let Some(me_info) = self.view.me.get_untracked() else {
             return "not in a room yet".into();
         };
         let form = JobForm {
             replicas: "2".into(),
             quorum: "2".into(),
-            ..JobForm::default()
+            ..self.view.form.get_untracked()
         };
         let nonce = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
-        match form.submit(node_id(&me_info.id), nonce) {
-            Ok(cmd @ Command::Submit { .. }) => {
-                let _ = self.to_node.unbounded_send(PageInput::Command(cmd));
-                format!(
-                    "scenario: {} now lies; a job with r = 2, q = 2 needs two matching results for every tile",
-                    self.name(liar)
-                )
-            }
-            Ok(_) | Err(_) => "the liar scenario's job was refused".into(),
-        }
+        // The form first: nobody lies for a job that does not start.
+        let cmd = match form.submit(node_id(&me_info.id), nonce) {
+            Ok(cmd) => cmd,
+            Err(e) => return format!("the liar scenario starts nothing: the form's job is refused: {e}"),
+        };
+        self.send(liar, ConsoleCmd::Lie { on: true });
+        let _ = self.to_node.unbounded_send(PageInput::Command(cmd));
+        format!(
+            "scenario: {} now lies; the form's job, with r = 2 and q = 2, needs two matching results for every task",
+            self.name(liar)
+        )
     }
 
     /// Resets the demo from whatever state a rehearsal left: every live member resumes,

@@ -125,7 +125,9 @@ pub struct JobView {
     pub output: Option<String>,
     /// Tasks that lost a copy to a departure, and tasks healed, since the page loaded.
     pub lost: u64,
-    pub healed: u64,
+    pub healed: u64,    /// Why it validated nothing for [`model::STALL_MS`], while it does not.
+    #[serde(default)]
+    pub stalled: Option<String>,
 }
 
 /// The numbers panel: tasks per second, in total and per node.
@@ -373,6 +375,9 @@ pub struct Feed {
     /// The banners' pause and slow motion as last sent.
     paused: bool,
     slow_ms: u32,
+    /// Per unfinished job: tasks validated, since when, and why it is stuck once it
+    /// is (bounded by the jobs).
+    stalls: BTreeMap<JobId, (u32, f64, Option<String>)>,
 }
 
 /// Jobs whose disagreements keep a line of their own (the oldest line gives way).
@@ -892,6 +897,7 @@ impl Feed {
         let Some(engine) = node.engine() else { return };
         let rows = model::job_rows(engine);
         self.flashes.update(&rows, now_ms);
+        self.note_stalls(&rows, now_ms);
         self.last_rows.clone_from(&rows);
         let jobs: Vec<JobView> = rows
             .into_iter()
@@ -909,6 +915,7 @@ impl Feed {
                     output: self.outputs.get(&row.id).cloned(),
                     lost,
                     healed,
+                    stalled: self.stalls.get(&row.id).and_then(|s| s.2.clone()),
                     row,
                 }
             })
@@ -942,6 +949,44 @@ impl Feed {
         });
         self.outputs.retain(|id, _| engine.job_spec(*id).is_some());
         self.inspect(node, selected);
+    }
+
+    /// Follows each unfinished job's progress: one that validated nothing for
+    /// [`model::STALL_MS`] gets its reason (from the graph last built) and a log line,
+    /// once per stall; progress clears it.
+    fn note_stalls(&mut self, rows: &[JobRow], now_ms: f64) {
+        self.stalls.retain(|id, _| rows.iter().any(|r| r.id == *id));
+        let live: Vec<&GraphNode> = self.graph.iter().filter(|g| g.state == "live").collect();
+        let lying = live.iter().filter(|g| g.told_to_lie || g.liar).count();
+        let paused = live.iter().filter(|g| g.paused).count();
+        let mut said = Vec::new();
+        for r in rows {
+            if r.validated == r.tasks {
+                self.stalls.remove(&r.id);
+                continue;
+            }
+            let entry = self
+                .stalls
+                .entry(r.id)
+                .or_insert((r.validated, now_ms, None));
+            if entry.0 != r.validated {
+                *entry = (r.validated, now_ms, None);
+                continue;
+            }
+            if now_ms - entry.1 < model::STALL_MS {
+                continue;
+            }
+            let words = model::stall_words(r.quorum, live.len(), lying, paused);
+            if entry.2.as_ref() != Some(&words) {
+                entry.2 = Some(words.clone());
+                said.push((r.id, words));
+            }
+        }
+        for (job, words) in said {
+            let secs = model::STALL_MS / 1000.0;
+            let text = format!("{job}: no task validated for {secs:.0} s: {words}");
+            self.log_about("warning", None, None, text);
+        }
     }
 
     /// Sends the page the result bytes it has not been sent for each image job's

@@ -160,6 +160,34 @@ impl JobForm {
     }
 }
 
+/// Live members the liar scenario needs beside its liar: honest ones, so that two
+/// honest results can always agree on every task (`q = 2`) with one to spare when a
+/// member is slow or leaves.
+pub const LIAR_SCENARIO_HONEST_MIN: usize = 3;
+
+/// Whether the liar scenario can show a liar caught, with `live` members now (this tab
+/// included) of which `lying` already lie: the new liar must leave at least
+/// [`LIAR_SCENARIO_HONEST_MIN`] honest members, and fewer than two liars in all (liars
+/// tell the same lie, so two of them agree with each other and reach `q = 2` with a
+/// wrong result). Otherwise, what is missing, in words.
+pub fn liar_scenario_check(live: usize, lying: usize) -> Result<(), String> {
+    let honest = live.saturating_sub(lying + 1);
+    if lying > 0 {
+        return Err(format!(
+            "the liar scenario starts nothing: {lying} {} already lying, and two liars tell the same lie, which can reach q = 2; reset first (r)",
+            if lying == 1 { "member is" } else { "members are" }
+        ));
+    }
+    if honest < LIAR_SCENARIO_HONEST_MIN {
+        return Err(format!(
+            "the liar scenario starts nothing: it needs a liar and {LIAR_SCENARIO_HONEST_MIN} honest members (two to agree on every result, one to spare), and there {} {live} {} live; let more join from the QR code (q)",
+            if live == 1 { "is" } else { "are" },
+            if live == 1 { "member" } else { "members" }
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +303,17 @@ mod tests {
         assert_eq!((j.c_re, j.c_im), (0.285, -0.01));
         assert_eq!((j.image.width, j.image.tiles_x), (512, 16));
         assert_eq!(j.image.x_min, julia::Params::default().image.x_min);
+    }
+
+    #[test]
+    fn the_liar_scenario_says_what_it_lacks_instead_of_starting() {
+        assert_eq!(liar_scenario_check(4, 0), Ok(()));
+        assert_eq!(liar_scenario_check(9, 0), Ok(()));
+        let few = liar_scenario_check(3, 0).unwrap_err();
+        assert!(few.contains("3 honest members") && few.contains("there are 3 members live"), "{few}");
+        let alone = liar_scenario_check(1, 0).unwrap_err();
+        assert!(alone.contains("there is 1 member live"), "{alone}");
+        let liars = liar_scenario_check(8, 1).unwrap_err();
+        assert!(liars.contains("1 member is already lying"), "{liars}");
     }
 }

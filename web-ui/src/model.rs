@@ -642,6 +642,39 @@ pub fn lab(hex: &str) -> (f64, f64, f64) {
     )
 }
 
+/// A job that validated no task for this long (ms) says why it is stuck.
+pub const STALL_MS: f64 = 8_000.0;
+
+/// Why a job validates nothing, as far as the members show it: `live` members now
+/// (this node included), `lying` of them lying (on a presenter's command, or caught),
+/// `paused` of them paused; the job needs `q` matching results per task.
+pub fn stall_words(q: u8, live: usize, lying: usize, paused: usize) -> String {
+    let q = usize::from(q);
+    let members = |n: usize| if n == 1 { "member" } else { "members" };
+    if live > 0 && paused >= live {
+        return "every member is paused: no task starts (space resumes)".into();
+    }
+    if live < q {
+        return format!(
+            "{live} {}, and a task needs {q} matching results (q = {q}): no result can reach q until more members join",
+            members(live)
+        );
+    }
+    // Liars tell the same lie: they agree with each other only.
+    if live - lying < q && lying < q {
+        return format!(
+            "{live} {}, {lying} lying: no result can reach q = {q} (the honest ones are too few to agree, and the lie differs from their result)",
+            members(live)
+        );
+    }
+    if paused > 0 {
+        return format!(
+            "{paused} of {live} members are paused and start no task (space resumes them)"
+        );
+    }
+    "its tasks wait for results: a member computing them may be slow, in the background, or gone and not yet noticed".into()
+}
+
 #[cfg(test)]
 mod tests {
     use std::cmp::Reverse;
@@ -996,5 +1029,18 @@ mod tests {
         assert_eq!((palette(13), pattern(13)), (PALETTE[1], 1));
         remember_colour(NodeId(77), 4);
         assert_eq!(colour(NodeId(77)), PALETTE[4]);
+    }
+
+    #[test]
+    fn a_stall_is_explained_by_what_the_members_show() {
+        assert_eq!(
+            stall_words(2, 2, 1, 0),
+            "2 members, 1 lying: no result can reach q = 2 (the honest ones are too few to agree, and the lie differs from their result)"
+        );
+        assert!(stall_words(6, 5, 0, 0).starts_with("5 members, and a task needs 6 matching results"));
+        assert!(stall_words(1, 1, 0, 1).starts_with("every member is paused"));
+        assert!(stall_words(2, 4, 1, 2).starts_with("2 of 4 members are paused"));
+        // Two liars agree with each other: not stuck for that reason.
+        assert!(stall_words(2, 3, 2, 0).starts_with("its tasks wait"));
     }
 }

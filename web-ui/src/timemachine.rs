@@ -76,6 +76,7 @@ pub fn show(view: MeshView, i: usize) {
             output: None,
             lost: 0,
             healed: 0,
+            stalled: None,
             row: row.clone(),
         })
         .collect();

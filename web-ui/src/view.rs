@@ -75,6 +75,8 @@ pub(crate) struct MeshView {
     /// The signaling server is away: `Some(when it is back, on the page's clock)`, if
     /// the server said. And the page's clock, ticking each second while it is away.
     pub(crate) server_away: RwSignal<Option<Option<f64>>>,
+    /// The job form's fields as typed (the scenarios use its kernel, size and pacing).
+    pub(crate) form: RwSignal<web_ui::form::JobForm>,
     pub(crate) clock: RwSignal<f64>,
     pub(crate) log_filter: RwSignal<LogFilter>,
     /// The time machine, and what it shows while a recorded moment is on screen.

@@ -132,6 +132,9 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
                 " "<span data-testid="job-progress">{get(|j| format!("{} / {} tasks validated", j.row.validated, j.row.tasks))}</span>
                 " · "<span data-testid="job-state">{state}</span>
             </p>
+            <Show when=move || job.with(|j| j.as_ref().is_some_and(|j| j.stalled.is_some()))>
+                <p class="stalled" data-testid="job-stalled">{get(|j| format!("Stuck: {}", j.stalled.clone().unwrap_or_default()))}</p>
+            </Show>
             </div>
             <div class="job-picture">{canvas}</div>
             <div class="job-board">

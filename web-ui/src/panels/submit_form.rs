@@ -12,7 +12,7 @@ use crate::view::MeshView;
 /// The job form: every field checked before anything is sent.
 #[component]
 pub(crate) fn SubmitForm(view: MeshView, controls: Controls) -> impl IntoView {
-    let form = RwSignal::new(JobForm::default());
+    let form = view.form;
     let error = RwSignal::new(String::new());
     let joined = move || view.me.with(Option::is_some);
     let to_node = controls.to_node.clone();
