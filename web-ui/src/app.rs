@@ -75,6 +75,7 @@ fn App() -> impl IntoView {
         view,
         to_node: to_node.clone(),
         said: RwSignal::new(String::new()),
+        room: room.clone(),
     };
     let controls = Controls {
         to_node,

@@ -34,6 +34,8 @@ pub struct Console {
     pub to_node: UnboundedSender<PageInput>,
     /// What the console last did, in words (under its buttons).
     pub said: RwSignal<String>,
+    /// The room this tab is in.
+    pub room: String,
 }
 
 impl Console {
@@ -178,7 +180,9 @@ impl Console {
         // The form first: nobody lies for a job that does not start.
         let cmd = match form.submit(node_id(&me_info.id), nonce) {
             Ok(cmd) => cmd,
-            Err(e) => return format!("the liar scenario starts nothing: the form's job is refused: {e}"),
+            Err(e) => {
+                return format!("the liar scenario starts nothing: the form's job is refused: {e}");
+            }
         };
         self.send(liar, ConsoleCmd::Lie { on: true });
         let _ = self.to_node.unbounded_send(PageInput::Command(cmd));
@@ -271,7 +275,15 @@ impl Console {
             KeyAction::Submit => submit_the_form(),
             KeyAction::LoseHalf => self.said.set(self.lose_half()),
             KeyAction::Liar => self.said.set(self.liar()),
+            KeyAction::ServerAway if view.server_away.with_untracked(Option::is_some) => {
+                let (said, room) = (self.said, self.room.clone());
+                said.set("asking the server to come back…".into());
+                wasm_bindgen_futures::spawn_local(async move {
+                    said.set(bring_server_back(room).await);
+                });
+            }
             KeyAction::ServerAway => self.said.set(self.server_away()),
+            KeyAction::Export => crate::timemachine::export(view, &self.room),
             KeyAction::FailSelected => self.said.set(self.fail_selected()),
             KeyAction::Reset => self.said.set(self.reset()),
             KeyAction::Back => {
@@ -415,23 +427,25 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
     let target = RwSignal::new(String::new());
     let other = RwSignal::new(String::new());
     let said = console.said;
-    let members = move || {
+    // The other members first and this tab last, so that the first choice never fails
+    // the presenter's own screen; worked out again only when the members change, so that
+    // the menus keep what was picked.
+    let member_list = Memo::new(move |_| {
         view.graph.with(|g| {
-            g.iter()
+            let mut m: Vec<(bool, String, String)> = g
+                .iter()
                 .filter(|n| n.state != "gone")
                 .map(|n| {
-                    (
-                        n.peer.clone(),
-                        format!(
-                            "{}{}",
-                            n.name,
-                            if n.kind == "me" { " (this tab)" } else { "" }
-                        ),
-                    )
+                    let mine = n.kind == "me";
+                    let name = format!("{}{}", n.name, if mine { " (this tab)" } else { "" });
+                    (mine, n.peer.clone(), name)
                 })
-                .collect::<Vec<_>>()
+                .collect();
+            m.sort_by_key(|(mine, _, _)| *mine);
+            m.into_iter().map(|(_, p, n)| (p, n)).collect::<Vec<_>>()
         })
-    };
+    });
+    let members = move || member_list.get();
     let pick = move |s: RwSignal<String>| {
         let v = s.get_untracked();
         if v.is_empty() {
@@ -483,19 +497,24 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
         console.clone(),
         console.clone(),
     );
+    // Options made again (a member came or went) keep the pick: it is marked selected.
     let options = move || {
+        let picked = pick(target);
         members()
             .into_iter()
-            .map(|(p, name)| view! { <option value=p>{name}</option> })
+            .map(|(p, name)| {
+                let on = p == picked;
+                view! { <option value=p selected=on>{name}</option> }
+            })
             .collect_view()
     };
     let options2 = move || {
+        let picked = other.get_untracked();
         std::iter::once(view! { <option value="">"(second member)"</option> }.into_any())
-            .chain(
-                members()
-                    .into_iter()
-                    .map(|(p, name)| view! { <option value=p>{name}</option> }.into_any()),
-            )
+            .chain(members().into_iter().map(|(p, name)| {
+                let on = p == picked;
+                view! { <option value=p selected=on>{name}</option> }.into_any()
+            }))
             .collect_view()
     };
     view! {
@@ -507,7 +526,8 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
                 </Show>
                 <div class="row">
                     <label class="field"><span>"member"</span>
-                        <select data-testid="console-target" on:change=move |ev| target.set(event_target_value(&ev))>{options}</select>
+                        <select data-testid="console-target" prop:value=move || { member_list.track(); target.track(); pick(target) }
+                            on:change=move |ev| target.set(event_target_value(&ev))>{options}</select>
                     </label>
                     <button data-testid="console-fail" on:click=act(|_| ConsoleCmd::Fail)>"Fail (crash)"</button>
                     <button data-testid="console-leave" on:click=act(|_| ConsoleCmd::Leave)>"Leave"</button>
@@ -516,7 +536,8 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
                 </div>
                 <div class="row">
                     <label class="field"><span>"link to"</span>
-                        <select data-testid="console-other" on:change=move |ev| other.set(event_target_value(&ev))>{options2}</select>
+                        <select data-testid="console-other" prop:value=move || { member_list.track(); other.get() }
+                            on:change=move |ev| other.set(event_target_value(&ev))>{options2}</select>
                     </label>
                     <button data-testid="console-cut" on:click=link(true)>"Cut link"</button>
                     <button data-testid="console-restore" on:click=link(false)>"Restore link"</button>

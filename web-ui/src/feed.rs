@@ -125,7 +125,8 @@ pub struct JobView {
     pub output: Option<String>,
     /// Tasks that lost a copy to a departure, and tasks healed, since the page loaded.
     pub lost: u64,
-    pub healed: u64,    /// Why it validated nothing for [`model::STALL_MS`], while it does not.
+    pub healed: u64,
+    /// Why it validated nothing for [`model::STALL_MS`], while it does not.
     #[serde(default)]
     pub stalled: Option<String>,
 }
@@ -1250,7 +1251,13 @@ fn build_graph(
         out.push(GraphNode {
             peer: p.info.id.0.clone(),
             node: n,
-            name: p.info.name.clone(),
+            // Until its Hello names it, a member that gave the server no name has the
+            // name it will give itself.
+            name: if p.info.name.is_empty() {
+                node_core::membership::default_name(p.info.kind, &p.info.id)
+            } else {
+                p.info.name.clone()
+            },
             kind: p.info.kind.as_str().to_string(),
             state: match (p.cut, p.state) {
                 (true, _) => "cut",

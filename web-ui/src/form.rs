@@ -175,7 +175,11 @@ pub fn liar_scenario_check(live: usize, lying: usize) -> Result<(), String> {
     if lying > 0 {
         return Err(format!(
             "the liar scenario starts nothing: {lying} {} already lying, and two liars tell the same lie, which can reach q = 2; reset first (r)",
-            if lying == 1 { "member is" } else { "members are" }
+            if lying == 1 {
+                "member is"
+            } else {
+                "members are"
+            }
         ));
     }
     if honest < LIAR_SCENARIO_HONEST_MIN {
@@ -310,7 +314,10 @@ mod tests {
         assert_eq!(liar_scenario_check(4, 0), Ok(()));
         assert_eq!(liar_scenario_check(9, 0), Ok(()));
         let few = liar_scenario_check(3, 0).unwrap_err();
-        assert!(few.contains("3 honest members") && few.contains("there are 3 members live"), "{few}");
+        assert!(
+            few.contains("3 honest members") && few.contains("there are 3 members live"),
+            "{few}"
+        );
         let alone = liar_scenario_check(1, 0).unwrap_err();
         assert!(alone.contains("there is 1 member live"), "{alone}");
         let liars = liar_scenario_check(8, 1).unwrap_err();

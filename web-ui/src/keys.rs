@@ -17,7 +17,8 @@ pub enum KeyAction {
     LoseHalf,
     /// Scenario: a member lies and a `q = 2` job catches it (presenter).
     Liar,
-    /// Scenario: the signaling server leaves the room for a while (presenter).
+    /// Scenario: the signaling server leaves the room for a while; while it is away,
+    /// it comes back now (presenter).
     ServerAway,
     /// Fail the member selected on the graph (presenter).
     FailSelected,
@@ -28,6 +29,8 @@ pub enum KeyAction {
     Back,
     /// The time machine: one recorded moment forward; past the last, live again.
     Forward,
+    /// The time machine: export this run to a file.
+    Export,
     /// Blank the screen, or bring it back (as slide software does with `.` and `b`).
     Blank,
     /// Show or hide the join QR code.
@@ -75,7 +78,7 @@ pub const KEYS: &[(&str, KeyAction, &str)] = &[
     (
         "3",
         KeyAction::ServerAway,
-        "scenario: the signaling server goes away (presenter)",
+        "scenario: the signaling server goes away; pressed again, it comes back now (presenter)",
     ),
     (
         "f",
@@ -92,6 +95,11 @@ pub const KEYS: &[(&str, KeyAction, &str)] = &[
         "]",
         KeyAction::Forward,
         "time machine: one moment forward (past the last: live)",
+    ),
+    (
+        "e",
+        KeyAction::Export,
+        "time machine: export this run to a file",
     ),
     ("q", KeyAction::Qr, "show or hide the join QR code"),
     (
@@ -122,6 +130,7 @@ pub fn action(key: &str) -> Option<KeyAction> {
         "r" | "R" => KeyAction::Reset,
         "[" => KeyAction::Back,
         "]" => KeyAction::Forward,
+        "e" | "E" => KeyAction::Export,
         "." | "b" | "B" => KeyAction::Blank,
         "q" | "Q" => KeyAction::Qr,
         "p" | "P" => KeyAction::Projector,
@@ -179,6 +188,7 @@ mod tests {
             KeyAction::Reset,
             KeyAction::Back,
             KeyAction::Forward,
+            KeyAction::Export,
         ] {
             let (key, _, what) = KEYS
                 .iter()
@@ -211,6 +221,7 @@ mod tests {
             "r",
             "[",
             "]",
+            "e",
             ".",
             "q",
             "p",

@@ -1037,7 +1037,9 @@ mod tests {
             stall_words(2, 2, 1, 0),
             "2 members, 1 lying: no result can reach q = 2 (the honest ones are too few to agree, and the lie differs from their result)"
         );
-        assert!(stall_words(6, 5, 0, 0).starts_with("5 members, and a task needs 6 matching results"));
+        assert!(
+            stall_words(6, 5, 0, 0).starts_with("5 members, and a task needs 6 matching results")
+        );
         assert!(stall_words(1, 1, 0, 1).starts_with("every member is paused"));
         assert!(stall_words(2, 4, 1, 2).starts_with("2 of 4 members are paused"));
         // Two liars agree with each other: not stuck for that reason.

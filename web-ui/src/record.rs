@@ -164,6 +164,10 @@ impl Recording {
 
     fn node_index(&mut self, g: &GraphNode) -> Option<u16> {
         if let Some(i) = self.nodes.iter().position(|n| n.peer == g.peer) {
+            // A name learnt later (a member's Hello names it) replaces none.
+            if self.nodes[i].name.is_empty() && !g.name.is_empty() {
+                self.nodes[i].name.clone_from(&g.name);
+            }
             return Some(i as u16);
         }
         if self.nodes.len() >= NODES_MAX {
@@ -540,6 +544,21 @@ mod tests {
         assert_eq!(r.log_at(0).len(), 0);
         assert_eq!(r.log_at(1).len(), 1);
         assert_eq!(r.span_ms(), 20);
+    }
+
+    #[test]
+    fn a_name_learnt_after_the_first_frame_is_the_members_in_the_whole_run() {
+        let mut r = Recording::new();
+        let unnamed = GraphNode {
+            name: String::new(),
+            ..member("a", "connecting", 0)
+        };
+        r.record(1, std::slice::from_ref(&unnamed), &[]);
+        let named = member("a", "live", 1);
+        r.record(2, std::slice::from_ref(&named), &[]);
+        let back = Recording::from_json(&r.to_json(&BTreeMap::new())).unwrap();
+        let (graph, _) = back.view_at(0).unwrap();
+        assert_eq!(graph[0].name, "name-a", "the first moment too");
     }
 
     #[test]

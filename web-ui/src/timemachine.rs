@@ -161,7 +161,7 @@ pub fn go_live(view: MeshView) {
 }
 
 /// Saves the run shown as a JSON file, with each job's picture.
-fn export(view: MeshView, room: &str) {
+pub fn export(view: MeshView, room: &str) {
     let tm = view.tm;
     let mut pictures = BTreeMap::new();
     let ids: Vec<u64> = tm.with(|r| r.jobs.iter().map(|j| j.id).collect());
