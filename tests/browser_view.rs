@@ -3,7 +3,10 @@
 //! plain tab and a tab with a wrong key). The controller (`tests/e2e/view.mjs`) checks
 //! the graph, the console's refusal without the key, the keys, the projector and phone
 //! layouts, the liar scenario, failing a native node and a tab from the console, copies
-//! lost and healed, the inspector and accessibility basics. This test then decodes the
+//! lost and healed, the inspector and accessibility basics, the stage at 1920×1080 and
+//! 1280×720, the reset (failed members back, no liar), a scenario's refusal, a stuck
+//! job's reason, a reloaded presenter tab seeing paused and lying members, and the
+//! server-away banner's countdown and early return. This test then decodes the
 //! QR code from its screenshot, compares the liar job's picture with `meshwork run`'s,
 //! and finds each computing node's colour on the tile outlines.
 //!
