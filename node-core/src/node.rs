@@ -305,13 +305,18 @@ impl MeshNode {
         }
     }
 
-    /// A member connected (or came back): it learns this node's console state, unless
-    /// there is nothing to learn.
+    /// A member connected: it learns this node's console state, unless there is
+    /// nothing to learn.
     fn tell_state(&mut self, to: &PeerId) {
         if !self.announced.is_plain() {
-            let bytes = wire::encode(&WireMsg::State(self.announced.clone()));
-            self.send(to.clone(), bytes);
+            self.send_state(to);
         }
+    }
+
+    /// Sends this node's console state to `to`.
+    fn send_state(&mut self, to: &PeerId) {
+        let bytes = wire::encode(&WireMsg::State(self.announced.clone()));
+        self.send(to.clone(), bytes);
     }
 
     /// A member's console state arrived, or (plain) it is gone for good.
@@ -481,6 +486,9 @@ impl MeshNode {
         if let Some(e) = &mut self.engine {
             e.set_paused(false);
             e.set_pacing_floor(0);
+            // What it was computing when it failed was thrown away: its slots are free.
+            e.abandon_running();
+            e.handle_input(millis(now), Input::Timeout);
         }
         let by = self
             .membership
@@ -732,7 +740,8 @@ impl MeshNode {
                     MeshEvent::LinkRestored { peer } | MeshEvent::PeerBack { peer, .. } => {
                         let n = node_id(&peer.id);
                         self.members.insert(n, peer.id.clone());
-                        self.tell_state(&peer.id);
+                        // Even a plain state: what it holds of ours may be from before.
+                        self.send_state(&peer.id);
                         self.engine_input(now, Input::PeerUp(n));
                     }
                     MeshEvent::SilentGone { peer, .. } => {

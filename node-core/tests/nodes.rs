@@ -524,9 +524,24 @@ fn a_failed_member_hears_only_a_revive_then_comes_back_and_computes_again() {
     let mut net = Net::new(3);
     net.run_until(500);
     console(&mut net, 0, 2, ConsoleCmd::Lie { on: true });
+    // It fails in the middle of a computation, whose output it then throws away.
+    submit(&mut net, &image_job(), 1, 1);
+    let computing = |net: &Net| {
+        net.events
+            .iter()
+            .any(|(i, e)| *i == 2 && matches!(e, NodeEvent::Engine(Event::TaskStarted { .. })))
+    };
+    let mut t = net.now.0 / 1000;
+    while !computing(&net) && t < 5_000 {
+        t += 1;
+        net.run_until(t);
+    }
+    assert!(computing(&net), "node 2 started a task");
     console(&mut net, 0, 2, ConsoleCmd::Fail);
-    // Silent: the others take it for gone.
-    net.run_until(10_000);
+    // Silent: the others take it for gone, and finish the job without it.
+    net.run(1, 10_000);
+    assert_eq!(net.done.len(), 1);
+    net.run_until(net.now.0 / 1000 + 5_000);
     let gone = |net: &Net, at: usize| {
         net.nodes[at]
             .membership()
@@ -557,14 +572,21 @@ fn a_failed_member_hears_only_a_revive_then_comes_back_and_computes_again() {
             .iter()
             .any(|(i, e)| *i == 2 && matches!(e, NodeEvent::Revived { .. }))
     );
-    net.run_until(11_000);
+    let revived_at = net.events.len();
+    net.run_until(net.now.0 / 1000 + 1_000);
     assert!(!gone(&net, 0) && !gone(&net, 1), "the others see it back");
-    // It computes again: a job that needs every member's result completes.
+    // It computes again, with the slot its lost computation held: a job that needs
+    // every member's result completes.
     submit(&mut net, &image_job(), 3, 3);
-    net.run(1, 60_000);
-    assert_eq!(net.done, vec![image_job().run_all().unwrap()]);
-    let computed_by_2 = net
-        .events
+    net.run(2, 120_000);
+    let want = image_job().run_all().unwrap();
+    assert!(
+        net.done.len() == 2 && net.done.iter().all(|o| *o == want),
+        "{} of 2 jobs done, every output the one-process output: {}",
+        net.done.len(),
+        net.done.iter().all(|o| *o == want)
+    );
+    let computed_by_2 = net.events[revived_at..]
         .iter()
         .any(|(i, e)| *i == 2 && matches!(e, NodeEvent::Engine(Event::TaskComputed { .. })));
     assert!(computed_by_2, "the revived member computed");

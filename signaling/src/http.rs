@@ -152,6 +152,10 @@ async fn info(State(shared): State<Arc<Shared>>) -> Json<InfoBody> {
     })
 }
 
+/// How long a `POST /api/rooms/{room}/back` with a wrong presenter key waits for its
+/// refusal.
+const WRONG_KEY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The body of `POST /api/rooms/{room}/back`.
 #[derive(serde::Deserialize)]
 struct BackBody {
@@ -176,6 +180,9 @@ async fn bring_back(
             .stats
             .presenter_keys_refused
             .fetch_add(1, Ordering::Relaxed);
+        // Guessing costs time: a second a guess per connection (connections are capped),
+        // where the right key answers at once.
+        tokio::time::sleep(WRONG_KEY_DELAY).await;
         return (
             StatusCode::FORBIDDEN,
             "only a presenter (with the server's presenter key) can bring the server back",

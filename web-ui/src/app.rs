@@ -40,6 +40,7 @@ fn App() -> impl IntoView {
         overlay: RwSignal::new(Overlay::None),
         blank: RwSignal::new(false),
         projector: RwSignal::new(query_param("layout").as_deref() == Some("projector")),
+        column: RwSignal::new(query_param("layout").as_deref() == Some("column")),
         public_url: RwSignal::new(None),
         loopback_only: RwSignal::new(false),
         halted: RwSignal::new(None),
@@ -100,7 +101,10 @@ fn App() -> impl IntoView {
                 // The stage keeps a place for the console only where it is shown.
                 let presenter = view.me.with(|m| m.as_ref().is_some_and(|m| m.presenter));
                 let console = if console_wanted || presenter { " console-on" } else { "" };
-                format!("app{}{side}{console}", if view.projector.get() { " projector" } else { "" })
+                // While a recorded moment is shown, the panels that stay live say so.
+                let replay = if view.tm.at.with(Option::is_some) { " replaying" } else { "" };
+                let column = if view.column.get() { " column" } else { "" };
+                format!("app{}{side}{console}{replay}{column}", if view.projector.get() { " projector" } else { "" })
             } data-testid="app"
             data-layout=move || if view.projector.get() { "projector" } else { "standard" }>
             // The stage: what a talk shows, in one screen from 1280 px wide (the CSS
@@ -114,6 +118,8 @@ fn App() -> impl IntoView {
                     <button data-testid="show-keys" on:click=toggle(Overlay::Keys)>"Keys (?)"</button>
                     <button data-testid="projector" aria-pressed=move || view.projector.get().to_string()
                         on:click=move |_| view.projector.update(|p| *p = !*p)>"Projector layout (p)"</button>
+                    <button data-testid="column" aria-pressed=move || view.column.get().to_string()
+                        on:click=move |_| view.column.update(|c| *c = !*c)>"One column (l)"</button>
                 </nav>
             </header>
             // What the whole mesh is in (failed, paused, slowed, replayed): banners that

@@ -146,12 +146,13 @@ impl Console {
     /// `r = q = 2`. It starts nothing, and says what is missing, unless the mesh can show
     /// it ([`web_ui::form::liar_scenario_check`]).
     pub fn liar(&self) -> String {
-        let (live, lying) = self.view.graph.with_untracked(|g| {
+        let (live, lying, caught) = self.view.graph.with_untracked(|g| {
             let live: Vec<_> = g.iter().filter(|n| n.state == "live").collect();
-            let lying = live.iter().filter(|n| n.told_to_lie || n.liar).count();
-            (live.len(), lying)
+            let lying = live.iter().filter(|n| n.told_to_lie).count();
+            let caught = live.iter().filter(|n| n.liar && !n.told_to_lie).count();
+            (live.len(), lying, caught)
         });
-        if let Err(why) = web_ui::form::liar_scenario_check(live, lying) {
+        if let Err(why) = web_ui::form::liar_scenario_check(live, lying, caught) {
             return why;
         }
         let me = self.view.me.get_untracked().map(|m| m.id.0);
@@ -215,8 +216,13 @@ impl Console {
         }
         self.view.cuts.set(Default::default());
         let _ = self.to_node.unbounded_send(PageInput::ReviveRoom);
+        let revive = if self.view.server_away.with_untracked(Option::is_some) {
+            "the signaling server is away, so failed members cannot be asked back until it returns (press r again then)"
+        } else {
+            "failed members are asked back through the server"
+        };
         format!(
-            "reset: every member resumes, stops lying and leaves slow motion; {links} cut {} restored; failed members are asked back through the server",
+            "reset: every member resumes, stops lying and leaves slow motion; {links} cut {} restored; {revive}",
             if links == 1 { "link" } else { "links" }
         )
     }
@@ -320,6 +326,7 @@ impl Console {
                 }
             }),
             KeyAction::Projector => view.projector.update(|p| *p = !*p),
+            KeyAction::Column => view.column.update(|c| *c = !*c),
             KeyAction::Close => {
                 view.overlay.set(Overlay::None);
                 view.blank.set(false);
@@ -577,20 +584,31 @@ async fn bring_server_back(room: String) -> String {
     let headers = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&headers, &"content-type".into(), &"application/json".into());
     init.set_headers(&headers);
-    let body = serde_json::json!({ "presenter_key": key }).to_string();
+    let body = format!("{{\"presenter_key\":\"{}\"}}", web_ui::json_escaped(&key));
     init.set_body(&body.into());
     let url = format!("/api/rooms/{room}/back");
     let sent =
         wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(&url, &init)).await;
-    match sent
+    let Some(r) = sent
         .ok()
         .and_then(|r| r.dyn_into::<web_sys::Response>().ok())
-    {
-        Some(r) if r.ok() => {
-            "the server takes the room back now: members reconnect within a few seconds".into()
-        }
-        Some(r) => format!("the server refused to come back ({})", r.status()),
-        None => "the server did not answer".into(),
+    else {
+        return "the server did not answer".into();
+    };
+    if !r.ok() {
+        return format!("the server refused to come back ({})", r.status());
+    }
+    let body = match r.text() {
+        Ok(p) => wasm_bindgen_futures::JsFuture::from(p)
+            .await
+            .ok()
+            .and_then(|t| t.as_string()),
+        Err(_) => None,
+    };
+    if body.is_some_and(|b| b.contains("\"back\":true")) {
+        "the server takes the room back now: members reconnect within a few seconds".into()
+    } else {
+        "the room was not away from the server: nothing to bring back (the socket dropped for another reason, and reconnects by itself)".into()
     }
 }
 

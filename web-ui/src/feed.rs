@@ -379,6 +379,9 @@ pub struct Feed {
     /// Per unfinished job: tasks validated, since when, and why it is stuck once it
     /// is (bounded by the jobs).
     stalls: BTreeMap<JobId, (u32, f64, Option<String>)>,
+    /// When each job held was first seen (a count), and how many have been.
+    job_order: BTreeMap<JobId, u64>,
+    jobs_seen: u64,
 }
 
 /// Jobs whose disagreements keep a line of their own (the oldest line gives way).
@@ -896,7 +899,18 @@ impl Feed {
 
     fn refresh_jobs(&mut self, now_ms: f64, node: &MeshNode, selected: Option<Selection>) {
         let Some(engine) = node.engine() else { return };
-        let rows = model::job_rows(engine);
+        let mut rows = model::job_rows(engine);
+        // In the order this node learnt of them (a job's id is a hash, no order): the
+        // newest last here, first on the page, so that the stage shows the current one.
+        self.job_order
+            .retain(|id, _| rows.iter().any(|r| r.id == *id));
+        for r in &rows {
+            if !self.job_order.contains_key(&r.id) {
+                self.jobs_seen += 1;
+                self.job_order.insert(r.id, self.jobs_seen);
+            }
+        }
+        rows.sort_by_key(|r| self.job_order.get(&r.id).copied());
         self.flashes.update(&rows, now_ms);
         self.note_stalls(&rows, now_ms);
         self.last_rows.clone_from(&rows);
@@ -958,7 +972,8 @@ impl Feed {
     fn note_stalls(&mut self, rows: &[JobRow], now_ms: f64) {
         self.stalls.retain(|id, _| rows.iter().any(|r| r.id == *id));
         let live: Vec<&GraphNode> = self.graph.iter().filter(|g| g.state == "live").collect();
-        let lying = live.iter().filter(|g| g.told_to_lie || g.liar).count();
+        let lying = live.iter().filter(|g| g.told_to_lie).count();
+        let caught = live.iter().filter(|g| g.liar && !g.told_to_lie).count();
         let paused = live.iter().filter(|g| g.paused).count();
         let mut said = Vec::new();
         for r in rows {
@@ -977,7 +992,7 @@ impl Feed {
             if now_ms - entry.1 < model::STALL_MS {
                 continue;
             }
-            let words = model::stall_words(r.quorum, live.len(), lying, paused);
+            let words = model::stall_words(r.quorum, live.len(), lying, caught, paused);
             if entry.2.as_ref() != Some(&words) {
                 entry.2 = Some(words.clone());
                 said.push((r.id, words));

@@ -166,12 +166,14 @@ impl JobForm {
 pub const LIAR_SCENARIO_HONEST_MIN: usize = 3;
 
 /// Whether the liar scenario can show a liar caught, with `live` members now (this tab
-/// included) of which `lying` already lie: the new liar must leave at least
-/// [`LIAR_SCENARIO_HONEST_MIN`] honest members, and fewer than two liars in all (liars
-/// tell the same lie, so two of them agree with each other and reach `q = 2` with a
-/// wrong result). Otherwise, what is missing, in words.
-pub fn liar_scenario_check(live: usize, lying: usize) -> Result<(), String> {
-    let honest = live.saturating_sub(lying + 1);
+/// included) of which `lying` lie on a presenter's command and `caught` more were caught
+/// lying before (their results count for nothing; a reset does not undo evidence): the
+/// new liar must leave at least [`LIAR_SCENARIO_HONEST_MIN`] honest members, and no
+/// other member may be lying now (liars tell the same lie, so two of them agree with
+/// each other and reach `q = 2` with a wrong result). Otherwise, what is missing, in
+/// words.
+pub fn liar_scenario_check(live: usize, lying: usize, caught: usize) -> Result<(), String> {
+    let honest = live.saturating_sub(lying + caught + 1);
     if lying > 0 {
         return Err(format!(
             "the liar scenario starts nothing: {lying} {} already lying, and two liars tell the same lie, which can reach q = 2; reset first (r)",
@@ -184,9 +186,14 @@ pub fn liar_scenario_check(live: usize, lying: usize) -> Result<(), String> {
     }
     if honest < LIAR_SCENARIO_HONEST_MIN {
         return Err(format!(
-            "the liar scenario starts nothing: it needs a liar and {LIAR_SCENARIO_HONEST_MIN} honest members (two to agree on every result, one to spare), and there {} {live} {} live; let more join from the QR code (q)",
+            "the liar scenario starts nothing: it needs a liar and {LIAR_SCENARIO_HONEST_MIN} honest members (two to agree on every result, one to spare), and there {} {live} {} live{}; let more join from the QR code (q)",
             if live == 1 { "is" } else { "are" },
-            if live == 1 { "member" } else { "members" }
+            if live == 1 { "member" } else { "members" },
+            if caught > 0 {
+                format!(", {caught} of them caught lying before")
+            } else {
+                String::new()
+            }
         ));
     }
     Ok(())
@@ -311,16 +318,20 @@ mod tests {
 
     #[test]
     fn the_liar_scenario_says_what_it_lacks_instead_of_starting() {
-        assert_eq!(liar_scenario_check(4, 0), Ok(()));
-        assert_eq!(liar_scenario_check(9, 0), Ok(()));
-        let few = liar_scenario_check(3, 0).unwrap_err();
+        assert_eq!(liar_scenario_check(4, 0, 0), Ok(()));
+        assert_eq!(liar_scenario_check(9, 0, 0), Ok(()));
+        // A member caught before is no honest member, and blocks nothing by itself.
+        assert_eq!(liar_scenario_check(5, 0, 1), Ok(()));
+        let spent = liar_scenario_check(4, 0, 1).unwrap_err();
+        assert!(spent.contains("1 of them caught lying before"), "{spent}");
+        let few = liar_scenario_check(3, 0, 0).unwrap_err();
         assert!(
             few.contains("3 honest members") && few.contains("there are 3 members live"),
             "{few}"
         );
-        let alone = liar_scenario_check(1, 0).unwrap_err();
+        let alone = liar_scenario_check(1, 0, 0).unwrap_err();
         assert!(alone.contains("there is 1 member live"), "{alone}");
-        let liars = liar_scenario_check(8, 1).unwrap_err();
+        let liars = liar_scenario_check(8, 1, 0).unwrap_err();
         assert!(liars.contains("1 member is already lying"), "{liars}");
     }
 }

@@ -37,6 +37,8 @@ pub enum KeyAction {
     Qr,
     /// Switch the projector layout (large type, high contrast).
     Projector,
+    /// One column at any width, or the stage again (from 1280 px wide).
+    Column,
     /// Show or hide the list of keys.
     Help,
     /// Close what is open over the page.
@@ -108,6 +110,11 @@ pub const KEYS: &[(&str, KeyAction, &str)] = &[
         "projector layout: large type, high contrast",
     ),
     (
+        "l",
+        KeyAction::Column,
+        "one column at any width (every job, every panel), or the stage again",
+    ),
+    (
         ". or b",
         KeyAction::Blank,
         "blank the screen, or bring it back",
@@ -134,6 +141,7 @@ pub fn action(key: &str) -> Option<KeyAction> {
         "." | "b" | "B" => KeyAction::Blank,
         "q" | "Q" => KeyAction::Qr,
         "p" | "P" => KeyAction::Projector,
+        "l" | "L" => KeyAction::Column,
         "?" => KeyAction::Help,
         "Escape" => KeyAction::Close,
         _ => return None,
@@ -225,6 +233,7 @@ mod tests {
             ".",
             "q",
             "p",
+            "l",
             "?",
             "Escape",
         ] {

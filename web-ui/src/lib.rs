@@ -80,6 +80,22 @@ pub fn compute(req: &TaskRequest) -> Result<Vec<u8>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// `text` as the inside of a JSON string: the page's one JSON body (a presenter key sent
+/// to the server) is written by hand, since a JSON library would cost the first paint
+/// kilobytes.
+pub fn json_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// How often each warm-up job runs when a worker starts.
 pub const WARM_UP_ROUNDS: usize = 12;
 
@@ -203,5 +219,13 @@ mod tests {
             ..req.clone()
         };
         assert_eq!(compute(&scalar), compute(&req));
+    }
+
+    #[test]
+    fn a_key_with_quotes_and_controls_stays_one_json_string() {
+        let key = "a\"b\\c\nd é";
+        let body = format!("{{\"presenter_key\":\"{}\"}}", json_escaped(key));
+        let back: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(back["presenter_key"], key);
     }
 }

@@ -646,9 +646,10 @@ pub fn lab(hex: &str) -> (f64, f64, f64) {
 pub const STALL_MS: f64 = 8_000.0;
 
 /// Why a job validates nothing, as far as the members show it: `live` members now
-/// (this node included), `lying` of them lying (on a presenter's command, or caught),
-/// `paused` of them paused; the job needs `q` matching results per task.
-pub fn stall_words(q: u8, live: usize, lying: usize, paused: usize) -> String {
+/// (this node included), `lying` of them lying on a presenter's command and `caught`
+/// more caught lying before (their results count for nothing), `paused` of them paused;
+/// the job needs `q` matching results per task.
+pub fn stall_words(q: u8, live: usize, lying: usize, caught: usize, paused: usize) -> String {
     let q = usize::from(q);
     let members = |n: usize| if n == 1 { "member" } else { "members" };
     if live > 0 && paused >= live {
@@ -660,10 +661,16 @@ pub fn stall_words(q: u8, live: usize, lying: usize, paused: usize) -> String {
             members(live)
         );
     }
-    // Liars tell the same lie: they agree with each other only.
-    if live - lying < q && lying < q {
+    // Liars tell the same lie: they agree with each other only; a caught liar's results
+    // count for nothing.
+    if live.saturating_sub(lying + caught) < q && lying < q {
+        let who = match (lying, caught) {
+            (l, 0) => format!("{l} lying"),
+            (0, c) => format!("{c} caught lying before"),
+            (l, c) => format!("{l} lying and {c} caught lying before"),
+        };
         return format!(
-            "{live} {}, {lying} lying: no result can reach q = {q} (the honest ones are too few to agree, and the lie differs from their result)",
+            "{live} {}, {who}: no result can reach q = {q} (the honest ones are too few to agree, and the lie differs from their result)",
             members(live)
         );
     }
@@ -1034,15 +1041,21 @@ mod tests {
     #[test]
     fn a_stall_is_explained_by_what_the_members_show() {
         assert_eq!(
-            stall_words(2, 2, 1, 0),
+            stall_words(2, 2, 1, 0, 0),
             "2 members, 1 lying: no result can reach q = 2 (the honest ones are too few to agree, and the lie differs from their result)"
         );
         assert!(
-            stall_words(6, 5, 0, 0).starts_with("5 members, and a task needs 6 matching results")
+            stall_words(6, 5, 0, 0, 0)
+                .starts_with("5 members, and a task needs 6 matching results")
         );
-        assert!(stall_words(1, 1, 0, 1).starts_with("every member is paused"));
-        assert!(stall_words(2, 4, 1, 2).starts_with("2 of 4 members are paused"));
+        assert!(stall_words(1, 1, 0, 0, 1).starts_with("every member is paused"));
+        assert!(stall_words(2, 4, 1, 0, 2).starts_with("2 of 4 members are paused"));
         // Two liars agree with each other: not stuck for that reason.
-        assert!(stall_words(2, 3, 2, 0).starts_with("its tasks wait"));
+        assert!(stall_words(2, 3, 2, 0, 0).starts_with("its tasks wait"));
+        // One honest member left beside two caught liars: stuck, and said so.
+        assert!(
+            stall_words(2, 3, 0, 2, 0)
+                .starts_with("3 members, 2 caught lying before: no result can reach q = 2")
+        );
     }
 }

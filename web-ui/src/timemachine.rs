@@ -313,7 +313,7 @@ pub fn ReplayBanner(view: MeshView) -> impl IntoView {
         <Show when=move || tm.at.with(Option::is_some)>
             <p class="banner replaying" role="status" data-testid="replay-banner">
                 <strong>{move || where_words(tm)}</strong>
-                ". The graph, the jobs and the events show that moment; the numbers, the peers and this node stay live. "
+                ". The graph, the jobs and the events show that moment; the numbers, the peers, this node and Why? stay live (each says so). "
                 <kbd>"]"</kbd>" steps forward (past the last moment: live), "<kbd>"["</kbd>" back. "
                 <button data-testid="replay-banner-live" on:click=move |_| go_live(view)>"Back to live"</button>
             </p>

@@ -66,6 +66,8 @@ pub(crate) struct MeshView {
     pub(crate) overlay: RwSignal<Overlay>,
     pub(crate) blank: RwSignal<bool>,
     pub(crate) projector: RwSignal<bool>,
+    /// One column at any width, instead of the stage from 1280 px wide.
+    pub(crate) column: RwSignal<bool>,
     /// The server's address for an audience, if it gave one.
     pub(crate) public_url: RwSignal<Option<String>>,
     /// The server said it listens on loopback only: no other machine can join.

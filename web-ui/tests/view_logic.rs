@@ -473,3 +473,60 @@ fn a_jobs_disagreements_fold_into_one_counting_line() {
         lines[1]
     );
 }
+
+/// Jobs are shown newest first, in the order this node learnt of them (a job's id is
+/// a hash: sorting by it would put any job first, and the stage shows the first).
+#[test]
+fn jobs_are_shown_newest_first_whatever_their_ids() {
+    let page = Rc::new(RefCell::new(Watcher::default()));
+    let watcher = page.clone();
+    let mut net = Net::watched(
+        2,
+        0,
+        Box::new(move |now, node, events| {
+            let mut p = watcher.borrow_mut();
+            for e in events {
+                p.feed.on_event(now, e);
+            }
+            p.feed.on_change(now, node, &PageState::default());
+            for op in p.feed.take() {
+                p.view.apply(op);
+            }
+        }),
+    );
+    net.run_until(500);
+    for nonce in 1..=5 {
+        let cmd = Command::Submit {
+            kernel: picture(16),
+            replication: 1,
+            quorum: 1,
+            pacing_ms: 0,
+            nonce,
+        };
+        let now = net.now;
+        net.nodes[0].handle_command(now, cmd).expect("joined");
+        net.drain(0);
+        net.run_until(net.now.0 / 1000 + 600);
+    }
+    net.run(5, 60_000);
+    let accepted: Vec<JobId> = net
+        .events
+        .iter()
+        .filter_map(|(i, e)| match e {
+            node_core::node::NodeEvent::Engine(Event::JobAccepted { job, .. }) if *i == 0 => {
+                Some(*job)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(accepted.len(), 5);
+    let mut by_id = accepted.clone();
+    by_id.sort();
+    assert_ne!(
+        by_id, accepted,
+        "ids in submission order would prove nothing"
+    );
+    let shown: Vec<JobId> = page.borrow().view.jobs.iter().map(|j| j.row.id).collect();
+    let newest_first: Vec<JobId> = accepted.iter().rev().copied().collect();
+    assert_eq!(shown, newest_first);
+}

@@ -197,8 +197,12 @@ pub async fn run_web<T: Transport, P: Page>(
             }
             Woke::Page(Some(PageInput::Workers(n))) => node.set_workers(now(), n),
             Woke::Page(Some(PageInput::Background(on))) => node.set_background(now(), on),
-            Woke::Page(Some(PageInput::ServerAway { secs })) => transport.take_server_away(secs),
-            Woke::Page(Some(PageInput::ReviveRoom)) => transport.revive_room(),
+            // A failed node is silent: to the server too.
+            Woke::Page(Some(PageInput::ServerAway { secs })) if !node.is_failed() => {
+                transport.take_server_away(secs)
+            }
+            Woke::Page(Some(PageInput::ReviveRoom)) if !node.is_failed() => transport.revive_room(),
+            Woke::Page(Some(PageInput::ServerAway { .. } | PageInput::ReviveRoom)) => {}
             Woke::Page(Some(PageInput::Console { target, cmd })) => {
                 if let Err(e) = node.console(now(), &target, cmd) {
                     web_sys::console::warn_1(&format!("console command not sent: {e}").into());

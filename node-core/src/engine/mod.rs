@@ -312,6 +312,16 @@ impl Engine {
         }
     }
 
+    /// Forgets the computations under way here, whose outputs will never come (a
+    /// presenter failed this node, which threw them away), so that its slots compute
+    /// again: a task it claimed and never reported is runnable here again.
+    pub fn abandon_running(&mut self) {
+        self.running.clear();
+        for j in self.jobs.values_mut() {
+            j.sched.idle = false;
+        }
+    }
+
     /// Whether scheduling here is paused.
     pub fn is_paused(&self) -> bool {
         self.held.is_some()

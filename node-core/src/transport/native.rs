@@ -252,15 +252,11 @@ async fn signaling_session(weak: Weak<Inner>, ws: WsStream, mut out_rx: mpsc::Re
         let reader = tokio::spawn(read_signaling(weak.clone(), ws_rx, side_tx));
         let writer_end = write_paced(ws_tx, &mut out_rx, side_rx, first).await;
         if writer_end == WriterEnd::Rejoin {
+            // `rejoin` closed the connections and restarted the policy. Quietly: no
+            // "signaling away" while the server still holds the old socket a moment.
             reader.abort();
-            let Some(inner) = weak.upgrade() else { return };
-            // Quietly: no "signaling away"; the next welcome is a first one.
-            for step in inner.input(Negotiation::restart) {
-                if let Step::Close { peer, conn } = step {
-                    inner.close(&peer, conn);
-                }
-            }
             attempt = 0;
+            away = true;
             continue;
         }
         let end = if writer_end == WriterEnd::Gone {
@@ -885,6 +881,13 @@ impl Transport for NativeTransport {
     }
 
     fn rejoin(&self) {
+        // The connections go now, so that nothing the node says next leaves on them; the
+        // signaling session opens a new socket and enters the room again.
+        for step in self.inner.input(Negotiation::restart) {
+            if let Step::Close { peer, conn } = step {
+                self.inner.close(&peer, conn);
+            }
+        }
         if self.inner.ws_out.try_send(Out::Rejoin).is_err() {
             tracing::warn!("the signaling session is busy: rejoin not started");
         }

@@ -897,6 +897,8 @@ impl Inner {
         let _ = old.close();
         self.welcomed_now.set(false);
         self.attempt.set(0);
+        // Quietly: no "signaling away" while the server still holds the old socket a moment.
+        self.away.set(true);
         match WebSocket::new(&self.url) {
             Ok(ws) => {
                 *self.ws.borrow_mut() = ws;

@@ -21,6 +21,12 @@ pub(crate) fn Jobs(view: MeshView) -> impl IntoView {
                 <label class="toggle"><input type="checkbox" data-testid="outlines"
                     prop:checked=move || view.outlines.get()
                     on:change=move |ev| view.outlines.set(event_target_checked(&ev))/>" tile outlines"</label>
+                // On the stage only the current job shows.
+                <span class="earlier dim" data-testid="earlier-jobs">{move || match view.shown_jobs(Vec::len) {
+                    0 | 1 => String::new(),
+                    2 => "· 1 earlier job: l shows it".to_string(),
+                    n => format!("· {} earlier jobs: l shows them", n - 1),
+                }}</span>
             </h2>
             <Show when=move || view.shown_jobs(Vec::is_empty)>
                 <p class="empty">"No job yet. Submit one above, or with "<code>"meshwork submit"</code>"."</p>
