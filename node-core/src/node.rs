@@ -488,6 +488,8 @@ impl MeshNode {
             e.set_pacing_floor(0);
             // What it was computing when it failed was thrown away: its slots are free.
             e.abandon_running();
+            // A revive is a presenter's reset: whom it caught lying is forgotten too.
+            e.forget_liars();
             e.handle_input(millis(now), Input::Timeout);
         }
         let by = self
@@ -656,6 +658,12 @@ impl MeshNode {
             ConsoleCmd::Step => {
                 if let Some(e) = &mut self.engine {
                     e.step();
+                    e.handle_input(at, Input::Timeout);
+                }
+            }
+            ConsoleCmd::Forgive => {
+                if let Some(e) = &mut self.engine {
+                    e.forget_liars();
                     e.handle_input(at, Input::Timeout);
                 }
             }

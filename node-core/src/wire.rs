@@ -114,6 +114,9 @@ pub enum ConsoleCmd {
     Pause { on: bool },
     /// While paused, start one more task.
     Step,
+    /// Forget every member caught lying (a presenter's reset: the demonstration starts
+    /// over).
+    Forgive,
 }
 
 /// Why a node computes a task. It travels with the node's claim ([`Fact::Claim`]), so
@@ -206,6 +209,7 @@ impl std::fmt::Display for ConsoleCmd {
             ConsoleCmd::Pause { on: true } => f.write_str("pause: start no new task"),
             ConsoleCmd::Pause { on: false } => f.write_str("resume"),
             ConsoleCmd::Step => f.write_str("step: start one more task"),
+            ConsoleCmd::Forgive => f.write_str("forget who was caught lying (a reset)"),
         }
     }
 }

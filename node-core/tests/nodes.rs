@@ -349,6 +349,29 @@ fn a_liar_made_by_the_console_is_caught_by_the_quorum() {
             && matches!(e, NodeEvent::Engine(Event::LiarMarked { node, .. }) if *node == liar)),
         "node 0 never marked the liar"
     );
+    // A reset: it stops lying, and every member forgets whom it caught; a job after it
+    // places tasks on the former liar again, and its results count.
+    console(&mut net, 0, 1, ConsoleCmd::Lie { on: false });
+    for i in 0..3 {
+        console(&mut net, 0, i, ConsoleCmd::Forgive);
+    }
+    net.run_until(net.now.0 / 1000 + 100);
+    for n in &net.nodes {
+        let e = n.engine().unwrap();
+        assert_eq!(e.liars().count(), 0);
+        assert!(e.job_ids().all(|j| e.caught_in(j).next().is_none()));
+    }
+    let from = net.events.len();
+    submit(&mut net, &kernel, 3, 3);
+    net.run(2, 60_000);
+    assert_eq!(net.done.len(), 2);
+    let computed_by_1 = net.events[from..]
+        .iter()
+        .any(|(i, e)| *i == 1 && matches!(e, NodeEvent::Engine(Event::TaskComputed { .. })));
+    let marked_again = net.events[from..]
+        .iter()
+        .any(|(_, e)| matches!(e, NodeEvent::Engine(Event::LiarMarked { .. })));
+    assert!(computed_by_1 && !marked_again);
 }
 
 #[test]

@@ -13,8 +13,8 @@
 //   6. `3`: the server goes away (a banner counts down), `3` again: it is back early;
 //   7. space, →, ←, space, ←: pause, step, slow motion, resume, normal speed;
 //   8. `[`: a moment back (a banner says so), `e`: the run exported, `]`: live again;
-//   9. `r`: reset: every member is back, nobody lies; a q = 2 job then has no
-//      disagreement and every member computes in it.
+//   9. `r`: reset: every member is back, nobody lies or is marked as a liar; a q = 2
+//      job then has no disagreement and every member computes in it.
 // After each scene, what it needs is inside the window, unscrolled (bounding boxes, and
 // a screenshot each). The phones' generated names are on the graph and in the export.
 //
@@ -231,7 +231,8 @@ async function main() {
   const everyone = await pollUntil(async () => {
     const g = await graph(pp);
     const liveNow = g.filter((n) => n.state === 'live');
-    return liveNow.length === 5 && g.every((n) => n.console.length === 0) ? g : null;
+    // Nobody lies, nobody is marked: a reset forgets who was caught.
+    return liveNow.length === 5 && g.every((n) => n.console.length === 0 && !n.liar) ? g : null;
   }, Date.now() + 30_000, 200);
   check('reset_brings_everyone_back', everyone, await graph(pp));
   const doneBefore = Object.fromEntries((await graph(pp)).map((n) => [n.peer, n.done]));

@@ -201,6 +201,7 @@ impl Console {
         self.pause(false);
         self.slow_motion(0);
         self.everyone(ConsoleCmd::Lie { on: false });
+        self.everyone(ConsoleCmd::Forgive);
         let mut cuts: Vec<(String, String)> = self.view.graph.with_untracked(|g| {
             g.iter()
                 .filter(|n| n.state == "live")
@@ -222,7 +223,7 @@ impl Console {
             "failed members are asked back through the server"
         };
         format!(
-            "reset: every member resumes, stops lying and leaves slow motion; {links} cut {} restored; {revive}",
+            "reset: every member resumes, stops lying, forgets who it caught lying and leaves slow motion; {links} cut {} restored; {revive}",
             if links == 1 { "link" } else { "links" }
         )
     }

@@ -40,6 +40,10 @@ pub(super) struct Job {
     /// Members caught lying in this job ([`super::quorum::verdict`]): no longer placed
     /// in it. Those caught with evidence enough for every job are in `Engine::liars`.
     pub(super) caught: BTreeSet<NodeId>,
+    /// Members forgiven by a presenter's reset ([`super::Engine::forget_liars`]) while
+    /// this job was held: their reports in it are judged no more (its board keeps the
+    /// old lie, which would mark them again at the next report of any of its tasks).
+    pub(super) forgiven: BTreeSet<NodeId>,
     /// When this node accepted the job.
     pub(super) started_at: Millis,
     /// When the last task was validated here.
@@ -248,6 +252,7 @@ impl Engine {
             tasks_validated: 0,
             mismatched: BTreeSet::new(),
             caught: BTreeSet::new(),
+            forgiven: BTreeSet::new(),
             started_at: self.now,
             validated_at: None,
             computed_here: 0,

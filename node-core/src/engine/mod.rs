@@ -312,6 +312,34 @@ impl Engine {
         }
     }
 
+    /// Forgets every member caught lying, here and in every job (a presenter's reset:
+    /// the demonstration starts over), so that the live ones are ranked for every job
+    /// again, as members that never lied. What they reported stays on the boards and
+    /// counts no more against them in the jobs held now; a lie in a later job is caught
+    /// as any lie is.
+    pub fn forget_liars(&mut self) {
+        let mut forgiven = std::mem::take(&mut self.liars);
+        for j in self.jobs.values_mut() {
+            forgiven.append(&mut j.caught);
+        }
+        // The jobs held now keep their evidence on their boards: it counts no more.
+        for j in self.jobs.values_mut() {
+            j.forgiven.extend(forgiven.iter().copied());
+        }
+        let me = self.me;
+        let live: Vec<NodeId> = forgiven
+            .into_iter()
+            .filter(|n| self.peers.contains(n))
+            .collect();
+        for j in self.jobs.values_mut() {
+            for n in &live {
+                j.ranking.add(*n);
+            }
+            j.rebuild_owned(me);
+            j.sched.idle = false;
+        }
+    }
+
     /// Forgets the computations under way here, whose outputs will never come (a
     /// presenter failed this node, which threw them away), so that its slots compute
     /// again: a task it claimed and never reported is runnable here again.

@@ -147,6 +147,7 @@ impl Engine {
         let marks: Vec<(NodeId, Verdict)> = entry
             .authors
             .iter()
+            .filter(|(n, _)| !j.forgiven.contains(n))
             .filter_map(|(n, _)| {
                 verdict(entry, j.spec.quorum, j.spec.submitter, *n)
                     .filter(|v| v.caught())

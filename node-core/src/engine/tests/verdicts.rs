@@ -278,3 +278,34 @@ fn a_caught_member_stays_out_of_its_job_across_a_departure_and_return() {
     e.handle_input(Millis(60), Input::PeerUp(NodeId(3)));
     assert!(e.placed_members(job).contains(&NodeId(3)));
 }
+
+#[test]
+fn a_forgiven_liar_is_placed_again_and_its_old_lie_marks_it_no_more() {
+    let mut e = watcher_node();
+    let job = peer_job(&mut e, 1, 2, kernel(4), 2, 2, 0);
+    drain(&mut e);
+    reports(&mut e, 6, job, 0, FAKE);
+    reports(&mut e, 3, job, 0, TRUE);
+    reports(&mut e, 4, job, 0, TRUE);
+    assert_eq!(e.liars().collect::<Vec<_>>(), [NodeId(6)]);
+    assert!(!e.placed_members(job).contains(&NodeId(6)));
+    // A presenter's reset.
+    e.forget_liars();
+    drain(&mut e);
+    assert_eq!(e.liars().count(), 0);
+    assert_eq!(e.caught_in(job).count(), 0);
+    assert!(e.placed_members(job).contains(&NodeId(6)), "placed again");
+    // A later report of that task (another backer of the accepted hash) does not bring
+    // the old lie back.
+    let out = reports(&mut e, 5, job, 0, TRUE);
+    assert_eq!(marks(&out), []);
+    assert_eq!(e.liars().count(), 0);
+    // A lie in a job taken up after the reset is caught as any lie is.
+    let later = peer_job(&mut e, 20, 2, kernel(4), 3, 2, 0);
+    assert_ne!(later, job);
+    drain(&mut e);
+    reports(&mut e, 6, later, 1, FAKE);
+    reports(&mut e, 3, later, 1, TRUE);
+    let out = reports(&mut e, 4, later, 1, TRUE);
+    assert_eq!(marks(&out), [(NodeId(6), true)]);
+}
