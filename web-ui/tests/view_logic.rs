@@ -310,13 +310,13 @@ fn fresh(net: &Net, selected: Option<Selection>) -> ViewModel {
     view
 }
 
-/// Four nodes, node 0 watched as a page watches its node; it submits a 16-task job
-/// with two copies of each result, and node 2 dies once results exist.
-fn run_a_job_through_a_departure() -> (Net, Rc<RefCell<Watcher>>) {
+/// `n` nodes, node 0 watched as a page watches its node: each step's events and the
+/// feed's changes, carried as they travel to the page, applied to the page's view.
+fn watched(n: usize) -> (Net, Rc<RefCell<Watcher>>) {
     let page = Rc::new(RefCell::new(Watcher::default()));
     let watcher = page.clone();
-    let mut net = Net::watched(
-        4,
+    let net = Net::watched(
+        n,
         0,
         Box::new(move |now, node, events| {
             let mut p = watcher.borrow_mut();
@@ -340,6 +340,13 @@ fn run_a_job_through_a_departure() -> (Net, Rc<RefCell<Watcher>>) {
             p.ops.extend(ops);
         }),
     );
+    (net, page)
+}
+
+/// Four nodes, node 0 watched as a page watches its node; it submits a 16-task job
+/// with two copies of each result, and node 2 dies once results exist.
+fn run_a_job_through_a_departure() -> (Net, Rc<RefCell<Watcher>>) {
+    let (mut net, page) = watched(4);
     net.run(0, 500);
     let cmd = Command::Submit {
         kernel: picture(64),
@@ -478,22 +485,7 @@ fn a_jobs_disagreements_fold_into_one_counting_line() {
 /// a hash: sorting by it would put any job first, and the stage shows the first).
 #[test]
 fn jobs_are_shown_newest_first_whatever_their_ids() {
-    let page = Rc::new(RefCell::new(Watcher::default()));
-    let watcher = page.clone();
-    let mut net = Net::watched(
-        2,
-        0,
-        Box::new(move |now, node, events| {
-            let mut p = watcher.borrow_mut();
-            for e in events {
-                p.feed.on_event(now, e);
-            }
-            p.feed.on_change(now, node, &PageState::default());
-            for op in p.feed.take() {
-                p.view.apply(op);
-            }
-        }),
-    );
+    let (mut net, page) = watched(2);
     net.run_until(500);
     for nonce in 1..=5 {
         let cmd = Command::Submit {
