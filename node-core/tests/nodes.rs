@@ -46,7 +46,7 @@ fn a_job_with_results_over_one_message_runs_to_the_one_process_output() {
     let kernel = image_job();
     assert!(kernel.task_output_len_max() > 3 * MESSAGE_LEN_MAX);
     let mut net = Net::new(3);
-    net.run(0, 500); // the Hello exchange
+    net.run_until(500); // the Hello exchange
     submit(&mut net, &kernel, 2, 2);
     net.run(1, 60_000);
     assert_eq!(net.done, vec![kernel.run_all().unwrap()]);
@@ -68,7 +68,7 @@ fn a_job_with_results_over_one_message_runs_to_the_one_process_output() {
 fn a_node_computes_only_with_workers_and_starts_when_given_some() {
     let kernel = image_job();
     let mut net = Net::with_workers(&[0, 0]);
-    net.run(0, 500);
+    net.run_until(500);
     submit(&mut net, &kernel, 1, 1);
     let start = net.now.0 / 1000;
     net.run(1, start + 5_000);
@@ -89,11 +89,11 @@ fn a_node_computes_only_with_workers_and_starts_when_given_some() {
 fn a_node_killed_mid_job_costs_time_not_the_output() {
     let kernel = image_job();
     let mut net = Net::new(4);
-    net.run(0, 500);
+    net.run_until(500);
     submit(&mut net, &kernel, 2, 1);
     // Until some results exist, then kill a node that computed (node 0 submits).
     let start = net.now.0;
-    net.run(0, (start + 30_000) / 1000);
+    net.run_until((start + 30_000) / 1000);
     net.kill(2);
     net.run(1, 60_000);
     assert_eq!(net.done, vec![kernel.run_all().unwrap()]);
@@ -103,7 +103,7 @@ fn a_node_killed_mid_job_costs_time_not_the_output() {
 fn broken_chunk_streams_are_counted_and_ignored_while_the_job_completes() {
     let kernel = image_job();
     let mut net = Net::new(3);
-    net.run(0, 500);
+    net.run_until(500);
     submit(&mut net, &kernel, 1, 1);
     // Node 2 turns hostile toward node 0: streams with inconsistent headers, chunks of
     // the wrong size, more chunks than announced, a stream left halfway.

@@ -347,7 +347,7 @@ fn watched(n: usize) -> (Net, Rc<RefCell<Watcher>>) {
 /// with two copies of each result, and node 2 dies once results exist.
 fn run_a_job_through_a_departure() -> (Net, Rc<RefCell<Watcher>>) {
     let (mut net, page) = watched(4);
-    net.run(0, 500);
+    net.run_until(500);
     let cmd = Command::Submit {
         kernel: picture(64),
         replication: 2,
@@ -359,7 +359,7 @@ fn run_a_job_through_a_departure() -> (Net, Rc<RefCell<Watcher>>) {
     net.nodes[0].handle_command(now, cmd).expect("joined");
     net.drain(0);
     // Until results exist (a task takes 20 ms here), then one member dies.
-    net.run(0, net.now.0 / 1000 + 70);
+    net.run_until(net.now.0 / 1000 + 70);
     net.kill(2);
     net.run(1, 60_000);
     assert_eq!(net.done, vec![picture(64).run_all().unwrap()]);
