@@ -422,17 +422,10 @@ impl Connection {
                 }
             }
             ClientMsg::Revive => {
-                let Some(joined) = &self.joined else {
-                    return self.refuse(ErrorCode::NotJoined, "join a room first".into());
+                let (id, _) = match self.presenter("revive the room") {
+                    Ok(joined) => joined,
+                    Err(flow) => return flow,
                 };
-                if !joined.presenter {
-                    return self.refuse(
-                        ErrorCode::NotPresenter,
-                        "only a member that joined with the presenter key can revive the room"
-                            .into(),
-                    );
-                }
-                let id = joined.id.clone();
                 let result = self.shared.registry().revive(&id);
                 match result {
                     Ok(told) => {
@@ -443,25 +436,31 @@ impl Connection {
                 }
             }
             ClientMsg::Outage { secs } => {
-                let Some(joined) = &self.joined else {
-                    return self.refuse(ErrorCode::NotJoined, "join a room first".into());
+                let (_, room) = match self.presenter("take the server away") {
+                    Ok(joined) => joined,
+                    Err(flow) => return flow,
                 };
-                if !joined.presenter {
-                    return self.refuse(
-                        ErrorCode::NotPresenter,
-                        "only a member that joined with the presenter key can take the server away"
-                            .into(),
-                    );
-                }
                 let secs = secs.clamp(1, OUTAGE_SECS_MAX);
                 let now = Instant::now();
-                let room = joined.room.clone();
                 let until = now + Duration::from_secs(u64::from(secs));
                 let n = self.shared.registry().take_away(&room, now, until);
                 tracing::info!(conn = self.conn, %room, secs, members = n, "outage");
                 // This connection was one of them: its kick ends it.
                 Flow::Continue
             }
+        }
+    }
+
+    /// This client's id and room if it joined with the presenter key, for a presenter's
+    /// request (`what` it would do); otherwise the refusal, already sent.
+    fn presenter(&mut self, what: &str) -> Result<(PeerId, String), Flow> {
+        match &self.joined {
+            Some(j) if j.presenter => Ok((j.id.clone(), j.room.clone())),
+            Some(_) => Err(self.refuse(
+                ErrorCode::NotPresenter,
+                format!("only a member that joined with the presenter key can {what}"),
+            )),
+            None => Err(self.refuse(ErrorCode::NotJoined, "join a room first".into())),
         }
     }
 

@@ -25,7 +25,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { pollUntil, readGraph, readTab, sleep, startController } from './harness.mjs';
+import { fullMesh, memberIds, pollUntil, readGraph, readTab, startController } from './harness.mjs';
 
 const { cfg, h, run } = startController(
   'talk',
@@ -105,13 +105,9 @@ async function main() {
   const pp = bp.page;
   await pp.setViewportSize({ width: 1920, height: 1080 });
   const tabs = [bp, ba, bb];
-  const meshed = await pollUntil(async () => {
-    const counts = await Promise.all(tabs.map((b) => readTab(b.page).then((t) => t.count)));
-    return counts.every((c) => c === '4') && natives.every((n) => n.connected().size === 4) ? counts : null;
-  }, Date.now() + cfg.mesh_timeout_ms, 200);
+  const meshed = await fullMesh(tabs.map((b) => b.page), natives, Date.now() + cfg.mesh_timeout_ms);
   if (!check('full_mesh', meshed, { tabs: await Promise.all(tabs.map((b) => readTab(b.page))) })) return;
-  const ids = Object.fromEntries(await Promise.all(tabs.map(async (b) => [b.name, (await readTab(b.page)).me])));
-  for (const n of natives) ids[n.name] = n.id;
+  const ids = await memberIds(Object.fromEntries(tabs.map((b) => [b.name, b.page])), natives);
   info.ids = ids;
   const named = await pollUntil(async () => {
     const g = await graph(pp);

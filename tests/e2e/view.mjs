@@ -40,7 +40,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { pollUntil, resizeAndFit, readGraph, readTab, sleep, startController } from './harness.mjs';
+import { fullMesh, memberIds, pollUntil, resizeAndFit, readGraph, readTab, sleep, startController } from './harness.mjs';
 
 const { cfg, h, run } = startController(
   'view',
@@ -80,13 +80,9 @@ async function main() {
   await h.openPage(bx, origin, url('tab-x', '&presenter=not-the-key-0000'));
   const tabs = [bp, bt, bx];
   const pp = bp.page;
-  const meshed = await pollUntil(async () => {
-    const counts = await Promise.all(tabs.map((b) => readTab(b.page).then((t) => t.count)));
-    return counts.every((c) => c === '4') && natives.every((n) => n.connected().size === 4) ? counts : null;
-  }, Date.now() + cfg.mesh_timeout_ms, 200);
+  const meshed = await fullMesh(tabs.map((b) => b.page), natives, Date.now() + cfg.mesh_timeout_ms);
   if (!check('full_mesh', meshed, { tabs: await Promise.all(tabs.map((b) => readTab(b.page))) })) return;
-  const ids = Object.fromEntries(await Promise.all(tabs.map(async (b) => [b.name, (await readTab(b.page)).me])));
-  for (const n of natives) ids[n.name] = n.events.find((e) => e.event === 'joined')?.id;
+  const ids = await memberIds(Object.fromEntries(tabs.map((b) => [b.name, b.page])), natives);
   info.ids = ids;
 
   // 1. The graph: five members everywhere, shaped by kind, all live.

@@ -86,9 +86,7 @@ fn App() -> impl IntoView {
     start_node(view, room.clone(), controls.clone(), inputs);
     crate::console::listen_for_keys(console.clone());
     crate::console::fetch_public_url(view);
-    // Whether this tab shows the console (the key, once read, stays in session storage).
-    let console_wanted =
-        crate::view::presenter_key().is_some() || crate::view::query_param("console").is_some();
+    let console_wanted = crate::view::console_wanted();
     let toggle = move |o: Overlay| {
         move |_| {
             view.overlay

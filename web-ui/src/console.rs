@@ -19,7 +19,7 @@ use web_ui::form::JobForm;
 use web_ui::keys::{self, KEYS, KeyAction};
 use web_ui::qr;
 
-use crate::view::{MeshView, Overlay, presenter_key, query_param};
+use crate::view::{MeshView, Overlay, console_wanted, presenter_key};
 use web_ui::feed::Selection;
 
 /// Slow motion's pause after each task (ms), on every member.
@@ -283,11 +283,7 @@ impl Console {
             KeyAction::LoseHalf => self.said.set(self.lose_half()),
             KeyAction::Liar => self.said.set(self.liar()),
             KeyAction::ServerAway if view.server_away.with_untracked(Option::is_some) => {
-                let (said, room) = (self.said, self.room.clone());
-                said.set("asking the server to come back…".into());
-                wasm_bindgen_futures::spawn_local(async move {
-                    said.set(bring_server_back(room).await);
-                });
+                ask_server_back(self.said, self.room.clone())
             }
             KeyAction::ServerAway => self.said.set(self.server_away()),
             KeyAction::Export => crate::timemachine::export(view, &self.room),
@@ -430,8 +426,7 @@ fn blur(ev: &web_sys::MouseEvent) {
 pub fn ConsolePanel(console: Console) -> impl IntoView {
     let view = console.view;
     let presenter = move || view.me.with(|m| m.as_ref().is_some_and(|m| m.presenter));
-    // Read once: the key leaves the address bar when the node starts.
-    let wanted = presenter_key().is_some() || query_param("console").is_some();
+    let wanted = console_wanted();
     let target = RwSignal::new(String::new());
     let other = RwSignal::new(String::new());
     let said = console.said;
@@ -571,6 +566,13 @@ pub fn ConsolePanel(console: Console) -> impl IntoView {
     }
 }
 
+/// Asks the server to take the room back now, and says so in `said`, then what came
+/// of it.
+fn ask_server_back(said: RwSignal<String>, room: String) {
+    said.set("asking the server to come back…".into());
+    wasm_bindgen_futures::spawn_local(async move { said.set(bring_server_back(room).await) });
+}
+
 /// Asks the server to take the room back now (a presenter's "bring it back"): the
 /// members' next attempt to resume succeeds. Returns what happened, in words.
 async fn bring_server_back(room: String) -> String {
@@ -641,9 +643,7 @@ pub fn ServerAwayBanner(view: MeshView, room: String) -> impl IntoView {
     let said = RwSignal::new(String::new());
     let back = move |ev: web_sys::MouseEvent| {
         blur(&ev);
-        let room = room.clone();
-        said.set("asking the server to come back…".into());
-        wasm_bindgen_futures::spawn_local(async move { said.set(bring_server_back(room).await) });
+        ask_server_back(said, room.clone());
     };
     view! {
         <Show when=move || view.server_away.with(Option::is_some)>

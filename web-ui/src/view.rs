@@ -154,6 +154,12 @@ pub(crate) fn query_param(name: &str) -> Option<String> {
         .get(name)
 }
 
+/// Whether this tab shows the console: it has the presenter key (kept in the tab's
+/// session storage once read from the address), or asked with `?console`.
+pub(crate) fn console_wanted() -> bool {
+    presenter_key().is_some() || query_param("console").is_some()
+}
+
 /// The presenter key this tab was given: `?presenter=KEY`, kept in the tab's session
 /// storage and taken out of the address bar (which a projector shows); or the one kept
 /// before a reload.

@@ -443,14 +443,7 @@ impl Inner {
             if inner.stopped.get() {
                 return;
             }
-            match WebSocket::new(&inner.url) {
-                Ok(ws) => {
-                    *inner.ws.borrow_mut() = ws;
-                    inner.serve_socket();
-                }
-                // Not a network failure (those close the socket): give up.
-                Err(e) => web_sys::console::error_2(&"cannot open the signaling socket".into(), &e),
-            }
+            inner.open_socket();
         });
         if let Some(window) = web_sys::window() {
             let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
@@ -899,11 +892,17 @@ impl Inner {
         self.attempt.set(0);
         // Quietly: no "signaling away" while the server still holds the old socket a moment.
         self.away.set(true);
+        self.open_socket();
+    }
+
+    /// Opens a new signaling socket in place of the current one and serves it.
+    fn open_socket(self: &Rc<Self>) {
         match WebSocket::new(&self.url) {
             Ok(ws) => {
                 *self.ws.borrow_mut() = ws;
                 self.serve_socket();
             }
+            // Not a network failure (those close the socket): give up.
             Err(e) => web_sys::console::error_2(&"cannot open the signaling socket".into(), &e),
         }
     }
