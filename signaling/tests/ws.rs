@@ -802,6 +802,18 @@ async fn a_presenter_takes_the_server_away_from_a_room_and_nobody_is_told_anyone
         .post_json("/api/rooms/talk/back", &back("not-the-key"))
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
+    // A body that is not the request is refused, and the room stays away.
+    for garbage in ["not json", "{}", r#"{"presenter_key": 7}"#] {
+        let res = server.post_json("/api/rooms/talk/back", garbage).await;
+        assert!(
+            (400..500).contains(&res.status),
+            "{garbage}: {}",
+            res.status
+        );
+    }
+    let mut still_away = server.client().await;
+    still_away.send_join("talk").await;
+    still_away.expect_error(ErrorCode::ServerAway).await;
     let ended = server.post_json("/api/rooms/talk/back", &back(key)).await;
     assert_eq!(
         (ended.status, ended.body.as_str()),
