@@ -713,6 +713,12 @@ impl Reporter {
                 json!({"event": "console_state", "peer": peer, "paused": state.paused,
                        "pacing_ms": state.pacing_ms, "lying": state.lying, "cut": state.cut})
             }
+            NodeEvent::Traffic(t) => {
+                json!({"event": "traffic", "bytes_out": t.bytes_out, "bytes_in": t.bytes_in,
+                       "packed_in": t.packed_in, "unpacked_in": t.unpacked_in,
+                       "text": format!("data channels so far: {} KiB out, {} KiB in; packed results: {} KiB that stood for {} KiB",
+                                       t.bytes_out >> 10, t.bytes_in >> 10, t.packed_in >> 10, t.unpacked_in >> 10)})
+            }
             NodeEvent::Engine(e) => {
                 let mut v = engine_line(e);
                 if let node_core::engine::Event::LiarMarked {

@@ -532,6 +532,7 @@ impl Membership {
             // once its Hello arrived; the ordered channel delivers that first).
             WireMsg::Engine(_)
             | WireMsg::Chunk { .. }
+            | WireMsg::Packed { .. }
             | WireMsg::Console(_)
             | WireMsg::State(_) => {
                 if view.state != PeerState::Connected {

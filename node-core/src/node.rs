@@ -82,6 +82,20 @@ pub enum NodeEvent {
     /// A member's console state (this node's own too) as it announced it: sent when it
     /// changes, when the member connects, and as a plain state when it is gone for good.
     ConsoleState { peer: PeerId, state: ConsoleState },
+    /// This node's data-channel traffic since it started, told after each job it saw
+    /// finish (a program reading events measures a job's bytes with it).
+    Traffic(Traffic),
+}
+
+/// Data-channel bytes a node sent and received, and what packing saved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes of every data-channel message sent and received.
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    /// Of what arrived packed: the packed bytes, and the bytes they stood for.
+    pub packed_in: u64,
+    pub unpacked_in: u64,
 }
 
 /// Result bytes waiting for one peer, at most this many (whole messages beyond it are
@@ -184,6 +198,10 @@ pub struct NodeStats {
     pub bulk_dropped: u64,
     /// Console commands from members without the presenter key, ignored.
     pub console_refused: u64,
+    /// Packed messages that did not open (truncated, a bomb, not a message inside).
+    pub unpack_refused: u64,
+    /// Bytes on the data channels.
+    pub traffic: Traffic,
 }
 
 /// Result bytes waiting for one peer: whole messages, each as its data-channel pieces.
@@ -453,6 +471,7 @@ impl MeshNode {
                 }
             }
             TransportEvent::Message(id, bytes) => {
+                self.stats.traffic.bytes_in += bytes.len() as u64;
                 if let Some(m) = &mut self.membership {
                     m.handle_message(now, &id, &bytes);
                 }
@@ -690,6 +709,7 @@ impl MeshNode {
         }
         if let Some(p) = &piece {
             q.bytes -= p.len();
+            self.stats.traffic.bytes_out += p.len() as u64;
         }
         if q.messages.is_empty() {
             self.bulk.remove(to);
@@ -784,6 +804,25 @@ impl MeshNode {
             },
             msg => msg,
         };
+        let msg = match msg {
+            WireMsg::Packed { len, data } => match wire::unpack(len, &data) {
+                Ok(msg) => {
+                    self.stats.traffic.packed_in += data.len() as u64;
+                    self.stats.traffic.unpacked_in += u64::from(len);
+                    msg
+                }
+                Err(e) => {
+                    self.stats.unpack_refused += 1;
+                    let e = MeshEvent::Dropped {
+                        peer: from,
+                        why: e.to_string(),
+                    };
+                    self.actions.push_back(Action::Event(NodeEvent::Mesh(e)));
+                    return;
+                }
+            },
+            msg => msg,
+        };
         match msg {
             WireMsg::Engine(msg) => {
                 let from = node_id(&from);
@@ -823,6 +862,7 @@ impl MeshNode {
     /// Queues a message to send at once, counting it for the view.
     fn send(&mut self, to: PeerId, bytes: Vec<u8>) {
         *self.sent.entry(to.clone()).or_default() += 1;
+        self.stats.traffic.bytes_out += bytes.len() as u64;
         self.actions.push_back(Action::Send { to, bytes });
     }
 
@@ -846,7 +886,14 @@ impl MeshNode {
                 self.actions
                     .push_back(Action::Compute { job, task, kernel });
             }
-            Output::Event(e) => self.actions.push_back(Action::Event(NodeEvent::Engine(e))),
+            Output::Event(e) => {
+                let done = matches!(e, engine::Event::JobDone { .. });
+                self.actions.push_back(Action::Event(NodeEvent::Engine(e)));
+                if done {
+                    let t = NodeEvent::Traffic(self.stats.traffic.clone());
+                    self.actions.push_back(Action::Event(t));
+                }
+            }
         }
     }
 
@@ -855,7 +902,9 @@ impl MeshNode {
     fn send_engine(&mut self, to: &[PeerId], msg: EngineMsg) {
         let bulk = matches!(msg, EngineMsg::Store { .. } | EngineMsg::Payload { .. });
         self.next_stream = self.next_stream.wrapping_add(1);
-        let Some(pieces) = chunk::split(&WireMsg::Engine(msg), self.next_stream) else {
+        // Packed once for every receiver: result tiles shrink ten to thirty times.
+        let msg = wire::pack(WireMsg::Engine(msg));
+        let Some(pieces) = chunk::split(&msg, self.next_stream) else {
             self.stats.unsendable += 1;
             return;
         };

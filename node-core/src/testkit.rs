@@ -36,8 +36,9 @@ pub struct Net {
     seq: u64,
     /// The job outputs node 0 assembled.
     pub done: Vec<JobOutput>,
-    /// Data-channel messages sent, and the largest one.
+    /// Data-channel messages sent, their bytes, and the largest one.
     pub sent: u64,
+    pub sent_bytes: u64,
     pub largest: usize,
     /// Every node's events, in order.
     pub events: Vec<(usize, NodeEvent)>,
@@ -89,6 +90,7 @@ impl Net {
             seq: 0,
             done: Vec::new(),
             sent: 0,
+            sent_bytes: 0,
             largest: 0,
             events: Vec::new(),
             watched,
@@ -141,6 +143,7 @@ impl Net {
     /// Node `from` sends `bytes` to `to`: delivered after the latency if both live.
     pub fn send(&mut self, from: usize, to: &PeerId, bytes: Vec<u8>) {
         self.sent += 1;
+        self.sent_bytes += bytes.len() as u64;
         self.largest = self.largest.max(bytes.len());
         let Some(t) = self.ids.iter().position(|p| p == to) else {
             return;

@@ -806,7 +806,7 @@ impl Feed {
                 self.log_about("console", node, None, text);
                 self.ops.push(ViewOp::Halted(None));
             }
-            NodeEvent::Mesh(_) => {}
+            NodeEvent::Mesh(_) | NodeEvent::Traffic(_) => {}
             NodeEvent::Engine(e) => self.on_engine(e),
             NodeEvent::SignalingError {
                 code,

@@ -22,9 +22,19 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         Some("view") => crate::viewbench::run(root),
         Some("signaling") => crate::sigbench::run(root),
         Some("kernels") => crate::kernbench::run(root),
+        Some("codec") => {
+            let mut c = crate::cargo();
+            c.args(["bench", "-q", "-p", "node-core", "--bench", "codec"])
+                .current_dir(root);
+            let status = c.status().context("running the codec benchmark")?;
+            if !status.success() {
+                bail!("the codec benchmark failed");
+            }
+            Ok(())
+        }
         Some(other) => {
             bail!(
-                "unknown benchmark {other:?}; try `cargo xtask bench mesh`, `bench scale`, `bench view`, `bench signaling` or `bench kernels`"
+                "unknown benchmark {other:?}; try `cargo xtask bench mesh`, `bench scale`, `bench view`, `bench signaling`, `bench kernels` or `bench codec`"
             )
         }
     }

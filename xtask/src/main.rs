@@ -99,6 +99,8 @@ const HELP: &str = "cargo xtask <command>
   bench kernels  every kernel natively, in wasm in a Chromium worker (first task and
                warm), Mandelbrot against its plain scalar loop, and prime counting
                against primesieve on one thread (JSON in target/)
+  bench codec  result packing: LZ4 against DEFLATE (levels 1 and 6) on real Mandelbrot
+               and Julia tiles, ratio and speed (why the wire uses LZ4)
   soak [N]     run the engine simulator over N seeds (default 100000) and the
                whole-node simulator over N/10, in a release build
   mutants [--iterate] [FILE…]  mutation testing of the engine (default
