@@ -924,6 +924,11 @@ impl Sim {
             *self.counts.entry(p).or_insert(0) += 1;
         }
         match e {
+            // The scenario's own job refused by its submitter: say why at once, rather
+            // than wait for a liveness deadline that cannot be met.
+            Event::JobRefused { why, .. } if i == 0 && self.job.is_none() => {
+                fail(seed, format!("the engine refused the scenario's job: {why}"));
+            }
             // Other jobs (a flooder's) are not checked against this scenario's truth.
             Event::TaskValidated { job, .. } if Some(job) != self.job => {}
             Event::TaskValidated { job, task, hash } => {
