@@ -595,9 +595,6 @@ fn mesh_node_with(o: &NodeOptions, cores: Option<u16>) -> Result<MeshNode> {
 /// Turns node events into output lines, JSON or human.
 struct Reporter {
     json: bool,
-    /// When the bulk benchmark started (the first peer connected).
-    bulk_started: Option<Instant>,
-    bulk_armed: bool,
     /// Last RTT line per peer, to print at most one a second.
     rtt_printed: std::collections::HashMap<String, Instant>,
     /// The signaling id of every engine node met, so that an engine event can name
@@ -616,9 +613,6 @@ impl Reporter {
                 cores,
                 connect_ms,
             }) => {
-                if self.bulk_armed && self.bulk_started.is_none() {
-                    self.bulk_started = Some(Instant::now());
-                }
                 if self.peers.len() < 4096 {
                     self.peers.insert(node_id(&peer.id), peer.id.clone());
                 }
@@ -662,11 +656,10 @@ impl Reporter {
             NodeEvent::Mesh(MeshEvent::Dropped { peer, why }) => {
                 json!({"event": "dropped", "peer": peer, "why": why})
             }
-            NodeEvent::Mesh(MeshEvent::BulkAcked { peer, bytes, .. }) => {
-                let secs = self
-                    .bulk_started
-                    .map(|t| t.elapsed().as_secs_f64())
-                    .unwrap_or(f64::NAN);
+            NodeEvent::Mesh(MeshEvent::BulkAcked { peer, seq, bytes }) => {
+                json!({"event": "bulk_acked", "peer": peer, "seq": seq, "bytes": bytes})
+            }
+            NodeEvent::BulkDone { peer, bytes, secs } => {
                 json!({"event": "bulk", "peer": peer, "bytes": bytes, "ms": round(secs * 1000.0),
                        "mib_per_s": round(*bytes as f64 / 1048576.0 / secs)})
             }
@@ -779,8 +772,6 @@ async fn node(a: NodeArgs) -> Result<()> {
     let transport = NativeTransport::connect(config, PeerKind::Native).await?;
     let mut reporter = Reporter {
         json: a.json,
-        bulk_started: None,
-        bulk_armed: a.bench_bulk_bytes.is_some(),
         rtt_printed: Default::default(),
         peers: Default::default(),
     };
@@ -832,8 +823,6 @@ async fn demo(a: DemoArgs) -> Result<()> {
         let mut rx = stop_rx.clone();
         let mut reporter = Reporter {
             json: false,
-            bulk_started: None,
-            bulk_armed: false,
             rtt_printed: Default::default(),
             peers: Default::default(),
         };
@@ -1030,8 +1019,6 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         json: a.json,
         reporter: Reporter {
             json: true,
-            bulk_started: None,
-            bulk_armed: false,
             rtt_printed: Default::default(),
             peers: Default::default(),
         },

@@ -97,7 +97,12 @@ fn engine() {
     // against q = 1 at r = 2.
     let q2 = run(8, 10_000, 2, 2);
     for (label, other, base, goal) in [
-        ("r=2 vs r=1", &r2, &base, "goal ≤ 1.05: copies, not recomputation"),
+        (
+            "r=2 vs r=1",
+            &r2,
+            &base,
+            "goal ≤ 1.05: copies, not recomputation",
+        ),
         ("r=q=2 vs r=2 q=1", &q2, &r2, "about 2x by design"),
     ] {
         println!(

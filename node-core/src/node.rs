@@ -24,7 +24,7 @@ use crate::membership::{
 };
 use crate::signal::{ErrorCode, PeerId, PeerInfo};
 use crate::transport::TransportEvent;
-use crate::wire::{self, ConsoleCmd, ConsoleState, EngineMsg, WireMsg};
+use crate::wire::{self, BULK_PAYLOAD_MAX, ConsoleCmd, ConsoleState, EngineMsg, WireMsg};
 
 /// The engine's id for a signaling peer: a hash of the id the server gave it (which a
 /// peer cannot choose), with the hash that resists crafted collisions.
@@ -82,6 +82,9 @@ pub enum NodeEvent {
     /// A member's console state (this node's own too) as it announced it: sent when it
     /// changes, when the member connects, and as a plain state when it is gone for good.
     ConsoleState { peer: PeerId, state: ConsoleState },
+    /// A bulk stream this node sent ([`MeshNode::start_bulk`]) was acknowledged: the
+    /// peer counted `bytes` of it, `secs` after it started (`cargo xtask bench mesh`).
+    BulkDone { peer: PeerId, bytes: u64, secs: f64 },
     /// This node's data-channel traffic since it started, told after each job it saw
     /// finish (a program reading events measures a job's bytes with it).
     Traffic(Traffic),
@@ -105,10 +108,10 @@ pub const BULK_QUEUED_MAX: usize = 8 << 20;
 /// The run loops hand result bytes to a channel only while it has fewer than this many
 /// bytes in flight: a heartbeat sent meanwhile waits behind at most this much (a few
 /// milliseconds on a LAN), never behind a whole transfer.
-pub const BULK_IN_FLIGHT_MAX: usize = 256 << 10;
+pub const BULK_IN_FLIGHT_MAX: usize = 512 << 10;
 
 /// While result bytes wait for a channel to drain, a run loop looks again this often.
-pub const BULK_POLL_MS: u64 = 2;
+pub const BULK_POLL_MS: u64 = 1;
 
 /// What the page hands the run loop besides the network's events.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -136,6 +139,11 @@ pub enum PageInput {
     /// The tab went to the background (hidden) or came back: peers are told, and give
     /// it a longer allowance meanwhile.
     Background(bool),
+    /// A benchmark: send `bytes` of bulk data to `to` ([`MeshNode::start_bulk`]).
+    Bulk {
+        to: crate::signal::PeerId,
+        bytes: u64,
+    },
     /// What the page shows changed (a selection, say): the run loop calls back
     /// [`Page::on_change`](crate::driver) without a step of the node.
     Refresh,
@@ -204,6 +212,21 @@ pub struct NodeStats {
     pub traffic: Traffic,
 }
 
+/// A stream of benchmark bytes to one peer: made a message at a time as its channel
+/// drains, after any result bytes waiting for it, then ended with a `BulkEnd`.
+#[derive(Debug)]
+struct BulkOut {
+    to: PeerId,
+    /// Bytes not yet made into messages.
+    remaining: u64,
+    started: Micros,
+    /// The `BulkEnd` went out; the peer's acknowledgement is awaited.
+    ended: bool,
+}
+
+/// The sequence number of a bulk stream's `BulkEnd`.
+const BULK_SEQ: u32 = 1;
+
 /// Result bytes waiting for one peer: whole messages, each as its data-channel pieces.
 #[derive(Debug, Default)]
 struct BulkQueue {
@@ -227,6 +250,8 @@ pub struct MeshNode {
     members: BTreeMap<NodeId, PeerId>,
     reassembly: Reassembly,
     bulk: BTreeMap<PeerId, BulkQueue>,
+    /// A benchmark's stream of bulk bytes under way ([`MeshNode::start_bulk`]).
+    bulk_out: Option<BulkOut>,
     next_stream: u32,
     stats: NodeStats,
     actions: VecDeque<Action>,
@@ -265,6 +290,7 @@ impl MeshNode {
             members: BTreeMap::new(),
             reassembly: Reassembly::new(ReassemblyConfig::default()),
             bulk: BTreeMap::new(),
+            bulk_out: None,
             next_stream: 0,
             stats: NodeStats::default(),
             actions: VecDeque::new(),
@@ -692,15 +718,57 @@ impl MeshNode {
         }
     }
 
-    /// Peers with result bytes waiting.
+    /// Peers with result bytes (or a bulk stream's) waiting.
     pub fn bulk_waiting(&self) -> Vec<PeerId> {
-        self.bulk.keys().cloned().collect()
+        let mut peers: Vec<PeerId> = self.bulk.keys().cloned().collect();
+        if let Some(b) = &self.bulk_out
+            && !b.ended
+            && !self.bulk.contains_key(&b.to)
+        {
+            peers.push(b.to.clone());
+        }
+        peers
     }
 
-    /// The next data-channel message of result bytes for `to`, if any: the run loop
-    /// calls this while the channel to `to` has little in flight.
+    /// Starts a benchmark's stream of `bytes` bulk bytes to `to` (replacing one under
+    /// way): sent through the bulk queue like result bytes, so with the same flow
+    /// control, and acknowledged by the peer with the bytes it counted
+    /// ([`NodeEvent::BulkDone`]).
+    pub fn start_bulk(&mut self, now: Micros, to: PeerId, bytes: u64) {
+        self.bulk_out = Some(BulkOut {
+            to,
+            remaining: bytes,
+            started: now,
+            ended: false,
+        });
+    }
+
+    /// The next message of the bulk stream to `to`, if one is under way.
+    fn next_bulk_message(&mut self, to: &PeerId) -> Option<Vec<u8>> {
+        let b = self.bulk_out.as_mut().filter(|b| &b.to == to && !b.ended)?;
+        let msg = if b.remaining == 0 {
+            b.ended = true;
+            WireMsg::BulkEnd { seq: BULK_SEQ }
+        } else {
+            let n = b.remaining.min(BULK_PAYLOAD_MAX as u64);
+            b.remaining -= n;
+            WireMsg::Bulk {
+                data: vec![0x5a; n as usize],
+            }
+        };
+        let bytes = wire::encode(&msg);
+        *self.sent.entry(to.clone()).or_default() += 1;
+        self.stats.traffic.bytes_out += bytes.len() as u64;
+        Some(bytes)
+    }
+
+    /// The next data-channel message of result bytes for `to`, if any, or else of a
+    /// bulk stream to it: the run loop calls this while the channel to `to` has little
+    /// in flight.
     pub fn pop_bulk(&mut self, to: &PeerId) -> Option<Vec<u8>> {
-        let q = self.bulk.get_mut(to)?;
+        let Some(q) = self.bulk.get_mut(to) else {
+            return self.next_bulk_message(to);
+        };
         let msg = q.messages.front_mut()?;
         let piece = msg.pop_front();
         *self.sent.entry(to.clone()).or_default() += 1;
@@ -760,6 +828,7 @@ impl MeshNode {
                         }
                         self.reassembly.forget(&peer.id);
                         self.bulk.remove(&peer.id);
+                        self.bulk_out.take_if(|b| b.to == peer.id);
                         let n = node_id(&peer.id);
                         if self.members.remove(&n).is_some() {
                             self.engine_input(now, Input::PeerDown(n));
@@ -771,6 +840,16 @@ impl MeshNode {
                         // Even a plain state: what it holds of ours may be from before.
                         self.send_state(&peer.id);
                         self.engine_input(now, Input::PeerUp(n));
+                    }
+                    MeshEvent::BulkAcked { peer, seq, bytes } if *seq == BULK_SEQ => {
+                        if let Some(b) = self.bulk_out.take_if(|b| b.ended && &b.to == peer) {
+                            let secs = now.saturating_sub(b.started).as_ms_f64() / 1000.0;
+                            self.actions.push_back(Action::Event(NodeEvent::BulkDone {
+                                peer: peer.clone(),
+                                bytes: *bytes,
+                                secs,
+                            }));
+                        }
                     }
                     MeshEvent::SilentGone { peer, .. } => {
                         self.member_state(peer.id.clone(), ConsoleState::default());

@@ -364,6 +364,55 @@ fn result_bytes_wait_in_a_bounded_queue_and_control_traffic_does_not() {
     assert!(n.stats().bulk_dropped > 0, "{:?}", n.stats());
 }
 
+#[test]
+fn a_bulk_stream_goes_after_waiting_results_in_bounded_messages_and_its_ack_is_reported() {
+    let kernel = image_job();
+    let (mut net, peer) = node_and_peer(&kernel);
+    let now = net.now;
+    let n = &mut net.nodes[0];
+    let job = n.engine().unwrap().job_ids().next().unwrap();
+    let task = TaskId(0);
+    let hash = content_hash(n.engine().unwrap().held(job, task).unwrap());
+    let fetch = wire::encode(&WireMsg::Engine(EngineMsg::Fetch { job, task, hash }));
+    n.handle_transport(now, TransportEvent::Message(peer.clone(), fetch));
+    while n.poll_action().is_some() {}
+    let total = 100_000u64;
+    n.start_bulk(now, peer.clone(), total);
+    assert_eq!(n.bulk_waiting(), vec![peer.clone()]);
+    let mut kinds = Vec::new();
+    let mut bulk_bytes = 0;
+    while let Some(bytes) = n.pop_bulk(&peer) {
+        assert!(bytes.len() <= MESSAGE_LEN_MAX);
+        match wire::decode(&bytes).unwrap() {
+            WireMsg::Bulk { data } => {
+                bulk_bytes += data.len() as u64;
+                kinds.push("bulk");
+            }
+            WireMsg::BulkEnd { .. } => kinds.push("end"),
+            _ => kinds.push("result"),
+        }
+    }
+    kinds.dedup();
+    assert_eq!(kinds, ["result", "bulk", "end"]);
+    assert_eq!(bulk_bytes, total);
+    assert!(n.bulk_waiting().is_empty());
+    // The peer counted every byte: the stream is reported done, once.
+    let ack = wire::encode(&WireMsg::BulkAck {
+        seq: 1,
+        bytes: total,
+    });
+    let later = Micros(now.0 + 250_000);
+    n.handle_transport(later, TransportEvent::Message(peer.clone(), ack.clone()));
+    n.handle_transport(later, TransportEvent::Message(peer.clone(), ack));
+    let done: Vec<(u64, f64)> = std::iter::from_fn(|| n.poll_action())
+        .filter_map(|a| match a {
+            Action::Event(NodeEvent::BulkDone { bytes, secs, .. }) => Some((bytes, secs)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, [(total, 0.25)]);
+}
+
 // ---- the presenter's console ----
 
 /// Node `from` gives `cmd` to node `to` from its console.

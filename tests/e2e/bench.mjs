@@ -20,8 +20,9 @@
 // MESHWORK_BENCH_TIMEOUT_MS (default 120000), MESHWORK_CHROMIUM (default /usr/bin/chromium).
 // Output: progress on stderr; the LAST stdout line is the JSON summary with
 //   native_to_chromium_mib_s, rtt_chromium_native_ms, killed_tab_detect_ms (numbers, or
-//   null when not measured), killed_tab_reason, chromium_to_native_mib_s (null: the web
-//   UI has no bulk sender), and details.
+//   null when not measured), killed_tab_reason, chromium_to_native_mib_s (the tab sends
+//   the same bytes back to the bulk native with `window.__meshworkBulk`, through its
+//   node's bulk queue; its log line gives MiB/s), and details.
 // Exit status: 0 when the setup worked (server, browser, tab, first native connected to
 // the tab), even if a measurement is missing or failed (see `error`); 1 on a setup
 // failure, 2 on bad input, 3 on the hard timeout. Every process started here is killed
@@ -57,7 +58,7 @@ const summary = {
   bin: BIN ?? null,
   bulk_bytes: BULK_BYTES,
   details: {},
-  notes: ['chromium_to_native_mib_s is not measured: the web UI has no bulk sender'],
+  notes: [],
   console_errors: [],
   elapsed_ms: null,
 };
@@ -187,6 +188,20 @@ async function scenario(h, say, by) {
     problem('no bulk event within 60 s');
   }
   say('bulk native -> tab:', bulk ? `${bulk.bytes} B in ${bulk.ms} ms = ${bulk.mib_per_s} MiB/s` : 'no bulk event');
+
+  // 2b. Chromium -> native: the tab sends the same bytes back to the bulk native.
+  if (n1.connected().has(tabId) && n1.id) {
+    await b.page.evaluate(([peer, bytes]) => window.__meshworkBulk(peer, bytes), [n1.id, BULK_BYTES]);
+    const line = await pollUntil(async () => {
+      const lines = await b.page.$$eval(`li[data-testid=log-entry][data-event=bulk][data-peer="${n1.id}"]`, (els) => els.map((e) => e.textContent));
+      return lines[0] ?? null;
+    }, by(60_000), 100);
+    const m = line?.match(/counted (\d+) bytes .* in (\d+) ms \(([\d.]+) MiB\/s\)/);
+    d.bulk_back = { line, tab_gone_meanwhile: n1.events.some(tabGone) };
+    if (m && Number(m[1]) === BULK_BYTES) summary.chromium_to_native_mib_s = Number(m[3]);
+    else problem(`the tab's bulk transfer back to the native did not complete: ${line ?? 'no bulk line within 60 s'}`);
+    say('bulk tab -> native:', line);
+  }
 
   // 3. RTT, after the transfer (it would inflate the samples): the native's rtt events
   // for the tab (at most one a second), and the tab's RTT cell for the native. If the

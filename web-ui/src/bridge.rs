@@ -203,6 +203,25 @@ fn show_link_counts() {
     let _ = js_sys::Reflect::set(&w, &"__meshworkLink".into(), &o);
 }
 
+/// Benchmarks and tests send bulk bytes from this tab with
+/// `window.__meshworkBulk(peerId, bytes)` (`cargo xtask bench mesh`, `browser_bulk`):
+/// through the node's bulk queue, with the flow control results get; the acknowledgement
+/// is a `bulk` line in the event log.
+fn expose_bulk_hook(to_node: UnboundedSender<PageInput>) {
+    let Some(w) = web_sys::window() else { return };
+    let hook = Closure::<dyn FnMut(String, f64)>::new(move |peer: String, bytes: f64| {
+        if bytes.is_finite() && bytes >= 0.0 && !peer.is_empty() {
+            let _ = to_node.unbounded_send(PageInput::Bulk {
+                to: PeerId(peer),
+                bytes: bytes as u64,
+            });
+        }
+    });
+    let _ = js_sys::Reflect::set(&w, &"__meshworkBulk".into(), hook.as_ref());
+    // Lives as long as the page.
+    hook.forget();
+}
+
 /// While a channel holds bytes, the page tells the worker how much this often (ms), so
 /// that the node's result transfers go on as the channel drains.
 const DRAIN_POLL_MS: i32 = 4;
@@ -330,6 +349,7 @@ pub(crate) fn start_node(
         // Lives as long as the page.
         on_visibility.forget();
     }
+    expose_bulk_hook(controls.to_node.clone());
     let worker = match Worker::new(NODE_WORKER_URL) {
         Ok(w) => w,
         Err(e) => {

@@ -807,6 +807,15 @@ impl Feed {
                 self.ops.push(ViewOp::Halted(None));
             }
             NodeEvent::Mesh(_) | NodeEvent::Traffic(_) => {}
+            NodeEvent::BulkDone { peer, bytes, secs } => {
+                let mib_s = *bytes as f64 / 1_048_576.0 / secs.max(1e-9);
+                let text = format!(
+                    "bulk benchmark: {} counted {bytes} bytes from this tab in {:.0} ms ({mib_s:.1} MiB/s)",
+                    self.name(node_id(peer)),
+                    secs * 1000.0
+                );
+                self.log("bulk", &peer.0, "", secs * 1000.0, text);
+            }
             NodeEvent::Engine(e) => self.on_engine(e),
             NodeEvent::SignalingError {
                 code,

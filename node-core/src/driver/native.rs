@@ -3,8 +3,6 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
-
 use tokio::task::JoinSet;
 
 use super::{BULK_IN_FLIGHT_MAX, BULK_POLL_MS};
@@ -12,9 +10,7 @@ use crate::engine::Command;
 use crate::job::{JobId, TaskId};
 use crate::membership::{MeshEvent, Micros};
 use crate::node::{Action, MeshNode, NodeEvent};
-use crate::signal::PeerId;
 use crate::transport::Transport;
-use crate::wire::{self, BULK_PAYLOAD_MAX, WireMsg};
 
 /// A heartbeat that cannot be sent within this time is dropped: a dead peer's full
 /// buffer must not stall the loop that is about to declare it dead.
@@ -26,15 +22,10 @@ pub struct RunOptions {
     /// Commands of this node's user (submit, cancel...), handed to the node as they
     /// come; send them once the node has joined (after [`NodeEvent::Joined`]).
     pub commands: Option<tokio::sync::mpsc::UnboundedReceiver<Command>>,
-    /// Benchmark: send this many bulk bytes to the first peer that connects, then
-    /// report the acknowledged throughput as [`MeshEvent::BulkAcked`].
+    /// Benchmark: send this many bulk bytes to the first peer that connects (through
+    /// the node's bulk queue and its flow control, [`MeshNode::start_bulk`]); the
+    /// acknowledgement is [`NodeEvent::BulkDone`].
     pub bulk_bytes: Option<u64>,
-}
-
-/// A bulk transfer under way.
-struct Bulk {
-    to: PeerId,
-    remaining: u64,
 }
 
 /// Runs a node until `shutdown` resolves, the transport ends or a presenter tells the
@@ -51,83 +42,48 @@ pub async fn run_native<T: Transport>(
     let now = || Micros(start.elapsed().as_micros() as u64);
     let mut bulk_pending = options.bulk_bytes;
     let mut commands = options.commands;
-    let mut bulk: Option<Bulk> = None;
     let mut leave = false;
-    let payload = vec![0x5a_u8; BULK_PAYLOAD_MAX];
     // Computations run on tokio's blocking threads; the engine starts at most as many
     // at once as the node offers cores.
     let mut computing: JoinSet<(JobId, TaskId, Result<Vec<u8>, crate::kernels::KernelError>)> =
         JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        if let Some(b) = &mut bulk {
-            // While a bulk transfer runs, take whatever events are ready without
-            // waiting, then push one more message (which waits on back-pressure).
-            if (&mut shutdown).now_or_never().is_some() {
-                break;
-            }
-            while let Some(ev) = transport.next_event().now_or_never() {
-                match ev {
-                    Some(ev) => node.handle_transport(now(), ev),
-                    None => break,
+        let mut deadline = node.poll_timeout();
+        if !node.bulk_waiting().is_empty() {
+            let soon = Micros(now().0 + BULK_POLL_MS * 1000);
+            deadline = Some(deadline.map_or(soon, |d| d.min(soon)));
+        }
+        let sleep = async {
+            match deadline {
+                Some(at) => {
+                    let wait = at.0.saturating_sub(now().0);
+                    tokio::time::sleep(Duration::from_micros(wait)).await
                 }
+                None => std::future::pending().await,
             }
-            if node.poll_timeout().is_some_and(|t| t <= now()) {
-                node.handle_timeout(now());
-            }
-            let msg = if b.remaining == 0 {
-                WireMsg::BulkEnd { seq: 1 }
-            } else {
-                let n = b.remaining.min(payload.len() as u64) as usize;
-                b.remaining -= n as u64;
-                WireMsg::Bulk {
-                    data: payload[..n].to_vec(),
-                }
-            };
-            let done = matches!(msg, WireMsg::BulkEnd { .. });
-            if let Err(e) = transport.send(&b.to, wire::encode(&msg)).await {
-                tracing::warn!(peer = %b.to, "bulk send failed: {e}");
-                bulk = None;
-            } else if done {
-                bulk = None;
-            }
-        } else {
-            let mut deadline = node.poll_timeout();
-            if !node.bulk_waiting().is_empty() {
-                let soon = Micros(now().0 + BULK_POLL_MS * 1000);
-                deadline = Some(deadline.map_or(soon, |d| d.min(soon)));
-            }
-            let sleep = async {
-                match deadline {
-                    Some(at) => {
-                        let wait = at.0.saturating_sub(now().0);
-                        tokio::time::sleep(Duration::from_micros(wait)).await
+        };
+        tokio::select! {
+            ev = transport.next_event() => match ev {
+                Some(ev) => node.handle_transport(now(), ev),
+                None => break,
+            },
+            Some(done) = computing.join_next(), if !computing.is_empty() => {
+                match done {
+                    Ok((job, task, Ok(output))) => node.handle_computed(now(), job, task, output),
+                    Ok((job, task, Err(e))) => {
+                        tracing::warn!("{job} {task}: the kernel refused: {e}");
                     }
-                    None => std::future::pending().await,
+                    Err(e) => tracing::warn!("a computation panicked: {e}"),
                 }
-            };
-            tokio::select! {
-                ev = transport.next_event() => match ev {
-                    Some(ev) => node.handle_transport(now(), ev),
-                    None => break,
-                },
-                Some(done) = computing.join_next(), if !computing.is_empty() => {
-                    match done {
-                        Ok((job, task, Ok(output))) => node.handle_computed(now(), job, task, output),
-                        Ok((job, task, Err(e))) => {
-                            tracing::warn!("{job} {task}: the kernel refused: {e}");
-                        }
-                        Err(e) => tracing::warn!("a computation panicked: {e}"),
-                    }
-                }
-                Some(cmd) = next_command(&mut commands) => {
-                    if let Err(e) = node.handle_command(now(), cmd) {
-                        tracing::warn!("command ignored: {e}");
-                    }
-                }
-                () = sleep => node.handle_timeout(now()),
-                () = &mut shutdown => break,
             }
+            Some(cmd) = next_command(&mut commands) => {
+                if let Err(e) = node.handle_command(now(), cmd) {
+                    tracing::warn!("command ignored: {e}");
+                }
+            }
+            () = sleep => node.handle_timeout(now()),
+            () = &mut shutdown => break,
         }
         while let Some(action) = node.poll_action() {
             match action {
@@ -156,10 +112,7 @@ pub async fn run_native<T: Transport>(
                     if let NodeEvent::Mesh(MeshEvent::PeerConnected { peer, .. }) = &e
                         && let Some(bytes) = bulk_pending.take()
                     {
-                        bulk = Some(Bulk {
-                            to: peer.id.clone(),
-                            remaining: bytes,
-                        });
+                        node.start_bulk(now(), peer.id.clone(), bytes);
                     }
                     on_event(&e)
                 }

@@ -208,6 +208,7 @@ pub async fn run_web<T: Transport, P: Page>(
                     web_sys::console::warn_1(&format!("console command not sent: {e}").into());
                 }
             }
+            Woke::Page(Some(PageInput::Bulk { to, bytes })) => node.start_bulk(now(), to, bytes),
             Woke::Page(Some(PageInput::Refresh)) => {}
             Woke::Page(None) => inputs_open = false,
             Woke::Timer => node.handle_timeout(now()),

@@ -927,7 +927,10 @@ impl Sim {
             // The scenario's own job refused by its submitter: say why at once, rather
             // than wait for a liveness deadline that cannot be met.
             Event::JobRefused { why, .. } if i == 0 && self.job.is_none() => {
-                fail(seed, format!("the engine refused the scenario's job: {why}"));
+                fail(
+                    seed,
+                    format!("the engine refused the scenario's job: {why}"),
+                );
             }
             // Other jobs (a flooder's) are not checked against this scenario's truth.
             Event::TaskValidated { job, .. } if Some(job) != self.job => {}
