@@ -50,7 +50,10 @@ pub enum WireMsg {
     /// Answer to a [`WireMsg::Ping`].
     Pong { seq: u32 },
     /// Bulk bytes, used to measure channel throughput (`cargo xtask bench mesh`).
-    Bulk { data: Vec<u8> },
+    Bulk {
+        #[serde(with = "bytes")]
+        data: Vec<u8>,
+    },
     /// End of a bulk transfer; the receiver answers with [`WireMsg::BulkAck`].
     BulkEnd { seq: u32 },
     /// How many bulk payload bytes arrived since the last ack.
@@ -63,6 +66,7 @@ pub enum WireMsg {
         stream: u32,
         index: u32,
         count: u32,
+        #[serde(with = "bytes")]
         data: Vec<u8>,
     },
     /// A presenter's console command for the receiver. Obeyed only when the signaling
@@ -81,7 +85,11 @@ pub enum WireMsg {
     /// `len` bytes, the [`encode`]d message (never a chunk or another packed message).
     /// Result tiles shrink 10 to 30 times this way. Made by [`pack`], opened by
     /// [`unpack`]; hashes are always over the result bytes themselves, never these.
-    Packed { len: u32, data: Vec<u8> },
+    Packed {
+        len: u32,
+        #[serde(with = "bytes")]
+        data: Vec<u8>,
+    },
 }
 
 /// Most members a [`ConsoleState`] names as cut off; a state naming more is refused.
@@ -187,6 +195,7 @@ pub enum EngineMsg {
         job: JobId,
         task: TaskId,
         hash: u64,
+        #[serde(with = "bytes")]
         payload: Vec<u8>,
     },
     /// "Send me the bytes of this result."
@@ -196,6 +205,7 @@ pub enum EngineMsg {
         job: JobId,
         task: TaskId,
         hash: u64,
+        #[serde(with = "bytes")]
         payload: Vec<u8>,
     },
     /// "In my view this task still needs your result": sent by a node that cannot see
@@ -225,6 +235,34 @@ impl std::fmt::Display for ConsoleCmd {
             ConsoleCmd::Step => f.write_str("step: start one more task"),
             ConsoleCmd::Forgive => f.write_str("forget who was caught lying (a reset)"),
         }
+    }
+}
+
+/// Byte strings as one length and the bytes (the same encoding postcard gives a
+/// `Vec<u8>`), copied in one go instead of decoded byte by byte: result tiles and chunks
+/// are most of what crosses a channel.
+mod bytes {
+    use serde::{Deserializer, Serializer, de};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Bytes;
+        impl de::Visitor<'_> for Bytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_byte_buf(Bytes)
     }
 }
 
