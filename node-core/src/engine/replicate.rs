@@ -67,6 +67,22 @@ impl Engine {
         }
     }
 
+    /// Target holders of `task` other than this node that have not said they hold
+    /// `hash` and are not being sent a copy: where [`Engine::replicate`] sends one.
+    fn missing_holders(&self, j: &Job, task: TaskId, hash: u64) -> Vec<NodeId> {
+        let entry = j.board.task(task);
+        self.target_holders(j, task)
+            .into_iter()
+            .filter(|n| {
+                *n != self.me
+                    && !entry
+                        .facts_of(*n)
+                        .is_some_and(|f| f.holding.contains(&hash))
+                    && !j.held.stores.contains_key(&(task, *n))
+            })
+            .collect()
+    }
+
     /// Sends the bytes this node holds for `task` to target holders that lack them.
     pub(super) fn replicate(&mut self, job: JobId, task: TaskId) {
         let Some(j) = self.jobs.get(&job) else { return };
@@ -74,18 +90,7 @@ impl Engine {
             return;
         };
         let hash = *hash;
-        let entry = j.board.task(task);
-        let missing: Vec<NodeId> = self
-            .target_holders(j, task)
-            .into_iter()
-            .filter(|n| {
-                *n != self.me
-                    && !entry
-                        .facts_of(*n)
-                        .is_some_and(|f| f.holding.contains(&hash))
-            })
-            .filter(|n| !j.held.stores.contains_key(&(task, *n)))
-            .collect();
+        let missing = self.missing_holders(j, task, hash);
         if missing.is_empty() {
             return;
         }
@@ -147,6 +152,11 @@ impl Engine {
             for (task, (hash, _)) in &j.held.payloads {
                 let entry = j.board.task(*task);
                 if entry.validated_hash != Some(*hash) {
+                    continue;
+                }
+                // Nobody to copy to, whoever's turn it is: most results, most syncs. (The
+                // turn below costs a pass over every author's facts.)
+                if self.missing_holders(j, *task, *hash).is_empty() {
                     continue;
                 }
                 // A member caught lying in the job takes no turn: it may hold the true

@@ -397,6 +397,8 @@ pub struct Sim {
     pub faults_end: u64,
     /// When node 0 submitted the job.
     pub submitted_at: u64,
+    /// Node 0 is taking the scenario's submission (its refusal fails the run at once).
+    submitting: bool,
     /// By node, computations of tasks it already saw validated, asked by help requests.
     pub helped_validated: HashMap<usize, u64>,
     /// Help requests of the job's submitter delivered: (node, task). The submitter's
@@ -465,6 +467,7 @@ impl Sim {
             served: HashMap::new(),
             faults_end: 0,
             submitted_at: 0,
+            submitting: false,
             helped_validated: HashMap::new(),
             submitter_asked: BTreeSet::new(),
             holdings_seen: BTreeSet::new(),
@@ -926,7 +929,7 @@ impl Sim {
         match e {
             // The scenario's own job refused by its submitter: say why at once, rather
             // than wait for a liveness deadline that cannot be met.
-            Event::JobRefused { why, .. } if i == 0 && self.job.is_none() => {
+            Event::JobRefused { why, .. } if i == 0 && self.submitting => {
                 fail(
                     seed,
                     format!("the engine refused the scenario's job: {why}"),
@@ -1578,7 +1581,9 @@ impl Sim {
             self.now = self.now.max(next);
             if !submitted && start <= next {
                 submitted = true;
+                self.submitting = true;
                 self.step_engine(0, Input::Command(submit.clone()));
+                self.submitting = false;
                 let job = self.submitted_job();
                 self.job = Some(job);
                 // Half the runs, another node assembles the output too.
