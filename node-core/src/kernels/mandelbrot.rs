@@ -263,6 +263,26 @@ impl Params {
         Ok(())
     }
 
+    /// Task `task`'s tile computed with [`LANES`] lanes in the target's baseline vectors,
+    /// never the wider ones chosen at run time: natively on x86_64 that is SSE2, two f64
+    /// per vector, as wasm's simd128 has, so `cargo xtask bench kernels` compares wasm
+    /// with native code of the same width. The same bytes as
+    /// [`Kernel::run_task`](super::Kernel::run_task); checks as `run_task` does.
+    pub fn run_task_baseline_lanes(&self, task: u32, out: &mut Vec<u8>) -> Result<(), KernelError> {
+        self.validate()?;
+        let task_count = self.task_count();
+        if task >= task_count {
+            return Err(KernelError::TaskOutOfRange { task, task_count });
+        }
+        let tile = self.tile(task);
+        out.reserve(tile.width() * tile.height() * 4);
+        let max_iter = self.max_iter;
+        self.counts_in_lanes::<LANES>(tile, Orbit::Mandelbrot, |n| {
+            out.extend_from_slice(&colour(n, max_iter))
+        });
+        Ok(())
+    }
+
     /// Appends task `task`'s tile, coloured, to `out`; parameters valid.
     pub(super) fn run_tile(&self, task: u32, orbit: Orbit, out: &mut Vec<u8>) {
         let tile = self.tile(task);
@@ -523,6 +543,21 @@ mod tests {
     /// The plain scalar escape-time loop from z = 0.
     fn escape_count_scalar(cr: f64, ci: f64, max_iter: u32) -> u32 {
         escape_count_scalar_from(0.0, 0.0, cr, ci, max_iter)
+    }
+
+    #[test]
+    fn the_baseline_lanes_give_the_same_tiles() {
+        for p in [small(3, 2), small(1, 1)] {
+            let job = Kernel::Mandelbrot(p.clone());
+            for task in 0..p.task_count() {
+                let (mut lanes, mut baseline) = (Vec::new(), Vec::new());
+                job.run_task(task, &mut lanes).unwrap();
+                p.run_task_baseline_lanes(task, &mut baseline).unwrap();
+                assert_eq!(lanes, baseline, "task {task}");
+            }
+            let past = p.task_count();
+            assert!(p.run_task_baseline_lanes(past, &mut Vec::new()).is_err());
+        }
     }
 
     #[test]

@@ -340,6 +340,9 @@ pub mod bench {
         pub kernel: Kernel,
         pub task: u32,
         pub scalar_loop: bool,
+        /// Natively, Mandelbrot's lanes in the baseline vectors (SSE2: two f64, as
+        /// wasm's simd128), not the widest the CPU has. In wasm the same as the kernel.
+        pub baseline_lanes: bool,
     }
 
     impl Case {
@@ -349,13 +352,19 @@ pub mod bench {
                 kernel,
                 task: 0,
                 scalar_loop: false,
+                baseline_lanes: false,
             }
         }
 
         /// Computes the case's task into `out` (cleared first).
         pub fn run(&self, out: &mut Vec<u8>) -> Result<(), super::KernelError> {
             out.clear();
-            run_task(&self.kernel, self.task, self.scalar_loop, out)
+            match &self.kernel {
+                Kernel::Mandelbrot(p) if self.baseline_lanes => {
+                    p.run_task_baseline_lanes(self.task, out)
+                }
+                kernel => run_task(kernel, self.task, self.scalar_loop, out),
+            }
         }
 
         /// The numbers `[lo, hi)` a prime-counting case counts in.
@@ -385,6 +394,13 @@ pub mod bench {
                 scalar_loop: true,
                 ..Case::new(
                     "mandelbrot, plain scalar loop",
+                    Kernel::Mandelbrot(one_tile.clone()),
+                )
+            },
+            Case {
+                baseline_lanes: true,
+                ..Case::new(
+                    "mandelbrot, 128-bit lanes",
                     Kernel::Mandelbrot(one_tile.clone()),
                 )
             },
