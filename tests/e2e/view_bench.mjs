@@ -52,6 +52,9 @@ try {
   );
   const secs = (Date.now() - started) / 1000;
   const linkAfter = await page.evaluate(() => ({ ...(window.__meshworkLink ?? {}) }));
+  // This tab's data-channel bytes up to the job's end (the mesh forming included),
+  // told by its node after the job.
+  const traffic = await pollUntil(() => page.evaluate(() => (window.__meshworkTraffic ? { ...window.__meshworkTraffic } : null)), Date.now() + 5_000, 100);
   // What the page and its node worker said to each other during the job, per task.
   const per = (k) => ((linkAfter[k] ?? 0) - (linkBefore[k] ?? 0)) / (tiles * tiles);
   const link = {
@@ -104,6 +107,7 @@ try {
     long_task_ms_max: m.long.length ? Math.max(...m.long) : 0,
     long_frames: m.long_frames,
     link,
+    traffic,
     // How busy the machine was: the 1-minute load average against its cores.
     load_1min: os.loadavg()[0],
     cores: os.cpus().length,

@@ -152,6 +152,7 @@ impl Shell {
                 ViewOp::Paused(on) => view.paused.set(on),
                 ViewOp::SlowMs(ms) => view.slow_ms.set(ms),
                 ViewOp::Redraw => self.painter.forget_canvases(),
+                ViewOp::Traffic(t) => show_traffic(t),
                 ViewOp::ServerAway(None) => view.server_away.set(None),
                 ViewOp::ServerAway(Some(back_in)) => {
                     let now = crate::view::page_now();
@@ -220,6 +221,22 @@ fn expose_bulk_hook(to_node: UnboundedSender<PageInput>) {
     let _ = js_sys::Reflect::set(&w, &"__meshworkBulk".into(), hook.as_ref());
     // Lives as long as the page.
     hook.forget();
+}
+
+/// Puts this node's data-channel bytes (as of the last job it saw finish) where a
+/// benchmark reads them: `window.__meshworkTraffic`.
+fn show_traffic([bytes_out, bytes_in, packed_in, unpacked_in]: [u64; 4]) {
+    let Some(w) = web_sys::window() else { return };
+    let o = js_sys::Object::new();
+    for (k, v) in [
+        ("bytes_out", bytes_out),
+        ("bytes_in", bytes_in),
+        ("packed_in", packed_in),
+        ("unpacked_in", unpacked_in),
+    ] {
+        let _ = js_sys::Reflect::set(&o, &k.into(), &(v as f64).into());
+    }
+    let _ = js_sys::Reflect::set(&w, &"__meshworkTraffic".into(), &o);
 }
 
 /// While a channel holds bytes, the page tells the worker how much this often (ms), so

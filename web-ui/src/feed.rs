@@ -231,6 +231,9 @@ pub enum ViewOp {
     /// The signaling server is here (`None`) or away: `Some(back_in_ms)`, with how long
     /// until it takes the room back when it said (a presenter took it away).
     ServerAway(Option<Option<u64>>),
+    /// This node's data-channel bytes so far, after a job it saw finish:
+    /// `[out, in, packed in, what the packed bytes stood for]`.
+    Traffic([u64; 4]),
 }
 
 /// What the feed needs to know of the page.
@@ -313,7 +316,8 @@ impl ViewModel {
             }
             ViewOp::Redraw => self.tiles.clear(),
             ViewOp::ServerAway(away) => self.server_away = away,
-            ViewOp::Pulses(_) => {}
+            // Flashes, and a benchmark's reading: not the view's state.
+            ViewOp::Pulses(_) | ViewOp::Traffic(_) => {}
         }
     }
 }
@@ -806,7 +810,13 @@ impl Feed {
                 self.log_about("console", node, None, text);
                 self.ops.push(ViewOp::Halted(None));
             }
-            NodeEvent::Mesh(_) | NodeEvent::Traffic(_) => {}
+            NodeEvent::Mesh(_) => {}
+            NodeEvent::Traffic(t) => self.ops.push(ViewOp::Traffic([
+                t.bytes_out,
+                t.bytes_in,
+                t.packed_in,
+                t.unpacked_in,
+            ])),
             NodeEvent::BulkDone { peer, bytes, secs } => {
                 let mib_s = *bytes as f64 / 1_048_576.0 / secs.max(1e-9);
                 let text = format!(

@@ -118,6 +118,12 @@ pub fn run(root: &Path) -> Result<()> {
         if let Some(words) = long_frames_text(&frames) {
             rows.push(("  what ran in the frames over 50 ms".to_string(), words));
         }
+        if let Some(words) = traffic_text(&frames) {
+            rows.push((
+                "  data channels, this tab, to the job's end".to_string(),
+                words,
+            ));
+        }
         if let Some(words) = link_text(&frames) {
             rows.push(("  page ⇄ node worker, per task".to_string(), words));
         }
@@ -164,6 +170,19 @@ fn frames_text(frames: &serde_json::Value) -> String {
                 .unwrap_or("no result")
         ),
     }
+}
+
+/// The tab's data-channel bytes to the job's end: in, out, and what packing saved.
+fn traffic_text(frames: &serde_json::Value) -> Option<String> {
+    let t = &frames["traffic"];
+    let mib = |k: &str| Some(t[k].as_f64()? / 1_048_576.0);
+    Some(format!(
+        "{:.2} MiB in, {:.2} MiB out; results packed {:.2} MiB for {:.2} MiB",
+        mib("bytes_in")?,
+        mib("bytes_out")?,
+        mib("packed_in")?,
+        mib("unpacked_in")?,
+    ))
 }
 
 /// What the page and its node worker said to each other during the job, per task.
