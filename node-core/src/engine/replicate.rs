@@ -50,13 +50,17 @@ impl Engine {
     /// Where a task's bytes should be: its live, honest top `r` (skipping holders that
     /// never confirmed a copy of it).
     pub(super) fn target_holders(&self, j: &Job, task: TaskId) -> Vec<NodeId> {
+        self.targets(j, task).collect()
+    }
+
+    /// [`Engine::target_holders`], without collecting them.
+    fn targets<'a>(&'a self, j: &'a Job, task: TaskId) -> impl Iterator<Item = NodeId> + 'a {
         j.ranking
             .top(task)
-            .filter(|n| {
+            .filter(move |n| {
                 self.is_live(*n) && !self.excluded(j, *n) && !j.held.refused.contains(&(task, *n))
             })
             .take(usize::from(j.spec.replication))
-            .collect()
     }
 
     /// A holder confirmed a copy.
@@ -69,18 +73,20 @@ impl Engine {
 
     /// Target holders of `task` other than this node that have not said they hold
     /// `hash` and are not being sent a copy: where [`Engine::replicate`] sends one.
-    fn missing_holders(&self, j: &Job, task: TaskId, hash: u64) -> Vec<NodeId> {
+    fn missing_holders<'a>(
+        &'a self,
+        j: &'a Job,
+        task: TaskId,
+        hash: u64,
+    ) -> impl Iterator<Item = NodeId> + 'a {
         let entry = j.board.task(task);
-        self.target_holders(j, task)
-            .into_iter()
-            .filter(|n| {
-                *n != self.me
-                    && !entry
-                        .facts_of(*n)
-                        .is_some_and(|f| f.holding.contains(&hash))
-                    && !j.held.stores.contains_key(&(task, *n))
-            })
-            .collect()
+        self.targets(j, task).filter(move |n| {
+            *n != self.me
+                && !entry
+                    .facts_of(*n)
+                    .is_some_and(|f| f.holding.contains(&hash))
+                && !j.held.stores.contains_key(&(task, *n))
+        })
     }
 
     /// Sends the bytes this node holds for `task` to target holders that lack them.
@@ -90,7 +96,7 @@ impl Engine {
             return;
         };
         let hash = *hash;
-        let missing = self.missing_holders(j, task, hash);
+        let missing: Vec<NodeId> = self.missing_holders(j, task, hash).collect();
         if missing.is_empty() {
             return;
         }
@@ -156,7 +162,7 @@ impl Engine {
                 }
                 // Nobody to copy to, whoever's turn it is: most results, most syncs. (The
                 // turn below costs a pass over every author's facts.)
-                if self.missing_holders(j, *task, *hash).is_empty() {
+                if self.missing_holders(j, *task, *hash).next().is_none() {
                     continue;
                 }
                 // A member caught lying in the job takes no turn: it may hold the true
