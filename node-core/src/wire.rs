@@ -349,17 +349,40 @@ pub fn pack(msg: WireMsg) -> WireMsg {
     if matches!(msg, WireMsg::Packed { .. } | WireMsg::Chunk { .. }) {
         return msg;
     }
-    let bytes = encode(&msg);
-    if bytes.len() < PACK_MIN_LEN || bytes.len() > CHUNKED_LEN_MAX {
-        return msg;
-    }
-    let data = lz4_flex::block::compress(&bytes);
-    if data.len() > bytes.len() - bytes.len() / 8 {
-        return msg;
-    }
-    WireMsg::Packed {
-        len: bytes.len() as u32,
-        data,
+    // The encoding and the block are made in buffers kept for the next message: a
+    // tile's 64 KiB allocated (and zeroed) twice per send showed as page faults.
+    let packed = SCRATCH.with(|s| {
+        let (bytes, block) = &mut *s.borrow_mut();
+        bytes.clear();
+        bytes.push(WIRE_VERSION);
+        *bytes = postcard::to_extend(&msg, std::mem::take(bytes)).ok()?;
+        if bytes.len() < PACK_MIN_LEN || bytes.len() > CHUNKED_LEN_MAX {
+            return None;
+        }
+        block.resize(lz4_flex::block::get_maximum_output_size(bytes.len()), 0);
+        let n = lz4_flex::block::compress_into(bytes, block).ok()?;
+        let packed = (n <= bytes.len() - bytes.len() / 8).then(|| WireMsg::Packed {
+            len: bytes.len() as u32,
+            data: block[..n].to_vec(),
+        });
+        shrink(bytes);
+        shrink(block);
+        packed
+    });
+    packed.unwrap_or(msg)
+}
+
+thread_local! {
+    /// [`pack`]'s and [`unpack`]'s buffers: an encoding and an LZ4 block.
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
+/// Lets a buffer that held a rare large message go, so that what stays is a tile's worth.
+fn shrink(buf: &mut Vec<u8>) {
+    if buf.capacity() > 1 << 20 {
+        *buf = Vec::new();
     }
 }
 
@@ -378,17 +401,21 @@ pub fn unpack(len: u32, data: &[u8]) -> Result<WireMsg, WireError> {
             data.len()
         )));
     }
-    let mut bytes = vec![0; len];
-    match lz4_flex::block::decompress_into(data, &mut bytes) {
-        Ok(n) if n == len => {}
-        Ok(n) => {
-            return Err(WireError::Unpack(format!(
+    let msg = SCRATCH.with(|s| {
+        let (bytes, _) = &mut *s.borrow_mut();
+        bytes.clear();
+        bytes.resize(len, 0);
+        let msg = match lz4_flex::block::decompress_into(data, bytes) {
+            Ok(n) if n == len => decode_within(bytes, CHUNKED_LEN_MAX),
+            Ok(n) => Err(WireError::Unpack(format!(
                 "{n} bytes where {len} were declared"
-            )));
-        }
-        Err(e) => return Err(WireError::Unpack(e.to_string())),
-    }
-    match decode_within(&bytes, CHUNKED_LEN_MAX)? {
+            ))),
+            Err(e) => Err(WireError::Unpack(e.to_string())),
+        };
+        shrink(bytes);
+        msg
+    })?;
+    match msg {
         WireMsg::Chunk { .. } | WireMsg::Packed { .. } => Err(WireError::Unpack(
             "a chunk or a packed message inside a packed message".into(),
         )),
