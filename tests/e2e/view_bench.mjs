@@ -90,6 +90,45 @@ try {
       },
     };
   });
+  // A newcomer, as a phone in the audience would be: another tab opens the page on a
+  // cold cache while the mesh runs. From its navigation: its first contentful paint,
+  // when its graph first draws every other member (from the server's list, connecting),
+  // and when it draws every one live (a data channel open and its Hello in); at normal
+  // speed and with its CPU slowed 4 times (DevTools' throttling, a phone's share of a
+  // laptop).
+  const newcomer = async (rate) => {
+    const ctx = b.browser.contexts()[0];
+    const p = await ctx.newPage();
+    try {
+      const cdp = await ctx.newCDPSession(p);
+      await cdp.send('Network.enable');
+      await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+      if (rate > 1) await cdp.send('Emulation.setCPUThrottlingRate', { rate });
+      await p.goto(`${origin}/?room=${room}&name=newcomer-${rate}&workers=1`);
+      // Every other member drawn (connecting or live), then every one live.
+      await p.waitForFunction(
+        (n) => document.querySelectorAll('[data-testid=graph-node]:not([data-kind=me])').length >= n,
+        members,
+        { polling: 'raf', timeout: 30_000 },
+      );
+      const drawn = await p.evaluate(() => Math.round(performance.now()));
+      await p.waitForFunction(
+        (n) => document.querySelectorAll('[data-testid=graph-node][data-state=live]:not([data-kind=me])').length >= n,
+        members,
+        { polling: 'raf', timeout: 30_000 },
+      );
+      return await p.evaluate((drawnMs) => ({
+        members_drawn_ms: drawnMs,
+        mesh_shown_ms: Math.round(performance.now()),
+        first_contentful_paint_ms: Math.round(performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN),
+      }), drawn);
+    } catch (e) {
+      return { error: String(e) };
+    } finally {
+      await p.close();
+    }
+  };
+  const newcomers = { normal: await newcomer(1), cpu_4x_slower: await newcomer(4) };
   const f = m.frames.slice().sort((a, b) => a - b);
   const q = (p) => f[Math.min(f.length - 1, Math.floor(p * f.length))];
   result = {
@@ -108,6 +147,7 @@ try {
     long_frames: m.long_frames,
     link,
     traffic,
+    newcomers,
     // How busy the machine was: the 1-minute load average against its cores.
     load_1min: os.loadavg()[0],
     cores: os.cpus().length,

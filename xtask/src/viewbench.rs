@@ -118,6 +118,12 @@ pub fn run(root: &Path) -> Result<()> {
         if let Some(words) = long_frames_text(&frames) {
             rows.push(("  what ran in the frames over 50 ms".to_string(), words));
         }
+        if let Some(words) = newcomer_text(&frames) {
+            rows.push((
+                "  a newcomer tab, cold cache: paint, members drawn, all live".to_string(),
+                words,
+            ));
+        }
         if let Some(words) = traffic_text(&frames) {
             rows.push((
                 "  data channels, this tab, to the job's end".to_string(),
@@ -170,6 +176,30 @@ fn frames_text(frames: &serde_json::Value) -> String {
                 .unwrap_or("no result")
         ),
     }
+}
+
+/// A newcomer tab's first contentful paint, when its graph drew every other member
+/// and when it drew every one live, at normal speed and with its CPU slowed 4 times.
+fn newcomer_text(frames: &serde_json::Value) -> Option<String> {
+    let n = &frames["newcomers"];
+    let one = |k: &str| {
+        let v = &n[k];
+        match (
+            v["first_contentful_paint_ms"].as_f64(),
+            v["members_drawn_ms"].as_f64(),
+            v["mesh_shown_ms"].as_f64(),
+        ) {
+            (Some(p), Some(d), Some(m)) => format!("{p:.0}, {d:.0}, {m:.0} ms"),
+            _ => format!("n/a ({})", v["error"].as_str().unwrap_or("not measured")),
+        }
+    };
+    n.is_object().then(|| {
+        format!(
+            "{} (goal: the mesh within 1000 ms); CPU 4× slower: {}",
+            one("normal"),
+            one("cpu_4x_slower")
+        )
+    })
 }
 
 /// The tab's data-channel bytes to the job's end: in, out, and what packing saved.
