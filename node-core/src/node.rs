@@ -856,6 +856,7 @@ impl MeshNode {
                         self.sent.remove(&peer.id);
                         self.reassembly.forget(&peer.id);
                         self.bulk.remove(&peer.id);
+                        self.bulk_out.take_if(|b| b.to == peer.id);
                     }
                     _ => {}
                 }

@@ -250,7 +250,7 @@ mod bytes {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         struct Bytes;
-        impl de::Visitor<'_> for Bytes {
+        impl<'de> de::Visitor<'de> for Bytes {
             type Value = Vec<u8>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("bytes")
@@ -259,6 +259,14 @@ mod bytes {
                 Ok(v.to_vec())
             }
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            // Formats that write bytes as a list of numbers (JSON) give them back so.
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(b) = seq.next_element()? {
+                    v.push(b);
+                }
                 Ok(v)
             }
         }
@@ -483,6 +491,19 @@ mod tests {
     /// A message that packs well: a tile's worth of few distinct bytes.
     fn tile() -> WireMsg {
         payload((0..64 * 1024).map(|i| (i / 700 % 3) as u8).collect())
+    }
+
+    #[test]
+    fn byte_strings_keep_postcards_encoding_and_read_back_from_json_too() {
+        // One length, then the bytes: what postcard gives a plain Vec<u8>.
+        let bulk = WireMsg::Bulk {
+            data: vec![1, 2, 3],
+        };
+        assert_eq!(encode(&bulk), [WIRE_VERSION, 3, 3, 1, 2, 3]);
+        // A self-describing format writes them as numbers and reads them back.
+        let json = serde_json::to_string(&bulk).unwrap();
+        assert_eq!(json, r#"{"Bulk":{"data":[1,2,3]}}"#);
+        assert_eq!(serde_json::from_str::<WireMsg>(&json).unwrap(), bulk);
     }
 
     #[test]
