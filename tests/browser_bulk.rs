@@ -4,6 +4,11 @@
 //! arrives each way, by the receiver's own count, and neither side declares the other
 //! gone meanwhile.
 //!
+//! Not in the suite yet (see `node-cli/Cargo.toml`): in about one run in three the tab
+//! takes the debug-built native for gone near the end of its transfer, while the native
+//! works through a backlog of received messages that its sender's flow control does not
+//! see.
+//!
 //! Prerequisites as for `browser_mesh` (dist/, playwright-core, Chromium, node, root for
 //! the namespace): without them the test prints SKIP, except under `CI=true`.
 
