@@ -294,10 +294,20 @@ pub enum WireError {
 
 /// Encodes a message with its version byte.
 pub fn encode(msg: &WireMsg) -> Vec<u8> {
-    let mut out = vec![WIRE_VERSION];
-    // postcard serialisation of these types into a Vec cannot fail.
-    out.extend(postcard::to_allocvec(msg).unwrap_or_default());
+    let mut out = Vec::new();
+    encode_into(msg, &mut out);
     out
+}
+
+/// [`encode`] into `out` (cleared first), keeping its allocation.
+fn encode_into(msg: &WireMsg, out: &mut Vec<u8>) {
+    out.clear();
+    out.push(WIRE_VERSION);
+    // postcard serialisation of these types into a Vec cannot fail.
+    match postcard::to_extend(msg, std::mem::take(out)) {
+        Ok(v) => *out = v,
+        Err(_) => out.push(WIRE_VERSION),
+    }
 }
 
 /// Decodes and checks a message from a peer.
@@ -361,9 +371,7 @@ pub fn pack(msg: WireMsg) -> WireMsg {
     // tile's 64 KiB allocated (and zeroed) twice per send showed as page faults.
     let packed = SCRATCH.with(|s| {
         let (bytes, block) = &mut *s.borrow_mut();
-        bytes.clear();
-        bytes.push(WIRE_VERSION);
-        *bytes = postcard::to_extend(&msg, std::mem::take(bytes)).ok()?;
+        encode_into(&msg, bytes);
         if bytes.len() < PACK_MIN_LEN || bytes.len() > CHUNKED_LEN_MAX {
             return None;
         }

@@ -32,7 +32,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Harness, dead, median, pollUntil, readPeerRtts, readTab, sleep, validId } from './harness.mjs';
+import { Harness, bulkFromTab, dead, median, pollUntil, readPeerRtts, readTab, sleep, validId } from './harness.mjs';
 
 const T_START = Date.now();
 const BIN = process.env.MESHWORK_BIN;
@@ -191,14 +191,10 @@ async function scenario(h, say, by) {
 
   // 2b. Chromium -> native: the tab sends the same bytes back to the bulk native.
   if (n1.connected().has(tabId) && n1.id) {
-    await b.page.evaluate(([peer, bytes]) => window.__meshworkBulk(peer, bytes), [n1.id, BULK_BYTES]);
-    const line = await pollUntil(async () => {
-      const lines = await b.page.$$eval(`li[data-testid=log-entry][data-event=bulk][data-peer="${n1.id}"]`, (els) => els.map((e) => e.textContent));
-      return lines[0] ?? null;
-    }, by(60_000), 100);
-    const m = line?.match(/counted (\d+) bytes .* in (\d+) ms \(([\d.]+) MiB\/s\)/);
+    const back = await bulkFromTab(b.page, n1.id, BULK_BYTES, by(60_000));
+    const line = back?.text ?? null;
     d.bulk_back = { line, tab_gone_meanwhile: n1.events.some(tabGone) };
-    if (m && Number(m[1]) === BULK_BYTES) summary.chromium_to_native_mib_s = Number(m[3]);
+    if (back && back.counted === BULK_BYTES && Number.isFinite(back.mib_s)) summary.chromium_to_native_mib_s = back.mib_s;
     else problem(`the tab's bulk transfer back to the native did not complete: ${line ?? 'no bulk line within 60 s'}`);
     say('bulk tab -> native:', line);
   }

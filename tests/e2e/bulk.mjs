@@ -14,7 +14,7 @@
 //   timeout_ms, bulk_bytes }.
 // Output: progress on stderr; the LAST stdout line is the JSON summary.
 
-import { pollUntil, readTab, startController, validId } from './harness.mjs';
+import { bulkFromTab, pollUntil, readTab, startController, validId } from './harness.mjs';
 
 const { cfg, h, run } = startController('bulk', { timeout_ms: 120_000, transfer_timeout_ms: 45_000 }, ['bulk_bytes']);
 const check = (...a) => run.check(...a);
@@ -52,13 +52,9 @@ async function main() {
   // Tab -> native.
   const nativeId = native.id;
   const t0 = Date.now();
-  await page.evaluate(([peer, bytes]) => window.__meshworkBulk(peer, bytes), [nativeId, n]);
-  const back = await pollUntil(async () => {
-    const line = (await log(page)).find((l) => l.event === 'bulk' && l.peer === nativeId);
-    return line ?? null;
-  }, Date.now() + cfg.transfer_timeout_ms, 100);
-  const counted = back ? Number((back.text.match(/counted (\d+) bytes/) ?? [])[1]) : null;
-  info.tab_to_native = back ? { text: back.text, counted, seen_after_ms: Date.now() - t0 } : null;
+  const back = await bulkFromTab(page, nativeId, n, Date.now() + cfg.transfer_timeout_ms);
+  info.tab_to_native = back ? { ...back, seen_after_ms: Date.now() - t0 } : null;
+  const counted = back?.counted ?? null;
   check('tab_to_native_every_byte', counted === n, info.tab_to_native);
 
   // Nobody was taken for gone, either way.

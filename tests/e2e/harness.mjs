@@ -164,6 +164,22 @@ export async function memberIds(tabs, natives) {
   return ids;
 }
 
+/**
+ * The tab sends `bytes` bulk bytes to `peer` (`window.__meshworkBulk`, through its node's
+ * bulk queue) and waits for the log line of the peer's acknowledgement: { text, counted
+ * (the bytes the peer counted), ms, mib_s }, or null at `deadline`.
+ */
+export async function bulkFromTab(page, peer, bytes, deadline) {
+  await page.evaluate(([p, n]) => window.__meshworkBulk(p, n), [peer, bytes]);
+  const text = await pollUntil(async () => {
+    const lines = await page.$$eval(`li[data-testid=log-entry][data-event=bulk][data-peer="${peer}"]`, (els) => els.map((e) => e.textContent));
+    return lines[0] ?? null;
+  }, deadline, 100);
+  if (!text) return null;
+  const m = text.match(/counted (\d+) bytes .* in (\d+) ms \(([\d.]+) MiB\/s\)/);
+  return { text, counted: m ? Number(m[1]) : null, ms: m ? Number(m[2]) : null, mib_s: m ? Number(m[3]) : null };
+}
+
 /** The graph's members as a tab draws them, from their `data-` attributes. */
 export function readGraph(page) {
   return page.$$eval('[data-testid=graph-node]', (els) =>

@@ -190,18 +190,26 @@ impl Shell {
 /// Puts what the page and its node worker said to each other so far where a benchmark
 /// reads it: `window.__meshworkLink` (messages and bytes, each way).
 fn show_link_counts() {
-    let Some(w) = web_sys::window() else { return };
     let c = link_counts();
+    show_numbers(
+        "__meshworkLink",
+        [
+            ("to_worker", c.sent),
+            ("to_worker_bytes", c.sent_bytes),
+            ("from_worker", c.received),
+            ("from_worker_bytes", c.received_bytes),
+        ],
+    );
+}
+
+/// Sets `window[name]` to an object of these numbers, for a benchmark to read.
+fn show_numbers<const N: usize>(name: &str, numbers: [(&str, u64); N]) {
+    let Some(w) = web_sys::window() else { return };
     let o = js_sys::Object::new();
-    for (k, v) in [
-        ("to_worker", c.sent),
-        ("to_worker_bytes", c.sent_bytes),
-        ("from_worker", c.received),
-        ("from_worker_bytes", c.received_bytes),
-    ] {
+    for (k, v) in numbers {
         let _ = js_sys::Reflect::set(&o, &k.into(), &(v as f64).into());
     }
-    let _ = js_sys::Reflect::set(&w, &"__meshworkLink".into(), &o);
+    let _ = js_sys::Reflect::set(&w, &name.into(), &o);
 }
 
 /// Benchmarks and tests send bulk bytes from this tab with
@@ -226,17 +234,15 @@ fn expose_bulk_hook(to_node: UnboundedSender<PageInput>) {
 /// Puts this node's data-channel bytes (as of the last job it saw finish) where a
 /// benchmark reads them: `window.__meshworkTraffic`.
 fn show_traffic([bytes_out, bytes_in, packed_in, unpacked_in]: [u64; 4]) {
-    let Some(w) = web_sys::window() else { return };
-    let o = js_sys::Object::new();
-    for (k, v) in [
-        ("bytes_out", bytes_out),
-        ("bytes_in", bytes_in),
-        ("packed_in", packed_in),
-        ("unpacked_in", unpacked_in),
-    ] {
-        let _ = js_sys::Reflect::set(&o, &k.into(), &(v as f64).into());
-    }
-    let _ = js_sys::Reflect::set(&w, &"__meshworkTraffic".into(), &o);
+    show_numbers(
+        "__meshworkTraffic",
+        [
+            ("bytes_out", bytes_out),
+            ("bytes_in", bytes_in),
+            ("packed_in", packed_in),
+            ("unpacked_in", unpacked_in),
+        ],
+    );
 }
 
 /// While a channel holds bytes, the page tells the worker how much this often (ms), so

@@ -278,40 +278,30 @@ pub fn run(root: &Path) -> Result<()> {
     );
     let png = dir.join("mesh.png");
     // Medians of three: a job of a few tenths of a second varies by a tenth.
-    let alone = median_run(RUNS, |i| {
-        submit(
-            &bin,
-            &addr,
-            Job {
-                room: &format!("scale-1-{i}"),
-                others: 0,
-                job: IMAGE,
-                extra: &["--replicas", "1"],
-                out: &png,
-            },
-            no_pause,
-        )
-    })?;
+    let image_runs = |room: &str, others: usize| {
+        median_run(RUNS, |i| {
+            submit(
+                &bin,
+                &addr,
+                Job {
+                    room: &format!("{room}-{i}"),
+                    others,
+                    job: IMAGE,
+                    extra: &["--replicas", "1"],
+                    out: &png,
+                },
+                no_pause,
+            )
+        })
+    };
+    let alone = image_runs("scale-1", 0)?;
     let identical = same_file(&png, &reference);
     push(
         format!("  one native node (submit, 1 worker), r = 1, median of {RUNS}"),
         format!("{:.2} s, output identical: {identical}", alone.secs),
         "",
     );
-    let mut two = median_run(RUNS, |i| {
-        submit(
-            &bin,
-            &addr,
-            Job {
-                room: &format!("scale-2-{i}"),
-                others: 1,
-                job: IMAGE,
-                extra: &["--replicas", "1"],
-                out: &png,
-            },
-            no_pause,
-        )
-    })?;
+    let mut two = image_runs("scale-2", 1)?;
     let identical = same_file(&png, &reference);
     push(
         format!("  two native nodes (1 worker each), r = 1, median of {RUNS}"),

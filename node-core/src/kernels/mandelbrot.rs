@@ -240,17 +240,23 @@ impl Params {
         total
     }
 
-    /// Task `task`'s tile computed with the plain scalar loop, one pixel at a time: the
-    /// same bytes as [`Kernel::run_task`](super::Kernel::run_task), slower; the baseline
-    /// `cargo xtask bench kernels` measures the lanes against. Checks the parameters and
-    /// the task as `run_task` does.
-    pub fn run_task_scalar_loop(&self, task: u32, out: &mut Vec<u8>) -> Result<(), KernelError> {
+    /// Task `task`'s tile, after the checks `run_task` makes: valid parameters, a task
+    /// in range.
+    fn checked_tile(&self, task: u32) -> Result<Tile, KernelError> {
         self.validate()?;
         let task_count = self.task_count();
         if task >= task_count {
             return Err(KernelError::TaskOutOfRange { task, task_count });
         }
-        let tile = self.tile(task);
+        Ok(self.tile(task))
+    }
+
+    /// Task `task`'s tile computed with the plain scalar loop, one pixel at a time: the
+    /// same bytes as [`Kernel::run_task`](super::Kernel::run_task), slower; the baseline
+    /// `cargo xtask bench kernels` measures the lanes against. Checks the parameters and
+    /// the task as `run_task` does.
+    pub fn run_task_scalar_loop(&self, task: u32, out: &mut Vec<u8>) -> Result<(), KernelError> {
+        let tile = self.checked_tile(task)?;
         let (dx, dy) = self.spacing();
         for py in tile.y0..tile.y1 {
             let ci = self.y_max - (f64::from(py) + 0.5) * dy;
@@ -269,12 +275,7 @@ impl Params {
     /// with native code of the same width. The same bytes as
     /// [`Kernel::run_task`](super::Kernel::run_task); checks as `run_task` does.
     pub fn run_task_baseline_lanes(&self, task: u32, out: &mut Vec<u8>) -> Result<(), KernelError> {
-        self.validate()?;
-        let task_count = self.task_count();
-        if task >= task_count {
-            return Err(KernelError::TaskOutOfRange { task, task_count });
-        }
-        let tile = self.tile(task);
+        let tile = self.checked_tile(task)?;
         out.reserve(tile.width() * tile.height() * 4);
         let max_iter = self.max_iter;
         self.counts_in_lanes::<LANES>(tile, Orbit::Mandelbrot, |n| {
