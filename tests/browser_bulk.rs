@@ -4,10 +4,10 @@
 //! arrives each way, by the receiver's own count, and neither side declares the other
 //! gone meanwhile.
 //!
-//! Not in the suite yet (see `node-cli/Cargo.toml`): in about one run in three the tab
-//! takes the debug-built native for gone near the end of its transfer, while the native
-//! works through a backlog of received messages that its sender's flow control does not
-//! see.
+//! Before senders waited for what the receiving program read (`WireMsg::Read`, the read
+//! window), about one run in three failed here: the tab took the debug-built native
+//! for gone near the end of its transfer, while the native worked through thousands of
+//! received messages piled up in its event queue, its heartbeats behind them.
 //!
 //! Prerequisites as for `browser_mesh` (dist/, playwright-core, Chromium, node, root for
 //! the namespace): without them the test prints SKIP, except under `CI=true`.

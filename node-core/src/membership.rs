@@ -533,6 +533,7 @@ impl Membership {
             WireMsg::Engine(_)
             | WireMsg::Chunk { .. }
             | WireMsg::Packed { .. }
+            | WireMsg::Read { .. }
             | WireMsg::Console(_)
             | WireMsg::State(_) => {
                 if view.state != PeerState::Connected {

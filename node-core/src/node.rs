@@ -110,8 +110,34 @@ pub const BULK_QUEUED_MAX: usize = 8 << 20;
 /// milliseconds on a LAN), never behind a whole transfer.
 pub const BULK_IN_FLIGHT_MAX: usize = 512 << 10;
 
+/// The same allowance for a channel to a browser, smaller: a browser's UDP socket
+/// holds a few hundred KiB, and what SCTP has in flight beyond that is dropped when
+/// the tab is busy (loopback counted 74 to 204 dropped datagrams in each 20 MiB sent
+/// with 512 KiB in flight). Each loss then waits for SCTP's retransmission timer, a
+/// second at least natively, with every later message, heartbeats too, behind it.
+pub const BULK_IN_FLIGHT_BROWSER: usize = 32 << 10;
+
 /// While result bytes wait for a channel to drain, a run loop looks again this often.
 pub const BULK_POLL_MS: u64 = 1;
+
+/// Result bytes go to a peer only while fewer than this many of the bytes sent to it
+/// are unread by its program (its [`WireMsg::Read`] reports): whatever the transport
+/// buffers between (a native's event queue holds thousands of messages, a tab's has no
+/// bound), a slow reader has at most this much waiting, so the heartbeats it sends and
+/// answers never queue behind a transfer. 1 MiB is 64 messages: a few milliseconds of
+/// reading, and on loopback (round trip under a millisecond) well over the channel's
+/// own speed.
+pub const READ_WINDOW: u64 = 1 << 20;
+
+/// A node reports what it read from a peer (a [`WireMsg::Read`]) each time this many more
+/// bytes came from it: the window above then always has seven eighths of itself open.
+pub const READ_REPORT: u64 = 128 << 10;
+
+/// A window closed this long, while the peer was heard from and reported nothing, is
+/// opened again and counted ([`NodeStats::read_window_reopened`]): bytes counted as sent
+/// that never reached it (a send dropped on a closing channel) must not stall results
+/// to a living member for good.
+pub const READ_STALL_MS: u64 = 2_000;
 
 /// What the page hands the run loop besides the network's events.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -208,6 +234,9 @@ pub struct NodeStats {
     pub console_refused: u64,
     /// Packed messages that did not open (truncated, a bomb, not a message inside).
     pub unpack_refused: u64,
+    /// Read windows opened because a living peer reported nothing for
+    /// [`READ_STALL_MS`] (see [`READ_WINDOW`]); zero unless sends were lost.
+    pub read_window_reopened: u64,
     /// Bytes on the data channels.
     pub traffic: Traffic,
 }
@@ -226,6 +255,27 @@ struct BulkOut {
 
 /// The sequence number of a bulk stream's `BulkEnd`.
 const BULK_SEQ: u32 = 1;
+
+/// Bytes each way on the channel to one peer, since it opened: the read window.
+#[derive(Debug, Default)]
+struct Flow {
+    /// Bytes this node sent the peer, and of them what the peer reported read.
+    sent: u64,
+    acked: u64,
+    /// Bytes this node read from the peer, and what it last reported of that.
+    read: u64,
+    reported: u64,
+    /// When the peer was last heard from.
+    heard: Micros,
+    /// Since when the window has been seen closed (by the timer).
+    closed_since: Option<Micros>,
+}
+
+impl Flow {
+    fn open(&self) -> bool {
+        self.sent.saturating_sub(self.acked) < READ_WINDOW
+    }
+}
 
 /// Result bytes waiting for one peer: whole messages, each as its data-channel pieces.
 #[derive(Debug, Default)]
@@ -250,6 +300,9 @@ pub struct MeshNode {
     members: BTreeMap<NodeId, PeerId>,
     reassembly: Reassembly,
     bulk: BTreeMap<PeerId, BulkQueue>,
+    /// The read window of each peer with an open channel (removed when it closes):
+    /// bounded by the channels open.
+    flow: BTreeMap<PeerId, Flow>,
     /// A benchmark's stream of bulk bytes under way ([`MeshNode::start_bulk`]).
     bulk_out: Option<BulkOut>,
     next_stream: u32,
@@ -290,6 +343,7 @@ impl MeshNode {
             members: BTreeMap::new(),
             reassembly: Reassembly::new(ReassemblyConfig::default()),
             bulk: BTreeMap::new(),
+            flow: BTreeMap::new(),
             bulk_out: None,
             next_stream: 0,
             stats: NodeStats::default(),
@@ -413,6 +467,28 @@ impl MeshNode {
     }
 
     pub fn handle_transport(&mut self, now: Micros, ev: TransportEvent) {
+        // A channel's bytes are counted from its opening on both sides, by a failed
+        // node too (it reads and ignores): the counts must agree when it speaks again.
+        match &ev {
+            TransportEvent::ChannelOpen(id) => {
+                let flow = Flow {
+                    heard: now,
+                    ..Flow::default()
+                };
+                self.flow.insert(id.clone(), flow);
+            }
+            // The channel's end ends its counts (the server's word that a peer left
+            // comes after its connection closed); entering the room again does not.
+            TransportEvent::ChannelClosed(id) | TransportEvent::PeerLeft(id) => {
+                self.flow.remove(id);
+            }
+            TransportEvent::Message(id, bytes) => {
+                let f = self.flow.entry(id.clone()).or_default();
+                f.read += bytes.len() as u64;
+                f.heard = now;
+            }
+            _ => {}
+        }
         if self.failed {
             // Silent, as a crashed machine, except to a presenter's revive.
             if let TransportEvent::Revive(by) = ev {
@@ -501,6 +577,7 @@ impl MeshNode {
                 if let Some(m) = &mut self.membership {
                     m.handle_message(now, &id, &bytes);
                 }
+                self.report_read(&id);
             }
             TransportEvent::SignalingError {
                 code,
@@ -609,6 +686,7 @@ impl MeshNode {
             e.handle_input(millis(now), Input::Timeout);
         }
         self.reassembly.expire(now);
+        self.check_windows(now);
         self.pump(now);
     }
 
@@ -719,6 +797,8 @@ impl MeshNode {
     }
 
     /// Peers with result bytes (or a bulk stream's) waiting.
+    /// Peers whose read window is full are left out: they are waited for (a report of
+    /// theirs, then [`MeshNode::handle_transport`], opens it again).
     pub fn bulk_waiting(&self) -> Vec<PeerId> {
         let mut peers: Vec<PeerId> = self.bulk.keys().cloned().collect();
         if let Some(b) = &self.bulk_out
@@ -727,7 +807,83 @@ impl MeshNode {
         {
             peers.push(b.to.clone());
         }
+        peers.retain(|p| self.window_open(p));
         peers
+    }
+
+    /// The bytes in flight on the channel to `to` under which the run loop hands it
+    /// result bytes ([`BULK_IN_FLIGHT_MAX`], [`BULK_IN_FLIGHT_BROWSER`] to a browser).
+    pub fn in_flight_max(&self, to: &PeerId) -> usize {
+        let browser = self
+            .membership
+            .as_ref()
+            .and_then(|m| m.peer(to))
+            .is_some_and(|p| p.info.kind == crate::signal::PeerKind::Browser);
+        if browser {
+            BULK_IN_FLIGHT_BROWSER
+        } else {
+            BULK_IN_FLIGHT_MAX
+        }
+    }
+
+    /// Whether result bytes may go to `to`: fewer than [`READ_WINDOW`] sent to it unread.
+    fn window_open(&self, to: &PeerId) -> bool {
+        self.flow.get(to).is_none_or(Flow::open)
+    }
+
+    /// Counts `len` bytes sent to `to` on its channel.
+    fn count_sent(&mut self, to: &PeerId, len: usize) {
+        *self.sent.entry(to.clone()).or_default() += 1;
+        self.stats.traffic.bytes_out += len as u64;
+        if let Some(f) = self.flow.get_mut(to) {
+            f.sent += len as u64;
+        }
+    }
+
+    /// Tells `from` what this node has read from it, once [`READ_REPORT`] more bytes
+    /// came since the last report (a failed node never gets here: it says nothing).
+    fn report_read(&mut self, from: &PeerId) {
+        let Some(f) = self.flow.get_mut(from) else {
+            return;
+        };
+        if f.read - f.reported < READ_REPORT {
+            return;
+        }
+        f.reported = f.read;
+        let msg = WireMsg::Read { bytes: f.read };
+        self.send(from.clone(), wire::encode(&msg));
+    }
+
+    /// A peer reported what it read of ours: the window moves on.
+    fn on_read(&mut self, from: &PeerId, bytes: u64) {
+        if let Some(f) = self.flow.get_mut(from) {
+            let acked = bytes.min(f.sent);
+            if acked > f.acked {
+                f.acked = acked;
+                f.closed_since = None;
+            }
+        }
+    }
+
+    /// Opens windows closed [`READ_STALL_MS`] while their peer kept speaking (a peer
+    /// not heard for half of that restarts the clock: it may be frozen, or reading).
+    fn check_windows(&mut self, now: Micros) {
+        let stall = Micros::from_ms(READ_STALL_MS);
+        for f in self.flow.values_mut() {
+            if f.open() {
+                f.closed_since = None;
+                continue;
+            }
+            if now.saturating_sub(f.heard).0 > stall.0 / 2 {
+                f.closed_since = Some(now);
+            }
+            let since = *f.closed_since.get_or_insert(now);
+            if now.saturating_sub(since) >= stall {
+                f.acked = f.sent;
+                f.closed_since = None;
+                self.stats.read_window_reopened += 1;
+            }
+        }
     }
 
     /// Starts a benchmark's stream of `bytes` bulk bytes to `to` (replacing one under
@@ -757,32 +913,35 @@ impl MeshNode {
             }
         };
         let bytes = wire::encode(&msg);
-        *self.sent.entry(to.clone()).or_default() += 1;
-        self.stats.traffic.bytes_out += bytes.len() as u64;
+        self.count_sent(to, bytes.len());
         Some(bytes)
     }
 
     /// The next data-channel message of result bytes for `to`, if any, or else of a
     /// bulk stream to it: the run loop calls this while the channel to `to` has little
     /// in flight.
+    /// Nothing while `to`'s read window is full.
     pub fn pop_bulk(&mut self, to: &PeerId) -> Option<Vec<u8>> {
+        if !self.window_open(to) {
+            return None;
+        }
         let Some(q) = self.bulk.get_mut(to) else {
             return self.next_bulk_message(to);
         };
         let msg = q.messages.front_mut()?;
         let piece = msg.pop_front();
-        *self.sent.entry(to.clone()).or_default() += 1;
         if msg.is_empty() {
             q.messages.pop_front();
         }
         if let Some(p) = &piece {
             q.bytes -= p.len();
-            self.stats.traffic.bytes_out += p.len() as u64;
         }
         if q.messages.is_empty() {
             self.bulk.remove(to);
         }
-        piece
+        let piece = piece?;
+        self.count_sent(to, piece.len());
+        Some(piece)
     }
 
     /// Moves everything membership and the engine want done into `actions`, feeding
@@ -909,6 +1068,7 @@ impl MeshNode {
                 self.engine_input(now, Input::Message { from, msg });
             }
             WireMsg::State(state) => self.member_state(from, state),
+            WireMsg::Read { bytes } => self.on_read(&from, bytes),
             WireMsg::Console(cmd) => {
                 let sender = self
                     .membership
@@ -941,8 +1101,7 @@ impl MeshNode {
 
     /// Queues a message to send at once, counting it for the view.
     fn send(&mut self, to: PeerId, bytes: Vec<u8>) {
-        *self.sent.entry(to.clone()).or_default() += 1;
-        self.stats.traffic.bytes_out += bytes.len() as u64;
+        self.count_sent(&to, bytes.len());
         self.actions.push_back(Action::Send { to, bytes });
     }
 
@@ -1095,6 +1254,160 @@ mod tests {
             ),
             "{out:?}"
         );
+    }
+
+    /// A node joined with `p1` connected (its Hello read): the actions drained.
+    fn connected_to_p1() -> (MeshNode, PeerId) {
+        let mut n = MeshNode::new(MembershipConfig::default(), String::new(), 1);
+        n.handle_transport(
+            Micros(0),
+            TransportEvent::Joined {
+                me: info("abcdef", PeerKind::Native),
+                peers: vec![info("p1", PeerKind::Browser)],
+            },
+        );
+        let p1 = PeerId("p1".into());
+        n.handle_transport(Micros(10), TransportEvent::ChannelOpen(p1.clone()));
+        let hello = wire::encode(&WireMsg::Hello {
+            id: p1.clone(),
+            kind: PeerKind::Browser,
+            name: "tab".into(),
+            cores: 1,
+        });
+        n.handle_transport(Micros(20), TransportEvent::Message(p1.clone(), hello));
+        drain(&mut n);
+        (n, p1)
+    }
+
+    /// Pops bulk messages for `to` until there are none: their bytes.
+    fn pop_all(n: &mut MeshNode, to: &PeerId) -> u64 {
+        std::iter::from_fn(|| n.pop_bulk(to))
+            .map(|m| m.len() as u64)
+            .sum()
+    }
+
+    #[test]
+    fn result_bytes_wait_while_the_reader_has_a_window_unread() {
+        let (mut n, p1) = connected_to_p1();
+        let before = n.flow[&p1].sent;
+        n.start_bulk(Micros(30), p1.clone(), 8 << 20);
+        let first = pop_all(&mut n, &p1);
+        // A window's worth went (the last message may overshoot it), then nothing,
+        // though most of the stream waits: the peer has not said it read any of it.
+        assert!(
+            (READ_WINDOW..READ_WINDOW + 20_000).contains(&(first + before)),
+            "{first}"
+        );
+        assert!(n.bulk_waiting().is_empty());
+        assert_eq!(n.pop_bulk(&p1), None);
+        // It read half: half a window more may go.
+        let half = (before + first) / 2;
+        let read = wire::encode(&WireMsg::Read { bytes: half });
+        n.handle_transport(Micros(40), TransportEvent::Message(p1.clone(), read));
+        assert_eq!(n.bulk_waiting(), vec![p1.clone()]);
+        let second = pop_all(&mut n, &p1);
+        assert!((half - 20_000..half + 20_000).contains(&second), "{second}");
+        // A report of more than was ever sent moves the window to what was sent, no
+        // further: a window's worth again, not more.
+        let lie = wire::encode(&WireMsg::Read { bytes: u64::MAX });
+        n.handle_transport(Micros(50), TransportEvent::Message(p1.clone(), lie));
+        let third = pop_all(&mut n, &p1);
+        assert!(
+            (READ_WINDOW..READ_WINDOW + 20_000).contains(&third),
+            "{third}"
+        );
+        // A new channel starts the counts again.
+        n.handle_transport(Micros(60), TransportEvent::ChannelOpen(p1.clone()));
+        assert!(pop_all(&mut n, &p1) >= READ_WINDOW);
+        assert_eq!(n.stats().read_window_reopened, 0);
+    }
+
+    #[test]
+    fn a_reader_reports_every_read_report_bytes_and_a_failed_one_does_not() {
+        let (mut n, p1) = connected_to_p1();
+        let bulk = wire::encode(&WireMsg::Bulk {
+            data: vec![1; wire::BULK_PAYLOAD_MAX],
+        });
+        let reports = |n: &mut MeshNode| -> Vec<u64> {
+            drain(n)
+                .into_iter()
+                .filter_map(|a| match a {
+                    Action::Send { to, bytes } if to.0 == "p1" => match wire::decode(&bytes) {
+                        Ok(WireMsg::Read { bytes }) => Some(bytes),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut read = n.flow[&p1].read;
+        let mut said = Vec::new();
+        for i in 0..40 {
+            n.handle_transport(
+                Micros(100 + i),
+                TransportEvent::Message(p1.clone(), bulk.clone()),
+            );
+            read += bulk.len() as u64;
+            said.extend(reports(&mut n));
+        }
+        // Each report says all that was read by then, and they come READ_REPORT apart.
+        assert!(said.len() >= 4, "{said:?}");
+        assert!(
+            said.windows(2).all(|w| w[1] - w[0] >= READ_REPORT),
+            "{said:?}"
+        );
+        assert!(
+            read - said.last().unwrap() < READ_REPORT,
+            "{said:?} of {read}"
+        );
+        // A failed node reads on (the counts must agree when it is revived) in silence.
+        n.failed = true;
+        for i in 0..20 {
+            n.handle_transport(
+                Micros(200 + i),
+                TransportEvent::Message(p1.clone(), bulk.clone()),
+            );
+            read += bulk.len() as u64;
+        }
+        assert_eq!(reports(&mut n), Vec::<u64>::new());
+        n.failed = false;
+        n.handle_transport(
+            Micros(300),
+            TransportEvent::Message(p1.clone(), bulk.clone()),
+        );
+        read += bulk.len() as u64;
+        assert_eq!(reports(&mut n), vec![read]);
+    }
+
+    #[test]
+    fn a_window_closed_while_its_peer_speaks_and_reports_nothing_opens_again() {
+        let (mut n, p1) = connected_to_p1();
+        n.start_bulk(Micros(30), p1.clone(), 8 << 20);
+        pop_all(&mut n, &p1);
+        let ping = wire::encode(&WireMsg::Ping { seq: 1 });
+        // Closed and the peer silent (it may be frozen, or reading a backlog): the
+        // window waits for it, however long.
+        n.handle_timeout(Micros::from_ms(100));
+        n.handle_timeout(Micros::from_ms(100 + READ_STALL_MS + 100));
+        assert!(n.pop_bulk(&p1).is_none());
+        // It wakes and speaks every 250 ms but reports nothing: for READ_STALL_MS the
+        // window still waits (a report may be on its way), then the bytes it never read
+        // are taken for lost, and the window opens, counted.
+        let woke = 200 + READ_STALL_MS;
+        for t in (woke..woke + READ_STALL_MS).step_by(250) {
+            let ping = TransportEvent::Message(p1.clone(), ping.clone());
+            n.handle_transport(Micros::from_ms(t), ping);
+            n.handle_timeout(Micros::from_ms(t + 10));
+            assert!(n.pop_bulk(&p1).is_none(), "open at {t} ms");
+        }
+        let t = woke + READ_STALL_MS;
+        n.handle_transport(
+            Micros::from_ms(t),
+            TransportEvent::Message(p1.clone(), ping),
+        );
+        n.handle_timeout(Micros::from_ms(t + 10));
+        assert!(n.pop_bulk(&p1).is_some());
+        assert_eq!(n.stats().read_window_reopened, 1);
     }
 
     #[test]

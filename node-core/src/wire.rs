@@ -11,7 +11,7 @@ use crate::job::{JobId, JobSpec, TaskId};
 use crate::signal::{PeerId, PeerKind};
 
 /// The version byte that starts every data-channel message.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 /// Largest message a node sends or accepts on a data channel, in bytes. 16 KiB is what
 /// every browser delivers unfragmented; larger messages travel as [`WireMsg::Chunk`]s
@@ -90,6 +90,13 @@ pub enum WireMsg {
         #[serde(with = "bytes")]
         data: Vec<u8>,
     },
+    /// The bytes of data-channel messages its sender has read from the receiver since
+    /// their channel opened: flow control at the reading program, whatever the
+    /// transport buffers between. The receiver of this report hands that peer result
+    /// bytes only while fewer than [`crate::node::READ_WINDOW`] of those it sent are
+    /// unread, so a slow reader's backlog stays small and its heartbeats never wait
+    /// behind a transfer.
+    Read { bytes: u64 },
 }
 
 /// Most members a [`ConsoleState`] names as cut off; a state naming more is refused.
@@ -464,6 +471,7 @@ mod tests {
                 seq: 1,
                 bytes: 1 << 40,
             },
+            WireMsg::Read { bytes: u64::MAX },
             WireMsg::Chunk {
                 stream: u32::MAX,
                 index: 3,

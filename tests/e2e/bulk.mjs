@@ -8,11 +8,14 @@
 // them and acknowledges. Then the tab streams N bytes back (`window.__meshworkBulk`),
 // the native counts and acknowledges. Checks that every byte arrived each way (the
 // receiver's own count, in its acknowledgement) and that neither side declared the
-// other gone meanwhile. Throughput each way is reported in `info`.
+// other gone meanwhile. Throughput each way, and the datagrams the kernel dropped
+// because a UDP receive buffer was full, are reported in `info`.
 //
 // Input (argv[2] JSON): { meshwork, dist, outdir, cwd, chromium, profiles_dir,
 //   timeout_ms, bulk_bytes }.
 // Output: progress on stderr; the LAST stdout line is the JSON summary.
+
+import { readFileSync } from 'node:fs';
 
 import { bulkFromTab, pollUntil, readTab, startController, validId } from './harness.mjs';
 
@@ -20,6 +23,17 @@ const { cfg, h, run } = startController('bulk', { timeout_ms: 120_000, transfer_
 const check = (...a) => run.check(...a);
 const info = {};
 run.summary = { info };
+
+// Datagrams the namespace's kernel dropped because a UDP socket's receive buffer was
+// full (RcvbufErrors): a busy tab's socket overflowing, each loss a wait for SCTP's
+// retransmission timer. Reported, not checked (a loaded machine may drop a few).
+function udpReceiveBufferDrops() {
+  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+  if (lines.length < 2) return null;
+  const [names, values] = lines.map((l) => l.split(/\s+/).slice(1));
+  const i = names.indexOf('RcvbufErrors');
+  return i < 0 ? null : Number(values[i]);
+}
 
 const log = (page) => page.$$eval('[data-testid=log-entry]', (els) => els.map((e) => ({ text: e.textContent, peer: e.getAttribute('data-peer'), event: e.getAttribute('data-event') })));
 
@@ -49,6 +63,8 @@ async function main() {
   info.native_to_tab = there;
   check('native_to_tab_every_byte', there && there.event === 'bulk' && there.peer === tabId && there.bytes === n, there);
 
+  info.tab_took_native_for_gone_by_then = (await log(page)).filter((l) => l.event === 'left').length;
+  info.udp_dropped_native_to_tab = udpReceiveBufferDrops();
   // Tab -> native.
   const nativeId = native.id;
   const t0 = Date.now();
@@ -57,6 +73,7 @@ async function main() {
   const counted = back?.counted ?? null;
   check('tab_to_native_every_byte', counted === n, info.tab_to_native);
 
+  info.udp_dropped_in_all = udpReceiveBufferDrops();
   // Nobody was taken for gone, either way.
   const nativeBuried = native.events.filter(tabGone);
   const tabBuried = (await log(page)).filter((l) => l.event === 'left');

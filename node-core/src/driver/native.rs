@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use super::{BULK_IN_FLIGHT_MAX, BULK_POLL_MS};
+use super::BULK_POLL_MS;
 use crate::engine::Command;
 use crate::job::{JobId, TaskId};
 use crate::membership::{MeshEvent, Micros};
@@ -130,7 +130,7 @@ pub async fn run_native<T: Transport>(
 /// Hands waiting result bytes to every channel that has little in flight.
 async fn send_bulk<T: Transport>(transport: &T, node: &mut MeshNode) {
     for to in node.bulk_waiting() {
-        while transport.queued(&to).await < BULK_IN_FLIGHT_MAX {
+        while transport.queued(&to).await < node.in_flight_max(&to) {
             let Some(bytes) = node.pop_bulk(&to) else {
                 break;
             };

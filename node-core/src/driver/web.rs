@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use super::{BULK_IN_FLIGHT_MAX, BULK_POLL_MS};
+use super::BULK_POLL_MS;
 use crate::job::{JobId, TaskId};
 use crate::kernels::Kernel;
 use crate::membership::Micros;
@@ -231,7 +231,7 @@ pub async fn run_web<T: Transport, P: Page>(
             }
         }
         for to in node.bulk_waiting() {
-            while transport.queued(&to).await < BULK_IN_FLIGHT_MAX {
+            while transport.queued(&to).await < node.in_flight_max(&to) {
                 let Some(bytes) = node.pop_bulk(&to) else {
                     break;
                 };
