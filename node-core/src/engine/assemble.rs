@@ -21,8 +21,12 @@ pub(super) struct Assembly {
     pub(super) assembled: bool,
     /// Fetches in flight: holder asked, when, and how many tries.
     pub(super) fetches: BTreeMap<TaskId, (NodeId, Millis, u32)>,
-    /// Where the next new fetch starts.
+    /// Where the last walk for the output (once every task is validated) resumes.
     pub(super) fetch_cursor: u32,
+    /// Tasks validated while the job runs, not yet looked at for a fetch: in the order
+    /// of their task ids, whichever member computed them and whenever, so a result is
+    /// fetched as soon as it is validated, not once every task before it is.
+    pub(super) validated: BTreeSet<TaskId>,
     /// Validated results no live node holds (to be computed again, then fetched).
     pub(super) unfetchable: BTreeSet<TaskId>,
     /// Fetches a holder left unanswered, by task and holder. A holder that failed
@@ -51,6 +55,7 @@ impl Assembly {
             assembled: false,
             fetches: BTreeMap::new(),
             fetch_cursor: 0,
+            validated: BTreeSet::new(),
             unfetchable: BTreeSet::new(),
             unserved: BTreeMap::new(),
         }
@@ -95,8 +100,9 @@ impl Engine {
     }
 
     /// Keeps up to `fetches_max` fetches in flight for one job: retries timed-out ones
-    /// with another holder, then walks a cursor over the validated tasks in order, so the
-    /// work per call is bounded by the window, not the job.
+    /// with another holder, then takes newly validated tasks (while the job runs) or
+    /// walks a cursor over all tasks (once all are validated), so the work per call is
+    /// bounded by the window, not the job.
     fn fetch_job(&mut self, id: JobId) {
         let now = self.now;
         let Some(j) = self.jobs.get(&id) else { return };
@@ -123,22 +129,32 @@ impl Engine {
         let mut window = self.config.fetches_max.saturating_sub(a.fetches.len());
         // While the job runs, results whose copy comes here anyway (this node ranks
         // among their `r` holders) are not fetched; once all are validated, the cursor
-        // walks again from the start and fetches whatever is still missing.
+        // walks from the start and fetches whatever is still missing.
         let early = !j.all_validated();
         let r = usize::from(j.spec.replication);
-        while window > 0 && cursor < j.tasks {
-            let task = TaskId(cursor);
-            // In task order: the cursor waits at the first task not validated yet.
-            if j.board.task(task).validated_hash.is_none() {
-                break;
+        let wanted = |task: TaskId| {
+            !j.held.payloads.contains_key(&task) && !a.fetches.contains_key(&task)
+        };
+        let mut taken = Vec::new();
+        if early {
+            for &task in &a.validated {
+                if window == 0 {
+                    break;
+                }
+                taken.push(task);
+                if !j.ranking.top(task).take(r).any(|n| n == self.me) && wanted(task) {
+                    candidates.push((task, 0));
+                    window -= 1;
+                }
             }
-            cursor += 1;
-            if early && j.ranking.top(task).take(r).any(|n| n == self.me) {
-                continue;
-            }
-            if !j.held.payloads.contains_key(&task) && !a.fetches.contains_key(&task) {
-                candidates.push((task, 0));
-                window -= 1;
+        } else {
+            while window > 0 && cursor < j.tasks {
+                let task = TaskId(cursor);
+                cursor += 1;
+                if wanted(task) {
+                    candidates.push((task, 0));
+                    window -= 1;
+                }
             }
         }
         let mut sends = Vec::new();
@@ -170,6 +186,9 @@ impl Engine {
             return;
         };
         j.assembly.fetch_cursor = cursor;
+        for task in taken {
+            j.assembly.validated.remove(&task);
+        }
         for (task, ..) in &sends {
             j.assembly.unfetchable.remove(task);
         }

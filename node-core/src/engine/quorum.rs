@@ -125,12 +125,18 @@ impl Engine {
             tasks,
         });
         self.judge(job, task);
+        if let Some(j) = self.jobs.get_mut(&job)
+            && j.assembly.assembler
+        {
+            j.assembly.validated.insert(task);
+        }
         if tasks_validated == tasks {
             let now = self.now;
             if let Some(j) = self.jobs.get_mut(&job) {
                 j.validated_at = Some(now);
                 // The last walk for the output: what it skipped, expecting a copy.
                 j.assembly.fetch_cursor = 0;
+                j.assembly.validated.clear();
             }
         }
         // An assembling node fetches each result once it is validated.
