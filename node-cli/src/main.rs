@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use node_core::driver::{RunOptions, run_native};
+use node_core::engine::EngineConfig;
 use node_core::job::{JobSpec, NodeId};
 use node_core::membership::{MembershipConfig, MeshEvent};
 use node_core::node::{MeshNode, NodeEvent, node_id};
@@ -581,12 +582,18 @@ fn mesh_node_with(o: &NodeOptions, cores: Option<u16>) -> Result<MeshNode> {
             .map(|n| n.get() as u16)
             .unwrap_or(1)
     });
-    Ok(MeshNode::new(
+    // One task waits for each compute thread (see `EngineConfig::ahead`).
+    let engine = EngineConfig {
+        ahead: usize::from(cores),
+        ..EngineConfig::default()
+    };
+    Ok(MeshNode::with_engine(
         MembershipConfig {
             heartbeat_ms: o.heartbeat_ms,
             dead_after_ms: o.dead_after_ms,
             ..MembershipConfig::default()
         },
+        engine,
         o.name.clone(),
         cores,
     ))

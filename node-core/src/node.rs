@@ -638,6 +638,11 @@ impl MeshNode {
 
     /// Changes how many tasks this node computes at once (0: none), for example when a
     /// page's user picks another number of workers. Computations under way finish.
+    /// Tasks this node computes at once (its cores offered).
+    pub fn cores(&self) -> u16 {
+        self.cores
+    }
+
     pub fn set_workers(&mut self, now: Micros, workers: u16) {
         self.cores = workers;
         if let Some(engine) = &mut self.engine {

@@ -1,9 +1,10 @@
 //! The native run loop, on tokio.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 
 use super::BULK_POLL_MS;
 use crate::engine::Command;
@@ -43,10 +44,9 @@ pub async fn run_native<T: Transport>(
     let mut bulk_pending = options.bulk_bytes;
     let mut commands = options.commands;
     let mut leave = false;
-    // Computations run on tokio's blocking threads; the engine starts at most as many
-    // at once as the node offers cores.
-    let mut computing: JoinSet<(JobId, TaskId, Result<Vec<u8>, crate::kernels::KernelError>)> =
-        JoinSet::new();
+    // Computations run on threads of their own; the engine starts at most as many at
+    // once as the node offers cores.
+    let mut computing = Workers::new();
     tokio::pin!(shutdown);
     loop {
         let mut deadline = node.poll_timeout();
@@ -68,13 +68,14 @@ pub async fn run_native<T: Transport>(
                 Some(ev) => node.handle_transport(now(), ev),
                 None => break,
             },
-            Some(done) = computing.join_next(), if !computing.is_empty() => {
+            Some(done) = computing.done.recv() => {
+                computing.busy -= 1;
                 match done {
-                    Ok((job, task, Ok(output))) => node.handle_computed(now(), job, task, output),
-                    Ok((job, task, Err(e))) => {
+                    Done::Output(job, task, Ok(output)) => node.handle_computed(now(), job, task, output),
+                    Done::Output(job, task, Err(e)) => {
                         tracing::warn!("{job} {task}: the kernel refused: {e}");
                     }
-                    Err(e) => tracing::warn!("a computation panicked: {e}"),
+                    Done::Panicked(job, task) => tracing::warn!("{job} {task}: the computation panicked"),
                 }
             }
             Some(cmd) = next_command(&mut commands) => {
@@ -102,11 +103,7 @@ pub async fn run_native<T: Transport>(
                     break;
                 }
                 Action::Compute { job, task, kernel } => {
-                    computing.spawn_blocking(move || {
-                        let mut out = Vec::new();
-                        let r = kernel.run_task(task.0, &mut out).map(|()| out);
-                        (job, task, r)
-                    });
+                    computing.start(usize::from(node.cores()), (job, task, kernel))
                 }
                 Action::Event(e) => {
                     if let NodeEvent::Mesh(MeshEvent::PeerConnected { peer, .. }) = &e
@@ -123,8 +120,88 @@ pub async fn run_native<T: Transport>(
         }
         send_bulk(&transport, &mut node).await;
     }
-    computing.abort_all();
+    drop(computing);
     transport.shutdown().await;
+}
+
+/// A finished computation.
+enum Done {
+    Output(JobId, TaskId, Result<Vec<u8>, crate::kernels::KernelError>),
+    Panicked(JobId, TaskId),
+}
+
+type Work = (JobId, TaskId, crate::kernels::Kernel);
+
+/// Threads that compute, each for the node's whole run, one per core offered, taking
+/// tasks from one queue (where the engine's tasks handed out ahead wait). Long-lived
+/// threads keep their CPU: a pool thread per task (tokio's blocking pool) was woken
+/// wherever its waker ran, and two nodes on two cores often had their computations on
+/// the same one, each task then taking half again as long.
+struct Workers {
+    queue: mpsc::UnboundedSender<Work>,
+    /// The queue's far end, shared by the threads (one waits on it at a time).
+    tasks: Arc<Mutex<mpsc::UnboundedReceiver<Work>>>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done: mpsc::UnboundedReceiver<Done>,
+    threads: usize,
+    busy: usize,
+}
+
+impl Workers {
+    fn new() -> Workers {
+        let (queue, tasks) = mpsc::unbounded_channel();
+        let (done_tx, done) = mpsc::unbounded_channel();
+        Workers {
+            queue,
+            tasks: Arc::new(Mutex::new(tasks)),
+            done_tx,
+            done,
+            threads: 0,
+            busy: 0,
+        }
+    }
+
+    /// Queues a task, and starts a thread if every one is busy and fewer than `cores`
+    /// run.
+    fn start(&mut self, cores: usize, work: Work) {
+        self.busy += 1;
+        if self.busy > self.threads && self.threads < cores.max(1) {
+            let (tasks, done) = (self.tasks.clone(), self.done_tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("compute-{}", self.threads))
+                .spawn(move || compute(&tasks, &done));
+            match spawned {
+                Ok(_) => self.threads += 1,
+                Err(e) => tracing::warn!("no thread to compute on: {e}"),
+            }
+        }
+        // The threads end only when this queue closes.
+        let _ = self.queue.send(work);
+    }
+}
+
+/// A compute thread: runs queued tasks until the queue closes (the run ended).
+fn compute(tasks: &Mutex<mpsc::UnboundedReceiver<Work>>, done: &mpsc::UnboundedSender<Done>) {
+    loop {
+        let next = match tasks.lock() {
+            Ok(mut rx) => rx.blocking_recv(),
+            Err(_) => None,
+        };
+        let Some((job, task, kernel)) = next else {
+            return;
+        };
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut out = Vec::new();
+            kernel.run_task(task.0, &mut out).map(|()| out)
+        }));
+        let result = match run {
+            Ok(r) => Done::Output(job, task, r),
+            Err(_) => Done::Panicked(job, task),
+        };
+        if done.send(result).is_err() {
+            return;
+        }
+    }
 }
 
 /// Hands waiting result bytes to every channel that has little in flight.

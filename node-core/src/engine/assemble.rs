@@ -132,9 +132,8 @@ impl Engine {
         // walks from the start and fetches whatever is still missing.
         let early = !j.all_validated();
         let r = usize::from(j.spec.replication);
-        let wanted = |task: TaskId| {
-            !j.held.payloads.contains_key(&task) && !a.fetches.contains_key(&task)
-        };
+        let wanted =
+            |task: TaskId| !j.held.payloads.contains_key(&task) && !a.fetches.contains_key(&task);
         let mut taken = Vec::new();
         if early {
             for &task in &a.validated {

@@ -5,6 +5,13 @@
 pub struct EngineConfig {
     /// Tasks computed at once (the cores given to the mesh).
     pub slots: usize,
+    /// Tasks handed out beyond `slots`, for jobs without pacing (a presenter's pause
+    /// and steps bound what starts as before), so that a compute thread has its next task when it finishes
+    /// one: natively the hash, the run loop's round trip and a thread's wake-up left
+    /// each worker idle between tasks, a fifth of the time on millisecond tiles. Such a
+    /// task is claimed (and reported started) when handed out, at most one task's time
+    /// before it runs; paced jobs, which people watch, never have one.
+    pub ahead: usize,
     /// New facts are batched this long before they are broadcast (a claim goes out at
     /// once: another node that has not heard of it may start the same task).
     pub flush_ms: u64,
@@ -41,6 +48,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             slots: 1,
+            ahead: 0,
             flush_ms: 5,
             sync_ms: 500,
             straggler_ms: 2_000,

@@ -365,7 +365,8 @@ impl Engine {
         let mut started = false;
         let ids: Vec<JobId> = self.jobs.keys().copied().collect();
         for id in ids {
-            while self.running.len() < self.config.slots && self.held != Some(0) {
+            let slots = self.config.slots + self.ahead_for(id);
+            while self.running.len() < slots && self.held != Some(0) {
                 let Some((task, why)) = self.pick(id) else {
                     break;
                 };
@@ -377,6 +378,18 @@ impl Engine {
             }
         }
         started
+    }
+
+    /// Tasks `id` may have handed out beyond the slots: [`EngineConfig::ahead`] unless
+    /// the job is paced (paused or stepping, the steps allowed bound what starts).
+    ///
+    /// [`EngineConfig::ahead`]: super::EngineConfig::ahead
+    fn ahead_for(&self, id: JobId) -> usize {
+        let paced = self
+            .jobs
+            .get(&id)
+            .is_none_or(|j| j.pacing_ms.max(self.pacing_floor_ms) > 0);
+        if paced { 0 } else { self.config.ahead }
     }
 
     /// The next task to start for a job: from this node's own queue first, then one to

@@ -526,6 +526,9 @@ impl Sim {
         self.next_id += 1;
         let config = EngineConfig {
             slots: 1 + (self.rng.below(2) as usize),
+            // Every other node hands out a task ahead (drawn from its id, not the
+            // generator, so that a seed still means the run it meant before).
+            ahead: (id.0 % 2) as usize,
             authors_max: self.sc.authors_max,
             served_bytes_per_sync_max: self.served_budget(),
             ..EngineConfig::default()

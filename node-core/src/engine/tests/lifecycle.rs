@@ -136,6 +136,41 @@ fn pacing_spaces_out_tasks() {
 }
 
 #[test]
+fn tasks_ahead_are_handed_out_only_to_unpaced_jobs_running_freely() {
+    let started = |e: &mut Engine| {
+        drain(e)
+            .iter()
+            .filter(|o| matches!(o, Output::RunTask { .. }))
+            .count()
+    };
+    let config = EngineConfig {
+        slots: 2,
+        ahead: 2,
+        ..EngineConfig::default()
+    };
+    // Free running: the slots and the tasks ahead.
+    let mut e = Engine::new(NodeId(1), config.clone(), 1, Millis(0));
+    submit(&mut e, 10, 0);
+    assert_eq!(started(&mut e), 4);
+    // A paced job (slow motion people watch): the slots only.
+    let mut e = Engine::new(NodeId(1), config.clone(), 1, Millis(0));
+    submit(&mut e, 10, 500);
+    assert_eq!(started(&mut e), 2);
+    // So under a presenter's pacing floor too, and while stepping.
+    let mut e = Engine::new(NodeId(1), config.clone(), 1, Millis(0));
+    e.set_pacing_floor(300);
+    submit(&mut e, 10, 0);
+    assert_eq!(started(&mut e), 2);
+    let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
+    e.set_paused(true);
+    submit(&mut e, 10, 0);
+    assert_eq!(started(&mut e), 0);
+    e.step();
+    e.handle_input(Millis(1), Input::Timeout);
+    assert_eq!(started(&mut e), 1);
+}
+
+#[test]
 fn the_pacing_timer_says_why_the_node_wakes() {
     let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
     let job = submit(&mut e, 3, 1_000);
