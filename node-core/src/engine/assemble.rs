@@ -1,7 +1,8 @@
 //! Assembly: the assembling node (the submitter, or any node told to) fetches every
-//! validated result from a live holder as results are validated, through a bounded
-//! window of fetches, retrying another holder on timeout, and merges the bytes into the
-//! job's output once all are here.
+//! validated result from a live holder as results are validated (the holder with the
+//! fewest of its fetches in flight), through a bounded window of fetches, retrying
+//! another holder on timeout, and merges the bytes into the job's output once all are
+//! here.
 //!
 //! Accepts bytes only in answer to its own fetches and only when they match the
 //! validated hash; keeps at most `fetches_max` fetches in flight per job.
@@ -158,6 +159,16 @@ impl Engine {
         }
         let mut sends = Vec::new();
         let mut lost = Vec::new();
+        // A retry asks a holder other than the one that did not answer, when there is
+        // one; then each fetch goes to the holder with the fewest of ours in flight (the
+        // one with the most to spare for us), so that fetches spread over the holders
+        // instead of all going to the first; ties go round by task and try.
+        let mut load: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for (task, (holder, ..)) in &a.fetches {
+            if !timed_out.iter().any(|(t, ..)| t == task) {
+                *load.entry(*holder).or_default() += 1;
+            }
+        }
         for (task, tries) in candidates {
             if j.held.payloads.contains_key(&task) {
                 continue;
@@ -175,10 +186,17 @@ impl Engine {
                         && !a.gave_up_on(task, *n)
                 })
                 .collect();
-            if holders.is_empty() {
-                lost.push(task);
-            } else {
-                sends.push((task, hash, holders[tries as usize % holders.len()], tries));
+            let failed = a.fetches.get(&task).map(|(holder, ..)| *holder);
+            let turn = (task.0 as usize).wrapping_add(tries as usize);
+            let pick = (0..holders.len())
+                .map(|i| holders[turn.wrapping_add(i) % holders.len()])
+                .min_by_key(|h| (Some(*h) == failed, load.get(h).copied().unwrap_or(0)));
+            match pick {
+                None => lost.push(task),
+                Some(holder) => {
+                    *load.entry(holder).or_default() += 1;
+                    sends.push((task, hash, holder, tries));
+                }
             }
         }
         let Some(j) = self.jobs.get_mut(&id) else {
