@@ -147,16 +147,35 @@ fn a_prime_count_to_a_billion_on_the_mesh_is_50_847_534() {
     for n in nodes.iter_mut() {
         wait_connected(n, 1, Duration::from_secs(60));
     }
+    // The job goes out once the submitter is connected to both members the server
+    // listed, not after the (here longer than the whole test) --wait-ms.
     let mut sub = submit(
         &addr,
         room,
         &["--kernel", "primes", "--n", "1000000000", "--ranges", "64"],
-        &["--replicas", "1", "--workers", "1", "--timeout", "120"],
+        &[
+            "--replicas",
+            "1",
+            "--workers",
+            "1",
+            "--timeout",
+            "120",
+            "--wait-ms",
+            "600000",
+        ],
     );
     let status = sub
         .wait_exit(Duration::from_secs(150))
         .unwrap_or_else(|| panic!("submit did not finish; saw {:?}", sub.seen.last()));
     assert!(status.success(), "submit failed: {status}");
+    let at = |event: &str| sub.seen.iter().position(|v| v["event"] == event);
+    let joined = at("joined").expect("joined");
+    assert_eq!(sub.seen[joined]["peers"], 2, "{:?}", sub.seen[joined]);
+    let connected: Vec<usize> = (0..sub.seen.len())
+        .filter(|i| sub.seen[*i]["event"] == "peer_connected")
+        .collect();
+    assert!(connected.len() >= 2, "{:?}", sub.seen);
+    assert!(at("job_accepted").expect("accepted") > connected[1]);
     let result = sub
         .seen
         .iter()

@@ -76,9 +76,10 @@ struct SubmitArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
-    /// Time given to the room's members to connect before the job is handed out, in
-    /// milliseconds (late members still join the job).
-    #[arg(long, default_value_t = 1000)]
+    /// The job is handed out once this node has connected to every member the server
+    /// listed when it joined, or after this many milliseconds, whichever comes first
+    /// (members that connect later still join the job).
+    #[arg(long, default_value_t = 5000)]
     wait_ms: u64,
     #[command(flatten)]
     node: NodeOptions,
@@ -612,8 +613,8 @@ struct Reporter {
 impl Reporter {
     fn report(&mut self, e: &NodeEvent) {
         let line = match e {
-            NodeEvent::Joined { me } => {
-                json!({"event": "joined", "id": me.id, "name": me.name})
+            NodeEvent::Joined { me, peers } => {
+                json!({"event": "joined", "id": me.id, "name": me.name, "peers": peers})
             }
             NodeEvent::Mesh(MeshEvent::PeerConnected {
                 peer,
@@ -930,6 +931,8 @@ struct SubmitState {
     quorum: u8,
     pace_ms: u32,
     wait: std::time::Duration,
+    /// Members this node connected to (ever): the job waits for those listed at join.
+    connected: tokio::sync::watch::Sender<usize>,
 }
 
 impl SubmitState {
@@ -938,7 +941,7 @@ impl SubmitState {
             self.reporter.report(e);
         }
         match e {
-            NodeEvent::Joined { me } => {
+            NodeEvent::Joined { me, peers } => {
                 // The job is ours: its submitter is this node's engine id.
                 let nonce = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -955,8 +958,12 @@ impl SubmitState {
                 let (nodes, nobody, done) =
                     (self.nodes.clone(), self.nobody.clone(), self.done.clone());
                 let no_compute = self.no_compute;
+                let (listed, mut connected) = (*peers, self.connected.subscribe());
                 tokio::spawn(async move {
-                    tokio::time::sleep(wait).await;
+                    // Handed out with the room present: a job computed by this node
+                    // alone while the others are still connecting waits for nobody.
+                    let all = connected.wait_for(|n| *n >= listed);
+                    let _ = tokio::time::timeout(wait, all).await;
                     if no_compute && nodes.load(Ordering::Relaxed) == 0 {
                         nobody.store(true, Ordering::Relaxed);
                         let _ = done.send(true);
@@ -968,6 +975,7 @@ impl SubmitState {
             }
             NodeEvent::Mesh(MeshEvent::PeerConnected { .. } | MeshEvent::PeerBack { .. }) => {
                 self.nodes.fetch_add(1, Ordering::Relaxed);
+                self.connected.send_modify(|n| *n += 1);
             }
             NodeEvent::Mesh(MeshEvent::PeerLeft { was_connected, .. }) if *was_connected => {
                 let _ = self
@@ -1041,6 +1049,7 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         quorum: a.quorum,
         pace_ms: a.pace_ms,
         wait: std::time::Duration::from_millis(a.wait_ms),
+        connected: tokio::sync::watch::channel(0).0,
     };
     let timeout = std::time::Duration::from_secs(a.timeout);
     let options = RunOptions {

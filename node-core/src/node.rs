@@ -40,8 +40,8 @@ fn millis(now: Micros) -> Millis {
 /// What a node reports to its shell (the CLI's output, the UI).
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeEvent {
-    /// The signaling server welcomed us.
-    Joined { me: PeerInfo },
+    /// The signaling server welcomed us, into a room of `peers` other members.
+    Joined { me: PeerInfo, peers: usize },
     /// Something happened in the mesh.
     Mesh(MeshEvent),
     /// Something happened to a job.
@@ -498,6 +498,7 @@ impl MeshNode {
         }
         match ev {
             TransportEvent::Joined { mut me, peers } => {
+                let listed = peers.len();
                 me.name = if self.name.is_empty() {
                     default_name(me.kind, &me.id)
                 } else {
@@ -528,7 +529,7 @@ impl MeshNode {
                 self.announced = ConsoleState::default();
                 self.membership = Some(m);
                 self.actions
-                    .push_back(Action::Event(NodeEvent::Joined { me }));
+                    .push_back(Action::Event(NodeEvent::Joined { me, peers: listed }));
             }
             TransportEvent::PeerJoined(p) => {
                 if let Some(m) = &mut self.membership {
@@ -1217,7 +1218,7 @@ mod tests {
         );
         let out = drain(&mut n);
         assert!(
-            matches!(&out[..], [Action::Event(NodeEvent::Joined { me })] if me.name == "native-abcd"),
+            matches!(&out[..], [Action::Event(NodeEvent::Joined { me, peers: 1 })] if me.name == "native-abcd"),
             "{out:?}"
         );
         let p1 = PeerId("p1".into());

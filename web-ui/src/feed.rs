@@ -655,7 +655,7 @@ impl Feed {
     pub fn on_event(&mut self, now: Micros, e: &NodeEvent) {
         let now_ms = now.as_ms_f64();
         match e {
-            NodeEvent::Joined { me } => {
+            NodeEvent::Joined { me, .. } => {
                 self.me = Some(node_id(&me.id));
                 self.member(me);
                 self.ops.push(ViewOp::Me(me.clone()));
