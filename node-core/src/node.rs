@@ -482,8 +482,12 @@ impl MeshNode {
             TransportEvent::ChannelClosed(id) | TransportEvent::PeerLeft(id) => {
                 self.flow.remove(id);
             }
+            // Once per message: the peer's id is cloned only for a channel not seen open.
             TransportEvent::Message(id, bytes) => {
-                let f = self.flow.entry(id.clone()).or_default();
+                let f = match self.flow.get_mut(id) {
+                    Some(f) => f,
+                    None => self.flow.entry(id.clone()).or_default(),
+                };
                 f.read += bytes.len() as u64;
                 f.heard = now;
             }
@@ -637,13 +641,13 @@ impl MeshNode {
         Ok(())
     }
 
-    /// Changes how many tasks this node computes at once (0: none), for example when a
-    /// page's user picks another number of workers. Computations under way finish.
     /// Tasks this node computes at once (its cores offered).
     pub fn cores(&self) -> u16 {
         self.cores
     }
 
+    /// Changes how many tasks this node computes at once (0: none), for example when a
+    /// page's user picks another number of workers. Computations under way finish.
     pub fn set_workers(&mut self, now: Micros, workers: u16) {
         self.cores = workers;
         if let Some(engine) = &mut self.engine {
@@ -803,6 +807,7 @@ impl MeshNode {
     }
 
     /// Peers with result bytes (or a bulk stream's) waiting.
+    ///
     /// Peers whose read window is full are left out: they are waited for (a report of
     /// theirs, then [`MeshNode::handle_transport`], opens it again).
     pub fn bulk_waiting(&self) -> Vec<PeerId> {
@@ -926,6 +931,7 @@ impl MeshNode {
     /// The next data-channel message of result bytes for `to`, if any, or else of a
     /// bulk stream to it: the run loop calls this while the channel to `to` has little
     /// in flight.
+    ///
     /// Nothing while `to`'s read window is full.
     pub fn pop_bulk(&mut self, to: &PeerId) -> Option<Vec<u8>> {
         if !self.window_open(to) {
@@ -1202,6 +1208,16 @@ mod tests {
         }
     }
 
+    /// A tab's Hello, as `id` sends it, offering `cores`.
+    fn hello(id: &PeerId, cores: u16) -> Vec<u8> {
+        wire::encode(&WireMsg::Hello {
+            id: id.clone(),
+            kind: PeerKind::Browser,
+            name: "tab".into(),
+            cores,
+        })
+    }
+
     fn drain(n: &mut MeshNode) -> Vec<Action> {
         std::iter::from_fn(|| n.poll_action()).collect()
     }
@@ -1232,13 +1248,10 @@ mod tests {
             wire::decode(bytes),
             Ok(WireMsg::Hello { cores: 3, .. })
         ));
-        let hello = wire::encode(&WireMsg::Hello {
-            id: p1.clone(),
-            kind: PeerKind::Browser,
-            name: "tab".into(),
-            cores: 8,
-        });
-        n.handle_transport(Micros(20), TransportEvent::Message(p1.clone(), hello));
+        n.handle_transport(
+            Micros(20),
+            TransportEvent::Message(p1.clone(), hello(&p1, 8)),
+        );
         assert!(matches!(
             &drain(&mut n)[..],
             [Action::Event(NodeEvent::Mesh(MeshEvent::PeerConnected {
@@ -1274,13 +1287,10 @@ mod tests {
         );
         let p1 = PeerId("p1".into());
         n.handle_transport(Micros(10), TransportEvent::ChannelOpen(p1.clone()));
-        let hello = wire::encode(&WireMsg::Hello {
-            id: p1.clone(),
-            kind: PeerKind::Browser,
-            name: "tab".into(),
-            cores: 1,
-        });
-        n.handle_transport(Micros(20), TransportEvent::Message(p1.clone(), hello));
+        n.handle_transport(
+            Micros(20),
+            TransportEvent::Message(p1.clone(), hello(&p1, 1)),
+        );
         drain(&mut n);
         (n, p1)
     }
