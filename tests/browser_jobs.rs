@@ -160,6 +160,63 @@ fn tabs_and_natives_finish_two_jobs_through_departures_and_a_late_joiner() {
                 }
             }
         }
+        // A job the tab did not submit, as it showed it before fetching it whole: every
+        // tile is either the reference's (held there) or its preview, the reference's
+        // pixel at each 4 × 4 block's corner over the block; and some are previews.
+        for tab in ["tab-a", "tab-d"] {
+            let key = format!("{tab}:{kind}:preview");
+            let Some(file) = summary["files"][&key].as_str() else {
+                continue;
+            };
+            match decode_png(Path::new(file)) {
+                Ok(img) => match preview_tiles(&img, &reference) {
+                    Ok(0) => problems.push(format!("{key}: no tile drawn from a preview ({file})")),
+                    Ok(_) => {}
+                    Err(e) => problems.push(format!("{key}: {e} ({file})")),
+                },
+                Err(e) => problems.push(format!("{key}: {e}")),
+            }
+        }
+    }
+    for tab in ["tab-a", "tab-d"] {
+        if summary["files"][format!("{tab}:cli:preview")].is_null() {
+            problems.push(format!("{tab} showed the CLI's job without previews"));
+        }
     }
     assert_no_problems("browser_jobs", &problems, &out);
+}
+
+/// Checks a picture drawn from tiles and previews against the reference, tile by tile
+/// (`TILES` × `TILES` tiles of `SIZE / TILES` pixels): each must be the reference's
+/// tile or its preview (`node_core::kernels::preview`: the pixel at each 4 × 4 block's
+/// top-left corner, over the block). Returns how many are previews and not the tile.
+fn preview_tiles(img: &Image, reference: &Image) -> Result<usize, String> {
+    if (img.width, img.height) != (SIZE, SIZE) {
+        return Err(format!("not {SIZE}×{SIZE}"));
+    }
+    let side = (SIZE / TILES) as usize;
+    let step = node_core::kernels::preview::STEP as usize;
+    let at = |i: &Image, x: usize, y: usize| i.rgb[y * SIZE as usize + x];
+    let mut previews = 0;
+    for ty in 0..TILES as usize {
+        for tx in 0..TILES as usize {
+            let (x0, y0) = (tx * side, ty * side);
+            let pixels = || (y0..y0 + side).flat_map(|y| (x0..x0 + side).map(move |x| (x, y)));
+            let whole = pixels().all(|(x, y)| at(img, x, y) == at(reference, x, y));
+            let sampled = pixels().all(|(x, y)| {
+                let (sx, sy) = (x0 + (x - x0) / step * step, y0 + (y - y0) / step * step);
+                at(img, x, y) == at(reference, sx, sy)
+            });
+            match (whole, sampled) {
+                (true, _) => {}
+                (false, true) => previews += 1,
+                (false, false) => {
+                    return Err(format!(
+                        "tile ({tx}, {ty}) is neither the tile nor its preview"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(previews)
 }

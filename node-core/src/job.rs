@@ -25,6 +25,28 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(first)
 }
 
+/// The hash that names task `task`'s result `output` in the engine: its
+/// [`content_hash`] for kernels without previews; for image kernels, that hash sealed
+/// with its preview's ([`sealed_hash`]), so that a quorum on it vouches for the preview
+/// too (see [`crate::kernels::preview`]). Always computed from the canonical,
+/// uncompressed bytes.
+pub fn result_hash(kernel: &Kernel, task: TaskId, output: &[u8]) -> u64 {
+    let full = content_hash(output);
+    match kernel.preview(task.0, output) {
+        Some(preview) => sealed_hash(full, content_hash(&preview)),
+        None => full,
+    }
+}
+
+/// The [`result_hash`] of an image result whose bytes hash to `full` and whose preview
+/// hashes to `preview`: what a watcher checks a preview against.
+pub fn sealed_hash(full: u64, preview: u64) -> u64 {
+    let mut both = [0u8; 16];
+    both[..8].copy_from_slice(&full.to_le_bytes());
+    both[8..].copy_from_slice(&preview.to_le_bytes());
+    content_hash(&both)
+}
+
 /// A node of the compute mesh. In a live mesh it is derived from the signaling peer id
 /// ([`crate::node::node_id`]); the simulator numbers its nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

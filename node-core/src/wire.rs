@@ -11,7 +11,7 @@ use crate::job::{JobId, JobSpec, TaskId};
 use crate::signal::{PeerId, PeerKind};
 
 /// The version byte that starts every data-channel message.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 
 /// Largest message a node sends or accepts on a data channel, in bytes. 16 KiB is what
 /// every browser delivers unfragmented; larger messages travel as [`WireMsg::Chunk`]s
@@ -223,6 +223,18 @@ pub enum EngineMsg {
     Cancel { job: JobId },
     /// Someone changed the job's pacing delay (a presenter's slow motion).
     Pacing { job: JobId, pacing_ms: u32 },
+    /// "Send me the preview of this image result" (a node that only shows the job).
+    FetchPreview { job: JobId, task: TaskId, hash: u64 },
+    /// The answer to a [`EngineMsg::FetchPreview`]: the preview, and `full`, the hash of
+    /// the result's own bytes; the two seal to `hash` ([`crate::job::sealed_hash`]).
+    Preview {
+        job: JobId,
+        task: TaskId,
+        hash: u64,
+        full: u64,
+        #[serde(with = "bytes")]
+        preview: Vec<u8>,
+    },
 }
 
 impl std::fmt::Display for ConsoleCmd {

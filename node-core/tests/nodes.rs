@@ -5,7 +5,7 @@
 
 use node_core::chunk::CHUNK_DATA_MAX;
 use node_core::engine::{Command, DropReason, Event};
-use node_core::job::{TaskId, content_hash};
+use node_core::job::TaskId;
 use node_core::kernels::{Kernel, mandelbrot};
 use node_core::membership::{LeftReason, MeshEvent, Micros};
 use node_core::node::{Action, BULK_QUEUED_MAX, NodeEvent};
@@ -197,7 +197,7 @@ fn hostile_packed_messages_are_counted_and_ignored_while_the_job_completes() {
             payload,
         })
     };
-    let good_hash = content_hash(&tile);
+    let good_hash = node_core::job::result_hash(&kernel, TaskId(0), &tile);
     let WireMsg::Packed { len, data } = wire::pack(store(tile.clone(), good_hash)) else {
         panic!("a tile packs")
     };
@@ -330,7 +330,11 @@ fn result_bytes_wait_in_a_bounded_queue_and_control_traffic_does_not() {
         let at = Micros(now.0 + round * 100_000);
         for t in 0..tasks {
             let task = node_core::job::TaskId(t);
-            let hash = node_core::job::content_hash(n.engine().unwrap().held(job, task).unwrap());
+            let hash = node_core::job::result_hash(
+                &kernel,
+                task,
+                n.engine().unwrap().held(job, task).unwrap(),
+            );
             let fetch = wire::encode(&WireMsg::Engine(node_core::wire::EngineMsg::Fetch {
                 job,
                 task,
@@ -382,7 +386,8 @@ fn a_bulk_stream_goes_after_waiting_results_in_bounded_messages_and_its_ack_is_r
     let n = &mut net.nodes[0];
     let job = n.engine().unwrap().job_ids().next().unwrap();
     let task = TaskId(0);
-    let hash = content_hash(n.engine().unwrap().held(job, task).unwrap());
+    let hash =
+        node_core::job::result_hash(&kernel, task, n.engine().unwrap().held(job, task).unwrap());
     let fetch = wire::encode(&WireMsg::Engine(EngineMsg::Fetch { job, task, hash }));
     n.handle_transport(now, TransportEvent::Message(peer.clone(), fetch));
     while n.poll_action().is_some() {}

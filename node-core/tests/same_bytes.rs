@@ -23,36 +23,36 @@ fn wire_encoding_is_identical_on_every_target() {
     assert_eq!(
         wire::encode(&hello),
         [
-            3, 0, 4, b'a', b'b', b'1', b'2', 0, 3, b't', b'a', b'b', 172, 2
+            4, 0, 4, b'a', b'b', b'1', b'2', 0, 3, b't', b'a', b'b', 172, 2
         ]
     );
-    assert_eq!(wire::encode(&WireMsg::Ping { seq: 128 }), [3, 1, 128, 1]);
+    assert_eq!(wire::encode(&WireMsg::Ping { seq: 128 }), [4, 1, 128, 1]);
     assert_eq!(
         wire::encode(&WireMsg::BulkAck {
             seq: 1,
             bytes: 1 << 20
         }),
-        [3, 5, 1, 128, 128, 64]
+        [4, 5, 1, 128, 128, 64]
     );
     assert_eq!(
         wire::encode(&WireMsg::Read { bytes: 1 << 20 }),
-        [3, 12, 128, 128, 64]
+        [4, 12, 128, 128, 64]
     );
     assert_eq!(wire::decode(&wire::encode(&hello)), Ok(hello));
-    assert!(wire::decode(&[3, 9, 9]).is_err());
+    assert!(wire::decode(&[4, 9, 9]).is_err());
     assert!(wire::decode(&[2, 1, 128, 1]).is_err());
 }
 
 /// A result, as a payload message: a 64×64 Mandelbrot tile, or task 0 of `kernel`.
 fn payload_of(kernel: &node_core::kernels::Kernel) -> WireMsg {
-    use node_core::job::{JobId, TaskId, content_hash};
+    use node_core::job::{JobId, TaskId, result_hash};
     use node_core::wire::EngineMsg;
     let mut out = Vec::new();
     kernel.run_task(0, &mut out).unwrap();
     WireMsg::Engine(EngineMsg::Payload {
         job: JobId(1),
         task: TaskId(0),
-        hash: content_hash(&out),
+        hash: result_hash(kernel, TaskId(0), &out),
         payload: out,
     })
 }

@@ -9,10 +9,12 @@
 //      (paced, so that they last several seconds);
 //   3. mid-job, tab B is closed, tab C's renderer is SIGKILLed and a fourth tab D opens:
 //      D must show the jobs' current state at once and compute some of what is left;
-//   4. both jobs complete; tabs A and D show both pictures whole, which this controller
-//      saves (canvas bytes as PNG, and an element screenshot with the outlines off) for
-//      the Rust test to compare with `meshwork run`'s output; no console error, and no
-//      main-thread task over 100 ms in A or D while the jobs run.
+//   4. both jobs complete; tabs A and D show the jobs they did not submit from previews
+//      (saved for the Rust test), then fetch them whole with the card's button; both
+//      pictures whole, which this controller saves (canvas bytes as PNG, and an element
+//      screenshot with the outlines off) for the Rust test to compare with
+//      `meshwork run`'s output; no console error, and no main-thread task over 100 ms
+//      in A or D while the jobs run.
 //
 // Input: a JSON object as argv[2]:
 //   { "meshwork", "dist", "outdir", "cwd", "chromium", "profiles_dir", "timeout_ms",
@@ -204,6 +206,33 @@ async function main() {
     check(`no_long_task:${name}`, long.length === 0, long);
   }
 
+  // A job this tab did not submit is drawn from previews where it holds no tile: saved
+  // as it is (the Rust test checks each tile against the reference, whole or sampled),
+  // then the card's button fetches the full picture.
+  // The tab's data-channel bytes in, as its node told them when the last job became
+  // whole here (from previews), then after each full picture: for the record.
+  const bytesIn = (page) => page.evaluate(() => window.__meshworkTraffic?.bytes_in ?? null);
+  for (const [name, page] of [['tab-a', pa], ['tab-d', pd]]) {
+    await page.uncheck('[data-testid=outlines]');
+    await sleep(100);
+    info[`bytes_in_with_previews:${name}`] = await bytesIn(page);
+    for (const x of await readJobs(page)) {
+      const card = page.locator(`[data-testid=job][data-job-id="${x.id}"]`);
+      if ((await card.locator('[data-testid=full-picture]').count()) === 0) continue;
+      const kind = kindOf(x);
+      const dataUrl = await card.locator('[data-testid=job-canvas]').evaluate((c) => c.toDataURL('image/png'));
+      const file = path.join(cfg.outdir, `${name}-${kind}-preview.png`);
+      fs.writeFileSync(file, Buffer.from(dataUrl.split(',')[1], 'base64'));
+      files[`${name}:${kind}:preview`] = file;
+      await card.locator('[data-testid=full-picture]').click();
+      const whole = await pollUntil(async () => {
+        const y = (await readJobs(page)).find((j) => j.id === x.id);
+        return y && /image/.test(y.output) ? y.output : null;
+      }, Date.now() + 15_000, 100);
+      check(`full_picture_fetched:${name}:${kind}`, whole, { output: whole });
+      info[`bytes_in_after_full_${kind}:${name}`] = await bytesIn(page);
+    }
+  }
   // The pictures: canvas bytes (exact) and what is on screen (outlines off).
   for (const [name, page] of [['tab-a', pa], ['tab-d', pd]]) {
     await page.uncheck('[data-testid=outlines]');

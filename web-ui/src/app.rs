@@ -148,7 +148,7 @@ fn App() -> impl IntoView {
             <MeshGraph view/>
             <ConsolePanel console/>
             <Inspector view/>
-            <Jobs view/>
+            <Jobs view to_node=controls.to_node.clone()/>
             <EventLog view/>
             </div>
             <Numbers view/>

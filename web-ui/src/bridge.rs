@@ -128,7 +128,12 @@ impl Shell {
                         self.painter.finished.insert(job, output);
                     }
                 }
-                ViewOp::Tiles { job, params, tiles } => self.painter.tiles(job, params, tiles),
+                ViewOp::Tiles {
+                    job,
+                    params,
+                    tiles,
+                    previews,
+                } => self.painter.tiles(job, params, tiles, previews),
                 ViewOp::Graph(graph) => {
                     let now = ms_now() as u64;
                     view.tm

@@ -37,6 +37,11 @@ pub const GONE_SHOWN_MS: f64 = 6_000.0;
 /// that joins mid-job gets hundreds of tiles over a few reads instead of in one message
 /// (the page paints for 6 ms at a time anyway).
 pub const TILE_BYTES_MAX: usize = 256 << 10;
+
+/// A tile's preview was sent to the page ([`Feed`]'s record of what it sent).
+const SENT_PREVIEW: u8 = 1;
+/// A tile's full bytes were sent to the page.
+const SENT_TILE: u8 = 2;
 /// Most lines kept in the event log.
 pub const LOG_LEN_MAX: usize = 200;
 /// A departure's log line is updated for at most this long (ms).
@@ -129,6 +134,14 @@ pub struct JobView {
     /// Why it validated nothing for [`model::STALL_MS`], while it does not.
     #[serde(default)]
     pub stalled: Option<String>,
+    /// Shown from previews, every task validated and every tile's preview (or the tile)
+    /// here; not assembled ([`node_core::engine::Engine::is_previewed`]).
+    #[serde(default)]
+    pub previewed: bool,
+    /// Shown from previews where no tile is held here, not assembled
+    /// ([`node_core::engine::Engine::is_watching`]).
+    #[serde(default)]
+    pub watching: bool,
 }
 
 /// The numbers panel: tasks per second, in total and per node.
@@ -204,12 +217,14 @@ pub enum ViewOp {
     /// A job's output, assembled here: its picture is drawn from it.
     Finished(JobId, JobOutput),
     /// Result bytes held here that the page has not been sent, for the job's picture
-    /// (an image job: `params` say where each tile goes). Sent before the `Jobs` read
-    /// they belong to.
+    /// (an image job: `params` say where each tile goes), and previews fetched here of
+    /// tiles not held ([`node_core::kernels::preview`]; a full tile sent later replaces
+    /// its preview). Sent before the `Jobs` read they belong to.
     Tiles {
         job: JobId,
         params: mandelbrot::Params,
         tiles: Vec<(TaskId, Vec<u8>)>,
+        previews: Vec<(TaskId, Vec<u8>)>,
     },
     /// The graph's members, at every rebuild (the time machine records each).
     Graph(Vec<GraphNode>),
@@ -265,9 +280,12 @@ pub struct ViewModel {
     pub finished: BTreeSet<JobId>,
     /// The signaling server away, and how long until it is back if said.
     pub server_away: Option<Option<u64>>,
-    /// Per job, the tiles received (since the last redraw), and how many in all.
+    /// Per job, the tasks whose tile or preview was received (since the last redraw),
+    /// and how many tiles in all.
     pub tiles: BTreeMap<JobId, BTreeSet<TaskId>>,
     pub tiles_received: usize,
+    /// Previews received, in all.
+    pub previews_received: usize,
 }
 
 impl ViewModel {
@@ -309,10 +327,16 @@ impl ViewModel {
             ViewOp::Halted(h) => self.halted = h,
             ViewOp::Paused(p) => self.paused = p,
             ViewOp::SlowMs(ms) => self.slow_ms = ms,
-            ViewOp::Tiles { job, tiles, .. } => {
+            ViewOp::Tiles {
+                job,
+                tiles,
+                previews,
+                ..
+            } => {
                 self.tiles_received += tiles.len();
+                self.previews_received += previews.len();
                 let got = self.tiles.entry(job).or_default();
-                got.extend(tiles.into_iter().map(|(t, _)| t));
+                got.extend(tiles.into_iter().chain(previews).map(|(t, _)| t));
             }
             ViewOp::Redraw => self.tiles.clear(),
             ViewOp::ServerAway(away) => self.server_away = away,
@@ -326,6 +350,14 @@ impl ViewModel {
 #[derive(Default)]
 pub struct Feed {
     me: Option<NodeId>,
+    /// This tab joined with the presenter key: it assembles every job whole, since its
+    /// screen is the one the room looks at. Other tabs show others' image jobs from
+    /// previews.
+    presenter: bool,
+    /// Previews the engine had received at the last step.
+    previews_seen: u64,
+    /// Jobs whose picture was whole from previews at a refresh (their traffic was told).
+    shown_whole: BTreeSet<JobId>,
     names: BTreeMap<NodeId, String>,
     /// Changes not yet taken.
     ops: Vec<ViewOp>,
@@ -369,8 +401,9 @@ pub struct Feed {
     rate_meter: RateMeter,
     /// Whether the last sample sent pulses.
     pulsed: bool,
-    /// Per image job, the tiles sent to the page (since the last redraw).
-    tiles_sent: BTreeMap<JobId, Vec<bool>>,
+    /// Per image job, what of each tile was sent to the page (since the last redraw):
+    /// [`SENT_PREVIEW`] or [`SENT_TILE`], 0 for nothing.
+    tiles_sent: BTreeMap<JobId, Vec<u8>>,
     /// Tiles held here were left unsent at the last read (its budget was spent).
     tiles_behind: bool,
     /// Per job, the log line that counts its tasks with different results (one line,
@@ -493,8 +526,15 @@ impl Feed {
                 submitter,
             } => {
                 if Some(*submitter) != self.me {
-                    // Every tab assembles every job: its canvas shows the whole picture.
-                    self.commands.push(Command::Assemble { job: *job });
+                    // A presenter's tab assembles every job whole; any other shows
+                    // another's picture from previews, 1/16 of the bytes (jobs without
+                    // pictures are assembled anyway: their results are a few words).
+                    // The card's button fetches the full picture on request.
+                    self.commands.push(if self.presenter {
+                        Command::Assemble { job: *job }
+                    } else {
+                        Command::Watch { job: *job }
+                    });
                 }
                 let who = self.name(*submitter);
                 self.log(
@@ -657,6 +697,7 @@ impl Feed {
         match e {
             NodeEvent::Joined { me, .. } => {
                 self.me = Some(node_id(&me.id));
+                self.presenter = me.presenter;
                 self.member(me);
                 self.ops.push(ViewOp::Me(me.clone()));
                 self.ops.push(ViewOp::Status("joined".into()));
@@ -904,6 +945,13 @@ impl Feed {
             self.dirty = true;
             self.refreshed_at = None;
         }
+        // Previews arrive without an event: a new one is a change to draw.
+        if let Some(n) = node.engine().map(|e| e.stats().previews_received)
+            && n != self.previews_seen
+        {
+            self.previews_seen = n;
+            self.dirty = true;
+        }
         let moving = !self.following.is_empty()
             || !self.flashes.is_empty()
             || page.painting_behind
@@ -950,10 +998,25 @@ impl Feed {
                     lost,
                     healed,
                     stalled: self.stalls.get(&row.id).and_then(|s| s.2.clone()),
+                    previewed: engine.is_previewed(row.id),
+                    watching: engine.is_watching(row.id),
                     row,
                 }
             })
             .collect();
+        // A job shown whole from previews is as finished here as an assembled one: its
+        // traffic is told as a finished job's is (`window.__meshworkTraffic`).
+        for j in &jobs {
+            if j.previewed && self.shown_whole.insert(j.row.id) {
+                let t = &node.stats().traffic;
+                self.ops.push(ViewOp::Traffic([
+                    t.bytes_out,
+                    t.bytes_in,
+                    t.packed_in,
+                    t.unpacked_in,
+                ]));
+            }
+        }
         self.send_tiles(engine);
         let changed = jobs != self.jobs;
         if changed {
@@ -1025,7 +1088,8 @@ impl Feed {
     }
 
     /// Sends the page the result bytes it has not been sent for each image job's
-    /// picture, [`TILE_BYTES_MAX`] at most per read.
+    /// picture, and the previews of tiles not held here, [`TILE_BYTES_MAX`] at most per
+    /// read.
     fn send_tiles(&mut self, engine: &node_core::engine::Engine) {
         let mut budget = TILE_BYTES_MAX;
         self.tiles_behind = false;
@@ -1039,28 +1103,41 @@ impl Feed {
             let sent = self
                 .tiles_sent
                 .entry(job)
-                .or_insert_with(|| vec![false; tasks as usize]);
-            let mut tiles = Vec::new();
+                .or_insert_with(|| vec![0; tasks as usize]);
+            let (mut tiles, mut previews) = (Vec::new(), Vec::new());
             for t in 0..tasks {
-                if sent[t as usize] {
+                let Some(was) = sent.get_mut(t as usize) else {
+                    break;
+                };
+                if *was == SENT_TILE {
                     continue;
                 }
-                let Some(bytes) = engine.held(job, TaskId(t)) else {
-                    continue;
+                let (bytes, what) = match engine.held(job, TaskId(t)) {
+                    Some(bytes) => (bytes, SENT_TILE),
+                    None => match engine.preview(job, TaskId(t)) {
+                        Some(bytes) if *was != SENT_PREVIEW => (bytes, SENT_PREVIEW),
+                        _ => continue,
+                    },
                 };
-                if budget < bytes.len() && !tiles.is_empty() {
+                if budget < bytes.len() && !(tiles.is_empty() && previews.is_empty()) {
                     self.tiles_behind = true;
                     break;
                 }
                 budget = budget.saturating_sub(bytes.len());
-                sent[t as usize] = true;
-                tiles.push((TaskId(t), bytes.to_vec()));
+                *was = what;
+                let to = if what == SENT_TILE {
+                    &mut tiles
+                } else {
+                    &mut previews
+                };
+                to.push((TaskId(t), bytes.to_vec()));
             }
-            if !tiles.is_empty() {
+            if !(tiles.is_empty() && previews.is_empty()) {
                 self.ops.push(ViewOp::Tiles {
                     job,
                     params: params.clone(),
                     tiles,
+                    previews,
                 });
             }
             if self.tiles_behind {

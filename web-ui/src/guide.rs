@@ -27,6 +27,7 @@ pub const TOPICS: &[Topic] = &[
         text: &[
             "A result that lives on one machine is lost when that machine goes. So every result is copied to r members: the r highest-scoring members for that task.",
             "The number in each square of the task grid counts those copies. When a member holding a copy leaves, the square shows a red frame and fewer copies; a member that still holds the result sends it to the next-ranked member, and the square heals (a white frame). Nothing is computed again while one copy is alive.",
+            "A tab that only shows a picture does not need every tile: for a tile it holds no copy of, it asks a holder for a preview, one pixel in 16 of the tile. The hash members agree on for a tile covers its preview too, so a member cannot slip a wrong preview past the others. \"Fetch the full picture\" asks for every tile; the presenter's tab always does.",
         ],
     },
     Topic {

@@ -184,9 +184,12 @@ pub fn task_words(
                 .collect();
             if !elsewhere.is_empty() {
                 s += &format!(
-                    " Also held by {} (a tab that drew the picture keeps every tile; such copies do not count toward r).",
+                    " Also held by {} (a member that fetched the whole picture keeps every tile; such copies do not count toward r).",
                     names(&elsewhere)
                 );
+            }
+            if engine.preview(job, task).is_some() {
+                s += " This tab draws it from its preview, the tile's pixel at every 4th column of every 4th row (a sixteenth of its bytes), fetched from a holder and checked against the validated hash, which seals the tile's bytes with its preview's.";
             }
         }
         None => {

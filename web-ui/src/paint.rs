@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::model::{self, Flash, Flashes, JobRow, TaskState, colour};
 use node_core::job::{JobId, NodeId, TaskId};
-use node_core::kernels::{JobOutput, mandelbrot};
+use node_core::kernels::{JobOutput, mandelbrot, preview};
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
@@ -18,12 +18,13 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 /// where three tasks moved costs three squares, not a thousand.
 #[derive(Default)]
 pub struct Painter {
-    /// Per job: which tiles' pixels are on the canvas.
-    pub drawn: BTreeMap<JobId, Vec<bool>>,
+    /// Per job: what of each tile is on the canvas: [`PREVIEW`], [`FULL`] or 0.
+    pub drawn: BTreeMap<JobId, Vec<u8>>,
     /// Assembled images not yet painted (the canvas may not exist yet).
     pub finished: BTreeMap<JobId, JobOutput>,
-    /// Per image job: where its tiles go, and tiles received and not yet painted.
-    tiles: BTreeMap<JobId, (mandelbrot::Params, BTreeMap<TaskId, Vec<u8>>)>,
+    /// Per image job: where its tiles go, and tiles received and not yet painted (at
+    /// full size: a preview is expanded when it arrives), each with what it is.
+    tiles: BTreeMap<JobId, (mandelbrot::Params, Pending)>,
     /// Per job: the task grid's canvas last drawn on, and what each square shows.
     grids: BTreeMap<JobId, Shown<Square>>,
     /// Per job: the overlay's canvas last drawn on, and what each tile's mark shows.
@@ -40,6 +41,16 @@ pub struct Painter {
 /// mid-job holds hundreds of tiles at once, and draws them over a few refreshes instead
 /// of in one long task.
 pub const PAINT_BUDGET_MS: f64 = 6.0;
+
+/// Tiles received and not yet painted, each with what it is ([`PREVIEW`] or [`FULL`])
+/// and its pixels at full size.
+type Pending = BTreeMap<TaskId, (u8, Vec<u8>)>;
+
+/// A tile drawn from its preview ([`node_core::kernels::preview`]): each preview pixel
+/// over a block of 4 × 4.
+pub const PREVIEW: u8 = 1;
+/// A tile drawn from its own bytes.
+pub const FULL: u8 = 2;
 
 /// What is on one canvas: the canvas (a re-rendered card has a new one, drawn afresh)
 /// and one entry per task.
@@ -106,14 +117,29 @@ impl Painter {
         self.marks.clear();
     }
 
-    /// Tiles of a job's picture, to paint at the next [`Painter::paint`]; their bytes are
-    /// dropped once on the canvas (a redraw is sent them again).
-    pub fn tiles(&mut self, job: JobId, params: mandelbrot::Params, tiles: Vec<(TaskId, Vec<u8>)>) {
-        let (_, held) = self
+    /// Tiles and previews of a job's picture, to paint at the next [`Painter::paint`];
+    /// their bytes are dropped once on the canvas (a redraw is sent them again). A
+    /// preview never replaces a tile.
+    pub fn tiles(
+        &mut self,
+        job: JobId,
+        params: mandelbrot::Params,
+        tiles: Vec<(TaskId, Vec<u8>)>,
+        previews: Vec<(TaskId, Vec<u8>)>,
+    ) {
+        let (params, held) = self
             .tiles
             .entry(job)
             .or_insert_with(|| (params, BTreeMap::new()));
-        held.extend(tiles);
+        for (t, bytes) in previews {
+            if held.get(&t).is_some_and(|(what, _)| *what == FULL) {
+                continue;
+            }
+            if let Some(full) = preview::expand(params, t.0, &bytes) {
+                held.insert(t, (PREVIEW, full));
+            }
+        }
+        held.extend(tiles.into_iter().map(|(t, bytes)| (t, (FULL, bytes))));
     }
 
     /// Draws every job of `rows`: its grid and overlay (what changed), and the tiles
@@ -155,7 +181,7 @@ impl Painter {
             let drawn = self
                 .drawn
                 .entry(row.id)
-                .or_insert_with(|| vec![false; row.tasks as usize]);
+                .or_insert_with(|| vec![0; row.tasks as usize]);
             if let Some(JobOutput::Image {
                 width,
                 height,
@@ -163,13 +189,13 @@ impl Painter {
             }) = self.finished.remove(&row.id)
                 && put(&ctx, &rgba, 0, 0, width, height)
             {
-                drawn.iter_mut().for_each(|d| *d = true);
+                drawn.iter_mut().for_each(|d| *d = FULL);
             }
-            held.retain(|t, bytes| {
+            held.retain(|t, (what, bytes)| {
                 let Some(d) = drawn.get_mut(t.0 as usize) else {
                     return false;
                 };
-                if *d {
+                if *d >= *what {
                     return false;
                 }
                 let Some((x, y, w, h)) = params.tile_rect(t.0) else {
@@ -179,12 +205,16 @@ impl Painter {
                     self.behind = true;
                     return true;
                 }
-                *d = put(&ctx, bytes, x, y, w, h);
-                !*d
+                let ok = put(&ctx, bytes, x, y, w, h);
+                if ok {
+                    *d = *what;
+                }
+                !ok
             });
             if let Some((canvas, ovl)) = context(&job_dom_id("ovl", row.id)) {
                 let before = Shown::on(self.marks.get(&row.id), &canvas);
-                let items = overlay(&ovl, params, row, drawn, before);
+                let here: Vec<bool> = drawn.iter().map(|d| *d > 0).collect();
+                let items = overlay(&ovl, params, row, &here, before);
                 self.marks.insert(
                     row.id,
                     Shown {

@@ -77,6 +77,8 @@ pub fn show(view: MeshView, i: usize) {
             lost: 0,
             healed: 0,
             stalled: None,
+            previewed: false,
+            watching: false,
             row: row.clone(),
         })
         .collect();

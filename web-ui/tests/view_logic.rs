@@ -310,14 +310,20 @@ fn fresh(net: &Net, selected: Option<Selection>) -> ViewModel {
     view
 }
 
-/// `n` nodes, node 0 watched as a page watches its node: each step's events and the
-/// feed's changes, carried as they travel to the page, applied to the page's view.
+/// `n` nodes, node 0 (the presenter) watched as a page watches its node: each step's
+/// events and the feed's changes, carried as they travel to the page, applied to the
+/// page's view.
 fn watched(n: usize) -> (Net, Rc<RefCell<Watcher>>) {
+    watched_at(n, 0)
+}
+
+/// [`watched`], node `i` watched.
+fn watched_at(n: usize, i: usize) -> (Net, Rc<RefCell<Watcher>>) {
     let page = Rc::new(RefCell::new(Watcher::default()));
     let watcher = page.clone();
     let net = Net::watched(
         n,
-        0,
+        i,
         Box::new(move |now, node, events| {
             let mut p = watcher.borrow_mut();
             for e in events {
@@ -521,4 +527,51 @@ fn jobs_are_shown_newest_first_whatever_their_ids() {
     let shown: Vec<JobId> = page.borrow().view.jobs.iter().map(|j| j.row.id).collect();
     let newest_first: Vec<JobId> = accepted.iter().rev().copied().collect();
     assert_eq!(shown, newest_first);
+}
+
+/// A job another member submitted: node 3's page (not the presenter's) has its node
+/// watch it (the feed's command), and the picture reaches the page whole, every tile
+/// node 3 does not hold as its preview, never assembled.
+#[test]
+fn another_members_job_is_drawn_from_previews_where_no_tile_is_held() {
+    let (mut net, page) = watched_at(4, 3);
+    net.run_until(500);
+    let cmd = Command::Submit {
+        kernel: picture(64),
+        replication: 2,
+        quorum: 1,
+        pacing_ms: 0,
+        nonce: 1,
+    };
+    let now = net.now;
+    net.nodes[1].handle_command(now, cmd).expect("joined");
+    net.drain(1);
+    // The page's commands go to its node as the worker sends them; bounded in time.
+    let mut t = net.now.0 / 1000;
+    for _ in 0..2_000 {
+        t += 10;
+        net.run_until(t);
+        let commands = page.borrow_mut().feed.take_commands();
+        for c in commands {
+            let now = net.now;
+            net.nodes[3].handle_command(now, c).expect("joined");
+            net.drain(3);
+        }
+        if page.borrow().view.jobs.first().is_some_and(|j| j.previewed) {
+            break;
+        }
+    }
+    let p = page.borrow();
+    let j = &p.view.jobs[0];
+    assert!(j.previewed && j.watching, "{j:?}");
+    assert!(j.output.is_none(), "a watched job is not assembled");
+    assert_eq!(j.row.validated, 16);
+    let engine = net.nodes[3].engine().unwrap();
+    let held = (0..16)
+        .filter(|t| engine.held(j.row.id, TaskId(*t)).is_some())
+        .count();
+    assert!(held < 16, "node 3 holds only its share of the copies");
+    assert!(p.view.previews_received >= 16 - held);
+    assert!(p.view.tiles_received >= held);
+    assert_eq!(p.view.tiles[&j.row.id].len(), 16, "every task drawn");
 }

@@ -20,6 +20,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         Some("mesh") | None => mesh(root),
         Some("scale") => crate::scale::run(root),
         Some("view") => crate::viewbench::run(root),
+        Some("watch") => crate::viewbench::watch(root),
         Some("signaling") => crate::sigbench::run(root),
         Some("kernels") => crate::kernbench::run(root),
         Some("codec") => {
@@ -34,7 +35,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         }
         Some(other) => {
             bail!(
-                "unknown benchmark {other:?}; try `cargo xtask bench mesh`, `bench scale`, `bench view`, `bench signaling`, `bench kernels` or `bench codec`"
+                "unknown benchmark {other:?}; try `cargo xtask bench mesh`, `bench scale`, `bench view`, `bench watch`, `bench signaling`, `bench kernels` or `bench codec`"
             )
         }
     }

@@ -156,6 +156,65 @@ pub fn run(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench watch`: what a tab that only watches a job receives
+/// (`tests/e2e/watch_bench.mjs`): a plain tab, which draws from previews the tiles it
+/// does not hold, against a presenter's, which fetches every tile.
+pub fn watch(root: &Path) -> Result<()> {
+    let dist = root.join("dist");
+    if !dist.join("index.html").exists() {
+        bail!("no dist/: run `cargo xtask build-ui` first");
+    }
+    if !Path::new("/usr/bin/chromium").exists() {
+        bail!("needs /usr/bin/chromium");
+    }
+    let bin = build_release(root)?;
+    let script = root.join("tests/e2e/watch_bench.mjs");
+    let envs = [
+        ("MESHWORK_BIN", bin.display().to_string()),
+        ("MESHWORK_DIST", dist.display().to_string()),
+    ];
+    let v = node_in_netns(root, &script, &envs).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(e) = v["error"].as_str() {
+        bail!("the watch benchmark failed: {e}");
+    }
+    let mib = |x: &serde_json::Value| x.as_f64().unwrap_or(f64::NAN) / 1_048_576.0;
+    println!();
+    println!(
+        "  a {0}×{0} Mandelbrot job, {1} tiles ({2:.1} MiB of RGBA), r = 2, from `meshwork submit` with {3} native nodes;",
+        v["size"],
+        v["tiles"],
+        mib(&v["tiles_full_bytes"]),
+        v["natives"]
+    );
+    println!("  a tab computing nothing, its data-channel bytes in to the job's end:");
+    let mut rows = Vec::new();
+    for (what, k) in [
+        (
+            "    a plain tab (tiles it does not hold from previews)",
+            "watching",
+        ),
+        (
+            "    a presenter's tab (every tile, as every tab before)",
+            "assembling",
+        ),
+    ] {
+        let t = &v[k]["traffic"];
+        let bytes = mib(&t["bytes_in"]);
+        rows.push(bytes);
+        println!(
+            "{what:<58} {bytes:.2} MiB (results packed {:.2} MiB for {:.2} MiB)",
+            mib(&t["packed_in"]),
+            mib(&t["unpacked_in"]),
+        );
+    }
+    println!(
+        "    previews: {:.1}× fewer bytes in; the plain tab's summary: {}",
+        rows[1] / rows[0],
+        v["watching"]["summary"]
+    );
+    Ok(())
+}
+
 fn frames_text(frames: &serde_json::Value) -> String {
     match frames["fps"].as_f64() {
         Some(fps) => format!(

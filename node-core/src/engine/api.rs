@@ -57,6 +57,14 @@ pub enum Command {
         /// The job.
         job: JobId,
     },
+    /// Show a job here without assembling it: fetch the preview of each validated
+    /// image result not held here ([`crate::kernels::preview`]). A job without pictures
+    /// is assembled instead (its results are a few bytes). [`Command::Assemble`] later
+    /// fetches the full results.
+    Watch {
+        /// The job.
+        job: JobId,
+    },
 }
 
 /// Everything that can happen to an engine.

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{DropReason, Engine, Event, JobTimings, Millis};
-use crate::job::{JobId, NodeId, TaskId, content_hash};
+use crate::job::{JobId, NodeId, TaskId, result_hash};
 use crate::wire::{EngineMsg, Fact};
 
 /// Per-job assembly state.
@@ -67,7 +67,12 @@ impl Engine {
     /// A peer left: a fetch from it will not be answered, so it is due for a retry now.
     pub(super) fn retarget_fetches(&mut self, gone: NodeId) {
         for j in self.jobs.values_mut() {
-            for f in j.assembly.fetches.values_mut() {
+            for f in j
+                .assembly
+                .fetches
+                .values_mut()
+                .chain(j.watch.fetches.values_mut())
+            {
                 if f.0 == gone {
                     f.1 = Millis(0);
                 }
@@ -87,6 +92,15 @@ impl Engine {
         for id in ids {
             self.fetch_job(id);
         }
+        let watched: Vec<JobId> = self
+            .jobs
+            .values()
+            .filter(|j| j.watch.on && !(j.watch.pending.is_empty() && j.watch.fetches.is_empty()))
+            .map(|j| j.id)
+            .collect();
+        for id in watched {
+            self.fetch_previews(id);
+        }
     }
 
     /// [`Engine::fetch_missing`] for one job: after one of its tasks is validated.
@@ -98,6 +112,7 @@ impl Engine {
         {
             self.fetch_job(job);
         }
+        self.fetch_previews(job);
     }
 
     /// Keeps up to `fetches_max` fetches in flight for one job: retries timed-out ones
@@ -237,21 +252,16 @@ impl Engine {
     /// the peer's budget of bytes per sync interval.
     pub(super) fn on_fetch(&mut self, from: NodeId, job: JobId, task: TaskId, hash: u64) {
         let Some(j) = self.jobs.get(&job) else { return };
-        if let Some((h, bytes)) = j.held.payloads.get(&task)
-            && *h == hash
+        if let Some(len) = j
+            .held
+            .payloads
+            .get(&task)
+            .filter(|(h, _)| *h == hash)
+            .map(|(_, bytes)| bytes.len())
         {
-            let now = self.now;
-            let (since, sent) = self.served.get(&from).copied().unwrap_or((now, 0));
-            let sent = if now.since(since) >= self.config.sync_ms {
-                0
-            } else {
-                sent
-            };
-            if sent + bytes.len() > self.config.served_bytes_per_sync_max {
+            if !self.within_serve_budget(from, len) {
                 return self.drop_msg(from, DropReason::FetchOverBudget);
             }
-            let since = if sent == 0 { now } else { since };
-            self.served.insert(from, (since, sent + bytes.len()));
             let Some(j) = self.jobs.get(&job) else { return };
             let Some((_, bytes)) = j.held.payloads.get(&task) else {
                 return;
@@ -267,6 +277,24 @@ impl Engine {
                 },
             );
         }
+    }
+
+    /// Whether `len` more bytes served to `from` stay within its budget per sync
+    /// interval (`served_bytes_per_sync_max`); if so they are counted.
+    pub(super) fn within_serve_budget(&mut self, from: NodeId, len: usize) -> bool {
+        let now = self.now;
+        let (since, sent) = self.served.get(&from).copied().unwrap_or((now, 0));
+        let sent = if now.since(since) >= self.config.sync_ms {
+            0
+        } else {
+            sent
+        };
+        if sent + len > self.config.served_bytes_per_sync_max {
+            return false;
+        }
+        let since = if sent == 0 { now } else { since };
+        self.served.insert(from, (since, sent + len));
+        true
     }
 
     /// A peer's [`EngineMsg::Payload`], the answer to one of our fetches.
@@ -290,7 +318,7 @@ impl Engine {
             Some(DropReason::PayloadTooBig)
         } else if j.board.task(task).validated_hash != Some(hash) {
             Some(DropReason::PayloadNotValidated)
-        } else if content_hash(&payload) != hash {
+        } else if result_hash(&j.spec.kernel, task, &payload) != hash {
             Some(DropReason::PayloadHashMismatch)
         } else {
             None

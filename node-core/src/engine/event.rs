@@ -210,6 +210,16 @@ pub enum DropReason {
     HelpTaskOutOfRange,
     /// Help with a task validated here, asked again within `straggler_ms`.
     HelpTooSoon,
+    /// A preview this node did not ask for.
+    PreviewUnsolicited,
+    /// A preview larger than the kernel's preview can be.
+    PreviewTooBig,
+    /// A preview named by a hash other than the task's validated one.
+    PreviewNotValidated,
+    /// A preview (with the tile hash sent beside it) that does not seal to its hash.
+    PreviewHashMismatch,
+    /// A preview asked of a job whose kernel makes none.
+    PreviewOfNoImage,
 }
 
 impl std::fmt::Display for DropReason {
@@ -240,6 +250,11 @@ impl std::fmt::Display for DropReason {
             FetchOverBudget => "fetch over the peer's budget of bytes per sync interval",
             HelpTaskOutOfRange => "help asked for a task out of range",
             HelpTooSoon => "help with a validated task asked again too soon",
+            PreviewUnsolicited => "preview nobody asked for",
+            PreviewTooBig => "preview larger than a task's preview can be",
+            PreviewNotValidated => "preview of a hash that is not the validated one",
+            PreviewHashMismatch => "preview that does not match its hash",
+            PreviewOfNoImage => "preview asked of a job without pictures",
         })
     }
 }
@@ -344,4 +359,10 @@ pub struct EngineStats {
     pub stores_sent: u64,
     /// Fetches sent to holders.
     pub fetches_sent: u64,
+    /// Preview requests sent to holders (watching).
+    pub previews_asked: u64,
+    /// Previews received and accepted.
+    pub previews_received: u64,
+    /// Bytes of the previews accepted.
+    pub preview_bytes: u64,
 }

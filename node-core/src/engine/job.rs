@@ -16,6 +16,7 @@ use super::placement::Ranking;
 use super::replicate::Held;
 use super::schedule::Schedule;
 use super::timer::Timer;
+use super::watch::Watch;
 use super::{Command, DropReason, Engine, Event, Millis};
 use crate::job::{JobId, JobSpec, NodeId, PACING_MS_MAX, TaskId};
 use crate::wire::EngineMsg;
@@ -65,6 +66,8 @@ pub(super) struct Job {
     pub(super) gossip: Gossip,
     /// Help asked and given.
     pub(super) help: Help,
+    /// Previews fetched, when this node shows the job without assembling it.
+    pub(super) watch: Watch,
 }
 
 impl Job {
@@ -143,6 +146,13 @@ impl Engine {
                 }
                 self.fetch_missing();
             }
+            Command::Watch { job } => match self.jobs.get(&job) {
+                Some(j) if j.spec.kernel.image().is_none() => {
+                    self.on_command(Command::Assemble { job })
+                }
+                Some(_) => self.watch(job),
+                None => {}
+            },
         }
     }
 
@@ -263,6 +273,7 @@ impl Engine {
             assembly: Assembly::new(assembler),
             gossip: Gossip::default(),
             help: Help::default(),
+            watch: Watch::default(),
             spec,
         };
         self.asked.remove(&id);

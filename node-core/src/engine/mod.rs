@@ -98,6 +98,7 @@ mod schedule;
 mod tests;
 mod timer;
 pub mod view;
+mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -285,6 +286,34 @@ impl Engine {
     pub fn held(&self, job: JobId, task: TaskId) -> Option<&[u8]> {
         let (_, bytes) = self.jobs.get(&job)?.held.payloads.get(&task)?;
         Some(bytes)
+    }
+
+    /// The preview of a validated image result fetched here ([`Command::Watch`]), if it
+    /// arrived; results held here have none (use [`Engine::held`]).
+    pub fn preview(&self, job: JobId, task: TaskId) -> Option<&[u8]> {
+        Some(self.jobs.get(&job)?.watch.previews.get(&task)?)
+    }
+
+    /// Whether this node shows a job from previews ([`Command::Watch`]) rather than
+    /// assembling it.
+    pub fn is_watching(&self, job: JobId) -> bool {
+        self.jobs
+            .get(&job)
+            .is_some_and(|j| j.watch.on && !j.assembly.assembler)
+    }
+
+    /// Whether this node shows a job from previews ([`Command::Watch`]) and has a
+    /// preview or the result of every task: its picture is whole at preview resolution.
+    pub fn is_previewed(&self, job: JobId) -> bool {
+        self.jobs.get(&job).is_some_and(|j| {
+            j.watch.on
+                && !j.assembly.assembler
+                && j.all_validated()
+                && (0..j.tasks).all(|t| {
+                    let t = TaskId(t);
+                    j.held.payloads.contains_key(&t) || j.watch.previews.contains_key(&t)
+                })
+        })
     }
 
     /// A job's spec, if this node takes part in it.
@@ -481,6 +510,16 @@ impl Engine {
             EngineMsg::Help { job, task } => self.on_help(from, job, task),
             EngineMsg::Cancel { job } => self.on_cancel(from, job),
             EngineMsg::Pacing { job, pacing_ms } => self.on_pacing(from, job, pacing_ms),
+            EngineMsg::FetchPreview { job, task, hash } => {
+                self.on_fetch_preview(from, job, task, hash)
+            }
+            EngineMsg::Preview {
+                job,
+                task,
+                hash,
+                full,
+                preview,
+            } => self.on_preview(from, job, task, hash, full, preview),
         }
     }
 

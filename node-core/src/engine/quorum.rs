@@ -125,10 +125,12 @@ impl Engine {
             tasks,
         });
         self.judge(job, task);
-        if let Some(j) = self.jobs.get_mut(&job)
-            && j.assembly.assembler
-        {
-            j.assembly.validated.insert(task);
+        if let Some(j) = self.jobs.get_mut(&job) {
+            if j.assembly.assembler {
+                j.assembly.validated.insert(task);
+            } else if j.watch.on {
+                j.watch.pending.insert(task);
+            }
         }
         if tasks_validated == tasks {
             let now = self.now;

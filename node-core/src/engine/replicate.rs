@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::config::{STORE_TRIES_MAX, TURN_SYNCS};
 use super::job::Job;
 use super::{DropReason, Engine, Event, Millis};
-use crate::job::{JobId, NodeId, TaskId, content_hash};
+use crate::job::{JobId, NodeId, TaskId, result_hash};
 use crate::wire::{EngineMsg, Fact};
 
 /// Result bytes held here, and copies sent to holders.
@@ -260,7 +260,7 @@ impl Engine {
         if payload.len() > j.spec.kernel.task_output_len_max() {
             return self.drop_msg(from, DropReason::StoreTooBig);
         }
-        if content_hash(&payload) != hash {
+        if result_hash(&j.spec.kernel, task, &payload) != hash {
             return self.drop_msg(from, DropReason::StoreHashMismatch);
         }
         // Only a node among the task's top ranked keeps bytes sent to it (with slack

@@ -13,7 +13,7 @@ use super::job::Job;
 use super::placement;
 use super::timer::Timer;
 use super::{DropReason, Engine, Event, Millis, Output, Why};
-use crate::job::{JobId, NodeId, TaskId, content_hash};
+use crate::job::{JobId, NodeId, TaskId, result_hash};
 use crate::wire::Fact;
 
 /// What a thief's scan found.
@@ -213,7 +213,7 @@ impl Engine {
         if output.len() > j.spec.kernel.task_output_len_max() {
             return self.drop_msg(self.me, DropReason::OwnOutputTooBig);
         }
-        let hash = content_hash(&output);
+        let hash = result_hash(&j.spec.kernel, task, &output);
         j.computed_here += 1;
         j.paced_until = now.plus(u64::from(j.pacing_ms.max(floor)));
         if j.paced_until > now {

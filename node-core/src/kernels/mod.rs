@@ -31,6 +31,7 @@
 pub mod julia;
 pub mod mandelbrot;
 pub mod monte_carlo;
+pub mod preview;
 pub mod primes;
 
 mod hash;
@@ -162,6 +163,17 @@ impl Kernel {
             Kernel::Julia(p) => Some(&p.image),
             Kernel::Primes(_) | Kernel::MonteCarloPi(_) => None,
         }
+    }
+
+    /// The preview of task `task`'s output ([`preview`]) for an image kernel, `None` for
+    /// the others (their results are a few words; a watcher fetches them whole).
+    pub fn preview(&self, task: u32, output: &[u8]) -> Option<Vec<u8>> {
+        self.image().map(|p| preview::make(p, task, output))
+    }
+
+    /// Upper bound on one task's preview, in bytes (0 for a kernel without previews).
+    pub fn preview_len_max(&self) -> usize {
+        self.image().map_or(0, preview::len_max)
     }
 
     /// Short name for the UI and logs: "mandelbrot", "primes", "monte_carlo_pi", "julia".

@@ -23,7 +23,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use node_core::engine::{Command, Engine, EngineConfig, Event, Input, Millis, Output, Why};
-use node_core::job::{JobId, JobSpec, NodeId, TaskId, content_hash};
+use node_core::job::{JobId, JobSpec, NodeId, TaskId};
 use node_core::kernels::{JobOutput, Kernel, mandelbrot, monte_carlo, primes};
 use node_core::wire::{EngineMsg, Fact, TaskFact};
 
@@ -341,6 +341,11 @@ pub enum Delivery {
     /// A flooder sends its jobs.
     Flood {
         at: NodeId,
+    },
+    /// A node is told to show the job from previews.
+    Watch {
+        at: NodeId,
+        job: JobId,
     },
     /// A node is told to assemble the job's output too.
     Assemble {
@@ -723,7 +728,8 @@ impl Sim {
                         assert_eq!(kernel, self.sc.kernel);
                         if self.nodes[i].fake_holder {
                             self.say_once_for_every_task(i, job, "fake holder", |sim, t| {
-                                Fact::Holding(content_hash(&sim.output_for(t, false)))
+                                let out = sim.output_for(t, false);
+                                Fact::Holding(sim.hash_of(t, &out))
                             });
                         }
                         let liar = self.nodes[i].liar;
@@ -818,12 +824,19 @@ impl Sim {
             return;
         }
         if self.nodes[from].fake_holder
-            && matches!(msg, EngineMsg::Payload { .. } | EngineMsg::Store { .. })
+            && matches!(
+                msg,
+                EngineMsg::Payload { .. } | EngineMsg::Store { .. } | EngineMsg::Preview { .. }
+            )
         {
             return;
         }
         if self.nodes[from].forger
-            && let EngineMsg::Payload { payload, .. } | EngineMsg::Store { payload, .. } = &mut msg
+            && let EngineMsg::Payload { payload, .. }
+            | EngineMsg::Store { payload, .. }
+            | EngineMsg::Preview {
+                preview: payload, ..
+            } = &mut msg
             && let Some(b) = payload.first_mut()
         {
             *b ^= 0x5a;
@@ -967,7 +980,7 @@ impl Sim {
                     self.agreed.insert(task, hash);
                 }
                 let truth = self.output_for(task, false);
-                if hash != content_hash(&truth) && self.sc.liars < q {
+                if hash != self.hash_of(task, &truth) && self.sc.liars < q {
                     fail(
                         seed,
                         format!(
@@ -1353,13 +1366,21 @@ impl Sim {
         }
     }
 
+    /// The hash the engine names task `task`'s result `bytes` of the scenario's job by.
+    fn hash_of(&self, task: TaskId, bytes: &[u8]) -> u64 {
+        node_core::job::result_hash(&self.sc.kernel, task, bytes)
+    }
+
     /// A flooder asks every peer for every result, many times over, and for help with
     /// every task.
     fn flood_fetches(&mut self, i: usize) {
         let Some(job) = self.job else { return };
         *self.counts.entry("fetch flood").or_insert(0) += 1;
         let hashes: Vec<(TaskId, u64)> = (0..self.sc.kernel.task_count())
-            .map(|t| (TaskId(t), content_hash(&self.output_for(TaskId(t), false))))
+            .map(|t| {
+                let out = self.output_for(TaskId(t), false);
+                (TaskId(t), self.hash_of(TaskId(t), &out))
+            })
             .collect();
         let peers: Vec<NodeId> = self.nodes[i].engine.peers().collect();
         for to in peers {
@@ -1464,7 +1485,7 @@ impl Sim {
         for t in 0..self.sc.kernel.task_count() {
             let task = TaskId(t);
             let truth = self.output_for(task, false);
-            let hash = content_hash(&truth);
+            let hash = self.hash_of(task, &truth);
             for to in &peers {
                 // `transmit` turns the true bytes into junk for a forger.
                 let store = EngineMsg::Store {
@@ -1596,6 +1617,13 @@ impl Sim {
                     let id = self.nodes[i].id;
                     self.push(at, Delivery::Assemble { at: id, job });
                 }
+                // Half the runs, a node shows it from previews (a tab of the audience).
+                if self.nodes.len() > 1 && self.rng.chance(0.5) {
+                    let i = self.rng.range(1, self.nodes.len() as u64 - 1) as usize;
+                    let at = self.now + self.rng.range(0, 2_000);
+                    let id = self.nodes[i].id;
+                    self.push(at, Delivery::Watch { at: id, job });
+                }
                 continue;
             }
             if let Some(i) = timer {
@@ -1619,6 +1647,13 @@ impl Sim {
                 continue;
             };
             match d {
+                Delivery::Watch { at, job } => {
+                    if let Some(i) = self.index(at)
+                        && self.nodes[i].alive
+                    {
+                        self.step_engine(i, Input::Command(Command::Watch { job }));
+                    }
+                }
                 Delivery::Assemble { at, job } => {
                     if let Some(i) = self.index(at)
                         && self.nodes[i].alive
@@ -1728,7 +1763,7 @@ impl Sim {
                         && self.nodes[a].alive
                     {
                         if Some(job) == self.job {
-                            self.saw_report(a, task, content_hash(&output), at);
+                            self.saw_report(a, task, self.hash_of(task, &output), at);
                         }
                         self.step_engine(a, Input::ComputeFinished { job, task, output });
                     }
@@ -1736,6 +1771,35 @@ impl Sim {
             }
         }
         self.check_work();
+        self.check_previews();
+    }
+
+    /// Every preview any node accepted is the preview of the true result (a forger's
+    /// junk under the true hash, or a fake holder's silence, never gets one in).
+    fn check_previews(&mut self) {
+        let (Some(job), Some(params)) = (self.job, self.sc.kernel.image().cloned()) else {
+            return;
+        };
+        let mut checked = 0;
+        for i in 0..self.nodes.len() {
+            for t in 0..self.sc.kernel.task_count() {
+                let task = TaskId(t);
+                let Some(got) = self.nodes[i].engine.preview(job, task).map(<[u8]>::to_vec) else {
+                    continue;
+                };
+                let truth = self.output_for(task, false);
+                if got != node_core::kernels::preview::make(&params, t, &truth) {
+                    fail(
+                        self.seed,
+                        format!("node {i} took a preview of {task} other than the true one"),
+                    );
+                }
+                checked += 1;
+            }
+        }
+        if checked > 0 {
+            *self.counts.entry("previews checked").or_insert(0) += checked;
+        }
     }
 
     /// In a calm run, the work done stays close to the work needed (`q` computations of

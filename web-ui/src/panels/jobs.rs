@@ -6,6 +6,9 @@ use wasm_bindgen::JsCast;
 use web_ui::model::{JobRow, TaskState, plural};
 
 use crate::view::{JobView, MeshView, Selection};
+use futures_channel::mpsc::UnboundedSender;
+use node_core::driver::PageInput;
+use node_core::engine::Command;
 use web_ui::paint::{CELL_PX, cells_text, job_dom_id};
 
 fn job_ids(view: MeshView) -> Vec<JobId> {
@@ -14,7 +17,7 @@ fn job_ids(view: MeshView) -> Vec<JobId> {
 
 /// Every job this node takes part in: progress, canvas, task cells, output.
 #[component]
-pub(crate) fn Jobs(view: MeshView) -> impl IntoView {
+pub(crate) fn Jobs(view: MeshView, to_node: UnboundedSender<PageInput>) -> impl IntoView {
     view! {
         <section class="jobs">
             <h2>"Jobs "
@@ -32,7 +35,7 @@ pub(crate) fn Jobs(view: MeshView) -> impl IntoView {
                 <p class="empty">"No job yet. Submit one above, or with "<code>"meshwork submit"</code>"."</p>
             </Show>
             <For each=move || job_ids(view) key=|id| *id let:id>
-                <JobCard view id/>
+                <JobCard view id to_node=to_node.clone()/>
             </For>
         </section>
     }
@@ -69,14 +72,14 @@ fn results_words(row: &JobRow) -> String {
 }
 
 #[component]
-fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
+fn JobCard(view: MeshView, id: JobId, to_node: UnboundedSender<PageInput>) -> impl IntoView {
     let job = Memo::new(move |_| view.shown_jobs(|js| js.iter().find(|j| j.row.id == id).cloned()));
     let get = move |f: fn(&JobView) -> String| {
         move || job.with(|j| j.as_ref().map(f).unwrap_or_default())
     };
     let state = move || {
         job.with(|j| match j {
-            Some(j) if j.output.is_some() => "done",
+            Some(j) if j.output.is_some() || j.previewed => "done",
             Some(j) if j.row.validated == j.row.tasks => "assembling",
             _ => "running",
         })
@@ -181,6 +184,20 @@ fn JobCard(view: MeshView, id: JobId) -> impl IntoView {
                 })}
             </p>
             <p class="output" data-testid="job-output">{get(|j| j.output.clone().unwrap_or_default())}</p>
+            <Show when=move || job.with(|j| j.as_ref().is_some_and(|j| j.watching))>
+                // Beside the output, which the stage shows too: a learner on any screen
+                // reads why the picture is coarse and can fetch it whole.
+                <p class="output preview" data-testid="preview-note"
+                    title="A tile this tab does not hold is drawn from its preview, the tile's pixel at every 4th column of every 4th row: a sixteenth of its bytes. The preview is checked against the hash the quorum validated, which seals the tile's bytes with its preview's.">
+                    "Drawn from previews (1 pixel in 16) where no tile is here. "
+                    <button data-testid="full-picture" on:click={
+                        let to_node = to_node.clone();
+                        move |_| {
+                            let _ = to_node.unbounded_send(PageInput::Command(Command::Assemble { job: id }));
+                        }
+                    }>"Fetch the full picture"</button>
+                </p>
+            </Show>
             </div>
         </article>
     }

@@ -6,6 +6,7 @@ mod hostile;
 mod lifecycle;
 mod recovery;
 mod verdicts;
+mod watch;
 
 use super::*;
 use crate::kernels::{Kernel, monte_carlo};
@@ -105,7 +106,7 @@ fn report_and_hold(e: &mut Engine, at: u64, from: u64, job: JobId, bytes: &[Vec<
         .iter()
         .enumerate()
         .flat_map(|(t, b)| {
-            let h = crate::job::content_hash(b);
+            let h = hash_of(e, job, t as u32, b);
             [Fact::Report(h), Fact::Holding(h)].map(|fact| TaskFact {
                 task: TaskId(t as u32),
                 fact,
@@ -119,6 +120,13 @@ fn report_and_hold(e: &mut Engine, at: u64, from: u64, job: JobId, bytes: &[Vec<
             msg: EngineMsg::Facts { job, facts },
         },
     );
+}
+
+/// The hash the engine names task `task`'s result `bytes` by in `job`
+/// ([`crate::job::result_hash`]: sealed with the preview's for an image).
+fn hash_of(e: &Engine, job: JobId, task: u32, bytes: &[u8]) -> u64 {
+    let spec = e.job_spec(job).expect("job known");
+    crate::job::result_hash(&spec.kernel, TaskId(task), bytes)
 }
 
 fn dropped(out: &[Output]) -> Vec<DropReason> {

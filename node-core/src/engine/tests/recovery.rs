@@ -186,6 +186,11 @@ fn uneven_image() -> Kernel {
     })
 }
 
+/// The hash the engine names task `task`'s result `bytes` of [`uneven_image`] by.
+fn image_hash(task: u32, bytes: &[u8]) -> u64 {
+    crate::job::result_hash(&uneven_image(), TaskId(task), bytes)
+}
+
 /// Fetches in `out`: (to, task).
 fn fetches(out: &[Output]) -> Vec<(NodeId, TaskId)> {
     out.iter()
@@ -251,7 +256,7 @@ fn an_assembler_fetches_in_a_window_moves_on_from_holders_that_do_not_serve() {
         msg: EngineMsg::Payload {
             job,
             task: TaskId(task),
-            hash: content_hash(&truth[task as usize]),
+            hash: image_hash(task, &truth[task as usize]),
             payload,
         },
     };
@@ -314,7 +319,7 @@ fn an_assembler_fetches_each_result_as_soon_as_it_is_validated() {
     // Nothing is reported before the facts below arrive one task at a time.
     let (mut e, job, truth) = fetching_assembler(8, |e, job, truth| {
         let facts = |task: u32| {
-            let h = content_hash(&truth[task as usize]);
+            let h = image_hash(task, &truth[task as usize]);
             let facts = [Fact::Report(h), Fact::Holding(h)]
                 .map(|fact| TaskFact {
                     task: TaskId(task),
@@ -352,7 +357,7 @@ fn an_assembler_fetches_each_result_as_soon_as_it_is_validated() {
                 msg: EngineMsg::Payload {
                     job,
                     task: TaskId(t as u32),
-                    hash: content_hash(bytes),
+                    hash: image_hash(t as u32, bytes),
                     payload: bytes.clone(),
                 },
             },
@@ -390,10 +395,10 @@ fn validated_bytes_that_do_not_assemble_fail_the_job_once_and_count() {
     submit_kernel(&mut e, 0, k, 1, 1, 1);
     let job = e.job_ids().next().unwrap();
     let short = vec![7u8; 4];
-    let h = content_hash(&short);
+    let h = |t: u32| image_hash(t, &short);
     let facts = (0..3)
         .flat_map(|t| {
-            [Fact::Report(h), Fact::Holding(h)].map(|fact| TaskFact {
+            [Fact::Report(h(t)), Fact::Holding(h(t))].map(|fact| TaskFact {
                 task: TaskId(t),
                 fact,
             })
@@ -416,7 +421,7 @@ fn validated_bytes_that_do_not_assemble_fail_the_job_once_and_count() {
                 msg: EngineMsg::Payload {
                     job,
                     task: TaskId(t),
-                    hash: h,
+                    hash: h(t),
                     payload: short.clone(),
                 },
             },
@@ -947,7 +952,7 @@ fn results_held_already_take_no_place_in_the_fetch_window() {
                 msg: EngineMsg::Store {
                     job,
                     task: TaskId(0),
-                    hash: content_hash(&truth[0]),
+                    hash: image_hash(0, &truth[0]),
                     payload: truth[0].clone(),
                 },
             },
@@ -975,7 +980,7 @@ fn a_holder_that_failed_is_forgotten_once_the_result_arrives() {
             msg: EngineMsg::Payload {
                 job,
                 task: TaskId(0),
-                hash: content_hash(&truth[0]),
+                hash: image_hash(0, &truth[0]),
                 payload: truth[0].clone(),
             },
         },
@@ -993,7 +998,7 @@ fn a_holder_that_failed_is_forgotten_once_the_result_arrives() {
 fn a_result_that_came_twice_is_counted_once() {
     let (mut e, job, truth) = fetching_assembler(1, |_, _, _| {});
     assert_eq!(fetches(&drain(&mut e)), [(NodeId(2), TaskId(0))]);
-    let hash = content_hash(&truth[0]);
+    let hash = image_hash(0, &truth[0]);
     // Node 3 sends a copy while node 2's answer is on its way: both are taken, one
     // step of progress is said.
     e.handle_input(

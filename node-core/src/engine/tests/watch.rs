@@ -1,0 +1,287 @@
+//! Watching a job from previews: what a watcher asks for, what it accepts, and what a
+//! holder answers.
+
+use super::*;
+use crate::job::{content_hash, sealed_hash};
+use crate::kernels::{mandelbrot, preview};
+
+/// A 3 × 2-tile image of 24 × 16 pixels: tiles of 8 × 8, previews of 2 × 2.
+fn image() -> Kernel {
+    Kernel::Mandelbrot(mandelbrot::Params {
+        width: 24,
+        height: 16,
+        max_iter: 30,
+        tiles_x: 3,
+        tiles_y: 2,
+        ..mandelbrot::Params::default()
+    })
+}
+
+fn tiles(k: &Kernel) -> Vec<Vec<u8>> {
+    (0..k.task_count())
+        .map(|t| {
+            let mut b = Vec::new();
+            k.run_task(t, &mut b).expect("valid");
+            b
+        })
+        .collect()
+}
+
+fn params(k: &Kernel) -> &mandelbrot::Params {
+    k.image().expect("an image")
+}
+
+/// Preview requests in `out`: (to, task).
+fn asked(out: &[Output]) -> Vec<(NodeId, TaskId)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: EngineMsg::FetchPreview { task, .. },
+            } => Some((*to, *task)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn no_full_fetch(out: &[Output]) -> bool {
+    !out.iter().any(|o| {
+        matches!(
+            o,
+            Output::Send {
+                msg: EngineMsg::Fetch { .. },
+                ..
+            }
+        )
+    })
+}
+
+/// Node 1 (computing nothing, peers 2 and 3) watches node 2's image job, which nodes 2
+/// and 3 reported and hold whole; at most `window` requests in flight.
+fn watching(window: usize) -> (Engine, JobId, Vec<Vec<u8>>) {
+    let k = image();
+    let truth = tiles(&k);
+    let mut e = watcher(1, &[2, 3]);
+    e.config.fetches_max = window;
+    let job = peer_job(&mut e, 0, 2, k, 2, 1, 0);
+    e.handle_input(Millis(0), Input::Command(Command::Watch { job }));
+    drain(&mut e);
+    for from in [2, 3] {
+        report_and_hold(&mut e, 1, from, job, &truth);
+    }
+    (e, job, truth)
+}
+
+fn preview_msg(job: JobId, task: u32, hash: u64, full: u64, preview: Vec<u8>) -> Input {
+    Input::Message {
+        from: NodeId(2),
+        msg: EngineMsg::Preview {
+            job,
+            task: TaskId(task),
+            hash,
+            full,
+            preview,
+        },
+    }
+}
+
+#[test]
+fn a_watcher_takes_only_previews_that_seal_to_the_validated_hash() {
+    let (mut e, job, truth) = watching(2);
+    let k = image();
+    let p = params(&k);
+    let out = drain(&mut e);
+    assert!(no_full_fetch(&out), "a watcher fetches no tile");
+    assert_eq!(
+        asked(&out),
+        [(NodeId(2), TaskId(0)), (NodeId(2), TaskId(1))],
+        "two in flight (node 3's facts, which make it a holder too, come after them)"
+    );
+    let true_preview = |t: u32| preview::make(p, t, &truth[t as usize]);
+    let hashes: Vec<u64> = (0..6)
+        .map(|t| hash_of(&e, job, t, &truth[t as usize]))
+        .collect();
+    let hash = |t: u32| hashes[t as usize];
+    let full = |t: u32| content_hash(&truth[t as usize]);
+    let (h0, f0) = (hash(0), full(0));
+    assert_eq!(h0, sealed_hash(f0, content_hash(&true_preview(0))));
+    // A preview of other pixels with the true tile hash; the true preview named by
+    // another hash; the true preview beside a wrong tile hash; one past the size a
+    // preview can have; one for a task not asked for.
+    let mut junk = true_preview(0);
+    junk[1] ^= 1;
+    let mut long = true_preview(0);
+    long.extend_from_slice(&[0; 64]);
+    e.handle_input(Millis(2), preview_msg(job, 0, h0, f0, junk));
+    e.handle_input(Millis(2), preview_msg(job, 0, h0 ^ 1, f0, true_preview(0)));
+    e.handle_input(Millis(2), preview_msg(job, 0, h0, f0 ^ 1, true_preview(0)));
+    e.handle_input(Millis(2), preview_msg(job, 0, h0, f0, long));
+    e.handle_input(
+        Millis(2),
+        preview_msg(job, 4, hash(4), full(4), true_preview(4)),
+    );
+    let out = drain(&mut e);
+    assert_eq!(
+        dropped(&out),
+        [
+            DropReason::PreviewHashMismatch,
+            DropReason::PreviewNotValidated,
+            DropReason::PreviewHashMismatch,
+            DropReason::PreviewTooBig,
+            DropReason::PreviewUnsolicited,
+        ]
+    );
+    assert_eq!(e.preview(job, TaskId(0)), None);
+    assert_eq!(e.stats().previews_received, 0);
+    // True answers are taken, each moving the window on, until every task has one.
+    let mut answered = vec![0u32, 1];
+    let mut t = 0;
+    while t < answered.len() {
+        let task = answered[t];
+        e.handle_input(
+            Millis(3),
+            preview_msg(job, task, hash(task), full(task), true_preview(task)),
+        );
+        let out = drain(&mut e);
+        assert!(no_full_fetch(&out));
+        answered.extend(asked(&out).into_iter().map(|(_, task)| task.0));
+        t += 1;
+    }
+    answered.sort_unstable();
+    assert_eq!(answered, (0..6).collect::<Vec<_>>(), "each asked once");
+    for t in 0..6 {
+        assert_eq!(e.preview(job, TaskId(t)), Some(&true_preview(t)[..]));
+    }
+    assert!(e.is_previewed(job));
+    assert!(!e.is_assembled(job));
+    let bytes: usize = (0..6).map(|t| true_preview(t).len()).sum();
+    assert_eq!(e.stats().previews_received, 6);
+    assert_eq!(e.stats().preview_bytes, bytes as u64);
+    assert!(bytes * 16 <= truth.iter().map(Vec::len).sum::<usize>());
+}
+
+#[test]
+fn a_preview_request_left_unanswered_goes_to_another_holder() {
+    let (mut e, _, _) = watching(1);
+    assert_eq!(asked(&drain(&mut e)), [(NodeId(2), TaskId(0))]);
+    let timeout = e.config.fetch_timeout_ms;
+    e.handle_input(Millis(1 + timeout), Input::Timeout);
+    assert_eq!(asked(&drain(&mut e)), [(NodeId(3), TaskId(0))]);
+    // The holder asked leaves: its request is due again at once, elsewhere.
+    e.handle_input(Millis(2 + timeout), Input::PeerDown(NodeId(3)));
+    assert_eq!(asked(&drain(&mut e)), [(NodeId(2), TaskId(0))]);
+}
+
+/// A node computing alone (node 2) ran every task of its job `k`; then peer 1 came up.
+fn holder(k: Kernel) -> (Engine, JobId) {
+    let mut e = node_with(2, 1, []);
+    submit_kernel(&mut e, 0, k, 1, 1, 1);
+    let job = e.job_ids().next().unwrap();
+    let mut now = 0;
+    loop {
+        let runs: Vec<(TaskId, Kernel)> = drain(&mut e)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::RunTask { task, kernel, .. } => Some((task, kernel)),
+                _ => None,
+            })
+            .collect();
+        if runs.is_empty() {
+            break;
+        }
+        for (task, kernel) in runs {
+            let mut output = Vec::new();
+            kernel.run_task(task.0, &mut output).unwrap();
+            now += 1;
+            e.handle_input(Millis(now), Input::ComputeFinished { job, task, output });
+        }
+    }
+    e.handle_input(Millis(now + 1), Input::PeerUp(NodeId(1)));
+    drain(&mut e);
+    (e, job)
+}
+
+#[test]
+fn a_holder_answers_with_the_preview_of_its_bytes_and_their_own_hash() {
+    let k = image();
+    let truth = tiles(&k);
+    let (mut e, job) = holder(k.clone());
+    for t in 0..6 {
+        let hash = hash_of(&e, job, t, &truth[t as usize]);
+        let ask = |hash| Input::Message {
+            from: NodeId(1),
+            msg: EngineMsg::FetchPreview {
+                job,
+                task: TaskId(t),
+                hash,
+            },
+        };
+        // Another hash than the one held: nothing.
+        e.handle_input(Millis(100), ask(hash ^ 1));
+        assert!(
+            drain(&mut e)
+                .iter()
+                .all(|o| !matches!(o, Output::Send { .. }))
+        );
+        e.handle_input(Millis(100), ask(hash));
+        let answer = drain(&mut e).into_iter().find_map(|o| match o {
+            Output::Send {
+                to,
+                msg:
+                    EngineMsg::Preview {
+                        hash: h,
+                        full,
+                        preview,
+                        ..
+                    },
+            } => Some((to, h, full, preview)),
+            _ => None,
+        });
+        let want = preview::make(params(&k), t, &truth[t as usize]);
+        assert_eq!(
+            answer,
+            Some((NodeId(1), hash, content_hash(&truth[t as usize]), want))
+        );
+    }
+    // A job without pictures has no previews: asked for one, the holder refuses.
+    let (mut e, job) = holder(kernel(2));
+    let mut bytes = Vec::new();
+    kernel(2).run_task(0, &mut bytes).unwrap();
+    let hash = hash_of(&e, job, 0, &bytes);
+    assert_eq!(hash, content_hash(&bytes), "no seal without a preview");
+    e.handle_input(
+        Millis(100),
+        Input::Message {
+            from: NodeId(1),
+            msg: EngineMsg::FetchPreview {
+                job,
+                task: TaskId(0),
+                hash,
+            },
+        },
+    );
+    assert_eq!(dropped(&drain(&mut e)), [DropReason::PreviewOfNoImage]);
+}
+
+#[test]
+fn watching_a_job_without_pictures_assembles_it() {
+    let mut e = watcher(1, &[2]);
+    let job = peer_job(&mut e, 0, 2, kernel(2), 1, 1, 0);
+    e.handle_input(Millis(0), Input::Command(Command::Watch { job }));
+    let truth = tiles(&kernel(2));
+    report_and_hold(&mut e, 1, 2, job, &truth);
+    let out = drain(&mut e);
+    assert!(asked(&out).is_empty());
+    assert_eq!(
+        out.iter()
+            .filter(|o| matches!(
+                o,
+                Output::Send {
+                    msg: EngineMsg::Fetch { .. },
+                    ..
+                }
+            ))
+            .count(),
+        2
+    );
+}

@@ -1,0 +1,221 @@
+//! Watching: a node that shows a job without assembling it (a tab of the audience)
+//! fetches each validated image result's preview ([`crate::kernels::preview`], 1/16 of
+//! the tile) instead of the tile, from a live holder, through the same bounded window of
+//! fetches as assembly, retrying another holder on timeout.
+//!
+//! A preview is accepted only in answer to this node's own request and only when it and
+//! the tile hash its holder names seal to the task's validated hash
+//! ([`crate::job::sealed_hash`]): the quorum that validated the result vouches for its
+//! preview. Results held here need no preview; a kernel without previews (its results
+//! are a few words) is assembled whole instead ([`super::Command::Watch`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{DropReason, Engine, Millis};
+use crate::job::{JobId, NodeId, TaskId, content_hash, sealed_hash};
+use crate::wire::EngineMsg;
+
+/// Per-job watching state.
+#[derive(Debug, Default)]
+pub(super) struct Watch {
+    /// Whether this node shows the job from previews.
+    pub(super) on: bool,
+    /// Validated tasks whose preview is neither here nor asked for.
+    pub(super) pending: BTreeSet<TaskId>,
+    /// Requests in flight: holder asked, when, and how many tries.
+    pub(super) fetches: BTreeMap<TaskId, (NodeId, Millis, u32)>,
+    /// Previews received, checked against the validated hash.
+    pub(super) previews: BTreeMap<TaskId, Vec<u8>>,
+    /// Requests a holder left unanswered, by task and holder; one that failed
+    /// [`super::assemble::UNSERVED_MAX`] times is no longer asked for that task.
+    pub(super) unserved: BTreeMap<(TaskId, NodeId), u32>,
+}
+
+impl Engine {
+    /// Turns watching on for a job whose kernel has previews: every task validated so far
+    /// is due for a preview.
+    pub(super) fn watch(&mut self, job: JobId) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if j.spec.kernel.image().is_none() || j.assembly.assembler || j.watch.on {
+            return;
+        }
+        j.watch.on = true;
+        let validated: Vec<TaskId> = (0..j.tasks)
+            .map(TaskId)
+            .filter(|t| j.board.task(*t).validated_hash.is_some())
+            .collect();
+        j.watch.pending.extend(validated);
+        self.fetch_previews(job);
+    }
+
+    /// Keeps up to `fetches_max` preview requests in flight for one watched job: retries
+    /// timed-out ones with another holder, then asks for pending ones.
+    pub(super) fn fetch_previews(&mut self, id: JobId) {
+        let now = self.now;
+        let me = self.me;
+        let Some(j) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if !j.watch.on || j.assembly.assembler {
+            return;
+        }
+        let w = &mut j.watch;
+        let timed_out: Vec<(TaskId, NodeId, u32)> = w
+            .fetches
+            .iter()
+            .filter(|(_, (_, at, _))| now.since(*at) >= self.config.fetch_timeout_ms)
+            .map(|(t, (holder, _, tries))| (*t, *holder, tries + 1))
+            .collect();
+        for (task, holder, _) in &timed_out {
+            *w.unserved.entry((*task, *holder)).or_insert(0) += 1;
+        }
+        let mut candidates: Vec<(TaskId, u32)> =
+            timed_out.iter().map(|(t, _, tries)| (*t, *tries)).collect();
+        let mut window = self.config.fetches_max.saturating_sub(w.fetches.len());
+        let mut load: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for (task, (holder, ..)) in &w.fetches {
+            if !timed_out.iter().any(|(t, ..)| t == task) {
+                *load.entry(*holder).or_default() += 1;
+            }
+        }
+        let j = self.jobs.get(&id).expect("looked up above");
+        let w = &j.watch;
+        for &task in &w.pending {
+            if window == 0 {
+                break;
+            }
+            if !j.held.payloads.contains_key(&task) && !w.previews.contains_key(&task) {
+                candidates.push((task, 0));
+                window -= 1;
+            }
+        }
+        let mut sends = Vec::new();
+        let mut settled = Vec::new();
+        for (task, tries) in candidates {
+            if j.held.payloads.contains_key(&task) || w.previews.contains_key(&task) {
+                settled.push(task);
+                continue;
+            }
+            let entry = j.board.task(task);
+            let Some(hash) = entry.validated_hash else {
+                continue;
+            };
+            let holders: Vec<NodeId> = entry
+                .holders_of(hash)
+                .filter(|n| {
+                    *n != me
+                        && self.is_live(*n)
+                        && !self.excluded(j, *n)
+                        && w.unserved.get(&(task, *n)).copied().unwrap_or(0)
+                            < super::assemble::UNSERVED_MAX
+                })
+                .collect();
+            let failed = w.fetches.get(&task).map(|(holder, ..)| *holder);
+            let turn = (task.0 as usize).wrapping_add(tries as usize);
+            let pick = (0..holders.len())
+                .map(|i| holders[turn.wrapping_add(i) % holders.len()])
+                .min_by_key(|h| (Some(*h) == failed, load.get(h).copied().unwrap_or(0)));
+            if let Some(holder) = pick {
+                *load.entry(holder).or_default() += 1;
+                sends.push((task, hash, holder, tries));
+            }
+            // No live holder: it stays pending (or its retry is dropped and it goes back
+            // to pending) until one holds it again.
+        }
+        let Some(j) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        for task in settled {
+            j.watch.pending.remove(&task);
+            j.watch.fetches.remove(&task);
+        }
+        for (task, ..) in &timed_out {
+            if !sends.iter().any(|(t, ..)| t == task) && j.watch.fetches.remove(task).is_some() {
+                j.watch.pending.insert(*task);
+            }
+        }
+        for (task, _, to, tries) in &sends {
+            j.watch.pending.remove(task);
+            j.watch.fetches.insert(*task, (*to, now, *tries));
+        }
+        for (task, hash, to, _) in sends {
+            self.stats.previews_asked += 1;
+            self.send(
+                to,
+                EngineMsg::FetchPreview {
+                    job: id,
+                    task,
+                    hash,
+                },
+            );
+        }
+    }
+
+    /// A peer's [`EngineMsg::FetchPreview`]: answer with the preview of the bytes held
+    /// here and their own hash, within the peer's budget of bytes per sync interval.
+    pub(super) fn on_fetch_preview(&mut self, from: NodeId, job: JobId, task: TaskId, hash: u64) {
+        let Some(j) = self.jobs.get(&job) else { return };
+        let Some((h, bytes)) = j.held.payloads.get(&task) else {
+            return;
+        };
+        if *h != hash {
+            return;
+        }
+        let Some(preview) = j.spec.kernel.preview(task.0, bytes) else {
+            return self.drop_msg(from, DropReason::PreviewOfNoImage);
+        };
+        let full = content_hash(bytes);
+        if !self.within_serve_budget(from, preview.len()) {
+            return self.drop_msg(from, DropReason::FetchOverBudget);
+        }
+        self.send(
+            from,
+            EngineMsg::Preview {
+                job,
+                task,
+                hash,
+                full,
+                preview,
+            },
+        );
+    }
+
+    /// A peer's [`EngineMsg::Preview`], the answer to one of our requests.
+    pub(super) fn on_preview(
+        &mut self,
+        from: NodeId,
+        job: JobId,
+        task: TaskId,
+        hash: u64,
+        full: u64,
+        preview: Vec<u8>,
+    ) {
+        let Some(j) = self.jobs.get(&job) else { return };
+        if !j.watch.fetches.contains_key(&task) {
+            return self.drop_msg(from, DropReason::PreviewUnsolicited);
+        }
+        let why = if preview.len() > j.spec.kernel.preview_len_max() {
+            Some(DropReason::PreviewTooBig)
+        } else if j.board.task(task).validated_hash != Some(hash) {
+            Some(DropReason::PreviewNotValidated)
+        } else if sealed_hash(full, content_hash(&preview)) != hash {
+            Some(DropReason::PreviewHashMismatch)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return self.drop_msg(from, why);
+        }
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        j.watch.fetches.remove(&task);
+        super::forget_task(&mut j.watch.unserved, task);
+        self.stats.previews_received += 1;
+        self.stats.preview_bytes += preview.len() as u64;
+        j.watch.previews.insert(task, preview);
+        self.fetch_previews(job);
+    }
+}
