@@ -1151,7 +1151,10 @@ impl MeshNode {
     /// Encodes `msg` once (in chunks if it is big) and sends it to every peer in `to`:
     /// control messages at once, result bytes through each peer's bulk queue.
     fn send_engine(&mut self, to: &[PeerId], msg: EngineMsg) {
-        let bulk = matches!(msg, EngineMsg::Store { .. } | EngineMsg::Payload { .. });
+        let bulk = matches!(
+            msg,
+            EngineMsg::Store { .. } | EngineMsg::Payload { .. } | EngineMsg::Preview { .. }
+        );
         self.next_stream = self.next_stream.wrapping_add(1);
         // Packed once for every receiver: result tiles shrink ten to thirty times.
         let msg = wire::pack(WireMsg::Engine(msg));

@@ -120,6 +120,8 @@ fn simulated_meshes_stay_safe_and_live() {
             "authors capped",
             "front run",
             "store flood",
+            "previews checked",
+            "watcher complete",
         ] {
             assert!(
                 counts.get(path).is_some_and(|n| *n > 0),

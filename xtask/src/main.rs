@@ -93,8 +93,8 @@ const HELP: &str = "cargo xtask <command>
                mid-job, prime counting against primesieve (JSON in target/)
   bench view   the page's bundle size (gzip) and frames per second in a tab of a
                16-member mesh running a 1,024-tile job (JSON in target/)
-  bench watch  the bytes a tab that only watches a 2048² job receives: from previews,
-               then with every tile
+  bench watch  the bytes a tab that only shows a 2048² job receives: from previews,
+               against a presenter's tab that fetches every tile
   bench signaling  the server's memory with 1,000 and 10,000 idle joined members,
                joins per second, relay latency with 1,000 active members, and
                1,000 members' return after a restart (JSON in target/)

@@ -27,6 +27,9 @@ pub(super) struct Held {
     /// (silent, or lying about room): no longer targets for it here, so the copy goes
     /// to the next ranked node instead of to them forever.
     pub(super) refused: BTreeSet<(TaskId, NodeId)>,
+    /// Previews served from bytes held here, with the hash of those bytes: made at the
+    /// first request for a task, dropped with the bytes. A sixteenth of what is held.
+    pub(super) previews: BTreeMap<TaskId, (u64, Vec<u8>)>,
 }
 
 impl Held {
@@ -43,6 +46,7 @@ impl Held {
         if let Some((_, bytes)) = self.payloads.remove(&task) {
             self.payload_bytes -= bytes.len();
         }
+        self.previews.remove(&task);
     }
 }
 

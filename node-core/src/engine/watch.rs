@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{DropReason, Engine, Millis};
 use crate::job::{JobId, NodeId, TaskId, content_hash, sealed_hash};
+use crate::kernels::preview;
 use crate::wire::EngineMsg;
 
 /// Per-job watching state.
@@ -71,29 +72,35 @@ impl Engine {
         for (task, holder, _) in &timed_out {
             *w.unserved.entry((*task, *holder)).or_insert(0) += 1;
         }
-        let mut candidates: Vec<(TaskId, u32)> =
-            timed_out.iter().map(|(t, _, tries)| (*t, *tries)).collect();
-        let mut window = self.config.fetches_max.saturating_sub(w.fetches.len());
+        // Timed-out requests give their places back (they are asked again below).
+        let mut window = self
+            .config
+            .fetches_max
+            .saturating_sub(w.fetches.len() - timed_out.len());
         let mut load: BTreeMap<NodeId, usize> = BTreeMap::new();
         for (task, (holder, ..)) in &w.fetches {
             if !timed_out.iter().any(|(t, ..)| t == task) {
                 *load.entry(*holder).or_default() += 1;
             }
         }
+        // Retries first, then pending tasks in order; a task takes a place in the window
+        // only when it has a holder to ask, so tasks nobody can serve now never keep
+        // the others waiting.
+        let retries = timed_out.iter().map(|(t, _, tries)| (*t, *tries));
         let j = self.jobs.get(&id).expect("looked up above");
         let w = &j.watch;
-        for &task in &w.pending {
+        let fresh = w
+            .pending
+            .iter()
+            .filter(|t| !timed_out.iter().any(|(r, ..)| r == *t))
+            .map(|t| (*t, 0));
+        let mut sends = Vec::new();
+        let mut settled = Vec::new();
+        let mut unserved_reset = Vec::new();
+        for (task, tries) in retries.chain(fresh) {
             if window == 0 {
                 break;
             }
-            if !j.held.payloads.contains_key(&task) && !w.previews.contains_key(&task) {
-                candidates.push((task, 0));
-                window -= 1;
-            }
-        }
-        let mut sends = Vec::new();
-        let mut settled = Vec::new();
-        for (task, tries) in candidates {
             if j.held.payloads.contains_key(&task) || w.previews.contains_key(&task) {
                 settled.push(task);
                 continue;
@@ -102,16 +109,19 @@ impl Engine {
             let Some(hash) = entry.validated_hash else {
                 continue;
             };
+            let usable = |n: &NodeId| *n != me && self.is_live(*n) && !self.excluded(j, *n);
+            let given_up = |n: &NodeId| {
+                w.unserved.get(&(task, *n)).copied().unwrap_or(0) >= super::assemble::UNSERVED_MAX
+            };
             let holders: Vec<NodeId> = entry
                 .holders_of(hash)
-                .filter(|n| {
-                    *n != me
-                        && self.is_live(*n)
-                        && !self.excluded(j, *n)
-                        && w.unserved.get(&(task, *n)).copied().unwrap_or(0)
-                            < super::assemble::UNSERVED_MAX
-                })
+                .filter(|n| usable(n) && !given_up(n))
                 .collect();
+            if holders.is_empty() && entry.holders_of(hash).any(|n| usable(&n)) {
+                // Every live holder failed it twice: start over with all of them (a
+                // holder that was busy or away may serve now) at the next call.
+                unserved_reset.push(task);
+            }
             let failed = w.fetches.get(&task).map(|(holder, ..)| *holder);
             let turn = (task.0 as usize).wrapping_add(tries as usize);
             let pick = (0..holders.len())
@@ -120,9 +130,10 @@ impl Engine {
             if let Some(holder) = pick {
                 *load.entry(holder).or_default() += 1;
                 sends.push((task, hash, holder, tries));
+                window -= 1;
             }
-            // No live holder: it stays pending (or its retry is dropped and it goes back
-            // to pending) until one holds it again.
+            // No holder to ask: it stays pending (a retry goes back to pending) until
+            // one holds it again.
         }
         let Some(j) = self.jobs.get_mut(&id) else {
             return;
@@ -130,6 +141,9 @@ impl Engine {
         for task in settled {
             j.watch.pending.remove(&task);
             j.watch.fetches.remove(&task);
+        }
+        for task in unserved_reset {
+            super::forget_task(&mut j.watch.unserved, task);
         }
         for (task, ..) in &timed_out {
             if !sends.iter().any(|(t, ..)| t == task) && j.watch.fetches.remove(task).is_some() {
@@ -157,19 +171,34 @@ impl Engine {
     /// here and their own hash, within the peer's budget of bytes per sync interval.
     pub(super) fn on_fetch_preview(&mut self, from: NodeId, job: JobId, task: TaskId, hash: u64) {
         let Some(j) = self.jobs.get(&job) else { return };
-        let Some((h, bytes)) = j.held.payloads.get(&task) else {
-            return;
-        };
-        if *h != hash {
+        if j.held.payloads.get(&task).is_none_or(|(h, _)| *h != hash) {
             return;
         }
-        let Some(preview) = j.spec.kernel.preview(task.0, bytes) else {
+        let Some(params) = j.spec.kernel.image() else {
             return self.drop_msg(from, DropReason::PreviewOfNoImage);
         };
-        let full = content_hash(bytes);
-        if !self.within_serve_budget(from, preview.len()) {
+        // The budget first, from the preview's size: a refused request costs no hashing.
+        let len = preview::size(params, task.0).map_or(0, |(w, h)| (w * h * 4) as usize);
+        if !self.within_serve_budget(from, len) {
             return self.drop_msg(from, DropReason::FetchOverBudget);
         }
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        let held = &mut j.held;
+        let Some((_, bytes)) = held.payloads.get(&task) else {
+            return;
+        };
+        let (full, preview) = held
+            .previews
+            .entry(task)
+            .or_insert_with(|| {
+                (
+                    content_hash(bytes),
+                    j.spec.kernel.preview(task.0, bytes).unwrap_or_default(),
+                )
+            })
+            .clone();
         self.send(
             from,
             EngineMsg::Preview {

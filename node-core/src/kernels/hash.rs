@@ -1,5 +1,5 @@
 //! [`hash64`]: a fast content checksum (tests, tools, node ids from peer ids). The engine
-//! does not trust it between nodes: results are named by `job::content_hash` instead.
+//! does not trust it between nodes: results are named by `job::result_hash` instead.
 //!
 //! It is XXH64 with seed 0, exactly as specified by its author
 //! (<https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md>), so any other

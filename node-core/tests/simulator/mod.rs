@@ -1128,6 +1128,34 @@ impl Sim {
         }
     }
 
+    /// Once the job is done and the faults are over (when copies are counted): every
+    /// living honest node that shows the job from previews has a preview or the tile
+    /// of every task: a watched picture completes.
+    fn check_watchers_complete(&mut self) {
+        let Some(job) = self.job else { return };
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            if !n.alive || n.hostile || !n.engine.is_watching(job) {
+                continue;
+            }
+            *self.counts.entry("watcher complete").or_insert(0) += 1;
+            if !n.engine.is_previewed(job) {
+                let missing: Vec<u32> = (0..self.sc.kernel.task_count())
+                    .filter(|t| {
+                        n.engine.held(job, TaskId(*t)).is_none()
+                            && n.engine.preview(job, TaskId(*t)).is_none()
+                    })
+                    .collect();
+                fail(
+                    self.seed,
+                    format!(
+                        "node {i} watches the job and still lacks the preview of tasks {missing:?} {COPIES_MS} ms after the job and the faults ended"
+                    ),
+                );
+            }
+        }
+    }
+
     /// Everything an engine keeps stays within bounds set by the scenario (tighter than
     /// the engine's own caps): one job unless a flooder sent more, at most as many liars
     /// as the scenario has, and so on.
@@ -1566,6 +1594,7 @@ impl Sim {
                 }
                 if next > done + COPIES_MS {
                     self.check_copies();
+                    self.check_watchers_complete();
                     break;
                 }
             }

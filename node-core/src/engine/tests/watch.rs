@@ -285,3 +285,118 @@ fn watching_a_job_without_pictures_assembles_it() {
         2
     );
 }
+
+#[test]
+fn a_task_nobody_can_serve_takes_no_place_in_the_window() {
+    // Task 0 is held only by node 4, which then leaves; every other task by node 2.
+    let k = image();
+    let truth = tiles(&k);
+    let mut e = watcher(1, &[2, 4]);
+    e.config.fetches_max = 1;
+    let job = peer_job(&mut e, 0, 2, k, 1, 1, 0);
+    e.handle_input(Millis(0), Input::Command(Command::Watch { job }));
+    let facts = |tasks: std::ops::Range<u32>| {
+        use crate::wire::{Fact, TaskFact};
+        tasks
+            .flat_map(|t| {
+                let h = hash_of(&e, job, t, &truth[t as usize]);
+                [Fact::Report(h), Fact::Holding(h)].map(|fact| TaskFact {
+                    task: TaskId(t),
+                    fact,
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let (only_4, the_rest) = (facts(0..1), facts(1..6));
+    for (from, facts) in [(4, only_4), (2, the_rest)] {
+        e.handle_input(
+            Millis(1),
+            Input::Message {
+                from: NodeId(from),
+                msg: EngineMsg::Facts { job, facts },
+            },
+        );
+    }
+    drain(&mut e);
+    e.handle_input(Millis(2), Input::PeerDown(NodeId(4)));
+    // Task 0's request to node 4 is due elsewhere, and there is no elsewhere: the
+    // window goes to task 1.
+    let timeout = e.config.fetch_timeout_ms;
+    e.handle_input(Millis(3 + timeout), Input::Timeout);
+    let out = drain(&mut e);
+    assert_eq!(asked(&out), [(NodeId(2), TaskId(1))]);
+}
+
+#[test]
+fn holders_that_failed_a_task_twice_are_all_asked_again() {
+    let mut e = watcher(1, &[2]);
+    e.config.fetches_max = 1;
+    let k = image();
+    let truth = tiles(&k);
+    let job = peer_job(&mut e, 0, 2, k, 1, 1, 0);
+    e.handle_input(Millis(0), Input::Command(Command::Watch { job }));
+    report_and_hold(&mut e, 1, 2, job, &truth);
+    assert_eq!(asked(&drain(&mut e)), [(NodeId(2), TaskId(0))]);
+    let timeout = e.config.fetch_timeout_ms;
+    let mut now = 1;
+    let mut asked_again = 0;
+    // Node 2 never answers: it is asked, given up on after two failures, asked again.
+    for _ in 0..8 {
+        now += timeout;
+        e.handle_input(Millis(now), Input::Timeout);
+        asked_again += asked(&drain(&mut e))
+            .iter()
+            .filter(|(to, t)| *to == NodeId(2) && *t == TaskId(0))
+            .count();
+    }
+    assert!(
+        asked_again >= 4,
+        "asked again {asked_again} times in 8 timeouts"
+    );
+}
+
+#[test]
+fn preview_requests_are_answered_within_the_askers_byte_budget() {
+    let k = image();
+    let truth = tiles(&k);
+    let (mut e, job) = holder(k.clone());
+    // Room for one 2 × 2 preview (16 bytes) per sync interval.
+    e.config.served_bytes_per_sync_max = 16;
+    let ask = |e: &mut Engine, at: u64, t: u32| {
+        let hash = hash_of(e, job, t, &truth[t as usize]);
+        e.handle_input(
+            Millis(at),
+            Input::Message {
+                from: NodeId(1),
+                msg: EngineMsg::FetchPreview {
+                    job,
+                    task: TaskId(t),
+                    hash,
+                },
+            },
+        );
+        drain(e)
+    };
+    let answered = |out: &[Output]| {
+        out.iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Send {
+                        msg: EngineMsg::Preview { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(answered(&ask(&mut e, 100, 0)), 1);
+    let out = ask(&mut e, 100, 1);
+    assert_eq!(
+        (answered(&out), dropped(&out)),
+        (0, vec![DropReason::FetchOverBudget])
+    );
+    // A sync interval later, the same request is answered (the preview made once).
+    let sync = e.config.sync_ms;
+    assert_eq!(answered(&ask(&mut e, 100 + sync, 1)), 1);
+}
