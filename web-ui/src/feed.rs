@@ -1112,7 +1112,9 @@ impl Feed {
                 if *was == SENT_TILE {
                     continue;
                 }
-                let (bytes, what) = match engine.held(job, TaskId(t)) {
+                // Only validated bytes: a result computed here may lose to the quorum (a
+                // lying member's own page), and what the page drew stays drawn.
+                let (bytes, what) = match engine.held_validated(job, TaskId(t)) {
                     Some(bytes) => (bytes, SENT_TILE),
                     None => match engine.preview(job, TaskId(t)) {
                         Some(bytes) if *was != SENT_PREVIEW => (bytes, SENT_PREVIEW),

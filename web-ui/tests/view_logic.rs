@@ -575,3 +575,71 @@ fn another_members_job_is_drawn_from_previews_where_no_tile_is_held() {
     assert!(p.view.tiles_received >= held);
     assert_eq!(p.view.tiles[&j.row.id].len(), 16, "every task drawn");
 }
+
+/// A member that lies (q = 2): its page is sent only validated tiles and previews, each
+/// the true one, never the wrong bytes it computed itself (which the quorum refuses).
+#[test]
+fn a_lying_members_page_is_sent_only_validated_pixels() {
+    use node_core::kernels::preview;
+    use node_core::wire::ConsoleCmd;
+    let (mut net, page) = watched_at(4, 3);
+    net.run_until(500);
+    let now = net.now;
+    let me = net.ids[3].clone();
+    net.nodes[3]
+        .console(now, &me, ConsoleCmd::Lie { on: true })
+        .expect("joined");
+    net.drain(3);
+    let kernel = picture(64);
+    let cmd = Command::Submit {
+        kernel: kernel.clone(),
+        replication: 2,
+        quorum: 2,
+        pacing_ms: 0,
+        nonce: 1,
+    };
+    let now = net.now;
+    net.nodes[1].handle_command(now, cmd).expect("joined");
+    net.drain(1);
+    let mut t = net.now.0 / 1000;
+    for _ in 0..2_000 {
+        t += 10;
+        net.run_until(t);
+        let commands = page.borrow_mut().feed.take_commands();
+        for c in commands {
+            let now = net.now;
+            net.nodes[3].handle_command(now, c).expect("joined");
+            net.drain(3);
+        }
+        if page.borrow().view.jobs.first().is_some_and(|j| j.previewed) {
+            break;
+        }
+    }
+    let p = page.borrow();
+    assert!(p.view.jobs[0].previewed, "{:?}", p.view.jobs[0]);
+    let engine = net.nodes[3].engine().unwrap();
+    assert!(engine.stats().tasks_run > 0, "the liar computed some tasks");
+    let params = kernel.image().unwrap().clone();
+    let truth = |t: TaskId| {
+        let mut b = Vec::new();
+        kernel.run_task(t.0, &mut b).unwrap();
+        b
+    };
+    let mut sent = 0;
+    for op in &p.ops {
+        if let ViewOp::Tiles {
+            tiles, previews, ..
+        } = op
+        {
+            for (t, bytes) in tiles {
+                assert_eq!(bytes, &truth(*t), "{t}: a tile other than the true one");
+                sent += 1;
+            }
+            for (t, bytes) in previews {
+                assert_eq!(bytes, &preview::make(&params, t.0, &truth(*t)), "{t}");
+                sent += 1;
+            }
+        }
+    }
+    assert!(sent >= 16, "every task drawn: {sent}");
+}

@@ -288,6 +288,14 @@ impl Engine {
         Some(bytes)
     }
 
+    /// The bytes of a task's result held here, only if they are the validated result (a
+    /// result computed here and not yet validated, or a liar's, is not).
+    pub fn held_validated(&self, job: JobId, task: TaskId) -> Option<&[u8]> {
+        let j = self.jobs.get(&job)?;
+        let (hash, bytes) = j.held.payloads.get(&task)?;
+        (j.board.task(task).validated_hash == Some(*hash)).then_some(bytes.as_slice())
+    }
+
     /// The preview of a validated image result fetched here ([`Command::Watch`]), if it
     /// arrived; results held here have none (use [`Engine::held`]).
     pub fn preview(&self, job: JobId, task: TaskId) -> Option<&[u8]> {
