@@ -291,6 +291,9 @@ pub struct MeshNode {
     engine_config: EngineConfig,
     /// Cores offered in our Hello.
     cores: u16,
+    /// One task handed out ahead per core, following the cores when they change
+    /// ([`MeshNode::with_tasks_ahead`]).
+    ahead_per_core: bool,
     /// Our display name; empty means "derive one from the id".
     name: String,
     /// None until the server has welcomed us and told us our id.
@@ -337,6 +340,7 @@ impl MeshNode {
             config,
             engine_config,
             cores,
+            ahead_per_core: false,
             name,
             membership: None,
             engine: None,
@@ -354,6 +358,14 @@ impl MeshNode {
             announced: ConsoleState::default(),
             states: BTreeMap::new(),
         }
+    }
+
+    /// Hands one task ahead to each core (`EngineConfig::ahead`), also after the cores
+    /// change ([`MeshNode::set_workers`]): a tab's compute workers, whose next task
+    /// otherwise waits for a round trip through the page and the node's worker.
+    pub fn with_tasks_ahead(mut self) -> Self {
+        self.ahead_per_core = true;
+        self
     }
 
     /// This node's console state now: what a presenter's commands left set.
@@ -521,10 +533,13 @@ impl MeshNode {
                     }
                 } else {
                     // The cores offered are the tasks computed at once (0: none).
-                    let config = EngineConfig {
+                    let mut config = EngineConfig {
                         slots: usize::from(self.cores),
                         ..self.engine_config.clone()
                     };
+                    if self.ahead_per_core {
+                        config.ahead = usize::from(self.cores);
+                    }
                     self.engine = Some(Engine::new(id, config, id.0, millis(now)));
                 }
                 self.members.clear();
@@ -652,6 +667,9 @@ impl MeshNode {
         self.cores = workers;
         if let Some(engine) = &mut self.engine {
             engine.set_slots(usize::from(workers));
+            if self.ahead_per_core {
+                engine.set_ahead(usize::from(workers));
+            }
             engine.handle_input(millis(now), Input::Timeout);
         }
         self.pump(now);
@@ -1439,5 +1457,48 @@ mod tests {
         );
         assert!(drain(&mut n).is_empty());
         assert_eq!(n.poll_timeout(), None);
+    }
+
+    /// A lone node's computations handed out at once for an unpaced 8-task job.
+    fn computes_at_once(n: &mut MeshNode) -> usize {
+        drain(n)
+            .iter()
+            .filter(|a| matches!(a, Action::Compute { .. }))
+            .count()
+    }
+
+    #[test]
+    fn tasks_ahead_follow_the_workers_when_asked_for() {
+        use crate::kernels::{Kernel, monte_carlo};
+        let job = |nonce| crate::engine::Command::Submit {
+            kernel: Kernel::MonteCarloPi(monte_carlo::Params {
+                samples_per_task: 10,
+                tasks: 8,
+                seed: 1,
+            }),
+            replication: 1,
+            quorum: 1,
+            pacing_ms: 0,
+            nonce,
+        };
+        for (ahead, first, after) in [(false, 1, 2), (true, 2, 4)] {
+            let mut n = MeshNode::new(MembershipConfig::default(), String::new(), 1);
+            if ahead {
+                n = n.with_tasks_ahead();
+            }
+            n.handle_transport(
+                Micros(0),
+                TransportEvent::Joined {
+                    me: info("abcdef", PeerKind::Browser),
+                    peers: vec![],
+                },
+            );
+            drain(&mut n);
+            n.handle_command(Micros(1), job(1)).unwrap();
+            assert_eq!(computes_at_once(&mut n), first, "ahead: {ahead}");
+            // One more worker: as many more tasks (and one more ahead, if asked for).
+            n.set_workers(Micros(2), 2);
+            assert_eq!(computes_at_once(&mut n), after - first, "ahead: {ahead}");
+        }
     }
 }

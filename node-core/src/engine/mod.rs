@@ -335,6 +335,11 @@ impl Engine {
         self.config.slots = slots;
     }
 
+    /// Tasks handed out beyond the slots (`EngineConfig::ahead`) from now on.
+    pub fn set_ahead(&mut self, ahead: usize) {
+        self.config.ahead = ahead;
+    }
+
     /// Pauses (or resumes) starting tasks here, for a presenter who wants the mesh to
     /// stand still. Everything else goes on: facts, copies, failure detection. Takes
     /// effect at the next input.
