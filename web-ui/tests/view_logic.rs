@@ -529,24 +529,32 @@ fn jobs_are_shown_newest_first_whatever_their_ids() {
     assert_eq!(shown, newest_first);
 }
 
-/// A job another member submitted: node 3's page (not the presenter's) has its node
-/// watch it (the feed's command), and the picture reaches the page whole, every tile
-/// node 3 does not hold as its preview, never assembled.
-#[test]
-fn another_members_job_is_drawn_from_previews_where_no_tile_is_held() {
+/// Four nodes, node 3's page (not the presenter's) watched; node 3 lies if `lying`.
+/// Node 1 submits a 16-tile picture (r = 2, quorum `q`), and node 3 runs until its page
+/// shows the job whole from previews (bounded in time), its page's commands going to it
+/// as the worker sends them.
+fn a_job_node_3_watches(q: u8, lying: bool) -> (Net, Rc<RefCell<Watcher>>) {
+    use node_core::wire::ConsoleCmd;
     let (mut net, page) = watched_at(4, 3);
     net.run_until(500);
+    if lying {
+        let now = net.now;
+        let me = net.ids[3].clone();
+        net.nodes[3]
+            .console(now, &me, ConsoleCmd::Lie { on: true })
+            .expect("joined");
+        net.drain(3);
+    }
     let cmd = Command::Submit {
         kernel: picture(64),
         replication: 2,
-        quorum: 1,
+        quorum: q,
         pacing_ms: 0,
         nonce: 1,
     };
     let now = net.now;
     net.nodes[1].handle_command(now, cmd).expect("joined");
     net.drain(1);
-    // The page's commands go to its node as the worker sends them; bounded in time.
     let mut t = net.now.0 / 1000;
     for _ in 0..2_000 {
         t += 10;
@@ -561,6 +569,15 @@ fn another_members_job_is_drawn_from_previews_where_no_tile_is_held() {
             break;
         }
     }
+    (net, page)
+}
+
+/// A job another member submitted: node 3's page (not the presenter's) has its node
+/// watch it (the feed's command), and the picture reaches the page whole, every tile
+/// node 3 does not hold as its preview, never assembled.
+#[test]
+fn another_members_job_is_drawn_from_previews_where_no_tile_is_held() {
+    let (net, page) = a_job_node_3_watches(1, false);
     let p = page.borrow();
     let j = &p.view.jobs[0];
     assert!(j.previewed && j.watching, "{j:?}");
@@ -581,40 +598,8 @@ fn another_members_job_is_drawn_from_previews_where_no_tile_is_held() {
 #[test]
 fn a_lying_members_page_is_sent_only_validated_pixels() {
     use node_core::kernels::preview;
-    use node_core::wire::ConsoleCmd;
-    let (mut net, page) = watched_at(4, 3);
-    net.run_until(500);
-    let now = net.now;
-    let me = net.ids[3].clone();
-    net.nodes[3]
-        .console(now, &me, ConsoleCmd::Lie { on: true })
-        .expect("joined");
-    net.drain(3);
+    let (net, page) = a_job_node_3_watches(2, true);
     let kernel = picture(64);
-    let cmd = Command::Submit {
-        kernel: kernel.clone(),
-        replication: 2,
-        quorum: 2,
-        pacing_ms: 0,
-        nonce: 1,
-    };
-    let now = net.now;
-    net.nodes[1].handle_command(now, cmd).expect("joined");
-    net.drain(1);
-    let mut t = net.now.0 / 1000;
-    for _ in 0..2_000 {
-        t += 10;
-        net.run_until(t);
-        let commands = page.borrow_mut().feed.take_commands();
-        for c in commands {
-            let now = net.now;
-            net.nodes[3].handle_command(now, c).expect("joined");
-            net.drain(3);
-        }
-        if page.borrow().view.jobs.first().is_some_and(|j| j.previewed) {
-            break;
-        }
-    }
     let p = page.borrow();
     assert!(p.view.jobs[0].previewed, "{:?}", p.view.jobs[0]);
     let engine = net.nodes[3].engine().unwrap();

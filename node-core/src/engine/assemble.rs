@@ -21,7 +21,7 @@ pub(super) struct Assembly {
     /// Whether the output was assembled.
     pub(super) assembled: bool,
     /// Fetches in flight: holder asked, when, and how many tries.
-    pub(super) fetches: BTreeMap<TaskId, (NodeId, Millis, u32)>,
+    pub(super) fetches: InFlight,
     /// Where the last walk for the output (once every task is validated) resumes.
     pub(super) fetch_cursor: u32,
     /// Tasks validated while the job runs, not yet looked at for a fetch: in the order
@@ -40,12 +40,74 @@ pub(super) struct Assembly {
 /// Unanswered fetches after which a holder is no longer asked for a task.
 pub(super) const UNSERVED_MAX: u32 = 2;
 
+/// Requests in flight to holders, by task: the holder asked, when, and how many tries.
+/// Assembly's fetches and a watcher's preview requests (`watch.rs`) share these rules.
+pub(super) type InFlight = BTreeMap<TaskId, (NodeId, Millis, u32)>;
+
+/// The requests unanswered for `timeout_ms` at `now`: the task, the holder asked, and
+/// the try a retry makes.
+pub(super) fn timed_out(
+    in_flight: &InFlight,
+    now: Millis,
+    timeout_ms: u64,
+) -> Vec<(TaskId, NodeId, u32)> {
+    in_flight
+        .iter()
+        .filter(|(_, (_, at, _))| now.since(*at) >= timeout_ms)
+        .map(|(t, (holder, _, tries))| (*t, *holder, tries + 1))
+        .collect()
+}
+
+/// Requests in flight per holder, the timed-out ones left out.
+pub(super) fn load(
+    in_flight: &InFlight,
+    timed_out: &[(TaskId, NodeId, u32)],
+) -> BTreeMap<NodeId, usize> {
+    let mut load = BTreeMap::new();
+    for (task, (holder, ..)) in in_flight {
+        if !timed_out.iter().any(|(t, ..)| t == task) {
+            *load.entry(*holder).or_default() += 1;
+        }
+    }
+    load
+}
+
+/// Whether `holder` failed `task` [`UNSERVED_MAX`] times (by `unserved`, its count of
+/// requests left unanswered) and is no longer asked for it.
+pub(super) fn gave_up(
+    unserved: &BTreeMap<(TaskId, NodeId), u32>,
+    task: TaskId,
+    holder: NodeId,
+) -> bool {
+    unserved
+        .get(&(task, holder))
+        .is_some_and(|n| *n >= UNSERVED_MAX)
+}
+
+/// The holder to ask for `task` among `holders`, counted in `load`. A retry asks a
+/// holder other than `failed` (the one that did not answer), when there is one; then
+/// the request goes to the holder with the fewest of ours in flight (the one with the
+/// most to spare for us), so that requests spread over the holders instead of all going
+/// to the first; ties go round by task and try.
+pub(super) fn pick_holder(
+    holders: &[NodeId],
+    task: TaskId,
+    tries: u32,
+    failed: Option<NodeId>,
+    load: &mut BTreeMap<NodeId, usize>,
+) -> Option<NodeId> {
+    let turn = (task.0 as usize).wrapping_add(tries as usize);
+    let pick = (0..holders.len())
+        .map(|i| holders[turn.wrapping_add(i) % holders.len()])
+        .min_by_key(|h| (Some(*h) == failed, load.get(h).copied().unwrap_or(0)))?;
+    *load.entry(pick).or_default() += 1;
+    Some(pick)
+}
+
 impl Assembly {
     /// Whether `holder` has stopped counting as a holder of `task` here.
     pub(super) fn gave_up_on(&self, task: TaskId, holder: NodeId) -> bool {
-        self.unserved
-            .get(&(task, holder))
-            .is_some_and(|n| *n >= UNSERVED_MAX)
+        gave_up(&self.unserved, task, holder)
     }
 }
 
@@ -124,12 +186,7 @@ impl Engine {
         let Some(j) = self.jobs.get(&id) else { return };
         let a = &j.assembly;
         // Fetches that timed out: the holder asked failed to serve once more.
-        let timed_out: Vec<(TaskId, NodeId, u32)> = a
-            .fetches
-            .iter()
-            .filter(|(_, (_, at, _))| now.since(*at) >= self.config.fetch_timeout_ms)
-            .map(|(t, (holder, _, tries))| (*t, *holder, tries + 1))
-            .collect();
+        let timed_out = timed_out(&a.fetches, now, self.config.fetch_timeout_ms);
         let Some(j) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -174,16 +231,7 @@ impl Engine {
         }
         let mut sends = Vec::new();
         let mut lost = Vec::new();
-        // A retry asks a holder other than the one that did not answer, when there is
-        // one; then each fetch goes to the holder with the fewest of ours in flight (the
-        // one with the most to spare for us), so that fetches spread over the holders
-        // instead of all going to the first; ties go round by task and try.
-        let mut load: BTreeMap<NodeId, usize> = BTreeMap::new();
-        for (task, (holder, ..)) in &a.fetches {
-            if !timed_out.iter().any(|(t, ..)| t == task) {
-                *load.entry(*holder).or_default() += 1;
-            }
-        }
+        let mut load = load(&a.fetches, &timed_out);
         for (task, tries) in candidates {
             if j.held.payloads.contains_key(&task) {
                 continue;
@@ -202,16 +250,9 @@ impl Engine {
                 })
                 .collect();
             let failed = a.fetches.get(&task).map(|(holder, ..)| *holder);
-            let turn = (task.0 as usize).wrapping_add(tries as usize);
-            let pick = (0..holders.len())
-                .map(|i| holders[turn.wrapping_add(i) % holders.len()])
-                .min_by_key(|h| (Some(*h) == failed, load.get(h).copied().unwrap_or(0)));
-            match pick {
+            match pick_holder(&holders, task, tries, failed, &mut load) {
                 None => lost.push(task),
-                Some(holder) => {
-                    *load.entry(holder).or_default() += 1;
-                    sends.push((task, hash, holder, tries));
-                }
+                Some(holder) => sends.push((task, hash, holder, tries)),
             }
         }
         let Some(j) = self.jobs.get_mut(&id) else {

@@ -11,7 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{DropReason, Engine, Millis};
+use super::assemble::{InFlight, gave_up, load, pick_holder, timed_out};
+use super::{DropReason, Engine};
 use crate::job::{JobId, NodeId, TaskId, content_hash, sealed_hash};
 use crate::kernels::preview;
 use crate::wire::EngineMsg;
@@ -24,7 +25,7 @@ pub(super) struct Watch {
     /// Validated tasks whose preview is neither here nor asked for.
     pub(super) pending: BTreeSet<TaskId>,
     /// Requests in flight: holder asked, when, and how many tries.
-    pub(super) fetches: BTreeMap<TaskId, (NodeId, Millis, u32)>,
+    pub(super) fetches: InFlight,
     /// Previews received, checked against the validated hash.
     pub(super) previews: BTreeMap<TaskId, Vec<u8>>,
     /// Requests a holder left unanswered, by task and holder; one that failed
@@ -63,12 +64,7 @@ impl Engine {
             return;
         }
         let w = &mut j.watch;
-        let timed_out: Vec<(TaskId, NodeId, u32)> = w
-            .fetches
-            .iter()
-            .filter(|(_, (_, at, _))| now.since(*at) >= self.config.fetch_timeout_ms)
-            .map(|(t, (holder, _, tries))| (*t, *holder, tries + 1))
-            .collect();
+        let timed_out = timed_out(&w.fetches, now, self.config.fetch_timeout_ms);
         for (task, holder, _) in &timed_out {
             *w.unserved.entry((*task, *holder)).or_insert(0) += 1;
         }
@@ -77,12 +73,7 @@ impl Engine {
             .config
             .fetches_max
             .saturating_sub(w.fetches.len() - timed_out.len());
-        let mut load: BTreeMap<NodeId, usize> = BTreeMap::new();
-        for (task, (holder, ..)) in &w.fetches {
-            if !timed_out.iter().any(|(t, ..)| t == task) {
-                *load.entry(*holder).or_default() += 1;
-            }
-        }
+        let mut load = load(&w.fetches, &timed_out);
         // Retries first, then pending tasks in order; a task takes a place in the window
         // only when it has a holder to ask, so tasks nobody can serve now never keep
         // the others waiting.
@@ -110,12 +101,9 @@ impl Engine {
                 continue;
             };
             let usable = |n: &NodeId| *n != me && self.is_live(*n) && !self.excluded(j, *n);
-            let given_up = |n: &NodeId| {
-                w.unserved.get(&(task, *n)).copied().unwrap_or(0) >= super::assemble::UNSERVED_MAX
-            };
             let holders: Vec<NodeId> = entry
                 .holders_of(hash)
-                .filter(|n| usable(n) && !given_up(n))
+                .filter(|n| usable(n) && !gave_up(&w.unserved, task, *n))
                 .collect();
             if holders.is_empty() && entry.holders_of(hash).any(|n| usable(&n)) {
                 // Every live holder failed it twice: start over with all of them (a
@@ -123,12 +111,7 @@ impl Engine {
                 unserved_reset.push(task);
             }
             let failed = w.fetches.get(&task).map(|(holder, ..)| *holder);
-            let turn = (task.0 as usize).wrapping_add(tries as usize);
-            let pick = (0..holders.len())
-                .map(|i| holders[turn.wrapping_add(i) % holders.len()])
-                .min_by_key(|h| (Some(*h) == failed, load.get(h).copied().unwrap_or(0)));
-            if let Some(holder) = pick {
-                *load.entry(holder).or_default() += 1;
+            if let Some(holder) = pick_holder(&holders, task, tries, failed, &mut load) {
                 sends.push((task, hash, holder, tries));
                 window -= 1;
             }
