@@ -122,6 +122,7 @@ fn simulated_meshes_stay_safe_and_live() {
             "store flood",
             "previews checked",
             "watcher complete",
+            "requests deferred",
         ] {
             assert!(
                 counts.get(path).is_some_and(|n| *n > 0),

@@ -3,7 +3,8 @@
 //! Release builds of `meshwork` on loopback, every row measured in the same run: the
 //! Mandelbrot job computed by `meshwork run --workers 1`, then by one and two native
 //! nodes with one worker each (the speedup); `r = 2` and `q = 2` against `r = q = 1`;
-//! one of four nodes killed mid-job; π(10^10) on two nodes against `primesieve -t2`;
+//! one of four nodes killed mid-job; the same picture at 4096² on one and two nodes;
+//! π(10^10) on two nodes against `primesieve -t2`;
 //! one tile in wasm in a Chromium worker against the same tile natively.
 //! Prints a table and writes it as JSON to `bench-scale.json` in the target directory.
 //! Job times are from the submitter's `job_accepted` to its `job_done`.
@@ -24,6 +25,19 @@ const IMAGE: &[&str] = &[
     "2048",
     "--height",
     "2048",
+    "--max-iter",
+    "1000",
+    "--tiles",
+    "16x16",
+];
+/// The same picture at four times the pixels (and bytes per tile).
+const BIG: &[&str] = &[
+    "--kernel",
+    "mandelbrot",
+    "--width",
+    "4096",
+    "--height",
+    "4096",
     "--max-iter",
     "1000",
     "--tiles",
@@ -164,9 +178,12 @@ fn submit(
     let mut nodes = (0..others)
         .map(|_| node(bin, addr, room, &["--workers", "1"]))
         .collect::<Result<Vec<_>>>()?;
+    // Every node in the room before the submitter joins: one not yet there when it
+    // hands the job out joins it late, and at q = 2 nothing validates before it does
+    // (two nodes at r = q = 2 measured 1.00 s for 0.22 s).
     for p in nodes.iter_mut() {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while p.count("peer_connected") < others.saturating_sub(1) {
+        while p.count("joined") < 1 || p.count("peer_connected") < others.saturating_sub(1) {
             if !p.read(deadline.saturating_duration_since(Instant::now())) {
                 bail!("the room's nodes did not connect within 60 s");
             }
@@ -279,7 +296,7 @@ pub fn run(root: &Path) -> Result<()> {
     );
     let png = dir.join("mesh.png");
     // Medians of three: a job of a few tenths of a second varies by a tenth.
-    let image_runs = |room: &str, others: usize| {
+    let job_runs = |room: &str, others: usize, job: &[&str]| {
         median_run(RUNS, |i| {
             submit(
                 &bin,
@@ -287,7 +304,7 @@ pub fn run(root: &Path) -> Result<()> {
                 Job {
                     room: &format!("{room}-{i}"),
                     others,
-                    job: IMAGE,
+                    job,
                     extra: &["--replicas", "1"],
                     out: &png,
                 },
@@ -295,6 +312,7 @@ pub fn run(root: &Path) -> Result<()> {
             )
         })
     };
+    let image_runs = |room: &str, others: usize| job_runs(room, others, IMAGE);
     let alone = image_runs("scale-1", 0)?;
     let identical = same_file(&png, &reference);
     push(
@@ -431,6 +449,25 @@ pub fn run(root: &Path) -> Result<()> {
         "noticed ≤ 1500 ms",
     );
 
+    // Four times the pixels: what part of the gap is a fixed cost per job, and what
+    // moving 256 KiB tiles costs.
+    let big_ref = dir.join("ref-4096.png");
+    let big_process = run_local(&bin, BIG, 1, &big_ref)?;
+    let big_alone = job_runs("scale-big-1", 0, BIG)?;
+    let big_two = job_runs("scale-big-2", 1, BIG)?;
+    let identical = same_file(&png, &big_ref);
+    push(
+        format!(
+            "Mandelbrot 4096², 1000 it, 256 tiles: one native node vs two, r = 1, median of {RUNS}"
+        ),
+        format!(
+            "{:.2} s vs {:.2} s, {:.2}× (meshwork run --workers 1: {big_process:.2} s), output identical: {identical}",
+            big_alone.secs,
+            big_two.secs,
+            big_alone.secs / big_two.secs,
+        ),
+        "≥ 1.8×",
+    );
     // π(10^10): two nodes against primesieve on two threads.
     let primes_json = dir.join("primes.json");
     let pi = submit(

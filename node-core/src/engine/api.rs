@@ -142,6 +142,8 @@ pub struct Footprint {
     pub liars: usize,
     /// Per-peer budgets (fetch answers, help with validated tasks).
     pub peer_budgets: usize,
+    /// Peers' requests waiting for their budgets to renew.
+    pub deferred: usize,
     /// Per-task marks over all jobs (at most one per task each): claims seen, backups,
     /// unfetchable results, help asked and given, open reports, mismatches.
     pub task_marks: usize,

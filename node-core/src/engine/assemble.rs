@@ -289,55 +289,6 @@ impl Engine {
         }
     }
 
-    /// A peer's [`EngineMsg::Fetch`]: answer with the bytes if they are held here, within
-    /// the peer's budget of bytes per sync interval.
-    pub(super) fn on_fetch(&mut self, from: NodeId, job: JobId, task: TaskId, hash: u64) {
-        let Some(j) = self.jobs.get(&job) else { return };
-        if let Some(len) = j
-            .held
-            .payloads
-            .get(&task)
-            .filter(|(h, _)| *h == hash)
-            .map(|(_, bytes)| bytes.len())
-        {
-            if !self.within_serve_budget(from, len) {
-                return self.drop_msg(from, DropReason::FetchOverBudget);
-            }
-            let Some(j) = self.jobs.get(&job) else { return };
-            let Some((_, bytes)) = j.held.payloads.get(&task) else {
-                return;
-            };
-            let payload = bytes.clone();
-            self.send(
-                from,
-                EngineMsg::Payload {
-                    job,
-                    task,
-                    hash,
-                    payload,
-                },
-            );
-        }
-    }
-
-    /// Whether `len` more bytes served to `from` stay within its budget per sync
-    /// interval (`served_bytes_per_sync_max`); if so they are counted.
-    pub(super) fn within_serve_budget(&mut self, from: NodeId, len: usize) -> bool {
-        let now = self.now;
-        let (since, sent) = self.served.get(&from).copied().unwrap_or((now, 0));
-        let sent = if now.since(since) >= self.config.sync_ms {
-            0
-        } else {
-            sent
-        };
-        if sent + len > self.config.served_bytes_per_sync_max {
-            return false;
-        }
-        let since = if sent == 0 { now } else { since };
-        self.served.insert(from, (since, sent + len));
-        true
-    }
-
     /// A peer's [`EngineMsg::Payload`], the answer to one of our fetches.
     pub(super) fn on_payload(
         &mut self,

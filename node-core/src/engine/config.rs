@@ -61,7 +61,7 @@ impl Default for EngineConfig {
             authors_max: 256,
             facts_per_msg_max: 512,
             fetches_max: 64,
-            served_bytes_per_sync_max: 16 << 20,
+            served_bytes_per_sync_max: 64 << 20,
         }
     }
 }

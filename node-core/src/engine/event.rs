@@ -204,7 +204,8 @@ pub enum DropReason {
     JobSubmitterNotHere,
     /// A job over its submitter's share (`jobs_per_submitter_max` unfinished jobs).
     JobOverSubmitterShare,
-    /// A fetch over the peer's budget of bytes per sync interval.
+    /// A fetch (of a result or a preview) past the peer's queue of requests waiting for
+    /// its budget of bytes per sync interval, or larger than a whole budget.
     FetchOverBudget,
     /// A help request for a task the job does not have.
     HelpTaskOutOfRange,
@@ -247,7 +248,9 @@ impl std::fmt::Display for DropReason {
             JobForged => "job naming this node as submitter, which it never submitted",
             JobSubmitterNotHere => "job relayed while its submitter is not here",
             JobOverSubmitterShare => "job over its submitter's share of this node",
-            FetchOverBudget => "fetch over the peer's budget of bytes per sync interval",
+            FetchOverBudget => {
+                "fetch past the peer's queue of requests waiting for its byte budget"
+            }
             HelpTaskOutOfRange => "help asked for a task out of range",
             HelpTooSoon => "help with a validated task asked again too soon",
             PreviewUnsolicited => "preview nobody asked for",
@@ -365,4 +368,7 @@ pub struct EngineStats {
     pub previews_received: u64,
     /// Bytes of the previews accepted.
     pub preview_bytes: u64,
+    /// Peers' requests that waited for their budgets to renew instead of being answered
+    /// at once.
+    pub asks_deferred: u64,
 }

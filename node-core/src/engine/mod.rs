@@ -94,6 +94,7 @@ mod placement;
 mod quorum;
 mod replicate;
 mod schedule;
+mod serve;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -141,6 +142,9 @@ pub struct Engine {
     /// `served_bytes_per_sync_max` per sync interval, so a small request cannot make
     /// this node send without bound. Pruned when a peer leaves.
     served: BTreeMap<NodeId, (Millis, usize)>,
+    /// Requests over a peer's budget, answered when it renews (bounded per peer by
+    /// `serve::DEFERRED_PER_PEER_MAX`). Pruned when a peer leaves.
+    deferred: BTreeMap<NodeId, VecDeque<serve::Asked>>,
     /// When each peer last had a help request honoured for a task validated here (such
     /// help costs a computation this node would not otherwise do): once per
     /// `straggler_ms`. Pruned when a peer leaves.
@@ -176,6 +180,7 @@ impl Engine {
             running: BTreeSet::new(),
             asked: BTreeMap::new(),
             served: BTreeMap::new(),
+            deferred: BTreeMap::new(),
             helped_for: BTreeMap::new(),
             out: VecDeque::new(),
             now,
@@ -436,6 +441,7 @@ impl Engine {
                 all.len()
             },
             peer_budgets: self.served.len() + self.helped_for.len(),
+            deferred: self.deferred_count(),
             task_marks: sum(&|j| {
                 j.sched.claim_seen.len()
                     + j.sched.backups.len()
@@ -560,6 +566,7 @@ impl Engine {
         // comes back under the same id (and `liars` only ever holds authors of facts,
         // so it is bounded by the boards).
         self.served.remove(&n);
+        self.deferred.remove(&n);
         self.helped_for.remove(&n);
         self.event(Event::PeerDead { node: n });
         let members = self.members();
@@ -598,6 +605,7 @@ impl Engine {
                         .set(Timer::Sync, self.now.plus(self.config.sync_ms));
                     self.sync();
                 }
+                Timer::Serve => self.serve_deferred(),
             }
         }
     }

@@ -23,13 +23,15 @@ pub enum Timer {
     Flush,
     /// Periodic work: digests, store and fetch retries, backups, help requests.
     Sync,
+    /// A peer with requests waiting has its serving budget again.
+    Serve,
 }
 
 impl Timer {
     fn job(self) -> Option<JobId> {
         match self {
             Timer::StealOpen(j) | Timer::Paced(j) | Timer::StealRetry(j) => Some(j),
-            Timer::Flush | Timer::Sync => None,
+            Timer::Flush | Timer::Sync | Timer::Serve => None,
         }
     }
 }
@@ -44,6 +46,11 @@ impl Timers {
     /// Sets (or moves) a timer.
     pub(super) fn set(&mut self, timer: Timer, at: Millis) {
         self.table.insert(timer, at);
+    }
+
+    /// Disarms a timer.
+    pub(super) fn clear(&mut self, timer: Timer) {
+        self.table.remove(&timer);
     }
 
     /// Whether a timer is armed.

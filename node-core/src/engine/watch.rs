@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::assemble::{InFlight, gave_up, load, pick_holder, timed_out};
 use super::{DropReason, Engine};
 use crate::job::{JobId, NodeId, TaskId, content_hash, sealed_hash};
-use crate::kernels::preview;
 use crate::wire::EngineMsg;
 
 /// Per-job watching state.
@@ -148,50 +147,6 @@ impl Engine {
                 },
             );
         }
-    }
-
-    /// A peer's [`EngineMsg::FetchPreview`]: answer with the preview of the bytes held
-    /// here and their own hash, within the peer's budget of bytes per sync interval.
-    pub(super) fn on_fetch_preview(&mut self, from: NodeId, job: JobId, task: TaskId, hash: u64) {
-        let Some(j) = self.jobs.get(&job) else { return };
-        if j.held.payloads.get(&task).is_none_or(|(h, _)| *h != hash) {
-            return;
-        }
-        let Some(params) = j.spec.kernel.image() else {
-            return self.drop_msg(from, DropReason::PreviewOfNoImage);
-        };
-        // The budget first, from the preview's size: a refused request costs no hashing.
-        let len = preview::size(params, task.0).map_or(0, |(w, h)| (w * h * 4) as usize);
-        if !self.within_serve_budget(from, len) {
-            return self.drop_msg(from, DropReason::FetchOverBudget);
-        }
-        let Some(j) = self.jobs.get_mut(&job) else {
-            return;
-        };
-        let held = &mut j.held;
-        let Some((_, bytes)) = held.payloads.get(&task) else {
-            return;
-        };
-        let (full, preview) = held
-            .previews
-            .entry(task)
-            .or_insert_with(|| {
-                (
-                    content_hash(bytes),
-                    j.spec.kernel.preview(task.0, bytes).unwrap_or_default(),
-                )
-            })
-            .clone();
-        self.send(
-            from,
-            EngineMsg::Preview {
-                job,
-                task,
-                hash,
-                full,
-                preview,
-            },
-        );
     }
 
     /// A peer's [`EngineMsg::Preview`], the answer to one of our requests.

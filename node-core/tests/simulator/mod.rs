@@ -535,7 +535,13 @@ impl Sim {
             // generator, so that a seed still means the run it meant before).
             ahead: (id.0 % 2) as usize,
             authors_max: self.sc.authors_max,
-            served_bytes_per_sync_max: self.served_budget(),
+            // Every third node serves only four results per sync interval, so that
+            // requests wait for their asker's budget to renew (from the id, as `ahead`).
+            served_bytes_per_sync_max: if id.0.is_multiple_of(3) {
+                4 * self.sc.kernel.task_output_len_max()
+            } else {
+                self.served_budget()
+            },
             ..EngineConfig::default()
         };
         let engine = Engine::new(id, config, self.rng.next(), Millis(self.now));
@@ -1171,7 +1177,7 @@ impl Sim {
         let all_tasks = tasks + other_tasks;
         let jobs_max = if flood { 16 } else { 1 + fronts };
         let ids_max = if flood { 64 } else { 1 + fronts };
-        let bounds: [(&str, usize, usize); 12] = [
+        let bounds: [(&str, usize, usize); 13] = [
             ("jobs", fp.jobs, jobs_max),
             ("facts", fp.facts as usize, all_tasks * authors * 5),
             (
@@ -1183,6 +1189,9 @@ impl Sim {
             ("asked ids", fp.asked, ids_max),
             ("liars", fp.liars, self.sc.liars),
             ("peer budgets", fp.peer_budgets, 2 * authors),
+            // A request waits at most once per task and kind from an honest asker; a
+            // flooder asks each result several times.
+            ("requests waiting", fp.deferred, 2 * all_tasks * authors),
             ("task marks", fp.task_marks, 7 * all_tasks),
             ("per-author entries", fp.per_author, 3 * all_tasks * authors),
             ("fetches", fp.fetches, all_tasks),
@@ -1801,6 +1810,12 @@ impl Sim {
         }
         self.check_work();
         self.check_previews();
+        let deferred: u64 = self
+            .nodes
+            .iter()
+            .map(|n| n.engine.stats().asks_deferred)
+            .sum();
+        *self.counts.entry("requests deferred").or_insert(0) += deferred;
     }
 
     /// Every preview any node accepted is the preview of the true result (a forger's

@@ -399,7 +399,7 @@ fn holder_of_a_finished_job(config: EngineConfig) -> (Engine, JobId) {
 }
 
 #[test]
-fn fetches_are_answered_within_a_byte_budget_per_peer() {
+fn fetches_over_the_byte_budget_wait_for_it_and_a_flood_is_dropped() {
     let mut one = Vec::new();
     kernel(4).run_task(0, &mut one).expect("valid");
     let config = EngineConfig {
@@ -409,6 +409,17 @@ fn fetches_are_answered_within_a_byte_budget_per_peer() {
     let (mut e, job) = holder_of_a_finished_job(config);
     e.handle_input(Millis(2), Input::PeerUp(NodeId(2)));
     drain(&mut e);
+    let answered = |out: &[Output]| -> Vec<u32> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send {
+                    msg: EngineMsg::Payload { task, .. },
+                    ..
+                } => Some(task.0),
+                _ => None,
+            })
+            .collect()
+    };
     let fetch = |e: &mut Engine, at: u64, task: u32| {
         let hash = e.validated_hash(job, TaskId(task)).expect("validated");
         e.handle_input(
@@ -423,25 +434,60 @@ fn fetches_are_answered_within_a_byte_budget_per_peer() {
             },
         );
         let out = drain(e);
-        let answered = out.iter().any(|o| {
-            matches!(
-                o,
-                Output::Send {
-                    msg: EngineMsg::Payload { .. },
-                    ..
-                }
-            )
-        });
-        (answered, dropped(&out))
+        (answered(&out), dropped(&out))
     };
-    assert_eq!(fetch(&mut e, 10, 0), (true, vec![]));
-    assert_eq!(fetch(&mut e, 10, 1), (true, vec![]));
-    assert_eq!(
-        fetch(&mut e, 10, 2),
-        (false, vec![DropReason::FetchOverBudget])
+    assert_eq!(fetch(&mut e, 10, 0), (vec![0], vec![]));
+    assert_eq!(fetch(&mut e, 10, 1), (vec![1], vec![]));
+    // Over the budget: neither answered nor dropped, but kept.
+    assert_eq!(fetch(&mut e, 10, 2), (vec![], vec![]));
+    assert_eq!(fetch(&mut e, 11, 3), (vec![], vec![]));
+    assert_eq!(e.footprint().deferred, 2);
+    // Not before the budget renews; then in the order asked, as far as it goes.
+    let sync = e.config.sync_ms;
+    e.handle_input(Millis(9 + sync), Input::Timeout);
+    assert!(answered(&drain(&mut e)).is_empty());
+    e.handle_input(Millis(10 + sync), Input::Timeout);
+    assert_eq!(answered(&drain(&mut e)), vec![2, 3]);
+    assert_eq!(e.footprint().deferred, 0);
+    assert_eq!(e.stats().asks_deferred, 2);
+    // A flood: past the queue's bound every request is dropped and counted, and the
+    // queue is forgotten with the peer.
+    let now = 20 + sync;
+    for _ in 0..2 + serve::DEFERRED_PER_PEER_MAX {
+        fetch(&mut e, now, 0);
+    }
+    assert_eq!(e.footprint().deferred, serve::DEFERRED_PER_PEER_MAX);
+    let (_, drops) = fetch(&mut e, now, 0);
+    assert_eq!(drops, vec![DropReason::FetchOverBudget]);
+    e.handle_input(Millis(now), Input::PeerDown(NodeId(2)));
+    assert_eq!(e.footprint().deferred, 0);
+}
+
+#[test]
+fn a_fetch_larger_than_a_whole_budget_is_dropped_at_once() {
+    let mut one = Vec::new();
+    kernel(4).run_task(0, &mut one).expect("valid");
+    let config = EngineConfig {
+        served_bytes_per_sync_max: one.len() - 1,
+        ..EngineConfig::default()
+    };
+    let (mut e, job) = holder_of_a_finished_job(config);
+    e.handle_input(Millis(2), Input::PeerUp(NodeId(2)));
+    drain(&mut e);
+    let hash = e.validated_hash(job, TaskId(0)).expect("validated");
+    e.handle_input(
+        Millis(10),
+        Input::Message {
+            from: NodeId(2),
+            msg: EngineMsg::Fetch {
+                job,
+                task: TaskId(0),
+                hash,
+            },
+        },
     );
-    // A sync interval later the budget is there again.
-    assert_eq!(fetch(&mut e, 510, 2), (true, vec![]));
+    assert_eq!(dropped(&drain(&mut e)), vec![DropReason::FetchOverBudget]);
+    assert_eq!(e.footprint().deferred, 0);
 }
 
 #[test]
