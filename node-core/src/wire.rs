@@ -11,7 +11,7 @@ use crate::job::{JobId, JobSpec, TaskId};
 use crate::signal::{PeerId, PeerKind};
 
 /// The version byte that starts every data-channel message.
-pub const WIRE_VERSION: u8 = 4;
+pub const WIRE_VERSION: u8 = 5;
 
 /// Largest message a node sends or accepts on a data channel, in bytes. 16 KiB is what
 /// every browser delivers unfragmented; larger messages travel as [`WireMsg::Chunk`]s

@@ -23,24 +23,24 @@ fn wire_encoding_is_identical_on_every_target() {
     assert_eq!(
         wire::encode(&hello),
         [
-            4, 0, 4, b'a', b'b', b'1', b'2', 0, 3, b't', b'a', b'b', 172, 2
+            5, 0, 4, b'a', b'b', b'1', b'2', 0, 3, b't', b'a', b'b', 172, 2
         ]
     );
-    assert_eq!(wire::encode(&WireMsg::Ping { seq: 128 }), [4, 1, 128, 1]);
+    assert_eq!(wire::encode(&WireMsg::Ping { seq: 128 }), [5, 1, 128, 1]);
     assert_eq!(
         wire::encode(&WireMsg::BulkAck {
             seq: 1,
             bytes: 1 << 20
         }),
-        [4, 5, 1, 128, 128, 64]
+        [5, 5, 1, 128, 128, 64]
     );
     assert_eq!(
         wire::encode(&WireMsg::Read { bytes: 1 << 20 }),
-        [4, 12, 128, 128, 64]
+        [5, 12, 128, 128, 64]
     );
     assert_eq!(wire::decode(&wire::encode(&hello)), Ok(hello));
-    assert!(wire::decode(&[4, 9, 9]).is_err());
-    assert!(wire::decode(&[2, 1, 128, 1]).is_err());
+    assert!(wire::decode(&[5, 9, 9]).is_err());
+    assert!(wire::decode(&[4, 1, 128, 1]).is_err());
 }
 
 /// A result, as a payload message: a 64×64 Mandelbrot tile, or task 0 of `kernel`.

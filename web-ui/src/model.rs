@@ -857,7 +857,18 @@ mod tests {
     fn rows_show_each_tasks_state_copies_and_computer() {
         let mut m = Mesh::new(3);
         submit(&mut m, 50);
-        m.run(60);
+        // Paced (tasks of 10 ms, 50 ms apart): some done, some running, some waiting,
+        // from the moment a second round of tasks starts (when, depends on placement).
+        let running = |m: &Mesh| {
+            job_rows(&m.engines[0])[0]
+                .cells
+                .iter()
+                .any(|c| c.state == TaskState::Running)
+        };
+        m.run(20);
+        while !running(&m) && m.now < 500 {
+            m.run(m.now + 1);
+        }
         let rows = job_rows(&m.engines[0]);
         assert_eq!(rows.len(), 1);
         let row = &rows[0];
@@ -866,7 +877,6 @@ mod tests {
         assert_eq!(row.columns, 8);
         assert_eq!(row.what, "Mandelbrot 64×64, 50 iterations, 8×2 tiles");
         let count = |s: TaskState| row.cells.iter().filter(|c| c.state == s).count();
-        // Paced: some done, some running, some waiting.
         assert!(count(TaskState::Validated) > 0, "{:?}", row.cells);
         assert!(count(TaskState::Running) > 0, "{:?}", row.cells);
         assert!(count(TaskState::Waiting) > 0, "{:?}", row.cells);

@@ -4,7 +4,7 @@
 //! [`task_count`](Kernel::task_count) tasks; [`run_task`](Kernel::run_task) turns one task
 //! into output bytes, and [`assemble`](Kernel::assemble) turns every task's bytes into the
 //! job's [`JobOutput`]. [`hash64`] is a fast checksum (tests, tools, node ids); the engine
-//! names and compares results by `job::result_hash` (a SHA-256 prefix, sealed with the
+//! names and compares results by `job::result_hash` (a BLAKE3 prefix, sealed with the
 //! preview's for an image), which a liar cannot forge.
 //!
 //! - [`mandelbrot`]: escape-time image tiles (RGBA8), the visual default.

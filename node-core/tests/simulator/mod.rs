@@ -535,13 +535,7 @@ impl Sim {
             // generator, so that a seed still means the run it meant before).
             ahead: (id.0 % 2) as usize,
             authors_max: self.sc.authors_max,
-            // Every third node serves only four results per sync interval, so that
-            // requests wait for their asker's budget to renew (from the id, as `ahead`).
-            served_bytes_per_sync_max: if id.0.is_multiple_of(3) {
-                4 * self.sc.kernel.task_output_len_max()
-            } else {
-                self.served_budget()
-            },
+            served_bytes_per_sync_max: self.served_budget_of(id),
             ..EngineConfig::default()
         };
         let engine = Engine::new(id, config, self.rng.next(), Millis(self.now));
@@ -778,6 +772,17 @@ impl Sim {
         2 * self.sc.kernel.task_count() as usize * self.sc.kernel.task_output_len_max()
     }
 
+    /// The budget of node `id`: every third node serves at most four results per sync
+    /// interval (from the id, as `ahead`), so that requests wait for their asker's
+    /// budget to renew.
+    fn served_budget_of(&self, id: NodeId) -> usize {
+        if id.0.is_multiple_of(3) {
+            (4 * self.sc.kernel.task_output_len_max()).min(self.served_budget())
+        } else {
+            self.served_budget()
+        }
+    }
+
     /// Checks on what an engine sends (not on what the simulator's adversaries push).
     fn check_output(&mut self, from: usize, to: NodeId, msg: &EngineMsg) {
         if let EngineMsg::Fetch { task, .. } = msg {
@@ -787,7 +792,7 @@ impl Sim {
         // its own, so two budgets may fall in one of these buckets).
         if let EngineMsg::Payload { payload, .. } = msg {
             let bucket = self.now / EngineConfig::default().sync_ms;
-            let budget = self.served_budget();
+            let budget = self.served_budget_of(self.nodes[from].id);
             let sent = self.served.entry((from, to, bucket)).or_insert(0);
             *sent += payload.len();
             let sent = *sent;

@@ -382,10 +382,13 @@ fn a_job_belongs_to_its_submitter_and_no_peer_fills_the_table() {
 }
 
 /// A lone node that computed every task of a 4-task job; `config` as given.
-fn holder_of_a_finished_job(config: EngineConfig) -> (Engine, JobId) {
+fn holder_of_a_finished_job(config: EngineConfig, tasks: u32) -> (Engine, JobId) {
     let mut e = Engine::new(NodeId(1), config, 1, Millis(0));
-    let job = submit(&mut e, 4, 0);
-    for _ in 0..10 {
+    let job = submit(&mut e, tasks, 0);
+    for _ in 0..10 + 2 * tasks {
+        if e.is_assembled(job) {
+            break;
+        }
         for out in drain(&mut e) {
             if let Output::RunTask { job, task, kernel } = out {
                 let mut output = Vec::new();
@@ -406,7 +409,7 @@ fn fetches_over_the_byte_budget_wait_for_it_and_a_flood_is_dropped() {
         served_bytes_per_sync_max: 2 * one.len(),
         ..EngineConfig::default()
     };
-    let (mut e, job) = holder_of_a_finished_job(config);
+    let (mut e, job) = holder_of_a_finished_job(config, 4);
     e.handle_input(Millis(2), Input::PeerUp(NodeId(2)));
     drain(&mut e);
     let answered = |out: &[Output]| -> Vec<u32> {
@@ -450,17 +453,63 @@ fn fetches_over_the_byte_budget_wait_for_it_and_a_flood_is_dropped() {
     assert_eq!(answered(&drain(&mut e)), vec![2, 3]);
     assert_eq!(e.footprint().deferred, 0);
     assert_eq!(e.stats().asks_deferred, 2);
-    // A flood: past the queue's bound every request is dropped and counted, and the
-    // queue is forgotten with the peer.
-    let now = 20 + sync;
-    for _ in 0..2 + serve::DEFERRED_PER_PEER_MAX {
-        fetch(&mut e, now, 0);
+    // A request asked again while it waits (an asker's timeout) waits once, and is
+    // answered once. (A new interval: 0 and 1 are answered at once.)
+    let now = 10 + 2 * sync;
+    for task in [0, 1, 2, 2, 2] {
+        fetch(&mut e, now, task);
     }
-    assert_eq!(e.footprint().deferred, serve::DEFERRED_PER_PEER_MAX);
-    let (_, drops) = fetch(&mut e, now, 0);
-    assert_eq!(drops, vec![DropReason::FetchOverBudget]);
-    e.handle_input(Millis(now), Input::PeerDown(NodeId(2)));
+    assert_eq!(e.footprint().deferred, 1);
+    e.handle_input(Millis(now + sync), Input::Timeout);
+    assert_eq!(answered(&drain(&mut e)), vec![2]);
+    // The queue is forgotten with the peer.
+    for task in [3, 0] {
+        fetch(&mut e, now + sync, task);
+    }
+    assert_eq!(e.footprint().deferred, 1);
+    e.handle_input(Millis(now + sync), Input::PeerDown(NodeId(2)));
     assert_eq!(e.footprint().deferred, 0);
+}
+
+#[test]
+fn a_flood_of_fetches_past_the_queue_is_dropped_and_counted() {
+    let tasks = serve::DEFERRED_PER_PEER_MAX as u32 + 8;
+    let mut one = Vec::new();
+    kernel(tasks).run_task(0, &mut one).expect("valid");
+    let (mut e, job) = holder_of_a_finished_job(
+        EngineConfig {
+            served_bytes_per_sync_max: 2 * one.len(),
+            ..EngineConfig::default()
+        },
+        tasks,
+    );
+    e.handle_input(Millis(2), Input::PeerUp(NodeId(2)));
+    drain(&mut e);
+    let mut drops = Vec::new();
+    for task in 0..tasks {
+        let hash = e.validated_hash(job, TaskId(task)).expect("validated");
+        e.handle_input(
+            Millis(10),
+            Input::Message {
+                from: NodeId(2),
+                msg: EngineMsg::Fetch {
+                    job,
+                    task: TaskId(task),
+                    hash,
+                },
+            },
+        );
+        drops.extend(dropped(&drain(&mut e)));
+    }
+    // A few answered at once, within the budget; then the queue fills, and past it
+    // every request is dropped and counted.
+    let answered_at_once = tasks as usize - serve::DEFERRED_PER_PEER_MAX - drops.len();
+    assert!(
+        answered_at_once > 0 && !drops.is_empty(),
+        "{answered_at_once}"
+    );
+    assert!(drops.iter().all(|d| *d == DropReason::FetchOverBudget));
+    assert_eq!(e.footprint().deferred, serve::DEFERRED_PER_PEER_MAX);
 }
 
 #[test]
@@ -471,7 +520,7 @@ fn a_fetch_larger_than_a_whole_budget_is_dropped_at_once() {
         served_bytes_per_sync_max: one.len() - 1,
         ..EngineConfig::default()
     };
-    let (mut e, job) = holder_of_a_finished_job(config);
+    let (mut e, job) = holder_of_a_finished_job(config, 4);
     e.handle_input(Millis(2), Input::PeerUp(NodeId(2)));
     drain(&mut e);
     let hash = e.validated_hash(job, TaskId(0)).expect("validated");
@@ -492,7 +541,7 @@ fn a_fetch_larger_than_a_whole_budget_is_dropped_at_once() {
 
 #[test]
 fn help_with_a_validated_task_is_honoured_once_per_straggler_interval() {
-    let (mut e, job) = holder_of_a_finished_job(EngineConfig::default());
+    let (mut e, job) = holder_of_a_finished_job(EngineConfig::default(), 4);
     // A second node, which has not computed anything, is asked for help by node 2. It
     // may have started tasks when the spec arrived: give it slots to spare.
     let config = EngineConfig {

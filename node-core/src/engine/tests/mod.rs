@@ -87,15 +87,41 @@ fn peer_job(
         submitter: NodeId(submitter),
         nonce: 0,
     };
+    send_job(e, at, spec)
+}
+
+/// `spec`, sent by its submitter at `at`; its id.
+fn send_job(e: &mut Engine, at: u64, spec: JobSpec) -> JobId {
     let id = spec.id();
     e.handle_input(
         Millis(at),
         Input::Message {
-            from: NodeId(submitter),
+            from: spec.submitter,
             msg: EngineMsg::Job { spec },
         },
     );
     id
+}
+
+/// `spec` with the first nonce from its own up whose job id meets `ok`. Placement
+/// follows from the id (a hash), so a test that needs a task placed somewhere in
+/// particular asks for it here instead of relying on what one nonce happens to give.
+fn spec_where(mut spec: JobSpec, ok: impl Fn(JobId) -> bool) -> JobSpec {
+    let from = spec.nonce;
+    while !ok(spec.id()) {
+        spec.nonce += 1;
+        assert!(
+            spec.nonce < from + 10_000,
+            "no nonce gives the placement asked"
+        );
+    }
+    spec
+}
+
+/// Whether `node` ranks first for `task` of `job` among `members`.
+fn ranks_first(job: JobId, task: u32, node: u64, members: &[u64]) -> bool {
+    let score = |n: u64| placement::score(job, TaskId(task), NodeId(n));
+    members.iter().all(|&m| m == node || score(m) < score(node))
 }
 
 /// Node `from` says, at `at`, that it reported and holds result `bytes[t]` of every

@@ -207,6 +207,15 @@ fn fetches(out: &[Output]) -> Vec<(NodeId, TaskId)> {
 /// Node 1, which computes nothing, with peers 2 and 3, submitted an uneven image with
 /// `r` copies; the job's true task outputs.
 fn assembler_of_uneven_image(fetches_max: usize, r: u8) -> (Engine, JobId, Vec<Vec<u8>>) {
+    assembler_of_uneven_image_nonce(fetches_max, r, 1)
+}
+
+/// [`assembler_of_uneven_image`] with the job's nonce given.
+fn assembler_of_uneven_image_nonce(
+    fetches_max: usize,
+    r: u8,
+    nonce: u64,
+) -> (Engine, JobId, Vec<Vec<u8>>) {
     let k = uneven_image();
     let truth: Vec<Vec<u8>> = (0..3)
         .map(|t| {
@@ -217,7 +226,7 @@ fn assembler_of_uneven_image(fetches_max: usize, r: u8) -> (Engine, JobId, Vec<V
         .collect();
     let mut e = watcher(1, &[2, 3]);
     e.config.fetches_max = fetches_max;
-    submit_kernel(&mut e, 0, k, r, 1, 1);
+    submit_kernel(&mut e, 0, k, r, 1, nonce);
     let job = e.job_ids().next().unwrap();
     drain(&mut e);
     (e, job, truth)
@@ -316,37 +325,53 @@ fn an_assembler_fetches_in_a_window_moves_on_from_holders_that_do_not_serve() {
 
 #[test]
 fn an_assembler_fetches_each_result_as_soon_as_it_is_validated() {
+    // A job whose task 1 ranks another node first and whose task 2 ranks node 1 (the
+    // assembler) first, among nodes 1-3.
+    let spec = spec_where(
+        JobSpec {
+            kernel: uneven_image(),
+            replication: 1,
+            quorum: 1,
+            pacing_ms: 0,
+            submitter: NodeId(1),
+            nonce: 1,
+        },
+        |j| !ranks_first(j, 1, 1, &[1, 2, 3]) && ranks_first(j, 2, 1, &[1, 2, 3]),
+    );
+    let (mut e, job, truth) = assembler_of_uneven_image_nonce(8, 1, spec.nonce);
+    assert_eq!(job, spec.id());
     // Nothing is reported before the facts below arrive one task at a time.
-    let (mut e, job, truth) = fetching_assembler(8, |e, job, truth| {
-        let facts = |task: u32| {
-            let h = image_hash(task, &truth[task as usize]);
-            let facts = [Fact::Report(h), Fact::Holding(h)]
-                .map(|fact| TaskFact {
-                    task: TaskId(task),
-                    fact,
-                })
-                .to_vec();
-            Input::Message {
-                from: NodeId(2),
-                msg: EngineMsg::Facts { job, facts },
-            }
-        };
-        // Task 1 validated (q = 1) before task 0: fetched at once, long before the
-        // job is done, whatever is still to be validated before it.
-        e.handle_input(Millis(1), facts(1));
-        assert_eq!(fetches(&drain(e)), [(NodeId(2), TaskId(1))]);
-        assert_eq!(e.progress(job), Some((1, 3)));
-        // Task 2 ranks this node first: its copy comes here anyway, not fetched yet.
-        assert_eq!(e.jobs[&job].ranking.top(TaskId(2)).next(), Some(NodeId(1)));
-        e.handle_input(Millis(1), facts(2));
-        assert_eq!(fetches(&drain(e)), []);
-        // All validated: the last walk fetches what is still missing, task 2 too.
-        e.handle_input(Millis(1), facts(0));
-        assert_eq!(
-            fetches(&drain(e)),
-            [(NodeId(2), TaskId(0)), (NodeId(2), TaskId(2))]
-        );
-    });
+    let facts = |task: u32| {
+        let h = image_hash(task, &truth[task as usize]);
+        let facts = [Fact::Report(h), Fact::Holding(h)]
+            .map(|fact| TaskFact {
+                task: TaskId(task),
+                fact,
+            })
+            .to_vec();
+        Input::Message {
+            from: NodeId(2),
+            msg: EngineMsg::Facts { job, facts },
+        }
+    };
+    // Task 1 validated (q = 1) before task 0: fetched at once, long before the job is
+    // done, whatever is still to be validated before it.
+    e.handle_input(Millis(1), facts(1));
+    assert_eq!(fetches(&drain(&mut e)), [(NodeId(2), TaskId(1))]);
+    assert_eq!(e.progress(job), Some((1, 3)));
+    // Task 2 ranks this node first: its copy comes here anyway, not fetched yet.
+    assert_eq!(e.jobs[&job].ranking.top(TaskId(2)).next(), Some(NodeId(1)));
+    e.handle_input(Millis(1), facts(2));
+    assert_eq!(fetches(&drain(&mut e)), []);
+    // All validated: the last walk fetches what is still missing, task 2 too.
+    e.handle_input(Millis(1), facts(0));
+    assert_eq!(
+        fetches(&drain(&mut e)),
+        [(NodeId(2), TaskId(0)), (NodeId(2), TaskId(2))]
+    );
+    for from in [2, 3] {
+        report_and_hold(&mut e, 1, from, job, &truth);
+    }
     // Node 3's facts (after) change nothing: every result is being fetched already.
     assert_eq!(fetches(&drain(&mut e)), []);
     for (t, bytes) in truth.iter().enumerate() {
@@ -629,7 +654,19 @@ fn only_the_submitter_changes_pacing_and_a_shorter_delay_takes_effect_at_once() 
     let mut e = Engine::new(NodeId(2), EngineConfig::default(), 2, Millis(0));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(3)));
-    let job = peer_job(&mut e, 0, 1, kernel(8), 1, 1, 30_000);
+    // A job of node 1 of which node 2 ranks first for a task.
+    let spec = spec_where(
+        JobSpec {
+            kernel: kernel(8),
+            replication: 1,
+            quorum: 1,
+            pacing_ms: 30_000,
+            submitter: NodeId(1),
+            nonce: 0,
+        },
+        |j| (0..8).any(|t| ranks_first(j, t, 2, &[1, 2, 3])),
+    );
+    let job = send_job(&mut e, 0, spec);
     // Compute what starts: the node is then paced for 30 s.
     step(&mut e, 10);
     assert!(e.jobs[&job].paced_until > Millis(20_000));
@@ -1175,7 +1212,19 @@ fn a_finished_job_of_a_peer_is_evicted_for_this_node_s_own() {
     };
     let mut e = Engine::new(NodeId(2), config, 2, Millis(0));
     e.handle_input(Millis(0), Input::PeerUp(NodeId(1)));
-    let theirs = peer_job(&mut e, 0, 1, kernel(1), 1, 1, 0);
+    // Node 1's job of one task, which ranks node 2 first.
+    let spec = spec_where(
+        JobSpec {
+            kernel: kernel(1),
+            replication: 1,
+            quorum: 1,
+            pacing_ms: 0,
+            submitter: NodeId(1),
+            nonce: 0,
+        },
+        |j| ranks_first(j, 0, 2, &[1, 2]),
+    );
+    let theirs = send_job(&mut e, 0, spec);
     step(&mut e, 0);
     assert_eq!(e.progress(theirs), Some((1, 1)));
     assert!(
