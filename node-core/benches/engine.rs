@@ -44,6 +44,7 @@ fn run(nodes: usize, tasks: u32, replication: u8, quorum: u8) -> Run {
         faults: Vec::new(),
         task_ms: (5, 15),
         stragglers: 0,
+        tight_servers: false,
         // Once the mesh has formed (handshakes take at most 300 ms in the simulator).
         submit_at_ms: Some(400),
     };

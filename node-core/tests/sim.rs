@@ -261,6 +261,7 @@ fn prime_count_jobs_reproduce_published_values() {
             faults: vec![(300, Fault::Crash(3))],
             task_ms: (5, 50),
             stragglers: 0,
+            tight_servers: true,
             submit_at_ms: Some(400),
         };
         let mut sim = Sim::with(k as u64, Rng(k as u64), sc);

@@ -145,6 +145,10 @@ pub struct Engine {
     /// Requests over a peer's budget, answered when it renews (bounded per peer by
     /// `serve::DEFERRED_PER_PEER_MAX`). Pruned when a peer leaves.
     deferred: BTreeMap<NodeId, VecDeque<serve::Asked>>,
+    /// Bumped whenever a result held here may lack a copy it had (a member came or
+    /// went, a liar was marked or forgiven, a holder gave up on): re-replication looks
+    /// again only at results not found complete since (`Held::settled`).
+    copies_gen: u64,
     /// When each peer last had a help request honoured for a task validated here (such
     /// help costs a computation this node would not otherwise do): once per
     /// `straggler_ms`. Pruned when a peer leaves.
@@ -181,6 +185,7 @@ impl Engine {
             asked: BTreeMap::new(),
             served: BTreeMap::new(),
             deferred: BTreeMap::new(),
+            copies_gen: 0,
             helped_for: BTreeMap::new(),
             out: VecDeque::new(),
             now,
@@ -365,6 +370,7 @@ impl Engine {
     /// counts no more against them in the jobs held now; a lie in a later job is caught
     /// as any lie is.
     pub fn forget_liars(&mut self) {
+        self.copies_gen += 1;
         let mut forgiven = std::mem::take(&mut self.liars);
         for j in self.jobs.values_mut() {
             forgiven.append(&mut j.caught);
@@ -546,6 +552,7 @@ impl Engine {
         if n == self.me || !self.peers.insert(n) {
             return;
         }
+        self.copies_gen += 1;
         let honest = !self.liars.contains(&n);
         let me = self.me;
         for j in self.jobs.values_mut() {
@@ -562,6 +569,7 @@ impl Engine {
         if !self.peers.remove(&n) {
             return;
         }
+        self.copies_gen += 1;
         // Budgets are forgotten with the peer. Liars are not: a peer cut off for a while
         // comes back under the same id (and `liars` only ever holds authors of facts,
         // so it is bounded by the boards).

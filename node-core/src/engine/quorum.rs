@@ -179,6 +179,7 @@ impl Engine {
         if !new_in_job && !new_everywhere {
             return;
         }
+        self.copies_gen += 1;
         self.event(Event::LiarMarked {
             node: n,
             job,

@@ -30,6 +30,11 @@ pub(super) struct Held {
     /// Previews served from bytes held here, with the hash of those bytes: made at the
     /// first request for a task, dropped with the bytes. A sixteenth of what is held.
     pub(super) previews: BTreeMap<TaskId, (u64, Vec<u8>)>,
+    /// By task: one more than the `Engine::copies_gen` at which re-replication found
+    /// every target holding the bytes held here (0: not found so, or other bytes since).
+    /// Nothing but a bump of that generation can make such a result lack a copy again,
+    /// so re-replication passes it by until then.
+    pub(super) settled: Vec<u64>,
 }
 
 impl Held {
@@ -38,6 +43,7 @@ impl Held {
         if let std::collections::btree_map::Entry::Vacant(e) = self.payloads.entry(task) {
             self.payload_bytes += bytes.len();
             e.insert((hash, bytes));
+            self.unsettle(task);
         }
     }
 
@@ -47,6 +53,26 @@ impl Held {
             self.payload_bytes -= bytes.len();
         }
         self.previews.remove(&task);
+        self.unsettle(task);
+    }
+
+    fn unsettle(&mut self, task: TaskId) {
+        if let Some(s) = self.settled.get_mut(task.0 as usize) {
+            *s = 0;
+        }
+    }
+
+    /// Whether the copies of `task` were found complete at generation `gen`.
+    fn is_settled(&self, task: TaskId, generation: u64) -> bool {
+        self.settled.get(task.0 as usize) == Some(&(generation + 1))
+    }
+
+    fn settle(&mut self, task: TaskId, generation: u64) {
+        let i = task.0 as usize;
+        if self.settled.len() <= i {
+            self.settled.resize(i + 1, 0);
+        }
+        self.settled[i] = generation + 1;
     }
 }
 
@@ -157,16 +183,23 @@ impl Engine {
     /// a join moves the ranking, and the new top `r` may lack copies.
     pub(super) fn rereplicate(&mut self) {
         let turn = self.now.0 / (self.config.sync_ms.max(1) * TURN_SYNCS);
+        let generation = self.copies_gen;
         let mut todo = Vec::new();
+        let mut settled = Vec::new();
         for j in self.jobs.values() {
             for (task, (hash, _)) in &j.held.payloads {
+                if j.held.is_settled(*task, generation) {
+                    continue;
+                }
                 let entry = j.board.task(*task);
                 if entry.validated_hash != Some(*hash) {
                     continue;
                 }
                 // Nobody to copy to, whoever's turn it is: most results, most syncs. (The
-                // turn below costs a pass over every author's facts.)
+                // turn below costs a pass over every author's facts.) Not looked at again
+                // until the generation moves.
                 if self.missing_holders(j, *task, *hash).next().is_none() {
+                    settled.push((j.id, *task));
                     continue;
                 }
                 // A member caught lying in the job takes no turn: it may hold the true
@@ -191,6 +224,11 @@ impl Engine {
                 if !order.is_empty() && order[(turn % order.len() as u64) as usize] == self.me {
                     todo.push((j.id, *task));
                 }
+            }
+        }
+        for (job, task) in settled {
+            if let Some(j) = self.jobs.get_mut(&job) {
+                j.held.settle(task, generation);
             }
         }
         for (job, task) in todo {
@@ -222,6 +260,8 @@ impl Engine {
             // target in its place, and re-replication sends it a copy.
             let refuses = tries > STORE_TRIES_MAX;
             if refuses || !self.target_holders(j, task).contains(&to) {
+                // The copy may now be missing (it never came), or due elsewhere.
+                self.copies_gen += 1;
                 if let Some(j) = self.jobs.get_mut(&job) {
                     j.held.stores.remove(&(task, to));
                     if refuses {

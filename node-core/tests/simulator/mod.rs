@@ -121,6 +121,10 @@ pub struct Scenario {
     pub submit_at_ms: Option<u64>,
     /// Nodes that compute ten times slower.
     pub stragglers: usize,
+    /// Every third node serves at most four results per peer and sync interval, so
+    /// that requests wait for their asker's budget to renew (off in benchmarks, whose
+    /// assemblers would wait for them).
+    pub tight_servers: bool,
 }
 
 pub fn scenario(rng: &mut Rng) -> Scenario {
@@ -253,6 +257,7 @@ pub fn scenario(rng: &mut Rng) -> Scenario {
         task_ms: (5, rng.range(10, 200)),
         stragglers: rng.below(3) as usize,
         submit_at_ms: None,
+        tight_servers: true,
     };
     // One run in ten where nothing goes wrong, on a mesh formed before the job: there
     // the work done is checked too (`Sim::calm`).
@@ -772,11 +777,10 @@ impl Sim {
         2 * self.sc.kernel.task_count() as usize * self.sc.kernel.task_output_len_max()
     }
 
-    /// The budget of node `id`: every third node serves at most four results per sync
-    /// interval (from the id, as `ahead`), so that requests wait for their asker's
-    /// budget to renew.
+    /// The budget of node `id`: with [`Scenario::tight_servers`], every third node
+    /// (from the id, as `ahead`) serves at most four results per sync interval.
     fn served_budget_of(&self, id: NodeId) -> usize {
-        if id.0.is_multiple_of(3) {
+        if self.sc.tight_servers && id.0.is_multiple_of(3) {
             (4 * self.sc.kernel.task_output_len_max()).min(self.served_budget())
         } else {
             self.served_budget()

@@ -762,6 +762,85 @@ fn stores(out: &[Output]) -> Vec<NodeId> {
 }
 
 #[test]
+fn a_member_that_joins_among_a_tasks_top_ranked_gets_a_copy_at_the_next_syncs() {
+    // Node 1 alone computes a one-task job (r = 2): nobody to copy to, and
+    // re-replication, having found the copies complete, passes the result by.
+    let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    submit_kernel(&mut e, 0, kernel(1), 2, 1, 0);
+    step(&mut e, 0);
+    let sync = e.config.sync_ms;
+    assert_eq!(stores(&advance(&mut e, 4 * sync)), []);
+    // Node 2 joins: it ranks among the task's top 2, and gets the copy.
+    e.handle_input(Millis(4 * sync), Input::PeerUp(NodeId(2)));
+    let turn = sync * super::super::config::TURN_SYNCS;
+    let sent = stores(&advance(&mut e, 4 * sync + 2 * turn));
+    assert!(
+        !sent.is_empty() && sent.iter().all(|n| *n == NodeId(2)),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn a_holder_caught_lying_is_replaced_by_the_next_ranked_at_the_next_syncs() {
+    // Node 1 submits a two-task job (r = q = 2) among nodes 1-5 and ranks first for
+    // task 0, which it computes.
+    let members = [1, 2, 3, 4, 5];
+    let spec = spec_where(
+        JobSpec {
+            kernel: kernel(2),
+            replication: 2,
+            quorum: 2,
+            pacing_ms: 0,
+            submitter: NodeId(1),
+            nonce: 0,
+        },
+        |j| ranks_first(j, 0, 1, &members) && !ranks_first(j, 1, 1, &members),
+    );
+    let mut e = node_with(1, 1, 2..=5);
+    submit_kernel(&mut e, 0, spec.kernel.clone(), 2, 2, spec.nonce);
+    let job = spec.id();
+    step(&mut e, 0);
+    let hash = e.jobs[&job].held.payloads[&TaskId(0)].0;
+    let ranked: Vec<NodeId> = e.jobs[&job].ranking.top(TaskId(0)).collect();
+    let second = ranked[1];
+    let fact = |e: &mut Engine, at: u64, from: NodeId, task: u32, fact: Fact| {
+        e.handle_input(
+            Millis(at),
+            Input::Message {
+                from,
+                msg: EngineMsg::Facts {
+                    job,
+                    facts: vec![TaskFact {
+                        task: TaskId(task),
+                        fact,
+                    }],
+                },
+            },
+        );
+    };
+    // The second ranked backs the result and holds a copy: validated, and complete.
+    fact(&mut e, 1, second, 0, Fact::Report(hash));
+    fact(&mut e, 1, second, 0, Fact::Holding(hash));
+    assert_eq!(e.validated_hash(job, TaskId(0)), Some(hash));
+    let sync = e.config.sync_ms;
+    assert!(!stores(&advance(&mut e, 4 * sync)).contains(&ranked[2]));
+    // It is caught lying about task 1 (two others back the true result): its copy
+    // counts for nothing now, and the next ranked gets one.
+    let others: Vec<NodeId> = members
+        .iter()
+        .map(|n| NodeId(*n))
+        .filter(|n| *n != NodeId(1) && *n != second)
+        .collect();
+    fact(&mut e, 4 * sync, second, 1, Fact::Report(0xbad));
+    fact(&mut e, 4 * sync, others[0], 1, Fact::Report(0x7777));
+    fact(&mut e, 4 * sync, others[1], 1, Fact::Report(0x7777));
+    assert!(e.caught_in(job).any(|n| n == second));
+    let turn = sync * super::super::config::TURN_SYNCS;
+    let sent = stores(&advance(&mut e, 4 * sync + 2 * turn));
+    assert!(sent.contains(&ranked[2]), "{sent:?}, ranked {ranked:?}");
+}
+
+#[test]
 fn copies_go_to_the_top_ranked_until_confirmed_and_past_holders_that_never_confirm() {
     // Node 1 first in the ranking of a one-task job (r = 2) among five nodes.
     let (mut e, job, ranked) = (0..)
