@@ -797,3 +797,27 @@ fn a_failed_member_hears_only_a_revive_then_comes_back_and_computes_again() {
         .any(|(i, e)| *i == 2 && matches!(e, NodeEvent::Engine(Event::TaskComputed { .. })));
     assert!(computed_by_2, "the revived member computed");
 }
+
+// ---- the steal grace ----
+
+#[test]
+fn the_steal_grace_follows_the_slowest_round_trip() {
+    use node_core::node::steal_grace_ms;
+    assert_eq!(steal_grace_ms(0.0, 200), 200, "nothing measured");
+    assert_eq!(steal_grace_ms(f64::NAN, 200), 200);
+    assert_eq!(steal_grace_ms(0.4, 200), 20, "loopback: the floor");
+    assert_eq!(steal_grace_ms(30.0, 200), 120, "four round trips");
+    assert_eq!(steal_grace_ms(80.0, 200), 200, "no more than configured");
+    assert_eq!(steal_grace_ms(0.4, 10), 10);
+    // Whole nodes lower it once they have measured each other.
+    let mut net = Net::new(3);
+    let configured = net.nodes[0].engine().map(|e| e.steal_after_ms());
+    net.run_until(5_000);
+    for (i, n) in net.nodes.iter().enumerate() {
+        let grace = n.engine().map(|e| e.steal_after_ms());
+        assert!(
+            grace.is_some_and(|g| (20..200).contains(&g)),
+            "node {i}: {grace:?} (at the start {configured:?})"
+        );
+    }
+}

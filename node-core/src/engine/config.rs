@@ -24,6 +24,8 @@ pub struct EngineConfig {
     pub claim_expire_ms: u64,
     /// An idle node steals only once a job is this old here, so that owners' claims
     /// have had time to arrive (otherwise every idle node grabs the same first tasks).
+    /// A node measuring its peers' round trips lowers it to a few of the slowest
+    /// (`node::steal_grace_ms`); this is the most it waits.
     pub steal_after_ms: u64,
     /// A fetch unanswered this long is asked of another holder.
     pub fetch_timeout_ms: u64,

@@ -350,6 +350,18 @@ impl Engine {
         self.config.ahead = ahead;
     }
 
+    /// The steal grace (`EngineConfig::steal_after_ms`) for jobs taken up from now on,
+    /// and the wait before taking a task left to another thief. The node sets it from
+    /// the round trips it measures ([`crate::node::MeshNode`]).
+    pub fn set_steal_after_ms(&mut self, ms: u64) {
+        self.config.steal_after_ms = ms;
+    }
+
+    /// The steal grace now (see [`Engine::set_steal_after_ms`]).
+    pub fn steal_after_ms(&self) -> u64 {
+        self.config.steal_after_ms
+    }
+
     /// Pauses (or resumes) starting tasks here, for a presenter who wants the mesh to
     /// stand still. Everything else goes on: facts, copies, failure detection. Takes
     /// effect at the next input.
