@@ -125,8 +125,11 @@ impl Engine {
             tasks,
         });
         self.judge(job, task);
+        let me = self.me;
         if let Some(j) = self.jobs.get_mut(&job) {
-            if j.assembly.assembler {
+            // Fetched early, unless results come here unasked as they are computed
+            // (`Engine::push_to_submitter`): then the last walk fetches what did not.
+            if j.assembly.assembler && !j.results_pushed_to(me) {
                 j.assembly.validated.insert(task);
             } else if j.watch.on {
                 j.watch.pending.insert(task);

@@ -1754,10 +1754,12 @@ impl Sim {
                         if let EngineMsg::Facts { job, facts } = &msg {
                             self.front_run(t, *job, facts);
                         }
-                        // A store kept only by a node its own placement ranks for the task.
+                        // A store kept only by a node its own placement ranks for the task,
+                        // or by the job's assembler while it assembles.
                         let stored = match &msg {
                             EngineMsg::Store { job, task, .. }
-                                if self.nodes[t].engine.held(*job, *task).is_none() =>
+                                if self.nodes[t].engine.held(*job, *task).is_none()
+                                    && !self.nodes[t].engine.is_assembling(*job) =>
                             {
                                 Some((*job, *task))
                             }
@@ -1825,6 +1827,12 @@ impl Sim {
             .map(|n| n.engine.stats().asks_deferred)
             .sum();
         *self.counts.entry("requests deferred").or_insert(0) += deferred;
+        let pushed: u64 = self
+            .nodes
+            .iter()
+            .map(|n| n.engine.stats().pushed_to_submitter)
+            .sum();
+        *self.counts.entry("pushed to submitter").or_insert(0) += pushed;
     }
 
     /// Every preview any node accepted is the preview of the true result (a forger's
