@@ -123,7 +123,6 @@ fn simulated_meshes_stay_safe_and_live() {
             "previews checked",
             "watcher complete",
             "requests deferred",
-            "pushed to submitter",
         ] {
             assert!(
                 counts.get(path).is_some_and(|n| *n > 0),

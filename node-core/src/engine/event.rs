@@ -360,9 +360,6 @@ pub struct EngineStats {
     pub dropped: u64,
     /// Result copies sent to holders.
     pub stores_sent: u64,
-    /// Results sent to their job's submitter as they were computed (`q = 1`), so that
-    /// it need not fetch them.
-    pub pushed_to_submitter: u64,
     /// Fetches sent to holders.
     pub fetches_sent: u64,
     /// Preview requests sent to holders (watching).

@@ -71,17 +71,6 @@ pub(super) struct Job {
 }
 
 impl Job {
-    /// Whether results are sent to `n` unasked as they are computed
-    /// (`Engine::push_to_submitter`): `n` submitted the job, which needs one report per
-    /// task, and has said something of it here (it claims the tasks it computes). A
-    /// spec naming as submitter a node that never sent it is a forgery, and that node
-    /// says nothing of the job: no member sends it bytes for it (a flooder's forged
-    /// jobs would otherwise turn every honest member into a sender at its victim). A
-    /// submitter that computes nothing fetches its results as any assembler does.
-    pub(super) fn results_pushed_to(&self, n: NodeId) -> bool {
-        self.spec.submitter == n && self.spec.quorum == 1 && self.board.count(n) > 0
-    }
-
     /// Whether every task is validated in this node's view.
     pub(super) fn all_validated(&self) -> bool {
         self.tasks_validated == self.tasks

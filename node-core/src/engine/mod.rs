@@ -437,14 +437,6 @@ impl Engine {
         self.jobs.get(&job).map(|j| (j.tasks_validated, j.tasks))
     }
 
-    /// Whether this node assembles `job` and has not yet: it keeps any result of the
-    /// job sent to it that matches its hash.
-    pub fn is_assembling(&self, job: JobId) -> bool {
-        self.jobs
-            .get(&job)
-            .is_some_and(|j| j.assembly.assembler && !j.assembly.assembled)
-    }
-
     /// Whether this node assembled the job's output.
     pub fn is_assembled(&self, job: JobId) -> bool {
         self.jobs.get(&job).is_some_and(|j| j.assembly.assembled)

@@ -125,11 +125,8 @@ impl Engine {
             tasks,
         });
         self.judge(job, task);
-        let me = self.me;
         if let Some(j) = self.jobs.get_mut(&job) {
-            // Fetched early, unless results come here unasked as they are computed
-            // (`Engine::push_to_submitter`): then the last walk fetches what did not.
-            if j.assembly.assembler && !j.results_pushed_to(me) {
+            if j.assembly.assembler {
                 j.assembly.validated.insert(task);
             } else if j.watch.on {
                 j.watch.pending.insert(task);

@@ -150,39 +150,6 @@ impl Engine {
         }
     }
 
-    /// Sends a result computed here to the job's submitter, which assembles the output,
-    /// when it is a live peer that is not among the task's holders (a holder gets its
-    /// copy anyway) and the job needs one report per task (`q = 1`; with more, each
-    /// reporter would send the same bytes). The submitter keeps the bytes as any
-    /// holder does, against their hash, and so fetches only what did not come: on two
-    /// natives at `r = 1`, a fetch a result cost a round trip through the peer's busy
-    /// run loop after each validation, and `r = 2`, whose copies are pushed, was
-    /// faster than `r = 1`. Sent once, never retried: a result that does not come is
-    /// fetched once every task is validated.
-    pub(super) fn push_to_submitter(&mut self, job: JobId, task: TaskId) {
-        let Some(j) = self.jobs.get(&job) else { return };
-        let to = j.spec.submitter;
-        if !j.results_pushed_to(to)
-            || to == self.me
-            || !self.is_live(to)
-            || self.excluded(j, to)
-            || self.targets(j, task).any(|n| n == to)
-        {
-            return;
-        }
-        let Some((hash, bytes)) = j.held.payloads.get(&task) else {
-            return;
-        };
-        let msg = EngineMsg::Store {
-            job,
-            task,
-            hash: *hash,
-            payload: bytes.clone(),
-        };
-        self.stats.pushed_to_submitter += 1;
-        self.send(to, msg);
-    }
-
     /// A peer left: say which validated results it held (for the UI, and so that
     /// re-replication looks at once), and stop sending it copies.
     pub(super) fn note_holder_lost(&mut self, gone: NodeId) {
@@ -341,10 +308,8 @@ impl Engine {
             return self.drop_msg(from, DropReason::StoreHashMismatch);
         }
         // Only a node among the task's top ranked keeps bytes sent to it (with slack
-        // for views that differ), or the job's assembler while results are sent to it
-        // (it takes every result anyway): anyone else would let a peer fill its memory.
-        let assembling = j.assembly.assembler && !j.assembly.assembled && j.results_pushed_to(me);
-        if !assembling && !j.ranking.top(task).any(|n| n == me) {
+        // for views that differ): anyone else would let a peer fill its memory.
+        if !j.ranking.top(task).any(|n| n == me) {
             return self.drop_msg(from, DropReason::StoreNotRankedHere);
         }
         if j.board.task(task).validated_hash.is_some_and(|v| v != hash) {
@@ -358,17 +323,7 @@ impl Engine {
             return;
         }
         j.held.keep(task, hash, payload);
-        let (here, tasks) = (j.held.payloads.len() as u32, j.tasks);
-        let progress = j.assembly.assembler && !j.assembly.assembled;
         self.say(job, task, Fact::Holding(hash));
-        if progress {
-            // Bytes for the output, as a fetched result's are.
-            self.event(Event::AssemblyProgress {
-                job,
-                fetched: here,
-                tasks,
-            });
-        }
         self.try_assemble(job);
     }
 }

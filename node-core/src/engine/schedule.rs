@@ -243,7 +243,6 @@ impl Engine {
         {
             self.say(job, task, Fact::Holding(hash));
             self.replicate(job, task);
-            self.push_to_submitter(job, task);
         }
         self.try_assemble(job);
     }

@@ -1754,12 +1754,10 @@ impl Sim {
                         if let EngineMsg::Facts { job, facts } = &msg {
                             self.front_run(t, *job, facts);
                         }
-                        // A store kept only by a node its own placement ranks for the task,
-                        // or by the job's assembler while it assembles.
+                        // A store kept only by a node its own placement ranks for the task.
                         let stored = match &msg {
                             EngineMsg::Store { job, task, .. }
-                                if self.nodes[t].engine.held(*job, *task).is_none()
-                                    && !self.nodes[t].engine.is_assembling(*job) =>
+                                if self.nodes[t].engine.held(*job, *task).is_none() =>
                             {
                                 Some((*job, *task))
                             }
@@ -1827,12 +1825,6 @@ impl Sim {
             .map(|n| n.engine.stats().asks_deferred)
             .sum();
         *self.counts.entry("requests deferred").or_insert(0) += deferred;
-        let pushed: u64 = self
-            .nodes
-            .iter()
-            .map(|n| n.engine.stats().pushed_to_submitter)
-            .sum();
-        *self.counts.entry("pushed to submitter").or_insert(0) += pushed;
     }
 
     /// Every preview any node accepted is the preview of the true result (a forger's

@@ -207,14 +207,13 @@ fn fetches(out: &[Output]) -> Vec<(NodeId, TaskId)> {
 /// Node 1, which computes nothing, with peers 2 and 3, submitted an uneven image with
 /// `r` copies; the job's true task outputs.
 fn assembler_of_uneven_image(fetches_max: usize, r: u8) -> (Engine, JobId, Vec<Vec<u8>>) {
-    assembler_of_uneven_image_with(fetches_max, r, 1, 1)
+    assembler_of_uneven_image_nonce(fetches_max, r, 1)
 }
 
-/// [`assembler_of_uneven_image`] with the job's quorum and nonce given.
-fn assembler_of_uneven_image_with(
+/// [`assembler_of_uneven_image`] with the job's nonce given.
+fn assembler_of_uneven_image_nonce(
     fetches_max: usize,
     r: u8,
-    q: u8,
     nonce: u64,
 ) -> (Engine, JobId, Vec<Vec<u8>>) {
     let k = uneven_image();
@@ -227,7 +226,7 @@ fn assembler_of_uneven_image_with(
         .collect();
     let mut e = watcher(1, &[2, 3]);
     e.config.fetches_max = fetches_max;
-    submit_kernel(&mut e, 0, k, r, q, nonce);
+    submit_kernel(&mut e, 0, k, r, 1, nonce);
     let job = e.job_ids().next().unwrap();
     drain(&mut e);
     (e, job, truth)
@@ -326,65 +325,50 @@ fn an_assembler_fetches_in_a_window_moves_on_from_holders_that_do_not_serve() {
 
 #[test]
 fn an_assembler_fetches_each_result_as_soon_as_it_is_validated() {
-    // A job (r = q = 2: at q = 1 results come to the submitter unasked) whose task 1
-    // ranks node 1 (the assembler) last and whose task 2 ranks it first, among nodes
-    // 1-3.
+    // A job whose task 1 ranks another node first and whose task 2 ranks node 1 (the
+    // assembler) first, among nodes 1-3.
     let spec = spec_where(
         JobSpec {
             kernel: uneven_image(),
-            replication: 2,
-            quorum: 2,
+            replication: 1,
+            quorum: 1,
             pacing_ms: 0,
             submitter: NodeId(1),
             nonce: 1,
         },
-        |j| {
-            let last = |t: u32| {
-                let s = |n: u64| placement::score(j, TaskId(t), NodeId(n));
-                s(1) < s(2) && s(1) < s(3)
-            };
-            last(1) && ranks_first(j, 2, 1, &[1, 2, 3])
-        },
+        |j| !ranks_first(j, 1, 1, &[1, 2, 3]) && ranks_first(j, 2, 1, &[1, 2, 3]),
     );
-    let (mut e, job, truth) = assembler_of_uneven_image_with(8, 2, 2, spec.nonce);
+    let (mut e, job, truth) = assembler_of_uneven_image_nonce(8, 1, spec.nonce);
     assert_eq!(job, spec.id());
-    // Nothing is reported before the facts below arrive one task at a time: node 2
-    // reports and holds, node 3 reports (which implies holding).
-    let facts = |e: &mut Engine, task: u32| {
+    // Nothing is reported before the facts below arrive one task at a time.
+    let facts = |task: u32| {
         let h = image_hash(task, &truth[task as usize]);
-        for (from, facts) in [
-            (2, vec![Fact::Report(h), Fact::Holding(h)]),
-            (3, vec![Fact::Report(h)]),
-        ] {
-            let facts = facts
-                .into_iter()
-                .map(|fact| TaskFact {
-                    task: TaskId(task),
-                    fact,
-                })
-                .collect();
-            e.handle_input(
-                Millis(1),
-                Input::Message {
-                    from: NodeId(from),
-                    msg: EngineMsg::Facts { job, facts },
-                },
-            );
+        let facts = [Fact::Report(h), Fact::Holding(h)]
+            .map(|fact| TaskFact {
+                task: TaskId(task),
+                fact,
+            })
+            .to_vec();
+        Input::Message {
+            from: NodeId(2),
+            msg: EngineMsg::Facts { job, facts },
         }
     };
-    // Task 1 validated before task 0: fetched at once, long before the job is done,
-    // whatever is still to be validated before it.
-    let tasks = |out: &[Output]| fetches(out).into_iter().map(|(_, t)| t).collect::<Vec<_>>();
-    facts(&mut e, 1);
-    assert_eq!(tasks(&drain(&mut e)), [TaskId(1)]);
+    // Task 1 validated (q = 1) before task 0: fetched at once, long before the job is
+    // done, whatever is still to be validated before it.
+    e.handle_input(Millis(1), facts(1));
+    assert_eq!(fetches(&drain(&mut e)), [(NodeId(2), TaskId(1))]);
     assert_eq!(e.progress(job), Some((1, 3)));
     // Task 2 ranks this node first: its copy comes here anyway, not fetched yet.
     assert_eq!(e.jobs[&job].ranking.top(TaskId(2)).next(), Some(NodeId(1)));
-    facts(&mut e, 2);
-    assert_eq!(tasks(&drain(&mut e)), []);
+    e.handle_input(Millis(1), facts(2));
+    assert_eq!(fetches(&drain(&mut e)), []);
     // All validated: the last walk fetches what is still missing, task 2 too.
-    facts(&mut e, 0);
-    assert_eq!(tasks(&drain(&mut e)), [TaskId(0), TaskId(2)]);
+    e.handle_input(Millis(1), facts(0));
+    assert_eq!(
+        fetches(&drain(&mut e)),
+        [(NodeId(2), TaskId(0)), (NodeId(2), TaskId(2))]
+    );
     for from in [2, 3] {
         report_and_hold(&mut e, 1, from, job, &truth);
     }
@@ -405,160 +389,6 @@ fn an_assembler_fetches_each_result_as_soon_as_it_is_validated() {
         );
     }
     assert!(e.is_assembled(job));
-}
-
-#[test]
-fn at_q1_results_go_to_the_submitter_unasked_and_it_fetches_only_what_did_not_come() {
-    // Node 2 computes task 0 of node 1's two-task job (r = 1, q = 1), ranking first:
-    // once node 1 has said something of the job (it claimed task 1), the bytes go to
-    // it with the report.
-    let one = |r: u8, submitter_heard: bool| {
-        let spec = spec_where(
-            JobSpec {
-                kernel: kernel(2),
-                replication: r,
-                quorum: 1,
-                pacing_ms: 0,
-                submitter: NodeId(1),
-                nonce: 0,
-            },
-            |j| {
-                let s = |n: u64| placement::score(j, TaskId(0), NodeId(n));
-                s(2) > s(1) && s(2) > s(3) && s(1) > s(3)
-            },
-        );
-        let job = spec.id();
-        let mut e = node_with(2, 1, [1, 3]);
-        send_job(&mut e, 0, spec);
-        if submitter_heard {
-            e.handle_input(
-                Millis(0),
-                Input::Message {
-                    from: NodeId(1),
-                    msg: EngineMsg::Facts {
-                        job,
-                        facts: vec![TaskFact {
-                            task: TaskId(1),
-                            fact: Fact::Claim(Why::Assigned),
-                        }],
-                    },
-                },
-            );
-        }
-        (stores(&step(&mut e, 0)), e.stats().pushed_to_submitter)
-    };
-    assert_eq!(one(1, true), (vec![NodeId(1)], 1));
-    // Not to a submitter that said nothing of the job: a forged spec names a node
-    // that never sent it.
-    assert_eq!(one(1, false), (vec![], 0));
-    // At r = 2 node 1 ranks second: its copy is the one replication sends.
-    assert_eq!(one(2, true), (vec![NodeId(1)], 0));
-    // The submitter (which computes, so its claims tell the others) keeps what comes,
-    // even of a task not placed on it at all (among six members), and fetches
-    // nothing while the job runs.
-    let members = [1, 2, 3, 4, 5, 6];
-    let spec = spec_where(
-        JobSpec {
-            kernel: uneven_image(),
-            replication: 1,
-            quorum: 1,
-            pacing_ms: 0,
-            submitter: NodeId(1),
-            nonce: 0,
-        },
-        |j| {
-            let placed = |t: u32| {
-                let mut all: Vec<(u64, u64)> = members
-                    .iter()
-                    .map(|n| (placement::score(j, TaskId(t), NodeId(*n)), *n))
-                    .collect();
-                all.sort_unstable();
-                all.iter().rev().take(3).any(|(_, n)| *n == 1)
-            };
-            // One task node 1 computes, one not placed on it, one a peer computes.
-            let first = |t: u32| ranks_first(j, t, 1, &members);
-            let kinds = (0..3).map(|t| (first(t), placed(t))).collect::<Vec<_>>();
-            kinds.iter().filter(|k| k.0).count() == 1
-                && kinds.iter().any(|k| !k.1)
-                && kinds.iter().filter(|k| !k.0).count() == 2
-        },
-    );
-    let mut e = node_with(1, 1, 2..=6);
-    submit_kernel(&mut e, 0, spec.kernel.clone(), 1, 1, spec.nonce);
-    let job = spec.id();
-    let running: Vec<TaskId> = drain(&mut e)
-        .iter()
-        .filter_map(|o| match o {
-            Output::RunTask { task, .. } => Some(*task),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(running.len(), 1, "node 1 computes a task of its own");
-    let k = uneven_image();
-    let truth: Vec<Vec<u8>> = (0..3)
-        .map(|t| {
-            let mut b = Vec::new();
-            k.run_task(t, &mut b).expect("valid");
-            b
-        })
-        .collect();
-    let placed_here =
-        |e: &Engine, t: u32| e.jobs[&job].ranking.top(TaskId(t)).any(|n| n == NodeId(1));
-    let pushed = (0..3)
-        .find(|t| !placed_here(&e, *t))
-        .expect("a task placed elsewhere");
-    e.handle_input(
-        Millis(1),
-        Input::Message {
-            from: NodeId(2),
-            msg: EngineMsg::Store {
-                job,
-                task: TaskId(pushed),
-                hash: image_hash(pushed, &truth[pushed as usize]),
-                payload: truth[pushed as usize].clone(),
-            },
-        },
-    );
-    let out = drain(&mut e);
-    assert_eq!(dropped(&out), []);
-    assert!(e.held(job, TaskId(pushed)).is_some());
-    assert!(
-        out.iter()
-            .any(|o| matches!(o, Output::Event(Event::AssemblyProgress { fetched: 1, .. }))),
-        "the result counts for the output: {out:?}"
-    );
-    // The third task, computed by a peer, is validated: not fetched while the job runs
-    // (its bytes are on their way).
-    let other = (0..3)
-        .find(|t| *t != pushed && TaskId(*t) != running[0])
-        .expect("a third task");
-    let h = image_hash(other, &truth[other as usize]);
-    e.handle_input(
-        Millis(2),
-        Input::Message {
-            from: NodeId(2),
-            msg: EngineMsg::Facts {
-                job,
-                facts: [Fact::Report(h), Fact::Holding(h)]
-                    .map(|fact| TaskFact {
-                        task: TaskId(other),
-                        fact,
-                    })
-                    .to_vec(),
-            },
-        },
-    );
-    assert_eq!(e.validated_hash(job, TaskId(other)), Some(h));
-    assert_eq!(fetches(&drain(&mut e)), []);
-    // All validated: the rest is fetched, not what came.
-    report_and_hold(&mut e, 3, 2, job, &truth);
-    let mut got: Vec<TaskId> = fetches(&drain(&mut e))
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
-    got.sort();
-    let want: Vec<TaskId> = (0..3).filter(|t| *t != pushed).map(TaskId).collect();
-    assert_eq!(got, want);
 }
 
 #[test]
