@@ -62,7 +62,7 @@ impl Held {
         }
     }
 
-    /// Whether the copies of `task` were found complete at generation `gen`.
+    /// Whether the copies of `task` were found complete at `generation`.
     fn is_settled(&self, task: TaskId, generation: u64) -> bool {
         self.settled.get(task.0 as usize) == Some(&(generation + 1))
     }

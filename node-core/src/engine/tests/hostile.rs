@@ -401,17 +401,41 @@ fn holder_of_a_finished_job(config: EngineConfig, tasks: u32) -> (Engine, JobId)
     (e, job)
 }
 
-#[test]
-fn fetches_over_the_byte_budget_wait_for_it_and_a_flood_is_dropped() {
+/// A holder of every result of a finished job of `tasks` tasks, serving node 2 (up)
+/// `budget(len)` bytes per sync interval, `len` being one result's length.
+fn holder_serving_node_2(tasks: u32, budget: impl FnOnce(usize) -> usize) -> (Engine, JobId) {
     let mut one = Vec::new();
-    kernel(4).run_task(0, &mut one).expect("valid");
+    kernel(tasks).run_task(0, &mut one).expect("valid");
     let config = EngineConfig {
-        served_bytes_per_sync_max: 2 * one.len(),
+        served_bytes_per_sync_max: budget(one.len()),
         ..EngineConfig::default()
     };
-    let (mut e, job) = holder_of_a_finished_job(config, 4);
+    let (mut e, job) = holder_of_a_finished_job(config, tasks);
     e.handle_input(Millis(2), Input::PeerUp(NodeId(2)));
     drain(&mut e);
+    (e, job)
+}
+
+/// Node 2 fetches the validated result of `task` at `at`; what the engine did.
+fn fetch_from_2(e: &mut Engine, at: u64, job: JobId, task: u32) -> Vec<Output> {
+    let hash = e.validated_hash(job, TaskId(task)).expect("validated");
+    e.handle_input(
+        Millis(at),
+        Input::Message {
+            from: NodeId(2),
+            msg: EngineMsg::Fetch {
+                job,
+                task: TaskId(task),
+                hash,
+            },
+        },
+    );
+    drain(e)
+}
+
+#[test]
+fn fetches_over_the_byte_budget_wait_for_it_and_a_flood_is_dropped() {
+    let (mut e, job) = holder_serving_node_2(4, |len| 2 * len);
     let answered = |out: &[Output]| -> Vec<u32> {
         out.iter()
             .filter_map(|o| match o {
@@ -424,19 +448,7 @@ fn fetches_over_the_byte_budget_wait_for_it_and_a_flood_is_dropped() {
             .collect()
     };
     let fetch = |e: &mut Engine, at: u64, task: u32| {
-        let hash = e.validated_hash(job, TaskId(task)).expect("validated");
-        e.handle_input(
-            Millis(at),
-            Input::Message {
-                from: NodeId(2),
-                msg: EngineMsg::Fetch {
-                    job,
-                    task: TaskId(task),
-                    hash,
-                },
-            },
-        );
-        let out = drain(e);
+        let out = fetch_from_2(e, at, job, task);
         (answered(&out), dropped(&out))
     };
     assert_eq!(fetch(&mut e, 10, 0), (vec![0], vec![]));
@@ -474,32 +486,10 @@ fn fetches_over_the_byte_budget_wait_for_it_and_a_flood_is_dropped() {
 #[test]
 fn a_flood_of_fetches_past_the_queue_is_dropped_and_counted() {
     let tasks = serve::DEFERRED_PER_PEER_MAX as u32 + 8;
-    let mut one = Vec::new();
-    kernel(tasks).run_task(0, &mut one).expect("valid");
-    let (mut e, job) = holder_of_a_finished_job(
-        EngineConfig {
-            served_bytes_per_sync_max: 2 * one.len(),
-            ..EngineConfig::default()
-        },
-        tasks,
-    );
-    e.handle_input(Millis(2), Input::PeerUp(NodeId(2)));
-    drain(&mut e);
+    let (mut e, job) = holder_serving_node_2(tasks, |len| 2 * len);
     let mut drops = Vec::new();
     for task in 0..tasks {
-        let hash = e.validated_hash(job, TaskId(task)).expect("validated");
-        e.handle_input(
-            Millis(10),
-            Input::Message {
-                from: NodeId(2),
-                msg: EngineMsg::Fetch {
-                    job,
-                    task: TaskId(task),
-                    hash,
-                },
-            },
-        );
-        drops.extend(dropped(&drain(&mut e)));
+        drops.extend(dropped(&fetch_from_2(&mut e, 10, job, task)));
     }
     // A few answered at once, within the budget; then the queue fills, and past it
     // every request is dropped and counted.
@@ -514,28 +504,11 @@ fn a_flood_of_fetches_past_the_queue_is_dropped_and_counted() {
 
 #[test]
 fn a_fetch_larger_than_a_whole_budget_is_dropped_at_once() {
-    let mut one = Vec::new();
-    kernel(4).run_task(0, &mut one).expect("valid");
-    let config = EngineConfig {
-        served_bytes_per_sync_max: one.len() - 1,
-        ..EngineConfig::default()
-    };
-    let (mut e, job) = holder_of_a_finished_job(config, 4);
-    e.handle_input(Millis(2), Input::PeerUp(NodeId(2)));
-    drain(&mut e);
-    let hash = e.validated_hash(job, TaskId(0)).expect("validated");
-    e.handle_input(
-        Millis(10),
-        Input::Message {
-            from: NodeId(2),
-            msg: EngineMsg::Fetch {
-                job,
-                task: TaskId(0),
-                hash,
-            },
-        },
+    let (mut e, job) = holder_serving_node_2(4, |len| len - 1);
+    assert_eq!(
+        dropped(&fetch_from_2(&mut e, 10, job, 0)),
+        vec![DropReason::FetchOverBudget]
     );
-    assert_eq!(dropped(&drain(&mut e)), vec![DropReason::FetchOverBudget]);
     assert_eq!(e.footprint().deferred, 0);
 }
 
