@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use node_core::driver::{RunOptions, run_native};
+use node_core::driver::{RunOptions, Shell, run_native};
 use node_core::engine::EngineConfig;
 use node_core::job::{JobSpec, NodeId};
 use node_core::membership::{MembershipConfig, MeshEvent};
@@ -271,7 +271,18 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run_command(cli: Cli) -> Result<()> {
-    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    // A node's run loop, its WebRTC connections and its socket share one thread (its
+    // computations have threads of their own): on two cores, handing every message
+    // between runtime threads cost a quarter of a two-node job's time outside the
+    // kernels. The server and the demo, which serve many connections, keep a thread
+    // per core.
+    let rt = match &cli.command {
+        Command::Node(_) | Command::Submit(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    }
+    .context("starting the tokio runtime")?;
     rt.block_on(async move {
         match cli.command {
             Command::Serve(a) => serve(a).await,
@@ -603,6 +614,10 @@ fn mesh_node_with(o: &NodeOptions, cores: Option<u16>) -> Result<MeshNode> {
 /// Turns node events into output lines, JSON or human.
 struct Reporter {
     json: bool,
+    /// JSON lines not yet written: a loop turn's lines go out in one write when the
+    /// run loop waits ([`Reporter::flush`]). A line each cost a write and woke the
+    /// reader, per task four times over.
+    out: Vec<u8>,
     /// Last RTT line per peer, to print at most one a second.
     rtt_printed: std::collections::HashMap<String, Instant>,
     /// The signaling id of every engine node met, so that an engine event can name
@@ -733,9 +748,56 @@ impl Reporter {
             }
         };
         if self.json {
-            println!("{line}");
+            // Writing a JSON value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut self.out, &line);
+            self.out.push(b'\n');
+            if self.out.len() >= OUT_HELD_MAX {
+                self.flush();
+            }
         } else {
             tracing::info!("{line}");
+        }
+    }
+
+    /// Writes the lines held back.
+    fn flush(&mut self) {
+        use std::io::Write;
+        if self.out.is_empty() {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        // A reader gone away (a closed pipe) loses the lines, as println! would.
+        let _ = stdout.write_all(&self.out).and_then(|()| stdout.flush());
+        self.out.clear();
+    }
+}
+
+/// Bytes of output lines a reporter holds back at most.
+const OUT_HELD_MAX: usize = 64 << 10;
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl Shell for Reporter {
+    fn event(&mut self, e: &NodeEvent) {
+        self.report(e);
+    }
+
+    fn idle(&mut self) {
+        self.flush();
+    }
+}
+
+impl Reporter {
+    fn new(json: bool) -> Reporter {
+        Reporter {
+            json,
+            out: Vec::new(),
+            rtt_printed: Default::default(),
+            peers: Default::default(),
         }
     }
 }
@@ -778,23 +840,12 @@ async fn node(a: NodeArgs) -> Result<()> {
     let config = native_config(url, &a.room, &a.node)?;
     let node = mesh_node(&a.node)?;
     let transport = NativeTransport::connect(config, PeerKind::Native).await?;
-    let mut reporter = Reporter {
-        json: a.json,
-        rtt_printed: Default::default(),
-        peers: Default::default(),
-    };
+    let reporter = Reporter::new(a.json);
     let options = RunOptions {
         bulk_bytes: a.bench_bulk_bytes,
         ..RunOptions::default()
     };
-    run_native(
-        transport,
-        node,
-        options,
-        |e| reporter.report(e),
-        shutdown_signal(),
-    )
-    .await;
+    run_native(transport, node, options, reporter, shutdown_signal()).await;
     Ok(())
 }
 
@@ -829,17 +880,13 @@ async fn demo(a: DemoArgs) -> Result<()> {
         let node = mesh_node(&o)?;
         let transport = NativeTransport::connect(config, PeerKind::Native).await?;
         let mut rx = stop_rx.clone();
-        let mut reporter = Reporter {
-            json: false,
-            rtt_printed: Default::default(),
-            peers: Default::default(),
-        };
+        let mut reporter = Reporter::new(false);
         nodes.push(tokio::spawn(async move {
             run_native(
                 transport,
                 node,
                 RunOptions::default(),
-                move |e| {
+                move |e: &NodeEvent| {
                     if !matches!(e, NodeEvent::Mesh(MeshEvent::Rtt { .. })) {
                         reporter.report(e)
                     }
@@ -911,6 +958,16 @@ fn run(a: RunArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     ));
     jobs::write_output(&output, a.job.out.as_deref())
+}
+
+impl Shell for &mut SubmitState {
+    fn event(&mut self, e: &NodeEvent) {
+        self.on_event(e);
+    }
+
+    fn idle(&mut self) {
+        self.reporter.flush();
+    }
 }
 
 /// What `submit` follows while the node runs.
@@ -1032,11 +1089,7 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
     let mut state = SubmitState {
         json: a.json,
-        reporter: Reporter {
-            json: true,
-            rtt_printed: Default::default(),
-            peers: Default::default(),
-        },
+        reporter: Reporter::new(true),
         progress: jobs::Progress::new(a.json),
         job: None,
         nodes: Default::default(),
@@ -1064,7 +1117,8 @@ async fn submit(a: SubmitArgs) -> Result<()> {
             () = shutdown_signal() => {}
         }
     };
-    run_native(transport, node, options, |e| state.on_event(e), stop).await;
+    run_native(transport, node, options, &mut state, stop).await;
+    state.reporter.flush();
     state.progress.finish();
     if state.nobody.load(Ordering::Relaxed) {
         bail!(

@@ -399,7 +399,10 @@ impl Membership {
         }
         view.state = PeerState::ChannelOpen;
         view.last_heard = now;
-        view.next_ping = now.plus_ms(self.config.heartbeat_ms);
+        // The first ping goes at once, behind the Hello: the round trip it measures
+        // sets how soon this node may steal from the peer (`node::steal_grace_ms`),
+        // and a submitter hands its job out right after connecting.
+        view.next_ping = now;
         self.out.push_back(MeshOutput::Send {
             to: peer.clone(),
             msg: WireMsg::Hello {
@@ -746,10 +749,7 @@ mod tests {
     fn hello_makes_a_member_and_pings_measure_rtt() {
         let (mut m, b) = connected_pair();
         assert_eq!(m.connected().count(), 1);
-        assert_eq!(m.poll_timeout(), Some(Micros::from_ms(350)));
-        m.handle_timeout(Micros::from_ms(350));
-        let out = drain(&mut m);
-        let seq = match &out[..] {
+        let ping = |m: &mut Membership| match &drain(m)[..] {
             [
                 MeshOutput::Send {
                     msg: WireMsg::Ping { seq },
@@ -758,7 +758,19 @@ mod tests {
             ] => *seq,
             other => panic!("expected one ping, got {other:?}"),
         };
-        m.handle_wire(Micros(350_400), &b, WireMsg::Pong { seq });
+        // The first ping is due as the channel opens (100 ms), so that a round trip
+        // is known at once; the next a heartbeat later.
+        assert_eq!(m.poll_timeout(), Some(Micros::from_ms(100)));
+        m.handle_timeout(Micros::from_ms(120));
+        let first = ping(&mut m);
+        assert_eq!(m.poll_timeout(), Some(Micros::from_ms(370)));
+        m.handle_wire(Micros::from_ms(121), &b, WireMsg::Pong { seq: first });
+        assert!(
+            matches!(&drain(&mut m)[..], [MeshOutput::Event(MeshEvent::Rtt { ms, .. })] if *ms == 1.0)
+        );
+        m.handle_timeout(Micros::from_ms(370));
+        let seq = ping(&mut m);
+        m.handle_wire(Micros(370_400), &b, WireMsg::Pong { seq });
         let out = drain(&mut m);
         assert_eq!(
             out,

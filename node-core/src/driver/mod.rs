@@ -12,7 +12,7 @@ pub use crate::node::{BULK_IN_FLIGHT_MAX, BULK_POLL_MS, PageInput};
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{RunOptions, run_native};
+pub use native::{RunOptions, Shell, run_native};
 
 #[cfg(target_arch = "wasm32")]
 mod web;

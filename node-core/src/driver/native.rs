@@ -29,14 +29,29 @@ pub struct RunOptions {
     pub bulk_bytes: Option<u64>,
 }
 
+/// Where a native run's events go: the CLI's output, a test's record.
+pub trait Shell {
+    /// Something worth reporting happened.
+    fn event(&mut self, e: &NodeEvent);
+    /// The loop has carried out everything due and waits for what comes next: a
+    /// shell that holds its output back (one write for many events) writes it now.
+    fn idle(&mut self) {}
+}
+
+impl<F: FnMut(&NodeEvent)> Shell for F {
+    fn event(&mut self, e: &NodeEvent) {
+        self(e)
+    }
+}
+
 /// Runs a node until `shutdown` resolves, the transport ends or a presenter tells the
-/// node to leave, calling `on_event` for everything worth reporting. Closes every
-/// connection before returning.
+/// node to leave, handing `shell` everything worth reporting. Closes every connection
+/// before returning.
 pub async fn run_native<T: Transport>(
     mut transport: T,
     mut node: MeshNode,
     options: RunOptions,
-    mut on_event: impl FnMut(&NodeEvent),
+    mut shell: impl Shell,
     shutdown: impl Future<Output = ()>,
 ) {
     let start = Instant::now();
@@ -111,7 +126,7 @@ pub async fn run_native<T: Transport>(
                     {
                         node.start_bulk(now(), peer.id.clone(), bytes);
                     }
-                    on_event(&e)
+                    shell.event(&e)
                 }
             }
         }
@@ -119,7 +134,9 @@ pub async fn run_native<T: Transport>(
             break;
         }
         send_bulk(&transport, &mut node).await;
+        shell.idle();
     }
+    shell.idle();
     drop(computing);
     transport.shutdown().await;
 }
