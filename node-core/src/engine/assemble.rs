@@ -190,8 +190,16 @@ impl Engine {
         let Some(j) = self.jobs.get_mut(&id) else {
             return;
         };
+        let mut gave_up = false;
         for (task, holder, _) in &timed_out {
-            *j.assembly.unserved.entry((*task, *holder)).or_insert(0) += 1;
+            let n = j.assembly.unserved.entry((*task, *holder)).or_insert(0);
+            *n += 1;
+            gave_up |= *n == UNSERVED_MAX;
+        }
+        // A holder given up on may have been a task's last: scans for work look at
+        // tasks they had found settled again (`Schedule::settled`).
+        if gave_up {
+            self.copies_gen += 1;
         }
         let Some(j) = self.jobs.get(&id) else { return };
         let a = &j.assembly;

@@ -145,9 +145,11 @@ pub struct Engine {
     /// Requests over a peer's budget, answered when it renews (bounded per peer by
     /// `serve::DEFERRED_PER_PEER_MAX`). Pruned when a peer leaves.
     deferred: BTreeMap<NodeId, VecDeque<serve::Asked>>,
-    /// Bumped whenever a result held here may lack a copy it had (a member came or
-    /// went, a liar was marked or forgiven, a holder gave up on): re-replication looks
-    /// again only at results not found complete since (`Held::settled`).
+    /// Bumped whenever a result may lack a copy it had (a member came or went, a liar
+    /// was marked or forgiven, a holder was given up on by re-replication or by the
+    /// assembler): re-replication looks again only at results not found complete since
+    /// (`Held::settled`), and scans for work only at tasks not found validated with a
+    /// live copy since (`Schedule::settled`).
     copies_gen: u64,
     /// When each peer last had a help request honoured for a task validated here (such
     /// help costs a computation this node would not otherwise do): once per
