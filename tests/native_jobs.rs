@@ -183,6 +183,19 @@ fn a_prime_count_to_a_billion_on_the_mesh_is_50_847_534() {
         .unwrap_or_else(|| panic!("no result line; saw {:?}", sub.seen));
     assert_eq!(result["count"], 50_847_534);
     assert_eq!(result["n"], 1_000_000_000u64);
+    // The job's own figures, by the submitter's clock (what `bench scale` reports).
+    let done = &sub.seen[at("job_done").expect("job_done")];
+    let computed = sub
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "task_computed")
+        .count();
+    assert_eq!(done["computed_here"], computed as u64, "{done}");
+    let ms = |k: &str| done[k].as_u64().unwrap_or_else(|| panic!("no {k}: {done}"));
+    assert!(
+        ms("validated_ms") <= ms("assembled_ms") && ms("assembled_ms") < 150_000,
+        "{done}"
+    );
 }
 
 #[test]

@@ -826,6 +826,15 @@ fn engine_line(e: &node_core::engine::Event) -> serde_json::Value {
             v["job"] = json!(job.to_string());
             v["task"] = json!(task.0);
         }
+        // The job's own clock, from its acceptance here: what a reader of the line
+        // would otherwise time with its own delays in it.
+        Event::JobDone { job, timings, .. } => {
+            let since = |at: node_core::engine::Millis| at.0.saturating_sub(timings.started_at.0);
+            v["job"] = json!(job.to_string());
+            v["validated_ms"] = json!(since(timings.validated_at));
+            v["assembled_ms"] = json!(since(timings.assembled_at));
+            v["computed_here"] = json!(timings.computed_here);
+        }
         _ => {}
     }
     v
