@@ -223,10 +223,11 @@ mod tests {
         let mut paced = spec(pi(), 1, 1);
         paced.pacing_ms = PACING_MS_MAX + 1;
         assert_eq!(paced.validate(), Err(JobError::Pacing(PACING_MS_MAX + 1)));
-        // 2048² in 4 × 4 tiles: 512² pixels of 4 bytes, exactly the limit; 2 × 2 is over.
-        assert_eq!(spec(image(4), 1, 1).validate(), Ok(()));
+        // 2048² in 2 × 2 tiles: 1024² pixels of a byte, exactly the limit; one tile is
+        // over.
+        assert_eq!(spec(image(2), 1, 1).validate(), Ok(()));
         assert_eq!(
-            spec(image(2), 1, 1).validate(),
+            spec(image(1), 1, 1).validate(),
             Err(JobError::TaskTooBig(4 * TASK_OUTPUT_LEN_MAX))
         );
     }

@@ -1227,13 +1227,17 @@ impl MeshNode {
     }
 }
 
-/// A liar's result: the bytes changed, in a way that shows on a picture (RGBA pixels
-/// come out in their negative colours, opaque) and changes any other output.
+/// A liar's result: every byte changed, in a way that shows on a picture and keeps it
+/// one: a colour index (0 to 64, see `kernels::mandelbrot`) moves half way round the
+/// palette (black becomes a colour), any other byte is inverted.
 fn lie(output: &mut [u8]) {
-    for (i, b) in output.iter_mut().enumerate() {
-        if i % 4 != 3 {
-            *b = !*b;
-        }
+    let indices = u16::from(crate::kernels::mandelbrot::BLACK) + 1;
+    for b in output.iter_mut() {
+        *b = if u16::from(*b) < indices {
+            ((u16::from(*b) + indices / 2) % indices) as u8
+        } else {
+            !*b
+        };
     }
 }
 

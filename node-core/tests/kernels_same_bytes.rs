@@ -86,12 +86,12 @@ fn mandelbrot_tiles_are_identical_on_every_target() {
     check(
         &job,
         &[
-            0x4fbe17aef1f3a9d0,
-            0x8f6c39fe621699ed,
-            0x092da6edbdd1b6a2,
-            0x94f4ef6ed8787ff1,
-            0xc82bfe355406283a,
-            0xf9b74547474fc786,
+            0x0b21e72b25f9cd97,
+            0x2d4385b7d81fdf64,
+            0x8a71a65e253019dc,
+            0xaad9039a08b0e885,
+            0xefd6466ade4d24f9,
+            0x1ec20a29327deb53,
         ],
         0x618d274c498fd821,
     );
@@ -108,10 +108,10 @@ fn mandelbrot_deep_zoom_is_identical_on_every_target() {
     check(
         &job,
         &[
-            0x8970af8cd6ff0f47,
-            0x7a59f03a715a04c3,
-            0x586f16b7d0f0f171,
-            0x31c913b390a33e0a,
+            0x12a97059a6f66820,
+            0x0c5309772418e127,
+            0x3ec8ebbc29c1ae8d,
+            0x53895a09eb7dee0e,
         ],
         0xb2a4bb58d4cb5915,
     );
@@ -135,12 +135,12 @@ fn julia_tiles_are_identical_on_every_target() {
     check(
         &whole,
         &[
-            0x6e28ac967f2ad7c9,
-            0x60e7308c60930cc1,
-            0x6b57c03201dc3633,
-            0xc27f480c11421b9b,
-            0xc1f902f9c22f0ccb,
-            0xf953dec51a9db4ee,
+            0x08355af7a0153b17,
+            0x96e0fad3f2dd9b7e,
+            0xc9e7c91a73d72485,
+            0xba4493991157f2a1,
+            0x17f646aa1e53ebbb,
+            0xe713b1e3cc62e874,
         ],
         0x32a6f223e8a91e6f,
     );
@@ -155,7 +155,7 @@ fn julia_tiles_are_identical_on_every_target() {
     });
     let JobOutput::Image { rgba, .. } = check(
         &edge,
-        &[0xf0b480577b4dad24, 0xfb9666f11c1fb7b6],
+        &[0xac6b4665cb18e0f7, 0x3541932d7f84b987],
         0xcd36c05c866a60dc,
     ) else {
         unreachable!()

@@ -29,17 +29,17 @@ fn image_job() -> Kernel {
     })
 }
 
-/// The same size deep in the seahorse valley, where nearly every pixel differs from its
-/// neighbours: every result is 64 KiB and, even packed, more than one data-channel
-/// message but one.
+/// Twice the size deep in the seahorse valley, where nearly every pixel differs from
+/// its neighbours: every result is 64 KiB (a byte a pixel) and, even packed, more than
+/// one data-channel message but one.
 fn detailed_job() -> Kernel {
     Kernel::Mandelbrot(mandelbrot::Params {
         x_min: -0.7465,
         x_max: -0.7435,
         y_min: 0.1125,
         y_max: 0.1155,
-        width: 256,
-        height: 256,
+        width: 512,
+        height: 512,
         max_iter: 300,
         tiles_x: 2,
         tiles_y: 2,

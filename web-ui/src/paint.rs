@@ -135,11 +135,17 @@ impl Painter {
             if held.get(&t).is_some_and(|(what, _)| *what == FULL) {
                 continue;
             }
-            if let Some(full) = preview::expand(params, t.0, &bytes) {
+            // Tiles and previews travel as colour indices: coloured here, once.
+            let full = preview::expand(params, t.0, &bytes);
+            if let Some(full) = full.as_deref().and_then(mandelbrot::colour_tile) {
                 held.insert(t, (PREVIEW, full));
             }
         }
-        held.extend(tiles.into_iter().map(|(t, bytes)| (t, (FULL, bytes))));
+        held.extend(
+            tiles
+                .into_iter()
+                .filter_map(|(t, bytes)| Some((t, (FULL, mandelbrot::colour_tile(&bytes)?)))),
+        );
     }
 
     /// Draws every job of `rows`: its grid and overlay (what changed), and the tiles

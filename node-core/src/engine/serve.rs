@@ -109,7 +109,7 @@ impl Engine {
                     return None;
                 };
                 // From the preview's size: a request over budget costs no hashing.
-                Some(preview::size(params, a.task.0).map_or(0, |(w, h)| (w * h * 4) as usize))
+                Some(preview::size(params, a.task.0).map_or(0, |(w, h)| (w * h) as usize))
             }
         }
     }

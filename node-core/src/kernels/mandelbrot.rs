@@ -20,9 +20,12 @@
 //! `i * width / tiles_x .. (i + 1) * width / tiles_x` (integer division), rows likewise,
 //! so tiles differ in size by at most one pixel and no tile is empty.
 //!
-//! **Output.** A task's output is its tile's pixels, row-major, 4 bytes (R, G, B, A)
-//! each, with no header: the geometry follows from the parameters. The job's output is
-//! the whole image as [`JobOutput::Image`].
+//! **Output.** A task's output is its tile's pixels, row-major, one byte each: the
+//! pixel's colour index, `n % 64` into the palette, or [`BLACK`] (64) in the set; no
+//! header, the geometry follows from the parameters. The tile is coloured only where it
+//! is drawn: in the job's output, the whole image as RGBA [`JobOutput::Image`], and in
+//! a page ([`colour_tile`]). A quarter of the bytes of RGBA: a quarter to hash, pack,
+//! send, unpack and keep for every result.
 //!
 //! **Why it is deterministic.** Only IEEE f64 `+ - *` and `/` (for `dx`, `dy`) and
 //! comparisons, in a fixed order, with no fused multiply-add and no libm call; integer
@@ -263,7 +266,7 @@ impl Params {
             for px in tile.x0..tile.x1 {
                 let cr = self.x_min + (f64::from(px) + 0.5) * dx;
                 let n = escape_count_scalar_from(0.0, 0.0, cr, ci, self.max_iter);
-                out.extend_from_slice(&colour(n, self.max_iter));
+                out.push(index(n, self.max_iter));
             }
         }
         Ok(())
@@ -276,20 +279,19 @@ impl Params {
     /// [`Kernel::run_task`](super::Kernel::run_task); checks as `run_task` does.
     pub fn run_task_baseline_lanes(&self, task: u32, out: &mut Vec<u8>) -> Result<(), KernelError> {
         let tile = self.checked_tile(task)?;
-        out.reserve(tile.width() * tile.height() * 4);
+        out.reserve(tile.width() * tile.height());
         let max_iter = self.max_iter;
-        self.counts_in_lanes::<LANES>(tile, Orbit::Mandelbrot, |n| {
-            out.extend_from_slice(&colour(n, max_iter))
-        });
+        self.counts_in_lanes::<LANES>(tile, Orbit::Mandelbrot, |n| out.push(index(n, max_iter)));
         Ok(())
     }
 
-    /// Appends task `task`'s tile, coloured, to `out`; parameters valid.
+    /// Appends task `task`'s tile, a colour index per pixel, to `out`; parameters
+    /// valid.
     pub(super) fn run_tile(&self, task: u32, orbit: Orbit, out: &mut Vec<u8>) {
         let tile = self.tile(task);
-        out.reserve(tile.width() * tile.height() * 4);
+        out.reserve(tile.width() * tile.height());
         let max_iter = self.max_iter;
-        self.for_each_count(tile, orbit, |n| out.extend_from_slice(&colour(n, max_iter)));
+        self.for_each_count(tile, orbit, |n| out.push(index(n, max_iter)));
     }
 }
 
@@ -380,13 +382,40 @@ fn escape_step(mut zr: f64, mut zi: f64, cr: f64, ci: f64, steps: u32) -> u32 {
     steps
 }
 
-/// The colour of escape count `n` (RGBA).
-fn colour(n: u32, max_iter: u32) -> [u8; 4] {
+/// The colour index of a pixel in the set: black.
+pub const BLACK: u8 = PALETTE.len() as u8;
+
+/// The colour index of escape count `n`: [`BLACK`] in the set, else `n % 64`.
+fn index(n: u32, max_iter: u32) -> u8 {
     if n >= max_iter {
-        return [0, 0, 0, 255];
+        return BLACK;
     }
-    let [r, g, b] = PALETTE[(n % PALETTE.len() as u32) as usize];
-    [r, g, b, 255]
+    (n % PALETTE.len() as u32) as u8
+}
+
+/// The colour (RGBA) of each index: the palette, then black; `None` past [`BLACK`].
+fn rgba_of(index: u8) -> Option<[u8; 4]> {
+    match PALETTE.get(usize::from(index)) {
+        Some([r, g, b]) => Some([*r, *g, *b, 255]),
+        None if index == BLACK => Some([0, 0, 0, 255]),
+        None => None,
+    }
+}
+
+/// The colour of escape count `n` (RGBA).
+#[cfg(test)]
+fn colour(n: u32, max_iter: u32) -> [u8; 4] {
+    rgba_of(index(n, max_iter)).unwrap_or_default()
+}
+
+/// A tile's (or a preview's) colour indices as RGBA pixels, for drawing; `None` if a
+/// byte is not a colour index (a malformed result).
+pub fn colour_tile(indices: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(indices.len() * 4);
+    for i in indices {
+        out.extend_from_slice(&rgba_of(*i)?);
+    }
+    Some(out)
 }
 
 /// A 64-entry cyclic gradient (deep blue, light blue, white, orange, black and back),
@@ -494,7 +523,7 @@ impl Compute for Params {
     fn task_output_len_max(&self) -> usize {
         let w = self.width.div_ceil(self.tiles_x.max(1)) as usize;
         let h = self.height.div_ceil(self.tiles_y.max(1)) as usize;
-        w.saturating_mul(h).saturating_mul(4)
+        w.saturating_mul(h)
     }
 
     fn run_task(&self, task: u32, out: &mut Vec<u8>) {
@@ -506,7 +535,7 @@ impl Compute for Params {
         let mut rgba = vec![0; width * self.height as usize * 4];
         for (task, bytes) in outputs.iter().enumerate() {
             let tile = self.tile(task as u32);
-            let row_len = tile.width() * 4;
+            let row_len = tile.width();
             let malformed = |reason: String| KernelError::MalformedOutput {
                 task: task as u32,
                 reason,
@@ -520,12 +549,15 @@ impl Compute for Params {
                     tile.height()
                 )));
             }
-            if bytes.chunks_exact(4).any(|px| px[3] != 255) {
-                return Err(malformed("a pixel is not opaque".into()));
-            }
             for (row, src) in bytes.chunks_exact(row_len).enumerate() {
                 let start = ((tile.y0 as usize + row) * width + tile.x0 as usize) * 4;
-                rgba[start..start + row_len].copy_from_slice(src);
+                let dst = &mut rgba[start..start + row_len * 4];
+                for (px, i) in dst.chunks_exact_mut(4).zip(src) {
+                    let Some(c) = rgba_of(*i) else {
+                        return Err(malformed(format!("{i} is not a colour index")));
+                    };
+                    px.copy_from_slice(&c);
+                }
             }
         }
         Ok(JobOutput::Image {
@@ -791,7 +823,7 @@ mod tests {
                 Some((t.x0, t.y0, t.x1 - t.x0, t.y1 - t.y0))
             );
             assert!(t.width() > 0 && t.height() > 0);
-            assert!(t.width() * t.height() * 4 <= p.task_output_len_max());
+            assert!(t.width() * t.height() <= p.task_output_len_max());
             for y in t.y0..t.y1 {
                 for x in t.x0..t.x1 {
                     seen[(y * 67 + x) as usize] += 1;
@@ -985,14 +1017,20 @@ mod tests {
         assert!(job.assemble(&[&tiles[0], &tiles[1]]).is_ok());
         // Tiles of 33 and 34 columns: swapping them changes their lengths.
         assert!(job.assemble(&[&tiles[1], &tiles[0]]).is_err());
-        let short = &tiles[1][..tiles[1].len() - 4];
+        let short = &tiles[1][..tiles[1].len() - 1];
         assert!(job.assemble(&[&tiles[0], short]).is_err());
-        let mut transparent = tiles[1].clone();
-        transparent[7] = 0;
+        // One more than black: not a colour.
+        let mut no_colour = tiles[1].clone();
+        no_colour[7] = BLACK + 1;
         assert!(matches!(
-            job.assemble(&[&tiles[0], &transparent]),
+            job.assemble(&[&tiles[0], &no_colour]),
             Err(KernelError::MalformedOutput { task: 1, .. })
         ));
+        assert_eq!(colour_tile(&no_colour), None);
+        assert_eq!(
+            colour_tile(&[BLACK, 27]),
+            Some(vec![0, 0, 0, 255, 237, 255, 255, 255])
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! shows a job (a phone draws a 2,048-pixel picture at 400 pixels). A preview is 1/16 of
 //! its tile's bytes.
 //!
-//! **What.** The preview of a tile `w` × `h` (RGBA, row-major, as its task output) is
+//! **What.** The preview of a tile `w` × `h` (a colour index per pixel, row-major, as
+//! its task output) is
 //! `⌈w / STEP⌉` × `⌈h / STEP⌉` pixels: preview pixel (i, j) is the tile's pixel
 //! (i·STEP, j·STEP), copied, not averaged. It is a function of the tile's bytes alone
 //! (with the tile's size from the parameters), so every holder of a tile makes the same
@@ -31,47 +32,42 @@ pub fn size(params: &mandelbrot::Params, task: u32) -> Option<(u32, u32)> {
 pub fn len_max(params: &mandelbrot::Params) -> usize {
     let w = params.width.div_ceil(params.tiles_x.max(1)).div_ceil(STEP) as usize;
     let h = params.height.div_ceil(params.tiles_y.max(1)).div_ceil(STEP) as usize;
-    w.saturating_mul(h).saturating_mul(4)
+    w.saturating_mul(h)
 }
 
-/// The preview of task `task`'s tile `tile` (RGBA): empty when `tile` is not exactly
-/// the tile's size, or `task` is past the last.
+/// The preview of task `task`'s tile `tile` (colour indices): empty when `tile` is not
+/// exactly the tile's size, or `task` is past the last.
 pub fn make(params: &mandelbrot::Params, task: u32, tile: &[u8]) -> Vec<u8> {
     let Some((_, _, w, h)) = params.tile_rect(task) else {
         return Vec::new();
     };
     let (w, h) = (w as usize, h as usize);
-    if tile.len() != w * h * 4 {
+    if tile.len() != w * h {
         return Vec::new();
     }
     let step = STEP as usize;
-    let mut out = Vec::with_capacity(w.div_ceil(step) * h.div_ceil(step) * 4);
+    let mut out = Vec::with_capacity(w.div_ceil(step) * h.div_ceil(step));
     for y in (0..h).step_by(step) {
-        let row = &tile[y * w * 4..(y + 1) * w * 4];
-        for px in row.chunks_exact(4).step_by(step) {
-            out.extend_from_slice(px);
-        }
+        out.extend(tile[y * w..(y + 1) * w].iter().step_by(step));
     }
     out
 }
 
-/// A preview drawn at its tile's full size (RGBA, row-major): each preview pixel fills
+/// A preview drawn at its tile's full size (colour indices, row-major, as the tile's
+/// own): each preview pixel fills
 /// its STEP × STEP block (cut at the tile's right and bottom edges). `None` when the
 /// preview is not exactly its size or `task` is past the last.
 pub fn expand(params: &mandelbrot::Params, task: u32, preview: &[u8]) -> Option<Vec<u8>> {
     let (_, _, w, h) = params.tile_rect(task)?;
     let (pw, ph) = size(params, task)?;
-    if preview.len() != (pw * ph * 4) as usize {
+    if preview.len() != (pw * ph) as usize {
         return None;
     }
     let (w, h, pw, step) = (w as usize, h as usize, pw as usize, STEP as usize);
-    let mut out = Vec::with_capacity(w * h * 4);
+    let mut out = Vec::with_capacity(w * h);
     for y in 0..h {
-        let src = &preview[(y / step) * pw * 4..(y / step + 1) * pw * 4];
-        for x in 0..w {
-            let i = (x / step) * 4;
-            out.extend_from_slice(&src[i..i + 4]);
-        }
+        let src = &preview[(y / step) * pw..(y / step + 1) * pw];
+        out.extend((0..w).map(|x| src[x / step]));
     }
     Some(out)
 }
@@ -108,17 +104,17 @@ mod tests {
                 kernel.run_task(task, &mut tile).unwrap();
                 let preview = make(&p, task, &tile);
                 let (pw, ph) = size(&p, task).unwrap();
-                assert_eq!(preview.len(), (pw * ph * 4) as usize);
+                assert_eq!(preview.len(), (pw * ph) as usize);
                 assert!(preview.len() <= len_max(&p));
                 let full = expand(&p, task, &preview).unwrap();
                 assert_eq!(full.len(), tile.len());
                 let (_, _, w, _) = p.tile_rect(task).unwrap();
                 let w = w as usize;
-                for (i, px) in full.chunks_exact(4).enumerate() {
+                for (i, px) in full.iter().enumerate() {
                     let (x, y) = (i % w, i / w);
                     let s = STEP as usize;
-                    let at = ((y / s * s) * w + x / s * s) * 4;
-                    assert_eq!(px, &tile[at..at + 4], "task {task} pixel ({x}, {y})");
+                    let at = (y / s * s) * w + x / s * s;
+                    assert_eq!(*px, tile[at], "task {task} pixel ({x}, {y})");
                 }
             }
         }
@@ -131,10 +127,10 @@ mod tests {
         Kernel::Mandelbrot(p.clone())
             .run_task(0, &mut tile)
             .unwrap();
-        assert!(make(&p, 0, &tile[..tile.len() - 4]).is_empty());
+        assert!(make(&p, 0, &tile[..tile.len() - 1]).is_empty());
         assert!(make(&p, 4, &tile).is_empty());
         let preview = make(&p, 0, &tile);
-        assert_eq!(expand(&p, 0, &preview[4..]), None);
+        assert_eq!(expand(&p, 0, &preview[1..]), None);
         assert_eq!(expand(&p, 9, &preview), None);
     }
 }

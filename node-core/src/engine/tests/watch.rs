@@ -360,8 +360,8 @@ fn preview_requests_are_answered_within_the_askers_byte_budget() {
     let k = image();
     let truth = tiles(&k);
     let (mut e, job) = holder(k.clone());
-    // Room for one 2 × 2 preview (16 bytes) per sync interval.
-    e.config.served_bytes_per_sync_max = 16;
+    // Room for one 2 × 2 preview (4 bytes) per sync interval.
+    e.config.served_bytes_per_sync_max = 4;
     let ask = |e: &mut Engine, at: u64, t: u32| {
         let hash = hash_of(e, job, t, &truth[t as usize]);
         e.handle_input(
