@@ -257,10 +257,10 @@ mod tests {
         assert!(refused(|f| f.quorum = "3".into()).contains("quorum 3 is over the replication 2"));
         assert!(refused(|f| f.replicas = "0".into()).contains("between 1 and"));
         assert!(refused(|f| f.pacing_ms = "600000".into()).contains("pacing"));
-        // One tile of 1024² would be 4 MiB: over the task output limit.
+        // One tile of 2048², a byte a pixel, would be 4 MiB: over the task output limit.
         let big = refused(|f| {
             f.size = "2048".into();
-            f.tiles = "2".into();
+            f.tiles = "1".into();
         });
         assert!(big.contains("more tasks"), "{big}");
         assert!(
