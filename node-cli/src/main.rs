@@ -618,6 +618,9 @@ struct Reporter {
     /// run loop waits ([`Reporter::flush`]). A line each cost a write and woke the
     /// reader, per task four times over.
     out: Vec<u8>,
+    /// Made just before the node's run loop starts, whose clock the engine's times are
+    /// on (to a few microseconds).
+    started: Instant,
     /// Last RTT line per peer, to print at most one a second.
     rtt_printed: std::collections::HashMap<String, Instant>,
     /// The signaling id of every engine node met, so that an engine event can name
@@ -744,6 +747,14 @@ impl Reporter {
                     v["peer"] = json!(self.peers.get(node));
                     v["everywhere"] = json!(everywhere);
                 }
+                // The engine's clock stands still while it handles an input, so its
+                // `assembled_at` is the start of the input that assembled the job; the
+                // output exists only now, when its event is reported.
+                if let node_core::engine::Event::JobDone { timings, .. } = e {
+                    let now = self.started.elapsed().as_millis() as u64;
+                    let engine = v["assembled_ms"].as_u64().unwrap_or(0);
+                    v["assembled_ms"] = json!(engine.max(now.saturating_sub(timings.started_at.0)));
+                }
                 v
             }
         };
@@ -796,6 +807,7 @@ impl Reporter {
         Reporter {
             json,
             out: Vec::new(),
+            started: Instant::now(),
             rtt_printed: Default::default(),
             peers: Default::default(),
         }
