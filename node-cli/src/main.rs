@@ -629,6 +629,16 @@ struct Reporter {
 }
 
 impl Reporter {
+    fn new(json: bool) -> Reporter {
+        Reporter {
+            json,
+            out: Vec::new(),
+            started: Instant::now(),
+            rtt_printed: Default::default(),
+            peers: Default::default(),
+        }
+    }
+
     fn report(&mut self, e: &NodeEvent) {
         let line = match e {
             NodeEvent::Joined { me, peers } => {
@@ -739,21 +749,13 @@ impl Reporter {
                                        t.bytes_out >> 10, t.bytes_in >> 10, t.packed_in >> 10, t.unpacked_in >> 10)})
             }
             NodeEvent::Engine(e) => {
-                let mut v = engine_line(e);
+                let mut v = engine_line(e, self.started.elapsed().as_millis() as u64);
                 if let node_core::engine::Event::LiarMarked {
                     node, everywhere, ..
                 } = e
                 {
                     v["peer"] = json!(self.peers.get(node));
                     v["everywhere"] = json!(everywhere);
-                }
-                // The engine's clock stands still while it handles an input, so its
-                // `assembled_at` is the start of the input that assembled the job; the
-                // output exists only now, when its event is reported.
-                if let node_core::engine::Event::JobDone { timings, .. } = e {
-                    let now = self.started.elapsed().as_millis() as u64;
-                    let engine = v["assembled_ms"].as_u64().unwrap_or(0);
-                    v["assembled_ms"] = json!(engine.max(now.saturating_sub(timings.started_at.0)));
                 }
                 v
             }
@@ -802,21 +804,10 @@ impl Shell for Reporter {
     }
 }
 
-impl Reporter {
-    fn new(json: bool) -> Reporter {
-        Reporter {
-            json,
-            out: Vec::new(),
-            started: Instant::now(),
-            rtt_printed: Default::default(),
-            peers: Default::default(),
-        }
-    }
-}
-
 /// An engine event as a JSON line: its kind, its text in plain words, and the numbers
-/// a program reading the line needs.
-fn engine_line(e: &node_core::engine::Event) -> serde_json::Value {
+/// a program reading the line needs. `now_ms` is the time on the run loop's clock
+/// (the engine's) as the event is reported.
+fn engine_line(e: &node_core::engine::Event, now_ms: u64) -> serde_json::Value {
     use node_core::engine::Event;
     let mut v = json!({"event": e.kind(), "text": e.to_string()});
     match e {
@@ -844,7 +835,12 @@ fn engine_line(e: &node_core::engine::Event) -> serde_json::Value {
             let since = |at: node_core::engine::Millis| at.0.saturating_sub(timings.started_at.0);
             v["job"] = json!(job.to_string());
             v["validated_ms"] = json!(since(timings.validated_at));
-            v["assembled_ms"] = json!(since(timings.assembled_at));
+            // The engine's clock stands still while it handles an input, so its
+            // `assembled_at` is the start of the input that assembled the job; the
+            // output exists only now, when its event is reported.
+            let assembled =
+                since(timings.assembled_at).max(now_ms.saturating_sub(timings.started_at.0));
+            v["assembled_ms"] = json!(assembled);
             v["computed_here"] = json!(timings.computed_here);
         }
         _ => {}
@@ -1139,7 +1135,6 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         }
     };
     run_native(transport, node, options, &mut state, stop).await;
-    state.reporter.flush();
     state.progress.finish();
     if state.nobody.load(Ordering::Relaxed) {
         bail!(
