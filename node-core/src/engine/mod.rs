@@ -694,6 +694,34 @@ impl Engine {
     }
 }
 
+/// Tasks found in some state at a generation of `Engine::copies_gen`: by task, one more
+/// than the generation at which it was found so (0: not found, or cleared since). A
+/// mark holds only while the generation has not moved, so a bump of it clears every
+/// mark at once.
+#[derive(Debug, Default)]
+struct Settled(Vec<u64>);
+
+impl Settled {
+    /// Whether `task` was found so at `generation`.
+    fn at(&self, task: TaskId, generation: u64) -> bool {
+        self.0.get(task.0 as usize) == Some(&(generation + 1))
+    }
+
+    fn mark(&mut self, task: TaskId, generation: u64) {
+        let i = task.0 as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, 0);
+        }
+        self.0[i] = generation + 1;
+    }
+
+    fn clear(&mut self, task: TaskId) {
+        if let Some(s) = self.0.get_mut(task.0 as usize) {
+            *s = 0;
+        }
+    }
+}
+
 /// Removes every entry of one task from a map keyed by (task, node), in O(log n + k)
 /// rather than a pass over the whole map (this runs once per validated task).
 fn forget_task<V>(map: &mut BTreeMap<(TaskId, NodeId), V>, task: TaskId) {

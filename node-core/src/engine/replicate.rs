@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::config::{STORE_TRIES_MAX, TURN_SYNCS};
 use super::job::Job;
-use super::{DropReason, Engine, Event, Millis};
+use super::{DropReason, Engine, Event, Millis, Settled};
 use crate::job::{JobId, NodeId, TaskId, result_hash};
 use crate::wire::{EngineMsg, Fact};
 
@@ -34,7 +34,7 @@ pub(super) struct Held {
     /// every target holding the bytes held here (0: not found so, or other bytes since).
     /// Nothing but a bump of that generation can make such a result lack a copy again,
     /// so re-replication passes it by until then.
-    pub(super) settled: Vec<u64>,
+    pub(super) settled: Settled,
 }
 
 impl Held {
@@ -43,7 +43,7 @@ impl Held {
         if let std::collections::btree_map::Entry::Vacant(e) = self.payloads.entry(task) {
             self.payload_bytes += bytes.len();
             e.insert((hash, bytes));
-            self.unsettle(task);
+            self.settled.clear(task);
         }
     }
 
@@ -53,26 +53,7 @@ impl Held {
             self.payload_bytes -= bytes.len();
         }
         self.previews.remove(&task);
-        self.unsettle(task);
-    }
-
-    fn unsettle(&mut self, task: TaskId) {
-        if let Some(s) = self.settled.get_mut(task.0 as usize) {
-            *s = 0;
-        }
-    }
-
-    /// Whether the copies of `task` were found complete at `generation`.
-    fn is_settled(&self, task: TaskId, generation: u64) -> bool {
-        self.settled.get(task.0 as usize) == Some(&(generation + 1))
-    }
-
-    fn settle(&mut self, task: TaskId, generation: u64) {
-        let i = task.0 as usize;
-        if self.settled.len() <= i {
-            self.settled.resize(i + 1, 0);
-        }
-        self.settled[i] = generation + 1;
+        self.settled.clear(task);
     }
 }
 
@@ -188,7 +169,7 @@ impl Engine {
         let mut settled = Vec::new();
         for j in self.jobs.values() {
             for (task, (hash, _)) in &j.held.payloads {
-                if j.held.is_settled(*task, generation) {
+                if j.held.settled.at(*task, generation) {
                     continue;
                 }
                 let entry = j.board.task(*task);
@@ -228,7 +209,7 @@ impl Engine {
         }
         for (job, task) in settled {
             if let Some(j) = self.jobs.get_mut(&job) {
-                j.held.settle(task, generation);
+                j.held.settled.mark(task, generation);
             }
         }
         for (job, task) in todo {

@@ -12,7 +12,7 @@ use super::config::STEAL_CHOICES;
 use super::job::Job;
 use super::placement;
 use super::timer::Timer;
-use super::{DropReason, Engine, Event, Millis, Output, Why};
+use super::{DropReason, Engine, Event, Millis, Output, Settled, Why};
 use crate::job::{JobId, NodeId, TaskId, result_hash};
 use crate::wire::Fact;
 
@@ -55,7 +55,7 @@ pub(super) struct Schedule {
     /// that generation (a member gone, a liar caught, a holder given up on) can make
     /// such a task need computing again, so scans pass it by until then: at 64 nodes,
     /// idle members' scans over validated tasks were an eighth of the engine's time.
-    pub(super) settled: Vec<u64>,
+    pub(super) settled: Settled,
 }
 
 impl Schedule {
@@ -69,20 +69,8 @@ impl Schedule {
             claim_seen: BTreeMap::new(),
             backups: BTreeSet::new(),
             deferred_since: None,
-            settled: Vec::new(),
+            settled: Settled::default(),
         }
-    }
-
-    fn is_settled(&self, task: TaskId, generation: u64) -> bool {
-        self.settled.get(task.0 as usize) == Some(&(generation + 1))
-    }
-
-    fn settle(&mut self, task: TaskId, generation: u64) {
-        let i = task.0 as usize;
-        if self.settled.len() <= i {
-            self.settled.resize(i + 1, 0);
-        }
-        self.settled[i] = generation + 1;
     }
 }
 
@@ -172,7 +160,7 @@ impl Engine {
         let mut steals = Vec::new();
         for t in (0..n).map(|i| TaskId((j.sched.steal_cursor + n - i) % n)) {
             // Help asked for overrides validation (see `runnable`).
-            if j.sched.is_settled(t, generation) && !j.help.requests.contains(&t) {
+            if j.sched.settled.at(t, generation) && !j.help.requests.contains(&t) {
                 continue;
             }
             match self.runnable(j, t, true) {
@@ -459,7 +447,7 @@ impl Engine {
             let generation = self.copies_gen;
             let j = self.jobs.get_mut(&id)?;
             for t in settled {
-                j.sched.settle(t, generation);
+                j.sched.settled.mark(t, generation);
             }
         }
         let j = self.jobs.get(&id)?;
