@@ -33,7 +33,9 @@ const { cfg, h, run } = startController(
     timeout_ms: 170_000,
     mesh_timeout_ms: 60_000,
     job_timeout_ms: 90_000,
-    // A main-thread task longer than this while a job runs is a failure.
+    // A main-thread task longer than this while a job runs is a failure. The timed tabs'
+    // main threads are favoured by the scheduler (`favourMainThreads`): on 2 cores shared
+    // by seven members, a task's wall-clock length is otherwise mostly its wait for a CPU.
     long_task_ms: 100,
   },
   ['page_job', 'cli_args'],
@@ -88,6 +90,9 @@ async function main() {
   const natives = [1, 2].map((i) => h.startNode(`native-${i}`, origin, room, ['--workers', '1']));
   const [ba, bb, bc, bd] = await Promise.all(['tab-a', 'tab-b', 'tab-c', 'tab-d'].map((n) => h.launchBrowser(n)));
   await Promise.all([ba, bb, bc].map((b) => h.openPage(b, origin, url(b.name))));
+  // The two tabs whose main-thread tasks are timed (see long_task_ms) run that thread
+  // ahead of the machine's other work, so that a task's length is the page's own.
+  info.favoured = { 'tab-a': await h.favourMainThreads(ba) };
   const tabs = [ba, bb, bc];
   const meshed = await pollUntil(async () => {
     const counts = await Promise.all(tabs.map((b) => readTab(b.page).then((t) => t.count)));
@@ -149,6 +154,7 @@ async function main() {
   say('closed tab B, killed tab C\'s renderer(s)', info.renderer_kill.killed.join(','));
   const joinAt = await readJobs(pa);
   const pd = await h.openPage(bd, origin, url('tab-d'));
+  info.favoured['tab-d'] = await h.favourMainThreads(bd);
   await pollUntil(() => readTab(pd).then((t) => t.status === 'joined'), Date.now() + 20_000);
   const dStart = await pageNow(pd);
   // D shows the jobs as they are, not from zero: within a few seconds of joining, each
