@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{DropReason, Engine, Event, JobTimings, Millis};
 use crate::job::{JobId, NodeId, TaskId, result_hash};
+use crate::kernels::mandelbrot::Canvas;
 use crate::wire::{EngineMsg, Fact};
 
 /// Per-job assembly state.
@@ -35,6 +36,10 @@ pub(super) struct Assembly {
     /// bytes and never serves them cannot stall the assembly (the task is fetched
     /// elsewhere or computed again).
     pub(super) unserved: BTreeMap<(TaskId, NodeId), u32>,
+    /// An image job's output, coloured in result by result as this assembler comes to
+    /// hold each validated one (from the first such result on), so that the job's end
+    /// has only its last results left to merge.
+    pub(super) canvas: Option<Canvas>,
 }
 
 /// Unanswered fetches after which a holder is no longer asked for a task.
@@ -121,6 +126,7 @@ impl Assembly {
             validated: BTreeSet::new(),
             unfetchable: BTreeSet::new(),
             unserved: BTreeMap::new(),
+            canvas: None,
         }
     }
 }
@@ -347,12 +353,37 @@ impl Engine {
                 tasks,
             });
         }
-        self.try_assemble(job);
+        self.try_assemble(job, task);
         self.fetch_missing();
     }
 
-    /// Merges the output once every result's bytes are here.
-    pub(super) fn try_assemble(&mut self, job: JobId) {
+    /// Colours task `task`'s result into an image job's canvas if this assembler holds
+    /// its validated bytes, then merges the output once every result's bytes are here.
+    /// Called wherever a result's bytes or its validation arrive.
+    pub(super) fn try_assemble(&mut self, job: JobId, task: TaskId) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if !j.assembly.assembler || j.assembly.assembled {
+            return;
+        }
+        let validated = j.board.task(task).validated_hash;
+        if let Some((hash, bytes)) = j.held.payloads.get(&task)
+            && validated == Some(*hash)
+        {
+            let canvas = &mut j.assembly.canvas;
+            if canvas.is_none() {
+                *canvas = j.spec.kernel.canvas();
+            }
+            if let Some(c) = canvas {
+                c.add(task.0, bytes);
+            }
+        }
+        self.finish_assembly(job);
+    }
+
+    /// Merges the output if this node assembles it and every result's bytes are here.
+    pub(super) fn finish_assembly(&mut self, job: JobId) {
         let Some(j) = self.jobs.get_mut(&job) else {
             return;
         };
@@ -363,10 +394,21 @@ impl Engine {
         {
             return;
         }
-        let outputs: Vec<&[u8]> = (0..j.tasks)
-            .map(|t| j.held.payloads[&TaskId(t)].1.as_slice())
-            .collect();
-        match j.spec.kernel.assemble(&outputs) {
+        let merged = if let Some(mut canvas) = j.assembly.canvas.take() {
+            // Every result is validated and held (a held copy of another hash is
+            // dropped at validation): the rest go in now, among them any held before
+            // this node was told to assemble.
+            for (t, (_, bytes)) in &j.held.payloads {
+                canvas.add(t.0, bytes);
+            }
+            canvas.finish()
+        } else {
+            let outputs: Vec<&[u8]> = (0..j.tasks)
+                .map(|t| j.held.payloads[&TaskId(t)].1.as_slice())
+                .collect();
+            j.spec.kernel.assemble(&outputs)
+        };
+        match merged {
             Ok(output) => {
                 j.assembly.assembled = true;
                 let timings = JobTimings {

@@ -145,6 +145,9 @@ impl Engine {
                     j.assembly.assembler = true;
                 }
                 self.fetch_missing();
+                // Nothing may be missing (this node holds every result): no answer
+                // would come to merge them.
+                self.finish_assembly(job);
             }
             Command::Watch { job } => match self.jobs.get(&job) {
                 Some(j) if j.spec.kernel.image().is_none() => {

@@ -143,7 +143,7 @@ impl Engine {
         }
         // An assembling node fetches each result once it is validated.
         self.fetch_missing_of(job);
-        self.try_assemble(job);
+        self.try_assemble(job, task);
     }
 
     /// Applies [`verdict`] to every author of a validated task's board entry.

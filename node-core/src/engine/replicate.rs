@@ -305,6 +305,6 @@ impl Engine {
         }
         j.held.keep(task, hash, payload);
         self.say(job, task, Fact::Holding(hash));
-        self.try_assemble(job);
+        self.try_assemble(job, task);
     }
 }

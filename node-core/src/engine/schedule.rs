@@ -280,7 +280,7 @@ impl Engine {
             self.say(job, task, Fact::Holding(hash));
             self.replicate(job, task);
         }
-        self.try_assemble(job);
+        self.try_assemble(job, task);
     }
 
     /// Whether this node should compute `task` now, and why.

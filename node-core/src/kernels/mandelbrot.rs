@@ -531,39 +531,109 @@ impl Compute for Params {
     }
 
     fn assemble(&self, outputs: &[&[u8]]) -> Result<JobOutput, KernelError> {
-        let width = self.width as usize;
-        let mut rgba = vec![0; width * self.height as usize * 4];
+        let mut canvas = Canvas::new(self);
         for (task, bytes) in outputs.iter().enumerate() {
-            let tile = self.tile(task as u32);
-            let row_len = tile.width();
-            let malformed = |reason: String| KernelError::MalformedOutput {
-                task: task as u32,
-                reason,
+            canvas.add(task as u32, bytes);
+        }
+        canvas.finish()
+    }
+}
+
+/// An image assembled tile by tile, in any order: each tile is coloured into its place
+/// as it is added, so that an assembler that receives its results one by one while the
+/// job runs has only the last of them left to colour when the job is validated. Adding
+/// every tile and finishing gives exactly [`Kernel::assemble`]'s output (which is
+/// computed this way), or its error: that of the lowest malformed task.
+///
+/// [`Kernel::assemble`]: super::Kernel::assemble
+#[derive(Debug)]
+pub struct Canvas {
+    params: Params,
+    /// RGBA, row after row; zeroed (so untouched pages cost nothing) until tiles land.
+    rgba: Vec<u8>,
+    added: Vec<bool>,
+    /// The lowest task whose bytes are not a tile, and why.
+    error: Option<KernelError>,
+}
+
+impl Canvas {
+    /// An empty canvas for valid parameters `p`.
+    pub fn new(p: &Params) -> Canvas {
+        Canvas {
+            params: p.clone(),
+            rgba: vec![0; p.width as usize * p.height as usize * 4],
+            added: vec![false; p.task_count() as usize],
+            error: None,
+        }
+    }
+
+    /// Whether task `task`'s tile has been added.
+    pub fn has(&self, task: u32) -> bool {
+        self.added.get(task as usize).copied().unwrap_or(false)
+    }
+
+    /// Colours task `task`'s tile (its colour indices) into place. A task out of range
+    /// or already added is ignored; bytes that are not a tile are remembered as the
+    /// error [`Canvas::finish`] returns.
+    pub fn add(&mut self, task: u32, bytes: &[u8]) {
+        if task >= self.params.task_count() || self.has(task) {
+            return;
+        }
+        self.added[task as usize] = true;
+        if let Err(e) = self.colour_in(task, bytes) {
+            let lower = match &self.error {
+                Some(KernelError::MalformedOutput { task: t, .. }) => task < *t,
+                _ => true,
             };
-            if bytes.len() != row_len * tile.height() {
-                return Err(malformed(format!(
-                    "{} bytes, expected {} for a {}×{} tile",
-                    bytes.len(),
-                    row_len * tile.height(),
-                    tile.width(),
-                    tile.height()
-                )));
-            }
-            for (row, src) in bytes.chunks_exact(row_len).enumerate() {
-                let start = ((tile.y0 as usize + row) * width + tile.x0 as usize) * 4;
-                let dst = &mut rgba[start..start + row_len * 4];
-                for (px, i) in dst.chunks_exact_mut(4).zip(src) {
-                    let Some(c) = rgba_of(*i) else {
-                        return Err(malformed(format!("{i} is not a colour index")));
-                    };
-                    px.copy_from_slice(&c);
-                }
+            if lower {
+                self.error = Some(e);
             }
         }
+    }
+
+    fn colour_in(&mut self, task: u32, bytes: &[u8]) -> Result<(), KernelError> {
+        let width = self.params.width as usize;
+        let tile = self.params.tile(task);
+        let row_len = tile.width();
+        let malformed = |reason: String| KernelError::MalformedOutput { task, reason };
+        if bytes.len() != row_len * tile.height() {
+            return Err(malformed(format!(
+                "{} bytes, expected {} for a {}×{} tile",
+                bytes.len(),
+                row_len * tile.height(),
+                tile.width(),
+                tile.height()
+            )));
+        }
+        for (row, src) in bytes.chunks_exact(row_len).enumerate() {
+            let start = ((tile.y0 as usize + row) * width + tile.x0 as usize) * 4;
+            let dst = &mut self.rgba[start..start + row_len * 4];
+            for (px, i) in dst.chunks_exact_mut(4).zip(src) {
+                let Some(c) = rgba_of(*i) else {
+                    return Err(malformed(format!("{i} is not a colour index")));
+                };
+                px.copy_from_slice(&c);
+            }
+        }
+        Ok(())
+    }
+
+    /// The image, once every tile is added; else the error of the lowest malformed
+    /// task, or which task is missing.
+    pub fn finish(self) -> Result<JobOutput, KernelError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if let Some(task) = self.added.iter().position(|a| !a) {
+            return Err(KernelError::MalformedOutput {
+                task: task as u32,
+                reason: "not added to the canvas".into(),
+            });
+        }
         Ok(JobOutput::Image {
-            width: self.width,
-            height: self.height,
-            rgba,
+            width: self.params.width,
+            height: self.params.height,
+            rgba: self.rgba,
         })
     }
 }
@@ -1031,6 +1101,72 @@ mod tests {
             colour_tile(&[BLACK, 27]),
             Some(vec![0, 0, 0, 255, 237, 255, 255, 255])
         );
+    }
+
+    #[test]
+    fn a_canvas_filled_in_any_order_is_the_assembled_image() {
+        let p = small(3, 2);
+        let job = Kernel::Mandelbrot(p.clone());
+        let tiles: Vec<Vec<u8>> = (0..6)
+            .map(|t| {
+                let mut out = Vec::new();
+                job.run_task(t, &mut out).unwrap();
+                out
+            })
+            .collect();
+        // Each tile coloured on its own and copied to its rectangle.
+        let mut expected = vec![0; 67 * 45 * 4];
+        for (t, bytes) in tiles.iter().enumerate() {
+            let tile = p.tile(t as u32);
+            let rgba = colour_tile(bytes).unwrap();
+            for (row, src) in rgba.chunks_exact(tile.width() * 4).enumerate() {
+                let at = ((tile.y0 as usize + row) * 67 + tile.x0 as usize) * 4;
+                expected[at..at + src.len()].copy_from_slice(src);
+            }
+        }
+        let image = |c: Canvas| match c.finish() {
+            Ok(JobOutput::Image { rgba, .. }) => rgba,
+            other => panic!("not an image: {other:?}"),
+        };
+        // Last tile first; then a task out of range and a second copy (ignored).
+        let mut c = Canvas::new(&p);
+        for t in (0..6).rev() {
+            assert!(!c.has(t));
+            c.add(t, &tiles[t as usize]);
+            assert!(c.has(t));
+        }
+        c.add(6, &[0]);
+        c.add(2, &tiles[0][..3]);
+        assert_eq!(image(c), expected);
+        assert_eq!(
+            job.assemble(&tiles.iter().map(Vec::as_slice).collect::<Vec<_>>()),
+            Ok(JobOutput::Image {
+                width: 67,
+                height: 45,
+                rgba: expected
+            })
+        );
+        // A tile missing.
+        let mut c = Canvas::new(&p);
+        for t in 1..6 {
+            c.add(t, &tiles[t as usize]);
+        }
+        assert!(matches!(
+            c.finish(),
+            Err(KernelError::MalformedOutput { task: 0, .. })
+        ));
+        // Two malformed tiles, the higher added first: the error is the lower one's.
+        let mut bad = tiles[4].clone();
+        bad[0] = BLACK + 1;
+        let mut c = Canvas::new(&p);
+        for t in [5, 4, 3, 2, 0] {
+            c.add(t, if t == 4 { &bad } else { &tiles[t as usize] });
+        }
+        c.add(1, &tiles[1][1..]);
+        assert!(matches!(
+            c.finish(),
+            Err(KernelError::MalformedOutput { task: 1, .. })
+        ));
     }
 
     #[test]

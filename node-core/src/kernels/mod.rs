@@ -165,6 +165,14 @@ impl Kernel {
         }
     }
 
+    /// An empty [`mandelbrot::Canvas`] for an image kernel, to assemble its output tile
+    /// by tile; `None` for the others (their outputs are a few words, merged at once).
+    pub fn canvas(&self) -> Option<mandelbrot::Canvas> {
+        let image = self.image()?;
+        self.validate().ok()?;
+        Some(mandelbrot::Canvas::new(image))
+    }
+
     /// The preview of task `task`'s output ([`preview`]) for an image kernel, `None` for
     /// the others (their results are a few words; a watcher fetches them whole).
     pub fn preview(&self, task: u32, output: &[u8]) -> Option<Vec<u8>> {

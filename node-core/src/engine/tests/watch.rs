@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::job::{content_hash, sealed_hash};
-use crate::kernels::{mandelbrot, preview};
+use crate::kernels::{JobOutput, mandelbrot, preview};
 
 /// A 3 × 2-tile image of 24 × 16 pixels: tiles of 8 × 8, previews of 2 × 2.
 fn image() -> Kernel {
@@ -400,4 +400,84 @@ fn preview_requests_are_answered_within_the_askers_byte_budget() {
     assert_eq!(answered(&drain(&mut e)), 0);
     e.handle_input(Millis(100 + sync), Input::Timeout);
     assert_eq!(answered(&drain(&mut e)), 1);
+}
+
+/// A member told to assemble a job merges the validated results it already holds
+/// (copies stored with it) with those it fetches; holding them all, it merges at once.
+#[test]
+fn told_to_assemble_it_merges_what_it_holds_with_what_it_fetches() {
+    let k = image();
+    let truth = tiles(&k);
+    let reference = k.run_all().expect("valid");
+    let done = |out: &[Output]| -> Vec<JobOutput> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::JobDone { output, .. }) => Some(output.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    for held in [3, 6] {
+        // Node 1 and the submitter, node 2: with r = 2 node 1 may keep every result.
+        let mut e = watcher(1, &[2]);
+        let job = peer_job(&mut e, 0, 2, k.clone(), 2, 1, 0);
+        report_and_hold(&mut e, 1, 2, job, &truth);
+        // Task `t`'s result as sent: its id, hash and bytes.
+        let sent = |t: u32, e: &Engine| {
+            let bytes = truth[t as usize].clone();
+            (TaskId(t), hash_of(e, job, t, &bytes), bytes)
+        };
+        for t in 0..held {
+            let (task, hash, payload) = sent(t, &e);
+            let msg = EngineMsg::Store {
+                job,
+                task,
+                hash,
+                payload,
+            };
+            e.handle_input(
+                Millis(2),
+                Input::Message {
+                    from: NodeId(2),
+                    msg,
+                },
+            );
+        }
+        assert!(dropped(&drain(&mut e)).is_empty());
+        e.handle_input(Millis(3), Input::Command(Command::Assemble { job }));
+        let out = drain(&mut e);
+        let fetched: Vec<u32> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send {
+                    msg: EngineMsg::Fetch { task, .. },
+                    ..
+                } => Some(task.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fetched, (held..6).collect::<Vec<_>>());
+        if held == 6 {
+            assert_eq!(done(&out), std::slice::from_ref(&reference));
+            continue;
+        }
+        assert!(done(&out).is_empty());
+        for t in held..6 {
+            let (task, hash, payload) = sent(t, &e);
+            let msg = EngineMsg::Payload {
+                job,
+                task,
+                hash,
+                payload,
+            };
+            e.handle_input(
+                Millis(4),
+                Input::Message {
+                    from: NodeId(2),
+                    msg,
+                },
+            );
+        }
+        assert_eq!(done(&drain(&mut e)), std::slice::from_ref(&reference));
+    }
 }
