@@ -352,11 +352,21 @@ impl Engine {
         self.config.ahead = ahead;
     }
 
-    /// The steal grace (`EngineConfig::steal_after_ms`) for jobs taken up from now on,
-    /// and the wait before taking a task left to another thief. The node sets it from
-    /// the round trips it measures ([`crate::node::MeshNode`]).
+    /// The steal grace (`EngineConfig::steal_after_ms`), and the wait before taking a
+    /// task left to another thief. The node sets it from the round trips it measures
+    /// ([`crate::node::MeshNode`]). It holds for jobs taken up from now on and for those
+    /// whose grace still runs: theirs ends `ms` after this node took them up. A peer's
+    /// job often arrives before the first round trip to it is measured, and the grace
+    /// in force then (200 ms) outlasted a short job, its owner computing its last tasks
+    /// while this node sat idle.
     pub fn set_steal_after_ms(&mut self, ms: u64) {
         self.config.steal_after_ms = ms;
+        for j in self.jobs.values() {
+            let open = Timer::StealOpen(j.id);
+            if self.timers.is_set(open) {
+                self.timers.set(open, j.started_at.plus(ms));
+            }
+        }
     }
 
     /// The steal grace now (see [`Engine::set_steal_after_ms`]).

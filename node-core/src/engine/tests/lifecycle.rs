@@ -267,3 +267,43 @@ fn facts_in_flight_cause_no_resend_but_lost_ones_do() {
     );
     assert_eq!(resends(digest(&mut e, 1_500, 5)), 0, "caught up");
 }
+
+/// A grace shortened while a job's runs (the first round trip to a peer measured after
+/// its job arrived) ends that job's grace early too: a node done with its own tasks
+/// steals its peer's instead of idling out the 200 ms it started with.
+#[test]
+fn a_shorter_steal_grace_opens_stealing_in_a_running_job() {
+    let mut e = node_with(1, 1, [2]);
+    let job = peer_job(&mut e, 0, 2, kernel(20), 1, 1, 0);
+    // Node 1 computes every task of its own; node 2 starts none.
+    let mut mine = 0;
+    loop {
+        let runs: Vec<(TaskId, Kernel)> = drain(&mut e)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::RunTask { task, kernel, .. } => Some((task, kernel)),
+                _ => None,
+            })
+            .collect();
+        if runs.is_empty() {
+            break;
+        }
+        for (task, kernel) in runs {
+            let mut output = Vec::new();
+            kernel.run_task(task.0, &mut output).expect("valid");
+            e.handle_input(Millis(1), Input::ComputeFinished { job, task, output });
+            mine += 1;
+        }
+    }
+    assert!((1..20).contains(&mine), "node 1 owned {mine} of 20 tasks");
+    let stolen_at = |e: &mut Engine, at: u64| {
+        e.handle_input(Millis(at), Input::Timeout);
+        drain(e)
+            .into_iter()
+            .filter(|o| matches!(o, Output::RunTask { .. }))
+            .count()
+    };
+    assert_eq!(stolen_at(&mut e, 19), 0, "the grace runs");
+    e.set_steal_after_ms(20);
+    assert_eq!(stolen_at(&mut e, 20), 1, "one slot, one stolen task");
+}
