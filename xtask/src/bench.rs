@@ -144,9 +144,12 @@ pub(crate) fn build_release(root: &Path) -> Result<PathBuf> {
     if !status.success() {
         bail!("building meshwork failed");
     }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    Ok(target.join("release/meshwork"))
+    Ok(target_dir(root).join("release/meshwork"))
+}
+
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/` in the workspace).
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
 pub(crate) fn server(bin: &Path) -> Result<(Proc, String)> {

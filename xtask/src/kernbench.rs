@@ -15,7 +15,7 @@
 //! Mandelbrot's lanes over its scalar loop, and writes it all as JSON to
 //! `bench-kernels.json` in the target directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -187,8 +187,7 @@ pub fn run(root: &Path) -> Result<()> {
     println!(
         "  goals: wasm ≥ 0.95x native warm, a worker's first task ≥ 0.7x warm; π(10^9) ≤ 1.2x primesieve natively, ≤ 1.5x in wasm, π(10^10) and up ≤ 1.3x natively; Mandelbrot ≤ 170 ms natively, lanes ≥ 3x the scalar loop natively, ≥ 2.5x in wasm"
     );
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = crate::bench::target_dir(root);
     let out = target.join("bench-kernels.json");
     let doc = json!({
         "rows": rows,

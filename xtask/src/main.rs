@@ -3,7 +3,7 @@
 //! - `setup`: installs what a fresh machine lacks, idempotently (checks versions first):
 //!   the wasm32 target, wasm-bindgen-cli and Trunk at their pinned versions, the npm
 //!   packages of `package-lock.json` (`wasm-opt`, `playwright-core`), geckodriver, and
-//!   Chromium, Firefox ESR, primesieve and coturn (with apt, when run as root).
+//!   Chromium, Firefox ESR, primesieve, coturn and nftables (with apt, when run as root).
 //! - `demo [ARGS]`: setup, build the web UI, run `meshwork demo ARGS` (release build).
 //! - `test`: setup, build the web UI, then `cargo fmt --check`, clippy natively and for
 //!   wasm32, `cargo test --workspace` (every native layer, the browser end to end
@@ -25,6 +25,7 @@
 //! person runs.
 
 mod bench;
+mod chaos;
 mod kernbench;
 mod scale;
 mod sigbench;
@@ -68,6 +69,7 @@ fn main() -> Result<()> {
             }
         },
         "soak" => soak(rest),
+        "chaos" => chaos::run(&root(), rest),
         "mutants" => mutants(rest),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
@@ -80,7 +82,8 @@ fn main() -> Result<()> {
 const HELP: &str = "cargo xtask <command>
 
   setup        install what this machine lacks (wasm target, wasm-bindgen-cli, Trunk,
-               npm packages, Chromium, Firefox ESR, geckodriver, primesieve, coturn);
+               npm packages, Chromium, Firefox ESR, geckodriver, primesieve, coturn,
+               nftables);
                skips what is already there
   demo [ARGS]  build everything and run `meshwork demo ARGS` (try --help)
   test         build everything, check fmt and clippy (native and wasm32), run every
@@ -105,6 +108,11 @@ const HELP: &str = "cargo xtask <command>
                and Julia tiles, ratio and speed (why the wire uses LZ4)
   soak [N]     run the engine simulator over N seeds (default 100000) and the
                whole-node simulator over N/10, in a release build
+  chaos [--minutes N] [--seed S] [--natives K]
+               native nodes, the server and a submitter through seeded faults (kills,
+               stops, cut links, isolation, a split, packet loss, server restarts)
+               while jobs run; every output checked against `meshwork run`, stalls,
+               members shown gone while alive and panics reported (needs root)
   mutants [--iterate] [FILE…]  mutation testing of the engine (default
                node-core/src/engine/*.rs) with cargo-mutants (installed on first use);
                prints caught, missed and unviable mutants and lists the missed ones;
@@ -269,6 +277,11 @@ fn setup() -> Result<()> {
             "firefox-esr",
             Path::new("/usr/bin/firefox-esr").exists(),
             "the Firefox tests will be skipped (a failure under CI=true)",
+        ),
+        (
+            "nftables",
+            Path::new("/usr/sbin/nft").exists(),
+            "`cargo xtask chaos` cannot cut links or drop packets and will skip",
         ),
     ] {
         if present || !Path::new("/usr/bin/apt-get").exists() || !is_root() {

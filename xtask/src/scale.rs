@@ -9,7 +9,7 @@
 //! Prints a table and writes it as JSON to `bench-scale.json` in the target directory.
 //! Job times are from the submitter's `job_accepted` to its `job_done`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -252,8 +252,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 pub fn run(root: &Path) -> Result<()> {
     let bin = build_release(root)?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = crate::bench::target_dir(root);
     let dir = target.join("bench-scale");
     std::fs::create_dir_all(&dir)?;
     let (_server, addr) = server(&bin)?;

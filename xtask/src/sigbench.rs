@@ -21,7 +21,7 @@
 //! not. Prints a table and writes it as JSON to `bench-signaling.json` in the target
 //! directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -194,8 +194,7 @@ pub fn run(root: &Path) -> Result<()> {
         "  goals: 10,000 idle joined members in ≤ 200 MB; every member back ≤ 3 s after a restart; \
          a storm of 500 back within 10 s"
     );
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = crate::bench::target_dir(root);
     let out = target.join("bench-signaling.json");
     std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
     println!("\n  written to {}", out.display());

@@ -1,0 +1,1279 @@
+//! `cargo xtask chaos [--minutes N] [--seed S] [--natives K]`: native nodes, the
+//! signaling server and a submitter run through seeded faults while jobs run all the
+//! time; a checker outside the members compares every output with `meshwork run`'s and
+//! watches for stalls, members shown gone while alive, and panics.
+//!
+//! Everything runs in a network namespace made for the run. Each member binds its
+//! WebRTC sockets to an address of its own on that namespace's loopback (127.0.1.x for
+//! the natives, 127.0.2.x for the submitter, the server on 127.0.0.2), so nftables rules
+//! on addresses can cut one link, isolate one member, split the mesh or drop a share
+//! of one member's packets, without touching anything outside the namespace.
+//!
+//! Faults, drawn from the seed (the schedule is printed, and `--seed S` replays it):
+//! SIGKILL of a native and a new one started in its place; SIGSTOP of a native for
+//! 1-8 s; a link between two natives cut; a native isolated from the others; the natives
+//! split in two halves; 1-20 % of a native's packets dropped; the server SIGKILLed and
+//! restarted on the same address (tokens survive: `--resume-key-file`). At least two
+//! natives stay up and running at any time. Tabs, bandwidth caps and the presenter's
+//! console commands are not among the faults yet.
+//!
+//! The checks: every job ends with `meshwork run`'s bytes (a job is a fresh
+//! `meshwork submit`: seeded kernel, size, `r`, `q`, pacing); no job goes [`STALL`]
+//! without a validated task; once the faults stop, within [`SETTLE`] every living native
+//! counts every other living native among its peers; no process printed a panic. The
+//! report gives faults by kind, jobs by outcome, the time from each fault to the first
+//! native that noticed it and to a whole mesh again, and the largest RSS of the server
+//! and of each native.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// A job without a newly validated task for this long is stalled. The longest fault
+/// lasts 8 s, a departure is declared after 1.5 s of silence and the server comes back
+/// within 3 s, so a healthy mesh validates something well within it.
+const STALL: Duration = Duration::from_secs(30);
+/// After the last fault is healed, every living native sees every other within this.
+const SETTLE: Duration = Duration::from_secs(20);
+/// The server's address in the namespace.
+const SERVER: &str = "127.0.0.2:18700";
+const ROOM: &str = "chaos";
+
+pub fn run(root: &Path, args: &[String]) -> Result<()> {
+    let opts = Opts::parse(args)?;
+    if let Err(why) = can_run() {
+        let msg = format!(
+            "chaos: skipped: {why}. It needs root (a network namespace and nftables): run it as root"
+        );
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            bail!("{msg} (CI=true: nothing may skip)");
+        }
+        println!("{msg}");
+        return Ok(());
+    }
+    let bin = crate::bench::build_release(root)?;
+    let dir = crate::bench::target_dir(root).join(format!("chaos-{}", opts.seed));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    println!(
+        "chaos: seed {}, {} minute(s), {} natives; logs in {}",
+        opts.seed,
+        opts.minutes,
+        opts.natives,
+        dir.display()
+    );
+    let sandbox = Sandbox::create()?;
+    let mut run = Run::new(&bin, &dir, &sandbox, &opts)?;
+    let outcome = run.go(&opts);
+    run.stop_all();
+    let report = run.report(&opts);
+    println!("{report}");
+    std::fs::write(dir.join("report.txt"), &report)?;
+    outcome?;
+    if run.violations.is_empty() {
+        println!("chaos: no violation (seed {})", opts.seed);
+        Ok(())
+    } else {
+        for v in &run.violations {
+            println!("VIOLATION: {v}");
+        }
+        bail!(
+            "chaos: {} violation(s) with seed {} (replay with `cargo xtask chaos --seed {} --minutes {}`); logs in {}",
+            run.violations.len(),
+            opts.seed,
+            opts.seed,
+            opts.minutes,
+            dir.display()
+        )
+    }
+}
+
+struct Opts {
+    minutes: f64,
+    seed: u64,
+    natives: usize,
+}
+
+impl Opts {
+    fn parse(args: &[String]) -> Result<Opts> {
+        let mut o = Opts {
+            minutes: 3.0,
+            seed: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs()),
+            natives: 4,
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = |what: &str| {
+                it.next()
+                    .with_context(|| format!("chaos: {a} needs {what}"))
+                    .cloned()
+            };
+            match a.as_str() {
+                "--minutes" => {
+                    let v = value("a number of minutes")?;
+                    o.minutes = v
+                        .parse()
+                        .ok()
+                        .filter(|m: &f64| m.is_finite() && *m > 0.0 && *m <= 600.0)
+                        .with_context(|| {
+                            format!("chaos: --minutes {v:?}: a number above 0, at most 600")
+                        })?;
+                }
+                "--seed" => {
+                    let v = value("a seed")?;
+                    o.seed = v
+                        .parse()
+                        .with_context(|| format!("chaos: --seed {v:?} is not a whole number"))?;
+                }
+                "--natives" => {
+                    let v = value("a count")?;
+                    o.natives = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (3..=8).contains(n))
+                        .with_context(|| format!("chaos: --natives {v:?}: 3 to 8"))?;
+                }
+                other => bail!(
+                    "chaos: unknown argument {other:?}; usage: cargo xtask chaos [--minutes N] [--seed S] [--natives K]"
+                ),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// Whether this machine can make namespaces and nftables rules.
+fn can_run() -> Result<(), String> {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(|e| format!("cannot run `id`: {e}"))?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Err("not root".into());
+    }
+    for tool in ["ip", "nft"] {
+        let found = Command::new(tool)
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            return Err(format!(
+                "`{tool}` is missing (`cargo xtask setup` installs nftables)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// splitmix64: the run's only source of randomness, so a seed replays it.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// A whole number in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+/// The run's network namespace, with an nftables chain whose rules are the faults on
+/// links in force. Deleted on drop.
+struct Sandbox {
+    ns: String,
+}
+
+impl Sandbox {
+    fn create() -> Result<Sandbox> {
+        let ns = format!("meshwork-chaos-{}", std::process::id());
+        ip(&["netns", "add", &ns])?;
+        let s = Sandbox { ns };
+        ip(&["netns", "exec", &s.ns, "ip", "link", "set", "lo", "up"])?;
+        s.nft("add table inet chaos\nadd chain inet chaos out { type filter hook output priority 0; policy accept; }\n")?;
+        Ok(s)
+    }
+
+    /// `prog args` inside the namespace.
+    fn command(&self, prog: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns]).arg(prog).args(args);
+        c
+    }
+
+    fn nft(&self, script: &str) -> Result<()> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running nft")?;
+        child
+            .stdin
+            .take()
+            .context("nft's stdin")?
+            .write_all(script.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "nft refused {script:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Replaces the rules in force with `rules` (one nftables rule each), at once.
+    fn set_rules(&self, rules: &[String]) -> Result<()> {
+        let mut script = String::from("flush chain inet chaos out\n");
+        for r in rules {
+            script.push_str(&format!("add rule inet chaos out {r}\n"));
+        }
+        self.nft(&script)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.ns]);
+    }
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip")?;
+    if !out.status.success() {
+        bail!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// What the checker keeps of a member's JSON lines (all of them go to its stdout log).
+#[derive(Default)]
+struct Seen {
+    /// The id it joined under (`joined`), or `listening` for the server.
+    id: Option<String>,
+    listening: bool,
+    /// Peers it counts as connected now.
+    peers: BTreeSet<String>,
+    /// Peers it declared gone, and when that was read.
+    departures: Vec<(Instant, String)>,
+    /// `task_validated` lines (a submitter's progress).
+    validated: usize,
+}
+
+impl Seen {
+    fn take(&mut self, at: Instant, v: &Value) {
+        let peer = v["peer"].as_str().unwrap_or_default().to_string();
+        match v["event"].as_str() {
+            Some("joined") => self.id = v["id"].as_str().map(String::from),
+            Some("listening") => self.listening = true,
+            Some("peer_connected" | "peer_back") => {
+                self.peers.insert(peer);
+            }
+            Some("peer_left" | "peer_gone") => {
+                self.peers.remove(&peer);
+                self.departures.push((at, peer));
+            }
+            Some("task_validated") => self.validated += 1,
+            _ => {}
+        }
+    }
+}
+
+/// A process started here: what its JSON lines said ([`Seen`]), every line in a log
+/// file, its stderr in another (read for panics at the end); killed on drop.
+struct Proc {
+    child: Child,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, stderr: PathBuf, stdout_log: PathBuf) -> Result<Proc> {
+        let err = File::create(&stderr)?;
+        let mut log = File::create(&stdout_log)?;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .context("starting a member")?;
+        let out = child.stdout.take().context("stdout")?;
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && let Ok(mut s) = sink.lock()
+                {
+                    s.take(Instant::now(), &v);
+                }
+            }
+        });
+        Ok(Proc { child, seen })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads what its lines said so far.
+    fn with<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
+        match self.seen.lock() {
+            Ok(s) => f(&s),
+            Err(e) => f(&e.into_inner()),
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // A stopped process must run again to die of SIGKILL promptly.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal("-CONT");
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One native slot: the process now in it (a new one after each kill).
+struct Native {
+    name: String,
+    addr: String,
+    proc: Option<Proc>,
+    lives: u32,
+    stopped_until: Option<Instant>,
+    rss_max_kib: u64,
+}
+
+impl Native {
+    /// The id it joined under, once it has.
+    fn id(&self) -> Option<String> {
+        self.proc.as_ref()?.with(|s| s.id.clone())
+    }
+
+    /// The peers it counts as connected now.
+    fn sees(&self) -> BTreeSet<String> {
+        self.proc
+            .as_ref()
+            .map(|p| p.with(|s| s.peers.clone()))
+            .unwrap_or_default()
+    }
+
+    fn running(&self) -> bool {
+        self.proc.is_some() && self.stopped_until.is_none()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Kill,
+    Stop,
+    CutLink,
+    Isolate,
+    Split,
+    Loss,
+    ServerKill,
+}
+
+impl Kind {
+    const ALL: [Kind; 7] = [
+        Kind::Kill,
+        Kind::Stop,
+        Kind::CutLink,
+        Kind::Isolate,
+        Kind::Split,
+        Kind::Loss,
+        Kind::ServerKill,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Kill => "SIGKILL a native, start a new one",
+            Kind::Stop => "SIGSTOP a native, then SIGCONT",
+            Kind::CutLink => "cut the link between two natives",
+            Kind::Isolate => "isolate a native from the others",
+            Kind::Split => "split the natives in two halves",
+            Kind::Loss => "drop a share of a native's packets",
+            Kind::ServerKill => "SIGKILL the server, restart it",
+        }
+    }
+}
+
+/// A fault in force, undone at `until`.
+struct Active {
+    kind: Kind,
+    at: Instant,
+    until: Instant,
+    /// Natives it concerns (by slot).
+    who: Vec<usize>,
+    /// nftables rules it adds while in force.
+    rules: Vec<String>,
+}
+
+/// What became of one fault, for the report.
+struct Record {
+    kind: Kind,
+    at: Instant,
+    /// The ids of the natives it concerns, as they were when it began.
+    ids: Vec<String>,
+    healed: Option<Instant>,
+    noticed_ms: Option<f64>,
+    whole_ms: Option<f64>,
+    /// Another fault began before the mesh was whole again: its `whole_ms` would
+    /// measure both, so it is not taken.
+    overlapped: bool,
+}
+
+struct JobRun {
+    proc: Proc,
+    args: Vec<String>,
+    out: PathBuf,
+    reference: PathBuf,
+    started: Instant,
+    last_progress: Instant,
+    validated: usize,
+}
+
+#[derive(Default)]
+struct JobTally {
+    exact: usize,
+    wrong: usize,
+    failed: usize,
+    stalled: usize,
+    secs: Vec<f64>,
+}
+
+struct Run<'a> {
+    bin: PathBuf,
+    dir: PathBuf,
+    sandbox: &'a Sandbox,
+    rng: Rng,
+    start: Instant,
+    server: Option<Proc>,
+    server_lives: u32,
+    server_rss_max_kib: u64,
+    server_back_at: Option<Instant>,
+    natives: Vec<Native>,
+    active: Vec<Active>,
+    records: Vec<Record>,
+    schedule: Vec<String>,
+    job: Option<JobRun>,
+    jobs_started: u32,
+    jobs: JobTally,
+    references: BTreeMap<String, PathBuf>,
+    violations: Vec<String>,
+}
+
+impl<'a> Run<'a> {
+    fn new(bin: &Path, dir: &Path, sandbox: &'a Sandbox, opts: &Opts) -> Result<Run<'a>> {
+        let natives = (0..opts.natives)
+            .map(|i| Native {
+                name: format!("native-{}", i + 1),
+                addr: format!("127.0.1.{}", i + 1),
+                proc: None,
+                lives: 0,
+                stopped_until: None,
+                rss_max_kib: 0,
+            })
+            .collect();
+        Ok(Run {
+            bin: bin.to_path_buf(),
+            dir: dir.to_path_buf(),
+            sandbox,
+            rng: Rng(opts.seed),
+            start: Instant::now(),
+            server: None,
+            server_lives: 0,
+            server_rss_max_kib: 0,
+            server_back_at: None,
+            natives,
+            active: Vec::new(),
+            records: Vec::new(),
+            schedule: Vec::new(),
+            job: None,
+            jobs_started: 0,
+            jobs: JobTally::default(),
+            references: BTreeMap::new(),
+            violations: Vec::new(),
+        })
+    }
+
+    fn secs(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.start).as_secs_f64()
+    }
+
+    fn say(&mut self, what: String) {
+        let line = format!("[{:7.2} s] {what}", self.secs(Instant::now()));
+        println!("{line}");
+        self.schedule.push(line);
+    }
+
+    fn start_server(&mut self) -> Result<()> {
+        self.server_lives += 1;
+        let dist = self.dir.join("no-dist");
+        let keys = self.dir.join("resume.key");
+        let args = [
+            "serve",
+            "--bind",
+            SERVER,
+            "--json",
+            "--dist",
+            &dist.display().to_string(),
+            "--resume-key-file",
+            &keys.display().to_string(),
+            "--messages-per-second-max",
+            "1000",
+        ]
+        .map(String::from);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stderr = self
+            .dir
+            .join(format!("server.{}.stderr", self.server_lives));
+        let out = self
+            .dir
+            .join(format!("server.{}.stdout", self.server_lives));
+        let p = Proc::spawn(self.sandbox.command(&self.bin, &args), stderr, out)?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if p.with(|s| s.listening) {
+                self.server = Some(p);
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("the server did not start (see {})", self.dir.display())
+    }
+
+    fn start_native(&mut self, i: usize) -> Result<()> {
+        let n = &mut self.natives[i];
+        n.lives += 1;
+        let server = format!("http://{SERVER}");
+        let args = [
+            "node",
+            "--server",
+            &server,
+            "--room",
+            ROOM,
+            "--name",
+            &n.name,
+            "--ice-bind",
+            &n.addr,
+            "--workers",
+            "1",
+            "--json",
+        ];
+        let stderr = self.dir.join(format!("{}.{}.stderr", n.name, n.lives));
+        let out = self.dir.join(format!("{}.{}.stdout", n.name, n.lives));
+        n.proc = Some(Proc::spawn(
+            self.sandbox.command(&self.bin, &args),
+            stderr,
+            out,
+        )?);
+        n.stopped_until = None;
+        Ok(())
+    }
+
+    /// Whether every living, running native counts every other among its peers.
+    fn whole(&self) -> bool {
+        let ids: Vec<(usize, String)> = self
+            .natives
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.running())
+            .filter_map(|(i, n)| n.id().map(|id| (i, id)))
+            .collect();
+        if ids.len() < self.natives.iter().filter(|n| n.running()).count() {
+            return false;
+        }
+        ids.iter().all(|(i, _)| {
+            let sees = self.natives[*i].sees();
+            ids.iter().all(|(j, id)| j == i || sees.contains(id))
+        })
+    }
+
+    fn go(&mut self, opts: &Opts) -> Result<()> {
+        self.start_server()?;
+        for i in 0..self.natives.len() {
+            self.start_native(i)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.whole() {
+            if Instant::now() > deadline {
+                bail!("the natives did not form a full mesh within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.say(format!("{} natives in a full mesh", self.natives.len()));
+        let end = Instant::now() + Duration::from_secs_f64(opts.minutes * 60.0);
+        let mut next_fault = Instant::now() + Duration::from_secs(2);
+        // Every other fault waits, after the one before, for the mesh to be whole again
+        // (at most `SETTLE`): recovery is then timed alone. The others overlap.
+        let mut wait_whole: Option<Instant> = None;
+        while Instant::now() < end {
+            let now = Instant::now();
+            self.heal_due(now)?;
+            if let Some(since) = wait_whole
+                && (self.active.is_empty() && self.whole() || since.elapsed() > SETTLE)
+            {
+                wait_whole = None;
+                next_fault = now + Duration::from_millis(self.rng.range(500, 2_000));
+            }
+            if wait_whole.is_none() && now >= next_fault {
+                self.inject(now)?;
+                next_fault = now + Duration::from_millis(self.rng.range(1_000, 5_000));
+                if self.rng.below(2) == 0 {
+                    wait_whole = Some(now);
+                }
+            }
+            self.watch_job()?;
+            self.watch_faults(now);
+            self.sample_rss();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The faults stop: every one is undone now.
+        self.say("faults stop; healing every fault in force".into());
+        let far = Instant::now() + Duration::from_secs(3600);
+        self.heal_due(far)?;
+        let healed = Instant::now();
+        // The job under way finishes (or stalls).
+        while self.job.is_some() {
+            self.watch_job_only_finish()?;
+            self.watch_faults(Instant::now());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        while !self.whole() && healed.elapsed() < SETTLE {
+            self.watch_faults(Instant::now());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.watch_faults(Instant::now());
+        if !self.whole() {
+            let views: Vec<String> = self
+                .natives
+                .iter()
+                .map(|n| format!("{} ({:?}) sees {:?}", n.name, n.id(), n.sees()))
+                .collect();
+            self.violations.push(format!(
+                "{} s after the faults stopped, the living natives do not all see each other: {}",
+                SETTLE.as_secs(),
+                views.join("; ")
+            ));
+        } else {
+            self.say(format!(
+                "whole mesh {:.1} s after the faults stopped",
+                healed.elapsed().as_secs_f64()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Draws and applies one fault, unless the draw would leave fewer than two natives
+    /// up and running.
+    fn inject(&mut self, now: Instant) -> Result<()> {
+        let kind = self.rng.pick(&Kind::ALL);
+        for r in &mut self.records {
+            r.overlapped |= r.whole_ms.is_none();
+        }
+        // Ids before a kill takes one away, for telling when others noticed.
+        let ids_before: Vec<(usize, String)> = self
+            .natives
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.id().map(|id| (i, id)))
+            .collect();
+        let up: Vec<usize> = (0..self.natives.len())
+            .filter(|i| {
+                self.natives[*i].running() && !self.active.iter().any(|a| a.who.contains(i))
+            })
+            .collect();
+        let running = self.natives.iter().filter(|n| n.running()).count();
+        let hold_ms = self.rng.range(1_000, 8_000);
+        let until = now + Duration::from_millis(hold_ms);
+        let mut who = Vec::new();
+        let mut rules = Vec::new();
+        match kind {
+            Kind::Kill | Kind::Stop => {
+                if running <= 2 || up.is_empty() {
+                    return Ok(());
+                }
+                let i = self.rng.pick(&up);
+                who.push(i);
+                let n = &mut self.natives[i];
+                if kind == Kind::Kill {
+                    if let Some(p) = n.proc.take() {
+                        p.signal("-KILL");
+                        drop(p);
+                    }
+                } else if let Some(p) = &n.proc {
+                    p.signal("-STOP");
+                    n.stopped_until = Some(until);
+                }
+            }
+            Kind::CutLink | Kind::Isolate | Kind::Loss => {
+                if up.len() < 2 {
+                    return Ok(());
+                }
+                let a = self.rng.pick(&up);
+                who.push(a);
+                let addr = self.natives[a].addr.clone();
+                match kind {
+                    Kind::CutLink => {
+                        let others: Vec<usize> = up.iter().copied().filter(|b| *b != a).collect();
+                        let b = self.rng.pick(&others);
+                        who.push(b);
+                        let other = self.natives[b].addr.clone();
+                        rules.push(format!("ip saddr {addr} ip daddr {other} drop"));
+                        rules.push(format!("ip saddr {other} ip daddr {addr} drop"));
+                    }
+                    Kind::Isolate => {
+                        // From the other members; the server (its signaling) stays.
+                        rules.push(format!("ip saddr {addr} ip daddr 127.0.1.0/24 drop"));
+                        rules.push(format!("ip saddr {addr} ip daddr 127.0.2.0/24 drop"));
+                        rules.push(format!("ip daddr {addr} ip saddr 127.0.1.0/24 drop"));
+                        rules.push(format!("ip daddr {addr} ip saddr 127.0.2.0/24 drop"));
+                    }
+                    _ => {
+                        let pct = self.rng.range(1, 20);
+                        rules.push(format!(
+                            "ip saddr {addr} numgen random mod 100 < {pct} drop"
+                        ));
+                        rules.push(format!(
+                            "ip daddr {addr} numgen random mod 100 < {pct} drop"
+                        ));
+                    }
+                }
+            }
+            Kind::Split => {
+                if up.len() < 2 {
+                    return Ok(());
+                }
+                let half: Vec<usize> = up.iter().copied().filter(|i| i % 2 == 0).collect();
+                let rest: Vec<usize> = up.iter().copied().filter(|i| i % 2 == 1).collect();
+                for a in &half {
+                    for b in &rest {
+                        let (x, y) = (&self.natives[*a].addr, &self.natives[*b].addr);
+                        rules.push(format!("ip saddr {x} ip daddr {y} drop"));
+                        rules.push(format!("ip saddr {y} ip daddr {x} drop"));
+                    }
+                }
+                who = up.clone();
+            }
+            Kind::ServerKill => {
+                if self.server_back_at.is_some() {
+                    return Ok(());
+                }
+                if let Some(p) = self.server.take() {
+                    p.signal("-KILL");
+                    drop(p);
+                }
+                let back = now + Duration::from_millis(self.rng.range(1_000, 3_000));
+                self.server_back_at = Some(back);
+                self.active.push(Active {
+                    kind,
+                    at: now,
+                    until: back,
+                    who: Vec::new(),
+                    rules: Vec::new(),
+                });
+                self.records.push(Record {
+                    kind,
+                    at: now,
+                    ids: Vec::new(),
+                    healed: None,
+                    noticed_ms: None,
+                    whole_ms: None,
+                    overlapped: false,
+                });
+                self.say(format!(
+                    "fault: {} for {} ms",
+                    kind.name(),
+                    back.duration_since(now).as_millis()
+                ));
+                return Ok(());
+            }
+        }
+        let names: Vec<String> = who.iter().map(|i| self.natives[*i].name.clone()).collect();
+        let ids: Vec<String> = ids_before
+            .iter()
+            .filter(|(i, _)| who.contains(i))
+            .map(|(_, id)| id.clone())
+            .collect();
+        self.say(format!(
+            "fault: {} ({}) for {hold_ms} ms{}",
+            kind.name(),
+            names.join(", "),
+            if rules.is_empty() {
+                String::new()
+            } else {
+                format!("; rules: {}", rules.join(" | "))
+            }
+        ));
+        self.active.push(Active {
+            kind,
+            at: now,
+            until,
+            who: who.clone(),
+            rules,
+        });
+        self.apply_rules()?;
+        self.records.push(Record {
+            kind,
+            at: now,
+            ids,
+            healed: None,
+            noticed_ms: None,
+            whole_ms: None,
+            overlapped: false,
+        });
+        Ok(())
+    }
+
+    fn apply_rules(&self) -> Result<()> {
+        let rules: Vec<String> = self.active.iter().flat_map(|a| a.rules.clone()).collect();
+        self.sandbox.set_rules(&rules)
+    }
+
+    /// Undoes the faults due by `now`.
+    fn heal_due(&mut self, now: Instant) -> Result<()> {
+        let due: Vec<Active> = {
+            let (due, keep) = std::mem::take(&mut self.active)
+                .into_iter()
+                .partition(|a| a.until <= now);
+            self.active = keep;
+            due
+        };
+        if due.is_empty() {
+            return Ok(());
+        }
+        for a in &due {
+            match a.kind {
+                Kind::Kill => {
+                    self.start_native(a.who[0])?;
+                }
+                Kind::Stop => {
+                    let n = &mut self.natives[a.who[0]];
+                    if let Some(p) = &n.proc {
+                        p.signal("-CONT");
+                    }
+                    n.stopped_until = None;
+                }
+                Kind::ServerKill => {
+                    self.start_server()?;
+                    self.server_back_at = None;
+                }
+                _ => {}
+            }
+            let healed = Instant::now();
+            if let Some(r) = self
+                .records
+                .iter_mut()
+                .rev()
+                .find(|r| r.kind == a.kind && r.at == a.at)
+            {
+                r.healed = Some(healed);
+            }
+            self.say(format!("healed: {}", a.kind.name()));
+        }
+        self.apply_rules()
+    }
+
+    /// Fills in, for faults healed and not yet whole again, when the mesh became whole;
+    /// and for faults on natives, when another native first noticed.
+    fn watch_faults(&mut self, now: Instant) {
+        let whole = self.active.is_empty() && self.whole();
+        let departures: Vec<(Instant, String)> = self
+            .natives
+            .iter()
+            .filter_map(|n| n.proc.as_ref())
+            .flat_map(|p| p.with(|s| s.departures.clone()))
+            .collect();
+        for r in &mut self.records {
+            if let Some(healed) = r.healed
+                && r.whole_ms.is_none()
+                && !r.overlapped
+                && whole
+            {
+                r.whole_ms = Some(now.duration_since(healed).as_secs_f64() * 1000.0);
+            }
+            // A departure counts while the fault is in force, and briefly after.
+            let window = r.healed.unwrap_or(now) + Duration::from_secs(2);
+            if r.noticed_ms.is_none()
+                && let Some((t, _)) = departures
+                    .iter()
+                    .filter(|(t, p)| *t >= r.at && *t <= window && r.ids.contains(p))
+                    .min_by_key(|(t, _)| *t)
+            {
+                r.noticed_ms = Some(t.duration_since(r.at).as_secs_f64() * 1000.0);
+            }
+        }
+    }
+
+    fn sample_rss(&mut self) {
+        if let Some(kib) = self.server.as_ref().and_then(Proc::rss_kib) {
+            self.server_rss_max_kib = self.server_rss_max_kib.max(kib);
+        }
+        for n in &mut self.natives {
+            if let Some(kib) = n.proc.as_ref().and_then(Proc::rss_kib) {
+                n.rss_max_kib = n.rss_max_kib.max(kib);
+            }
+        }
+    }
+
+    /// A seeded job: `meshwork run` and `meshwork submit` arguments for its kernel.
+    fn draw_job(&mut self) -> (Vec<String>, String) {
+        let kernel = self.rng.pick(&["mandelbrot", "julia", "primes", "pi"]);
+        let mut args: Vec<String> = vec!["--kernel".into(), kernel.into()];
+        let ext = match kernel {
+            "mandelbrot" | "julia" => {
+                let size = self.rng.pick(&[128u32, 256, 384]);
+                let tiles = self.rng.pick(&[4u32, 8, 12]);
+                let iter = self.rng.pick(&[200u32, 500]);
+                args.extend(
+                    [
+                        "--width",
+                        &size.to_string(),
+                        "--height",
+                        &size.to_string(),
+                        "--tiles",
+                        &format!("{tiles}x{tiles}"),
+                        "--max-iter",
+                        &iter.to_string(),
+                    ]
+                    .map(String::from),
+                );
+                "png"
+            }
+            "primes" => {
+                let n = self.rng.pick(&[10_000_000u64, 50_000_000, 100_000_000]);
+                let ranges = self.rng.pick(&[16u32, 48, 96]);
+                args.extend(
+                    ["--n", &n.to_string(), "--ranges", &ranges.to_string()].map(String::from),
+                );
+                "json"
+            }
+            _ => {
+                let tasks = self.rng.pick(&[16u32, 48, 96]);
+                let seed = self.rng.range(1, 1_000);
+                args.extend(
+                    [
+                        "--tasks",
+                        &tasks.to_string(),
+                        "--samples-per-task",
+                        "200000",
+                        "--seed",
+                        &seed.to_string(),
+                    ]
+                    .map(String::from),
+                );
+                "json"
+            }
+        };
+        (args, ext.to_string())
+    }
+
+    /// `meshwork run`'s output for these kernel arguments (computed once).
+    fn reference(&mut self, args: &[String], ext: &str) -> Result<PathBuf> {
+        let key = args.join(" ");
+        if let Some(p) = self.references.get(&key) {
+            return Ok(p.clone());
+        }
+        let path = self
+            .dir
+            .join(format!("reference-{}.{ext}", self.references.len()));
+        let status = Command::new(&self.bin)
+            .arg("run")
+            .args(args)
+            .args(["--workers", "1", "--out"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("meshwork run")?;
+        if !status.success() {
+            bail!("meshwork run {key} failed");
+        }
+        self.references.insert(key, path.clone());
+        Ok(path)
+    }
+
+    fn start_job(&mut self) -> Result<()> {
+        let (kernel_args, ext) = self.draw_job();
+        let reference = self.reference(&kernel_args, &ext)?;
+        let r = self.rng.range(1, 3);
+        let q = self.rng.range(1, r.min(2));
+        let pace = self.rng.pick(&[0u32, 10, 30]);
+        self.jobs_started += 1;
+        let n = self.jobs_started;
+        let out = self.dir.join(format!("job-{n}.{ext}"));
+        let server = format!("http://{SERVER}");
+        let mut args: Vec<String> = [
+            "submit",
+            "--server",
+            &server,
+            "--room",
+            ROOM,
+            "--name",
+            &format!("submitter-{n}"),
+            "--ice-bind",
+            "127.0.2.1",
+            "--workers",
+            "1",
+            "--json",
+            "--wait-ms",
+            "2000",
+            "--timeout",
+            "600",
+            "--replicas",
+            &r.to_string(),
+            "--quorum",
+            &q.to_string(),
+            "--pace-ms",
+            &pace.to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(kernel_args.iter().cloned());
+        args.push("--out".into());
+        args.push(out.display().to_string());
+        let all: Vec<&str> = args.iter().map(String::as_str).collect();
+        let proc = Proc::spawn(
+            self.sandbox.command(&self.bin, &all),
+            self.dir.join(format!("job-{n}.stderr")),
+            self.dir.join(format!("job-{n}.stdout")),
+        )?;
+        self.say(format!(
+            "job {n}: {} r={r} q={q} pace={pace} ms",
+            kernel_args.join(" ")
+        ));
+        let now = Instant::now();
+        self.job = Some(JobRun {
+            proc,
+            args,
+            out,
+            reference,
+            started: now,
+            last_progress: now,
+            validated: 0,
+        });
+        Ok(())
+    }
+
+    fn watch_job(&mut self) -> Result<()> {
+        if self.job.is_none() {
+            // A submitter that cannot reach the server says so and exits: a new job
+            // waits for the server to be back.
+            if self.server.is_none() {
+                return Ok(());
+            }
+            return self.start_job();
+        }
+        self.watch_job_only_finish()
+    }
+
+    /// Checks the job under way: progress, and its output once it exits.
+    fn watch_job_only_finish(&mut self) -> Result<()> {
+        let Some(job) = &mut self.job else {
+            return Ok(());
+        };
+        let validated = job.proc.with(|s| s.validated);
+        if validated > job.validated {
+            job.validated = validated;
+            job.last_progress = Instant::now();
+        }
+        let n = self.jobs_started;
+        match job.proc.child.try_wait() {
+            Ok(None) => {
+                if job.last_progress.elapsed() > STALL {
+                    let msg = format!(
+                        "job {n} stalled: no task validated for {} s ({validated} validated; {})",
+                        STALL.as_secs(),
+                        job.args.join(" ")
+                    );
+                    self.jobs.stalled += 1;
+                    self.violations.push(msg.clone());
+                    self.say(msg);
+                    self.job = None;
+                }
+            }
+            Ok(Some(status)) => {
+                let secs = job.started.elapsed().as_secs_f64();
+                let got = std::fs::read(&job.out).ok();
+                let want = std::fs::read(&job.reference)?;
+                let verdict = if !status.success() {
+                    self.jobs.failed += 1;
+                    let msg = format!(
+                        "job {n} failed ({status}) after {secs:.1} s: {}",
+                        job.args.join(" ")
+                    );
+                    self.violations.push(msg.clone());
+                    msg
+                } else if got.as_deref() == Some(&want[..]) {
+                    self.jobs.exact += 1;
+                    self.jobs.secs.push(secs);
+                    format!("job {n} exact in {secs:.1} s")
+                } else {
+                    self.jobs.wrong += 1;
+                    let msg = format!(
+                        "job {n}: output {} differs from meshwork run's {}",
+                        job.out.display(),
+                        job.reference.display()
+                    );
+                    self.violations.push(msg.clone());
+                    msg
+                };
+                self.say(verdict);
+                self.job = None;
+            }
+            Err(e) => bail!("waiting for job {n}: {e}"),
+        }
+        Ok(())
+    }
+
+    /// Ends every process started here, then looks for panics in every stderr file
+    /// (earlier lives' included).
+    fn stop_all(&mut self) {
+        for n in &mut self.natives {
+            n.proc = None;
+        }
+        self.server = None;
+        self.job = None;
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut files: Vec<PathBuf> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "stderr"))
+            .collect();
+        files.sort();
+        for path in files {
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && let Some(l) = text.lines().find(|l| l.contains("panicked"))
+            {
+                self.violations
+                    .push(format!("a panic in {}: {l}", path.display()));
+            }
+        }
+    }
+
+    fn report(&self, opts: &Opts) -> String {
+        let mut r = String::new();
+        let elapsed = self.start.elapsed().as_secs_f64();
+        r.push_str(&format!(
+            "chaos report: seed {}, {:.1} min planned, {:.1} min run, {} natives, the server and a submitter\n",
+            opts.seed,
+            opts.minutes,
+            elapsed / 60.0,
+            opts.natives
+        ));
+        r.push_str("faults injected (notice: from the fault to the first native that declared a member it concerns gone, while it lasted: a cut link or packet loss need not make anyone leave; whole: from undoing it until every living native sees every other):\n");
+        for kind in Kind::ALL {
+            let rs: Vec<&Record> = self.records.iter().filter(|x| x.kind == kind).collect();
+            let stat = |xs: Vec<f64>| -> String {
+                if xs.is_empty() {
+                    return "-".into();
+                }
+                let mut xs = xs;
+                xs.sort_by(f64::total_cmp);
+                format!(
+                    "median {:.0} ms, worst {:.0} ms",
+                    xs[xs.len() / 2],
+                    xs[xs.len() - 1]
+                )
+            };
+            let noticed = stat(rs.iter().filter_map(|x| x.noticed_ms).collect());
+            let whole = stat(rs.iter().filter_map(|x| x.whole_ms).collect());
+            let overlapped = rs.iter().filter(|x| x.overlapped).count();
+            r.push_str(&format!(
+                "  {:<40} {:>4}   notice: {noticed}; whole: {whole} ({overlapped} overlapped by another fault, not timed)\n",
+                kind.name(),
+                rs.len()
+            ));
+        }
+        let j = &self.jobs;
+        let mut secs = j.secs.clone();
+        secs.sort_by(f64::total_cmp);
+        r.push_str(&format!(
+            "jobs: {} exact, {} wrong, {} failed, {} stalled{}\n",
+            j.exact,
+            j.wrong,
+            j.failed,
+            j.stalled,
+            secs.last().map_or(String::new(), |w| format!(
+                " (exact ones took median {:.1} s, worst {w:.1} s)",
+                secs[secs.len() / 2]
+            ))
+        ));
+        r.push_str(&format!(
+            "largest RSS: server {} MiB over {} start(s); natives {}\n",
+            self.server_rss_max_kib / 1024,
+            self.server_lives,
+            self.natives
+                .iter()
+                .map(|n| format!(
+                    "{} {} MiB ({} start(s))",
+                    n.name,
+                    n.rss_max_kib / 1024,
+                    n.lives
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        r.push_str(&format!("violations: {}\n", self.violations.len()));
+        for v in &self.violations {
+            r.push_str(&format!("  {v}\n"));
+        }
+        r.push_str("schedule:\n");
+        for line in &self.schedule {
+            r.push_str(&format!("  {line}\n"));
+        }
+        r
+    }
+}
