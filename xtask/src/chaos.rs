@@ -467,8 +467,8 @@ struct Record {
     healed: Option<Instant>,
     noticed_ms: Option<f64>,
     whole_ms: Option<f64>,
-    /// Another fault began before the mesh was whole again: its `whole_ms` would
-    /// measure both, so it is not taken.
+    /// Another fault began before the mesh was whole again, or was in force when this
+    /// one was undone: its `whole_ms` would measure both, so it is not taken.
     overlapped: bool,
 }
 
@@ -911,6 +911,7 @@ impl<'a> Run<'a> {
                 _ => {}
             }
             let healed = Instant::now();
+            let others = !self.active.is_empty();
             if let Some(r) = self
                 .records
                 .iter_mut()
@@ -918,6 +919,8 @@ impl<'a> Run<'a> {
                 .find(|r| r.kind == a.kind && r.at == a.at)
             {
                 r.healed = Some(healed);
+                // Undone while another fault is in force: a whole mesh waits for that.
+                r.overlapped |= others;
             }
             self.say(format!("healed: {}", a.kind.name()));
         }
