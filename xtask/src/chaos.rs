@@ -9,7 +9,9 @@
 //! on addresses can cut one link, isolate one member, split the mesh or drop a share
 //! of one member's packets, without touching anything outside the namespace.
 //!
-//! Faults, drawn from the seed (the schedule is printed, and `--seed S` replays it):
+//! Faults, drawn from the seed (the schedule is printed; `--seed S` draws the same faults
+//! in the same order, though when each starts, and so which natives are up to be drawn,
+//! can shift with how fast the mesh recovers):
 //! SIGKILL of a native and a new one started in its place; SIGSTOP of a native for
 //! 1-8 s; a link between two natives cut; a native isolated from the others; the natives
 //! split in two halves; 1-20 % of a native's packets dropped; the server SIGKILLed and
@@ -176,7 +178,7 @@ fn can_run() -> Result<(), String> {
     Ok(())
 }
 
-/// splitmix64: the run's only source of randomness, so a seed replays it.
+/// splitmix64: the run's only source of randomness, so a seed replays its draws.
 struct Rng(u64);
 
 impl Rng {
