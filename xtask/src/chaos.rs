@@ -50,6 +50,27 @@ const ROOM: &str = "chaos";
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let opts = Opts::parse(args)?;
+    chaos(root, &opts).map(|_| ())
+}
+
+/// What became of a run that did not fail.
+pub enum Outcome {
+    Passed,
+    /// Not root, or no nftables (never under `CI=true`: that fails).
+    Skipped,
+}
+
+/// A run of `minutes` with `seed` and the default natives, for `cargo xtask test`.
+pub fn run_checked(root: &Path, minutes: f64, seed: u64) -> Result<Outcome> {
+    let opts = Opts {
+        minutes,
+        seed,
+        ..Opts::default()
+    };
+    chaos(root, &opts)
+}
+
+fn chaos(root: &Path, opts: &Opts) -> Result<Outcome> {
     if let Err(why) = can_run() {
         let msg = format!(
             "chaos: skipped: {why}. It needs root (a network namespace and nftables): run it as root"
@@ -58,7 +79,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             bail!("{msg} (CI=true: nothing may skip)");
         }
         println!("{msg}");
-        return Ok(());
+        return Ok(Outcome::Skipped);
     }
     let bin = crate::bench::build_release(root)?;
     let dir = crate::bench::target_dir(root).join(format!("chaos-{}", opts.seed));
@@ -72,16 +93,16 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         dir.display()
     );
     let sandbox = Sandbox::create()?;
-    let mut run = Run::new(&bin, &dir, &sandbox, &opts)?;
-    let outcome = run.go(&opts);
+    let mut run = Run::new(&bin, &dir, &sandbox, opts)?;
+    let outcome = run.go(opts);
     run.stop_all();
-    let report = run.report(&opts);
+    let report = run.report(opts);
     println!("{report}");
     std::fs::write(dir.join("report.txt"), &report)?;
     outcome?;
     if run.violations.is_empty() {
         println!("chaos: no violation (seed {})", opts.seed);
-        Ok(())
+        Ok(Outcome::Passed)
     } else {
         for v in &run.violations {
             println!("VIOLATION: {v}");
@@ -103,15 +124,22 @@ struct Opts {
     natives: usize,
 }
 
-impl Opts {
-    fn parse(args: &[String]) -> Result<Opts> {
-        let mut o = Opts {
+impl Default for Opts {
+    /// Three minutes, a seed from the clock, four natives.
+    fn default() -> Opts {
+        Opts {
             minutes: 3.0,
             seed: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_secs()),
             natives: 4,
-        };
+        }
+    }
+}
+
+impl Opts {
+    fn parse(args: &[String]) -> Result<Opts> {
+        let mut o = Opts::default();
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let mut value = |what: &str| {
@@ -262,6 +290,14 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = ip(&["netns", "del", &self.ns]);
+    }
+}
+
+/// A fault begins: the faults not yet followed by a whole mesh can no longer be timed
+/// alone.
+fn overlap(records: &mut [Record]) {
+    for r in records {
+        r.overlapped |= r.whole_ms.is_none();
     }
 }
 
@@ -507,6 +543,8 @@ struct Run<'a> {
     active: Vec<Active>,
     records: Vec<Record>,
     schedule: Vec<String>,
+    /// Every kind of fault, in the order the seed gave them: the first faults.
+    order: Vec<Kind>,
     job: Option<JobRun>,
     jobs_started: u32,
     jobs: JobTally,
@@ -526,11 +564,16 @@ impl<'a> Run<'a> {
                 rss_max_kib: 0,
             })
             .collect();
+        let mut rng = Rng(opts.seed);
+        let mut order = Kind::ALL.to_vec();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
         Ok(Run {
             bin: bin.to_path_buf(),
             dir: dir.to_path_buf(),
             sandbox,
-            rng: Rng(opts.seed),
+            rng,
             start: Instant::now(),
             server: None,
             server_lives: 0,
@@ -540,6 +583,7 @@ impl<'a> Run<'a> {
             active: Vec::new(),
             records: Vec::new(),
             schedule: Vec::new(),
+            order,
             job: None,
             jobs_started: 0,
             jobs: JobTally::default(),
@@ -696,6 +740,14 @@ impl<'a> Run<'a> {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.watch_faults(Instant::now());
+        for kind in Kind::ALL {
+            if !self.records.iter().any(|r| r.kind == kind) {
+                self.violations.push(format!(
+                    "no fault of the kind \"{}\" ran: the run was too short, or the natives were never up to receive it",
+                    kind.name()
+                ));
+            }
+        }
         if !self.whole() {
             let views: Vec<String> = self
                 .natives
@@ -719,10 +771,16 @@ impl<'a> Run<'a> {
     /// Draws and applies one fault, unless the draw would leave fewer than two natives
     /// up and running.
     fn inject(&mut self, now: Instant) -> Result<()> {
-        let kind = self.rng.pick(&Kind::ALL);
-        for r in &mut self.records {
-            r.overlapped |= r.whole_ms.is_none();
-        }
+        // Every kind once first (in the seed's order, each until it could be applied),
+        // so that even a short run has them all; then any.
+        let kind = match self
+            .order
+            .iter()
+            .find(|k| !self.records.iter().any(|r| r.kind == **k))
+        {
+            Some(k) => *k,
+            None => self.rng.pick(&Kind::ALL),
+        };
         // Ids before a kill takes one away, for telling when others noticed.
         let ids_before: Vec<(usize, String)> = self
             .natives
@@ -824,6 +882,7 @@ impl<'a> Run<'a> {
                     who: Vec::new(),
                     rules: Vec::new(),
                 });
+                overlap(&mut self.records);
                 self.records.push(Record {
                     kind,
                     at: now,
@@ -865,6 +924,7 @@ impl<'a> Run<'a> {
             rules,
         });
         self.apply_rules()?;
+        overlap(&mut self.records);
         self.records.push(Record {
             kind,
             at: now,
