@@ -699,6 +699,17 @@ mod tests {
         }
     }
 
+    /// Every task's tile of `job`, in task order.
+    fn every_tile(job: &Kernel) -> Vec<Vec<u8>> {
+        (0..job.task_count())
+            .map(|t| {
+                let mut out = Vec::new();
+                job.run_task(t, &mut out).unwrap();
+                out
+            })
+            .collect()
+    }
+
     fn image(p: &Params) -> Vec<u8> {
         match Kernel::Mandelbrot(p.clone()).run_all().unwrap() {
             JobOutput::Image { rgba, .. } => rgba,
@@ -1077,13 +1088,7 @@ mod tests {
     #[test]
     fn assemble_rejects_malformed_tiles() {
         let job = Kernel::Mandelbrot(small(2, 1));
-        let tiles: Vec<Vec<u8>> = (0..2)
-            .map(|t| {
-                let mut out = Vec::new();
-                job.run_task(t, &mut out).unwrap();
-                out
-            })
-            .collect();
+        let tiles = every_tile(&job);
         assert!(job.assemble(&[&tiles[0], &tiles[1]]).is_ok());
         // Tiles of 33 and 34 columns: swapping them changes their lengths.
         assert!(job.assemble(&[&tiles[1], &tiles[0]]).is_err());
@@ -1107,13 +1112,7 @@ mod tests {
     fn a_canvas_filled_in_any_order_is_the_assembled_image() {
         let p = small(3, 2);
         let job = Kernel::Mandelbrot(p.clone());
-        let tiles: Vec<Vec<u8>> = (0..6)
-            .map(|t| {
-                let mut out = Vec::new();
-                job.run_task(t, &mut out).unwrap();
-                out
-            })
-            .collect();
+        let tiles = every_tile(&job);
         // Each tile coloured on its own and copied to its rectangle.
         let mut expected = vec![0; 67 * 45 * 4];
         for (t, bytes) in tiles.iter().enumerate() {

@@ -275,26 +275,8 @@ fn facts_in_flight_cause_no_resend_but_lost_ones_do() {
 fn a_shorter_steal_grace_opens_stealing_in_a_running_job() {
     let mut e = node_with(1, 1, [2]);
     let job = peer_job(&mut e, 0, 2, kernel(20), 1, 1, 0);
-    // Node 1 computes every task of its own; node 2 starts none.
-    let mut mine = 0;
-    loop {
-        let runs: Vec<(TaskId, Kernel)> = drain(&mut e)
-            .into_iter()
-            .filter_map(|o| match o {
-                Output::RunTask { task, kernel, .. } => Some((task, kernel)),
-                _ => None,
-            })
-            .collect();
-        if runs.is_empty() {
-            break;
-        }
-        for (task, kernel) in runs {
-            let mut output = Vec::new();
-            kernel.run_task(task.0, &mut output).expect("valid");
-            e.handle_input(Millis(1), Input::ComputeFinished { job, task, output });
-            mine += 1;
-        }
-    }
+    // Node 1 computes every task of its own (all at 1 ms); node 2 starts none.
+    let (mine, _) = compute_handed_out(&mut e, job, 1, 0);
     assert!((1..20).contains(&mine), "node 1 owned {mine} of 20 tasks");
     let stolen_at = |e: &mut Engine, at: u64| {
         e.handle_input(Millis(at), Input::Timeout);

@@ -41,6 +41,31 @@ fn drain(e: &mut Engine) -> Vec<Output> {
     std::iter::from_fn(|| e.poll_output()).collect()
 }
 
+/// Computes every task `e` hands out for `job` (and those it hands out next), the
+/// n-th finishing at `start + n * step` ms; how many, and the last time.
+fn compute_handed_out(e: &mut Engine, job: JobId, start: u64, step: u64) -> (u32, u64) {
+    let (mut count, mut now) = (0, start);
+    loop {
+        let runs: Vec<(TaskId, Kernel)> = drain(e)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::RunTask { task, kernel, .. } => Some((task, kernel)),
+                _ => None,
+            })
+            .collect();
+        if runs.is_empty() {
+            return (count, now);
+        }
+        for (task, kernel) in runs {
+            let mut output = Vec::new();
+            kernel.run_task(task.0, &mut output).expect("valid");
+            now += step;
+            count += 1;
+            e.handle_input(Millis(now), Input::ComputeFinished { job, task, output });
+        }
+    }
+}
+
 fn submit(e: &mut Engine, tasks: u32, pacing_ms: u32) -> JobId {
     e.handle_input(
         Millis(0),

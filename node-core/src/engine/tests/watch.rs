@@ -177,25 +177,7 @@ fn holder(k: Kernel) -> (Engine, JobId) {
     let mut e = node_with(2, 1, []);
     submit_kernel(&mut e, 0, k, 1, 1, 1);
     let job = e.job_ids().next().unwrap();
-    let mut now = 0;
-    loop {
-        let runs: Vec<(TaskId, Kernel)> = drain(&mut e)
-            .into_iter()
-            .filter_map(|o| match o {
-                Output::RunTask { task, kernel, .. } => Some((task, kernel)),
-                _ => None,
-            })
-            .collect();
-        if runs.is_empty() {
-            break;
-        }
-        for (task, kernel) in runs {
-            let mut output = Vec::new();
-            kernel.run_task(task.0, &mut output).unwrap();
-            now += 1;
-            e.handle_input(Millis(now), Input::ComputeFinished { job, task, output });
-        }
-    }
+    let (_, now) = compute_handed_out(&mut e, job, 0, 1);
     e.handle_input(Millis(now + 1), Input::PeerUp(NodeId(1)));
     drain(&mut e);
     (e, job)
@@ -427,19 +409,25 @@ fn told_to_assemble_it_merges_what_it_holds_with_what_it_fetches() {
             let bytes = truth[t as usize].clone();
             (TaskId(t), hash_of(e, job, t, &bytes), bytes)
         };
-        for t in 0..held {
-            let (task, hash, payload) = sent(t, &e);
-            let msg = EngineMsg::Store {
-                job,
-                task,
-                hash,
-                payload,
-            };
+        let from_2 = |e: &mut Engine, at: u64, msg: EngineMsg| {
             e.handle_input(
-                Millis(2),
+                Millis(at),
                 Input::Message {
                     from: NodeId(2),
                     msg,
+                },
+            );
+        };
+        for t in 0..held {
+            let (task, hash, payload) = sent(t, &e);
+            from_2(
+                &mut e,
+                2,
+                EngineMsg::Store {
+                    job,
+                    task,
+                    hash,
+                    payload,
                 },
             );
         }
@@ -464,17 +452,14 @@ fn told_to_assemble_it_merges_what_it_holds_with_what_it_fetches() {
         assert!(done(&out).is_empty());
         for t in held..6 {
             let (task, hash, payload) = sent(t, &e);
-            let msg = EngineMsg::Payload {
-                job,
-                task,
-                hash,
-                payload,
-            };
-            e.handle_input(
-                Millis(4),
-                Input::Message {
-                    from: NodeId(2),
-                    msg,
+            from_2(
+                &mut e,
+                4,
+                EngineMsg::Payload {
+                    job,
+                    task,
+                    hash,
+                    payload,
                 },
             );
         }
