@@ -1322,3 +1322,42 @@ impl<'a> Run<'a> {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Opts> {
+        Opts::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_are_read_and_bad_ones_refused_with_the_reason() {
+        let o = parse(&["--minutes", "0.5", "--seed", "12", "--natives", "6"]).unwrap();
+        assert_eq!((o.minutes, o.seed, o.natives), (0.5, 12, 6));
+        let refused = |args: &[&str], why: &str| {
+            let e = format!("{:#}", parse(args).err().expect("refused"));
+            assert!(e.contains(why), "{args:?}: {e}");
+        };
+        refused(&["--minutes", "0"], "a number above 0");
+        refused(&["--minutes", "NaN"], "a number above 0");
+        refused(&["--minutes", "601"], "at most 600");
+        refused(&["--minutes"], "--minutes needs a number of minutes");
+        refused(&["--seed", "-1"], "not a whole number");
+        refused(&["--natives", "2"], "3 to 8");
+        refused(&["--natives", "9"], "3 to 8");
+        refused(&["--fast"], "unknown argument");
+    }
+
+    #[test]
+    fn a_seed_draws_the_same_faults_in_the_same_order() {
+        let draws = |seed| {
+            let mut r = Rng(seed);
+            (0..32).map(|_| r.range(1_000, 8_000)).collect::<Vec<_>>()
+        };
+        assert_eq!(draws(12), draws(12));
+        assert_ne!(draws(12), draws(11));
+        let mut r = Rng(5);
+        assert!((0..1_000).all(|_| (3..=7).contains(&r.range(3, 7))));
+    }
+}
