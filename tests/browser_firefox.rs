@@ -51,7 +51,7 @@ fn firefox_chromium_and_natives_mesh_and_a_job_outlives_firefox() {
             "job_done_after_firefox_killed",
             "killed_mid_job",
             "no_address_explained",
-            "departure_names_the_cause",
+            "no_false_departure",
             "no_console_errors",
         ],
         |out| {

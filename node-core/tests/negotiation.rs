@@ -9,7 +9,9 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use node_core::signal::{ErrorCode, IceServer, PeerId, PeerInfo, PeerKind, ServerMsg, SignalData};
 use node_core::transport::TransportEvent;
-use node_core::transport::negotiation::{Candidate, ConnId, Negotiation, NegotiationConfig, Step};
+use node_core::transport::negotiation::{
+    Alarm, Candidate, ConnId, Negotiation, NegotiationConfig, Step,
+};
 
 fn id(s: &str) -> PeerId {
     PeerId(s.into())
@@ -25,7 +27,16 @@ fn info(s: &str) -> PeerInfo {
     }
 }
 
+/// The steps an input caused, without the alarms (the tests of timers look at those
+/// with [`drain_all`]).
 fn drain(n: &mut Negotiation) -> Vec<Step> {
+    drain_all(n)
+        .into_iter()
+        .filter(|s| !matches!(s, Step::Alarm { .. }))
+        .collect()
+}
+
+fn drain_all(n: &mut Negotiation) -> Vec<Step> {
     std::iter::from_fn(|| n.poll_step()).collect()
 }
 
@@ -100,6 +111,33 @@ fn offered_by(n: &mut Negotiation, peer: &str) -> ConnId {
         panic!("no answer step: {steps:?}")
     };
     *conn
+}
+
+/// The waits of the retries the steps ask for.
+fn retries_asked(steps: &[Step]) -> Vec<u64> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Alarm {
+                after_ms,
+                alarm: Alarm::Retry { .. },
+            } => Some(*after_ms),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The retry alarm among the steps.
+fn retry_alarm(steps: &[Step]) -> Alarm {
+    steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Alarm { alarm, .. } if matches!(alarm, Alarm::Retry { .. }) => {
+                Some(alarm.clone())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no retry asked for: {steps:?}"))
 }
 
 fn channel_closed_count(steps: &[Step]) -> usize {
@@ -391,29 +429,36 @@ fn early_candidates_are_bounded() {
 }
 
 #[test]
-fn a_failed_offer_closes_the_connection_and_reports_one_channel_closed() {
+fn a_failed_offer_to_a_listed_peer_closes_it_and_tries_again_without_a_report() {
     let mut n = Negotiation::new(NegotiationConfig::default(), PeerKind::Native, "".into());
     n.handle_server(welcome(&["a"]));
     let Some(Step::Offer { conn, .. }) = drain(&mut n).pop() else {
         panic!()
     };
     n.negotiation_failed(&id("a"), conn);
+    // The peer never opened a channel and the server still lists it: it stays one
+    // being connected to, and a new attempt is scheduled.
     assert_eq!(
-        drain(&mut n),
+        drain_all(&mut n),
         [
             Step::Close {
                 peer: id("a"),
                 conn
             },
-            Step::Emit(TransportEvent::ChannelClosed(id("a"))),
+            Step::Alarm {
+                after_ms: 500,
+                alarm: Alarm::Retry {
+                    peer: id("a"),
+                    round: 1
+                }
+            },
         ]
     );
     assert_eq!(n.conn(&id("a")), None);
-    // The closing connection's own close signals are stale: no second ChannelClosed.
+    // The closing connection's own close signals are stale: nothing more.
     n.connection_closed(&id("a"), conn);
     n.local_description(&id("a"), conn, "late".into());
-    let steps = drain(&mut n);
-    assert_eq!(channel_closed_count(&steps), 0, "{steps:?}");
+    let steps = drain_all(&mut n);
     assert!(
         steps.iter().all(|s| matches!(s, Step::Close { .. })),
         "{steps:?}"
@@ -423,11 +468,13 @@ fn a_failed_offer_closes_the_connection_and_reports_one_channel_closed() {
 
 #[test]
 fn a_failed_answer_is_handled_the_same_way() {
+    // A peer the server never listed to us (its offer came first) is reported closed,
+    // and not tried again: we would not know whether it is still in the room.
     let mut n = alone();
     let conn = offered_by(&mut n, "b");
     n.negotiation_failed(&id("b"), conn);
     assert_eq!(
-        drain(&mut n),
+        drain_all(&mut n),
         [
             Step::Close {
                 peer: id("b"),
@@ -436,7 +483,7 @@ fn a_failed_answer_is_handled_the_same_way() {
             Step::Emit(TransportEvent::ChannelClosed(id("b"))),
         ]
     );
-    // So is a failure to apply the answer to our offer.
+    // A failure to apply the answer to our offer ends the attempt too.
     let mut n = Negotiation::new(NegotiationConfig::default(), PeerKind::Native, "".into());
     n.handle_server(welcome(&["a"]));
     let Some(Step::Offer { conn, .. }) = drain(&mut n).pop() else {
@@ -445,7 +492,9 @@ fn a_failed_answer_is_handled_the_same_way() {
     n.handle_server(from("a", answer("bad")));
     drain(&mut n);
     n.negotiation_failed(&id("a"), conn);
-    assert_eq!(channel_closed_count(&drain(&mut n)), 1);
+    let steps = drain_all(&mut n);
+    assert_eq!(channel_closed_count(&steps), 0, "{steps:?}");
+    assert_eq!(retries_asked(&steps), [500], "{steps:?}");
 }
 
 #[test]
@@ -853,4 +902,650 @@ fn candidates_are_normalised_for_both_platforms() {
         Candidate::new("c".into(), None, Some(1)).into_signal(),
         ice("c", None, Some(1))
     );
+}
+
+/// The attempt a step list starts with an offer, and the deadline alarm it asks for.
+fn offer_in(steps: &[Step]) -> ConnId {
+    steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Offer { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no offer: {steps:?}"))
+}
+
+#[test]
+fn every_attempt_asks_for_a_deadline_and_one_not_open_by_then_is_tried_again() {
+    let mut n = Negotiation::new(NegotiationConfig::default(), PeerKind::Native, "".into());
+    n.handle_server(welcome(&["a"]));
+    let steps = drain_all(&mut n);
+    let conn = offer_in(&steps);
+    let deadline = Alarm::Open {
+        peer: id("a"),
+        conn,
+    };
+    assert!(
+        steps.contains(&Step::Alarm {
+            after_ms: 15_000,
+            alarm: deadline.clone()
+        }),
+        "{steps:?}"
+    );
+    // The offer went out while the server was down: no answer ever comes.
+    n.local_description(&id("a"), conn, "offer".into());
+    drain(&mut n);
+    n.alarm(deadline.clone());
+    let steps = drain_all(&mut n);
+    assert_eq!(
+        steps,
+        [
+            Step::Close {
+                peer: id("a"),
+                conn
+            },
+            Step::Alarm {
+                after_ms: 500,
+                alarm: Alarm::Retry {
+                    peer: id("a"),
+                    round: 1
+                }
+            },
+        ]
+    );
+    assert_eq!(n.stats().attempts_timed_out, 1);
+    // The retry offers again, in a new attempt with a deadline of its own; the driver
+    // still tracks the peer (no ChannelClosed went out), so nothing is announced.
+    n.alarm(retry_alarm(&steps));
+    let steps = drain_all(&mut n);
+    let again = offer_in(&steps);
+    assert_ne!(again, conn);
+    assert!(
+        !steps.iter().any(|s| matches!(s, Step::Emit(_))),
+        "{steps:?}"
+    );
+    assert_eq!(n.stats().retries, 1);
+    // The old deadline, ringing again, is stale; so is the new one once the channel is
+    // open.
+    n.alarm(deadline);
+    assert_eq!(drain_all(&mut n), []);
+    n.handle_server(from("a", answer("answer")));
+    n.remote_description_set(&id("a"), again);
+    n.channel_open(&id("a"), again);
+    drain(&mut n);
+    n.alarm(Alarm::Open {
+        peer: id("a"),
+        conn: again,
+    });
+    assert_eq!(drain_all(&mut n), []);
+    assert_eq!(n.conn(&id("a")), Some(again));
+    assert_eq!(n.stats().attempts_timed_out, 1);
+}
+
+#[test]
+fn retries_back_off_up_to_a_bound_and_start_over_once_a_channel_opens() {
+    let mut n = Negotiation::new(NegotiationConfig::default(), PeerKind::Native, "".into());
+    n.handle_server(welcome(&["a"]));
+    let mut conn = offer_in(&drain_all(&mut n));
+    let mut waits = Vec::new();
+    for _ in 0..7 {
+        n.connection_closed(&id("a"), conn);
+        let steps = drain_all(&mut n);
+        assert_eq!(channel_closed_count(&steps), 0, "never open: {steps:?}");
+        waits.extend(retries_asked(&steps));
+        n.alarm(retry_alarm(&steps));
+        conn = offer_in(&drain_all(&mut n));
+    }
+    assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    // This one opens: the driver hears of it, and the next loss is reported, then
+    // retried after the shortest wait, announcing the peer again (the driver forgot it
+    // on the ChannelClosed) before offering.
+    n.handle_server(from("a", answer("answer")));
+    n.remote_description_set(&id("a"), conn);
+    drain(&mut n);
+    n.channel_open(&id("a"), conn);
+    assert_eq!(
+        drain(&mut n),
+        [Step::Emit(TransportEvent::ChannelOpen(id("a")))]
+    );
+    n.connection_closed(&id("a"), conn);
+    let steps = drain_all(&mut n);
+    assert_eq!(channel_closed_count(&steps), 1, "{steps:?}");
+    assert_eq!(retries_asked(&steps), [500]);
+    n.alarm(retry_alarm(&steps));
+    let steps = drain(&mut n);
+    assert!(
+        matches!(
+            &steps[..],
+            [Step::Emit(TransportEvent::PeerJoined(p)), Step::Offer { peer, .. }]
+                if *p == info("a") && *peer == id("a")
+        ),
+        "{steps:?}"
+    );
+}
+
+#[test]
+fn retries_stop_when_the_peer_leaves_and_stale_alarms_change_nothing() {
+    let failed_once = || {
+        let mut n = Negotiation::new(NegotiationConfig::default(), PeerKind::Native, "".into());
+        n.handle_server(welcome(&["a"]));
+        let conn = offer_in(&drain_all(&mut n));
+        n.negotiation_failed(&id("a"), conn);
+        let retry = retry_alarm(&drain_all(&mut n));
+        (n, retry)
+    };
+    // The peer left the room: its retry does nothing.
+    let (mut n, retry) = failed_once();
+    n.handle_server(ServerMsg::PeerLeft { id: id("a") });
+    drain_all(&mut n);
+    n.alarm(retry);
+    assert_eq!(drain_all(&mut n), []);
+    // The peer offered to us in the meantime: the retry leaves that attempt alone.
+    let (mut n, retry) = failed_once();
+    let conn = offered_by(&mut n, "a");
+    n.alarm(retry);
+    assert_eq!(drain_all(&mut n), []);
+    assert_eq!(n.conn(&id("a")), Some(conn));
+    // An older round than the one due, a peer never listed, after a restart or a
+    // shutdown: nothing.
+    let (mut n, retry) = failed_once();
+    n.alarm(Alarm::Retry {
+        peer: id("a"),
+        round: 0,
+    });
+    n.alarm(Alarm::Retry {
+        peer: id("zz"),
+        round: 1,
+    });
+    assert_eq!(drain_all(&mut n), []);
+    n.restart();
+    n.alarm(retry.clone());
+    assert_eq!(drain_all(&mut n), []);
+    let (mut n, retry) = failed_once();
+    n.shutdown();
+    n.alarm(retry);
+    assert_eq!(drain_all(&mut n), []);
+    assert_eq!(n.stats().retries, 0);
+}
+
+#[test]
+fn a_peer_membership_gave_up_on_is_tried_again_while_the_server_lists_it() {
+    let mut n = alone();
+    n.handle_server(ServerMsg::PeerJoined { peer: info("b") });
+    let conn = offered_by(&mut n, "b");
+    n.remote_description_set(&id("b"), conn);
+    n.channel_open(&id("b"), conn);
+    drain(&mut n);
+    // A minute of silence (a link cut that long): membership forgot it and closes.
+    n.close_peer(&id("b"));
+    let steps = drain_all(&mut n);
+    assert!(
+        !steps.iter().any(|s| matches!(s, Step::Emit(_))),
+        "{steps:?}"
+    );
+    assert_eq!(retries_asked(&steps), [500]);
+    n.alarm(retry_alarm(&steps));
+    let steps = drain(&mut n);
+    assert!(
+        matches!(
+            &steps[..],
+            [Step::Emit(TransportEvent::PeerJoined(p)), Step::Offer { .. }] if *p == info("b")
+        ),
+        "{steps:?}"
+    );
+}
+
+#[test]
+fn an_offer_from_a_peer_the_driver_forgot_announces_it_first() {
+    let mut n = alone();
+    n.handle_server(ServerMsg::PeerJoined { peer: info("b") });
+    drain(&mut n);
+    let conn = offered_by(&mut n, "b");
+    n.remote_description_set(&id("b"), conn);
+    n.channel_open(&id("b"), conn);
+    n.connection_closed(&id("b"), conn);
+    drain_all(&mut n);
+    // The peer tries again before we do: the driver, which forgot it on the
+    // ChannelClosed, hears of it before the answer.
+    n.handle_server(from("b", offer("again")));
+    let steps = drain(&mut n);
+    assert!(
+        matches!(
+            &steps[..],
+            [Step::Emit(TransportEvent::PeerJoined(p)), Step::Answer { .. }] if *p == info("b")
+        ),
+        "{steps:?}"
+    );
+    // Once is enough: a further offer is answered without it.
+    n.handle_server(from("b", offer("and again")));
+    let steps = drain(&mut n);
+    assert!(
+        matches!(&steps[..], [Step::Close { .. }, Step::Answer { .. }]),
+        "{steps:?}"
+    );
+}
+
+#[test]
+fn crossing_offers_meet_in_the_attempt_of_the_lower_id() {
+    // "me" is lower than "x" and higher than "a".
+    let crossed = |other: &str| {
+        let mut n = Negotiation::new(NegotiationConfig::default(), PeerKind::Native, "".into());
+        n.handle_server(welcome(&[other]));
+        let conn = offer_in(&drain_all(&mut n));
+        n.local_description(&id(other), conn, "ours".into());
+        drain(&mut n);
+        n.handle_server(from(other, offer("theirs")));
+        (n, conn)
+    };
+    // Ours wins: their offer is ignored and counted; they answer ours.
+    let (mut n, conn) = crossed("x");
+    assert_eq!(drain_all(&mut n), []);
+    assert_eq!(n.conn(&id("x")), Some(conn));
+    assert_eq!(n.stats().offers_crossed, 1);
+    n.handle_server(from("x", answer("theirs")));
+    assert!(matches!(
+        &drain(&mut n)[..],
+        [Step::ApplyAnswer { conn: c, .. }] if *c == conn
+    ));
+    // Theirs wins: ours is closed and theirs answered.
+    let (mut n, conn) = crossed("a");
+    let steps = drain(&mut n);
+    assert!(
+        matches!(
+            &steps[..],
+            [Step::Close { conn: c, .. }, Step::Answer { .. }] if *c == conn
+        ),
+        "{steps:?}"
+    );
+    assert_eq!(n.stats().offers_crossed, 0);
+}
+
+/// Two policies over a simulated server and platform, on virtual time: signals lost
+/// while the server is away, platform calls that fail, established links that break
+/// (both sides told at once, so that both try again at the same moment). After the
+/// faults stop, the two must be connected within a bound, in one attempt, and each
+/// side's driver must know the other when its channel opens (membership ignores a
+/// channel from a peer it forgot, the bug of two living members that never reconnect).
+mod two_sides {
+    use super::*;
+    use std::cmp::Reverse;
+    use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// Faults happen up to here.
+    const FAULTS_END_MS: u64 = 60_000;
+    /// Then the two are connected within this long: an attempt under way when the
+    /// faults stop may still have to reach its deadline (15 s) and wait out the longest
+    /// retry (8 s), plus the messages' way.
+    const CONNECTED_WITHIN_MS: u64 = 15_000 + 8_000 + 1_000;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn chance(&mut self, percent: u64) -> bool {
+            self.below(100) < percent
+        }
+    }
+
+    #[derive(Debug)]
+    enum Report {
+        Local(ConnId, String),
+        RemoteSet(ConnId),
+        Failed(ConnId),
+        Open(ConnId),
+        Closed(ConnId),
+    }
+
+    #[derive(Debug)]
+    enum Ev {
+        Server(ServerMsg),
+        Alarm(Alarm),
+        Platform(Report),
+        /// A fault: the link between the two breaks, if it is up.
+        Break,
+    }
+
+    /// A connection the simulated platform holds: its own SDP tag and the remote one.
+    struct Held {
+        local: String,
+        remote: Option<String>,
+        opening: bool,
+    }
+
+    struct Side {
+        n: Negotiation,
+        me: PeerId,
+        driver_knows: BTreeSet<PeerId>,
+        held: BTreeMap<ConnId, Held>,
+        open: Option<ConnId>,
+    }
+
+    struct World {
+        rng: Rng,
+        now: u64,
+        seq: u64,
+        queue: BinaryHeap<Reverse<(u64, u64, usize, usize)>>,
+        events: Vec<Option<Ev>>,
+        sides: [Side; 2],
+        /// When the server delivers the next frame to each side, in order.
+        wire_free: [u64; 2],
+        drop_percent: u64,
+        fail_percent: u64,
+        trace: Vec<String>,
+    }
+
+    fn tag(side: usize, conn: ConnId) -> String {
+        format!("{side}/{conn}")
+    }
+
+    impl World {
+        fn at(&mut self, after: u64, side: usize, ev: Ev) {
+            self.seq += 1;
+            self.events.push(Some(ev));
+            self.queue.push(Reverse((
+                self.now + after,
+                self.seq,
+                side,
+                self.events.len() - 1,
+            )));
+        }
+
+        fn faulty(&self) -> bool {
+            self.now < FAULTS_END_MS
+        }
+
+        fn deliver(&mut self, to: usize, msg: ServerMsg) {
+            if self.faulty() && self.rng.chance(self.drop_percent) {
+                self.trace
+                    .push(format!("{} lost to {to}: {msg:?}", self.now));
+                return;
+            }
+            let at = self.wire_free[to].max(self.now + 1 + self.rng.below(10));
+            self.wire_free[to] = at;
+            self.at(at - self.now, to, Ev::Server(msg));
+        }
+
+        fn input(&mut self, i: usize, f: impl FnOnce(&mut Negotiation)) {
+            f(&mut self.sides[i].n);
+            let steps: Vec<Step> = std::iter::from_fn(|| self.sides[i].n.poll_step()).collect();
+            for s in steps {
+                self.step(i, s);
+            }
+        }
+
+        fn fails(&mut self) -> bool {
+            self.faulty() && self.rng.chance(self.fail_percent)
+        }
+
+        fn step(&mut self, i: usize, step: Step) {
+            let other = 1 - i;
+            match step {
+                Step::SetIceServers(_) | Step::AddCandidate { .. } => {}
+                Step::Offer { conn, .. } => {
+                    let local = tag(i, conn);
+                    self.sides[i].held.insert(
+                        conn,
+                        Held {
+                            local: local.clone(),
+                            remote: None,
+                            opening: false,
+                        },
+                    );
+                    let r = if self.fails() {
+                        Report::Failed(conn)
+                    } else {
+                        Report::Local(conn, local)
+                    };
+                    self.at(1, i, Ev::Platform(r));
+                }
+                Step::Answer { conn, sdp, .. } => {
+                    let local = tag(i, conn);
+                    self.sides[i].held.insert(
+                        conn,
+                        Held {
+                            local: local.clone(),
+                            remote: Some(sdp),
+                            opening: false,
+                        },
+                    );
+                    if self.fails() {
+                        self.at(1, i, Ev::Platform(Report::Failed(conn)));
+                    } else {
+                        self.at(1, i, Ev::Platform(Report::RemoteSet(conn)));
+                        self.at(2, i, Ev::Platform(Report::Local(conn, local)));
+                    }
+                }
+                Step::ApplyAnswer { conn, sdp, .. } => {
+                    if let Some(h) = self.sides[i].held.get_mut(&conn) {
+                        h.remote = Some(sdp);
+                        self.at(1, i, Ev::Platform(Report::RemoteSet(conn)));
+                    }
+                }
+                Step::Close { conn, .. } => {
+                    if let Some(h) = self.sides[i].held.remove(&conn) {
+                        // The other end of an established link hears of it.
+                        let peer = self.sides[other]
+                            .held
+                            .iter()
+                            .find(|(_, o)| o.remote.as_ref() == Some(&h.local))
+                            .map(|(c, _)| *c);
+                        if let Some(c) = peer
+                            && h.remote.is_some()
+                        {
+                            self.at(30, other, Ev::Platform(Report::Closed(c)));
+                        }
+                    }
+                    if self.sides[i].open == Some(conn) {
+                        self.sides[i].open = None;
+                    }
+                }
+                Step::Signal { data, .. } => {
+                    let from = self.sides[i].me.clone();
+                    self.deliver(other, ServerMsg::Signal { from, data });
+                }
+                Step::Emit(ev) => self.emitted(i, ev),
+                Step::Alarm { after_ms, alarm } => self.at(after_ms, i, Ev::Alarm(alarm)),
+            }
+        }
+
+        fn emitted(&mut self, i: usize, ev: TransportEvent) {
+            let knows = &mut self.sides[i].driver_knows;
+            match ev {
+                TransportEvent::Joined { peers, .. } | TransportEvent::Rejoined { peers } => {
+                    knows.extend(peers.into_iter().map(|p| p.id));
+                }
+                TransportEvent::PeerJoined(p) => {
+                    knows.insert(p.id);
+                }
+                TransportEvent::ChannelClosed(p) | TransportEvent::PeerLeft(p) => {
+                    knows.remove(&p);
+                }
+                TransportEvent::ChannelOpen(p) => {
+                    assert!(
+                        knows.contains(&p),
+                        "side {i} opened a channel with {p} that its driver forgot"
+                    );
+                }
+                _ => {}
+            }
+        }
+
+        /// Both ends of a link hold each other's description: it opens soon.
+        fn check_link(&mut self) {
+            let pairs: Vec<(ConnId, ConnId)> = self.sides[0]
+                .held
+                .iter()
+                .filter_map(|(c0, h0)| {
+                    let (c1, h1) = self.sides[1]
+                        .held
+                        .iter()
+                        .find(|(_, h1)| h0.remote.as_ref() == Some(&h1.local))?;
+                    (h1.remote.as_ref() == Some(&h0.local) && !h0.opening && !h1.opening)
+                        .then_some((*c0, *c1))
+                })
+                .collect();
+            for (c0, c1) in pairs {
+                self.sides[0].held.get_mut(&c0).unwrap().opening = true;
+                self.sides[1].held.get_mut(&c1).unwrap().opening = true;
+                self.at(20, 0, Ev::Platform(Report::Open(c0)));
+                self.at(20, 1, Ev::Platform(Report::Open(c1)));
+            }
+        }
+
+        fn handle(&mut self, i: usize, ev: Ev) {
+            let peer = self.sides[1 - i].me.clone();
+            match ev {
+                Ev::Server(msg) => self.input(i, |n| n.handle_server(msg)),
+                Ev::Alarm(a) => self.input(i, |n| n.alarm(a)),
+                Ev::Break => {
+                    if self.faulty()
+                        && let (Some(c0), Some(c1)) = (self.sides[0].open, self.sides[1].open)
+                    {
+                        self.trace.push(format!("{} link breaks", self.now));
+                        self.at(1, 0, Ev::Platform(Report::Closed(c0)));
+                        self.at(1, 1, Ev::Platform(Report::Closed(c1)));
+                    }
+                }
+                Ev::Platform(r) => {
+                    let held = |c: &ConnId| self.sides[i].held.contains_key(c);
+                    match r {
+                        Report::Local(c, sdp) if held(&c) => {
+                            self.input(i, |n| n.local_description(&peer, c, sdp))
+                        }
+                        Report::RemoteSet(c) if held(&c) => {
+                            self.input(i, |n| n.remote_description_set(&peer, c))
+                        }
+                        Report::Failed(c) if held(&c) => {
+                            self.input(i, |n| n.negotiation_failed(&peer, c))
+                        }
+                        Report::Open(c) if held(&c) => {
+                            self.sides[i].open = Some(c);
+                            self.input(i, |n| n.channel_open(&peer, c));
+                        }
+                        Report::Closed(c) if held(&c) => {
+                            self.input(i, |n| n.connection_closed(&peer, c))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            self.check_link();
+        }
+
+        fn connected(&self) -> bool {
+            let [a, b] = &self.sides;
+            let (Some(ca), Some(cb)) = (a.open, b.open) else {
+                return false;
+            };
+            a.n.conn(&b.me) == Some(ca)
+                && b.n.conn(&a.me) == Some(cb)
+                && a.held[&ca].remote.as_ref() == Some(&b.held[&cb].local)
+                && a.driver_knows.contains(&b.me)
+                && b.driver_knows.contains(&a.me)
+        }
+    }
+
+    fn run(seed: u64) -> Result<(), String> {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        // Which of the two has the lower id, and so wins crossing offers, varies.
+        let names = if rng.chance(50) {
+            ["p1", "p2"]
+        } else {
+            ["p2", "p1"]
+        };
+        let side = |name: &str| Side {
+            n: Negotiation::new(NegotiationConfig::default(), PeerKind::Native, name.into()),
+            me: id(name),
+            driver_knows: BTreeSet::new(),
+            held: BTreeMap::new(),
+            open: None,
+        };
+        let drop_percent = rng.below(40);
+        let fail_percent = rng.below(25);
+        let mut w = World {
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: Vec::new(),
+            sides: [side(names[0]), side(names[1])],
+            wire_free: [0, 0],
+            drop_percent,
+            fail_percent,
+            trace: Vec::new(),
+        };
+        let welcome_as = |me: &str, peers: Vec<PeerInfo>| ServerMsg::Welcome {
+            id: id(me),
+            room: "r".into(),
+            peers,
+            ice_servers: Vec::new(),
+            presenter: false,
+            limits: None,
+            colour: 0,
+        };
+        // Side 0 is in the room; side 1 joins (the server tells side 0 first).
+        w.at(0, 0, Ev::Server(welcome_as(names[0], Vec::new())));
+        w.at(
+            5,
+            0,
+            Ev::Server(ServerMsg::PeerJoined {
+                peer: info(names[1]),
+            }),
+        );
+        w.at(6, 1, Ev::Server(welcome_as(names[1], vec![info(names[0])])));
+        let breaks = w.rng.below(12);
+        for _ in 0..breaks {
+            let at = w.rng.below(FAULTS_END_MS);
+            w.at(at, 0, Ev::Break);
+        }
+        let mut connected_at = None;
+        while let Some(Reverse((t, _, i, e))) = w.queue.pop() {
+            if t > FAULTS_END_MS + 2 * CONNECTED_WITHIN_MS {
+                break;
+            }
+            // The state between two events holds from the first to the second.
+            if t >= FAULTS_END_MS && connected_at.is_none() && w.connected() {
+                connected_at = Some(w.now.max(FAULTS_END_MS));
+            }
+            w.now = t;
+            let ev = w.events[e].take().expect("each event once");
+            w.handle(i, ev);
+        }
+        if connected_at.is_none() && w.connected() {
+            connected_at = Some(w.now.max(FAULTS_END_MS));
+        }
+        let why = match connected_at {
+            None => "never connected after the faults".to_string(),
+            Some(t) if t > FAULTS_END_MS + CONNECTED_WITHIN_MS => {
+                format!("connected only at {t} ms")
+            }
+            Some(_) if !w.connected() => "connected, then apart again".to_string(),
+            Some(_) => return Ok(()),
+        };
+        let tail: Vec<&String> = w.trace.iter().rev().take(20).collect();
+        Err(format!(
+            "seed {seed} (drop {drop_percent} %, fail {fail_percent} %, {breaks} breaks): {why}; \
+             last faults, newest first: {tail:?}"
+        ))
+    }
+
+    #[test]
+    fn two_living_members_always_connect_again_once_faults_stop() {
+        let failures: Vec<String> = (0..300).filter_map(|s| run(s).err()).collect();
+        assert!(
+            failures.is_empty(),
+            "{} of 300 seeds:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
 }

@@ -142,7 +142,7 @@ async function main() {
   check('killed_mid_job', atKill !== null && atKill.validated < atKill.tasks, atKill);
 
   // 3. Firefox without the ICE prefs gathers no address in this namespace: the page
-  // says so.
+  // says so, once, and does not claim that the member it cannot reach left.
   const bare = { ...FIREFOX_PREFS };
   delete bare['media.peerconnection.ice.loopback'];
   delete bare['permissions.default.camera'];
@@ -152,15 +152,21 @@ async function main() {
   const ff2 = await launchFirefox(h, 'firefox-bare', url(lonely, 'firefox-bare'), { ...gecko, prefs: bare });
   const said = await pollUntil(async () => {
     const log = await readLog(ff2.page);
-    // The warning of its own, naming what is wrong, before the departure.
+    // The warning of its own, naming what is wrong.
     return log.find((l) => l.includes('this browser offered no network address for WebRTC, so it cannot connect')) ?? null;
   }, Date.now() + 20_000, 200);
   check('no_address_explained', said, said ?? (await readLog(ff2.page)));
+  // The native did not leave: the page goes on trying (a failed attempt is tried
+  // again after 0.5 s, doubling to 8 s; one not open in 15 s is given up) and never
+  // says it left. Watched for 20 s after the warning, longer than any one attempt
+  // lasts; the warning is said once, not once per attempt.
+  const watchUntil = Date.now() + 20_000;
   const departure = await pollUntil(async () => {
     const log = await readLog(ff2.page);
     return log.find((l) => / left: /.test(l)) ?? null;
-  }, Date.now() + 10_000, 200);
-  check('departure_names_the_cause', departure && departure.includes('offered no network address'), departure);
+  }, watchUntil, 500);
+  const warnings = (await readLog(ff2.page)).filter((l) => l.includes('offered no network address')).length;
+  check('no_false_departure', departure === null && warnings === 1, { departure, warnings });
 }
 
 await run.run(main);

@@ -897,8 +897,9 @@ impl Feed {
                 self.no_address.remove(&peer.0);
                 self.dirty = true;
             }
-            NodeEvent::NoLocalAddress { peer } => {
-                self.no_address.insert(peer.0.clone());
+            // Once per peer until it connects or leaves, not once per attempt (an
+            // attempt that cannot connect is tried again every few seconds).
+            NodeEvent::NoLocalAddress { peer } if self.no_address.insert(peer.0.clone()) => {
                 let text = format!(
                     "this browser offered no network address for WebRTC, so it cannot connect to {}: \
                      it gathered no ICE candidate (a privacy setting, or no usable network interface)",
@@ -906,6 +907,7 @@ impl Feed {
                 );
                 self.log("warning", &peer.0, "no_local_address", 0.0, text);
             }
+            NodeEvent::NoLocalAddress { .. } => {}
             NodeEvent::SignalingBack { peers } => {
                 self.ops.push(ViewOp::Status(format!(
                     "signaling back: the server knows {peers} other member(s) again"

@@ -49,6 +49,12 @@ const SERVER: &str = "127.0.0.2:18700";
 const ROOM: &str = "chaos";
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
+    checked(root, args).map(|_| ())
+}
+
+/// Runs chaos as `cargo xtask chaos ARGS` does: `Ok(true)` when it ran without a
+/// violation, `Ok(false)` when it skipped (no root; never under `CI=true`).
+pub fn checked(root: &Path, args: &[String]) -> Result<bool> {
     let opts = &Opts::parse(args)?;
     if let Err(why) = can_run() {
         let msg = format!(
@@ -58,7 +64,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             bail!("{msg} (CI=true: nothing may skip)");
         }
         println!("{msg}");
-        return Ok(());
+        return Ok(false);
     }
     let bin = crate::bench::build_release(root)?;
     let dir = crate::bench::target_dir(root).join(format!("chaos-{}", opts.seed));
@@ -78,10 +84,15 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let report = run.report(opts);
     println!("{report}");
     std::fs::write(dir.join("report.txt"), &report)?;
+    std::fs::write(dir.join("plot.svg"), run.plot())?;
+    println!(
+        "chaos: plot of validated tasks per second in {}",
+        dir.join("plot.svg").display()
+    );
     outcome?;
     if run.violations.is_empty() {
         println!("chaos: no violation (seed {})", opts.seed);
-        Ok(())
+        Ok(true)
     } else {
         for v in &run.violations {
             println!("VIOLATION: {v}");
@@ -305,8 +316,8 @@ struct Seen {
     peers: BTreeSet<String>,
     /// Peers it declared gone, and when that was read.
     departures: Vec<(Instant, String)>,
-    /// `task_validated` lines (a submitter's progress).
-    validated: usize,
+    /// When each `task_validated` line was read (a submitter's progress).
+    validated: Vec<Instant>,
 }
 
 impl Seen {
@@ -322,7 +333,7 @@ impl Seen {
                 self.peers.remove(&peer);
                 self.departures.push((at, peer));
             }
-            Some("task_validated") => self.validated += 1,
+            Some("task_validated") => self.validated.push(at),
             _ => {}
         }
     }
@@ -451,6 +462,19 @@ impl Kind {
         Kind::ServerKill,
     ];
 
+    /// A word for the plot's legend.
+    fn short(self) -> &'static str {
+        match self {
+            Kind::Kill => "kill",
+            Kind::Stop => "stop",
+            Kind::CutLink => "cut link",
+            Kind::Isolate => "isolate",
+            Kind::Split => "split",
+            Kind::Loss => "loss",
+            Kind::ServerKill => "server kill",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Kind::Kill => "SIGKILL a native, start a new one",
@@ -529,6 +553,8 @@ struct Run<'a> {
     jobs: JobTally,
     references: BTreeMap<String, PathBuf>,
     violations: Vec<String>,
+    /// When each task of the jobs that ended was validated, for the plot.
+    validated_at: Vec<Instant>,
 }
 
 impl<'a> Run<'a> {
@@ -568,6 +594,7 @@ impl<'a> Run<'a> {
             jobs: JobTally::default(),
             references: BTreeMap::new(),
             violations: Vec::new(),
+            validated_at: Vec::new(),
         })
     }
 
@@ -646,6 +673,30 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// A native leaves only when killed here: one that exits by itself is a violation
+    /// (with the first line of its stderr), and its slot stays empty.
+    fn watch_natives(&mut self) {
+        let mut exited = Vec::new();
+        for n in &mut self.natives {
+            if let Some(p) = &mut n.proc
+                && let Ok(Some(status)) = p.child.try_wait()
+            {
+                let stderr = self.dir.join(format!("{}.{}.stderr", n.name, n.lives));
+                let said = std::fs::read_to_string(&stderr)
+                    .ok()
+                    .and_then(|t| t.lines().find(|l| !l.trim().is_empty()).map(String::from))
+                    .unwrap_or_default();
+                exited.push(format!("{} exited by itself ({status}): {said}", n.name));
+                n.proc = None;
+                n.stopped_until = None;
+            }
+        }
+        for msg in exited {
+            self.violations.push(msg.clone());
+            self.say(msg);
+        }
+    }
+
     /// Whether every living, running native counts every other among its peers.
     fn whole(&self) -> bool {
         let ids: Vec<(usize, String)> = self
@@ -699,6 +750,7 @@ impl<'a> Run<'a> {
                 }
             }
             self.watch_job()?;
+            self.watch_natives();
             self.watch_faults(now);
             self.sample_rss();
             std::thread::sleep(Duration::from_millis(50));
@@ -711,10 +763,12 @@ impl<'a> Run<'a> {
         // The job under way finishes (or stalls).
         while self.job.is_some() {
             self.watch_job_only_finish()?;
+            self.watch_natives();
             self.watch_faults(Instant::now());
             std::thread::sleep(Duration::from_millis(50));
         }
         while !self.whole() && healed.elapsed() < SETTLE {
+            self.watch_natives();
             self.watch_faults(Instant::now());
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -924,13 +978,21 @@ impl<'a> Run<'a> {
 
     /// Undoes the faults due by `now`.
     fn heal_due(&mut self, now: Instant) -> Result<()> {
-        let due: Vec<Active> = {
+        // A killed native's successor starts only with the server up (`meshwork node`
+        // exits when it cannot reach the server at start); the server comes back first.
+        let server_up = self.server.is_some()
+            || self
+                .active
+                .iter()
+                .any(|a| a.kind == Kind::ServerKill && a.until <= now);
+        let mut due: Vec<Active> = {
             let (due, keep) = std::mem::take(&mut self.active)
                 .into_iter()
-                .partition(|a| a.until <= now);
+                .partition(|a| a.until <= now && (a.kind != Kind::Kill || server_up));
             self.active = keep;
             due
         };
+        due.sort_by_key(|a| a.kind != Kind::ServerKill);
         if due.is_empty() {
             return Ok(());
         }
@@ -1167,7 +1229,7 @@ impl<'a> Run<'a> {
         let Some(job) = &mut self.job else {
             return Ok(());
         };
-        let validated = job.proc.with(|s| s.validated);
+        let validated = job.proc.with(|s| s.validated.len());
         if validated > job.validated {
             job.validated = validated;
             job.last_progress = Instant::now();
@@ -1184,7 +1246,7 @@ impl<'a> Run<'a> {
                     self.jobs.stalled += 1;
                     self.violations.push(msg.clone());
                     self.say(msg);
-                    self.job = None;
+                    self.end_job();
                 }
             }
             Ok(Some(status)) => {
@@ -1214,11 +1276,51 @@ impl<'a> Run<'a> {
                     msg
                 };
                 self.say(verdict);
-                self.job = None;
+                self.end_job();
             }
             Err(e) => bail!("waiting for job {n}: {e}"),
         }
         Ok(())
+    }
+
+    /// Ends the job under way (its submitter is killed if it still runs), keeping when
+    /// its tasks were validated.
+    fn end_job(&mut self) {
+        if let Some(job) = self.job.take() {
+            let times = job.proc.with(|s| s.validated.clone());
+            self.validated_at.extend(times);
+        }
+    }
+
+    /// A plot of validated tasks per second over the run, with the faults marked, as
+    /// SVG (a browser or any image viewer shows it).
+    fn plot(&self) -> String {
+        let end = self
+            .validated_at
+            .iter()
+            .copied()
+            .chain(self.records.iter().filter_map(|r| r.healed))
+            .max()
+            .unwrap_or(self.start);
+        let secs = end.duration_since(self.start).as_secs() as usize + 1;
+        let mut per_sec = vec![0u32; secs];
+        for t in &self.validated_at {
+            per_sec[t.duration_since(self.start).as_secs() as usize] += 1;
+        }
+        draw_plot(&per_sec, &self.fault_spans())
+    }
+
+    /// Every fault as (kind, start s, end s) from the run's start; one never undone
+    /// ends with the run.
+    fn fault_spans(&self) -> Vec<(Kind, f64, f64)> {
+        let now = Instant::now();
+        self.records
+            .iter()
+            .map(|r| {
+                let s = |t: Instant| t.duration_since(self.start).as_secs_f64();
+                (r.kind, s(r.at), s(r.healed.unwrap_or(now)))
+            })
+            .collect()
     }
 
     /// Ends every process started here, then looks for panics in every stderr file
@@ -1228,7 +1330,7 @@ impl<'a> Run<'a> {
             n.proc = None;
         }
         self.server = None;
-        self.job = None;
+        self.end_job();
         let Ok(dir) = std::fs::read_dir(&self.dir) else {
             return;
         };
@@ -1323,6 +1425,92 @@ impl<'a> Run<'a> {
     }
 }
 
+/// The plot's colour for a kind of fault.
+fn colour(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Kill => "#d62728",
+        Kind::Stop => "#ff7f0e",
+        Kind::CutLink => "#9467bd",
+        Kind::Isolate => "#8c564b",
+        Kind::Split => "#e377c2",
+        Kind::Loss => "#bcbd22",
+        Kind::ServerKill => "#17becf",
+    }
+}
+
+/// Draws validated tasks per second (one bar a second) under bands that mark each
+/// fault while it was in force, with a legend of the kinds, as an SVG document.
+fn draw_plot(per_sec: &[u32], faults: &[(Kind, f64, f64)]) -> String {
+    let (w, h, left, top, bottom) = (1200.0_f64, 360.0_f64, 50.0, 40.0, 30.0);
+    let plot_w = w - left - 10.0;
+    let plot_h = h - top - bottom;
+    let secs = per_sec.len().max(1) as f64;
+    let peak = per_sec.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let x = |s: f64| left + s / secs * plot_w;
+    let y = |v: f64| top + plot_h - v / peak * plot_h;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"14\" font-size=\"13\">validated tasks per second, faults marked while in force</text>\n"
+    );
+    for (kind, from, to) in faults {
+        let (x0, x1) = (x(*from), x(to.max(*from + 0.2)));
+        svg.push_str(&format!(
+            "<rect x=\"{x0:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"{plot_h}\" fill=\"{}\" fill-opacity=\"0.25\"><title>{} {from:.1}-{to:.1} s</title></rect>\n",
+            x1 - x0,
+            colour(*kind),
+            kind.name()
+        ));
+    }
+    for (i, v) in per_sec.iter().enumerate() {
+        if *v == 0 {
+            continue;
+        }
+        let (x0, x1) = (x(i as f64), x(i as f64 + 1.0));
+        svg.push_str(&format!(
+            "<rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"#1f77b4\"/>\n",
+            y(f64::from(*v)),
+            (x1 - x0).max(0.5),
+            top + plot_h - y(f64::from(*v))
+        ));
+    }
+    // Axes: the peak on the left, a tick every minute (every 10 s in a short run).
+    svg.push_str(&format!(
+        "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{:.1}\" stroke=\"black\"/>\n\
+         <line x1=\"{left}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"black\"/>\n\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{peak:.0}</text>\n\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">0</text>\n",
+        top + plot_h,
+        top + plot_h,
+        left + plot_w,
+        top + plot_h,
+        left - 4.0,
+        top + 8.0,
+        left - 4.0,
+        top + plot_h,
+    ));
+    let step = if secs > 180.0 { 60 } else { 10 };
+    for s in (0..per_sec.len()).step_by(step) {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{s} s</text>\n",
+            x(s as f64),
+            top + plot_h + 16.0
+        ));
+    }
+    let mut lx = left + 380.0;
+    for kind in Kind::ALL {
+        svg.push_str(&format!(
+            "<rect x=\"{lx:.0}\" y=\"5\" width=\"10\" height=\"10\" fill=\"{}\" fill-opacity=\"0.5\"/><text x=\"{:.0}\" y=\"14\">{}</text>\n",
+            colour(kind),
+            lx + 13.0,
+            kind.short()
+        ));
+        lx += 13.0 + 7.0 * kind.short().len() as f64 + 12.0;
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1359,5 +1547,31 @@ mod tests {
         assert_ne!(draws(12), draws(11));
         let mut r = Rng(5);
         assert!((0..1_000).all(|_| (3..=7).contains(&r.range(3, 7))));
+    }
+
+    #[test]
+    fn the_plot_draws_a_bar_per_busy_second_and_a_band_per_fault() {
+        let svg = draw_plot(&[0, 2, 4, 0, 1], &[(Kind::Stop, 1.5, 3.0)]);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        let bars: Vec<&str> = svg.lines().filter(|l| l.contains("#1f77b4")).collect();
+        assert_eq!(
+            bars.len(),
+            3,
+            "one bar per second with a validated task: {svg}"
+        );
+        // The busiest second's bar is the plot's full height (290 px), half of it is
+        // half as tall.
+        assert!(bars[1].contains("height=\"290.0\""), "{}", bars[1]);
+        assert!(bars[0].contains("height=\"145.0\""), "{}", bars[0]);
+        let band = svg
+            .lines()
+            .find(|l| l.contains(colour(Kind::Stop)) && l.contains("<title>"))
+            .expect("the fault's band");
+        assert!(band.contains("1.5-3.0 s"), "{band}");
+        // 1.5 s of 5 s, from x = 50 over 1140 px: 392.0 to 734.0.
+        assert!(
+            band.contains("x=\"392.0\"") && band.contains("width=\"342.0\""),
+            "{band}"
+        );
     }
 }

@@ -8,8 +8,8 @@
 //! - `test`: setup, build the web UI, then `cargo fmt --check`, clippy natively and for
 //!   wasm32, `cargo test --workspace` (every native layer, the browser end to end
 //!   included), the simulator over 5,000 seeds in release, node-core's tests on
-//!   wasm32 in Node, and the view logic and kernel bytes in Chromium and Firefox; ends
-//!   with `total: N passed, N failed`.
+//!   wasm32 in Node, the view logic and kernel bytes in Chromium and Firefox, and three
+//!   minutes of `chaos` (seed 12); ends with `total: N passed, N failed`.
 //! - `build-ui`: build the web UI into `dist/` with Trunk (offline; needs `setup`).
 //! - `bench mesh` (or `bench` alone): setup, build the web UI, then the mesh benchmark
 //!   on release builds (see `bench.rs`).
@@ -87,7 +87,7 @@ const HELP: &str = "cargo xtask <command>
                skips what is already there
   demo [ARGS]  build everything and run `meshwork demo ARGS` (try --help)
   test         build everything, check fmt and clippy (native and wasm32), run every
-               test layer; ends with `total: N passed, N failed`
+               test layer, three minutes of chaos; ends with `total: N passed, N failed`
   build-ui     build the web UI into dist/ with Trunk
   bench mesh   mesh benchmark: time to full mesh, throughput, RTT, departure detection
                (`bench` alone runs it too)
@@ -773,6 +773,20 @@ fn test() -> Result<()> {
         &mut tally,
     )?;
     ok &= component_tests_in_browsers(&mut tally)?;
+    // Real processes through seeded faults: three minutes with a fixed seed, every kind
+    // of fault at least once (a replay: `cargo xtask chaos --minutes 3 --seed 12`).
+    match chaos::checked(
+        &root(),
+        &["--minutes", "3", "--seed", "12"].map(String::from),
+    ) {
+        Ok(true) => tally.passed += 1,
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("xtask: the chaos run failed: {e:#}");
+            tally.failed += 1;
+            ok = false;
+        }
+    }
     println!();
     println!("total: {} passed, {} failed", tally.passed, tally.failed);
     if tally.ignored > 0 {

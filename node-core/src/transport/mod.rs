@@ -33,7 +33,9 @@ pub enum TransportEvent {
     /// the server restarted): the members it knows now. Connections carry on; the
     /// transport offers to listed members it has none with.
     Rejoined { peers: Vec<PeerInfo> },
-    /// Someone joined the room after us; they will send us an offer.
+    /// Someone joined the room after us; they will send us an offer. Also a listed peer
+    /// announced again before a new attempt with it, after a ChannelClosed made the
+    /// driver forget it.
     PeerJoined(PeerInfo),
     /// The signaling server saw the peer's socket close. Its connection is already
     /// closed; no ChannelClosed follows.
@@ -42,7 +44,9 @@ pub enum TransportEvent {
     ChannelOpen(PeerId),
     /// The data channel or the whole connection to the peer closed or failed, or its
     /// negotiation failed. At most once per connection attempt, however many of these
-    /// happen (see [`negotiation`]).
+    /// happen, and not for an attempt that never opened with a peer the server still
+    /// lists: that one is tried again, the peer still being connected to (see
+    /// [`negotiation`]).
     ChannelClosed(PeerId),
     /// The network path of the peer's open connection: the kinds of the local and the
     /// remote candidate ICE selected (`host`, `srflx`, `prflx`, `relay`). Reported by
@@ -55,8 +59,8 @@ pub enum TransportEvent {
     /// The connection attempt to the peer finished gathering ICE candidates without a
     /// single local one: this side offered WebRTC no network address (a browser that
     /// hides its addresses, a machine with no usable interface), so the attempt will
-    /// fail. Reported before that failure's [`TransportEvent::ChannelClosed`], by the
-    /// browser transport (webrtc-rs binds the addresses it is given).
+    /// fail. Reported once per attempt, before that failure, by the browser transport
+    /// (webrtc-rs binds the addresses it is given).
     NoLocalAddress(PeerId),
     /// One message arrived on the peer's data channel.
     Message(PeerId, Vec<u8>),

@@ -553,6 +553,17 @@ impl Inner {
             Step::Close { peer, conn } => self.close(&peer, conn),
             Step::Signal { to, data } => self.signal(&to, data).await,
             Step::Emit(ev) => self.emit(ev).await,
+            Step::Alarm { after_ms, alarm } => {
+                // Held weakly: an alarm that rings after the transport is gone does nothing.
+                let weak = Arc::downgrade(self);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    if let Some(inner) = weak.upgrade() {
+                        let next = inner.input(|n| n.alarm(alarm));
+                        inner.run(next).await;
+                    }
+                });
+            }
         }
     }
 

@@ -26,7 +26,11 @@
 //! - **An offer** from a peer gets an answer. If we already have an attempt with that
 //!   peer (in any state), it is closed and replaced, silently: no ChannelClosed, since
 //!   the peer is still there and the new attempt carries on (membership keeps its state
-//!   for the peer; events of the replaced attempt are stale).
+//!   for the peer; events of the replaced attempt are stale). One exception: when the
+//!   offer crosses our own offer to that peer (ours has no answer yet) and our id is the
+//!   lower, theirs is ignored and counted, since the peer replaces its own attempt with
+//!   ours on the same rule; so two sides that try again at the same moment meet in one
+//!   attempt.
 //! - **An answer** is applied only to our own offer that has no remote description yet;
 //!   any other answer (no attempt, we are the answerer, a second answer) is dropped and
 //!   counted, and does not disturb the connection.
@@ -40,14 +44,27 @@
 //!   connection), so an early or a late candidate is treated the same way: held,
 //!   bounded. Only PeerLeft forgets them (with everything else about the peer).
 //! - **Failures.** A failed platform call of the negotiation (create or set a
-//!   description, build the connection) closes that attempt and emits
-//!   [`TransportEvent::ChannelClosed`], whether we offered or answered.
+//!   description, build the connection) ends that attempt, whether we offered or
+//!   answered; so does an attempt whose data channel is not open within
+//!   [`NegotiationConfig::open_within_ms`] (an offer or an answer lost while the server
+//!   was down, a peer frozen when it was offered to).
 //! - **Closed channels.** The data channel closing and the connection failing or closing
-//!   are one input, [`Negotiation::connection_closed`]: the attempt is closed and
-//!   ChannelClosed emitted. Together with failures, ChannelClosed is emitted **at most
-//!   once per attempt**: the first close signal ends the attempt, every later one is
-//!   stale. One is enough: membership's `handle_channel_closed` removes the peer and
-//!   ignores the rest.
+//!   are one input, [`Negotiation::connection_closed`], which ends the attempt too.
+//! - **What an ended attempt reports.** [`TransportEvent::ChannelClosed`], **at most
+//!   once per attempt** (the first close signal ends the attempt, every later one is
+//!   stale), unless the attempt never opened and the server lists the peer: then the
+//!   peer simply stays one being connected to. One ChannelClosed is enough: membership's
+//!   `handle_channel_closed` removes the peer and ignores the rest.
+//! - **Trying again.** While the server lists a peer (its Welcome, PeerJoined and
+//!   PeerLeft say who is in the room), an ended attempt with it, or one we closed on
+//!   membership's word, is followed by a new offer after
+//!   [`NegotiationConfig::retry_first_ms`], doubled after each failure in a row up to
+//!   [`NegotiationConfig::retry_max_ms`], and reset when a channel opens. Two living
+//!   members in the room therefore never stay apart for good, whatever was lost on the
+//!   way. If a ChannelClosed made the driver forget the peer, a PeerJoined announces it
+//!   again before the new attempt starts (whichever side offers). The policy keeps no
+//!   clock: it asks for timers with [`Step::Alarm`] and checks each against its state
+//!   when it rings, so an alarm that no longer matters changes nothing.
 //! - **No local address.** An attempt whose gathering ended
 //!   ([`Negotiation::gathering_done`]) without one local candidate cannot connect:
 //!   [`TransportEvent::NoLocalAddress`] says so, once per attempt, before the failure.
@@ -55,8 +72,8 @@
 //!   may arrive already open and is reported at once; a second report is ignored).
 //! - **PeerLeft** closes the peer's attempt first, then emits
 //!   [`TransportEvent::PeerLeft`] (and no ChannelClosed: the departure is already known).
-//! - **Closes we asked for** ([`Negotiation::close_peer`] when membership declares a peer
-//!   dead, [`Negotiation::shutdown`]) close the attempt and report nothing. After
+//! - **Closes we asked for** ([`Negotiation::close_peer`] when membership gives up on a
+//!   silent peer, [`Negotiation::shutdown`]) close the attempt and report nothing. After
 //!   shutdown, server frames and the driver's inputs are ignored, and a platform report
 //!   only closes the attempt it names.
 //! - **Signaling errors** and the socket closing are passed through as events.
@@ -88,6 +105,15 @@ pub struct NegotiationConfig {
     /// Most peers with negotiation state at once; the signaling server bounds a room
     /// too, this keeps a misbehaving server from growing our state without bound.
     pub peers_max: usize,
+    /// How long an attempt may take to open its data channel before it is given up
+    /// (and, while the server lists the peer, tried again). A connection on loopback
+    /// or a LAN opens in well under a second; ICE itself gives up after about 30 s.
+    pub open_within_ms: u64,
+    /// The wait before a new attempt after one failed; doubled after every further
+    /// failure in a row, up to [`NegotiationConfig::retry_max_ms`].
+    pub retry_first_ms: u64,
+    /// The longest wait between attempts with a peer the server still lists.
+    pub retry_max_ms: u64,
 }
 
 impl Default for NegotiationConfig {
@@ -95,6 +121,9 @@ impl Default for NegotiationConfig {
         NegotiationConfig {
             early_candidates_max: 64,
             peers_max: 256,
+            open_within_ms: 15_000,
+            retry_first_ms: 500,
+            retry_max_ms: 8_000,
         }
     }
 }
@@ -189,6 +218,20 @@ pub enum Step {
     Signal { to: PeerId, data: SignalData },
     /// Hand this event to the driver.
     Emit(TransportEvent),
+    /// Call [`Negotiation::alarm`] with `alarm` once `after_ms` have passed. Alarms are
+    /// never cancelled: one that no longer matters changes nothing when it rings.
+    Alarm { after_ms: u64, alarm: Alarm },
+}
+
+/// A timer the policy asked for with [`Step::Alarm`], handed back when it rings. The
+/// policy checks it against its state, so a late, repeated or made-up alarm is harmless.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Alarm {
+    /// Attempt `conn` must have its data channel open by now.
+    Open { peer: PeerId, conn: ConnId },
+    /// Time to try `peer` again (retry number `round`, which only the latest one
+    /// scheduled for the peer carries).
+    Retry { peer: PeerId, round: u64 },
 }
 
 /// Counters of inputs the policy did not act on.
@@ -201,6 +244,14 @@ pub struct NegotiationStats {
     pub dropped_candidates: u64,
     /// Platform reports about an attempt that is no longer current.
     pub stale_reports: u64,
+    /// Offers that crossed our own pending offer to the same peer and were ignored,
+    /// because ours wins (the lower id's offer does).
+    pub offers_crossed: u64,
+    /// Attempts given up because their channel was not open within
+    /// [`NegotiationConfig::open_within_ms`].
+    pub attempts_timed_out: u64,
+    /// Attempts started again with a peer the server still lists.
+    pub retries: u64,
 }
 
 /// Which side of the offer/answer exchange we are in an attempt.
@@ -222,6 +273,19 @@ struct Attempt {
     local_candidates: u32,
     /// Whether the platform said gathering is done.
     gathered: bool,
+}
+
+/// A peer the signaling server lists in the room now.
+#[derive(Debug)]
+struct Listed {
+    info: PeerInfo,
+    /// Whether the driver was told of the peer since its last ChannelClosed (which
+    /// makes membership forget it): a new attempt announces it again first.
+    announced: bool,
+    /// Attempts in a row that failed (reset when one opens), for the backoff.
+    failures: u32,
+    /// The round of the retry alarm that is due, if one is.
+    retry: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -246,6 +310,9 @@ pub struct Negotiation {
     shut_down: bool,
     next_conn: u64,
     peers: BTreeMap<PeerId, PeerNegotiation>,
+    /// Who the server lists in the room, besides us (at most `peers_max`).
+    roster: BTreeMap<PeerId, Listed>,
+    next_round: u64,
     steps: VecDeque<Step>,
     stats: NegotiationStats,
 }
@@ -262,6 +329,8 @@ impl Negotiation {
             shut_down: false,
             next_conn: 0,
             peers: BTreeMap::new(),
+            roster: BTreeMap::new(),
+            next_round: 0,
             steps: VecDeque::new(),
             stats: NegotiationStats::default(),
         }
@@ -324,8 +393,12 @@ impl Negotiation {
             }
             // The transport keeps the token; nothing to negotiate.
             ServerMsg::ResumeToken { .. } => {}
-            ServerMsg::PeerJoined { peer } => self.emit(TransportEvent::PeerJoined(peer)),
+            ServerMsg::PeerJoined { peer } => {
+                self.list(peer.clone(), true);
+                self.emit(TransportEvent::PeerJoined(peer));
+            }
             ServerMsg::PeerLeft { id } => {
+                self.roster.remove(&id);
                 if let Some(p) = self.peers.remove(&id)
                     && let Some(a) = p.attempt
                 {
@@ -380,6 +453,11 @@ impl Negotiation {
             colour,
         };
         let to_offer: Vec<PeerId> = peers.iter().map(|p| p.id.clone()).collect();
+        for p in &peers {
+            if p.id != id {
+                self.list(p.clone(), true);
+            }
+        }
         self.emit(TransportEvent::Joined { me, peers });
         // The newcomer offers to everyone already there.
         for peer in to_offer {
@@ -407,6 +485,14 @@ impl Negotiation {
             .map(|p| p.id.clone())
             .filter(|p| Some(p) != me.as_ref() && self.conn(p).is_none())
             .collect();
+        // The list is the room now: whoever is not on it left while we were away.
+        let listed: std::collections::BTreeSet<&PeerId> = peers.iter().map(|p| &p.id).collect();
+        self.roster.retain(|id, _| listed.contains(id));
+        for p in &peers {
+            if Some(&p.id) != me.as_ref() {
+                self.list(p.clone(), true);
+            }
+        }
         self.emit(TransportEvent::Rejoined { peers });
         for peer in to_offer {
             if !self.has_room_for(&peer) {
@@ -433,8 +519,20 @@ impl Negotiation {
                     self.stats.dropped_frames += 1;
                     return;
                 }
+                // Two offers crossed (both sides tried again at once): the lower id's
+                // offer wins, so both sides end up in the same attempt.
+                let crossed = self
+                    .peers
+                    .get(&from)
+                    .and_then(|p| p.attempt.as_ref())
+                    .is_some_and(|a| a.role == Role::Offerer && !a.remote_set);
+                if crossed && self.me.as_ref().is_some_and(|me| *me < from) {
+                    self.stats.offers_crossed += 1;
+                    return;
+                }
                 // A newer offer replaces whatever we had with the peer.
                 self.close_attempt(&from);
+                self.announce(&from);
                 let conn = self.start(&from, Role::Answerer);
                 self.steps.push_back(Step::Answer {
                     peer: from,
@@ -562,7 +660,48 @@ impl Negotiation {
         };
         if !a.open {
             a.open = true;
+            if let Some(l) = self.roster.get_mut(peer) {
+                l.failures = 0;
+                l.retry = None;
+            }
             self.emit(TransportEvent::ChannelOpen(peer.clone()));
+        }
+    }
+
+    /// An alarm asked for with [`Step::Alarm`] rang.
+    pub fn alarm(&mut self, alarm: Alarm) {
+        if self.shut_down {
+            return;
+        }
+        match alarm {
+            Alarm::Open { peer, conn } => {
+                let pending = self
+                    .peers
+                    .get(&peer)
+                    .and_then(|p| p.attempt.as_ref())
+                    .is_some_and(|a| a.conn == conn && !a.open);
+                if pending {
+                    self.stats.attempts_timed_out += 1;
+                    self.lost(&peer, conn);
+                }
+            }
+            Alarm::Retry { peer, round } => {
+                let Some(l) = self.roster.get_mut(&peer) else {
+                    return;
+                };
+                if l.retry != Some(round) {
+                    return;
+                }
+                l.retry = None;
+                // An offer from the peer may have started an attempt since.
+                if self.conn(&peer).is_some() || !self.has_room_for(&peer) {
+                    return;
+                }
+                self.stats.retries += 1;
+                self.announce(&peer);
+                let conn = self.start(&peer, Role::Offerer);
+                self.steps.push_back(Step::Offer { peer, conn });
+            }
         }
     }
 
@@ -573,13 +712,19 @@ impl Negotiation {
 
     // ---- input: the driver ----
 
-    /// Close the connection to `peer` (membership declared it dead). Reports nothing.
+    /// Close the connection to `peer` (membership gave up on it after a long silence).
+    /// Reports nothing; while the server still lists the peer, it is tried again later
+    /// (a member cut off for a long while reconnects once the network heals).
     pub fn close_peer(&mut self, peer: &PeerId) {
         if self.shut_down {
             return;
         }
         self.close_attempt(peer);
         self.forget_if_empty(peer);
+        if let Some(l) = self.roster.get_mut(peer) {
+            l.announced = false;
+        }
+        self.retry_later(peer);
     }
 
     /// Close every connection; every later input is ignored. Reports nothing.
@@ -588,6 +733,7 @@ impl Negotiation {
             return;
         }
         self.shut_down = true;
+        self.roster.clear();
         for (peer, p) in std::mem::take(&mut self.peers) {
             if let Some(a) = p.attempt {
                 self.steps.push_back(Step::Close { peer, conn: a.conn });
@@ -604,6 +750,7 @@ impl Negotiation {
         if self.shut_down {
             return;
         }
+        self.roster.clear();
         for (peer, p) in std::mem::take(&mut self.peers) {
             if let Some(a) = p.attempt {
                 self.steps.push_back(Step::Close { peer, conn: a.conn });
@@ -623,10 +770,71 @@ impl Negotiation {
         self.peers.contains_key(peer) || self.peers.len() < self.config.peers_max
     }
 
-    /// Starts a new attempt with `peer`, keeping the candidates held for it.
+    /// Notes `info` as listed by the server; `announced`: the driver hears of it with
+    /// the event that goes with this. Beyond `peers_max` the peer is not tracked (and
+    /// so not tried again).
+    fn list(&mut self, info: PeerInfo, announced: bool) {
+        if !self.roster.contains_key(&info.id) && self.roster.len() >= self.config.peers_max {
+            return;
+        }
+        let l = self.roster.entry(info.id.clone()).or_insert(Listed {
+            info: info.clone(),
+            announced,
+            failures: 0,
+            retry: None,
+        });
+        l.info = info;
+        l.announced |= announced;
+    }
+
+    /// Tells the driver of a listed peer again if a ChannelClosed made it forget the
+    /// peer, before an attempt with it starts.
+    fn announce(&mut self, peer: &PeerId) {
+        if let Some(l) = self.roster.get_mut(peer)
+            && !l.announced
+        {
+            l.announced = true;
+            let info = l.info.clone();
+            self.emit(TransportEvent::PeerJoined(info));
+        }
+    }
+
+    /// Schedules a new attempt with `peer` if the server lists it, after a wait that
+    /// doubles with each failure in a row.
+    fn retry_later(&mut self, peer: &PeerId) {
+        let Some(l) = self.roster.get_mut(peer) else {
+            return;
+        };
+        let after_ms = self
+            .config
+            .retry_first_ms
+            .saturating_mul(1u64 << l.failures.min(20))
+            .min(self.config.retry_max_ms);
+        l.failures = l.failures.saturating_add(1);
+        self.next_round += 1;
+        let round = self.next_round;
+        l.retry = Some(round);
+        self.steps.push_back(Step::Alarm {
+            after_ms,
+            alarm: Alarm::Retry {
+                peer: peer.clone(),
+                round,
+            },
+        });
+    }
+
+    /// Starts a new attempt with `peer`, keeping the candidates held for it, with its
+    /// deadline to open.
     fn start(&mut self, peer: &PeerId, role: Role) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
+        self.steps.push_back(Step::Alarm {
+            after_ms: self.config.open_within_ms,
+            alarm: Alarm::Open {
+                peer: peer.clone(),
+                conn,
+            },
+        });
         self.peers.entry(peer.clone()).or_default().attempt = Some(Attempt {
             conn,
             role,
@@ -663,14 +871,28 @@ impl Negotiation {
         }
     }
 
-    /// `conn` failed or closed: close it and report it, once.
+    /// `conn` failed or closed: close it, report it once if the driver must know, and
+    /// try the peer again while the server lists it.
     fn lost(&mut self, peer: &PeerId, conn: ConnId) {
-        if self.current(peer, conn).is_none() {
+        let Some(a) = self.current(peer, conn) else {
             return;
-        }
+        };
+        let was_open = a.open;
         self.close_attempt(peer);
         self.forget_if_empty(peer);
-        self.emit(TransportEvent::ChannelClosed(peer.clone()));
+        // A channel that never opened changes nothing for a listed peer: it stays one
+        // being connected to. Anything else is a loss the driver must hear of.
+        let listed = self.roster.get_mut(peer);
+        let quiet = !was_open && listed.is_some();
+        if let Some(l) = listed
+            && !quiet
+        {
+            l.announced = false;
+        }
+        if !quiet {
+            self.emit(TransportEvent::ChannelClosed(peer.clone()));
+        }
+        self.retry_later(peer);
     }
 
     fn forget_if_empty(&mut self, peer: &PeerId) {

@@ -526,6 +526,24 @@ impl Inner {
             Step::Close { peer, conn } => self.close(&peer, conn),
             Step::Signal { to, data } => self.signal(&to, data),
             Step::Emit(ev) => self.emit(ev),
+            Step::Alarm { after_ms, alarm } => {
+                let Some(window) = web_sys::window() else {
+                    return;
+                };
+                // Held weakly: an alarm that rings after the transport is gone does nothing.
+                let weak = Rc::downgrade(self);
+                let ring = Closure::once_into_js(move || {
+                    if let Some(inner) = weak.upgrade() {
+                        let next = inner.input(|n| n.alarm(alarm));
+                        inner.run(next);
+                    }
+                });
+                let delay = i32::try_from(after_ms).unwrap_or(i32::MAX);
+                let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+                    ring.unchecked_ref(),
+                    delay,
+                );
+            }
         }
     }
 
