@@ -19,7 +19,10 @@
 //! tracked as [`PeerState::Silent`] with its channel open: the layers above treat it as
 //! gone (its work moves), and the first message it sends again brings it back
 //! ([`MeshEvent::PeerBack`]). Only its channel closing, the server's `peer_left`, or
-//! [`MembershipConfig::forget_after_ms`] more of silence end it for good. A member that
+//! [`MembershipConfig::forget_after_ms`] more of silence end it for good; after
+//! [`MembershipConfig::reconnect_after_ms`] of it, a fresh connection is asked for once
+//! ([`MeshOutput::Reconnect`]), in case the old one is slow to carry anything after the
+//! network heals. A member that
 //! said it is in the background ([`WireMsg::Background`]: a hidden tab, a phone about to
 //! lock) gets [`MembershipConfig::background_dead_after_ms`] instead. And this node
 //! judges others only over time it was awake itself: when its own timer comes late
@@ -70,6 +73,13 @@ pub struct MembershipConfig {
     /// Silence, after being declared gone by silence, after which a member is
     /// forgotten and its channel closed: it may come back until then.
     pub forget_after_ms: u64,
+    /// Silence, after being declared gone by silence, after which this node asks once
+    /// for a fresh connection to the member ([`MeshOutput::Reconnect`]). A link that
+    /// was cut keeps its old connection alive, but that connection's transport waits
+    /// longer and longer between retransmissions (SCTP's timer doubles up to 60 s), so
+    /// after a long cut the old connection could stay mute for many seconds after the
+    /// network heals; a fresh one is up within a round trip or two.
+    pub reconnect_after_ms: u64,
 }
 
 impl Default for MembershipConfig {
@@ -80,6 +90,7 @@ impl Default for MembershipConfig {
             peers_max: 256,
             background_dead_after_ms: 10_000,
             forget_after_ms: 60_000,
+            reconnect_after_ms: 2_000,
         }
     }
 }
@@ -159,6 +170,13 @@ pub struct PeerView {
     pub messages_in: u64,
     /// The peer said it is in the background (a hidden tab): a longer allowance.
     pub background: bool,
+    /// A fresh connection was asked for in this spell of silence.
+    reconnect_asked: bool,
+    /// The peer's Hello arrived on its current channel.
+    greeted: bool,
+    /// The transport's open event for the current channel came (a channel can also be
+    /// taken as open from its first message, before that event).
+    open_reported: bool,
 }
 
 impl PeerView {
@@ -224,6 +242,12 @@ pub enum MeshOutput {
     },
     /// Tear down the peer's connection (it was declared dead).
     Close {
+        peer: PeerId,
+    },
+    /// Replace the peer's connection with a fresh one, if the server still lists it
+    /// (the member has been silent a while: see
+    /// [`MembershipConfig::reconnect_after_ms`]). Its state here is unchanged.
+    Reconnect {
         peer: PeerId,
     },
     /// A message for the layers above (an engine message, or a chunk of one) from a
@@ -329,6 +353,9 @@ impl Membership {
                 cut: false,
                 messages_in: 0,
                 background: false,
+                reconnect_asked: false,
+                greeted: false,
+                open_reported: false,
             },
         );
     }
@@ -388,17 +415,35 @@ impl Membership {
         true
     }
 
-    /// The data channel to `peer` opened: say Hello and start heartbeats.
+    /// The data channel to `peer` opened: say Hello and start heartbeats. A channel
+    /// that opens for a peer past `Connecting` replaced the one before it (a fresh
+    /// connection after a silence, or the peer's new offer): Hello is said again on it,
+    /// since the peer may have started over and now waits for it, and the peer's Hello
+    /// on it is welcome too; the member's state does not change.
     pub fn handle_channel_open(&mut self, now: Micros, peer: &PeerId) {
         let Some(view) = self.peers.get_mut(peer) else {
             self.stats.dropped_unknown_peer += 1;
             return;
         };
-        if view.state != PeerState::Connecting {
+        let fresh = view.open_reported;
+        view.open_reported = true;
+        if view.state != PeerState::Connecting && !fresh {
+            // The open event of the channel its first message opened already.
             return;
         }
-        view.state = PeerState::ChannelOpen;
-        view.last_heard = now;
+        self.open(now, peer);
+    }
+
+    /// The channel to `peer` is open (a new one if the peer is past `Connecting`).
+    fn open(&mut self, now: Micros, peer: &PeerId) {
+        let Some(view) = self.peers.get_mut(peer) else {
+            return;
+        };
+        view.greeted = false;
+        if view.state == PeerState::Connecting {
+            view.state = PeerState::ChannelOpen;
+            view.last_heard = now;
+        }
         // The first ping goes at once, behind the Hello: the round trip it measures
         // sets how soon this node may steal from the peer (`node::steal_grace_ms`),
         // and a submitter hands its job out right after connecting.
@@ -445,7 +490,7 @@ impl Membership {
             .get(peer)
             .is_some_and(|v| v.state == PeerState::Connecting)
         {
-            self.handle_channel_open(now, peer);
+            self.open(now, peer);
         }
         let Some(view) = self.peers.get_mut(peer) else {
             self.stats.dropped_unknown_peer += 1;
@@ -459,6 +504,7 @@ impl Membership {
         view.messages_in += 1;
         if view.state == PeerState::Silent {
             view.state = PeerState::Connected;
+            view.reconnect_asked = false;
             view.ping_out = None;
             view.next_ping = now;
             self.out.push_back(MeshOutput::Event(MeshEvent::PeerBack {
@@ -487,8 +533,13 @@ impl Membership {
                     protocol_error(&mut self.stats, &mut self.out, "hello with a foreign id");
                     return;
                 }
-                if view.state == PeerState::Connected {
+                if view.greeted {
                     protocol_error(&mut self.stats, &mut self.out, "second hello");
+                    return;
+                }
+                view.greeted = true;
+                if view.state == PeerState::Connected {
+                    // Its Hello on a fresh channel: the same member, nothing changes.
                     return;
                 }
                 view.state = PeerState::Connected;
@@ -595,6 +646,7 @@ impl Membership {
         self.last_tick = Some(now);
         let mut silent = Vec::new();
         let mut forgotten = Vec::new();
+        let mut refresh = Vec::new();
         for (id, view) in &mut self.peers {
             if view.state == PeerState::Connecting || view.cut {
                 continue;
@@ -616,6 +668,13 @@ impl Membership {
                 }
                 PeerState::Connected if quiet >= Micros::from_ms(allowance) => {
                     silent.push(id.clone());
+                }
+                PeerState::Silent
+                    if !view.reconnect_asked
+                        && quiet >= Micros::from_ms(allowance + self.config.reconnect_after_ms) =>
+                {
+                    view.reconnect_asked = true;
+                    refresh.push(id.clone());
                 }
                 _ => {}
             }
@@ -644,6 +703,9 @@ impl Membership {
             self.remove(now, &id, LeftReason::Heartbeat);
             self.out.push_back(MeshOutput::Close { peer: id });
         }
+        for peer in refresh {
+            self.out.push_back(MeshOutput::Reconnect { peer });
+        }
     }
 
     // ---- output ----
@@ -665,6 +727,9 @@ impl Membership {
                 };
                 let judged = match v.state {
                     PeerState::Connected => allowance,
+                    PeerState::Silent if !v.reconnect_asked => {
+                        allowance + self.config.reconnect_after_ms
+                    }
                     _ => allowance + self.config.forget_after_ms,
                 };
                 v.next_ping.min(v.last_heard.plus_ms(judged))
@@ -934,6 +999,79 @@ mod tests {
                 .iter()
                 .any(|o| matches!(o, MeshOutput::Event(_)))
         );
+    }
+
+    #[test]
+    fn a_fresh_channel_to_a_member_is_greeted_again_on_both_sides() {
+        let (mut m, b) = connected_pair();
+        let hellos = |out: &[MeshOutput]| {
+            out.iter()
+                .filter(|o| {
+                    matches!(
+                        o,
+                        MeshOutput::Send {
+                            msg: WireMsg::Hello { .. },
+                            ..
+                        }
+                    )
+                })
+                .count()
+        };
+        // The connection was replaced (a reconnect, or the peer's new offer): Hello goes
+        // out again, since the peer may have started over and waits for it.
+        m.handle_channel_open(Micros::from_ms(500), &b);
+        assert_eq!(hellos(&drain(&mut m)), 1);
+        // The peer's Hello on the fresh channel is welcome, once, and changes nothing.
+        m.handle_wire(Micros::from_ms(510), &b, hello("b"));
+        assert_eq!(drain(&mut m), []);
+        m.handle_wire(Micros::from_ms(520), &b, hello("b"));
+        assert!(matches!(
+            &drain(&mut m)[..],
+            [MeshOutput::Event(MeshEvent::Dropped { why, .. })] if why == "second hello"
+        ));
+        assert_eq!(m.peer(&b).unwrap().state, PeerState::Connected);
+        // A silent member greets on a fresh channel: it is back, with no protocol error.
+        run_timers(&mut m, 3_000);
+        assert_eq!(m.peer(&b).unwrap().state, PeerState::Silent);
+        m.handle_channel_open(Micros::from_ms(3_000), &b);
+        assert_eq!(hellos(&drain(&mut m)), 1);
+        m.handle_wire(Micros::from_ms(3_010), &b, hello("b"));
+        assert!(matches!(
+            &drain(&mut m)[..],
+            [MeshOutput::Event(MeshEvent::PeerBack { .. })]
+        ));
+        assert_eq!(m.peer(&b).unwrap().state, PeerState::Connected);
+        assert_eq!(m.stats().dropped_protocol, 1);
+    }
+
+    #[test]
+    fn a_fresh_connection_is_asked_for_once_per_spell_of_silence() {
+        let reconnects = |out: &[(Micros, MeshOutput)]| -> Vec<Micros> {
+            out.iter()
+                .filter(|(_, o)| matches!(o, MeshOutput::Reconnect { .. }))
+                .map(|(t, _)| *t)
+                .collect()
+        };
+        let (mut m, b) = connected_pair();
+        // Last heard at 120 ms: gone by silence at 1,620 ms, a fresh connection asked
+        // for 2 s later, and only once however long the silence lasts.
+        let out = run_timers(&mut m, 30_000);
+        assert_eq!(reconnects(&out), [Micros::from_ms(120 + 1500 + 2000)]);
+        assert!(
+            out.iter()
+                .any(|(_, o)| matches!(o, MeshOutput::Reconnect { peer } if *peer == b))
+        );
+        // It speaks again (on the fresh connection): the next silence asks again.
+        m.handle_wire(Micros::from_ms(30_000), &b, WireMsg::Pong { seq: 0 });
+        drain(&mut m);
+        assert_eq!(m.peer(&b).unwrap().state, PeerState::Connected);
+        let out = run_timers(&mut m, 40_000);
+        assert_eq!(reconnects(&out), [Micros::from_ms(30_000 + 1500 + 2000)]);
+        // A peer whose link a presenter cut is not silent: nothing is asked.
+        let (mut m, b) = connected_pair();
+        m.set_cut(Micros::from_ms(130), &b, true);
+        drain(&mut m);
+        assert_eq!(reconnects(&run_timers(&mut m, 30_000)), []);
     }
 
     #[test]

@@ -204,6 +204,11 @@ pub enum Action {
     Close {
         peer: PeerId,
     },
+    /// Replace the connection to a silent member with a fresh one
+    /// ([`crate::transport::Transport::reconnect`]).
+    Reconnect {
+        peer: PeerId,
+    },
     /// Compute one task (off the event loop) and hand the output to
     /// [`MeshNode::handle_computed`].
     Compute {
@@ -1012,6 +1017,9 @@ impl MeshNode {
         match out {
             MeshOutput::Send { to, msg } => self.send(to, wire::encode(&msg)),
             MeshOutput::Close { peer } => self.actions.push_back(Action::Close { peer }),
+            MeshOutput::Reconnect { peer } => {
+                self.actions.push_back(Action::Reconnect { peer });
+            }
             MeshOutput::Deliver { from, msg } => self.on_deliver(now, from, msg),
             MeshOutput::Event(e) => {
                 match &e {

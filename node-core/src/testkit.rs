@@ -161,7 +161,7 @@ impl Net {
         while let Some(a) = self.nodes[i].poll_action() {
             match a {
                 Action::Send { to, bytes } => self.send(i, &to, bytes),
-                Action::Close { .. } => {}
+                Action::Close { .. } | Action::Reconnect { .. } => {}
                 Action::Compute { job, task, kernel } => {
                     let mut out = Vec::new();
                     kernel.run_task(task.0, &mut out).expect("valid task");

@@ -1549,3 +1549,47 @@ mod two_sides {
         );
     }
 }
+
+#[test]
+fn a_fresh_connection_on_membership_s_word_replaces_an_open_one_quietly() {
+    let mut n = alone();
+    n.handle_server(ServerMsg::PeerJoined { peer: info("b") });
+    let conn = offered_by(&mut n, "b");
+    n.remote_description_set(&id("b"), conn);
+    n.channel_open(&id("b"), conn);
+    drain(&mut n);
+    n.reconnect(&id("b"));
+    let steps = drain(&mut n);
+    assert!(
+        matches!(
+            &steps[..],
+            [Step::Close { conn: c, .. }, Step::Offer { conn: fresh, .. }] if *c == conn && *fresh != conn
+        ),
+        "{steps:?}"
+    );
+    let fresh = n.conn(&id("b")).unwrap();
+    assert_eq!(n.stats().reconnects, 1);
+    // Asked again while the fresh attempt is under way: it is left to finish.
+    n.reconnect(&id("b"));
+    assert_eq!(drain_all(&mut n), []);
+    assert_eq!(n.conn(&id("b")), Some(fresh));
+    // The old attempt's late close is stale: no ChannelClosed.
+    n.connection_closed(&id("b"), conn);
+    assert_eq!(channel_closed_count(&drain(&mut n)), 0);
+    // With no attempt at all (a retry pending), it offers at once, and the pending
+    // retry then finds the attempt and does nothing.
+    n.negotiation_failed(&id("b"), fresh);
+    let retry = retry_alarm(&drain_all(&mut n));
+    n.reconnect(&id("b"));
+    let offered = offer_in(&drain_all(&mut n));
+    n.alarm(retry);
+    assert_eq!(drain_all(&mut n), []);
+    assert_eq!(n.conn(&id("b")), Some(offered));
+    // A peer the server does not list, or after a shutdown: nothing.
+    n.reconnect(&id("zz"));
+    assert_eq!(drain_all(&mut n), []);
+    n.shutdown();
+    drain_all(&mut n);
+    n.reconnect(&id("b"));
+    assert_eq!(drain_all(&mut n), []);
+}

@@ -311,6 +311,7 @@ async fn serve_transport(
                 draining.remove(&peer);
                 transport.close_peer(&peer);
             }
+            ToPage::Reconnect(peer) => transport.reconnect(&peer),
             ToPage::ServerAway(secs) => transport.take_server_away(secs),
             ToPage::ReviveRoom => transport.revive_room(),
             ToPage::Rejoin => {

@@ -59,6 +59,8 @@ pub enum ToPage {
     Send { to: PeerId, bytes: Vec<u8> },
     /// Close the connection to a peer.
     Close(PeerId),
+    /// Replace the connection to a silent peer with a fresh one.
+    Reconnect(PeerId),
     /// A data channel moved to the worker opened (`open`) or closed.
     ChannelState { peer: PeerId, conn: u64, open: bool },
     /// Ask the server to leave the room for `secs` seconds.
@@ -215,6 +217,7 @@ mod tests {
         assert_eq!(round_trip(ToNode::Transport(joined)), None);
         let submit = ToNode::Input(PageInput::Command(Command::Cancel { job: JobId(1) }));
         assert_eq!(round_trip(submit), None);
+        assert_eq!(round_trip(ToPage::Reconnect(peer.clone())), None);
         assert_eq!(round_trip(ToPage::Close(peer)), None);
     }
 

@@ -374,6 +374,10 @@ impl Transport for RelayTransport {
         self.tell(ToPage::Close(peer.clone()));
     }
 
+    fn reconnect(&self, peer: &PeerId) {
+        self.tell(ToPage::Reconnect(peer.clone()));
+    }
+
     fn take_server_away(&self, secs: u32) {
         self.tell(ToPage::ServerAway(secs));
     }

@@ -234,7 +234,10 @@ impl Sandbox {
         ip(&["netns", "add", &ns])?;
         let s = Sandbox { ns };
         ip(&["netns", "exec", &s.ns, "ip", "link", "set", "lo", "up"])?;
-        s.nft("add table inet chaos\nadd chain inet chaos out { type filter hook output priority 0; policy accept; }\n")?;
+        // Rules act where packets arrive, so that a dropped packet vanishes as on a real
+        // network: dropped on the way out, it would fail the sender's write with EPERM,
+        // which a WebRTC stack takes for a broken path at once.
+        s.nft("add table inet chaos\nadd chain inet chaos drops { type filter hook input priority 0; policy accept; }\n")?;
         Ok(s)
     }
 
@@ -269,9 +272,9 @@ impl Sandbox {
 
     /// Replaces the rules in force with `rules` (one nftables rule each), at once.
     fn set_rules(&self, rules: &[String]) -> Result<()> {
-        let mut script = String::from("flush chain inet chaos out\n");
+        let mut script = String::from("flush chain inet chaos drops\n");
         for r in rules {
-            script.push_str(&format!("add rule inet chaos out {r}\n"));
+            script.push_str(&format!("add rule inet chaos drops {r}\n"));
         }
         self.nft(&script)
     }

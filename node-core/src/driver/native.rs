@@ -112,6 +112,7 @@ pub async fn run_native<T: Transport>(
                     }
                 }
                 Action::Close { peer } => transport.close_peer(&peer),
+                Action::Reconnect { peer } => transport.reconnect(&peer),
                 Action::Rejoin => transport.rejoin(),
                 Action::Leave => {
                     leave = true;

@@ -224,6 +224,7 @@ pub async fn run_web<T: Transport, P: Page>(
                     }
                 }
                 Action::Close { peer } => transport.close_peer(&peer),
+                Action::Reconnect { peer } => transport.reconnect(&peer),
                 Action::Rejoin => transport.rejoin(),
                 Action::Leave => leave = true,
                 Action::Compute { job, task, kernel } => page.compute(job, task, kernel),

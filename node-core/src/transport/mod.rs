@@ -110,6 +110,11 @@ pub trait Transport {
     /// Closes the connection to one peer (e.g. it was declared dead).
     fn close_peer(&self, peer: &PeerId);
 
+    /// Replaces the connection to one peer with a fresh one, if the server lists it (a
+    /// member silent for a while, whose connection may be slow to recover): see
+    /// [`negotiation::Negotiation::reconnect`].
+    fn reconnect(&self, peer: &PeerId);
+
     /// Asks the signaling server to leave this node's room for `secs` seconds (a
     /// presenter's demonstration; the server refuses it from anyone else). Every
     /// member's signaling socket closes; the data channels carry on.

@@ -59,6 +59,14 @@ pub struct NativeConfig {
     pub presenter_key: Option<String>,
 }
 
+/// How often ICE checks a candidate pair while connecting.
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The checks of one pair that fill `ms`.
+fn ice_binding_requests(ms: u64) -> u16 {
+    u16::try_from(ms / ICE_CHECK_INTERVAL.as_millis() as u64).unwrap_or(u16::MAX)
+}
+
 impl Default for NativeConfig {
     fn default() -> Self {
         NativeConfig {
@@ -587,6 +595,15 @@ impl Inner {
         let setting_engine = SettingEngineBuilder::new()
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .with_include_loopback_candidate(true)
+            // A pair is checked every 200 ms for as long as an attempt may take to open
+            // (the negotiation's deadline), not webrtc-rs's default 1.4 s: an attempt
+            // started while a link is cut then connects as soon as packets pass again.
+            .with_ice_connection_attempts(
+                Some(ICE_CHECK_INTERVAL),
+                Some(ice_binding_requests(
+                    NegotiationConfig::default().open_within_ms,
+                )),
+            )
             .with_network_types(vec![
                 rtc::ice::network_type::NetworkType::Udp4,
                 rtc::ice::network_type::NetworkType::Udp6,
@@ -875,6 +892,12 @@ impl Transport for NativeTransport {
                 }
             }
         }
+    }
+
+    fn reconnect(&self, peer: &PeerId) {
+        let steps = self.inner.input(|n| n.reconnect(peer));
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.run(steps).await });
     }
 
     fn take_server_away(&self, secs: u32) {

@@ -72,6 +72,13 @@
 //!   may arrive already open and is reported at once; a second report is ignored).
 //! - **PeerLeft** closes the peer's attempt first, then emits
 //!   [`TransportEvent::PeerLeft`] (and no ChannelClosed: the departure is already known).
+//! - **A fresh connection on membership's word** ([`Negotiation::reconnect`], after a
+//!   member has been silent a while): for a listed peer, an open attempt is closed
+//!   quietly and replaced by a new offer, as an offer from the peer would replace it;
+//!   an attempt not yet open is left alone, and a peer without one is offered to at
+//!   once. A link that was cut keeps its old connection, whose SCTP retransmission
+//!   timer may by then wait tens of seconds; the fresh one opens as soon as the network
+//!   lets it.
 //! - **Closes we asked for** ([`Negotiation::close_peer`] when membership gives up on a
 //!   silent peer, [`Negotiation::shutdown`]) close the attempt and report nothing. After
 //!   shutdown, server frames and the driver's inputs are ignored, and a platform report
@@ -252,6 +259,8 @@ pub struct NegotiationStats {
     pub attempts_timed_out: u64,
     /// Attempts started again with a peer the server still lists.
     pub retries: u64,
+    /// Fresh attempts asked for by membership ([`Negotiation::reconnect`]).
+    pub reconnects: u64,
 }
 
 /// Which side of the offer/answer exchange we are in an attempt.
@@ -711,6 +720,35 @@ impl Negotiation {
     }
 
     // ---- input: the driver ----
+
+    /// Replace the connection to `peer` with a fresh attempt (membership heard nothing
+    /// from it for a while, and the old connection may take long to carry anything
+    /// again once the network heals). Only for a peer the server lists; an attempt not
+    /// yet open is fresh already and is left to finish. Reports nothing: the old
+    /// attempt is replaced as an offer from the peer would replace it.
+    pub fn reconnect(&mut self, peer: &PeerId) {
+        if self.shut_down || !self.roster.contains_key(peer) {
+            return;
+        }
+        match self.peers.get(peer).and_then(|p| p.attempt.as_ref()) {
+            Some(a) if !a.open => return,
+            Some(_) => self.close_attempt(peer),
+            None => {}
+        }
+        if !self.has_room_for(peer) {
+            return;
+        }
+        if let Some(l) = self.roster.get_mut(peer) {
+            l.retry = None;
+        }
+        self.stats.reconnects += 1;
+        self.announce(peer);
+        let conn = self.start(peer, Role::Offerer);
+        self.steps.push_back(Step::Offer {
+            peer: peer.clone(),
+            conn,
+        });
+    }
 
     /// Close the connection to `peer` (membership gave up on it after a long silence).
     /// Reports nothing; while the server still lists the peer, it is tried again later

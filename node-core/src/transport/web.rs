@@ -983,6 +983,10 @@ impl Transport for WebTransport {
         self.inner.run(self.inner.input(|n| n.close_peer(peer)));
     }
 
+    fn reconnect(&self, peer: &PeerId) {
+        self.inner.run(self.inner.input(|n| n.reconnect(peer)));
+    }
+
     fn take_server_away(&self, secs: u32) {
         let frame = signal::encode_client(ClientMsg::Outage { secs });
         self.inner.send_paced(frame);
