@@ -140,6 +140,20 @@ fn retry_alarm(steps: &[Step]) -> Alarm {
         .unwrap_or_else(|| panic!("no retry asked for: {steps:?}"))
 }
 
+/// The grace alarm of a closed channel among the steps, after its wait.
+fn closed_alarm(steps: &[Step]) -> Alarm {
+    steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Alarm {
+                after_ms: 1_000,
+                alarm,
+            } if matches!(alarm, Alarm::Closed { .. }) => Some(alarm.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no grace asked for: {steps:?}"))
+}
+
 fn channel_closed_count(steps: &[Step]) -> usize {
     steps
         .iter()
@@ -814,7 +828,11 @@ fn closes_we_ask_for_report_nothing() {
             _ => None,
         })
         .collect();
-    // Membership declared `a` dead.
+    // Membership gave up on `a`, connected and silent for a minute.
+    n.handle_server(from("a", answer("answer")));
+    n.remote_description_set(&id("a"), conns[0]);
+    n.channel_open(&id("a"), conns[0]);
+    drain(&mut n);
     n.close_peer(&id("a"));
     assert_eq!(
         drain(&mut n),
@@ -997,9 +1015,18 @@ fn retries_back_off_up_to_a_bound_and_start_over_once_a_channel_opens() {
         conn = offer_in(&drain_all(&mut n));
     }
     assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
-    // This one opens: the driver hears of it, and the next loss is reported, then
-    // retried after the shortest wait, announcing the peer again (the driver forgot it
-    // on the ChannelClosed) before offering.
+    // An attempt that uses up its whole deadline starts the backoff over.
+    n.alarm(Alarm::Open {
+        peer: id("a"),
+        conn,
+    });
+    let steps = drain_all(&mut n);
+    assert_eq!(retries_asked(&steps), [500]);
+    n.alarm(retry_alarm(&steps));
+    let conn = offer_in(&drain_all(&mut n));
+    // This one opens: the driver hears of it. The next loss is tried again after the
+    // shortest wait, and reported after the grace (no fresh channel opened by then),
+    // with the peer announced again at once for the attempt under way.
     n.handle_server(from("a", answer("answer")));
     n.remote_description_set(&id("a"), conn);
     drain(&mut n);
@@ -1010,17 +1037,26 @@ fn retries_back_off_up_to_a_bound_and_start_over_once_a_channel_opens() {
     );
     n.connection_closed(&id("a"), conn);
     let steps = drain_all(&mut n);
-    assert_eq!(channel_closed_count(&steps), 1, "{steps:?}");
+    assert_eq!(
+        channel_closed_count(&steps),
+        0,
+        "not before the grace: {steps:?}"
+    );
     assert_eq!(retries_asked(&steps), [500]);
+    let grace = closed_alarm(&steps);
     n.alarm(retry_alarm(&steps));
     let steps = drain(&mut n);
     assert!(
-        matches!(
-            &steps[..],
-            [Step::Emit(TransportEvent::PeerJoined(p)), Step::Offer { peer, .. }]
-                if *p == info("a") && *peer == id("a")
-        ),
-        "{steps:?}"
+        matches!(&steps[..], [Step::Offer { peer, .. }] if *peer == id("a")),
+        "still known to the driver: {steps:?}"
+    );
+    n.alarm(grace);
+    assert_eq!(
+        drain(&mut n),
+        [
+            Step::Emit(TransportEvent::ChannelClosed(id("a"))),
+            Step::Emit(TransportEvent::PeerJoined(info("a"))),
+        ]
     );
 }
 
@@ -1104,7 +1140,9 @@ fn an_offer_from_a_peer_the_driver_forgot_announces_it_first() {
     n.remote_description_set(&id("b"), conn);
     n.channel_open(&id("b"), conn);
     n.connection_closed(&id("b"), conn);
-    drain_all(&mut n);
+    let grace = closed_alarm(&drain_all(&mut n));
+    n.alarm(grace);
+    assert_eq!(channel_closed_count(&drain(&mut n)), 1);
     // The peer tries again before we do: the driver, which forgot it on the
     // ChannelClosed, hears of it before the answer.
     n.handle_server(from("b", offer("again")));
@@ -1332,14 +1370,15 @@ mod two_sides {
                 }
                 Step::Close { conn, .. } => {
                     if let Some(h) = self.sides[i].held.remove(&conn) {
-                        // The other end of an established link hears of it.
+                        // The other end of an established link hears of it (a connection
+                        // still being set up goes away without a word).
                         let peer = self.sides[other]
                             .held
                             .iter()
                             .find(|(_, o)| o.remote.as_ref() == Some(&h.local))
                             .map(|(c, _)| *c);
                         if let Some(c) = peer
-                            && h.remote.is_some()
+                            && h.opening
                         {
                             self.at(30, other, Ev::Platform(Report::Closed(c)));
                         }
@@ -1592,4 +1631,70 @@ fn a_fresh_connection_on_membership_s_word_replaces_an_open_one_quietly() {
     drain_all(&mut n);
     n.reconnect(&id("b"));
     assert_eq!(drain_all(&mut n), []);
+}
+
+#[test]
+fn a_peer_that_replaces_its_connection_is_not_shown_leaving() {
+    let open_with_b = || {
+        let mut n = alone();
+        n.handle_server(ServerMsg::PeerJoined { peer: info("b") });
+        let conn = offered_by(&mut n, "b");
+        n.remote_description_set(&id("b"), conn);
+        n.channel_open(&id("b"), conn);
+        drain(&mut n);
+        (n, conn)
+    };
+    // The peer closed the old connection, and its fresh offer comes after the close
+    // (they travel different ways): answered, opened within the grace, nothing to report.
+    let (mut n, conn) = open_with_b();
+    n.connection_closed(&id("b"), conn);
+    let grace = closed_alarm(&drain_all(&mut n));
+    let fresh = offered_by(&mut n, "b");
+    n.remote_description_set(&id("b"), fresh);
+    n.channel_open(&id("b"), fresh);
+    assert_eq!(
+        drain(&mut n),
+        [Step::Emit(TransportEvent::ChannelOpen(id("b")))]
+    );
+    n.alarm(grace);
+    assert_eq!(drain_all(&mut n), []);
+    // No fresh channel in time, and the peer still listed: reported once the grace is
+    // over; the driver forgets it, and a later attempt announces it again.
+    let (mut n, conn) = open_with_b();
+    n.connection_closed(&id("b"), conn);
+    let grace = closed_alarm(&drain_all(&mut n));
+    n.alarm(grace.clone());
+    assert_eq!(
+        drain_all(&mut n),
+        [Step::Emit(TransportEvent::ChannelClosed(id("b")))]
+    );
+    n.alarm(grace);
+    assert_eq!(drain_all(&mut n), [], "once");
+    // The peer left the room meanwhile: the server's word reports it, the grace nothing.
+    let (mut n, conn) = open_with_b();
+    n.connection_closed(&id("b"), conn);
+    let grace = closed_alarm(&drain_all(&mut n));
+    n.handle_server(ServerMsg::PeerLeft { id: id("b") });
+    assert_eq!(
+        drain(&mut n),
+        [Step::Emit(TransportEvent::PeerLeft(id("b")))]
+    );
+    n.alarm(grace);
+    assert_eq!(drain_all(&mut n), []);
+}
+
+#[test]
+fn when_membership_gives_up_on_a_peer_a_fresh_attempt_goes_on() {
+    let mut n = Negotiation::new(NegotiationConfig::default(), PeerKind::Native, "".into());
+    n.handle_server(welcome(&["a"]));
+    let conn = offer_in(&drain_all(&mut n));
+    // A minute of silence ends in membership forgetting the peer while an attempt is
+    // checking (the link is still cut): the attempt is kept, and the peer announced
+    // again so that the driver knows it when the attempt opens.
+    n.close_peer(&id("a"));
+    assert_eq!(
+        drain_all(&mut n),
+        [Step::Emit(TransportEvent::PeerJoined(info("a")))]
+    );
+    assert_eq!(n.conn(&id("a")), Some(conn));
 }

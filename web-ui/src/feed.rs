@@ -723,6 +723,17 @@ impl Feed {
                 };
                 self.log("joined", &peer.id.0, "", *connect_ms, text);
             }
+            // A peer this node never connected to was never shown as a member: its end
+            // is no news, and "went silent" or "left" would be false (an attempt that
+            // failed; a member a presenter failed, whose transport answers but which
+            // never speaks, given up on after a minute).
+            NodeEvent::Mesh(MeshEvent::PeerLeft {
+                peer,
+                was_connected: false,
+                ..
+            }) => {
+                self.no_address.remove(&peer.id.0);
+            }
             NodeEvent::Mesh(MeshEvent::PeerLeft {
                 peer,
                 reason,
@@ -1447,4 +1458,52 @@ fn peer_rows(node: &MeshNode, paths: &BTreeMap<String, String>) -> Vec<PeerRow> 
             path: paths.get(&p.info.id.0).cloned().unwrap_or_default(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use node_core::signal::PeerKind;
+
+    fn left(was_connected: bool, reason: LeftReason) -> NodeEvent {
+        NodeEvent::Mesh(MeshEvent::PeerLeft {
+            peer: PeerInfo {
+                id: PeerId("b".into()),
+                kind: PeerKind::Native,
+                name: "native-b".into(),
+                presenter: false,
+                colour: 0,
+            },
+            reason,
+            detect_ms: 1500.0,
+            was_connected,
+        })
+    }
+
+    fn lines(f: &mut Feed) -> Vec<String> {
+        f.take()
+            .into_iter()
+            .filter_map(|op| match op {
+                ViewOp::Log(l) => Some(l.text),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_peer_never_connected_to_is_not_said_to_leave() {
+        let mut f = Feed::new();
+        // A connection attempt given up, a failed member given up on after a minute:
+        // it was never shown, so its end is not news.
+        f.on_event(Micros(0), &left(false, LeftReason::Heartbeat));
+        f.on_event(Micros(0), &left(false, LeftReason::ChannelClosed));
+        assert_eq!(lines(&mut f), Vec::<String>::new());
+        // A member that was connected is said to go silent.
+        f.on_event(Micros(0), &left(true, LeftReason::Heartbeat));
+        let said = lines(&mut f);
+        assert!(
+            said.len() == 1 && said[0].contains("native-b (native) went silent"),
+            "{said:?}"
+        );
+    }
 }

@@ -107,7 +107,9 @@ pub trait Transport {
     /// control messages never queue behind a transfer.
     async fn queued(&self, to: &PeerId) -> usize;
 
-    /// Closes the connection to one peer (e.g. it was declared dead).
+    /// Closes the connection to one peer (membership gave up on it after a long
+    /// silence). While the server lists the peer, it is tried again later
+    /// ([`negotiation::Negotiation::close_peer`]).
     fn close_peer(&self, peer: &PeerId);
 
     /// Replaces the connection to one peer with a fresh one, if the server lists it (a

@@ -52,14 +52,21 @@
 //!   are one input, [`Negotiation::connection_closed`], which ends the attempt too.
 //! - **What an ended attempt reports.** [`TransportEvent::ChannelClosed`], **at most
 //!   once per attempt** (the first close signal ends the attempt, every later one is
-//!   stale), unless the attempt never opened and the server lists the peer: then the
-//!   peer simply stays one being connected to. One ChannelClosed is enough: membership's
-//!   `handle_channel_closed` removes the peer and ignores the rest.
+//!   stale). For a peer the server does not list, at once. For a listed peer, an
+//!   attempt that never opened reports nothing (the peer stays one being connected
+//!   to), and an open one reports after [`NegotiationConfig::close_grace_ms`], and only
+//!   if no fresh channel opened meanwhile: a peer that replaced the connection (its
+//!   fresh offer may reach us after the old connection's close) is not shown leaving.
+//!   One ChannelClosed is enough: membership's `handle_channel_closed` removes the
+//!   peer and ignores the rest.
 //! - **Trying again.** While the server lists a peer (its Welcome, PeerJoined and
 //!   PeerLeft say who is in the room), an ended attempt with it, or one we closed on
 //!   membership's word, is followed by a new offer after
 //!   [`NegotiationConfig::retry_first_ms`], doubled after each failure in a row up to
-//!   [`NegotiationConfig::retry_max_ms`], and reset when a channel opens. Two living
+//!   [`NegotiationConfig::retry_max_ms`], and reset when a channel opens or an attempt
+//!   used up its whole deadline (the next one then starts soon, so that a link that
+//!   heals finds an attempt checking). When membership gives up on a peer while a
+//!   fresh attempt is checking, that attempt goes on. Two living
 //!   members in the room therefore never stay apart for good, whatever was lost on the
 //!   way. If a ChannelClosed made the driver forget the peer, a PeerJoined announces it
 //!   again before the new attempt starts (whichever side offers). The policy keeps no
@@ -121,6 +128,10 @@ pub struct NegotiationConfig {
     pub retry_first_ms: u64,
     /// The longest wait between attempts with a peer the server still lists.
     pub retry_max_ms: u64,
+    /// How long the close of an open channel to a listed peer waits before it is
+    /// reported: a peer that replaced the connection with a fresh one (its offer on
+    /// its way through the server, or ours) is not shown leaving.
+    pub close_grace_ms: u64,
 }
 
 impl Default for NegotiationConfig {
@@ -131,6 +142,7 @@ impl Default for NegotiationConfig {
             open_within_ms: 15_000,
             retry_first_ms: 500,
             retry_max_ms: 8_000,
+            close_grace_ms: 1_000,
         }
     }
 }
@@ -239,6 +251,8 @@ pub enum Alarm {
     /// Time to try `peer` again (retry number `round`, which only the latest one
     /// scheduled for the peer carries).
     Retry { peer: PeerId, round: u64 },
+    /// The grace after an open channel to `peer` closed is over (number `round`).
+    Closed { peer: PeerId, round: u64 },
 }
 
 /// Counters of inputs the policy did not act on.
@@ -295,6 +309,8 @@ struct Listed {
     failures: u32,
     /// The round of the retry alarm that is due, if one is.
     retry: Option<u64>,
+    /// The round of the grace alarm of a closed channel not yet reported, if any.
+    closing: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -691,6 +707,11 @@ impl Negotiation {
                     .is_some_and(|a| a.conn == conn && !a.open);
                 if pending {
                     self.stats.attempts_timed_out += 1;
+                    // It spent its whole deadline trying: the next one starts soon, so
+                    // that a link that heals finds an attempt checking.
+                    if let Some(l) = self.roster.get_mut(&peer) {
+                        l.failures = 0;
+                    }
                     self.lost(&peer, conn);
                 }
             }
@@ -710,6 +731,30 @@ impl Negotiation {
                 self.announce(&peer);
                 let conn = self.start(&peer, Role::Offerer);
                 self.steps.push_back(Step::Offer { peer, conn });
+            }
+            Alarm::Closed { peer, round } => {
+                let Some(l) = self.roster.get_mut(&peer) else {
+                    return;
+                };
+                if l.closing != Some(round) {
+                    return;
+                }
+                l.closing = None;
+                let attempt = self.peers.get(&peer).and_then(|p| p.attempt.as_ref());
+                if attempt.is_some_and(|a| a.open) {
+                    // A fresh channel took its place in time: nothing to report.
+                    return;
+                }
+                let connecting = attempt.is_some();
+                self.emit(TransportEvent::ChannelClosed(peer.clone()));
+                // The driver forgets the peer on it; an attempt under way needs it known
+                // when it opens.
+                if let Some(l) = self.roster.get_mut(&peer) {
+                    l.announced = false;
+                }
+                if connecting {
+                    self.announce(&peer);
+                }
             }
         }
     }
@@ -757,11 +802,22 @@ impl Negotiation {
         if self.shut_down {
             return;
         }
-        self.close_attempt(peer);
-        self.forget_if_empty(peer);
         if let Some(l) = self.roster.get_mut(peer) {
             l.announced = false;
         }
+        let pending = self
+            .peers
+            .get(peer)
+            .and_then(|p| p.attempt.as_ref())
+            .is_some_and(|a| !a.open);
+        if pending && self.roster.contains_key(peer) {
+            // A fresh attempt is checking already: it goes on (it may be the one that
+            // connects when the link heals), the peer announced again for it.
+            self.announce(peer);
+            return;
+        }
+        self.close_attempt(peer);
+        self.forget_if_empty(peer);
         self.retry_later(peer);
     }
 
@@ -820,6 +876,7 @@ impl Negotiation {
             announced,
             failures: 0,
             retry: None,
+            closing: None,
         });
         l.info = info;
         l.announced |= announced;
@@ -919,16 +976,23 @@ impl Negotiation {
         self.close_attempt(peer);
         self.forget_if_empty(peer);
         // A channel that never opened changes nothing for a listed peer: it stays one
-        // being connected to. Anything else is a loss the driver must hear of.
-        let listed = self.roster.get_mut(peer);
-        let quiet = !was_open && listed.is_some();
-        if let Some(l) = listed
-            && !quiet
-        {
-            l.announced = false;
-        }
-        if !quiet {
-            self.emit(TransportEvent::ChannelClosed(peer.clone()));
+        // being connected to. An open one's close is reported after a grace, unless a
+        // fresh channel opens in time. A peer the server does not list: at once.
+        match self.roster.get_mut(peer) {
+            Some(l) if was_open => {
+                self.next_round += 1;
+                let round = self.next_round;
+                l.closing = Some(round);
+                self.steps.push_back(Step::Alarm {
+                    after_ms: self.config.close_grace_ms,
+                    alarm: Alarm::Closed {
+                        peer: peer.clone(),
+                        round,
+                    },
+                });
+            }
+            Some(_) => {}
+            None => self.emit(TransportEvent::ChannelClosed(peer.clone())),
         }
         self.retry_later(peer);
     }
