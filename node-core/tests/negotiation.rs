@@ -103,6 +103,18 @@ fn alone() -> Negotiation {
     n
 }
 
+/// A policy with a channel open to `b`, which the server listed after our welcome and
+/// which offered to us; the channel's attempt.
+fn open_with_b() -> (Negotiation, ConnId) {
+    let mut n = alone();
+    n.handle_server(ServerMsg::PeerJoined { peer: info("b") });
+    let conn = offered_by(&mut n, "b");
+    n.remote_description_set(&id("b"), conn);
+    n.channel_open(&id("b"), conn);
+    drain(&mut n);
+    (n, conn)
+}
+
 /// Feeds an offer from `peer` and returns the attempt it started.
 fn offered_by(n: &mut Negotiation, peer: &str) -> ConnId {
     n.handle_server(from(peer, offer("remote-offer")));
@@ -1106,12 +1118,7 @@ fn retries_stop_when_the_peer_leaves_and_stale_alarms_change_nothing() {
 
 #[test]
 fn a_peer_membership_gave_up_on_is_tried_again_while_the_server_lists_it() {
-    let mut n = alone();
-    n.handle_server(ServerMsg::PeerJoined { peer: info("b") });
-    let conn = offered_by(&mut n, "b");
-    n.remote_description_set(&id("b"), conn);
-    n.channel_open(&id("b"), conn);
-    drain(&mut n);
+    let (mut n, _) = open_with_b();
     // A minute of silence (a link cut that long): membership forgot it and closes.
     n.close_peer(&id("b"));
     let steps = drain_all(&mut n);
@@ -1133,12 +1140,7 @@ fn a_peer_membership_gave_up_on_is_tried_again_while_the_server_lists_it() {
 
 #[test]
 fn an_offer_from_a_peer_the_driver_forgot_announces_it_first() {
-    let mut n = alone();
-    n.handle_server(ServerMsg::PeerJoined { peer: info("b") });
-    drain(&mut n);
-    let conn = offered_by(&mut n, "b");
-    n.remote_description_set(&id("b"), conn);
-    n.channel_open(&id("b"), conn);
+    let (mut n, conn) = open_with_b();
     n.connection_closed(&id("b"), conn);
     let grace = closed_alarm(&drain_all(&mut n));
     n.alarm(grace);
@@ -1591,12 +1593,7 @@ mod two_sides {
 
 #[test]
 fn a_fresh_connection_on_membership_s_word_replaces_an_open_one_quietly() {
-    let mut n = alone();
-    n.handle_server(ServerMsg::PeerJoined { peer: info("b") });
-    let conn = offered_by(&mut n, "b");
-    n.remote_description_set(&id("b"), conn);
-    n.channel_open(&id("b"), conn);
-    drain(&mut n);
+    let (mut n, conn) = open_with_b();
     n.reconnect(&id("b"));
     let steps = drain(&mut n);
     assert!(
@@ -1635,15 +1632,6 @@ fn a_fresh_connection_on_membership_s_word_replaces_an_open_one_quietly() {
 
 #[test]
 fn a_peer_that_replaces_its_connection_is_not_shown_leaving() {
-    let open_with_b = || {
-        let mut n = alone();
-        n.handle_server(ServerMsg::PeerJoined { peer: info("b") });
-        let conn = offered_by(&mut n, "b");
-        n.remote_description_set(&id("b"), conn);
-        n.channel_open(&id("b"), conn);
-        drain(&mut n);
-        (n, conn)
-    };
     // The peer closed the old connection, and its fresh offer comes after the close
     // (they travel different ways): answered, opened within the grace, nothing to report.
     let (mut n, conn) = open_with_b();

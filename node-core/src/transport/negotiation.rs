@@ -493,8 +493,7 @@ impl Negotiation {
                 self.stats.dropped_frames += 1;
                 continue;
             }
-            let conn = self.start(&peer, Role::Offerer);
-            self.steps.push_back(Step::Offer { peer, conn });
+            self.offer_to(peer);
         }
     }
 
@@ -524,8 +523,7 @@ impl Negotiation {
                 self.stats.dropped_frames += 1;
                 continue;
             }
-            let conn = self.start(&peer, Role::Offerer);
-            self.steps.push_back(Step::Offer { peer, conn });
+            self.offer_to(peer);
         }
     }
 
@@ -729,8 +727,7 @@ impl Negotiation {
                 }
                 self.stats.retries += 1;
                 self.announce(&peer);
-                let conn = self.start(&peer, Role::Offerer);
-                self.steps.push_back(Step::Offer { peer, conn });
+                self.offer_to(peer);
             }
             Alarm::Closed { peer, round } => {
                 let Some(l) = self.roster.get_mut(&peer) else {
@@ -788,11 +785,7 @@ impl Negotiation {
         }
         self.stats.reconnects += 1;
         self.announce(peer);
-        let conn = self.start(peer, Role::Offerer);
-        self.steps.push_back(Step::Offer {
-            peer: peer.clone(),
-            conn,
-        });
+        self.offer_to(peer.clone());
     }
 
     /// Close the connection to `peer` (membership gave up on it after a long silence).
@@ -939,6 +932,12 @@ impl Negotiation {
             gathered: false,
         });
         conn
+    }
+
+    /// Starts a new attempt with `peer` in which we offer.
+    fn offer_to(&mut self, peer: PeerId) {
+        let conn = self.start(&peer, Role::Offerer);
+        self.steps.push_back(Step::Offer { peer, conn });
     }
 
     /// The peer's attempt if `conn` is it. A report about any other attempt is stale:
