@@ -369,15 +369,15 @@ export class Harness {
 
   // ------------------------------------------------------------ browsers
 
-  /** A Chromium process with its own profile, connected over CDP. */
-  async launchBrowser(name) {
+  /** A Chromium process with its own profile (and `extraFlags`), connected over CDP. */
+  async launchBrowser(name, extraFlags = []) {
     const profiles = this.profilesDir ?? os.tmpdir();
     fs.mkdirSync(profiles, { recursive: true });
     const udd = fs.mkdtempSync(path.join(profiles, `meshwork-${this.tag}-${name}-`));
     this.tempDirs.push(udd);
     let resolveWs;
     const wsLine = new Promise((r) => (resolveWs = r));
-    const proc = this.start(name, this.chromiumPath, [...CHROMIUM_FLAGS, `--user-data-dir=${udd}`, 'about:blank'], {
+    const proc = this.start(name, this.chromiumPath, [...CHROMIUM_FLAGS, ...extraFlags, `--user-data-dir=${udd}`, 'about:blank'], {
       onStderrLine: (l) => {
         const m = l.match(/DevTools listening on (ws:\/\/\S+)/);
         if (m) resolveWs(m[1]);

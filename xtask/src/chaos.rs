@@ -1,31 +1,43 @@
-//! `cargo xtask chaos [--minutes N] [--seed S] [--natives K]`: native nodes, the
-//! signaling server and a submitter run through seeded faults while jobs run all the
-//! time; a checker outside the members compares every output with `meshwork run`'s and
-//! watches for stalls, members shown gone while alive, and panics.
+//! `cargo xtask chaos [--minutes N] [--seed S] [--natives K] [--tabs K] [--no-firefox]`:
+//! native nodes, browser tabs, the signaling server and a submitter run through seeded
+//! faults while jobs run all the time; a checker outside the members compares every
+//! output with `meshwork run`'s and watches for stalls, members shown gone while alive,
+//! and panics.
 //!
-//! Everything runs in a network namespace made for the run. Each member binds its
-//! WebRTC sockets to an address of its own on that namespace's loopback (127.0.1.x for
-//! the natives, 127.0.2.x for the submitter, the server on 127.0.0.2), so nftables rules
-//! on addresses can cut one link, isolate one member, split the mesh or drop a share
-//! of one member's packets, without touching anything outside the namespace.
+//! Every member lives in a network namespace of its own, joined by a veth pair to a hub
+//! namespace that routes between them and runs the server (member `k` is 10.77.k.2, its
+//! link's hub end 10.77.k.1, the server 10.77.0.1). Packets between two members pass
+//! the hub's forward hook, where nftables rules on addresses cut one link, isolate one
+//! member, split the mesh or drop a share of one member's packets, as a real network
+//! would drop them (the sender's write succeeds); the server's traffic is not forwarded,
+//! so signaling goes on. A bandwidth cap is a `tbf` queue on both ends of one member's
+//! link. Nothing leaves the namespaces: the hub has no other interface.
+//!
+//! The members: `--natives` `meshwork node`s, `--tabs` headless Chromium tabs and one
+//! Firefox tab when Firefox ESR and geckodriver are installed, each tab driven by
+//! `tests/e2e/chaos_tab.mjs`, which reports what the page shows as JSON lines shaped
+//! like a native's `--json` events (its id, the members its graph shows live).
 //!
 //! Faults, drawn from the seed (the schedule is printed; `--seed S` draws the same faults
-//! in the same order, though when each starts, and so which natives are up to be drawn,
-//! can shift with how fast the mesh recovers):
-//! SIGKILL of a native and a new one started in its place; SIGSTOP of a native for
-//! 1-8 s; a link between two natives cut; a native isolated from the others; the natives
-//! split in two halves; 1-20 % of a native's packets dropped; the server SIGKILLed and
-//! restarted on the same address (tokens survive: `--resume-key-file`). At least two
-//! natives stay up and running at any time. Tabs, bandwidth caps and the presenter's
-//! console commands are not among the faults yet.
+//! in the same order, though when each starts, and so which members are up to be drawn,
+//! can shift with how fast the mesh recovers): SIGKILL of a native and a new one started
+//! in its place; a tab closed, reloaded, or its renderer killed, and a new tab opened in
+//! its place; SIGSTOP of a native or a whole browser for 1-8 s; a link between two
+//! members cut; a member isolated from the others; the members split in two halves;
+//! 1-20 % of a member's packets dropped; a member's link capped to 0.25-4 Mbit/s; the
+//! server SIGKILLed and restarted on the same address (tokens survive:
+//! `--resume-key-file`). At least two natives stay up and running at any time. The
+//! presenter's console commands are not among the faults yet; this kernel has no
+//! `sch_netem`, so there is no delay or jitter.
 //!
 //! The checks: every job ends with `meshwork run`'s bytes (a job is a fresh
 //! `meshwork submit`: seeded kernel, size, `r`, `q`, pacing); no job goes [`STALL`]
-//! without a validated task; once the faults stop, within [`SETTLE`] every living native
-//! counts every other living native among its peers; no process printed a panic. The
-//! report gives faults by kind, jobs by outcome, the time from each fault to the first
-//! native that noticed it and to a whole mesh again, and the largest RSS of the server
-//! and of each native.
+//! without a validated task; once the faults stop, within [`SETTLE`] every living member
+//! counts every other living member among its peers, and no tab shows a living member
+//! in any other state or as a liar; no process printed a panic (a tab's console
+//! included). The report gives faults by kind, jobs by outcome, the time from each fault
+//! to the first member that noticed it and to a whole mesh again, and the largest RSS
+//! of the server and of each native.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -45,40 +57,54 @@ const STALL: Duration = Duration::from_secs(30);
 /// After the last fault is healed, every living native sees every other within this.
 const SETTLE: Duration = Duration::from_secs(20);
 /// The server's address in the namespace.
-const SERVER: &str = "127.0.0.2:18700";
+const SERVER: &str = "10.77.0.1:18700";
+/// The submitter's slot: its namespace's address is 10.77.200.2.
+const SUBMITTER_SLOT: u8 = 200;
 const ROOM: &str = "chaos";
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
+    if Opts::parse(args)?.browsers() > 0 {
+        crate::build_ui()?;
+    }
     checked(root, args).map(|_| ())
 }
 
 /// Runs chaos as `cargo xtask chaos ARGS` does: `Ok(true)` when it ran without a
-/// violation, `Ok(false)` when it skipped (no root; never under `CI=true`).
+/// violation, `Ok(false)` when it skipped (no root, or no browser for the tabs; never
+/// under `CI=true`).
 pub fn checked(root: &Path, args: &[String]) -> Result<bool> {
-    let opts = &Opts::parse(args)?;
-    if let Err(why) = can_run() {
-        let msg = format!(
-            "chaos: skipped: {why}. It needs root (a network namespace and nftables): run it as root"
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+    let mut opts = Opts::parse(args)?;
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    if let Err(why) = can_run().and_then(|()| browsers_ready(root, &opts)) {
+        let msg = format!("chaos: skipped: {why}");
+        if in_ci {
             bail!("{msg} (CI=true: nothing may skip)");
         }
         println!("{msg}");
         return Ok(false);
     }
+    if opts.firefox
+        && let Err(missing) = firefox_ready()
+    {
+        println!("chaos: no Firefox tab: {missing} (`cargo xtask setup` installs both)");
+        opts.firefox = false;
+    }
+    let opts = &opts;
     let bin = crate::bench::build_release(root)?;
     let dir = crate::bench::target_dir(root).join(format!("chaos-{}", opts.seed));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     println!(
-        "chaos: seed {}, {} minute(s), {} natives; logs in {}",
+        "chaos: seed {}, {} minute(s), {} natives, {} Chromium tab(s){}; logs in {}",
         opts.seed,
         opts.minutes,
         opts.natives,
+        opts.tabs,
+        if opts.firefox { ", a Firefox tab" } else { "" },
         dir.display()
     );
-    let sandbox = Sandbox::create()?;
-    let mut run = Run::new(&bin, &dir, &sandbox, opts)?;
+    let mut sandbox = Sandbox::create()?;
+    let mut run = Run::new(root, &bin, &dir, &mut sandbox, opts)?;
     let outcome = run.go(opts);
     run.stop_all();
     let report = run.report(opts);
@@ -112,10 +138,15 @@ struct Opts {
     minutes: f64,
     seed: u64,
     natives: usize,
+    /// Chromium tabs.
+    tabs: usize,
+    /// A Firefox tab too (when Firefox ESR and geckodriver are installed).
+    firefox: bool,
 }
 
 impl Default for Opts {
-    /// Three minutes, a seed from the clock, four natives.
+    /// Three minutes, a seed from the clock, four natives, two Chromium tabs and a
+    /// Firefox tab.
     fn default() -> Opts {
         Opts {
             minutes: 3.0,
@@ -123,9 +154,14 @@ impl Default for Opts {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_secs()),
             natives: 4,
+            tabs: 2,
+            firefox: true,
         }
     }
 }
+
+const USAGE: &str =
+    "usage: cargo xtask chaos [--minutes N] [--seed S] [--natives K] [--tabs K] [--no-firefox]";
 
 impl Opts {
     fn parse(args: &[String]) -> Result<Opts> {
@@ -162,12 +198,78 @@ impl Opts {
                         .filter(|n| (3..=8).contains(n))
                         .with_context(|| format!("chaos: --natives {v:?}: 3 to 8"))?;
                 }
-                other => bail!(
-                    "chaos: unknown argument {other:?}; usage: cargo xtask chaos [--minutes N] [--seed S] [--natives K]"
-                ),
+                "--tabs" => {
+                    let v = value("a count")?;
+                    o.tabs = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (0..=4).contains(n))
+                        .with_context(|| format!("chaos: --tabs {v:?}: 0 to 4"))?;
+                }
+                "--no-firefox" => o.firefox = false,
+                other => bail!("chaos: unknown argument {other:?}; {USAGE}"),
             }
         }
         Ok(o)
+    }
+
+    /// Browser tabs asked for (Firefox counted whether or not it is installed).
+    fn browsers(&self) -> usize {
+        self.tabs + usize::from(self.firefox)
+    }
+}
+
+/// What the tabs need: the web UI built, playwright-core, Chromium, Node.js.
+fn browsers_ready(root: &Path, opts: &Opts) -> Result<(), String> {
+    if opts.browsers() == 0 {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if !root.join("dist/index.html").is_file() {
+        missing.push("the web UI in dist/ (`cargo xtask build-ui`)");
+    }
+    if !root
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        missing.push("node_modules/playwright-core (`cargo xtask setup`)");
+    }
+    if opts.tabs > 0 && !Path::new(CHROMIUM).exists() {
+        missing.push("/usr/bin/chromium (`cargo xtask setup`)");
+    }
+    if !Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        missing.push("`node` on PATH (`cargo xtask setup`)");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the tabs need {} (or run natives only: --tabs 0 --no-firefox)",
+            missing.join(", ")
+        ))
+    }
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+/// geckodriver's path, when Firefox ESR and geckodriver are both installed.
+fn firefox_ready() -> Result<PathBuf, String> {
+    let driver = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("geckodriver"))
+            .find(|p| p.is_file())
+    });
+    match (Path::new(FIREFOX).exists(), driver) {
+        (true, Some(d)) => Ok(d),
+        (false, _) => Err(format!("{FIREFOX} is missing")),
+        (true, None) => Err("geckodriver is not on PATH".into()),
     }
 }
 
@@ -178,7 +280,9 @@ fn can_run() -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run `id`: {e}"))?;
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Err("not root".into());
+        return Err(
+            "not root: it needs root (network namespaces and nftables); run it as root".into(),
+        );
     }
     for tool in ["ip", "nft"] {
         let found = Command::new(tool)
@@ -222,35 +326,91 @@ impl Rng {
     }
 }
 
-/// The run's network namespace, with an nftables chain whose rules are the faults on
-/// links in force. Deleted on drop.
+/// The run's network namespaces: a hub that runs the server and routes between the
+/// members, with an nftables chain (on the forward hook) whose rules are the faults on
+/// links in force, and a namespace per member joined to the hub by a veth pair. All
+/// deleted on drop.
 struct Sandbox {
-    ns: String,
+    hub: String,
+    members: Vec<String>,
 }
 
 impl Sandbox {
     fn create() -> Result<Sandbox> {
-        let ns = format!("meshwork-chaos-{}", std::process::id());
-        ip(&["netns", "add", &ns])?;
-        let s = Sandbox { ns };
-        ip(&["netns", "exec", &s.ns, "ip", "link", "set", "lo", "up"])?;
-        // Rules act where packets arrive, so that a dropped packet vanishes as on a real
-        // network: dropped on the way out, it would fail the sender's write with EPERM,
-        // which a WebRTC stack takes for a broken path at once.
-        s.nft("add table inet chaos\nadd chain inet chaos drops { type filter hook input priority 0; policy accept; }\n")?;
+        let hub = format!("mwchaos-{}", std::process::id());
+        ip(&["netns", "add", &hub])?;
+        let s = Sandbox {
+            hub,
+            members: Vec::new(),
+        };
+        ip(&["-n", &s.hub, "link", "set", "lo", "up"])?;
+        ip(&["-n", &s.hub, "addr", "add", "10.77.0.1/32", "dev", "lo"])?;
+        s.sysctl(&s.hub, "net.ipv4.ip_forward=1")?;
+        for v in ["all", "default"] {
+            s.sysctl(&s.hub, &format!("net.ipv6.conf.{v}.disable_ipv6=1"))?;
+        }
+        // Rules act on packets passing between members, as a network between them would:
+        // a packet dropped here vanishes (a drop on the sender's own output hook would
+        // fail its write with EPERM, which a WebRTC stack takes for a broken path).
+        s.nft("add table inet chaos\nadd chain inet chaos drops { type filter hook forward priority 0; policy accept; }\n")?;
         Ok(s)
     }
 
-    /// `prog args` inside the namespace.
-    fn command(&self, prog: &Path, args: &[&str]) -> Command {
+    /// A namespace for the member in `slot`: its address 10.77.SLOT.2 on `eth0`, the
+    /// other end `hSLOT` in the hub (10.77.SLOT.1, its default route); no IPv6. Returns
+    /// the namespace and the address.
+    fn add_member(&mut self, slot: u8) -> Result<(String, String)> {
+        let ns = format!("{}-{slot}", self.hub);
+        ip(&["netns", "add", &ns])?;
+        self.members.push(ns.clone());
+        let link = format!("h{slot}");
+        let (gw, addr) = (format!("10.77.{slot}.1"), format!("10.77.{slot}.2"));
+        ip(&[
+            "-n", &self.hub, "link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns",
+            &ns,
+        ])?;
+        for v in ["all", "default", "eth0"] {
+            self.sysctl(&ns, &format!("net.ipv6.conf.{v}.disable_ipv6=1"))?;
+        }
+        ip(&[
+            "-n",
+            &self.hub,
+            "addr",
+            "add",
+            &format!("{gw}/24"),
+            "dev",
+            &link,
+        ])?;
+        ip(&["-n", &self.hub, "link", "set", &link, "up"])?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ])?;
+        ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        ip(&["-n", &ns, "route", "add", "default", "via", &gw])?;
+        Ok((ns, addr))
+    }
+
+    fn sysctl(&self, ns: &str, setting: &str) -> Result<()> {
+        ip(&["netns", "exec", ns, "sysctl", "-qw", setting])
+    }
+
+    /// `prog args` inside namespace `ns`.
+    fn command(&self, ns: &str, prog: &Path, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns]).arg(prog).args(args);
+        c.args(["netns", "exec", ns]).arg(prog).args(args);
         c
     }
 
     fn nft(&self, script: &str) -> Result<()> {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "nft", "-f", "-"])
+            .args(["netns", "exec", &self.hub, "nft", "-f", "-"])
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -278,11 +438,45 @@ impl Sandbox {
         }
         self.nft(&script)
     }
+
+    /// Caps the link of the member in `slot` (namespace `ns`) to `kbit` kbit/s each
+    /// way, or lifts the cap: a token bucket on both ends of its veth pair.
+    fn cap(&self, slot: u8, ns: &str, kbit: Option<u32>) -> Result<()> {
+        let link = format!("h{slot}");
+        for (ns, dev) in [(self.hub.as_str(), link.as_str()), (ns, "eth0")] {
+            match kbit {
+                Some(k) => ip(&[
+                    "netns",
+                    "exec",
+                    ns,
+                    "tc",
+                    "qdisc",
+                    "replace",
+                    "dev",
+                    dev,
+                    "root",
+                    "tbf",
+                    "rate",
+                    &format!("{k}kbit"),
+                    "burst",
+                    "32kb",
+                    "latency",
+                    "400ms",
+                ])?,
+                None => ip(&[
+                    "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root",
+                ])?,
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.ns]);
+        for ns in self.members.iter().chain([&self.hub]) {
+            let _ = ip(&["netns", "del", ns]);
+        }
     }
 }
 
@@ -321,6 +515,12 @@ struct Seen {
     departures: Vec<(Instant, String)>,
     /// When each `task_validated` line was read (a submitter's progress).
     validated: Vec<Instant>,
+    /// A tab's graph as it last changed: (member, state, shown lying).
+    view: Vec<(String, String, bool)>,
+    /// A tab's browser process (the root of the tree a stop freezes).
+    browser: Option<u32>,
+    /// What a tab's driver could not do, not yet reported.
+    errors: Vec<String>,
 }
 
 impl Seen {
@@ -337,29 +537,112 @@ impl Seen {
                 self.departures.push((at, peer));
             }
             Some("task_validated") => self.validated.push(at),
+            // A tab closed or crashed shows nothing: no id, no peers, until a new one.
+            Some("reset") => {
+                self.id = None;
+                self.peers.clear();
+                self.view.clear();
+            }
+            Some("view") => {
+                self.view = v["rows"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        (
+                            r["peer"].as_str().unwrap_or_default().to_string(),
+                            r["state"].as_str().unwrap_or_default().to_string(),
+                            r["liar"].as_bool().unwrap_or(false),
+                        )
+                    })
+                    .collect();
+            }
+            Some("browser") => self.browser = v["pid"].as_u64().and_then(|p| p.try_into().ok()),
+            Some("error") => self.errors.push(format!(
+                "{}: {}",
+                v["cmd"].as_str().unwrap_or("?"),
+                v["message"].as_str().unwrap_or("?")
+            )),
             _ => {}
         }
     }
 }
 
+/// Pids of every descendant of `root`, from /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command may hold spaces and parentheses: fields resume after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent.push((pid, ppid));
+        }
+    }
+    let mut out = Vec::new();
+    let mut queue = vec![root];
+    while let Some(p) = queue.pop() {
+        for (pid, ppid) in &parent {
+            if *ppid == p && !out.contains(pid) {
+                out.push(*pid);
+                queue.push(*pid);
+            }
+        }
+    }
+    out
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// A process started here: what its JSON lines said ([`Seen`]), every line in a log
-/// file, its stderr in another (read for panics at the end); killed on drop.
+/// file, its stderr in another (read for panics at the end); ended on drop with every
+/// process it started.
 struct Proc {
     child: Child,
     seen: Arc<Mutex<Seen>>,
+    /// A tab driver's commands.
+    stdin: Option<std::process::ChildStdin>,
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, stderr: PathBuf, stdout_log: PathBuf) -> Result<Proc> {
+    fn spawn(cmd: Command, stderr: PathBuf, stdout_log: PathBuf) -> Result<Proc> {
+        Proc::spawn_with(cmd, stderr, stdout_log, false)
+    }
+
+    /// With `commands`, its stdin stays open for [`Proc::send`].
+    fn spawn_with(
+        mut cmd: Command,
+        stderr: PathBuf,
+        stdout_log: PathBuf,
+        commands: bool,
+    ) -> Result<Proc> {
         let err = File::create(&stderr)?;
         let mut log = File::create(&stdout_log)?;
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(if commands {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err))
             .spawn()
             .context("starting a member")?;
         let out = child.stdout.take().context("stdout")?;
+        let stdin = child.stdin.take();
         let seen = Arc::new(Mutex::new(Seen::default()));
         let sink = seen.clone();
         std::thread::spawn(move || {
@@ -372,7 +655,7 @@ impl Proc {
                 }
             }
         });
-        Ok(Proc { child, seen })
+        Ok(Proc { child, seen, stdin })
     }
 
     fn pid(&self) -> u32 {
@@ -387,11 +670,23 @@ impl Proc {
         }
     }
 
+    /// Takes what its lines said that is to be reported once.
+    fn take_errors(&self) -> Vec<String> {
+        match self.seen.lock() {
+            Ok(mut s) => std::mem::take(&mut s.errors),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// A command line to a tab's driver.
+    fn send(&mut self, cmd: &str) {
+        if let Some(stdin) = &mut self.stdin {
+            let _ = writeln!(stdin, "{cmd}").and_then(|()| stdin.flush());
+        }
+    }
+
     fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .stderr(Stdio::null())
-            .status();
+        signal(self.pid(), sig);
     }
 
     fn rss_kib(&self) -> Option<u64> {
@@ -405,26 +700,59 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        // A stopped process must run again to die of SIGKILL promptly.
+        // A tab's driver ends its browser itself when asked (and removes its profile).
+        if self.stdin.is_some() && matches!(self.child.try_wait(), Ok(None)) {
+            for pid in descendants(self.pid()) {
+                signal(pid, "-CONT");
+            }
+            self.send("quit");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        // Whatever is left of its tree dies with it; a stopped process must run again
+        // to die of SIGKILL promptly.
+        let mut tree = descendants(self.pid());
         if matches!(self.child.try_wait(), Ok(None)) {
-            self.signal("-CONT");
+            tree.push(self.pid());
+        }
+        for pid in &tree {
+            signal(*pid, "-CONT");
+            signal(*pid, "-KILL");
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// One native slot: the process now in it (a new one after each kill).
-struct Native {
+/// What a member is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    Native,
+    Chromium,
+    Firefox,
+}
+
+/// One member's slot: its namespace, and the process now in it (a new one after each
+/// kill; for a tab, the driver of its browser).
+struct Member {
     name: String,
+    body: Body,
+    slot: u8,
+    ns: String,
     addr: String,
     proc: Option<Proc>,
     lives: u32,
     stopped_until: Option<Instant>,
+    /// The processes a stop froze (a browser's whole tree).
+    stopped: Vec<u32>,
+    /// A tab closed, or whose renderer was killed: no page until a new tab opens.
+    closed: bool,
     rss_max_kib: u64,
 }
 
-impl Native {
+impl Member {
     /// The id it joined under, once it has.
     fn id(&self) -> Option<String> {
         self.proc.as_ref()?.with(|s| s.id.clone())
@@ -439,29 +767,37 @@ impl Native {
     }
 
     fn running(&self) -> bool {
-        self.proc.is_some() && self.stopped_until.is_none()
+        self.proc.is_some() && self.stopped_until.is_none() && !self.closed
+    }
+
+    fn is_tab(&self) -> bool {
+        self.body != Body::Native
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Kill,
+    Tab,
     Stop,
     CutLink,
     Isolate,
     Split,
     Loss,
+    Cap,
     ServerKill,
 }
 
 impl Kind {
-    const ALL: [Kind; 7] = [
+    const ALL: [Kind; 9] = [
         Kind::Kill,
+        Kind::Tab,
         Kind::Stop,
         Kind::CutLink,
         Kind::Isolate,
         Kind::Split,
         Kind::Loss,
+        Kind::Cap,
         Kind::ServerKill,
     ];
 
@@ -469,11 +805,13 @@ impl Kind {
     fn short(self) -> &'static str {
         match self {
             Kind::Kill => "kill",
+            Kind::Tab => "tab",
             Kind::Stop => "stop",
             Kind::CutLink => "cut link",
             Kind::Isolate => "isolate",
             Kind::Split => "split",
             Kind::Loss => "loss",
+            Kind::Cap => "cap",
             Kind::ServerKill => "server kill",
         }
     }
@@ -481,11 +819,13 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Kill => "SIGKILL a native, start a new one",
-            Kind::Stop => "SIGSTOP a native, then SIGCONT",
-            Kind::CutLink => "cut the link between two natives",
-            Kind::Isolate => "isolate a native from the others",
-            Kind::Split => "split the natives in two halves",
-            Kind::Loss => "drop a share of a native's packets",
+            Kind::Tab => "close/reload a tab or kill its renderer",
+            Kind::Stop => "SIGSTOP a native or a browser",
+            Kind::CutLink => "cut the link between two members",
+            Kind::Isolate => "isolate a member from the others",
+            Kind::Split => "split the members in two halves",
+            Kind::Loss => "drop a share of a member's packets",
+            Kind::Cap => "cap a member's bandwidth",
             Kind::ServerKill => "SIGKILL the server, restart it",
         }
     }
@@ -496,17 +836,19 @@ struct Active {
     kind: Kind,
     at: Instant,
     until: Instant,
-    /// Natives it concerns (by slot).
+    /// Members it concerns (by slot index).
     who: Vec<usize>,
     /// nftables rules it adds while in force.
     rules: Vec<String>,
+    /// What a tab fault did to the tab ("close", "reload", "kill-renderer").
+    action: &'static str,
 }
 
 /// What became of one fault, for the report.
 struct Record {
     kind: Kind,
     at: Instant,
-    /// The ids of the natives it concerns, as they were when it began.
+    /// The ids of the members it concerns, as they were when it began.
     ids: Vec<String>,
     healed: Option<Instant>,
     noticed_ms: Option<f64>,
@@ -536,6 +878,7 @@ struct JobTally {
 }
 
 struct Run<'a> {
+    root: PathBuf,
     bin: PathBuf,
     dir: PathBuf,
     sandbox: &'a Sandbox,
@@ -545,7 +888,12 @@ struct Run<'a> {
     server_lives: u32,
     server_rss_max_kib: u64,
     server_back_at: Option<Instant>,
-    natives: Vec<Native>,
+    members: Vec<Member>,
+    submitter_ns: String,
+    submitter_addr: String,
+    geckodriver: Option<PathBuf>,
+    /// The kinds of fault this run injects (no tab fault without a tab).
+    kinds: Vec<Kind>,
     active: Vec<Active>,
     records: Vec<Record>,
     schedule: Vec<String>,
@@ -561,23 +909,55 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(bin: &Path, dir: &Path, sandbox: &'a Sandbox, opts: &Opts) -> Result<Run<'a>> {
-        let natives = (0..opts.natives)
-            .map(|i| Native {
-                name: format!("native-{}", i + 1),
-                addr: format!("127.0.1.{}", i + 1),
+    fn new(
+        root: &Path,
+        bin: &Path,
+        dir: &Path,
+        sandbox: &'a mut Sandbox,
+        opts: &Opts,
+    ) -> Result<Run<'a>> {
+        let bodies = std::iter::repeat_n(Body::Native, opts.natives)
+            .chain(std::iter::repeat_n(Body::Chromium, opts.tabs))
+            .chain(opts.firefox.then_some(Body::Firefox));
+        let (mut natives, mut tabs) = (0, 0);
+        let mut members = Vec::new();
+        for (i, body) in bodies.enumerate() {
+            let slot = u8::try_from(i + 1)?;
+            let (ns, addr) = sandbox.add_member(slot)?;
+            let name = if body == Body::Native {
+                natives += 1;
+                format!("native-{natives}")
+            } else {
+                tabs += 1;
+                format!("tab-{tabs}")
+            };
+            members.push(Member {
+                name,
+                body,
+                slot,
+                ns,
+                addr,
                 proc: None,
                 lives: 0,
                 stopped_until: None,
+                stopped: Vec::new(),
+                closed: false,
                 rss_max_kib: 0,
-            })
+            });
+        }
+        let (submitter_ns, submitter_addr) = sandbox.add_member(SUBMITTER_SLOT)?;
+        let sandbox: &'a Sandbox = sandbox;
+        let kinds: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|k| *k != Kind::Tab || tabs > 0)
             .collect();
         let mut rng = Rng(opts.seed);
-        let mut order = Kind::ALL.to_vec();
+        let mut order = kinds.clone();
         for i in (1..order.len()).rev() {
             order.swap(i, rng.below(i as u64 + 1) as usize);
         }
         Ok(Run {
+            root: root.to_path_buf(),
             bin: bin.to_path_buf(),
             dir: dir.to_path_buf(),
             sandbox,
@@ -587,7 +967,15 @@ impl<'a> Run<'a> {
             server_lives: 0,
             server_rss_max_kib: 0,
             server_back_at: None,
-            natives,
+            members,
+            submitter_ns,
+            submitter_addr,
+            geckodriver: if opts.firefox {
+                firefox_ready().ok()
+            } else {
+                None
+            },
+            kinds,
             active: Vec::new(),
             records: Vec::new(),
             schedule: Vec::new(),
@@ -613,7 +1001,7 @@ impl<'a> Run<'a> {
 
     fn start_server(&mut self) -> Result<()> {
         self.server_lives += 1;
-        let dist = self.dir.join("no-dist");
+        let dist = self.root.join("dist");
         let keys = self.dir.join("resume.key");
         let args = [
             "serve",
@@ -635,7 +1023,11 @@ impl<'a> Run<'a> {
         let out = self
             .dir
             .join(format!("server.{}.stdout", self.server_lives));
-        let p = Proc::spawn(self.sandbox.command(&self.bin, &args), stderr, out)?;
+        let p = Proc::spawn(
+            self.sandbox.command(&self.sandbox.hub, &self.bin, &args),
+            stderr,
+            out,
+        )?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if p.with(|s| s.listening) {
@@ -647,52 +1039,82 @@ impl<'a> Run<'a> {
         bail!("the server did not start (see {})", self.dir.display())
     }
 
-    fn start_native(&mut self, i: usize) -> Result<()> {
-        let n = &mut self.natives[i];
-        n.lives += 1;
+    /// Starts member `i` afresh: a native, or a tab's driver (which opens the browser).
+    fn start_member(&mut self, i: usize) -> Result<()> {
         let server = format!("http://{SERVER}");
-        let args = [
-            "node",
-            "--server",
-            &server,
-            "--room",
-            ROOM,
-            "--name",
-            &n.name,
-            "--ice-bind",
-            &n.addr,
-            "--workers",
-            "1",
-            "--json",
-        ];
-        let stderr = self.dir.join(format!("{}.{}.stderr", n.name, n.lives));
-        let out = self.dir.join(format!("{}.{}.stdout", n.name, n.lives));
-        n.proc = Some(Proc::spawn(
-            self.sandbox.command(&self.bin, &args),
-            stderr,
-            out,
-        )?);
-        n.stopped_until = None;
+        let m = &mut self.members[i];
+        m.lives += 1;
+        let stderr = self.dir.join(format!("{}.{}.stderr", m.name, m.lives));
+        let out = self.dir.join(format!("{}.{}.stdout", m.name, m.lives));
+        let proc = if m.body == Body::Native {
+            let args = [
+                "node",
+                "--server",
+                &server,
+                "--room",
+                ROOM,
+                "--name",
+                &m.name,
+                "--ice-bind",
+                &m.addr,
+                "--workers",
+                "1",
+                "--json",
+            ];
+            Proc::spawn(self.sandbox.command(&m.ns, &self.bin, &args), stderr, out)?
+        } else {
+            let cfg = serde_json::json!({
+                "browser": if m.body == Body::Firefox { "firefox" } else { "chromium" },
+                "name": m.name,
+                "url": format!("{server}/?room={ROOM}&name={}&workers=1", m.name),
+                "outdir": self.dir.join(format!("{}.{}", m.name, m.lives)),
+                "profiles_dir": self.dir.join("profiles"),
+                "chromium": CHROMIUM,
+                "firefox": FIREFOX,
+                "geckodriver": self.geckodriver,
+            });
+            let script = self
+                .root
+                .join("tests/e2e/chaos_tab.mjs")
+                .display()
+                .to_string();
+            let mut cmd =
+                self.sandbox
+                    .command(&m.ns, Path::new("node"), &[&script, &cfg.to_string()]);
+            cmd.current_dir(&self.root).env("NO_COLOR", "1");
+            Proc::spawn_with(cmd, stderr, out, true)?
+        };
+        m.proc = Some(proc);
+        m.stopped_until = None;
+        m.stopped.clear();
+        m.closed = false;
         Ok(())
     }
 
-    /// A native leaves only when killed here: one that exits by itself is a violation
-    /// (with the first line of its stderr), and its slot stays empty.
-    fn watch_natives(&mut self) {
+    /// A member leaves only when killed here: one whose process exits by itself is a
+    /// violation (with the first line of its stderr), and its slot stays empty. What a
+    /// tab's driver could not do is said.
+    fn watch_members(&mut self) {
         let mut exited = Vec::new();
-        for n in &mut self.natives {
-            if let Some(p) = &mut n.proc
-                && let Ok(Some(status)) = p.child.try_wait()
-            {
-                let stderr = self.dir.join(format!("{}.{}.stderr", n.name, n.lives));
-                let said = std::fs::read_to_string(&stderr)
+        let mut said = Vec::new();
+        for m in &mut self.members {
+            let Some(p) = &mut m.proc else { continue };
+            for e in p.take_errors() {
+                said.push(format!("{}: could not {e}", m.name));
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                let stderr = self.dir.join(format!("{}.{}.stderr", m.name, m.lives));
+                let first = std::fs::read_to_string(&stderr)
                     .ok()
                     .and_then(|t| t.lines().find(|l| !l.trim().is_empty()).map(String::from))
                     .unwrap_or_default();
-                exited.push(format!("{} exited by itself ({status}): {said}", n.name));
-                n.proc = None;
-                n.stopped_until = None;
+                exited.push(format!("{} exited by itself ({status}): {first}", m.name));
+                m.proc = None;
+                m.stopped_until = None;
             }
+        }
+        for msg in said {
+            self.say(msg);
         }
         for msg in exited {
             self.violations.push(msg.clone());
@@ -700,37 +1122,84 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Whether every living, running native counts every other among its peers.
-    fn whole(&self) -> bool {
-        let ids: Vec<(usize, String)> = self
-            .natives
+    /// The running members that have an id, with their slots.
+    fn living(&self) -> Vec<(usize, String)> {
+        self.members
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.running())
-            .filter_map(|(i, n)| n.id().map(|id| (i, id)))
-            .collect();
-        if ids.len() < self.natives.iter().filter(|n| n.running()).count() {
+            .filter(|(_, m)| m.running())
+            .filter_map(|(i, m)| m.id().map(|id| (i, id)))
+            .collect()
+    }
+
+    /// Whether every living, running member counts every other among its peers.
+    fn whole(&self) -> bool {
+        let ids = self.living();
+        if ids.len() < self.members.iter().filter(|m| m.running()).count() {
             return false;
         }
         ids.iter().all(|(i, _)| {
-            let sees = self.natives[*i].sees();
+            let sees = self.members[*i].sees();
             ids.iter().all(|(j, id)| j == i || sees.contains(id))
         })
     }
 
+    /// What the tabs show wrongly of the living members: one in another state than
+    /// live, or shown lying (no member lies in this run).
+    fn shown_wrong(&self) -> Vec<String> {
+        let living: BTreeMap<String, &str> = self
+            .living()
+            .into_iter()
+            .map(|(i, id)| (id, self.members[i].name.as_str()))
+            .collect();
+        let mut wrong = Vec::new();
+        for m in self.members.iter().filter(|m| m.is_tab() && m.running()) {
+            let view = m.proc.as_ref().map(|p| p.with(|s| s.view.clone()));
+            for (peer, state, liar) in view.into_iter().flatten() {
+                if let Some(name) = living.get(&peer)
+                    && (state != "live" || liar)
+                {
+                    wrong.push(format!(
+                        "{} shows {name} ({peer}) {state}{}",
+                        m.name,
+                        if liar { ", lying" } else { "" }
+                    ));
+                }
+            }
+        }
+        wrong
+    }
+
     fn go(&mut self, opts: &Opts) -> Result<()> {
         self.start_server()?;
-        for i in 0..self.natives.len() {
-            self.start_native(i)?;
+        for i in 0..self.members.len() {
+            self.start_member(i)?;
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while !self.whole() {
             if Instant::now() > deadline {
-                bail!("the natives did not form a full mesh within 30 s");
+                let views: Vec<String> = self
+                    .members
+                    .iter()
+                    .map(|m| format!("{} ({:?}) sees {:?}", m.name, m.id(), m.sees()))
+                    .collect();
+                bail!(
+                    "the members did not form a full mesh within 60 s: {}",
+                    views.join("; ")
+                );
             }
+            self.watch_members();
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.say(format!("{} natives in a full mesh", self.natives.len()));
+        self.say(format!(
+            "{} members in a full mesh: {}",
+            self.members.len(),
+            self.members
+                .iter()
+                .map(|m| format!("{} ({:?}, {})", m.name, m.body, m.addr))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         let end = Instant::now() + Duration::from_secs_f64(opts.minutes * 60.0);
         let mut next_fault = Instant::now() + Duration::from_secs(2);
         // Every other fault waits, after the one before, for the mesh to be whole again
@@ -753,7 +1222,7 @@ impl<'a> Run<'a> {
                 }
             }
             self.watch_job()?;
-            self.watch_natives();
+            self.watch_members();
             self.watch_faults(now);
             self.sample_rss();
             std::thread::sleep(Duration::from_millis(50));
@@ -766,38 +1235,45 @@ impl<'a> Run<'a> {
         // The job under way finishes (or stalls).
         while self.job.is_some() {
             self.watch_job_only_finish()?;
-            self.watch_natives();
+            self.watch_members();
             self.watch_faults(Instant::now());
             std::thread::sleep(Duration::from_millis(50));
         }
-        while !self.whole() && healed.elapsed() < SETTLE {
-            self.watch_natives();
+        while !(self.whole() && self.shown_wrong().is_empty()) && healed.elapsed() < SETTLE {
+            self.watch_members();
             self.watch_faults(Instant::now());
             std::thread::sleep(Duration::from_millis(50));
         }
         self.watch_faults(Instant::now());
-        for kind in Kind::ALL {
+        for kind in self.kinds.clone() {
             if !self.records.iter().any(|r| r.kind == kind) {
                 self.violations.push(format!(
-                    "no fault of the kind \"{}\" ran: the run was too short, or the natives were never up to receive it",
+                    "no fault of the kind \"{}\" ran: the run was too short, or the members were never up to receive it",
                     kind.name()
                 ));
             }
         }
+        let wrong = self.shown_wrong();
         if !self.whole() {
             let views: Vec<String> = self
-                .natives
+                .members
                 .iter()
-                .map(|n| format!("{} ({:?}) sees {:?}", n.name, n.id(), n.sees()))
+                .map(|m| format!("{} ({:?}) sees {:?}", m.name, m.id(), m.sees()))
                 .collect();
             self.violations.push(format!(
-                "{} s after the faults stopped, the living natives do not all see each other: {}",
+                "{} s after the faults stopped, the living members do not all see each other: {}",
                 SETTLE.as_secs(),
                 views.join("; ")
             ));
+        } else if !wrong.is_empty() {
+            self.violations.push(format!(
+                "{} s after the faults stopped, a tab shows a living member wrongly: {}",
+                SETTLE.as_secs(),
+                wrong.join("; ")
+            ));
         } else {
             self.say(format!(
-                "whole mesh {:.1} s after the faults stopped",
+                "whole mesh, every tab showing every living member live, {:.1} s after the faults stopped",
                 healed.elapsed().as_secs_f64()
             ));
         }
@@ -805,7 +1281,7 @@ impl<'a> Run<'a> {
     }
 
     /// Draws and applies one fault, unless the draw would leave fewer than two natives
-    /// up and running.
+    /// up and running, or there is no member up to receive it.
     fn inject(&mut self, now: Instant) -> Result<()> {
         // Every kind once first (in the seed's order, each until it could be applied),
         // so that even a short run has them all; then any.
@@ -815,67 +1291,109 @@ impl<'a> Run<'a> {
             .find(|k| !self.records.iter().any(|r| r.kind == **k))
         {
             Some(k) => *k,
-            None => self.rng.pick(&Kind::ALL),
+            None => self.rng.pick(&self.kinds),
         };
         // Ids before a kill takes one away, for telling when others noticed.
         let ids_before: Vec<(usize, String)> = self
-            .natives
+            .members
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| n.id().map(|id| (i, id)))
+            .filter_map(|(i, m)| m.id().map(|id| (i, id)))
             .collect();
-        let up: Vec<usize> = (0..self.natives.len())
+        let up: Vec<usize> = (0..self.members.len())
             .filter(|i| {
-                self.natives[*i].running() && !self.active.iter().any(|a| a.who.contains(i))
+                self.members[*i].running() && !self.active.iter().any(|a| a.who.contains(i))
             })
             .collect();
-        let running = self.natives.iter().filter(|n| n.running()).count();
+        let natives_running = self
+            .members
+            .iter()
+            .filter(|m| m.body == Body::Native && m.running())
+            .count();
+        // A native may be taken away only while more than two run.
+        let may_take = |m: &Member| m.is_tab() || natives_running > 2;
         let hold_ms = self.rng.range(1_000, 8_000);
         let until = now + Duration::from_millis(hold_ms);
         let mut who = Vec::new();
         let mut rules = Vec::new();
+        let mut action = "";
+        let mut detail = String::new();
         match kind {
-            Kind::Kill | Kind::Stop => {
-                if running <= 2 || up.is_empty() {
+            Kind::Kill | Kind::Tab | Kind::Stop => {
+                let pool: Vec<usize> = up
+                    .iter()
+                    .copied()
+                    .filter(|i| {
+                        let m = &self.members[*i];
+                        may_take(m)
+                            && match kind {
+                                Kind::Kill => !m.is_tab(),
+                                Kind::Tab => m.is_tab(),
+                                _ => true,
+                            }
+                    })
+                    .collect();
+                if pool.is_empty() {
                     return Ok(());
                 }
-                let i = self.rng.pick(&up);
+                let i = self.rng.pick(&pool);
                 who.push(i);
-                let n = &mut self.natives[i];
-                if kind == Kind::Kill {
-                    if let Some(p) = n.proc.take() {
-                        p.signal("-KILL");
-                        drop(p);
+                if kind == Kind::Tab {
+                    action = self.rng.pick(&["close", "reload", "kill-renderer"]);
+                    detail = format!(": {action}");
+                }
+                let m = &mut self.members[i];
+                match kind {
+                    Kind::Kill => {
+                        if let Some(p) = m.proc.take() {
+                            p.signal("-KILL");
+                            drop(p);
+                        }
                     }
-                } else if let Some(p) = &n.proc {
-                    p.signal("-STOP");
-                    n.stopped_until = Some(until);
+                    Kind::Tab => {
+                        if let Some(p) = &mut m.proc {
+                            p.send(action);
+                        }
+                        m.closed = action != "reload";
+                    }
+                    _ => {
+                        let root = match m.body {
+                            Body::Native => m.proc.as_ref().map(Proc::pid),
+                            _ => m.proc.as_ref().and_then(|p| p.with(|s| s.browser)),
+                        };
+                        if let Some(root) = root {
+                            m.stopped = std::iter::once(root).chain(descendants(root)).collect();
+                            for pid in &m.stopped {
+                                signal(*pid, "-STOP");
+                            }
+                        }
+                        m.stopped_until = Some(until);
+                    }
                 }
             }
-            Kind::CutLink | Kind::Isolate | Kind::Loss => {
+            Kind::CutLink | Kind::Isolate | Kind::Loss | Kind::Cap => {
                 if up.len() < 2 {
                     return Ok(());
                 }
                 let a = self.rng.pick(&up);
                 who.push(a);
-                let addr = self.natives[a].addr.clone();
+                let addr = self.members[a].addr.clone();
                 match kind {
                     Kind::CutLink => {
                         let others: Vec<usize> = up.iter().copied().filter(|b| *b != a).collect();
                         let b = self.rng.pick(&others);
                         who.push(b);
-                        let other = self.natives[b].addr.clone();
+                        let other = self.members[b].addr.clone();
                         rules.push(format!("ip saddr {addr} ip daddr {other} drop"));
                         rules.push(format!("ip saddr {other} ip daddr {addr} drop"));
                     }
                     Kind::Isolate => {
-                        // From the other members; the server (its signaling) stays.
-                        rules.push(format!("ip saddr {addr} ip daddr 127.0.1.0/24 drop"));
-                        rules.push(format!("ip saddr {addr} ip daddr 127.0.2.0/24 drop"));
-                        rules.push(format!("ip daddr {addr} ip saddr 127.0.1.0/24 drop"));
-                        rules.push(format!("ip daddr {addr} ip saddr 127.0.2.0/24 drop"));
+                        // From the other members: the server's traffic is not forwarded,
+                        // so its signaling stays.
+                        rules.push(format!("ip saddr {addr} drop"));
+                        rules.push(format!("ip daddr {addr} drop"));
                     }
-                    _ => {
+                    Kind::Loss => {
                         let pct = self.rng.range(1, 20);
                         rules.push(format!(
                             "ip saddr {addr} numgen random mod 100 < {pct} drop"
@@ -884,10 +1402,16 @@ impl<'a> Run<'a> {
                             "ip daddr {addr} numgen random mod 100 < {pct} drop"
                         ));
                     }
+                    _ => {
+                        let kbit = self.rng.pick(&[256u32, 512, 1024, 4096]);
+                        let m = &self.members[a];
+                        self.sandbox.cap(m.slot, &m.ns, Some(kbit))?;
+                        detail = format!(": {kbit} kbit/s each way");
+                    }
                 }
             }
             Kind::Split => {
-                // The natives up, in two halves by position: alternate ones.
+                // The members up, in two halves by position: alternate ones.
                 let half: Vec<usize> = up.iter().copied().step_by(2).collect();
                 let rest: Vec<usize> = up.iter().copied().skip(1).step_by(2).collect();
                 if rest.is_empty() {
@@ -895,7 +1419,7 @@ impl<'a> Run<'a> {
                 }
                 for a in &half {
                     for b in &rest {
-                        let (x, y) = (&self.natives[*a].addr, &self.natives[*b].addr);
+                        let (x, y) = (&self.members[*a].addr, &self.members[*b].addr);
                         rules.push(format!("ip saddr {x} ip daddr {y} drop"));
                         rules.push(format!("ip saddr {y} ip daddr {x} drop"));
                     }
@@ -918,6 +1442,7 @@ impl<'a> Run<'a> {
                     until: back,
                     who: Vec::new(),
                     rules: Vec::new(),
+                    action: "",
                 });
                 overlap(&mut self.records);
                 self.records.push(Record {
@@ -937,16 +1462,19 @@ impl<'a> Run<'a> {
                 return Ok(());
             }
         }
-        let names: Vec<String> = who.iter().map(|i| self.natives[*i].name.clone()).collect();
+        // A reload is over when it is done: what is timed is the way back.
+        let until = if action == "reload" { now } else { until };
+        let names: Vec<String> = who.iter().map(|i| self.members[*i].name.clone()).collect();
         let ids: Vec<String> = ids_before
             .iter()
             .filter(|(i, _)| who.contains(i))
             .map(|(_, id)| id.clone())
             .collect();
         self.say(format!(
-            "fault: {} ({}) for {hold_ms} ms{}",
+            "fault: {} ({}){detail} for {} ms{}",
             kind.name(),
             names.join(", "),
+            until.duration_since(now).as_millis(),
             if rules.is_empty() {
                 String::new()
             } else {
@@ -959,6 +1487,7 @@ impl<'a> Run<'a> {
             until,
             who: who.clone(),
             rules,
+            action,
         });
         self.apply_rules()?;
         overlap(&mut self.records);
@@ -981,17 +1510,18 @@ impl<'a> Run<'a> {
 
     /// Undoes the faults due by `now`.
     fn heal_due(&mut self, now: Instant) -> Result<()> {
-        // A killed native's successor starts only with the server up (`meshwork node`
-        // exits when it cannot reach the server at start); the server comes back first.
+        // A killed native's successor, or a new tab, starts only with the server up
+        // (`meshwork node` exits when it cannot reach the server at start); the server
+        // comes back first.
         let server_up = self.server.is_some()
             || self
                 .active
                 .iter()
                 .any(|a| a.kind == Kind::ServerKill && a.until <= now);
         let mut due: Vec<Active> = {
-            let (due, keep) = std::mem::take(&mut self.active)
-                .into_iter()
-                .partition(|a| a.until <= now && (a.kind != Kind::Kill || server_up));
+            let (due, keep) = std::mem::take(&mut self.active).into_iter().partition(|a| {
+                a.until <= now && (!matches!(a.kind, Kind::Kill | Kind::Tab) || server_up)
+            });
             self.active = keep;
             due
         };
@@ -1002,14 +1532,27 @@ impl<'a> Run<'a> {
         for a in &due {
             match a.kind {
                 Kind::Kill => {
-                    self.start_native(a.who[0])?;
+                    self.start_member(a.who[0])?;
+                }
+                Kind::Tab => {
+                    let m = &mut self.members[a.who[0]];
+                    if a.action != "reload"
+                        && let Some(p) = &mut m.proc
+                    {
+                        p.send("open");
+                    }
+                    m.closed = false;
                 }
                 Kind::Stop => {
-                    let n = &mut self.natives[a.who[0]];
-                    if let Some(p) = &n.proc {
-                        p.signal("-CONT");
+                    let m = &mut self.members[a.who[0]];
+                    for pid in std::mem::take(&mut m.stopped) {
+                        signal(pid, "-CONT");
                     }
-                    n.stopped_until = None;
+                    m.stopped_until = None;
+                }
+                Kind::Cap => {
+                    let m = &self.members[a.who[0]];
+                    self.sandbox.cap(m.slot, &m.ns, None)?;
                 }
                 Kind::ServerKill => {
                     self.start_server()?;
@@ -1035,13 +1578,13 @@ impl<'a> Run<'a> {
     }
 
     /// Fills in, for faults healed and not yet whole again, when the mesh became whole;
-    /// and for faults on natives, when another native first noticed.
+    /// and for faults on members, when another member first noticed.
     fn watch_faults(&mut self, now: Instant) {
         let whole = self.active.is_empty() && self.whole();
         let departures: Vec<(Instant, String)> = self
-            .natives
+            .members
             .iter()
-            .filter_map(|n| n.proc.as_ref())
+            .filter_map(|m| m.proc.as_ref())
             .flat_map(|p| p.with(|s| s.departures.clone()))
             .collect();
         for r in &mut self.records {
@@ -1069,9 +1612,9 @@ impl<'a> Run<'a> {
         if let Some(kib) = self.server.as_ref().and_then(Proc::rss_kib) {
             self.server_rss_max_kib = self.server_rss_max_kib.max(kib);
         }
-        for n in &mut self.natives {
-            if let Some(kib) = n.proc.as_ref().and_then(Proc::rss_kib) {
-                n.rss_max_kib = n.rss_max_kib.max(kib);
+        for m in self.members.iter_mut().filter(|m| m.body == Body::Native) {
+            if let Some(kib) = m.proc.as_ref().and_then(Proc::rss_kib) {
+                m.rss_max_kib = m.rss_max_kib.max(kib);
             }
         }
     }
@@ -1172,7 +1715,7 @@ impl<'a> Run<'a> {
             "--name",
             &format!("submitter-{n}"),
             "--ice-bind",
-            "127.0.2.1",
+            &self.submitter_addr,
             "--workers",
             "1",
             "--json",
@@ -1194,7 +1737,7 @@ impl<'a> Run<'a> {
         args.push(out.display().to_string());
         let all: Vec<&str> = args.iter().map(String::as_str).collect();
         let proc = Proc::spawn(
-            self.sandbox.command(&self.bin, &all),
+            self.sandbox.command(&self.submitter_ns, &self.bin, &all),
             self.dir.join(format!("job-{n}.stderr")),
             self.dir.join(format!("job-{n}.stdout")),
         )?;
@@ -1329,8 +1872,8 @@ impl<'a> Run<'a> {
     /// Ends every process started here, then looks for panics in every stderr file
     /// (earlier lives' included).
     fn stop_all(&mut self) {
-        for n in &mut self.natives {
-            n.proc = None;
+        for m in &mut self.members {
+            m.proc = None;
         }
         self.server = None;
         self.end_job();
@@ -1357,14 +1900,18 @@ impl<'a> Run<'a> {
         let mut r = String::new();
         let elapsed = self.start.elapsed().as_secs_f64();
         r.push_str(&format!(
-            "chaos report: seed {}, {:.1} min planned, {:.1} min run, {} natives, the server and a submitter\n",
+            "chaos report: seed {}, {:.1} min planned, {:.1} min run; members: {}; the server and a submitter\n",
             opts.seed,
             opts.minutes,
             elapsed / 60.0,
-            opts.natives
+            self.members
+                .iter()
+                .map(|m| format!("{} ({:?}, {})", m.name, m.body, m.addr))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
-        r.push_str("faults injected (notice: from the fault to the first native that declared a member it concerns gone, while it lasted: a cut link or packet loss need not make anyone leave; whole: from undoing it until every living native sees every other):\n");
-        for kind in Kind::ALL {
+        r.push_str("faults injected (notice: from the fault to the first member that declared a member it concerns gone, while it lasted: a cut link, packet loss or a cap need not make anyone leave; whole: from undoing it until every living member sees every other). Not injected: delay and jitter (this kernel has no sch_netem), the presenter's console commands:\n");
+        for kind in self.kinds.iter().copied() {
             let rs: Vec<&Record> = self.records.iter().filter(|x| x.kind == kind).collect();
             let stat = |xs: Vec<f64>| -> String {
                 if xs.is_empty() {
@@ -1405,8 +1952,9 @@ impl<'a> Run<'a> {
             "largest RSS: server {} MiB over {} start(s); natives {}\n",
             self.server_rss_max_kib / 1024,
             self.server_lives,
-            self.natives
+            self.members
                 .iter()
+                .filter(|m| m.body == Body::Native)
                 .map(|n| format!(
                     "{} {} MiB ({} start(s))",
                     n.name,
@@ -1432,11 +1980,13 @@ impl<'a> Run<'a> {
 fn colour(kind: Kind) -> &'static str {
     match kind {
         Kind::Kill => "#d62728",
+        Kind::Tab => "#2ca02c",
         Kind::Stop => "#ff7f0e",
         Kind::CutLink => "#9467bd",
         Kind::Isolate => "#8c564b",
         Kind::Split => "#e377c2",
         Kind::Loss => "#bcbd22",
+        Kind::Cap => "#7f7f7f",
         Kind::ServerKill => "#17becf",
     }
 }
@@ -1537,7 +2087,12 @@ mod tests {
         refused(&["--seed", "-1"], "not a whole number");
         refused(&["--natives", "2"], "3 to 8");
         refused(&["--natives", "9"], "3 to 8");
+        refused(&["--tabs", "5"], "0 to 4");
+        refused(&["--tabs", "-1"], "0 to 4");
         refused(&["--fast"], "unknown argument");
+        let o = parse(&["--tabs", "0", "--no-firefox"]).unwrap();
+        assert_eq!((o.tabs, o.firefox, o.browsers()), (0, false, 0));
+        assert_eq!(parse(&[]).unwrap().browsers(), 3);
     }
 
     #[test]

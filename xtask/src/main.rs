@@ -350,7 +350,7 @@ fn path_with_node_bin() -> std::ffi::OsString {
     std::env::join_paths(paths).unwrap_or_default()
 }
 
-fn build_ui() -> Result<()> {
+pub(crate) fn build_ui() -> Result<()> {
     let mut c = Command::new("trunk");
     c.args(["build", "--release"])
         .env("PATH", path_with_node_bin())
