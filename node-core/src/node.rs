@@ -1175,8 +1175,13 @@ impl MeshNode {
 
     fn on_engine_output(&mut self, out: Output) {
         match out {
-            Output::Send { to, msg } => match self.members.get(&to).cloned() {
-                Some(peer) => self.send_engine(&[peer], msg),
+            Output::Send { to, mut msg } => match self.members.get(&to).cloned() {
+                Some(peer) => {
+                    if self.lying {
+                        serve_a_lie(&mut msg);
+                    }
+                    self.send_engine(&[peer], msg)
+                }
                 None => self.stats.sent_to_gone += 1,
             },
             Output::Broadcast { msg } => {
@@ -1232,6 +1237,17 @@ impl MeshNode {
             q.bytes += len;
             q.messages.push_back(pieces.iter().cloned().collect());
         }
+    }
+}
+
+/// A liar serves the results it holds changed too, under their true hash: the bytes of a
+/// copy it stores with a holder, or of a payload it answers a fetch with, do not hash to
+/// the hash they name, so that a receiver that skipped its check would take a lie for a
+/// validated result (and `cargo xtask chaos`, whose console makes members lie, would
+/// catch that receiver).
+fn serve_a_lie(msg: &mut EngineMsg) {
+    if let EngineMsg::Store { payload, .. } | EngineMsg::Payload { payload, .. } = msg {
+        lie(payload);
     }
 }
 

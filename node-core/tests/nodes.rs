@@ -532,6 +532,18 @@ fn a_liar_made_by_the_console_is_caught_by_the_quorum() {
             && matches!(e, NodeEvent::Engine(Event::LiarMarked { node, .. }) if *node == liar)),
         "node 0 never marked the liar"
     );
+    // It served its copies changed under their true hash, and the others dropped them.
+    let served_lies = net
+        .events
+        .iter()
+        .filter(|(i, e)| {
+            *i != 1
+                && matches!(e, NodeEvent::Engine(Event::Dropped { from, why })
+                    if *from == liar
+                        && matches!(why, DropReason::StoreHashMismatch | DropReason::PayloadHashMismatch))
+        })
+        .count();
+    assert!(served_lies > 0, "the liar's changed copies were never seen");
     // A reset: it stops lying, and every member forgets whom it caught; a job after it
     // places tasks on the former liar again, and its results count.
     console(&mut net, 0, 1, ConsoleCmd::Lie { on: false });

@@ -23,6 +23,10 @@
 //   close           the tab is closed
 //   kill-renderer   the processes that render the tab are SIGKILLed
 //   open            a new tab opens the room (after close or kill-renderer)
+//   console ACTION [A [B]]  on a presenter's tab, a console button: `fail A`, `lie A`,
+//                   `cut A B` (the link between members A and B), `pause` (everyone),
+//                   `reset` (the demo's reset: every member revived, honest, forgiven,
+//                   resumed, every cut link restored); `done` carries what it said
 //   quit            everything started here is ended, then this process exits
 // Progress and the pages' console go to stderr.
 
@@ -67,21 +71,37 @@ function forget(why) {
 async function openTab() {
   if (cfg.browser === 'firefox') {
     if (!firefox) {
-      firefox = await launchFirefox(h, cfg.name, cfg.url, { prefs: { ...FIREFOX_PREFS, ...FIREFOX_EXTRA }, geckodriver: cfg.geckodriver ?? 'geckodriver', firefox: cfg.firefox ?? '/usr/bin/firefox-esr' });
+      firefox = await launchFirefox(h, cfg.name, 'about:blank', { prefs: { ...FIREFOX_PREFS, ...FIREFOX_EXTRA }, geckodriver: cfg.geckodriver ?? 'geckodriver', firefox: cfg.firefox ?? '/usr/bin/firefox-esr' });
       emit({ event: 'browser', pid: firefox.proc.pid });
+      await load(firefox.page);
       page = firefox.page;
       return;
     }
     // A new tab in the same window set, the old ones closed: a new session storage, so
     // a new member (as a person opening the link again).
-    const old = await firefox.page.command('GET', '/window/handles');
-    const made = await firefox.page.command('POST', '/window/new', { type: 'tab' });
-    for (const handle of old) {
-      await firefox.page.command('POST', '/window', { handle }).catch(() => {});
-      await firefox.page.command('DELETE', '/window').catch(() => {});
+    try {
+      const old = await firefox.page.command('GET', '/window/handles');
+      const made = await firefox.page.command('POST', '/window/new', { type: 'tab' });
+      for (const handle of old) {
+        await firefox.page.command('POST', '/window', { handle }).catch(() => {});
+        await firefox.page.command('DELETE', '/window').catch(() => {});
+      }
+      await firefox.page.command('POST', '/window', { handle: made.handle });
+    } catch (e) {
+      // Killing a tab's content process can take WebDriver's session with it: a new
+      // Firefox then opens the room, as a person would start the browser again.
+      h.say('the WebDriver session is lost:', e.message, '; starting a new Firefox');
+      for (const pid of [firefox.proc.pid, ...descendants(firefox.proc.pid)]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+      firefox = null;
+      return openTab();
     }
-    await firefox.page.command('POST', '/window', { handle: made.handle });
-    await firefox.page.goto(cfg.url);
+    await load(firefox.page);
     page = firefox.page;
     return;
   }
@@ -105,8 +125,27 @@ async function openTab() {
   });
   fresh.on('pageerror', (e) => h.say(cfg.name, 'pageerror:', String(e)));
   await fresh.setViewportSize({ width: 1200, height: 900 });
-  await fresh.goto(cfg.url, { waitUntil: 'load', timeout: 30_000 });
+  await load(fresh);
   page = fresh;
+}
+
+/**
+ * Opens the room in `p`, again until it loads: the server may be down for a few seconds
+ * (a chaos fault), and a person would press reload too. Up to 60 s.
+ */
+async function load(p) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if (cfg.browser === 'firefox') await p.goto(cfg.url);
+      else await p.goto(cfg.url, { waitUntil: 'load', timeout: 30_000 });
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      h.say('the room did not load, again in 1 s:', String(e?.message ?? e).split('\n')[0]);
+      await sleep(1_000);
+    }
+  }
 }
 
 /** Pids of the processes that render the page. */
@@ -136,8 +175,7 @@ const commands = {
     if (!page) throw new Error('no tab open');
     const p = page;
     forget('reload');
-    if (cfg.browser === 'firefox') await p.command('POST', '/refresh', {});
-    else await p.reload({ waitUntil: 'load', timeout: 30_000 });
+    await load(p);
     page = p;
   },
   async close() {
@@ -170,6 +208,17 @@ const commands = {
   async open() {
     if (page) throw new Error('a tab is already open');
     await openTab();
+  },
+  async console(action, a, b) {
+    if (!page || cfg.browser !== 'chromium') throw new Error('no Chromium tab open');
+    const p = page;
+    const button = { fail: 'console-fail', lie: 'console-lie', cut: 'console-cut', pause: 'console-pause', reset: 'console-reset' }[action];
+    if (!button) throw new Error(`no console action ${action}`);
+    const opts = { timeout: 5_000 };
+    if (a) await p.selectOption('[data-testid=console-target]', a, opts);
+    if (b) await p.selectOption('[data-testid=console-other]', b, opts);
+    await p.click(`[data-testid=${button}]`, opts);
+    return { said: await p.textContent('[data-testid=console-said]', opts) };
   },
   async quit() {
     quitting = true;
@@ -214,21 +263,27 @@ async function poll() {
   }
 }
 
+let queue = Promise.resolve();
+
 async function main() {
   await openTab();
   readline.createInterface({ input: process.stdin }).on('line', (line) => {
-    const cmd = line.trim();
+    const [cmd, ...args] = line.trim().split(/\s+/);
     if (!cmd) return;
     const f = commands[cmd];
     if (!f) {
       emit({ event: 'error', cmd, message: 'unknown command' });
       return;
     }
-    h.say('command', cmd);
-    f().then(
-      (r) => emit({ event: 'done', cmd, ...(r ?? {}) }),
-      (e) => emit({ event: 'error', cmd, message: String(e?.message ?? e) }),
-    );
+    // One at a time, in the order given: a console's reset must not overtake the
+    // command before it.
+    queue = queue.then(() => {
+      h.say('command', cmd, ...args);
+      return f(...args).then(
+        (r) => emit({ event: 'done', cmd, ...(r ?? {}) }),
+        (e) => emit({ event: 'error', cmd, message: String(e?.message ?? e) }),
+      );
+    });
   });
   process.stdin.on('end', () => commands.quit());
   // A stopped browser answers nothing: a read that takes over 2 s is left to finish

@@ -26,9 +26,13 @@
 //! members cut; a member isolated from the others; the members split in two halves;
 //! 1-20 % of a member's packets dropped; a member's link capped to 0.25-4 Mbit/s; the
 //! server SIGKILLed and restarted on the same address (tokens survive:
-//! `--resume-key-file`). At least two natives stay up and running at any time. The
-//! presenter's console commands are not among the faults yet; this kernel has no
-//! `sch_netem`, so there is no delay or jitter.
+//! `--resume-key-file`); the presenter's console (the first Chromium tab joins with the
+//! presenter key) fails a member, makes one lie, cuts a link between two or pauses
+//! everyone, and its "reset the demo" undoes it (a console fault runs alone, since the
+//! reset must reach every member; while a liar runs, and briefly after, jobs are
+//! drawn with `q = 2`, and a liar starts only while the job under way has `q = 2`). At
+//! least two natives stay up and running at any time. This kernel has no `sch_netem`,
+//! so there is no delay or jitter.
 //!
 //! The checks: every job ends with `meshwork run`'s bytes (a job is a fresh
 //! `meshwork submit`: seeded kernel, size, `r`, `q`, pacing); no job goes [`STALL`]
@@ -61,6 +65,16 @@ const SERVER: &str = "10.77.0.1:18700";
 /// The submitter's slot: its namespace's address is 10.77.200.2.
 const SUBMITTER_SLOT: u8 = 200;
 const ROOM: &str = "chaos";
+/// The server's presenter key: the first Chromium tab joins with it and runs the
+/// console faults.
+const PRESENTER_KEY: &str = "chaos-presenter";
+/// What a tab fault does to a tab (each at least once in a run).
+const TAB_ACTIONS: &[&str] = &["close", "reload", "kill-renderer"];
+/// What a console fault does (each at least once in a run).
+const CONSOLE_ACTIONS: &[&str] = &["fail", "lie", "cut", "pause"];
+/// Jobs started this long after a liar was told to stop still need two matching results
+/// (the order in which members hear the presenter and the submitter is not fixed).
+const LIAR_AFTERMATH: Duration = Duration::from_secs(3);
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     if Opts::parse(args)?.browsers() > 0 {
@@ -519,8 +533,8 @@ struct Seen {
     view: Vec<(String, String, bool)>,
     /// A tab's browser process (the root of the tree a stop freezes).
     browser: Option<u32>,
-    /// What a tab's driver could not do, not yet reported.
-    errors: Vec<String>,
+    /// What a tab's driver did (the console's words) or could not do, not yet said.
+    notes: Vec<String>,
 }
 
 impl Seen {
@@ -558,11 +572,17 @@ impl Seen {
                     .collect();
             }
             Some("browser") => self.browser = v["pid"].as_u64().and_then(|p| p.try_into().ok()),
-            Some("error") => self.errors.push(format!(
-                "{}: {}",
+            Some("error") => self.notes.push(format!(
+                "could not {}: {}",
                 v["cmd"].as_str().unwrap_or("?"),
                 v["message"].as_str().unwrap_or("?")
             )),
+            Some("done") if v["said"].as_str().is_some_and(|t| !t.trim().is_empty()) => {
+                self.notes.push(format!(
+                    "the console says: {}",
+                    v["said"].as_str().unwrap_or_default()
+                ))
+            }
             _ => {}
         }
     }
@@ -671,9 +691,9 @@ impl Proc {
     }
 
     /// Takes what its lines said that is to be reported once.
-    fn take_errors(&self) -> Vec<String> {
+    fn take_notes(&self) -> Vec<String> {
         match self.seen.lock() {
-            Ok(mut s) => std::mem::take(&mut s.errors),
+            Ok(mut s) => std::mem::take(&mut s.notes),
             Err(_) => Vec::new(),
         }
     }
@@ -786,10 +806,11 @@ enum Kind {
     Loss,
     Cap,
     ServerKill,
+    Console,
 }
 
 impl Kind {
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 10] = [
         Kind::Kill,
         Kind::Tab,
         Kind::Stop,
@@ -799,7 +820,18 @@ impl Kind {
         Kind::Loss,
         Kind::Cap,
         Kind::ServerKill,
+        Kind::Console,
     ];
+
+    /// What a fault of this kind may do (each at least once in a run); "" for kinds
+    /// that do one thing.
+    fn actions(self) -> &'static [&'static str] {
+        match self {
+            Kind::Tab => TAB_ACTIONS,
+            Kind::Console => CONSOLE_ACTIONS,
+            _ => &[""],
+        }
+    }
 
     /// A word for the plot's legend.
     fn short(self) -> &'static str {
@@ -813,6 +845,7 @@ impl Kind {
             Kind::Loss => "loss",
             Kind::Cap => "cap",
             Kind::ServerKill => "server kill",
+            Kind::Console => "console",
         }
     }
 
@@ -827,6 +860,7 @@ impl Kind {
             Kind::Loss => "drop a share of a member's packets",
             Kind::Cap => "cap a member's bandwidth",
             Kind::ServerKill => "SIGKILL the server, restart it",
+            Kind::Console => "a presenter's console: fail, lie, cut, pause",
         }
     }
 }
@@ -847,6 +881,8 @@ struct Active {
 /// What became of one fault, for the report.
 struct Record {
     kind: Kind,
+    /// What a tab or console fault did.
+    action: &'static str,
     at: Instant,
     /// The ids of the members it concerns, as they were when it began.
     ids: Vec<String>,
@@ -860,6 +896,7 @@ struct Record {
 
 struct JobRun {
     proc: Proc,
+    q: u64,
     args: Vec<String>,
     out: PathBuf,
     reference: PathBuf,
@@ -892,13 +929,19 @@ struct Run<'a> {
     submitter_ns: String,
     submitter_addr: String,
     geckodriver: Option<PathBuf>,
-    /// The kinds of fault this run injects (no tab fault without a tab).
+    /// The kinds of fault this run injects (no tab fault without a tab, no console
+    /// without a Chromium tab).
     kinds: Vec<Kind>,
+    /// The member whose tab holds the presenter's console (the first Chromium tab).
+    presenter: Option<usize>,
+    /// Until when a job needs `q = 2`: a liar is in force, or stopped only just.
+    liar_until: Option<Instant>,
     active: Vec<Active>,
     records: Vec<Record>,
     schedule: Vec<String>,
-    /// Every kind of fault, in the order the seed gave them: the first faults.
-    order: Vec<Kind>,
+    /// Every kind of fault with each of its actions, in the order the seed gave them:
+    /// the first faults.
+    order: Vec<(Kind, &'static str)>,
     job: Option<JobRun>,
     jobs_started: u32,
     jobs: JobTally,
@@ -947,12 +990,20 @@ impl<'a> Run<'a> {
         }
         let (submitter_ns, submitter_addr) = sandbox.add_member(SUBMITTER_SLOT)?;
         let sandbox: &'a Sandbox = sandbox;
+        let presenter = members.iter().position(|m| m.body == Body::Chromium);
         let kinds: Vec<Kind> = Kind::ALL
             .into_iter()
-            .filter(|k| *k != Kind::Tab || tabs > 0)
+            .filter(|k| match k {
+                Kind::Tab => tabs > 0,
+                Kind::Console => presenter.is_some(),
+                _ => true,
+            })
             .collect();
         let mut rng = Rng(opts.seed);
-        let mut order = kinds.clone();
+        let mut order: Vec<(Kind, &'static str)> = kinds
+            .iter()
+            .flat_map(|k| k.actions().iter().map(move |a| (*k, *a)))
+            .collect();
         for i in (1..order.len()).rev() {
             order.swap(i, rng.below(i as u64 + 1) as usize);
         }
@@ -976,6 +1027,8 @@ impl<'a> Run<'a> {
                 None
             },
             kinds,
+            presenter,
+            liar_until: None,
             active: Vec::new(),
             records: Vec::new(),
             schedule: Vec::new(),
@@ -1014,6 +1067,8 @@ impl<'a> Run<'a> {
             &keys.display().to_string(),
             "--messages-per-second-max",
             "1000",
+            "--presenter-key",
+            PRESENTER_KEY,
         ]
         .map(String::from);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -1042,6 +1097,7 @@ impl<'a> Run<'a> {
     /// Starts member `i` afresh: a native, or a tab's driver (which opens the browser).
     fn start_member(&mut self, i: usize) -> Result<()> {
         let server = format!("http://{SERVER}");
+        let presenter = self.presenter == Some(i);
         let m = &mut self.members[i];
         m.lives += 1;
         let stderr = self.dir.join(format!("{}.{}.stderr", m.name, m.lives));
@@ -1066,7 +1122,11 @@ impl<'a> Run<'a> {
             let cfg = serde_json::json!({
                 "browser": if m.body == Body::Firefox { "firefox" } else { "chromium" },
                 "name": m.name,
-                "url": format!("{server}/?room={ROOM}&name={}&workers=1", m.name),
+                "url": format!(
+                    "{server}/?room={ROOM}&name={}&workers=1{}",
+                    m.name,
+                    if presenter { format!("&presenter={PRESENTER_KEY}") } else { String::new() }
+                ),
                 "outdir": self.dir.join(format!("{}.{}", m.name, m.lives)),
                 "profiles_dir": self.dir.join("profiles"),
                 "chromium": CHROMIUM,
@@ -1099,8 +1159,8 @@ impl<'a> Run<'a> {
         let mut said = Vec::new();
         for m in &mut self.members {
             let Some(p) = &mut m.proc else { continue };
-            for e in p.take_errors() {
-                said.push(format!("{}: could not {e}", m.name));
+            for note in p.take_notes() {
+                said.push(format!("{}: {note}", m.name));
             }
             if let Ok(Some(status)) = p.child.try_wait() {
                 let stderr = self.dir.join(format!("{}.{}.stderr", m.name, m.lives));
@@ -1246,11 +1306,18 @@ impl<'a> Run<'a> {
         }
         self.watch_faults(Instant::now());
         for kind in self.kinds.clone() {
-            if !self.records.iter().any(|r| r.kind == kind) {
-                self.violations.push(format!(
-                    "no fault of the kind \"{}\" ran: the run was too short, or the members were never up to receive it",
-                    kind.name()
-                ));
+            for action in kind.actions() {
+                if !self
+                    .records
+                    .iter()
+                    .any(|r| r.kind == kind && r.action == *action)
+                {
+                    self.violations.push(format!(
+                        "no fault of the kind \"{}\"{} ran: the run was too short, or the members were never up to receive it",
+                        kind.name(),
+                        if action.is_empty() { String::new() } else { format!(" ({action})") }
+                    ));
+                }
             }
         }
         let wrong = self.shown_wrong();
@@ -1283,15 +1350,20 @@ impl<'a> Run<'a> {
     /// Draws and applies one fault, unless the draw would leave fewer than two natives
     /// up and running, or there is no member up to receive it.
     fn inject(&mut self, now: Instant) -> Result<()> {
-        // Every kind once first (in the seed's order, each until it could be applied),
-        // so that even a short run has them all; then any.
-        let kind = match self
+        // A console fault is undone by the demo's reset, which reaches every member only
+        // while nothing else is in force: it runs alone.
+        if self.active.iter().any(|a| a.kind == Kind::Console) {
+            return Ok(());
+        }
+        // Every kind and action once first (in the seed's order, each until it could be
+        // applied), so that even a short run has them all; then any.
+        let (kind, want) = match self
             .order
             .iter()
-            .find(|k| !self.records.iter().any(|r| r.kind == **k))
+            .find(|(k, a)| !self.records.iter().any(|r| r.kind == *k && r.action == *a))
         {
-            Some(k) => *k,
-            None => self.rng.pick(&self.kinds),
+            Some((k, a)) => (*k, Some(*a)),
+            None => (self.rng.pick(&self.kinds), None),
         };
         // Ids before a kill takes one away, for telling when others noticed.
         let ids_before: Vec<(usize, String)> = self
@@ -1339,7 +1411,7 @@ impl<'a> Run<'a> {
                 let i = self.rng.pick(&pool);
                 who.push(i);
                 if kind == Kind::Tab {
-                    action = self.rng.pick(&["close", "reload", "kill-renderer"]);
+                    action = want.unwrap_or_else(|| self.rng.pick(TAB_ACTIONS));
                     detail = format!(": {action}");
                 }
                 let m = &mut self.members[i];
@@ -1426,6 +1498,50 @@ impl<'a> Run<'a> {
                 }
                 who = up.clone();
             }
+            Kind::Console => {
+                let Some(p) = self.presenter else {
+                    return Ok(());
+                };
+                if !self.active.is_empty() || !up.contains(&p) || self.server.is_none() {
+                    return Ok(());
+                }
+                let others: Vec<usize> = up.iter().copied().filter(|i| *i != p).collect();
+                let ids: Vec<Option<String>> = self.members.iter().map(Member::id).collect();
+                if others.len() < 2 || up.iter().any(|i| ids[*i].is_none()) {
+                    return Ok(());
+                }
+                // A liar only while the job under way needs two matching results: a
+                // job with q = 1 takes a lie for the answer.
+                action = want.unwrap_or_else(|| self.rng.pick(CONSOLE_ACTIONS));
+                if action == "lie" && self.job.as_ref().is_some_and(|j| j.q < 2) {
+                    return Ok(());
+                }
+                let a = self.rng.pick(&others);
+                let id = |i: usize| ids[i].clone().unwrap_or_default();
+                let cmd = match action {
+                    "cut" => {
+                        let rest: Vec<usize> = others.iter().copied().filter(|b| *b != a).collect();
+                        let b = self.rng.pick(&rest);
+                        who = vec![p, a, b];
+                        format!("console cut {} {}", id(a), id(b))
+                    }
+                    "pause" => {
+                        who = up.clone();
+                        "console pause".to_string()
+                    }
+                    _ => {
+                        who = vec![p, a];
+                        format!("console {action} {}", id(a))
+                    }
+                };
+                if action == "lie" {
+                    self.liar_until = Some(now + Duration::from_secs(86_400));
+                }
+                detail = format!(": {cmd}");
+                if let Some(proc) = &mut self.members[p].proc {
+                    proc.send(&cmd);
+                }
+            }
             Kind::ServerKill => {
                 if self.server_back_at.is_some() {
                     return Ok(());
@@ -1447,6 +1563,7 @@ impl<'a> Run<'a> {
                 overlap(&mut self.records);
                 self.records.push(Record {
                     kind,
+                    action: "",
                     at: now,
                     ids: Vec::new(),
                     healed: None,
@@ -1475,10 +1592,10 @@ impl<'a> Run<'a> {
             kind.name(),
             names.join(", "),
             until.duration_since(now).as_millis(),
-            if rules.is_empty() {
-                String::new()
-            } else {
-                format!("; rules: {}", rules.join(" | "))
+            match rules.len() {
+                0 => String::new(),
+                1..=4 => format!("; rules: {}", rules.join(" | ")),
+                n => format!("; {n} rules, the first: {}", rules[..2].join(" | ")),
             }
         ));
         self.active.push(Active {
@@ -1493,6 +1610,7 @@ impl<'a> Run<'a> {
         overlap(&mut self.records);
         self.records.push(Record {
             kind,
+            action,
             at: now,
             ids,
             healed: None,
@@ -1520,7 +1638,8 @@ impl<'a> Run<'a> {
                 .any(|a| a.kind == Kind::ServerKill && a.until <= now);
         let mut due: Vec<Active> = {
             let (due, keep) = std::mem::take(&mut self.active).into_iter().partition(|a| {
-                a.until <= now && (!matches!(a.kind, Kind::Kill | Kind::Tab) || server_up)
+                a.until <= now
+                    && (!matches!(a.kind, Kind::Kill | Kind::Tab | Kind::Console) || server_up)
             });
             self.active = keep;
             due
@@ -1557,6 +1676,16 @@ impl<'a> Run<'a> {
                 Kind::ServerKill => {
                     self.start_server()?;
                     self.server_back_at = None;
+                }
+                Kind::Console => {
+                    if let Some(p) = self.presenter
+                        && let Some(proc) = &mut self.members[p].proc
+                    {
+                        proc.send("console reset");
+                    }
+                    if a.action == "lie" {
+                        self.liar_until = Some(Instant::now() + LIAR_AFTERMATH);
+                    }
                 }
                 _ => {}
             }
@@ -1699,8 +1828,13 @@ impl<'a> Run<'a> {
     fn start_job(&mut self) -> Result<()> {
         let (kernel_args, ext) = self.draw_job();
         let reference = self.reference(&kernel_args, &ext)?;
-        let r = self.rng.range(1, 3);
-        let q = self.rng.range(1, r.min(2));
+        let mut r = self.rng.range(1, 3);
+        let mut q = self.rng.range(1, r.min(2));
+        if self.liar_until.is_some_and(|t| Instant::now() < t) {
+            // A liar runs: only a quorum of two makes the output exact.
+            r = r.max(2);
+            q = 2;
+        }
         let pace = self.rng.pick(&[0u32, 10, 30]);
         self.jobs_started += 1;
         let n = self.jobs_started;
@@ -1748,6 +1882,7 @@ impl<'a> Run<'a> {
         let now = Instant::now();
         self.job = Some(JobRun {
             proc,
+            q,
             args,
             out,
             reference,
@@ -1910,7 +2045,7 @@ impl<'a> Run<'a> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        r.push_str("faults injected (notice: from the fault to the first member that declared a member it concerns gone, while it lasted: a cut link, packet loss or a cap need not make anyone leave; whole: from undoing it until every living member sees every other). Not injected: delay and jitter (this kernel has no sch_netem), the presenter's console commands:\n");
+        r.push_str("faults injected (notice: from the fault to the first member that declared a member it concerns gone, while it lasted: a cut link, packet loss or a cap need not make anyone leave; whole: from undoing it until every living member sees every other). Not injected: delay and jitter (this kernel has no sch_netem):\n");
         for kind in self.kinds.iter().copied() {
             let rs: Vec<&Record> = self.records.iter().filter(|x| x.kind == kind).collect();
             let stat = |xs: Vec<f64>| -> String {
@@ -1928,8 +2063,18 @@ impl<'a> Run<'a> {
             let noticed = stat(rs.iter().filter_map(|x| x.noticed_ms).collect());
             let whole = stat(rs.iter().filter_map(|x| x.whole_ms).collect());
             let overlapped = rs.iter().filter(|x| x.overlapped).count();
+            let mut actions: BTreeMap<&str, usize> = BTreeMap::new();
+            for x in rs.iter().filter(|x| !x.action.is_empty()) {
+                *actions.entry(x.action).or_default() += 1;
+            }
+            let actions = if actions.is_empty() {
+                String::new()
+            } else {
+                let each: Vec<String> = actions.iter().map(|(a, n)| format!("{a} {n}")).collect();
+                format!(" [{}]", each.join(", "))
+            };
             r.push_str(&format!(
-                "  {:<40} {:>4}   notice: {noticed}; whole: {whole} ({overlapped} overlapped by another fault, not timed)\n",
+                "  {:<44} {:>4}{actions}   notice: {noticed}; whole: {whole} ({overlapped} overlapped by another fault, not timed)\n",
                 kind.name(),
                 rs.len()
             ));
@@ -1988,6 +2133,7 @@ fn colour(kind: Kind) -> &'static str {
         Kind::Loss => "#bcbd22",
         Kind::Cap => "#7f7f7f",
         Kind::ServerKill => "#17becf",
+        Kind::Console => "#aec7e8",
     }
 }
 
