@@ -23,6 +23,12 @@
 //   close           the tab is closed
 //   kill-renderer   the processes that render the tab are SIGKILLed
 //   open            a new tab opens the room (after close or kill-renderer)
+//   submit FIELDS   on a Chromium tab, a job through the page's form: FIELDS is JSON,
+//                   the kernel's `data-testid` and each field's value (kernel, n,
+//                   ranges, samples, tasks, replicas, quorum, pacing); `done` carries
+//                   the new job's id, and its card is reported from then on as
+//                   {"event":"form_job","id","state","validated","tasks","output"}
+//                   whenever it changes, until it is done
 //   console ACTION [A [B]]  on a presenter's tab, a console button: `fail A`, `lie A`,
 //                   `cut A B` (the link between members A and B), `pause` (everyone),
 //                   `reset` (the demo's reset: every member revived, honest, forgiven,
@@ -130,6 +136,48 @@ async function openTab() {
 }
 
 /**
+ * The page's job cards: id, state ("running", "done"), tasks validated, output words,
+ * and whether this tab submitted it.
+ */
+function jobCards(p) {
+  return p.evaluate(() =>
+    [...document.querySelectorAll('[data-testid=job]')].map((j) => {
+      const m = (j.querySelector('[data-testid=job-progress]')?.textContent ?? '').match(/(\d+) \/ (\d+)/);
+      return {
+        id: j.getAttribute('data-job-id'),
+        state: j.getAttribute('data-state'),
+        validated: m ? Number(m[1]) : null,
+        tasks: m ? Number(m[2]) : null,
+        output: j.querySelector('[data-testid=job-output]')?.textContent?.trim() ?? '',
+        mine: (j.querySelector('.job-head')?.textContent ?? '').includes('(this tab)'),
+      };
+    }),
+  );
+}
+
+/** A job submitted through this tab's form, followed until it is done. */
+let formJob = null;
+
+/** Reports the form's job's card when it changed; it ends when the job is done. */
+async function followFormJob() {
+  const j = formJob;
+  if (!j) return;
+  if (j.page !== page) {
+    formJob = null;
+    emit({ event: 'form_job', id: j.id, state: 'lost', validated: null, tasks: null, output: '' });
+    return;
+  }
+  const card = (await jobCards(j.page)).find((c) => c.id === j.id);
+  if (!card || formJob !== j) return;
+  const { mine: _, ...shown } = card;
+  const now = JSON.stringify(shown);
+  if (now === j.last) return;
+  j.last = now;
+  emit({ event: 'form_job', ...shown });
+  if (card.state === 'done') formJob = null;
+}
+
+/**
  * Opens the room in `p`, again until it loads: the server may be down for a few seconds
  * (a chaos fault), and a person would press reload too. Up to 60 s.
  */
@@ -220,6 +268,31 @@ const commands = {
     await p.click(`[data-testid=${button}]`, opts);
     return { said: await p.textContent('[data-testid=console-said]', opts) };
   },
+  async submit(json) {
+    if (!page || cfg.browser !== 'chromium') throw new Error('no Chromium tab open');
+    if (formJob) throw new Error(`job ${formJob.id} from the form is still under way`);
+    const p = page;
+    const fields = JSON.parse(json);
+    const opts = { timeout: 5_000 };
+    const before = new Set(await jobCards(p).then((cs) => cs.map((c) => c.id)));
+    await p.selectOption('[data-testid=kernel]', fields.kernel, opts);
+    for (const [k, v] of Object.entries(fields)) {
+      if (k !== 'kernel') await p.fill(`[data-testid=${k}]`, String(v), opts);
+    }
+    await p.click('[data-testid=submit]', opts);
+    const refused = (await p.textContent('[data-testid=job-error]', opts))?.trim();
+    if (refused) throw new Error(`the form refused the job: ${refused}`);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const fresh = (await jobCards(p)).find((c) => c.mine && !before.has(c.id));
+      if (fresh) {
+        formJob = { id: fresh.id, page: p, last: '' };
+        return { id: fresh.id };
+      }
+      if (Date.now() > deadline) throw new Error('the form\'s job shows no card within 10 s');
+      await sleep(100);
+    }
+  },
   async quit() {
     quitting = true;
     await h.cleanup();
@@ -291,7 +364,7 @@ async function main() {
   while (!quitting) {
     let timer;
     try {
-      await Promise.race([poll(), new Promise((_, no) => (timer = setTimeout(() => no(new Error('slow')), 2_000)))]);
+      await Promise.race([poll().then(followFormJob), new Promise((_, no) => (timer = setTimeout(() => no(new Error('slow')), 2_000)))]);
     } catch {
       // Navigating, crashed, stopped or closed: the next read tells.
     } finally {

@@ -65,6 +65,9 @@ const SERVER: &str = "10.77.0.1:18700";
 /// The submitter's slot: its namespace's address is 10.77.200.2.
 const SUBMITTER_SLOT: u8 = 200;
 const ROOM: &str = "chaos";
+/// At most this many bars in the plot: a longer run draws the mean of several seconds
+/// a bar.
+const PLOT_BARS_MAX: usize = 360;
 /// The server's presenter key: the first Chromium tab joins with it and runs the
 /// console faults.
 const PRESENTER_KEY: &str = "chaos-presenter";
@@ -535,6 +538,20 @@ struct Seen {
     browser: Option<u32>,
     /// What a tab's driver did (the console's words) or could not do, not yet said.
     notes: Vec<String>,
+    /// A tab's form job: the id the form gave it, or why it could not be submitted.
+    form_submitted: Option<Result<String, String>>,
+    /// The form job's card as last reported.
+    form_card: Option<FormCard>,
+}
+
+/// A job's card as a tab shows it.
+#[derive(Clone)]
+struct FormCard {
+    id: String,
+    /// "running", "done", or "lost" (the tab's page went away).
+    state: String,
+    validated: usize,
+    output: String,
 }
 
 impl Seen {
@@ -572,6 +589,23 @@ impl Seen {
                     .collect();
             }
             Some("browser") => self.browser = v["pid"].as_u64().and_then(|p| p.try_into().ok()),
+            Some("done") if v["cmd"] == "submit" => {
+                self.form_submitted = Some(Ok(v["id"].as_str().unwrap_or_default().to_string()));
+            }
+            Some("error") if v["cmd"] == "submit" => {
+                self.form_submitted = Some(Err(v["message"].as_str().unwrap_or("?").to_string()));
+            }
+            Some("form_job") => {
+                self.form_card = Some(FormCard {
+                    id: v["id"].as_str().unwrap_or_default().to_string(),
+                    state: v["state"].as_str().unwrap_or_default().to_string(),
+                    validated: v["validated"]
+                        .as_u64()
+                        .and_then(|n| n.try_into().ok())
+                        .unwrap_or(0),
+                    output: v["output"].as_str().unwrap_or_default().to_string(),
+                });
+            }
             Some("error") => self.notes.push(format!(
                 "could not {}: {}",
                 v["cmd"].as_str().unwrap_or("?"),
@@ -695,6 +729,14 @@ impl Proc {
         match self.seen.lock() {
             Ok(mut s) => std::mem::take(&mut s.notes),
             Err(_) => Vec::new(),
+        }
+    }
+
+    /// Forgets a tab's last form job, before it is handed a new one.
+    fn forget_form_job(&self) {
+        if let Ok(mut s) = self.seen.lock() {
+            s.form_submitted = None;
+            s.form_card = None;
         }
     }
 
@@ -894,15 +936,35 @@ struct Record {
     overlapped: bool,
 }
 
+/// Who handed the mesh the job under way.
+enum Submitter {
+    /// `meshwork submit` in the submitter's namespace, writing the output to `out`.
+    Cli { proc: Proc, out: PathBuf },
+    /// A tab's form (a Chromium member): the output is the words on the job's card.
+    Form { member: usize },
+}
+
 struct JobRun {
-    proc: Proc,
+    by: Submitter,
     q: u64,
+    /// What was asked, for the schedule.
     args: Vec<String>,
-    out: PathBuf,
+    /// The output it must end with: `meshwork run`'s file, or for a form's job, the
+    /// words a page shows of that output.
+    want: Vec<u8>,
     reference: PathBuf,
     started: Instant,
     last_progress: Instant,
     validated: usize,
+    /// When its tasks were seen validated (a form's job: as its card's count grew).
+    validated_at: Vec<Instant>,
+}
+
+/// How the job under way ended, as its submitter tells.
+enum Ending {
+    /// Its output (none when the CLI wrote no file).
+    Output(Option<Vec<u8>>),
+    Failed(String),
 }
 
 #[derive(Default)]
@@ -1382,6 +1444,7 @@ impl<'a> Run<'a> {
             .iter()
             .filter(|m| m.body == Body::Native && m.running())
             .count();
+        let form_member = self.form_member();
         // A native may be taken away only while more than two run.
         let may_take = |m: &Member| m.is_tab() || natives_running > 2;
         let hold_ms = self.rng.range(1_000, 8_000);
@@ -1400,7 +1463,9 @@ impl<'a> Run<'a> {
                         may_take(m)
                             && match kind {
                                 Kind::Kill => !m.is_tab(),
-                                Kind::Tab => m.is_tab(),
+                                // A tab's form job dies with its tab (a job is taken
+                                // only from its submitter): that tab stays open.
+                                Kind::Tab => m.is_tab() && Some(*i) != form_member,
                                 _ => true,
                             }
                     })
@@ -1505,7 +1570,11 @@ impl<'a> Run<'a> {
                 if !self.active.is_empty() || !up.contains(&p) || self.server.is_none() {
                     return Ok(());
                 }
-                let others: Vec<usize> = up.iter().copied().filter(|i| *i != p).collect();
+                let others: Vec<usize> = up
+                    .iter()
+                    .copied()
+                    .filter(|i| *i != p && Some(*i) != form_member)
+                    .collect();
                 let ids: Vec<Option<String>> = self.members.iter().map(Member::id).collect();
                 if others.len() < 2 || up.iter().any(|i| ids[*i].is_none()) {
                     return Ok(());
@@ -1826,7 +1895,24 @@ impl<'a> Run<'a> {
     }
 
     fn start_job(&mut self) -> Result<()> {
-        let (kernel_args, ext) = self.draw_job();
+        // One job in four from a tab's form, when a Chromium tab is up to take it.
+        let tabs: Vec<usize> = (0..self.members.len())
+            .filter(|i| {
+                let m = &self.members[*i];
+                m.body == Body::Chromium
+                    && m.running()
+                    && m.id().is_some()
+                    && !self.active.iter().any(|a| a.who.contains(i))
+            })
+            .collect();
+        let from_form = self.rng.below(4) == 0 && !tabs.is_empty();
+        let (kernel_args, ext, fields) = if from_form {
+            let (args, fields) = self.draw_form_job();
+            (args, "json".to_string(), Some(fields))
+        } else {
+            let (args, ext) = self.draw_job();
+            (args, ext, None)
+        };
         let reference = self.reference(&kernel_args, &ext)?;
         let mut r = self.rng.range(1, 3);
         let mut q = self.rng.range(1, r.min(2));
@@ -1838,59 +1924,124 @@ impl<'a> Run<'a> {
         let pace = self.rng.pick(&[0u32, 10, 30]);
         self.jobs_started += 1;
         let n = self.jobs_started;
-        let out = self.dir.join(format!("job-{n}.{ext}"));
-        let server = format!("http://{SERVER}");
-        let mut args: Vec<String> = [
-            "submit",
-            "--server",
-            &server,
-            "--room",
-            ROOM,
-            "--name",
-            &format!("submitter-{n}"),
-            "--ice-bind",
-            &self.submitter_addr,
-            "--workers",
-            "1",
-            "--json",
-            "--wait-ms",
-            "2000",
-            "--timeout",
-            "600",
-            "--replicas",
-            &r.to_string(),
-            "--quorum",
-            &q.to_string(),
-            "--pace-ms",
-            &pace.to_string(),
-        ]
-        .map(String::from)
-        .to_vec();
-        args.extend(kernel_args.iter().cloned());
-        args.push("--out".into());
-        args.push(out.display().to_string());
-        let all: Vec<&str> = args.iter().map(String::as_str).collect();
-        let proc = Proc::spawn(
-            self.sandbox.command(&self.submitter_ns, &self.bin, &all),
-            self.dir.join(format!("job-{n}.stderr")),
-            self.dir.join(format!("job-{n}.stdout")),
-        )?;
-        self.say(format!(
-            "job {n}: {} r={r} q={q} pace={pace} ms",
-            kernel_args.join(" ")
-        ));
         let now = Instant::now();
+        let (by, args, want) = if let Some(mut fields) = fields {
+            let member = self.rng.pick(&tabs);
+            for (k, v) in [("replicas", r), ("quorum", q), ("pacing", u64::from(pace))] {
+                fields[k] = Value::from(v.to_string());
+            }
+            let want = page_words(&std::fs::read(&reference)?)?;
+            let m = &mut self.members[member];
+            if let Some(p) = &mut m.proc {
+                p.forget_form_job();
+                p.send(&format!("submit {fields}"));
+            }
+            self.say(format!(
+                "job {n}: from {}'s form: {} r={r} q={q} pace={pace} ms",
+                self.members[member].name,
+                kernel_args.join(" ")
+            ));
+            (Submitter::Form { member }, kernel_args, want.into_bytes())
+        } else {
+            let out = self.dir.join(format!("job-{n}.{ext}"));
+            let server = format!("http://{SERVER}");
+            let mut args: Vec<String> = [
+                "submit",
+                "--server",
+                &server,
+                "--room",
+                ROOM,
+                "--name",
+                &format!("submitter-{n}"),
+                "--ice-bind",
+                &self.submitter_addr,
+                "--workers",
+                "1",
+                "--json",
+                "--wait-ms",
+                "2000",
+                "--timeout",
+                "600",
+                "--replicas",
+                &r.to_string(),
+                "--quorum",
+                &q.to_string(),
+                "--pace-ms",
+                &pace.to_string(),
+            ]
+            .map(String::from)
+            .to_vec();
+            args.extend(kernel_args.iter().cloned());
+            args.push("--out".into());
+            args.push(out.display().to_string());
+            let all: Vec<&str> = args.iter().map(String::as_str).collect();
+            let proc = Proc::spawn(
+                self.sandbox.command(&self.submitter_ns, &self.bin, &all),
+                self.dir.join(format!("job-{n}.stderr")),
+                self.dir.join(format!("job-{n}.stdout")),
+            )?;
+            self.say(format!(
+                "job {n}: {} r={r} q={q} pace={pace} ms",
+                kernel_args.join(" ")
+            ));
+            (
+                Submitter::Cli { proc, out },
+                args,
+                std::fs::read(&reference)?,
+            )
+        };
         self.job = Some(JobRun {
-            proc,
+            by,
             q,
             args,
-            out,
+            want,
             reference,
             started: now,
             last_progress: now,
             validated: 0,
+            validated_at: Vec::new(),
         });
         Ok(())
+    }
+
+    /// A seeded job a tab's form can describe (primes or π, whose output the page shows
+    /// in words): `meshwork run` arguments, and the form's fields (the page's π jobs all
+    /// use seed 1).
+    fn draw_form_job(&mut self) -> (Vec<String>, Value) {
+        if self.rng.below(2) == 0 {
+            let n = self.rng.pick(&[10_000_000u64, 50_000_000, 100_000_000]);
+            let ranges = self.rng.pick(&[16u32, 48, 96]);
+            (
+                [
+                    "--kernel",
+                    "primes",
+                    "--n",
+                    &n.to_string(),
+                    "--ranges",
+                    &ranges.to_string(),
+                ]
+                .map(String::from)
+                .to_vec(),
+                serde_json::json!({"kernel": "primes", "n": n.to_string(), "ranges": ranges.to_string()}),
+            )
+        } else {
+            let tasks = self.rng.pick(&[16u32, 48, 96]);
+            (
+                [
+                    "--kernel",
+                    "pi",
+                    "--tasks",
+                    &tasks.to_string(),
+                    "--samples-per-task",
+                    "200000",
+                    "--seed",
+                    "1",
+                ]
+                .map(String::from)
+                .to_vec(),
+                serde_json::json!({"kernel": "pi", "tasks": tasks.to_string(), "samples": "200000"}),
+            )
+        }
     }
 
     fn watch_job(&mut self) -> Result<()> {
@@ -1905,19 +2056,66 @@ impl<'a> Run<'a> {
         self.watch_job_only_finish()
     }
 
-    /// Checks the job under way: progress, and its output once it exits.
+    /// Checks the job under way: progress, and its output once it ends.
     fn watch_job_only_finish(&mut self) -> Result<()> {
         let Some(job) = &mut self.job else {
             return Ok(());
         };
-        let validated = job.proc.with(|s| s.validated.len());
+        let n = self.jobs_started;
+        let now = Instant::now();
+        let (validated, ending) = match &mut job.by {
+            Submitter::Cli { proc, out } => {
+                let validated = proc.with(|s| s.validated.len());
+                let ending = match proc.child.try_wait() {
+                    Ok(None) => None,
+                    Ok(Some(status)) if status.success() => {
+                        Some(Ending::Output(std::fs::read(&*out).ok()))
+                    }
+                    Ok(Some(status)) => Some(Ending::Failed(status.to_string())),
+                    Err(e) => bail!("waiting for job {n}: {e}"),
+                };
+                (validated, ending)
+            }
+            Submitter::Form { member } => {
+                let m = &self.members[*member];
+                let told = m
+                    .proc
+                    .as_ref()
+                    .map(|p| p.with(|s| (s.form_submitted.clone(), s.form_card.clone())));
+                match told {
+                    None => (
+                        job.validated,
+                        Some(Ending::Failed(format!("{} is gone", m.name))),
+                    ),
+                    Some((Some(Err(why)), _)) => (
+                        job.validated,
+                        Some(Ending::Failed(format!(
+                            "{}'s form did not take it: {why}",
+                            m.name
+                        ))),
+                    ),
+                    Some((Some(Ok(id)), Some(card))) if card.id == id => {
+                        let ending = match card.state.as_str() {
+                            "done" => Some(Ending::Output(Some(card.output.into_bytes()))),
+                            "lost" => Some(Ending::Failed(format!("{}'s page went away", m.name))),
+                            _ => None,
+                        };
+                        if card.validated > job.validated {
+                            job.validated_at
+                                .extend(std::iter::repeat_n(now, card.validated - job.validated));
+                        }
+                        (card.validated.max(job.validated), ending)
+                    }
+                    Some(_) => (job.validated, None),
+                }
+            }
+        };
         if validated > job.validated {
             job.validated = validated;
-            job.last_progress = Instant::now();
+            job.last_progress = now;
         }
-        let n = self.jobs_started;
-        match job.proc.child.try_wait() {
-            Ok(None) => {
+        match ending {
+            None => {
                 if job.last_progress.elapsed() > STALL {
                     let msg = format!(
                         "job {n} stalled: no task validated for {} s ({validated} validated; {})",
@@ -1930,28 +2128,41 @@ impl<'a> Run<'a> {
                     self.end_job();
                 }
             }
-            Ok(Some(status)) => {
+            Some(Ending::Failed(why)) => {
                 let secs = job.started.elapsed().as_secs_f64();
-                let got = std::fs::read(&job.out).ok();
-                let want = std::fs::read(&job.reference)?;
-                let verdict = if !status.success() {
-                    self.jobs.failed += 1;
-                    let msg = format!(
-                        "job {n} failed ({status}) after {secs:.1} s: {}",
-                        job.args.join(" ")
-                    );
-                    self.violations.push(msg.clone());
-                    msg
-                } else if got.as_deref() == Some(&want[..]) {
+                self.jobs.failed += 1;
+                let msg = format!(
+                    "job {n} failed ({why}) after {secs:.1} s: {}",
+                    job.args.join(" ")
+                );
+                self.violations.push(msg.clone());
+                self.say(msg);
+                self.end_job();
+            }
+            Some(Ending::Output(got)) => {
+                let secs = job.started.elapsed().as_secs_f64();
+                let verdict = if got.as_deref() == Some(&job.want[..]) {
                     self.jobs.exact += 1;
                     self.jobs.secs.push(secs);
                     format!("job {n} exact in {secs:.1} s")
                 } else {
                     self.jobs.wrong += 1;
+                    let shown = match &job.by {
+                        Submitter::Cli { out, .. } => out.display().to_string(),
+                        Submitter::Form { .. } => {
+                            format!(
+                                "{:?}",
+                                String::from_utf8_lossy(got.as_deref().unwrap_or_default())
+                            )
+                        }
+                    };
                     let msg = format!(
-                        "job {n}: output {} differs from meshwork run's {}",
-                        job.out.display(),
-                        job.reference.display()
+                        "job {n}: output {shown} differs from meshwork run's {} ({})",
+                        job.reference.display(),
+                        String::from_utf8_lossy(&job.want)
+                            .chars()
+                            .take(120)
+                            .collect::<String>()
                     );
                     self.violations.push(msg.clone());
                     msg
@@ -1959,7 +2170,6 @@ impl<'a> Run<'a> {
                 self.say(verdict);
                 self.end_job();
             }
-            Err(e) => bail!("waiting for job {n}: {e}"),
         }
         Ok(())
     }
@@ -1968,8 +2178,21 @@ impl<'a> Run<'a> {
     /// its tasks were validated.
     fn end_job(&mut self) {
         if let Some(job) = self.job.take() {
-            let times = job.proc.with(|s| s.validated.clone());
-            self.validated_at.extend(times);
+            match &job.by {
+                Submitter::Cli { proc, .. } => {
+                    let times = proc.with(|s| s.validated.clone());
+                    self.validated_at.extend(times);
+                }
+                Submitter::Form { .. } => self.validated_at.extend(job.validated_at),
+            }
+        }
+    }
+
+    /// The member whose form handed out the job under way.
+    fn form_member(&self) -> Option<usize> {
+        match self.job.as_ref()?.by {
+            Submitter::Form { member } => Some(member),
+            Submitter::Cli { .. } => None,
         }
     }
 
@@ -2121,6 +2344,25 @@ impl<'a> Run<'a> {
     }
 }
 
+/// The words a page shows of a primes or π job's output, from `meshwork run`'s JSON
+/// (as `web_ui::model::output_words` writes them).
+fn page_words(reference: &[u8]) -> Result<String> {
+    let v: Value = serde_json::from_slice(reference).context("meshwork run's JSON")?;
+    let n = |k: &str| v[k].as_u64().with_context(|| format!("no {k} in {v}"));
+    match v["kernel"].as_str() {
+        Some("primes") => Ok(format!("π({}) = {} primes", n("n")?, n("count")?)),
+        Some("pi") => {
+            let pi = v["pi"].as_f64().context("no pi")?;
+            Ok(format!(
+                "π ≈ {pi:.6} ({} of {} points inside)",
+                n("inside")?,
+                n("samples")?
+            ))
+        }
+        other => bail!("no words for the kernel {other:?}"),
+    }
+}
+
 /// The plot's colour for a kind of fault.
 fn colour(kind: Kind) -> &'static str {
     match kind {
@@ -2144,13 +2386,24 @@ fn draw_plot(per_sec: &[u32], faults: &[(Kind, f64, f64)]) -> String {
     let plot_w = w - left - 10.0;
     let plot_h = h - top - bottom;
     let secs = per_sec.len().max(1) as f64;
-    let peak = per_sec.iter().copied().max().unwrap_or(0).max(1) as f64;
+    // A bar per `bucket` seconds, as high as its seconds' mean.
+    let bucket = per_sec.len().div_ceil(PLOT_BARS_MAX).max(1);
+    let bars: Vec<f64> = per_sec
+        .chunks(bucket)
+        .map(|c| f64::from(c.iter().sum::<u32>()) / c.len() as f64)
+        .collect();
+    let peak = bars.iter().copied().fold(0.0, f64::max).max(1.0);
+    let what = if bucket == 1 {
+        "validated tasks per second".to_string()
+    } else {
+        format!("validated tasks per second (mean of each {bucket} s)")
+    };
     let x = |s: f64| left + s / secs * plot_w;
     let y = |v: f64| top + plot_h - v / peak * plot_h;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
          <rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n\
-         <text x=\"{left}\" y=\"14\" font-size=\"13\">validated tasks per second, faults marked while in force</text>\n"
+         <text x=\"{left}\" y=\"14\" font-size=\"13\">{what}, faults marked while in force</text>\n"
     );
     for (kind, from, to) in faults {
         let (x0, x1) = (x(*from), x(to.max(*from + 0.2)));
@@ -2161,16 +2414,16 @@ fn draw_plot(per_sec: &[u32], faults: &[(Kind, f64, f64)]) -> String {
             kind.name()
         ));
     }
-    for (i, v) in per_sec.iter().enumerate() {
-        if *v == 0 {
+    for (i, v) in bars.iter().enumerate() {
+        if *v == 0.0 {
             continue;
         }
-        let (x0, x1) = (x(i as f64), x(i as f64 + 1.0));
+        let (x0, x1) = (x((i * bucket) as f64), x(((i + 1) * bucket) as f64));
         svg.push_str(&format!(
             "<rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"#1f77b4\"/>\n",
-            y(f64::from(*v)),
+            y(*v),
             (x1 - x0).max(0.5),
-            top + plot_h - y(f64::from(*v))
+            top + plot_h - y(*v)
         ));
     }
     // Axes: the peak on the left, a tick every minute (every 10 s in a short run).
@@ -2239,6 +2492,45 @@ mod tests {
         let o = parse(&["--tabs", "0", "--no-firefox"]).unwrap();
         assert_eq!((o.tabs, o.firefox, o.browsers()), (0, false, 0));
         assert_eq!(parse(&[]).unwrap().browsers(), 3);
+    }
+
+    #[test]
+    fn a_long_run_is_drawn_in_buckets_of_seconds() {
+        // 1,800 s: five seconds a bar, each as high as its seconds' mean.
+        let mut per_sec = vec![0u32; 1_800];
+        per_sec[10..15].copy_from_slice(&[10, 10, 10, 10, 10]);
+        per_sec[20] = 5;
+        let svg = draw_plot(&per_sec, &[]);
+        assert!(svg.contains("(mean of each 5 s)"), "{svg}");
+        let bars: Vec<&str> = svg.lines().filter(|l| l.contains("#1f77b4")).collect();
+        assert_eq!(bars.len(), 2, "{bars:?}");
+        // The peak (10) is full height; the bucket of 20-24 s has a mean of 1.
+        assert!(bars[0].contains("height=\"290.0\""), "{}", bars[0]);
+        assert!(bars[1].contains("height=\"29.0\""), "{}", bars[1]);
+    }
+
+    #[test]
+    fn a_form_jobs_output_is_read_as_the_page_words_it() {
+        let words = |json: &str| page_words(json.as_bytes()).map_err(|e| e.to_string());
+        assert_eq!(
+            words(r#"{"count":9592,"kernel":"primes","n":100000}"#).unwrap(),
+            "π(100000) = 9592 primes"
+        );
+        assert_eq!(
+            words(r#"{"inside":3162,"kernel":"pi","pi":3.162,"samples":4000}"#).unwrap(),
+            "π ≈ 3.162000 (3162 of 4000 points inside)"
+        );
+        assert!(
+            words(r#"{"kernel":"mandelbrot"}"#)
+                .unwrap_err()
+                .contains("no words")
+        );
+        assert!(
+            words(r#"{"kernel":"primes","n":5}"#)
+                .unwrap_err()
+                .contains("no count")
+        );
+        assert!(words("not json").is_err());
     }
 
     #[test]
