@@ -229,6 +229,11 @@ struct NodeOptions {
     /// A peer silent this long is declared dead, in milliseconds.
     #[arg(long, default_value_t = 1500)]
     dead_after_ms: u64,
+    /// Testing: a hostile member. It computes and reports honestly, but every result
+    /// copy it sends and every fetch it answers carries changed bytes under the true
+    /// hash, so that only the others' hash checks keep them out of their outputs.
+    #[arg(long)]
+    serve_lies: bool,
 }
 
 #[derive(Args, Debug)]
@@ -599,7 +604,7 @@ fn mesh_node_with(o: &NodeOptions, cores: Option<u16>) -> Result<MeshNode> {
         ahead: usize::from(cores),
         ..EngineConfig::default()
     };
-    Ok(MeshNode::with_engine(
+    let node = MeshNode::with_engine(
         MembershipConfig {
             heartbeat_ms: o.heartbeat_ms,
             dead_after_ms: o.dead_after_ms,
@@ -608,7 +613,12 @@ fn mesh_node_with(o: &NodeOptions, cores: Option<u16>) -> Result<MeshNode> {
         engine,
         o.name.clone(),
         cores,
-    ))
+    );
+    Ok(if o.serve_lies {
+        node.serving_lies()
+    } else {
+        node
+    })
 }
 
 /// Turns node events into output lines, JSON or human.

@@ -335,6 +335,9 @@ pub struct MeshNode {
     failed: bool,
     /// A presenter made this node lie: its results are wrong on purpose.
     lying: bool,
+    /// A hostile member, for tests: its reports are honest, but every copy it stores
+    /// and every payload it serves is changed ([`MeshNode::serving_lies`]).
+    serves_lies: bool,
     /// Data-channel messages handed to the run loop per peer, for the view's pulses.
     /// Bounded by the peers ever met (pruned when one leaves).
     sent: BTreeMap<PeerId, u64>,
@@ -374,6 +377,7 @@ impl MeshNode {
             actions: VecDeque::new(),
             failed: false,
             lying: false,
+            serves_lies: false,
             sent: BTreeMap::new(),
             announced: ConsoleState::default(),
             states: BTreeMap::new(),
@@ -385,6 +389,15 @@ impl MeshNode {
     /// otherwise waits for a round trip through the page and the node's worker.
     pub fn with_tasks_ahead(mut self) -> Self {
         self.ahead_per_core = true;
+        self
+    }
+
+    /// Makes this node a hostile member, for tests of the others: it computes and
+    /// reports honestly (so no quorum catches it), but every result copy it sends and
+    /// every fetch it answers carries changed bytes under the true hash. Only the
+    /// others' hash checks keep those bytes out of their outputs.
+    pub fn serving_lies(mut self) -> Self {
+        self.serves_lies = true;
         self
     }
 
@@ -1177,7 +1190,7 @@ impl MeshNode {
         match out {
             Output::Send { to, mut msg } => match self.members.get(&to).cloned() {
                 Some(peer) => {
-                    if self.lying {
+                    if self.serves_lies {
                         serve_a_lie(&mut msg);
                     }
                     self.send_engine(&[peer], msg)
@@ -1240,11 +1253,11 @@ impl MeshNode {
     }
 }
 
-/// A liar serves the results it holds changed too, under their true hash: the bytes of a
-/// copy it stores with a holder, or of a payload it answers a fetch with, do not hash to
-/// the hash they name, so that a receiver that skipped its check would take a lie for a
-/// validated result (and `cargo xtask chaos`, whose console makes members lie, would
-/// catch that receiver).
+/// What a member serving lies ([`MeshNode::serving_lies`]) sends: the bytes of a copy it
+/// stores with a holder, or of a payload it answers a fetch with, changed, under the
+/// hash of the true ones; a receiver that skipped its hash check would take them for a
+/// validated result. (A console liar does not do this: its wrong results must travel
+/// intact, so that a job with `q = 1` shows the lie believed.)
 fn serve_a_lie(msg: &mut EngineMsg) {
     if let EngineMsg::Store { payload, .. } | EngineMsg::Payload { payload, .. } = msg {
         lie(payload);

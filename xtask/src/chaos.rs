@@ -1,4 +1,5 @@
-//! `cargo xtask chaos [--minutes N] [--seed S] [--natives K] [--tabs K] [--no-firefox]`:
+//! `cargo xtask chaos [--minutes N] [--seed S] [--natives K] [--tabs K] [--no-firefox]
+//! [--hostile K]`:
 //! native nodes, browser tabs, the signaling server and a submitter run through seeded
 //! faults while jobs run all the time; a checker outside the members compares every
 //! output with `meshwork run`'s and watches for stalls, members shown gone while alive,
@@ -13,7 +14,9 @@
 //! so signaling goes on. A bandwidth cap is a `tbf` queue on both ends of one member's
 //! link. Nothing leaves the namespaces: the hub has no other interface.
 //!
-//! The members: `--natives` `meshwork node`s, `--tabs` headless Chromium tabs and one
+//! The members: `--natives` `meshwork node`s (the first `--hostile` of them serve
+//! changed bytes under true hashes, `--serve-lies`, to put the others' hash checks to
+//! the test), `--tabs` headless Chromium tabs and one
 //! Firefox tab when Firefox ESR and geckodriver are installed, each tab driven by
 //! `tests/e2e/chaos_tab.mjs`, which reports what the page shows as JSON lines shaped
 //! like a native's `--json` events (its id, the members its graph shows live).
@@ -159,6 +162,9 @@ struct Opts {
     tabs: usize,
     /// A Firefox tab too (when Firefox ESR and geckodriver are installed).
     firefox: bool,
+    /// Natives that serve lies (`meshwork node --serve-lies`): honest reports, every
+    /// copy and payload they send changed under its true hash.
+    hostile: usize,
 }
 
 impl Default for Opts {
@@ -173,12 +179,12 @@ impl Default for Opts {
             natives: 4,
             tabs: 2,
             firefox: true,
+            hostile: 0,
         }
     }
 }
 
-const USAGE: &str =
-    "usage: cargo xtask chaos [--minutes N] [--seed S] [--natives K] [--tabs K] [--no-firefox]";
+const USAGE: &str = "usage: cargo xtask chaos [--minutes N] [--seed S] [--natives K] [--tabs K] [--no-firefox] [--hostile K]";
 
 impl Opts {
     fn parse(args: &[String]) -> Result<Opts> {
@@ -207,23 +213,10 @@ impl Opts {
                         .parse()
                         .with_context(|| format!("chaos: --seed {v:?} is not a whole number"))?;
                 }
-                "--natives" => {
-                    let v = value("a count")?;
-                    o.natives = v
-                        .parse()
-                        .ok()
-                        .filter(|n| (3..=8).contains(n))
-                        .with_context(|| format!("chaos: --natives {v:?}: 3 to 8"))?;
-                }
-                "--tabs" => {
-                    let v = value("a count")?;
-                    o.tabs = v
-                        .parse()
-                        .ok()
-                        .filter(|n| (0..=4).contains(n))
-                        .with_context(|| format!("chaos: --tabs {v:?}: 0 to 4"))?;
-                }
+                "--natives" => o.natives = count(a, &value("a count")?, 3..=8)?,
+                "--tabs" => o.tabs = count(a, &value("a count")?, 0..=4)?,
                 "--no-firefox" => o.firefox = false,
+                "--hostile" => o.hostile = count(a, &value("a count")?, 0..=2)?,
                 other => bail!("chaos: unknown argument {other:?}; {USAGE}"),
             }
         }
@@ -234,6 +227,20 @@ impl Opts {
     fn browsers(&self) -> usize {
         self.tabs + usize::from(self.firefox)
     }
+}
+
+/// `v`, the value of option `flag`, as a count within `within`.
+fn count(flag: &str, v: &str, within: std::ops::RangeInclusive<usize>) -> Result<usize> {
+    v.parse()
+        .ok()
+        .filter(|n| within.contains(n))
+        .with_context(|| {
+            format!(
+                "chaos: {flag} {v:?}: {} to {}",
+                within.start(),
+                within.end()
+            )
+        })
 }
 
 /// What the tabs need: the web UI built, playwright-core, Chromium, Node.js.
@@ -811,6 +818,8 @@ struct Member {
     stopped: Vec<u32>,
     /// A tab closed, or whose renderer was killed: no page until a new tab opens.
     closed: bool,
+    /// A native that serves lies (`--serve-lies`).
+    hostile: bool,
     rss_max_kib: u64,
 }
 
@@ -834,6 +843,17 @@ impl Member {
 
     fn is_tab(&self) -> bool {
         self.body != Body::Native
+    }
+
+    /// Its name, body and address, for the schedule and the report.
+    fn describe(&self) -> String {
+        format!(
+            "{} ({:?}{}, {})",
+            self.name,
+            self.body,
+            if self.hostile { ", serves lies" } else { "" },
+            self.addr
+        )
     }
 }
 
@@ -1047,6 +1067,7 @@ impl<'a> Run<'a> {
                 stopped_until: None,
                 stopped: Vec::new(),
                 closed: false,
+                hostile: body == Body::Native && natives <= opts.hostile,
                 rss_max_kib: 0,
             });
         }
@@ -1179,6 +1200,11 @@ impl<'a> Run<'a> {
                 "1",
                 "--json",
             ];
+            let hostile = ["--serve-lies"];
+            let args: Vec<&str> = args
+                .into_iter()
+                .chain(hostile.into_iter().filter(|_| m.hostile))
+                .collect();
             Proc::spawn(self.sandbox.command(&m.ns, &self.bin, &args), stderr, out)?
         } else {
             let cfg = serde_json::json!({
@@ -1318,7 +1344,7 @@ impl<'a> Run<'a> {
             self.members.len(),
             self.members
                 .iter()
-                .map(|m| format!("{} ({:?}, {})", m.name, m.body, m.addr))
+                .map(Member::describe)
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -2147,23 +2173,19 @@ impl<'a> Run<'a> {
                     format!("job {n} exact in {secs:.1} s")
                 } else {
                     self.jobs.wrong += 1;
-                    let shown = match &job.by {
-                        Submitter::Cli { out, .. } => out.display().to_string(),
-                        Submitter::Form { .. } => {
-                            format!(
-                                "{:?}",
-                                String::from_utf8_lossy(got.as_deref().unwrap_or_default())
-                            )
-                        }
+                    let msg = match &job.by {
+                        Submitter::Cli { out, .. } => format!(
+                            "job {n}: output {} differs from meshwork run's {}",
+                            out.display(),
+                            job.reference.display()
+                        ),
+                        Submitter::Form { .. } => format!(
+                            "job {n}: the page shows {:?} where meshwork run's {} makes {:?}",
+                            String::from_utf8_lossy(got.as_deref().unwrap_or_default()),
+                            job.reference.display(),
+                            String::from_utf8_lossy(&job.want)
+                        ),
                     };
-                    let msg = format!(
-                        "job {n}: output {shown} differs from meshwork run's {} ({})",
-                        job.reference.display(),
-                        String::from_utf8_lossy(&job.want)
-                            .chars()
-                            .take(120)
-                            .collect::<String>()
-                    );
                     self.violations.push(msg.clone());
                     msg
                 };
@@ -2264,7 +2286,7 @@ impl<'a> Run<'a> {
             elapsed / 60.0,
             self.members
                 .iter()
-                .map(|m| format!("{} ({:?}, {})", m.name, m.body, m.addr))
+                .map(Member::describe)
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -2487,6 +2509,7 @@ mod tests {
         refused(&["--natives", "2"], "3 to 8");
         refused(&["--natives", "9"], "3 to 8");
         refused(&["--tabs", "5"], "0 to 4");
+        refused(&["--hostile", "3"], "0 to 2");
         refused(&["--tabs", "-1"], "0 to 4");
         refused(&["--fast"], "unknown argument");
         let o = parse(&["--tabs", "0", "--no-firefox"]).unwrap();

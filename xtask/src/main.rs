@@ -108,14 +108,15 @@ const HELP: &str = "cargo xtask <command>
                and Julia tiles, ratio and speed (why the wire uses LZ4)
   soak [N]     run the engine simulator over N seeds (default 100000) and the
                whole-node simulator over N/10, in a release build
-  chaos [--minutes N] [--seed S] [--natives K] [--tabs K] [--no-firefox]
+  chaos [--minutes N] [--seed S] [--natives K] [--tabs K] [--no-firefox] [--hostile K]
                native nodes (4), Chromium tabs (2), a Firefox tab, the server and a
                submitter, each member in a namespace of its own, through seeded faults
                (kills, tabs closed, reloaded or crashed, stops, cut links, isolation, a
                split, packet loss, bandwidth caps, server restarts, the presenter's
                console) while jobs run; every output checked against `meshwork run`,
                stalls, members shown gone or lying while alive and panics reported
-               (needs root; builds the web UI when there are tabs)
+               (needs root; builds the web UI when there are tabs); --hostile K makes
+               K natives serve changed bytes under true hashes (--serve-lies)
   mutants [--iterate] [FILE…]  mutation testing of the engine (default
                node-core/src/engine/*.rs) with cargo-mutants (installed on first use);
                prints caught, missed and unviable mutants and lists the missed ones;
