@@ -2306,7 +2306,16 @@ impl<'a> Run<'a> {
                 )
             };
             let noticed = stat(rs.iter().filter_map(|x| x.noticed_ms).collect());
-            let whole = stat(rs.iter().filter_map(|x| x.whole_ms).collect());
+            let mut whole = stat(rs.iter().filter_map(|x| x.whole_ms).collect());
+            // Which fault took longest, to find it in the schedule.
+            if let Some(at) = rs
+                .iter()
+                .filter_map(|x| x.whole_ms.map(|w| (w, x.at)))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, at)| self.secs(at))
+            {
+                whole.push_str(&format!(" (the worst: the fault at {at:.2} s)"));
+            }
             let overlapped = rs.iter().filter(|x| x.overlapped).count();
             let mut actions: BTreeMap<&str, usize> = BTreeMap::new();
             for x in rs.iter().filter(|x| !x.action.is_empty()) {
