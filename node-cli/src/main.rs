@@ -758,6 +758,23 @@ impl Reporter {
                        "text": format!("data channels so far: {} KiB out, {} KiB in; packed results: {} KiB that stood for {} KiB",
                                        t.bytes_out >> 10, t.bytes_in >> 10, t.packed_in >> 10, t.unpacked_in >> 10)})
             }
+            NodeEvent::CopiesShort(short) => {
+                let jobs: serde_json::Map<String, serde_json::Value> = short
+                    .iter()
+                    .map(|(job, n)| (job.to_string(), json!(n)))
+                    .collect();
+                let text = if short.is_empty() {
+                    "every validated result has its copies".to_string()
+                } else {
+                    let each: Vec<String> =
+                        short.iter().map(|(j, n)| format!("{j}: {n}")).collect();
+                    format!(
+                        "validated results short of copies, by job: {}",
+                        each.join(", ")
+                    )
+                };
+                json!({"event": "copies_short", "jobs": jobs, "text": text})
+            }
             NodeEvent::Engine(e) => {
                 let mut v = engine_line(e, self.started.elapsed().as_millis() as u64);
                 if let node_core::engine::Event::LiarMarked {
@@ -830,6 +847,10 @@ fn engine_line(e: &node_core::engine::Event, now_ms: u64) -> serde_json::Value {
             v["tasks_validated"] = json!(tasks_validated);
             v["tasks"] = json!(tasks);
         }
+        Event::JobAccepted { job, tasks, .. } => {
+            v["job"] = json!(job.to_string());
+            v["tasks"] = json!(tasks);
+        }
         Event::TaskStarted { job, task, why } => {
             v["job"] = json!(job.to_string());
             v["task"] = json!(task.0);
@@ -865,7 +886,11 @@ fn round(x: f64) -> f64 {
 async fn node(a: NodeArgs) -> Result<()> {
     let url = ws_url(&a.server)?;
     let config = native_config(url, &a.room, &a.node)?;
-    let node = mesh_node(&a.node)?;
+    let mut node = mesh_node(&a.node)?;
+    // A program reading the lines gets the copies' count too (`copies_short`).
+    if a.json {
+        node.watch_copies();
+    }
     let transport = NativeTransport::connect(config, PeerKind::Native).await?;
     let reporter = Reporter::new(a.json);
     let options = RunOptions {

@@ -103,7 +103,14 @@ pub enum NodeEvent {
     /// This node's data-channel traffic since it started, told after each job it saw
     /// finish (a program reading events measures a job's bytes with it).
     Traffic(Traffic),
+    /// By job, the validated tasks short of copies ([`Engine::copies_short`]), told
+    /// when it changes, at most once per [`COPIES_EVERY_MS`], by a node asked to
+    /// ([`MeshNode::watch_copies`]): a checker's view of re-replication.
+    CopiesShort(BTreeMap<JobId, u32>),
 }
+
+/// How often a node watching its copies ([`MeshNode::watch_copies`]) counts them.
+pub const COPIES_EVERY_MS: u64 = 1_000;
 
 /// Data-channel bytes a node sent and received, and what packing saved.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -341,6 +348,9 @@ pub struct MeshNode {
     /// Data-channel messages handed to the run loop per peer, for the view's pulses.
     /// Bounded by the peers ever met (pruned when one leaves).
     sent: BTreeMap<PeerId, u64>,
+    /// When copies are counted next, and what they were last told as
+    /// ([`MeshNode::watch_copies`]); `None` when nobody asked.
+    copies: Option<(Micros, BTreeMap<JobId, u32>)>,
     /// This node's console state as it last announced it.
     announced: ConsoleState,
     /// The console states members announced (only those that are not plain): bounded
@@ -378,6 +388,7 @@ impl MeshNode {
             failed: false,
             lying: false,
             serves_lies: false,
+            copies: None,
             sent: BTreeMap::new(),
             announced: ConsoleState::default(),
             states: BTreeMap::new(),
@@ -399,6 +410,33 @@ impl MeshNode {
     pub fn serving_lies(mut self) -> Self {
         self.serves_lies = true;
         self
+    }
+
+    /// Makes this node tell [`NodeEvent::CopiesShort`] (a checker reads it; counting is
+    /// a pass over every task of every job held, so only when asked).
+    pub fn watch_copies(&mut self) {
+        self.copies = Some((Micros(0), BTreeMap::new()));
+    }
+
+    /// Every [`COPIES_EVERY_MS`], if asked: the copies short, told when they changed.
+    fn count_copies(&mut self, now: Micros) {
+        let Some((next, told)) = &mut self.copies else {
+            return;
+        };
+        if now < *next {
+            return;
+        }
+        *next = Micros(now.0 + COPIES_EVERY_MS * 1_000);
+        let short = self
+            .engine
+            .as_ref()
+            .map(Engine::copies_short)
+            .unwrap_or_default();
+        if short != *told {
+            *told = short.clone();
+            self.actions
+                .push_back(Action::Event(NodeEvent::CopiesShort(short)));
+        }
     }
 
     /// This node's console state now: what a presenter's commands left set.
@@ -748,6 +786,7 @@ impl MeshNode {
         }
         self.reassembly.expire(now);
         self.check_windows(now);
+        self.count_copies(now);
         self.pump(now);
     }
 
@@ -764,6 +803,7 @@ impl MeshNode {
             self.membership.as_ref().and_then(Membership::poll_timeout),
             engine,
             self.reassembly.poll_timeout(),
+            self.copies.as_ref().map(|(next, _)| *next),
         ]
         .into_iter()
         .flatten()

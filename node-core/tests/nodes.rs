@@ -136,6 +136,73 @@ fn a_node_killed_mid_job_costs_time_not_the_output() {
     assert_eq!(net.done, vec![kernel.run_all().unwrap()]);
 }
 
+/// The copies' count a checker reads (`NodeEvent::CopiesShort`, `Engine::copies_short`):
+/// after a holder departs, re-replication copies its results to the next ranked members
+/// (within a few hundred milliseconds here, between two counts), and every living
+/// node's count, as counted and as told, ends at nothing. With `rereplicate` skipped,
+/// five results stay short, told by every node.
+#[test]
+fn a_departed_holders_copies_are_made_again_and_the_count_says_so() {
+    // Sixteen tasks, so that the departed node is a wanted holder of some whose next
+    // ranked member holds no copy yet (the submitter, node 0, holds every one).
+    let Kernel::Mandelbrot(p) = image_job() else {
+        unreachable!("a picture")
+    };
+    let kernel = Kernel::Mandelbrot(mandelbrot::Params {
+        tiles_x: 4,
+        tiles_y: 4,
+        ..p
+    });
+    let mut net = Net::new(5);
+    for n in &mut net.nodes {
+        n.watch_copies();
+    }
+    net.run_until(500);
+    submit(&mut net, &kernel, 2, 1);
+    net.run(1, 60_000);
+    assert_eq!(net.done, vec![kernel.run_all().unwrap()]);
+    let told = |net: &Net, i: usize| {
+        net.events
+            .iter()
+            .rev()
+            .find_map(|(at, e)| match e {
+                NodeEvent::CopiesShort(short) if *at == i => Some(short.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    let short = |net: &Net, i: usize| net.nodes[i].engine().map(|e| e.copies_short());
+    net.run_until(net.now.0 / 1000 + 5_000);
+    for i in 0..5 {
+        assert_eq!(short(&net, i), Some(Default::default()), "node {i} before");
+        assert_eq!(
+            told(&net, i),
+            Default::default(),
+            "node {i} before, as told"
+        );
+    }
+    let before = net.events.len();
+    // Node 2 computed and holds some of the results.
+    net.kill(2);
+    net.run_until(net.now.0 / 1000 + 10_000);
+    let copied = net.events[before..]
+        .iter()
+        .filter(|(_, e)| matches!(e, NodeEvent::Engine(Event::ResultReplicated { .. })))
+        .count();
+    assert!(
+        copied > 0,
+        "the departure left results short of a copy, and they were copied"
+    );
+    for i in [0, 1, 3, 4] {
+        assert_eq!(
+            short(&net, i),
+            Some(Default::default()),
+            "node {i}: every copy made again"
+        );
+        assert_eq!(told(&net, i), Default::default(), "node {i}, as told");
+    }
+}
+
 #[test]
 fn broken_chunk_streams_are_counted_and_ignored_while_the_job_completes() {
     let kernel = detailed_job();

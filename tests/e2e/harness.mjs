@@ -555,15 +555,16 @@ export async function launchFirefox(h, name, url, { prefs = FIREFOX_PREFS, gecko
   const portLine = new Promise((r) => (resolvePort = r));
   // Firefox's output comes through geckodriver's. The page's and its workers' console
   // messages print their arguments, a string quoted (`console.error: "…"`), and an
-  // uncaught error in the page as `JavaScript error: http://127.0.0.1…`: those are
-  // collected like a Chromium page's. Firefox's own modules log unquoted with their
-  // name (`console.error: RSLoader: …`, experiments it cannot fetch without a
-  // network): kept as warnings, not the page's errors.
+  // uncaught error in the page as `JavaScript error: http://…` (in Firefox's own code
+  // `resource://…` or `chrome://…`): those are collected like a Chromium page's.
+  // Firefox's own modules log unquoted with their name (`console.error: RSLoader: …`,
+  // experiments it cannot fetch without a network): kept as warnings, not the page's
+  // errors.
   const onLine = (l) => {
     const m = l.match(/Listening on 127\.0\.0\.1:(\d+)/);
     if (m) resolvePort(Number(m[1]));
     const c = l.match(/^console\.(error|warn): (.*)$/);
-    const uncaught = /^JavaScript error: http:\/\/127\.0\.0\.1/.test(l);
+    const uncaught = /^JavaScript error: https?:\/\//.test(l);
     if (!c && !uncaught) return;
     const pageError = uncaught || (c[1] === 'error' && c[2].startsWith('"'));
     const entry = { page: name, type: pageError ? 'error' : 'warning', text: c ? c[2] : l, location: {}, t_ms: h.since() };

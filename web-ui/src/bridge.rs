@@ -28,6 +28,7 @@ use web_ui::link::{ToNode, ToPage};
 use web_ui::model::{JobRow, remember_colour};
 use web_ui::node_worker::{link_counts, post, post_channel, receive};
 use web_ui::paint::Painter;
+use web_ui::unless_left_borrowed;
 
 use crate::pool::Pool;
 use crate::view::{MeshView, ms_now, presenter_key, query_param};
@@ -74,7 +75,9 @@ async fn apply_waiting(shell: Rc<RefCell<Shell>>) {
     loop {
         let start = ms_now();
         loop {
-            let mut s = shell.borrow_mut();
+            let Some(mut s) = unless_left_borrowed(&shell) else {
+                return;
+            };
             let Some(op) = s.waiting.pop_front() else {
                 s.applying = false;
                 s.tell();
@@ -426,7 +429,9 @@ pub(crate) fn start_node(
             ToPage::Compute { job, task, kernel } => pool.compute(job, task, kernel),
             ToPage::View(ops) => {
                 let start = {
-                    let mut s = shell.borrow_mut();
+                    let Some(mut s) = unless_left_borrowed(&shell) else {
+                        return;
+                    };
                     s.waiting.extend(ops);
                     !std::mem::replace(&mut s.applying, true)
                 };

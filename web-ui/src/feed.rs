@@ -862,7 +862,8 @@ impl Feed {
                 self.log_about("console", node, None, text);
                 self.ops.push(ViewOp::Halted(None));
             }
-            NodeEvent::Mesh(_) => {}
+            // A tab never asks for the count: its task rows show each task's copies.
+            NodeEvent::Mesh(_) | NodeEvent::CopiesShort(_) => {}
             NodeEvent::Traffic(t) => self.ops.push(ViewOp::Traffic([
                 t.bytes_out,
                 t.bytes_in,

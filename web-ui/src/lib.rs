@@ -13,6 +13,8 @@
 //! `pool.rs`). A compute worker runs one task at a time with the same kernels a native
 //! node runs, so a tab's bytes equal a native node's.
 
+use std::cell::{Cell, RefCell, RefMut};
+
 use node_core::job::{JobId, TaskId};
 use node_core::kernels::Kernel;
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,26 @@ pub mod qr;
 pub mod record;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;
+
+/// The cell's value, or `None` if it was left borrowed. On a page's single thread that
+/// happens only when the browser ended a script in the middle of a change (Firefox stops
+/// a closing tab's running script: "Script terminated by timeout"), which skips the code
+/// that gives the borrow back. The page is going away then: what that cell drives stops
+/// where it was, with one warning, where `borrow_mut` would panic on every message still
+/// to come.
+pub fn unless_left_borrowed<T>(cell: &RefCell<T>) -> Option<RefMut<'_, T>> {
+    thread_local! {
+        static WARNED: Cell<bool> = const { Cell::new(false) };
+    }
+    let held = cell.try_borrow_mut().ok();
+    if held.is_none() && !WARNED.with(|w| w.replace(true)) {
+        #[cfg(target_arch = "wasm32")]
+        web_sys::console::warn_1(
+            &"part of the page stopped: a script was ended mid-change (is the tab closing?)".into(),
+        );
+    }
+    held
+}
 
 /// The page asks a worker to compute one task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -158,6 +180,20 @@ pub fn warm_up() -> usize {
 mod tests {
     use super::*;
     use node_core::kernels::mandelbrot;
+
+    #[test]
+    fn a_borrow_left_behind_by_an_ended_script_stops_the_cell_without_a_panic() {
+        let cell = RefCell::new(1);
+        *unless_left_borrowed(&cell).expect("a free cell is lent") += 1;
+        assert_eq!(*cell.borrow(), 2, "the change went through");
+        // What a script ended mid-change leaves: a borrow nobody gives back.
+        std::mem::forget(cell.borrow_mut());
+        assert!(unless_left_borrowed(&cell).is_none());
+        assert!(
+            unless_left_borrowed(&cell).is_none(),
+            "and again, without a panic"
+        );
+    }
 
     #[test]
     fn the_warm_up_runs_every_kernel_briefly() {

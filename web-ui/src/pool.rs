@@ -21,7 +21,7 @@ use node_core::kernels::Kernel;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
-use web_ui::{TaskReply, TaskRequest, decode, encode};
+use web_ui::{TaskReply, TaskRequest, decode, encode, unless_left_borrowed};
 
 /// The worker's loader, written by Trunk next to the page.
 pub const WORKER_URL: &str = "./worker_loader.js";
@@ -102,7 +102,9 @@ impl Pool {
 
     /// Starts or retires workers until `workers` run (busy ones finish their task).
     pub fn resize(&self, workers: usize) {
-        let mut p = self.0.borrow_mut();
+        let Some(mut p) = unless_left_borrowed(&self.0) else {
+            return;
+        };
         p.wanted = workers;
         p.fit();
         p.dispatch();
@@ -111,7 +113,9 @@ impl Pool {
 
     /// Computes a task in the next free worker.
     pub fn compute(&self, job: JobId, task: TaskId, kernel: Kernel) {
-        let mut p = self.0.borrow_mut();
+        let Some(mut p) = unless_left_borrowed(&self.0) else {
+            return;
+        };
         p.queue.push_back(TaskRequest {
             job,
             task,
@@ -172,14 +176,18 @@ impl Inner {
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             if let Some(p) = me.upgrade() {
                 let bytes = Uint8Array::new(&e.data()).to_vec();
-                p.borrow_mut().on_reply(id, &bytes);
+                if let Some(mut p) = unless_left_borrowed(&p) {
+                    p.on_reply(id, &bytes);
+                }
             }
         });
         let me = self.me.clone();
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |e: ErrorEvent| {
             e.prevent_default();
-            if let Some(p) = me.upgrade() {
-                p.borrow_mut().on_worker_error(id, &e.message());
+            if let Some(p) = me.upgrade()
+                && let Some(mut p) = unless_left_borrowed(&p)
+            {
+                p.on_worker_error(id, &e.message());
             }
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

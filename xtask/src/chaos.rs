@@ -41,8 +41,10 @@
 //! `meshwork submit`: seeded kernel, size, `r`, `q`, pacing); no job goes [`STALL`]
 //! without a validated task; once the faults stop, within [`SETTLE`] every living member
 //! counts every other living member among its peers, and no tab shows a living member
-//! in any other state or as a liar; no process printed a panic (a tab's console
-//! included). The report gives faults by kind, jobs by outcome, the time from each fault
+//! in any other state or as a liar, and within [`COPIES_SETTLE`] no living native
+//! counts a validated result of its newest jobs short of its `r` copies (its
+//! `copies_short` lines; not with a member that serves lies); no process printed a
+//! panic (a tab's console included). The report gives faults by kind, jobs by outcome, the time from each fault
 //! to the first member that noticed it and to a whole mesh again, and the largest RSS
 //! of the server and of each native.
 
@@ -63,6 +65,14 @@ use serde_json::Value;
 const STALL: Duration = Duration::from_secs(30);
 /// After the last fault is healed, every living native sees every other within this.
 const SETTLE: Duration = Duration::from_secs(20);
+/// After the last fault is healed, every validated result of the newest jobs has its
+/// `r` live copies within this: a copy goes out at the holders' next turn (a second at
+/// most), and one to a member that never confirms it is retried ten times a second
+/// apart before the next ranked member gets it instead.
+const COPIES_SETTLE: Duration = Duration::from_secs(30);
+/// The copies check looks at the jobs each native accepted last, this many: a job
+/// table keeps sixteen, so every member that saw them still holds these.
+const COPIES_JOBS: usize = 8;
 /// The server's address in the namespace.
 const SERVER: &str = "10.77.0.1:18700";
 /// The submitter's slot: its namespace's address is 10.77.200.2.
@@ -549,6 +559,11 @@ struct Seen {
     form_submitted: Option<Result<String, String>>,
     /// The form job's card as last reported.
     form_card: Option<FormCard>,
+    /// A native's newest jobs (`job_accepted`), at most [`COPIES_JOBS`], oldest first.
+    jobs: std::collections::VecDeque<String>,
+    /// A native's validated results short of copies, by job, as last told
+    /// (`copies_short`).
+    copies_short: BTreeMap<String, u64>,
 }
 
 /// A job's card as a tab shows it.
@@ -575,6 +590,22 @@ impl Seen {
                 self.departures.push((at, peer));
             }
             Some("task_validated") => self.validated.push(at),
+            Some("job_accepted") => {
+                if let Some(job) = v["job"].as_str() {
+                    if self.jobs.len() == COPIES_JOBS {
+                        self.jobs.pop_front();
+                    }
+                    self.jobs.push_back(job.to_string());
+                }
+            }
+            Some("copies_short") => {
+                self.copies_short = v["jobs"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(job, n)| Some((job.clone(), n.as_u64()?)))
+                    .collect();
+            }
             // A tab closed or crashed shows nothing: no id, no peers, until a new one.
             Some("reset") => {
                 self.id = None;
@@ -1318,6 +1349,25 @@ impl<'a> Run<'a> {
         wrong
     }
 
+    /// The living natives' validated results short of copies, in the jobs each
+    /// accepted last ([`COPIES_JOBS`]): "native-2: 3 of job …".
+    fn copies_short(&self) -> Vec<String> {
+        let mut short = Vec::new();
+        for m in self.members.iter().filter(|m| !m.is_tab() && m.running()) {
+            let Some((jobs, counts)) = m
+                .proc
+                .as_ref()
+                .map(|p| p.with(|s| (s.jobs.clone(), s.copies_short.clone())))
+            else {
+                continue;
+            };
+            for (job, n) in counts.iter().filter(|(job, _)| jobs.contains(job)) {
+                short.push(format!("{}: {n} of job {job}", m.name));
+            }
+        }
+        short
+    }
+
     fn go(&mut self, opts: &Opts) -> Result<()> {
         self.start_server()?;
         for i in 0..self.members.len() {
@@ -1430,6 +1480,31 @@ impl<'a> Run<'a> {
             self.say(format!(
                 "whole mesh, every tab showing every living member live, {:.1} s after the faults stopped",
                 healed.elapsed().as_secs_f64()
+            ));
+        }
+        // Re-replication: with the members settled, every validated result of the newest
+        // jobs is where the engine wants it. A member that serves lies never gets its
+        // copies confirmed (the receivers drop its bytes), so its results stay short
+        // while it is their only holder: no check with one.
+        if self.members.iter().any(|m| m.hostile) {
+            self.say("copies not checked: a member serves lies".into());
+            return Ok(());
+        }
+        while !self.copies_short().is_empty() && healed.elapsed() < COPIES_SETTLE {
+            self.watch_members();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let short = self.copies_short();
+        if short.is_empty() {
+            self.say(format!(
+                "every validated result of the newest jobs has its copies, {:.1} s after the faults stopped",
+                healed.elapsed().as_secs_f64()
+            ));
+        } else {
+            self.violations.push(format!(
+                "{} s after the faults stopped, validated results are short of copies: {}",
+                COPIES_SETTLE.as_secs(),
+                short.join("; ")
             ));
         }
         Ok(())

@@ -245,6 +245,31 @@ impl Board {
     }
 
     /// Every fact `author` contributed, to resend it.
+    /// Takes back this node's own reports and holdings of a validated task other than
+    /// its validated hash (what it said while a presenter made it lie); returns how
+    /// many. Peers keep what they heard; newcomers no longer hear it.
+    pub fn withdraw_own_wrong(&mut self, t: TaskId) -> u64 {
+        let me = self.me;
+        let Some(entry) = self.tasks.get_mut(t.0 as usize) else {
+            return 0;
+        };
+        let Some(valid) = entry.validated_hash else {
+            return 0;
+        };
+        let Ok(i) = entry.authors.binary_search_by_key(&me, |(n, _)| *n) else {
+            return 0;
+        };
+        let f = &mut entry.authors[i].1;
+        let before = f.reports.len() + f.holding.len();
+        f.reports.retain(|h| *h == valid);
+        f.holding.retain(|h| *h == valid);
+        let gone = (before - f.reports.len() - f.holding.len()) as u64;
+        if let Some(n) = self.counts.get_mut(&me) {
+            *n = n.saturating_sub(gone);
+        }
+        gone
+    }
+
     pub fn facts_of(&self, author: NodeId) -> Vec<TaskFact> {
         let mut out = Vec::new();
         for (i, entry) in self.tasks.iter().enumerate() {

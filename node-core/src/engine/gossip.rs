@@ -42,6 +42,7 @@ impl Engine {
         if facts.len() > self.config.facts_per_msg_max {
             return self.drop_msg(from, DropReason::TooManyFacts);
         }
+        self.knows_job(from, job);
         for f in facts {
             self.on_fact(job, from, f);
         }
@@ -118,8 +119,12 @@ impl Engine {
     pub(super) fn on_digest(&mut self, from: NodeId, job: JobId, facts: u64) {
         let now = self.now;
         let sync = self.config.sync_ms;
-        let Some(j) = self.jobs.get_mut(&job) else {
+        if !self.jobs.contains_key(&job) {
             return self.ask_for_job(from, job);
+        }
+        self.knows_job(from, job);
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
         };
         let have = j.board.count(from);
         if have >= facts {
@@ -141,6 +146,7 @@ impl Engine {
     /// A peer's [`EngineMsg::Resend`]: the spec and all our facts, at most once a sync
     /// interval per peer.
     pub(super) fn on_resend(&mut self, from: NodeId, job: JobId) {
+        self.asks_for_job(from, job);
         let now = self.now;
         let sync = self.config.sync_ms;
         let Some(j) = self.jobs.get_mut(&job) else {

@@ -68,6 +68,17 @@ pub(super) struct Job {
     pub(super) help: Help,
     /// Previews fetched, when this node shows the job without assembling it.
     pub(super) watch: Watch,
+    /// Peers that do not have the job: they came up while its submitter was not a
+    /// live peer here (a spec is taken only from its submitter, or relayed while it is
+    /// live, so they never learn it), or they asked for it (`Resend`) without ever
+    /// having shown it (a member whose table was full when the job came refused it).
+    /// They drop every copy sent to them, so a view does not count them as wanted
+    /// holders ([`Engine::holders_wanted`]) until they show the job. Bounded by the
+    /// peers; a departure takes a peer out.
+    pub(super) unaware: BTreeSet<NodeId>,
+    /// Peers that showed the job: its spec, facts or a digest came from them. Bounded
+    /// by the peers; a departure takes a peer out.
+    pub(super) shown: BTreeSet<NodeId>,
 }
 
 impl Job {
@@ -170,7 +181,10 @@ impl Engine {
     /// node honours since it comes from the named submitter.
     pub(super) fn on_job_spec(&mut self, from: NodeId, spec: JobSpec) {
         let id = spec.id();
-        if self.jobs.contains_key(&id) || self.retired.contains(&id) {
+        if self.jobs.contains_key(&id) {
+            return self.knows_job(from, id);
+        }
+        if self.retired.contains(&id) {
             return;
         }
         if let Err(e) = spec.validate() {
@@ -197,7 +211,32 @@ impl Engine {
         if open >= self.config.jobs_per_submitter_max {
             return self.drop_msg(from, DropReason::JobOverSubmitterShare);
         }
-        self.accept_job(spec, false);
+        if self.accept_job(spec, false) {
+            self.knows_job(from, id);
+        }
+    }
+
+    /// `peer` showed that it holds `job` (it sent the spec, facts or a digest): copies
+    /// may go to it from now on.
+    pub(super) fn knows_job(&mut self, peer: NodeId, job: JobId) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if self.peers.contains(&peer) {
+            j.shown.insert(peer);
+        }
+        j.unaware.remove(&peer);
+    }
+
+    /// `peer` asked for `job` (`Resend`): without having shown it, it does not have it.
+    pub(super) fn asks_for_job(&mut self, peer: NodeId, job: JobId) {
+        if let Some(j) = self.jobs.get_mut(&job)
+            && peer != j.spec.submitter
+            && self.peers.contains(&peer)
+            && !j.shown.contains(&peer)
+        {
+            j.unaware.insert(peer);
+        }
     }
 
     /// A peer's [`EngineMsg::Cancel`]: only the submitter may cancel.
@@ -277,6 +316,8 @@ impl Engine {
             gossip: Gossip::default(),
             help: Help::default(),
             watch: Watch::default(),
+            unaware: BTreeSet::new(),
+            shown: BTreeSet::new(),
             spec,
         };
         self.asked.remove(&id);

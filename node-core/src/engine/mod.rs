@@ -104,7 +104,7 @@ mod watch;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::job::{JobId, JobSpec, NodeId, TaskId};
-use crate::wire::EngineMsg;
+use crate::wire::{EngineMsg, Fact};
 pub use api::{Command, Footprint, Input, Millis, Output};
 pub use config::EngineConfig;
 pub use event::{DropReason, EngineStats, Event, JobTimings, Why};
@@ -284,12 +284,12 @@ impl Engine {
     }
 
     /// Where this node wants a task's result bytes: the task's top `r` live, honest
-    /// members, skipping any that never confirmed a copy (what replication works
-    /// towards, and what a view should count copies against).
+    /// members, skipping any that never confirmed a copy and any known not to have the
+    /// job (what replication ends at, and what a view should count copies against).
     pub fn holders_wanted(&self, job: JobId, task: TaskId) -> Vec<NodeId> {
         self.jobs
             .get(&job)
-            .map(|j| self.target_holders(j, task))
+            .map(|j| self.wanted_holders(j, task))
             .unwrap_or_default()
     }
 
@@ -395,6 +395,28 @@ impl Engine {
     /// as any lie is.
     pub fn forget_liars(&mut self) {
         self.copies_gen += 1;
+        // This node's own lies (told while a presenter made it lie) are taken back:
+        // the members here forgive them, and a member that joins later, which gets
+        // this node's facts, must not catch it on them either.
+        for j in self.jobs.values_mut() {
+            for t in 0..j.tasks {
+                let task = TaskId(t);
+                if j.board.withdraw_own_wrong(task) > 0 {
+                    let valid = j.board.task(task).validated_hash;
+                    j.gossip.outbox.retain(|f| {
+                        f.task != task
+                            || !matches!(f.fact, Fact::Report(h) | Fact::Holding(h) if Some(h) != valid)
+                    });
+                    if j.held
+                        .payloads
+                        .get(&task)
+                        .is_some_and(|(h, _)| Some(*h) != valid)
+                    {
+                        j.held.forget(task);
+                    }
+                }
+            }
+        }
         let mut forgiven = std::mem::take(&mut self.liars);
         for j in self.jobs.values_mut() {
             forgiven.append(&mut j.caught);
@@ -580,6 +602,10 @@ impl Engine {
         let honest = !self.liars.contains(&n);
         let me = self.me;
         for j in self.jobs.values_mut() {
+            let submitter = j.spec.submitter;
+            if submitter != me && !self.peers.contains(&submitter) {
+                j.unaware.insert(n);
+            }
             if honest && !j.caught.contains(&n) {
                 j.ranking.add(n);
                 j.rebuild_owned(me);

@@ -61,15 +61,33 @@ impl Engine {
     /// Where a task's bytes should be: its live, honest top `r` (skipping holders that
     /// never confirmed a copy of it).
     pub(super) fn target_holders(&self, j: &Job, task: TaskId) -> Vec<NodeId> {
-        self.targets(j, task).collect()
+        self.targets(j, task, false).collect()
     }
 
-    /// [`Engine::target_holders`], without collecting them.
-    fn targets<'a>(&'a self, j: &'a Job, task: TaskId) -> impl Iterator<Item = NodeId> + 'a {
+    /// Where a view counts a task's copies: [`Engine::target_holders`] without the
+    /// members known not to have the job ([`super::job::Job::unaware`]). A copy sent to
+    /// one of those is dropped, its sender gives up on it after [`STORE_TRIES_MAX`]
+    /// tries and copies to the next ranked instead, but every other member would count
+    /// it as a wanted holder for good, and the task short of a copy that does exist.
+    pub(super) fn wanted_holders(&self, j: &Job, task: TaskId) -> Vec<NodeId> {
+        self.targets(j, task, true).collect()
+    }
+
+    /// [`Engine::target_holders`] (or, `without_unaware`, [`Engine::wanted_holders`]),
+    /// without collecting them.
+    fn targets<'a>(
+        &'a self,
+        j: &'a Job,
+        task: TaskId,
+        without_unaware: bool,
+    ) -> impl Iterator<Item = NodeId> + 'a {
         j.ranking
             .top(task)
             .filter(move |n| {
-                self.is_live(*n) && !self.excluded(j, *n) && !j.held.refused.contains(&(task, *n))
+                self.is_live(*n)
+                    && (!without_unaware || !j.unaware.contains(n))
+                    && !self.excluded(j, *n)
+                    && !j.held.refused.contains(&(task, *n))
             })
             .take(usize::from(j.spec.replication))
     }
@@ -91,7 +109,7 @@ impl Engine {
         hash: u64,
     ) -> impl Iterator<Item = NodeId> + 'a {
         let entry = j.board.task(task);
-        self.targets(j, task).filter(move |n| {
+        self.targets(j, task, false).filter(move |n| {
             *n != self.me
                 && !entry
                     .facts_of(*n)
@@ -136,6 +154,8 @@ impl Engine {
     pub(super) fn note_holder_lost(&mut self, gone: NodeId) {
         let mut events = Vec::new();
         for j in self.jobs.values_mut() {
+            j.unaware.remove(&gone);
+            j.shown.remove(&gone);
             j.held.stores.retain(|(_, to), _| *to != gone);
             j.held.refused.retain(|(_, to)| *to != gone);
             for t in 0..j.tasks {

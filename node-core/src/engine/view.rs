@@ -7,6 +7,7 @@
 //! engine's.
 
 use super::board::{AuthorFacts, TaskEntry};
+use super::job::Job;
 use super::placement::score;
 use super::{Engine, Why};
 use crate::job::{JobId, NodeId, TaskId};
@@ -143,6 +144,45 @@ impl<'a> TaskFacts<'a> {
 }
 
 impl Engine {
+    /// By job, its validated tasks short of copies: fewer live copies than the members
+    /// the engine wants them at ([`TaskView::copies`] against [`Engine::holders_wanted`]).
+    /// Jobs with none are left out. Re-replication brings every count to nothing once
+    /// the members stop coming and going; a checker reads it (`meshwork node --json`'s
+    /// `copies_short` lines). One pass over every held job's tasks.
+    pub fn copies_short(&self) -> std::collections::BTreeMap<JobId, u32> {
+        let mut short = std::collections::BTreeMap::new();
+        for j in self.jobs.values() {
+            let n = (0..j.tasks)
+                .map(TaskId)
+                .filter(|t| {
+                    let Some(entry) = j.board.get(*t) else {
+                        return false;
+                    };
+                    let Some(hash) = entry.validated_hash else {
+                        return false;
+                    };
+                    let (copies, wanted) = self.copies_wanted(j, *t, entry, hash);
+                    copies < wanted
+                })
+                .count() as u32;
+            if n > 0 {
+                short.insert(j.id, n);
+            }
+        }
+        short
+    }
+
+    /// A validated task's live copies at the members the engine wants them at, and how
+    /// many members it wants them at.
+    fn copies_wanted(&self, j: &Job, task: TaskId, entry: &TaskEntry, hash: u64) -> (u32, u32) {
+        let wanted = self.wanted_holders(j, task);
+        let copies = entry
+            .holders_of(hash)
+            .filter(|n| wanted.contains(n))
+            .count();
+        (copies as u32, wanted.len() as u32)
+    }
+
     /// What this node's board holds of a task (none if the job or task is unknown here).
     pub fn task_facts(&self, job: JobId, task: TaskId) -> Option<TaskFacts<'_>> {
         self.task_entry(job, task).map(|entry| TaskFacts { entry })
@@ -159,12 +199,8 @@ impl Engine {
         let Some(entry) = self.task_entry(job, task) else {
             return waiting;
         };
-        if let Some(hash) = entry.validated_hash {
-            let wanted = self.holders_wanted(job, task);
-            let copies = entry
-                .holders_of(hash)
-                .filter(|n| wanted.contains(n))
-                .count() as u32;
+        if let (Some(hash), Some(j)) = (entry.validated_hash, self.jobs.get(&job)) {
+            let (copies, _) = self.copies_wanted(j, task, entry, hash);
             let by = entry
                 .authors
                 .iter()

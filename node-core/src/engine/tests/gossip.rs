@@ -279,6 +279,11 @@ fn the_view_says_what_runs_where_and_counts_only_wanted_copies() {
     let wanted = e.holders_wanted(job, TaskId(t));
     assert_eq!(wanted, Engine::ranked(job, TaskId(t), &live)[..2].to_vec());
     assert_eq!(v.copies, 1, "copies at {wanted:?} of those held by 2 and 3");
+    assert_eq!(
+        e.copies_short(),
+        std::collections::BTreeMap::from([(job, 1)]),
+        "that task, the only one validated, is short of a copy"
+    );
     let top = Engine::ranked(job, TaskId(t), &[NodeId(2), NodeId(3)])[0];
     assert_eq!(v.by, Some(top));
     assert_eq!(e.running_on(job, TaskId(t)), None);

@@ -748,6 +748,111 @@ fn an_invalid_spec_from_a_peer_is_refused_and_counted_once() {
     assert_eq!(e.job_ids().count(), 0);
 }
 
+/// `from`'s digest of `job` (no facts): it holds the job.
+fn digest_from(e: &mut Engine, at: u64, from: NodeId, job: JobId) {
+    e.handle_input(
+        Millis(at),
+        Input::Message {
+            from,
+            msg: EngineMsg::Digest { job, facts: 0 },
+        },
+    );
+}
+
+/// A member that joins after a job's submitter left cannot learn the job (a spec is
+/// taken only from its submitter, or relayed while the submitter is live): it drops
+/// every copy sent to it, and the sender gives up on it after `STORE_TRIES_MAX` tries.
+/// A view does not count it as a wanted holder until it shows the job, so the task is
+/// not shown short of a copy for good. A chaos run found every native counting such a
+/// member as a wanted holder, for good.
+#[test]
+fn a_member_that_joined_after_the_submitter_left_is_no_wanted_holder() {
+    // Node 1 holds task 0 of node 2's job with nodes 2 to 4 up.
+    let (mut e, job) = ranked_first_then_node_5(4);
+    step(&mut e, 0);
+    // The submitter leaves; node 5, the task's second ranked, joins.
+    e.handle_input(Millis(10), Input::PeerDown(NodeId(2)));
+    e.handle_input(Millis(20), Input::PeerUp(NodeId(5)));
+    let wanted = e.holders_wanted(job, TaskId(0));
+    assert_eq!(wanted[0], NodeId(1));
+    assert!(!wanted.contains(&NodeId(5)), "{wanted:?}");
+    // It shows the job after all (it heard of it before): wanted.
+    digest_from(&mut e, 30, NodeId(5), job);
+    assert_eq!(e.holders_wanted(job, TaskId(0)), [NodeId(1), NodeId(5)]);
+    // Having shown the job, its asks for the facts again change nothing.
+    resend_from(&mut e, 40, NodeId(5), job);
+    assert_eq!(e.holders_wanted(job, TaskId(0)), [NodeId(1), NodeId(5)]);
+    // It leaves and comes back while the submitter is still gone: not wanted again.
+    e.handle_input(Millis(50), Input::PeerDown(NodeId(5)));
+    e.handle_input(Millis(60), Input::PeerUp(NodeId(5)));
+    assert!(!e.holders_wanted(job, TaskId(0)).contains(&NodeId(5)));
+}
+
+/// Node 1 with peers 2 to `last` up, and node 2's one-task job (r = 2, q = 1) whose
+/// task ranks node 1 first and node 5 second among nodes 1 to 5.
+fn ranked_first_then_node_5(last: u64) -> (Engine, JobId) {
+    let mut e = Engine::new(NodeId(1), EngineConfig::default(), 1, Millis(0));
+    for n in 2..=last {
+        e.handle_input(Millis(0), Input::PeerUp(NodeId(n)));
+    }
+    let spec = spec_where(
+        JobSpec {
+            kernel: kernel(1),
+            replication: 2,
+            quorum: 1,
+            pacing_ms: 0,
+            submitter: NodeId(2),
+            nonce: 0,
+        },
+        |id| {
+            let ranked = Engine::ranked(id, TaskId(0), &[1, 2, 3, 4, 5].map(NodeId));
+            ranked[0] == NodeId(1) && ranked[1] == NodeId(5)
+        },
+    );
+    let job = send_job(&mut e, 0, spec);
+    (e, job)
+}
+
+/// `from` asks for `job` (what a member that does not have it does when it hears of
+/// it, and what a member behind on the facts does).
+fn resend_from(e: &mut Engine, at: u64, from: NodeId, job: JobId) {
+    e.handle_input(
+        Millis(at),
+        Input::Message {
+            from,
+            msg: EngineMsg::Resend { job },
+        },
+    );
+}
+
+/// A member that asks for a job it never showed does not have it (its table was full
+/// when the job came, and it refused it): no wanted holder until it shows the job, and
+/// the task is not counted short for its sake. A chaos run found a busy tab that had
+/// refused a job counted as its wanted holder by every native, for good.
+#[test]
+fn a_member_that_asks_for_the_job_is_no_wanted_holder() {
+    let (mut e, job) = ranked_first_then_node_5(5);
+    resend_from(&mut e, 1, NodeId(5), job);
+    step(&mut e, 1);
+    let wanted = e.holders_wanted(job, TaskId(0));
+    assert!(!wanted.contains(&NodeId(5)), "{wanted:?}");
+    // The next ranked holds a copy: nothing is short.
+    let next = wanted[1];
+    let hash = e
+        .validated_hash(job, TaskId(0))
+        .expect("validated at q = 1");
+    report_from(&mut e, 2, next.0, job, Fact::Holding(hash));
+    assert_eq!(e.copies_short(), Default::default());
+    // The submitter asking (behind on facts) is never taken for a member without it.
+    resend_from(&mut e, 600, NodeId(2), job);
+    assert!(!e.jobs[&job].unaware.contains(&NodeId(2)));
+    // Node 5 took the job after all: its digest says so, it is wanted again, and the
+    // task is short until it holds a copy.
+    digest_from(&mut e, 700, NodeId(5), job);
+    assert_eq!(e.holders_wanted(job, TaskId(0)), [NodeId(1), NodeId(5)]);
+    assert_eq!(e.copies_short().get(&job), Some(&1));
+}
+
 /// Stores in `out`: (to, task).
 fn stores(out: &[Output]) -> Vec<NodeId> {
     out.iter()
