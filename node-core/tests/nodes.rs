@@ -138,8 +138,9 @@ fn a_node_killed_mid_job_costs_time_not_the_output() {
 
 /// The copies' count a checker reads (`NodeEvent::CopiesShort`, `Engine::copies_short`):
 /// after a holder departs, re-replication copies its results to the next ranked members
-/// (within a few hundred milliseconds here, between two counts), and every living
-/// node's count, as counted and as told, ends at nothing. With `rereplicate` skipped,
+/// (within a few hundred milliseconds here, between two counts, so no short count may
+/// be told at all), and every living node's count, as counted and as told, ends at
+/// nothing. With `rereplicate` skipped,
 /// five results stay short, told by every node.
 #[test]
 fn a_departed_holders_copies_are_made_again_and_the_count_says_so() {

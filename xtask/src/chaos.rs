@@ -2555,10 +2555,12 @@ fn draw_plot(per_sec: &[u32], faults: &[(Kind, f64, f64)]) -> String {
             top + plot_h + 16.0
         ));
     }
-    let mut lx = left + 380.0;
+    // The legend on a line of its own, under the title (which grows with the bars'
+    // seconds).
+    let mut lx = left;
     for kind in Kind::ALL {
         svg.push_str(&format!(
-            "<rect x=\"{lx:.0}\" y=\"5\" width=\"10\" height=\"10\" fill=\"{}\" fill-opacity=\"0.5\"/><text x=\"{:.0}\" y=\"14\">{}</text>\n",
+            "<rect x=\"{lx:.0}\" y=\"21\" width=\"10\" height=\"10\" fill=\"{}\" fill-opacity=\"0.5\"/><text x=\"{:.0}\" y=\"30\">{}</text>\n",
             colour(kind),
             lx + 13.0,
             kind.short()

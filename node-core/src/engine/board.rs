@@ -244,10 +244,11 @@ impl Board {
         Some(hit)
     }
 
-    /// Every fact `author` contributed, to resend it.
     /// Takes back this node's own reports and holdings of a validated task other than
-    /// its validated hash (what it said while a presenter made it lie); returns how
-    /// many. Peers keep what they heard; newcomers no longer hear it.
+    /// its validated hash (a presenter's reset: what it said while made to lie);
+    /// returns how many. Peers keep what they heard (and so count more of this node's
+    /// facts than its digests say, until it has said as many again); newcomers no
+    /// longer hear it.
     pub fn withdraw_own_wrong(&mut self, t: TaskId) -> u64 {
         let me = self.me;
         let Some(entry) = self.tasks.get_mut(t.0 as usize) else {
@@ -270,6 +271,7 @@ impl Board {
         gone
     }
 
+    /// Every fact `author` contributed, to resend it.
     pub fn facts_of(&self, author: NodeId) -> Vec<TaskFact> {
         let mut out = Vec::new();
         for (i, entry) in self.tasks.iter().enumerate() {

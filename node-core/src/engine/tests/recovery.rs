@@ -843,7 +843,10 @@ fn a_member_that_asks_for_the_job_is_no_wanted_holder() {
         .expect("validated at q = 1");
     report_from(&mut e, 2, next.0, job, Fact::Holding(hash));
     assert_eq!(e.copies_short(), Default::default());
-    // The submitter asking (behind on facts) is never taken for a member without it.
+    // The submitter asking (behind on facts) is never taken for a member without it,
+    // even when it has shown nothing since it came back.
+    e.handle_input(Millis(500), Input::PeerDown(NodeId(2)));
+    e.handle_input(Millis(550), Input::PeerUp(NodeId(2)));
     resend_from(&mut e, 600, NodeId(2), job);
     assert!(!e.jobs[&job].unaware.contains(&NodeId(2)));
     // Node 5 took the job after all: its digest says so, it is wanted again, and the
