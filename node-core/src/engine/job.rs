@@ -216,8 +216,8 @@ impl Engine {
         }
     }
 
-    /// `peer` showed that it holds `job` (it sent the spec, facts or a digest): copies
-    /// may go to it from now on.
+    /// `peer` showed that it holds `job` (it sent the spec, facts or a digest): a view
+    /// counts it as a wanted holder again.
     pub(super) fn knows_job(&mut self, peer: NodeId, job: JobId) {
         let Some(j) = self.jobs.get_mut(&job) else {
             return;
